@@ -1,0 +1,1 @@
+"""Cardlake: a PySpark lakehouse for card and retail-banking analytics."""
