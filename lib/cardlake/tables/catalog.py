@@ -1,0 +1,159 @@
+"""SQL access: every lake table by name in the databases ``bronze``, ``silver`` and ``gold``.
+
+With the delta-spark engine, tables are registered ``USING delta`` at their location. With the
+embedded delta-rs engine they are registered through ``cardlake_delta``, a Spark Python data
+source that resolves the table's latest snapshot with delta-rs each time a query is planned, so
+``select ... from gold.kpi_monthly`` always reads the latest commit, even one made by another
+process after the table was registered.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StructType
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SQL_LAYERS = ("bronze", "silver", "gold")
+SOURCE_NAME = "cardlake_delta"
+PATH_OPTION = "table_path"  # not "path": the catalog turns that one into a location
+
+
+class _FilePartition(InputPartition):
+    def __init__(self, file_path: str | None, partition: dict[str, Any]) -> None:
+        super().__init__(file_path)
+        self.file_path = file_path
+        self.partition = partition
+
+
+class _LatestSnapshotReader(DataSourceReader):
+    def __init__(self, path: str, schema: StructType) -> None:
+        from deltalake import DeltaTable
+
+        from cardlake.tables.delta_rs import (
+            _file_entries,
+            _local_dir,
+            _refuse_unsupported,
+        )
+
+        local = _local_dir(path)
+        table = DeltaTable(local)
+        _refuse_unsupported(table, path)
+        self._schema = schema
+        self._partition_columns = list(table.metadata().partition_columns)
+        self._files = [(e.abs_path, e.partition) for e in _file_entries(table, local)]
+
+    def partitions(self) -> Sequence[InputPartition]:
+        if not self._files:
+            return [_FilePartition(None, {})]
+        return [_FilePartition(path, partition) for path, partition in self._files]
+
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        assert isinstance(partition, _FilePartition)
+        target = to_arrow_schema(self._schema)
+        if partition.file_path is None:
+            return
+        parquet = pq.ParquetFile(partition.file_path)
+        present = set(parquet.schema_arrow.names)
+        data_columns = [
+            f.name for f in target if f.name not in self._partition_columns and f.name in present
+        ]
+        for batch in parquet.iter_batches(columns=data_columns, batch_size=65536):
+            columns = []
+            for field in target:
+                if field.name in self._partition_columns:
+                    value = partition.partition.get(field.name)
+                    columns.append(pa.array([value] * batch.num_rows).cast(field.type))
+                elif field.name in present:
+                    columns.append(batch.column(field.name).cast(field.type))
+                else:  # added later by schema evolution: absent from older files
+                    columns.append(pa.nulls(batch.num_rows, field.type))
+            yield pa.RecordBatch.from_arrays(columns, schema=target)
+
+
+class CardlakeDeltaSource(DataSource):
+    """``spark.read.format("cardlake_delta").option("table_path", ...)``: the latest commit.
+
+    Spark 4.1 does not hand a catalog table's OPTIONS to a Python data source, so catalog tables
+    use :func:`source_for`: a subclass per table that carries its path.
+    """
+
+    table_path: str | None = None
+
+    @classmethod
+    def name(cls) -> str:
+        return SOURCE_NAME
+
+    def _path(self) -> str:
+        path = self.table_path or self.options.get(PATH_OPTION)
+        if not path:
+            raise ValueError(f"{SOURCE_NAME} needs the option {PATH_OPTION!r}")
+        return path
+
+    def schema(self) -> StructType:
+        from deltalake import DeltaTable
+
+        from cardlake.tables.delta_rs import _spark_schema
+
+        return _spark_schema(DeltaTable(self._path()))
+
+    def reader(self, schema: StructType) -> DataSourceReader:
+        return _LatestSnapshotReader(self._path(), schema)
+
+
+def source_for(layer: str, name: str, path: str) -> type[CardlakeDeltaSource]:
+    """A data source class bound to one table (pickled by value into Spark's Python workers)."""
+    short = f"{SOURCE_NAME}_{layer}_{name}"
+    return type(
+        f"CardlakeDeltaSource_{layer}_{name}",
+        (CardlakeDeltaSource,),
+        {"table_path": path, "name": classmethod(lambda cls: short)},
+    )
+
+
+def _quote(path: str) -> str:
+    return path.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def register_table(spark: SparkSession, *, layer: str, name: str, path: str, engine: str) -> None:
+    """Makes ``layer.name`` queryable in Spark SQL (idempotent)."""
+    if layer not in SQL_LAYERS:
+        return
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
+    if engine == "delta-spark":
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS `{layer}`.`{name}` USING delta LOCATION '{_quote(path)}'"
+        )
+        return
+    source = source_for(layer, name, path)
+    spark.dataSource.register(source)
+    spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{name}`")  # picks up an evolved schema
+    spark.sql(f"CREATE TABLE `{layer}`.`{name}` USING {source.name()}")
+
+
+def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[str]:
+    """Registers every Delta table found under ``<lake_root>/{bronze,silver,gold}``.
+
+    Returns:
+        The qualified names registered, e.g. ``["gold.kpi_monthly", ...]``.
+    """
+    names = []
+    for layer in SQL_LAYERS:
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
+        folder = os.path.join(lake_root, layer)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if os.path.isdir(os.path.join(path, "_delta_log")):
+                register_table(spark, layer=layer, name=name, path=path, engine=engine)
+                names.append(f"{layer}.{name}")
+    return names

@@ -1,0 +1,258 @@
+"""The JVM engine: Delta Lake's own connector (``delta-spark``) and its ``DeltaTable`` API.
+
+Chosen on clusters and wherever the connector's jars load. The session must be built with
+Delta's SQL extension and catalog (``cardlake.spark`` does this when ``tables.engine`` is
+``delta-spark``). Everything here is Delta's native behaviour: optimistic concurrency, schema
+enforcement, idempotent writes through ``txnAppId``/``txnVersion``, ``MERGE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import reduce
+from typing import Any, Literal
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from cardlake.tables.base import (
+    ConcurrentModificationError,
+    Idempotency,
+    PartitionSpec,
+    SchemaMode,
+    TableError,
+    TableNotFoundError,
+    WriteResult,
+    check_schema,
+    conform,
+    normalise_partitions,
+)
+
+
+def _sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def replace_where_clause(partitions: PartitionSpec) -> str:
+    """``{"month": ["2025-05", "2025-06"]}`` as Delta's ``replaceWhere`` predicate."""
+    wanted = normalise_partitions(partitions) or {}
+    clauses = []
+    for column, values in wanted.items():
+        non_null = [v for v in values if v is not None]
+        parts = []
+        if non_null:
+            parts.append(f"`{column}` IN ({', '.join(_sql_literal(v) for v in non_null)})")
+        if len(non_null) < len(values):
+            parts.append(f"`{column}` IS NULL")
+        clauses.append("(" + " OR ".join(parts) + ")")
+    return " AND ".join(clauses)
+
+
+class DeltaSparkEngine:
+    """Delta tables through the delta-spark connector."""
+
+    name = "delta-spark"
+
+    def __init__(self, *, spark: SparkSession) -> None:
+        from delta.tables import DeltaTable  # imported here: needs the connector's jars
+
+        self._spark = spark
+        self._delta_table = DeltaTable
+
+    def _table(self, path: str) -> Any:
+        if not self.exists(path):
+            raise TableNotFoundError(f"no Delta table at {path}")
+        return self._delta_table.forPath(self._spark, path)
+
+    def exists(self, path: str) -> bool:
+        return bool(self._delta_table.isDeltaTable(self._spark, path))
+
+    def create(
+        self,
+        path: str,
+        schema: StructType,
+        *,
+        partition_by: Sequence[str] = (),
+        description: str | None = None,
+    ) -> bool:
+        if self.exists(path):
+            return False
+        builder = self._delta_table.createIfNotExists(self._spark).location(path).addColumns(schema)
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        if description:
+            builder = builder.comment(description)
+        builder.execute()
+        return True
+
+    def schema(self, path: str) -> StructType:
+        return self._table(path).toDF().schema
+
+    def partition_columns(self, path: str) -> list[str]:
+        detail = self._table(path).detail().select("partitionColumns").first()
+        return list(detail[0]) if detail else []
+
+    def version(self, path: str) -> int:
+        return int(self._table(path).history(1).select("version").first()[0])
+
+    def history(self, path: str, limit: int | None = None) -> list[dict[str, Any]]:
+        frame = self._table(path).history(limit) if limit else self._table(path).history()
+        return [row.asDict(recursive=True) for row in frame.collect()]
+
+    def read(
+        self,
+        path: str,
+        *,
+        version: int | None = None,
+        timestamp: datetime | str | None = None,
+        partitions: PartitionSpec | None = None,
+    ) -> DataFrame:
+        if not self.exists(path):
+            raise TableNotFoundError(f"no Delta table at {path}")
+        reader = self._spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        if timestamp is not None:
+            reader = reader.option("timestampAsOf", str(timestamp))
+        frame = reader.load(path)
+        if partitions:
+            frame = frame.filter(replace_where_clause(partitions))
+        return frame
+
+    def _writer(
+        self,
+        df: DataFrame,
+        mode: str,
+        idempotency: Idempotency | None,
+        schema_mode: SchemaMode,
+        partition_by: Sequence[str],
+    ) -> Any:
+        writer = df.write.format("delta").mode(mode)
+        if idempotency:
+            writer = writer.option("txnAppId", idempotency.app_id).option(
+                "txnVersion", idempotency.version
+            )
+        if schema_mode == "merge":
+            writer = writer.option("mergeSchema", "true")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        return writer
+
+    def _result(self, path: str, before: int | None) -> WriteResult:
+        after = self.version(path)
+        return WriteResult(committed=before is None or after != before, version=after)
+
+    def append(
+        self,
+        path: str,
+        df: DataFrame,
+        *,
+        partition_by: Sequence[str] = (),
+        idempotency: Idempotency | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> WriteResult:
+        before = self.version(path) if self.exists(path) else None
+        if before is not None:
+            # Delta fills absent columns with nulls; our contract refuses them, naming them.
+            check_schema(self.schema(path), df.schema, path=path, mode=schema_mode)
+        self._writer(df, "append", idempotency, schema_mode, partition_by).save(path)
+        return self._result(path, before)
+
+    def overwrite(
+        self,
+        path: str,
+        df: DataFrame,
+        *,
+        partition_by: Sequence[str] = (),
+        partitions: PartitionSpec | None = None,
+        idempotency: Idempotency | None = None,
+        schema_mode: SchemaMode = "strict",
+        read_version: int | None = None,
+    ) -> WriteResult:
+        before = self.version(path) if self.exists(path) else None
+        if before is not None:
+            check_schema(self.schema(path), df.schema, path=path, mode=schema_mode)
+            if read_version is not None and before != read_version:
+                self._check_since(path, read_version)
+        writer = self._writer(df, "overwrite", idempotency, schema_mode, partition_by)
+        if partitions:
+            writer = writer.option("replaceWhere", replace_where_clause(partitions))
+        try:
+            writer.save(path)
+        except Exception as exc:  # Delta's conflict exceptions come through Py4J
+            if "Concurrent" in type(exc).__name__ or "Concurrent" in str(exc)[:200]:
+                raise ConcurrentModificationError(str(exc)) from exc
+            raise
+        return self._result(path, before)
+
+    def _check_since(self, path: str, read_version: int) -> None:
+        changed = [
+            h
+            for h in self.history(path)
+            if h["version"] > read_version
+            and h.get("operation") not in ("OPTIMIZE", "VACUUM START", "VACUUM END")
+        ]
+        if changed:
+            raise ConcurrentModificationError(
+                f"{path} changed since version {read_version} (by {changed[-1]['operation']} at "
+                f"version {changed[-1]['version']}); nothing was committed, retry it"
+            )
+
+    def merge(
+        self,
+        path: str,
+        source: DataFrame,
+        *,
+        keys: Sequence[str],
+        when_matched: Literal["update", "delete", "ignore"] = "update",
+        when_not_matched: Literal["insert", "ignore"] = "insert",
+        update_condition: str | None = None,
+    ) -> WriteResult:
+        table = self._table(path)
+        schema = self.schema(path)
+        check_schema(schema, source.schema, path=path, mode="strict")
+        before = self.version(path)
+        on = reduce(Column.__and__, [F.col(f"t.{k}").eqNullSafe(F.col(f"s.{k}")) for k in keys])
+        builder = table.alias("t").merge(conform(source, schema).alias("s"), on)
+        if when_matched == "update":
+            builder = builder.whenMatchedUpdateAll(condition=update_condition)
+        elif when_matched == "delete":
+            builder = builder.whenMatchedDelete()
+        if when_not_matched == "insert":
+            builder = builder.whenNotMatchedInsertAll()
+        builder.execute()
+        return self._result(path, before)
+
+    def delete(self, path: str, predicate: str) -> WriteResult:
+        before = self.version(path)
+        self._table(path).delete(predicate)
+        return self._result(path, before)
+
+    def optimize(
+        self, path: str, *, zorder_by: Sequence[str] = (), partitions: PartitionSpec | None = None
+    ) -> dict[str, Any]:
+        builder = self._table(path).optimize()
+        if partitions:
+            builder = builder.where(replace_where_clause(partitions))
+        frame = builder.executeZOrderBy(*zorder_by) if zorder_by else builder.executeCompaction()
+        row = frame.first()
+        return row.asDict(recursive=True) if row else {}
+
+    def vacuum(self, path: str, *, retention_hours: int, dry_run: bool = False) -> list[str]:
+        if dry_run:
+            raise TableError("the delta-spark engine's vacuum has no dry run in the Python API")
+        self._spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        self._table(path).vacuum(float(retention_hours))
+        return []
+
+    def restore(self, path: str, version: int) -> WriteResult:
+        self._table(path).restoreToVersion(version)
+        return WriteResult(committed=True, version=self.version(path))

@@ -1,0 +1,276 @@
+"""The facade jobs use: tables by name (``layer.table``), the engine chosen once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from cardlake.config import Config
+from cardlake.spark import DELTA_EXTENSION, delta_spark_loaded
+from cardlake.tables import catalog
+from cardlake.tables.base import (
+    DeltaEngine,
+    Idempotency,
+    PartitionSpec,
+    SchemaMode,
+    TableError,
+    WriteResult,
+)
+
+LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
+EngineName = Literal["auto", "delta-rs", "delta-spark"]
+
+
+def choose_engine(
+    spark: SparkSession, requested: EngineName, *, commit_retries: int = 5
+) -> DeltaEngine:
+    """Picks the engine: ``delta-spark`` where its classes load and the session is set up for it.
+
+    ``auto`` falls back to the embedded delta-rs engine; asking for ``delta-spark`` on a session
+    without the connector is an error that says why.
+    """
+    from cardlake.tables.delta_rs import DeltaRsEngine
+
+    loaded = delta_spark_loaded(spark)
+    configured = DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "")
+    if requested == "delta-spark" or (requested == "auto" and loaded and configured):
+        if not loaded:
+            raise TableError(
+                "tables.engine is delta-spark, but the Delta connector's classes are not on the "
+                "JVM classpath: submit with --packages io.delta:delta-spark_2.13:<version> (needs "
+                "Maven access) or --jars with the delta-spark and delta-storage jars"
+            )
+        from cardlake.tables.delta_spark import DeltaSparkEngine
+
+        return DeltaSparkEngine(spark=spark)
+    return DeltaRsEngine(spark=spark, commit_retries=commit_retries)
+
+
+class Tables:
+    """Delta tables under one lake root, addressed as ``"<layer>.<table>"``.
+
+    Layers: ``bronze``, ``silver``, ``gold`` (visible in Spark SQL by the same names), and
+    ``_quarantine`` and ``_ops`` for rejected rows and operational records.
+    """
+
+    def __init__(
+        self,
+        *,
+        spark: SparkSession,
+        lake_root: str,
+        engine: DeltaEngine,
+        vacuum_retention_hours: int = 168,
+        register_sql: bool = True,
+    ) -> None:
+        self.spark = spark
+        self.lake_root = lake_root.rstrip("/")
+        self.engine = engine
+        self._vacuum_retention_hours = vacuum_retention_hours
+        self._register_sql = register_sql
+
+    @classmethod
+    def from_config(cls, spark: SparkSession, cfg: Config) -> Tables:
+        """The lake of ``cfg`` with the configured engine; registers its tables for SQL."""
+        engine = choose_engine(spark, cfg.tables.engine, commit_retries=cfg.tables.commit_retries)
+        tables = cls(
+            spark=spark,
+            lake_root=cfg.paths.lake_root,
+            engine=engine,
+            vacuum_retention_hours=cfg.tables.vacuum_retention_hours,
+        )
+        tables.register_sql()
+        return tables
+
+    def register_sql(self) -> list[str]:
+        """Registers every existing table of the lake in Spark SQL's catalog."""
+        return catalog.register_lake(self.spark, lake_root=self.lake_root, engine=self.engine.name)
+
+    def path(self, name: str) -> str:
+        """``"gold.kpi_monthly"`` to its folder or URI under the lake root."""
+        layer, _, table = name.partition(".")
+        if layer not in LAYERS or not table or "/" in table:
+            raise TableError(f"table names are '<layer>.<table>' with layer in {LAYERS}: {name!r}")
+        return f"{self.lake_root}/{layer}/{table}"
+
+    def _registered(self, name: str, created: bool) -> None:
+        if created and self._register_sql:
+            layer, _, table = name.partition(".")
+            catalog.register_table(
+                self.spark, layer=layer, name=table, path=self.path(name), engine=self.engine.name
+            )
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def exists(self, name: str) -> bool:
+        return self.engine.exists(self.path(name))
+
+    def create(
+        self,
+        name: str,
+        schema: StructType,
+        *,
+        partition_by: Sequence[str] = (),
+        description: str | None = None,
+    ) -> bool:
+        """Creates an empty table if absent; returns whether it was created."""
+        created = self.engine.create(
+            self.path(name), schema, partition_by=partition_by, description=description
+        )
+        self._registered(name, created)
+        return created
+
+    def schema(self, name: str) -> StructType:
+        return self.engine.schema(self.path(name))
+
+    def version(self, name: str) -> int:
+        return self.engine.version(self.path(name))
+
+    def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Commits, newest first, as dictionaries (version, timestamp, operation, ...)."""
+        return self.engine.history(self.path(name), limit)
+
+    # -- read and write ---------------------------------------------------------------------
+
+    def read(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        timestamp: datetime | str | None = None,
+        partitions: PartitionSpec | None = None,
+    ) -> DataFrame:
+        """Reads the latest snapshot, or the one at ``version`` or ``timestamp``.
+
+        Args:
+            name: ``"<layer>.<table>"``.
+            version: time travel to this version.
+            timestamp: time travel to the version current at this instant.
+            partitions: prune to these partition values, e.g. ``{"month": ["2025-05"]}``.
+        """
+        return self.engine.read(
+            self.path(name), version=version, timestamp=timestamp, partitions=partitions
+        )
+
+    def append(
+        self,
+        name: str,
+        df: DataFrame,
+        *,
+        partition_by: Sequence[str] = (),
+        idempotency: Idempotency | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> WriteResult:
+        """Appends ``df``, creating the table on first write.
+
+        Raises:
+            SchemaMismatchError: the columns differ from the table's (named in the message);
+                ``schema_mode="merge"`` adds new columns instead.
+        """
+        existed = self.exists(name)
+        result = self.engine.append(
+            self.path(name),
+            df,
+            partition_by=partition_by,
+            idempotency=idempotency,
+            schema_mode=schema_mode,
+        )
+        self._registered(name, not existed or schema_mode == "merge")
+        return result
+
+    def overwrite(
+        self,
+        name: str,
+        df: DataFrame,
+        *,
+        partition_by: Sequence[str] = (),
+        idempotency: Idempotency | None = None,
+        schema_mode: SchemaMode = "strict",
+    ) -> WriteResult:
+        """Replaces the whole table's contents with ``df``."""
+        existed = self.exists(name)
+        result = self.engine.overwrite(
+            self.path(name),
+            df,
+            partition_by=partition_by,
+            idempotency=idempotency,
+            schema_mode=schema_mode,
+        )
+        self._registered(name, not existed or schema_mode == "merge")
+        return result
+
+    def replace_partitions(
+        self,
+        name: str,
+        df: DataFrame,
+        *,
+        partitions: PartitionSpec,
+        partition_by: Sequence[str] = (),
+        idempotency: Idempotency | None = None,
+        schema_mode: SchemaMode = "strict",
+        read_version: int | None = None,
+    ) -> WriteResult:
+        """Replaces only ``partitions`` (Delta's replaceWhere); other partitions stay as they are.
+
+        Raises:
+            ConcurrentModificationError: another commit since ``read_version`` changed one of
+                these partitions; nothing was committed.
+        """
+        existed = self.exists(name)
+        result = self.engine.overwrite(
+            self.path(name),
+            df,
+            partition_by=partition_by,
+            partitions=partitions,
+            idempotency=idempotency,
+            schema_mode=schema_mode,
+            read_version=read_version,
+        )
+        self._registered(name, not existed or schema_mode == "merge")
+        return result
+
+    def merge(
+        self,
+        name: str,
+        source: DataFrame,
+        *,
+        keys: Sequence[str],
+        when_matched: Literal["update", "delete", "ignore"] = "update",
+        when_not_matched: Literal["insert", "ignore"] = "insert",
+        update_condition: str | None = None,
+    ) -> WriteResult:
+        """Upserts ``source`` on ``keys``, matching keys null-safely (``<=>``)."""
+        return self.engine.merge(
+            self.path(name),
+            source,
+            keys=keys,
+            when_matched=when_matched,
+            when_not_matched=when_not_matched,
+            update_condition=update_condition,
+        )
+
+    def delete(self, name: str, predicate: str) -> WriteResult:
+        """Deletes the rows where the SQL ``predicate`` holds."""
+        return self.engine.delete(self.path(name), predicate)
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def optimize(
+        self, name: str, *, zorder_by: Sequence[str] = (), partitions: PartitionSpec | None = None
+    ) -> dict[str, Any]:
+        """Compacts small files, or z-orders by ``zorder_by``."""
+        return self.engine.optimize(self.path(name), zorder_by=zorder_by, partitions=partitions)
+
+    def vacuum(
+        self, name: str, *, retention_hours: int | None = None, dry_run: bool = False
+    ) -> list[str]:
+        """Deletes files older than the retention that no retained version needs."""
+        hours = self._vacuum_retention_hours if retention_hours is None else retention_hours
+        return self.engine.vacuum(self.path(name), retention_hours=hours, dry_run=dry_run)
+
+    def restore(self, name: str, version: int) -> WriteResult:
+        """Restores the table to ``version`` as a new commit."""
+        return self.engine.restore(self.path(name), version)
