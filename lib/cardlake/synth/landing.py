@@ -608,7 +608,6 @@ def engagement_truth(ctx: MonthContext) -> None:
     w, m = ctx.world, ctx.m
     t = ctx.truth.table("engagement_monthly", ())
     t["person_id"] = np.array(w.person_id, dtype=object)
-    t["month"] = np.array([ctx.month] * w.n, dtype=object)
     t["state"] = np.array(ENGAGEMENT_STATES, dtype=object)[w.state[:, m]]
     t["engagement"] = np.round(w.engagement[:, m], 4)
     t["plan_type"] = np.array(V.PLANS, dtype=object)[w.plan[:, m]]
