@@ -385,6 +385,7 @@ def product_usage(ctx: MonthContext) -> None:
             email, noise = email_variant(email, rnd), "email_variant"
         if rnd.random() < p.missing_field_rate:
             email, noise = "", (noise + ";missing_field").lstrip(";")
+        device, device_os = w.device_id(i, m), V.DEVICE_OS[int(w.device_os[i, m])]
         for prod, pa in zip(V.PRODUCTS, aff, strict=True):
             if rnd.random() >= pa * (0.4 + 0.6 * eng[i]):
                 continue
@@ -397,8 +398,8 @@ def product_usage(ctx: MonthContext) -> None:
                 "crm_id": w.crm_id[i] if rnd.random() < p.crossref_rate * 0.8 else "",
                 "month": ctx.month, "product": prod, "sessions": sessions,
                 "minutes": round(sessions * rnd.uniform(0.5, 6.0), 1),
-                "last_seen": f"{ctx.month}-{last_day:02d}", "device_id": w.device_id(i, m),
-                "device_os": V.DEVICE_OS[int(w.device_os[i, m])],
+                "last_seen": f"{ctx.month}-{last_day:02d}", "device_id": device,
+                "device_os": device_os,
                 "app_version": APP_VERSIONS[min(len(APP_VERSIONS) - 1,
                                                 m * len(APP_VERSIONS) // p.n_months
                                                 + rnd.randrange(-1, 1))],

@@ -19,11 +19,16 @@ from cardlake.synth.sources import REDELIVERY_SUFFIX
 Serializer = Callable[[dict[str, Any]], str]
 
 
+_CSV_BUF = io.StringIO()
+_CSV_WRITER = csv.writer(_CSV_BUF, lineterminator="")
+
+
 def csv_line(values: Sequence[Any]) -> str:
     """One CSV line (minimal quoting, no newline)."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(values)
-    return buf.getvalue()
+    _CSV_BUF.seek(0)
+    _CSV_BUF.truncate()
+    _CSV_WRITER.writerow(values)
+    return _CSV_BUF.getvalue()
 
 
 class FileBuilder:
@@ -134,17 +139,25 @@ class FileBuilder:
             copies.append((copy_rel, True))
             truth.deliveries.append((self.source, copy_rel, "redelivery", self.rel_path))
         truth.deliveries.append((self.source, self.rel_path, "original", ""))
+        idx = [i for _, _, i in order]
+        rids = [self.record_ids[i] for i in idx]
+        persons = [self.persons[i] for i in idx]
+        noise = [self.noise[i] for i in idx]
+        lines = range(first_line, first_line + len(idx))
+        c = truth.sr_cols
         for rel, is_copy in copies:
-            for pos, (_, dup, i) in enumerate(order):
-                line_no = first_line + pos
-                truth.add_source_record(
-                    self.source, self.record_ids[i], self.persons[i], rel, line_no,
-                    self.noise[i], bool(dup) or is_copy,
-                )
+            c["source"].extend([self.source] * len(idx))
+            c["source_record_id"].extend(rids)
+            c["person_id"].extend(persons)
+            c["file"].extend([rel] * len(idx))
+            c["line"].extend(lines)
+            c["noise"].extend(noise)
+            c["is_duplicate"].extend([is_copy or bool(dup) for _, dup, _ in order])
+            for pos, i in enumerate(idx):
                 kind = self.bad.get(i)
                 if kind is not None:
                     truth.bad_records.append(
-                        (self.source, rel, line_no, kind, self.record_ids[i])
+                        (self.source, rel, first_line + pos, kind, self.record_ids[i])
                     )
 
 
