@@ -783,13 +783,20 @@ def _refuse_unsupported(table: DeltaTable, path: str) -> None:
             "the table's; read it with the delta-spark engine"
         )
     if "deletionVectors" in features:
-        actions = pa.table(table.get_add_actions(flatten=True))
-        dv_columns = [c for c in actions.column_names if c.startswith("deletionVector")]
-        if dv_columns and actions.column(dv_columns[0]).null_count < actions.num_rows:
+        # get_add_actions does not show deletion vectors; deletion_vectors() lists them.
+        try:
+            with_dvs = pa.table(table.deletion_vectors()).num_rows
+        except Exception as exc:
             raise UnsupportedTableFeatureError(
-                f"{path} has files with deletion vectors (deleted rows still in the Parquet "
-                "files); a plain file scan would return them, so the delta-rs engine refuses. "
-                "Read it with the delta-spark engine, or rewrite it (REORG TABLE ... APPLY (PURGE))"
+                f"{path} has deletion vectors that delta-rs could not read ({exc}); refusing "
+                "rather than returning deleted rows. Read it with the delta-spark engine"
+            ) from exc
+        if with_dvs:
+            raise UnsupportedTableFeatureError(
+                f"{path} has {with_dvs} file(s) with deletion vectors (deleted rows still in the "
+                "Parquet files); a plain file scan would return them, so the delta-rs engine "
+                "refuses. Read it with the delta-spark engine, or purge them (REORG TABLE ... "
+                "APPLY (PURGE))"
             )
 
 

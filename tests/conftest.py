@@ -1,0 +1,80 @@
+"""One SparkSession per test run (the test profile), and a clean SQL catalog per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from cardlake.config import Config, load_config
+from cardlake.spark import build_session, delta_spark_loaded
+from cardlake.tables import DeltaEngine, Tables
+from cardlake.tables.catalog import SQL_LAYERS
+
+ENGINES = ("delta-rs", "delta-spark")
+DELTA_SPARK_MISSING = (
+    "delta-spark engine not loadable here: io.delta.tables.DeltaTable is not on the JVM "
+    "classpath (its jars come from Maven, which this machine cannot reach)"
+)
+
+
+@pytest.fixture(scope="session")
+def test_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cardlake")
+
+
+@pytest.fixture(scope="session")
+def cfg(test_root: Path) -> Config:
+    return load_config(
+        "test",
+        overrides={
+            "paths.lake_root": str(test_root / "lake"),
+            "paths.landing_root": str(test_root / "landing"),
+            "paths.truth_root": str(test_root / "truth"),
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(cfg: Config) -> Iterator[SparkSession]:
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+    session = build_session(cfg)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def clean_catalog(spark: SparkSession) -> Iterator[None]:
+    """Drops the SQL databases after a test so table names never leak between tests."""
+    yield
+    for layer in SQL_LAYERS:
+        spark.sql(f"DROP DATABASE IF EXISTS `{layer}` CASCADE")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest, spark: SparkSession) -> DeltaEngine:
+    if request.param == "delta-spark":
+        if not delta_spark_loaded(spark):
+            pytest.skip(DELTA_SPARK_MISSING)
+        from cardlake.tables.delta_spark import DeltaSparkEngine
+
+        return DeltaSparkEngine(spark=spark)
+    from cardlake.tables.delta_rs import DeltaRsEngine
+
+    return DeltaRsEngine(spark=spark)
+
+
+@pytest.fixture
+def tables(spark: SparkSession, engine: DeltaEngine, tmp_path: Path, clean_catalog: None) -> Tables:
+    return Tables(spark=spark, lake_root=str(tmp_path / "lake"), engine=engine)
+
+
+@pytest.fixture
+def rs_tables(spark: SparkSession, tmp_path: Path, clean_catalog: None) -> Tables:
+    """The embedded engine alone, for tests of its own behaviour (crash, interop, refusals)."""
+    from cardlake.tables.delta_rs import DeltaRsEngine
+
+    return Tables(spark=spark, lake_root=str(tmp_path / "lake"), engine=DeltaRsEngine(spark=spark))
