@@ -1,0 +1,1 @@
+"""Silver: standardisation column functions, entity resolution, cleaned tables."""
