@@ -365,91 +365,126 @@ def _service_line(r: dict[str, Any]) -> str:
             f"resolved={r['resolved_at']} | note=\"{r['note']}\"")
 
 
+def _add_rows(fb: FileBuilder, columns: tuple[str, ...], rows: list[list[str]],
+              record_ids: list[str], persons: list[str], noise: list[str], defect_set: str,
+              bad_mask: np.ndarray, rnd: random.Random) -> None:
+    # Fast path for CSV rows whose values never need quoting; bad rows take the dict path.
+    for pos, row in enumerate(rows):
+        if bad_mask[pos]:
+            rec = dict(zip(columns, row, strict=True))
+            kind = pick_kind(defect_set, rnd)
+            corrupt_fields(rec, defect_set, kind, rnd)
+            fb.add(rec, record_id=record_ids[pos], person_id=persons[pos], noise=noise[pos],
+                   bad_kind=kind, rnd=rnd)
+        else:
+            fb.add_line(",".join(row), record_id=record_ids[pos], person_id=persons[pos],
+                        noise=noise[pos])
+
+
+def _email_noise(w: World, people: np.ndarray, rng: np.random.Generator,
+                 rnd: random.Random, with_missing: bool) -> tuple[list[str], list[str]]:
+    from cardlake.synth.noise import email_variant
+
+    p = w.params
+    variant = rng.random(len(people)) < p.email_variant_rate
+    missing = (rng.random(len(people)) < p.missing_field_rate) & with_missing
+    emails, noise = [], []
+    for i, v, miss in zip(people.tolist(), variant.tolist(), missing.tolist(), strict=True):
+        kinds = []
+        email = w.email[i]
+        if v:
+            email = email_variant(email, rnd)
+            kinds.append("email_variant")
+        if miss:
+            email = ""
+            kinds.append("missing_field")
+        emails.append(email)
+        noise.append(";".join(kinds))
+    return emails, noise
+
+
 def product_usage(ctx: MonthContext) -> None:
     """One row per app user and product used this month."""
     w, m, p = ctx.world, ctx.m, ctx.world.params
     rnd = py_rng(p.seed, "product_usage", ctx.month)
+    rng = np_rng(p.seed, "product_usage", ctx.month)
     fb = ctx.builder("product_usage", f"product_usage_{ctx.month}.csv",
                      header=[",".join(USAGE_COLUMNS)], columns=USAGE_COLUMNS)
-    eng = w.engagement[:, m]
+    eng_all = w.engagement[:, m]
+    people = np.flatnonzero(w.in_app & (eng_all > 0))
+    people = people[np.argsort(np.array(w.app_user_id, dtype=object)[people], kind="stable")]
+    emails, email_noise = _email_noise(w, people, rng, rnd, with_missing=True)
+    eng = eng_all[people]
+    aff = np.array([V.PRODUCT_AFFINITY[a] for a in V.ARCHETYPE_NAMES])[w.archetype[people]]
+    uses = rng.random(aff.shape) < aff * (0.4 + 0.6 * eng)[:, None]
+    who, prod = np.nonzero(uses)  # row-major: person order, then product order
+    n_rows = len(who)
+    e, pa = eng[who], aff[who, prod]
+    sessions = np.maximum(1, rng.exponential(25 * e * pa + 1)).astype(np.int64)
+    minutes = np.round(sessions * rng.uniform(0.5, 6.0, n_rows), 1)
     ndays = int((w.month_starts[m + 1] - w.month_starts[m]).astype(int))
-    seq = 0
-    for i in sorted(np.flatnonzero(w.in_app & (eng > 0)).tolist(),
-                    key=lambda j: w.app_user_id[j]):
-        aff = V.PRODUCT_AFFINITY[V.ARCHETYPE_NAMES[int(w.archetype[i])]]
-        email = w.email[i]
-        noise = ""
-        if rnd.random() < p.email_variant_rate:
-            from cardlake.synth.noise import email_variant
-
-            email, noise = email_variant(email, rnd), "email_variant"
-        if rnd.random() < p.missing_field_rate:
-            email, noise = "", (noise + ";missing_field").lstrip(";")
-        device, device_os = w.device_id(i, m), V.DEVICE_OS[int(w.device_os[i, m])]
-        for prod, pa in zip(V.PRODUCTS, aff, strict=True):
-            if rnd.random() >= pa * (0.4 + 0.6 * eng[i]):
-                continue
-            seq += 1
-            uid = f"US{ctx.month.replace('-', '')}{seq:07d}"
-            sessions = max(1, int(rnd.expovariate(1 / (25 * eng[i] * pa + 1))))
-            last_day = min(ndays, max(1, int(ndays * (0.3 + 0.7 * eng[i] * rnd.random())) + 1))
-            rec = {
-                "usage_id": uid, "app_user_id": w.app_user_id[i], "email": email,
-                "crm_id": w.crm_id[i] if rnd.random() < p.crossref_rate * 0.8 else "",
-                "month": ctx.month, "product": prod, "sessions": sessions,
-                "minutes": round(sessions * rnd.uniform(0.5, 6.0), 1),
-                "last_seen": f"{ctx.month}-{last_day:02d}", "device_id": device,
-                "device_os": device_os,
-                "app_version": APP_VERSIONS[min(len(APP_VERSIONS) - 1,
-                                                m * len(APP_VERSIONS) // p.n_months
-                                                + rnd.randrange(-1, 1))],
-            }
-            bad = _maybe_bad(rec, "product_usage", p.bad_record_rate, rnd)
-            fb.add(rec, record_id=uid, person_id=w.person_id[i], noise=noise, bad_kind=bad,
-                   rnd=rnd)
+    last_day = np.clip((ndays * (0.3 + 0.7 * e * rng.random(n_rows))).astype(int) + 1, 1, ndays)
+    crossref = rng.random(n_rows) < p.crossref_rate * 0.8
+    version = np.clip(m * len(APP_VERSIONS) // p.n_months - rng.integers(0, 2, n_rows), 0,
+                      len(APP_VERSIONS) - 1)
+    bad = rng.random(n_rows) < p.bad_record_rate
+    prefix = f"US{ctx.month.replace('-', '')}"
+    devices = {i: (w.device_id(i, m), V.DEVICE_OS[int(w.device_os[i, m])])
+               for i in people.tolist()}
+    rows, rids, persons, noise = [], [], [], []
+    for r, (j, k) in enumerate(zip(who.tolist(), prod.tolist(), strict=True)):
+        i = int(people[j])
+        uid = f"{prefix}{r + 1:07d}"
+        dev, dev_os = devices[i]
+        rows.append([uid, w.app_user_id[i], emails[j], w.crm_id[i] if crossref[r] else "",
+                     ctx.month, V.PRODUCTS[k], str(sessions[r]), f"{minutes[r]:.1f}",
+                     f"{ctx.month}-{last_day[r]:02d}", dev, dev_os,
+                     APP_VERSIONS[int(version[r])]])
+        rids.append(uid)
+        persons.append(w.person_id[i])
+        noise.append(email_noise[j])
+    _add_rows(fb, USAGE_COLUMNS, rows, rids, persons, noise, "product_usage", bad, rnd)
     ctx.finish(fb, rnd)
 
 
 def marketing_monthly(ctx: MonthContext) -> None:
-    """Monthly CRM/marketing summary per contact, including last month's churners (win-back)."""
+    """Monthly CRM/marketing summary per contact, including recent churners (win-back)."""
     w, m, p = ctx.world, ctx.m, ctx.world.params
     rnd = py_rng(p.seed, "marketing_monthly", ctx.month)
+    rng = np_rng(p.seed, "marketing_monthly", ctx.month)
     fb = ctx.builder("marketing_monthly", f"marketing_{ctx.month}.csv",
                      header=[",".join(MARKETING_COLUMNS)], columns=MARKETING_COLUMNS)
-    state = w.state[:, m]
-    who = (state == 1) | (state == 2) | (w.churn_m == m) | (w.churn_m == m - 1)
-    plan_changed = _changed(w.plan, m)
-    dev_changed = _changed(w.device_ver, m)
-    end = w.month_starts[m + 1] - np.timedelta64(1, "D")
-    for i in sorted(np.flatnonzero(who).tolist(), key=lambda j: w.contact_id[j]):
-        eng = float(w.engagement[i, m])
-        sent = int(rnd.expovariate(1 / 6.0)) + 1
-        fail_p = 0.03 + 0.25 * bool(dev_changed[i]) + 0.4 * (eng == 0) + 0.15 * (state[i] == 2)
-        failed = sum(rnd.random() < fail_p for _ in range(sent))
-        opened = sum(rnd.random() < 0.1 + 0.5 * eng for _ in range(sent - failed))
-        campaign = ("winback" if state[i] == 3 or (state[i] == 2 and rnd.random() < 0.4) else
-                    rnd.choice(V.CAMPAIGNS))
-        email = w.email[i]
-        noise = ""
-        if rnd.random() < p.email_variant_rate:
-            from cardlake.synth.noise import email_variant
-
-            email, noise = email_variant(email, rnd), "email_variant"
-        rec = {
-            "contact_id": w.contact_id[i],
-            "crm_id": w.crm_id[i] if rnd.random() < p.crossref_rate else "",
-            "email": email, "month": ctx.month,
-            "plan_type": V.PLANS[int(w.plan[i, m])],
-            "plan_changed": str(bool(plan_changed[i])).lower(),
-            "device_changed": str(bool(dev_changed[i])).lower(),
-            "notifications_sent": sent, "notifications_failed": failed,
-            "notifications_opened": opened, "campaign": campaign,
-            "opted_in": str(rnd.random() < 0.85).lower(),
-            "extracted_on": str(end),
-        }
-        bad = _maybe_bad(rec, "marketing_monthly", p.bad_record_rate, rnd)
-        fb.add(rec, record_id=w.contact_id[i], person_id=w.person_id[i], noise=noise,
-               bad_kind=bad, rnd=rnd)
+    state_all = w.state[:, m]
+    who = (state_all == 1) | (state_all == 2) | (w.churn_m == m) | (w.churn_m == m - 1)
+    people = np.flatnonzero(who)
+    people = people[np.argsort(np.array(w.contact_id, dtype=object)[people], kind="stable")]
+    n = len(people)
+    emails, noise = _email_noise(w, people, rng, rnd, with_missing=False)
+    state = state_all[people]
+    eng = w.engagement[people, m]
+    plan_changed = _changed(w.plan, m)[people]
+    dev_changed = _changed(w.device_ver, m)[people]
+    sent = rng.geometric(1 / 6.0, n)
+    fail_p = np.clip(0.03 + 0.25 * dev_changed + 0.4 * (eng == 0) + 0.15 * (state == 2), 0, 1)
+    failed = rng.binomial(sent, fail_p)
+    opened = rng.binomial(sent - failed, 0.1 + 0.5 * eng)
+    winback = (state == 3) | ((state == 2) & (rng.random(n) < 0.4))
+    campaign = np.where(winback, V.CAMPAIGNS.index("winback"),
+                        rng.integers(0, len(V.CAMPAIGNS), n))
+    crossref = rng.random(n) < p.crossref_rate
+    opted = rng.random(n) < 0.85
+    bad = rng.random(n) < p.bad_record_rate
+    end = str(w.month_starts[m + 1] - np.timedelta64(1, "D"))
+    tf = ("false", "true")
+    rows, rids, persons = [], [], []
+    for j, i in enumerate(people.tolist()):
+        rows.append([w.contact_id[i], w.crm_id[i] if crossref[j] else "", emails[j],
+                     ctx.month, V.PLANS[int(w.plan[i, m])], tf[int(plan_changed[j])],
+                     tf[int(dev_changed[j])], str(sent[j]), str(failed[j]), str(opened[j]),
+                     V.CAMPAIGNS[int(campaign[j])], tf[int(opted[j])], end])
+        rids.append(w.contact_id[i])
+        persons.append(w.person_id[i])
+    _add_rows(fb, MARKETING_COLUMNS, rows, rids, persons, noise, "marketing_monthly", bad, rnd)
     ctx.finish(fb, rnd)
 
 

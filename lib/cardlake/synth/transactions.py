@@ -8,7 +8,8 @@ import numpy as np
 
 from cardlake.synth import vocab as V
 from cardlake.synth.rng import np_rng
-from cardlake.synth.world import World, _choice_cum
+from cardlake.synth.sources import MAX_VALID_AMOUNT
+from cardlake.synth.world import World
 
 CH = {name: i for i, name in enumerate(V.CHANNELS)}
 N_CARD_CHANNELS = len(V.CARD_CHANNELS)  # channels 0..2 go to the card CSV, the rest to wallet
@@ -53,6 +54,15 @@ class TxBatch:
 
 def _arch_table(key: str) -> np.ndarray:
     return np.array([a[key] for a in V.ARCHETYPES.values()])
+
+
+def _choice_by_group(cum: np.ndarray, group: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Categorical draw with row ``cum[group[i]]`` per item, in O(len(u)) memory."""
+    out = np.empty(len(u), dtype=np.int64)
+    for g in range(cum.shape[0]):
+        sel = group == g
+        out[sel] = np.searchsorted(cum[g], u[sel], side="right")
+    return out.clip(0, cum.shape[1] - 1)
 
 
 def _mcc_cum(online: bool) -> np.ndarray:
@@ -106,8 +116,8 @@ def simulate_month(world: World, m: int) -> TxBatch:
     a = world.archetype[person]
 
     ch_w = _arch_table("channels")
-    channel = _choice_cum(np.cumsum(ch_w / ch_w.sum(axis=1, keepdims=True), axis=1)[a],
-                          rng.random(k))
+    channel = _choice_by_group(np.cumsum(ch_w / ch_w.sum(axis=1, keepdims=True), axis=1), a,
+                               rng.random(k))
     day = _draw_days(rng, start, ndays, join_day[person])
     night = rng.random(k) < _arch_table("night_share")[a]
     peak = _arch_table("hour_peak")[a]
@@ -120,8 +130,8 @@ def simulate_month(world: World, m: int) -> TxBatch:
     is_card = channel < N_CARD_CHANNELS
     # Merchant category and country for card transactions.
     mcc = np.full(k, -1)
-    pos_mcc = _choice_cum(_mcc_cum(False)[a], rng.random(k))
-    onl_mcc = _choice_cum(_mcc_cum(True)[a], rng.random(k))
+    pos_mcc = _choice_by_group(_mcc_cum(False), a, rng.random(k))
+    onl_mcc = _choice_by_group(_mcc_cum(True), a, rng.random(k))
     mcc = np.where(channel == CH["POS"], pos_mcc, mcc)
     mcc = np.where(channel == CH["online"], onl_mcc, mcc)
     mcc = np.where(channel == CH["ATM"], V.MCC_INDEX["atm"], mcc)
@@ -321,6 +331,8 @@ def _finish(world: World, m: int, cols: dict[str, np.ndarray]) -> TxBatch:
     day_index = (c["ts"] // SECONDS_PER_DAY) - int(
         world.fx_days[0].astype("datetime64[D]").astype(np.int64))
     rate = world.fx[day_index, c["currency"]]
+    # Keep every genuine amount inside the contract's limit in its own currency (JPY, TRY).
+    c["amount_usd"] = np.minimum(c["amount_usd"], 0.9 * MAX_VALID_AMOUNT / rate)
     amount = np.round(c["amount_usd"] * rate, 2)
     amount = np.maximum(amount, 0.01)
     prefix = "TX" + month.replace("-", "")

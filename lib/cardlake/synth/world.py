@@ -57,7 +57,7 @@ class World:
     income: np.ndarray
     country: list[str]
     currency: list[str]
-    addresses: list[list[tuple[str, str, str, str]]]  # [version][person] -> street, city, pc, type
+    addresses: list[Addresses]  # [version][person] -> street, city, postcode, street type
     email: list[str]
     phone: list[str]  # national significant number, digits only
     household: np.ndarray  # -1 when none
@@ -101,24 +101,55 @@ def _ids(rng: np.random.Generator, prefix: str, n: int, width: int, offset: int)
     return [f"{prefix}{x:0{width}d}" for x in perm.tolist()]
 
 
-def _postcode(pattern: str, rng: np.random.Generator) -> str:
-    letters = "ABCDEFGHJKLMNPRSTUWXY"
-    out = []
-    for ch in pattern:
-        if ch == "9":
-            out.append(str(int(rng.integers(0, 10))))
-        elif ch == "A":
-            out.append(letters[int(rng.integers(0, len(letters)))])
-        else:
-            out.append(ch)
-    return "".join(out)
+_POSTCODE_LETTERS = np.array(list("ABCDEFGHJKLMNPRSTUWXY"), dtype=object)
+_DIGITS = np.array(list("0123456789"), dtype=object)
 
 
-def _address(country: str, rng: np.random.Generator) -> tuple[str, str, str, str]:
-    city, pattern = V.COUNTRIES[country][3][int(rng.integers(0, len(V.COUNTRIES[country][3])))]
-    street_type = V.STREET_TYPES[int(rng.integers(0, len(V.STREET_TYPES)))]
-    street = f"{int(rng.integers(1, 240))} {V.STREET_NAMES[int(rng.integers(0, 16))]}"
-    return street, city, _postcode(pattern, rng), street_type
+class Addresses:
+    """One address version for every person, kept as compact arrays.
+
+    ``book[i]`` is ``(street, city, postcode, street_type)``; assigning copies another
+    person's address (households share one).
+    """
+
+    def __init__(self, country: list[str], rng: np.random.Generator) -> None:
+        n = len(country)
+        self.number = rng.integers(1, 240, n)
+        self.street = rng.integers(0, len(V.STREET_NAMES), n)
+        self.street_type = rng.integers(0, len(V.STREET_TYPES), n)
+        pick = rng.random(n)
+        self.city: list[str] = []
+        patterns = []
+        for c, u in zip(country, pick.tolist(), strict=True):
+            city, pattern = V.COUNTRIES[c][3][int(u * len(V.COUNTRIES[c][3]))]
+            self.city.append(city)
+            patterns.append(pattern)
+        width = max(len(pt) for pt in patterns)
+        digits = _DIGITS[rng.integers(0, 10, (n, width))]
+        letters = _POSTCODE_LETTERS[rng.integers(0, len(_POSTCODE_LETTERS), (n, width))]
+        self.postcode = [
+            "".join(d[j] if ch == "9" else le[j] if ch == "A" else ch
+                    for j, ch in enumerate(pt))
+            for pt, d, le in zip(patterns, digits.tolist(), letters.tolist(), strict=True)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.city)
+
+    def __getitem__(self, i: int) -> tuple[str, str, str, str]:
+        return (f"{self.number[i]} {V.STREET_NAMES[self.street[i]]}", self.city[i],
+                self.postcode[i], V.STREET_TYPES[self.street_type[i]])
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return (self[i] for i in range(len(self)))
+
+    def copy_from(self, dst: int, src: int) -> None:
+        """Give person ``dst`` the address of person ``src``."""
+        self.number[dst] = self.number[src]
+        self.street[dst] = self.street[src]
+        self.street_type[dst] = self.street_type[src]
+        self.city[dst] = self.city[src]
+        self.postcode[dst] = self.postcode[src]
 
 
 def _choice_cum(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -174,7 +205,7 @@ def build_world(params: SynthParams) -> World:
     country = [codes[i] for i in rng.choice(len(codes), size=n, p=cw / cw.sum()).tolist()]
     currency = [V.COUNTRIES[c][0] for c in country]
 
-    addresses = [[_address(c, rng) for c in country] for _ in range(MAX_MOVES + 1)]
+    addresses = [Addresses(country, rng) for _ in range(MAX_MOVES + 1)]
 
     phone = []
     for c in country:
@@ -192,7 +223,7 @@ def build_world(params: SynthParams) -> World:
         household[a] = household[b] = h
         country[b], currency[b] = country[a], currency[a]
         for v in range(MAX_MOVES + 1):
-            addresses[v][b] = addresses[v][a]
+            addresses[v].copy_from(b, a)
         phone[b] = phone[a]
         if rng.random() < 0.7:
             last[b] = last[a]
@@ -237,7 +268,7 @@ def build_world(params: SynthParams) -> World:
     declining = (to_churn > 0) & (to_churn <= decline_len[:, None]) & (churn_m[:, None] < n_m)
     factor = np.clip(to_churn / (decline_len[:, None] + 1.0), 0.1, 1.0)
     eng = np.where(declining, eng * factor, eng)
-    state = np.full((n, n_m), ACTIVE)
+    state = np.full((n, n_m), ACTIVE, dtype=np.int8)
     state[declining] = DECLINING
     state[month_idx < join_m[:, None]] = NOT_JOINED
     state[month_idx >= churn_m[:, None]] = CHURNED
@@ -250,18 +281,18 @@ def build_world(params: SynthParams) -> World:
     after_join = alive & (month_idx > join_m[:, None])
     plan_ev = (rng.random((n, n_m)) < params.plan_change_rate) & after_join
     step = np.where(rng.random((n, n_m)) < 0.65, 1, -1) * plan_ev
-    plan = np.empty((n, n_m), dtype=int)
+    plan = np.empty((n, n_m), dtype=np.int8)
     cur = plan0.copy()
     for m in range(n_m):
         cur = np.clip(cur + step[:, m], 0, len(V.PLANS) - 1)
         plan[:, m] = cur
     dev_ev = (rng.random((n, n_m)) < params.device_change_rate) & after_join
-    device_ver = np.cumsum(dev_ev, axis=1)
+    device_ver = np.cumsum(dev_ev, axis=1, dtype=np.int16)
     os0 = rng.choice(3, size=n, p=[0.45, 0.45, 0.10])
     os_flip = dev_ev & (rng.random((n, n_m)) < 0.3)
-    device_os = (os0[:, None] + np.cumsum(os_flip, axis=1)) % 3
+    device_os = ((os0[:, None] + np.cumsum(os_flip, axis=1)) % 3).astype(np.int8)
     move_ev = (rng.random((n, n_m)) < params.move_rate) & after_join
-    addr_ver = np.minimum(np.cumsum(move_ev, axis=1), MAX_MOVES)
+    addr_ver = np.minimum(np.cumsum(move_ev, axis=1), MAX_MOVES).astype(np.int8)
     for h in range(n_pairs):  # a household moves together
         a, b = int(order[2 * h]), int(order[2 * h + 1])
         addr_ver[b] = addr_ver[a]
