@@ -51,6 +51,7 @@ MERCHANT_COLUMNS = ("merchant_id", "name", "mcc", "category", "country", "city",
 FX_COLUMNS = ("date", "currency", "units_per_usd")
 REASON_CODES = ("10.4", "10.5", "4837", "4863", "unauthorised")
 APP_VERSIONS = ("5.2.0", "5.3.1", "5.4.0", "6.0.2", "6.1.0")
+AGENT_TYPE_ACCURACY = 0.75
 
 
 @dataclass
@@ -328,8 +329,11 @@ def service_interactions(ctx: MonthContext, batch: TxBatch) -> None:
         else:
             ref = ident.phone or w.crm_id[i]
             noise = "phone_format" if "phone_format" in ident.noise else ""
+        # Agents file about a quarter of contacts under a wrong or catch-all category.
+        agent_type = topic if rnd.random() < AGENT_TYPE_ACCURACY else rnd.choice(
+            (*V.NOTE_TOPIC_NAMES, "general"))
         rec = {"logged_at": _iso(opened + rnd.randrange(0, 5)), "interaction_id": iid,
-               "ref": ref, "channel": rnd.choice(V.SERVICE_CHANNELS), "type": topic,
+               "ref": ref, "channel": rnd.choice(V.SERVICE_CHANNELS), "type": agent_type,
                "opened_at": _iso(opened), "resolved_at": resolved, "note": note}
         bad = _maybe_bad(rec, "service_interactions", p.bad_record_rate, rnd)
         fb.add(rec, record_id=iid, person_id=w.person_id[i], noise=noise, bad_kind=bad,

@@ -79,3 +79,9 @@ DATE_FORMAT = "%Y-%m-%d"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 DEMOGRAPHICS_DATE_FORMAT = "%d/%m/%Y"
 MAX_VALID_AMOUNT = 1_000_000.0
+SERVICE_LINE_PATTERN = (
+    r"^(?P<logged_at>\S+) \| (?P<interaction_id>INT-\d+) \| ref=(?P<ref>[^|]*?) \| "
+    r"channel=(?P<channel>\w+) \| type=(?P<type>\w+) \| opened=(?P<opened>\S+) \| "
+    r'resolved=(?P<resolved>\S*) \| note="(?P<note>[^"]*)"$'
+)
+"""Regex of one ``service_interactions`` log line (Python ``re`` syntax)."""
