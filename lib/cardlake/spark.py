@@ -158,3 +158,18 @@ def delta_spark_loaded(spark: SparkSession) -> bool:
     except Exception:
         return False
     return True
+
+
+def main() -> int:
+    """``python -m cardlake.spark``: report the JVM Spark will use, or say what to install."""
+    try:
+        java = find_java()
+    except JavaError as exc:
+        print(f"cardlake: {exc}", file=sys.stderr)
+        return 3
+    print(f"java: {java.version} ({java.executable})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -277,3 +277,13 @@ def test_table_names_are_layer_dot_table(tables: Tables) -> None:
     with pytest.raises(TableError, match="layer"):
         tables.path("platinum.x")
     assert tables.path("_quarantine.crm").endswith("/_quarantine/crm")
+
+
+def test_partition_values_with_special_characters_round_trip(
+    tables: Tables, spark: SparkSession
+) -> None:
+    odd = ["a:b", "50%", "x y", "[x]*?", "é/ü"]
+    df = spark.createDataFrame([(i, v, i) for i, v in enumerate(odd)], SCHEMA)
+    tables.append(NAME, df, partition_by=["month"])
+    assert_rows(tables, df)
+    assert [r.id for r in tables.read(NAME, partitions={"month": "[x]*?"}).collect()] == [3]

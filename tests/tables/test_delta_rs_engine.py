@@ -359,3 +359,40 @@ def test_a_log_entry_for_a_missing_file_fails_the_read_loudly(
     victim.unlink()
     with pytest.raises(TableError, match="do not exist"):
         rs_tables.read(name)
+
+
+def test_partition_values_come_from_the_log_not_the_folder_names(
+    rs_tables: Tables, spark: SparkSession
+) -> None:
+    # Files in flat folders (as some writers lay them out): only the log knows the values.
+    import pyarrow.parquet as pq
+    from deltalake.transaction import AddAction
+
+    path = Path(rs_tables.path("bronze.flat"))
+    DeltaTable.create(
+        str(path),
+        schema=pa.schema([("id", pa.int64()), ("day", pa.date32())]),
+        partition_by=["day"],
+    )
+    adds = []
+    for i, day in enumerate(["2025-06-01", "2025-06-02"]):
+        name = f"data-{i}.parquet"
+        pq.write_table(pa.table({"id": pa.array([i], pa.int64())}), path / name)
+        adds.append(
+            AddAction(
+                name,
+                (path / name).stat().st_size,
+                {"day": day},
+                0,
+                True,
+                json.dumps({"numRecords": 1}),
+            )
+        )
+    table = DeltaTable(str(path))
+    table.create_write_transaction(adds, "append", table.schema(), partition_by=["day"])
+    expected = spark.createDataFrame(
+        [(0, date(2025, 6, 1)), (1, date(2025, 6, 2))], "id long, day date"
+    )
+    assert_df_equality(
+        rs_tables.read("bronze.flat"), expected, ignore_row_order=True, ignore_nullable=True
+    )

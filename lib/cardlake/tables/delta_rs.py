@@ -249,6 +249,17 @@ class DeltaRsEngine:
             if with_file:
                 empty = empty.withColumn(FILE_COLUMN, F.lit(None).cast("string"))
             return empty.select(*out_columns)
+        if _folders_agree_with_log(snapshot):
+            # One scan: Spark reads the partition values from the folder names, which we just
+            # checked are the log's values for every file, typed by the table schema.
+            frame = (
+                self._spark.read.schema(schema)
+                .option("basePath", _local_dir(snapshot.path))
+                .parquet(*[_hadoop_glob_escape(f.abs_path) for f in snapshot.files])
+            )
+            if with_file:
+                frame = frame.withColumn(FILE_COLUMN, F.col("_metadata.file_path"))
+            return frame.select(*out_columns)
         groups: dict[tuple[Any, ...], list[str]] = {}
         for entry in snapshot.files:
             key = tuple(entry.partition.get(c) for c in snapshot.partition_columns)
@@ -967,6 +978,38 @@ def _stat_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return value
+
+
+def _folders_agree_with_log(snapshot: _Snapshot) -> bool:
+    """Whether every file sits in Hive-style folders that spell its logged partition values."""
+    if not snapshot.partition_columns:
+        return True
+    if any(
+        isinstance(snapshot.schema[c].dataType, TimestampType) for c in snapshot.partition_columns
+    ):
+        return False  # folder spellings of instants vary between writers; use the log's values
+    root = _local_dir(snapshot.path) + os.sep
+    for entry in snapshot.files:
+        if not entry.abs_path.startswith(root):
+            return False
+        relative = entry.abs_path[len(root) :]
+        segments = relative.split("/")[:-1]
+        if [s.partition("=")[0] for s in segments] != snapshot.partition_columns:
+            return False
+        try:
+            from_dirs = _partition_values_from_dir(relative, snapshot.partition_columns)
+        except TableError:
+            return False
+        for column in snapshot.partition_columns:
+            raw = from_dirs[column]
+            typed = (
+                None
+                if raw is None
+                else _typed_partition_value(raw, snapshot.schema[column].dataType)
+            )
+            if typed != entry.partition.get(column) or (raw is not None and raw == ""):
+                return False
+    return True
 
 
 def _hadoop_glob_escape(path: str) -> str:
