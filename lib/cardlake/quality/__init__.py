@@ -1,0 +1,5 @@
+"""Great Expectations behind one small interface: :func:`validate` and :class:`Check`."""
+
+from cardlake.quality.expectations import Check, CheckResult, ValidationOutcome, validate
+
+__all__ = ["Check", "CheckResult", "ValidationOutcome", "validate"]
