@@ -98,13 +98,14 @@ def _blank_to_null(col: Column) -> Column:
 @pandas_udf(StringType())  # type: ignore[call-overload]
 def _fold_unicode(values: pd.Series) -> pd.Series:
     # NFKD splits accents from letters; dropping combining marks leaves plain Latin letters.
-    def fold(value: str | None) -> str | None:
-        if value is None:
+    def fold(value: object) -> str | None:
+        if not isinstance(value, str):  # None, NaN or pd.NA, depending on the Arrow path
             return None
         decomposed = unicodedata.normalize("NFKD", value)
         return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
-    return values.map(fold, na_action="ignore")
+    # An object Series: pandas 3 would otherwise hand back Arrow-backed chunks Spark rejects.
+    return pd.Series([fold(v) for v in values], dtype=object)
 
 
 def folded_text(col: Column) -> Column:
@@ -127,7 +128,7 @@ def normalised_name(col: Column) -> Column:
     ``" Dr. José  O'Brien-Smith Jr "`` becomes ``"jose obrien-smith"``: apostrophes are
     dropped, hyphens kept, other punctuation becomes a space.
     """
-    text = F.regexp_replace(folded_text(col), r"['’`]", "")
+    text = F.regexp_replace(folded_text(col), r"['\u2019`]", "")  # Java regex escape
     text = F.regexp_replace(text, r"[^a-z0-9\- ]", " ")
     titles = "|".join(TITLES)
     text = F.regexp_replace(text, rf"\b({titles})\b", " ")
