@@ -1,0 +1,150 @@
+"""Time to resolve N person records: Cardlake's matcher against a plain Splink Spark pipeline.
+
+    python bench/bench_er.py --records 100000
+
+A generator world is sized so its person-bearing sources (CRM, core banking, demographics)
+hold about N records; the evaluation adapter turns them into one Parquet. Both pipelines then
+run on the same session and the same records, and are scored against the generator's truth:
+
+- cardlake: ``to_person_records`` (standardisation) + ``resolve_entities`` (deterministic
+  pass, Splink model with data-chosen threshold, connected components);
+- peer: the Splink Spark tutorial pipeline with default settings on the raw columns
+  (lowercased): name, date-of-birth, e-mail and city comparisons, prior from deterministic
+  rules, u by random sampling, EM on two blocking rules, predict, cluster at 0.95.
+
+Printed: seconds for each, the ratio (cardlake / peer) and pairwise precision, recall, F1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from cardlake.config import load_config
+from cardlake.er import (
+    ModelSettings,
+    ResolverSettings,
+    evaluate_clusters,
+    resolve_entities,
+    splink_spark_conf,
+    to_person_records,
+)
+from cardlake.er.synth_adapter import SYNTH_MAPPING, write_synth_person_records
+from cardlake.spark import build_session
+from cardlake.synth import SynthParams, generate
+
+RECORDS_PER_CUSTOMER = 3.9  # measured on the default world: 7,815 person records, 2,000 people
+PEER_THRESHOLD = 0.95  # the Splink tutorials' clustering threshold
+
+
+def _peer(spark, raw_df):  # type: ignore[no-untyped-def]
+    import splink.comparison_library as cl
+    from pyspark.sql import functions as F
+    from splink import Linker, SettingsCreator, SparkAPI, block_on
+
+    def low(name: str) -> F.Column:
+        return F.lower(F.trim(F.col(name)))
+
+    full = F.split(F.trim(F.col("full_name")), r"\s+")
+    df = raw_df.select(
+        F.col("record_id").alias("unique_id"),
+        F.coalesce(low("given_name"), F.lower(full.getItem(0))).alias("first_name"),
+        F.coalesce(low("surname"), F.lower(F.element_at(full, -1))).alias("surname"),
+        F.col("date_of_birth").alias("dob"), low("email").alias("email"),
+        low("city").alias("city"), low("postcode").alias("postcode"),
+    )
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[
+            cl.NameComparison("first_name"),
+            cl.NameComparison("surname"),
+            cl.DateOfBirthComparison("dob", input_is_string=True),
+            cl.ExactMatch("city").configure(term_frequency_adjustments=True),
+            cl.EmailComparison("email"),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("first_name", "surname"), block_on("dob"), block_on("email"),
+        ],
+    )
+    db_api = SparkAPI(spark_session=spark, break_lineage_method="persist")
+    linker = Linker(db_api.register(df), settings, log_level=logging.WARNING)
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("first_name", "surname", "dob"), block_on("email")], recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=1)
+    linker.training.estimate_parameters_using_expectation_maximisation(
+        block_on("first_name", "surname"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
+    pred = linker.inference.predict(threshold_match_probability=0.5)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        pred, threshold_match_probability=PEER_THRESHOLD)
+    return clusters.as_spark_dataframe().select(
+        F.col("unique_id").alias("record_id"), F.col("cluster_id").alias("entity_id"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=SynthParams().seed)
+    parser.add_argument("--skip-peer", action="store_true", help="time Cardlake only")
+    parser.add_argument("--out", type=Path, help="keep the data here (default: temp, removed)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("py4j", "splink"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    n_customers = max(10, math.ceil(args.records / RECORDS_PER_CUSTOMER))
+    # Transactions do not feed the matcher; few of them keep generation quick.
+    params = replace(SynthParams(seed=args.seed), n_customers=n_customers,
+                     tx_per_customer_month=0.2)
+    out = args.out or Path(tempfile.mkdtemp(prefix="cardlake-bench-er-"))
+    cfg = load_config("local", overrides={"spark.conf": splink_spark_conf()})
+    spark = build_session(cfg)
+    try:
+        t0 = time.perf_counter()
+        generate(landing_root=out / "landing", truth_root=out / "truth", params=params)
+        records_path, truth_path = write_synth_person_records(
+            out / "landing", out / "truth", out / "er")
+        print(f"data: {time.perf_counter() - t0:.1f}s for {n_customers} customers")
+        raw_df = spark.read.parquet(str(records_path)).cache()
+        truth_df = spark.read.parquet(str(truth_path)).cache()
+        n = raw_df.count()
+        truth_df.count()
+
+        t0 = time.perf_counter()
+        records_df = to_person_records(raw_df, mapping=SYNTH_MAPPING, dataset="synth")
+        resolution = resolve_entities(
+            spark, [records_df], settings=ResolverSettings(model=ModelSettings(seed=args.seed)))
+        ours = resolution.entities_df.select("record_id", "entity_id").localCheckpoint(True)
+        ours_s = time.perf_counter() - t0
+        m = evaluate_clusters(ours, truth_df)
+        print(f"cardlake: {n} records in {ours_s:.1f}s  precision {m.pairwise_precision:.4f} "
+              f"recall {m.pairwise_recall:.4f} F1 {m.pairwise_f1:.4f} "
+              f"(B-cubed F1 {m.bcubed_f1:.4f}; threshold "
+              f"{resolution.threshold_match_probability:.4f})")
+        if args.skip_peer:
+            return 0
+        t0 = time.perf_counter()
+        theirs = _peer(spark, raw_df).localCheckpoint(True)
+        peer_s = time.perf_counter() - t0
+        p = evaluate_clusters(theirs, truth_df)
+        print(f"splink default: {n} records in {peer_s:.1f}s  precision "
+              f"{p.pairwise_precision:.4f} recall {p.pairwise_recall:.4f} "
+              f"F1 {p.pairwise_f1:.4f} (B-cubed F1 {p.bcubed_f1:.4f})")
+        print(f"ratio cardlake/splink-default time: {ours_s / peer_s:.2f}")
+    finally:
+        spark.stop()
+        if not args.out:
+            shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

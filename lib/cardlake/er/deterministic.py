@@ -1,0 +1,50 @@
+"""Deterministic pass: records sharing a strong identifier are the same person.
+
+Strong identifiers are the ones two different people practically never share: a
+cross-reference key from another system, a national id, and the canonical e-mail mailbox.
+Phone numbers and addresses are deliberately not here: households share them, so they are
+evidence for the probabilistic pass, not proof.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+STRONG_IDENTIFIERS = ("xref_keys", "national_id", "email_canonical")
+
+
+def strong_keys(records_df: DataFrame) -> DataFrame:
+    """``(uid, source_dataset, key)``: every strong identifier of every record, typed by kind."""
+    keys = F.concat(
+        F.transform(F.col("xref_keys"), lambda k: F.concat(F.lit("x:"), k)),
+        F.array_compact(F.array(
+            F.concat(F.lit("n:"), F.col("national_id")),
+            F.concat(F.lit("e:"), F.col("email_canonical")),
+        )),
+    )
+    return records_df.select("uid", "source_dataset", F.explode(keys).alias("key"))
+
+
+def deterministic_edges(records_df: DataFrame, *, link_only: bool = False) -> DataFrame:
+    """Edges ``(uid_l, uid_r)`` joining every record to the first record sharing a key.
+
+    A key held by n records gives n - 1 edges (a star on the smallest uid), not n² pairs, so a
+    popular key cannot blow up the edge list; connected components turns stars into clusters.
+
+    Args:
+        records_df: person records (:data:`cardlake.er.records.PERSON_RECORD_COLUMNS`).
+        link_only: use only keys held by records of more than one input dataset.
+    """
+    keys = strong_keys(records_df)
+    groups = keys.groupBy("key").agg(
+        F.min("uid").alias("anchor"),
+        F.countDistinct("source_dataset").alias("n_datasets"),
+        F.count(F.lit(1)).alias("n_records"),
+    ).where(F.col("n_records") > 1)
+    if link_only:
+        groups = groups.where(F.col("n_datasets") > 1)
+    edges = keys.join(groups, on="key", how="inner").where(F.col("uid") != F.col("anchor"))
+    return edges.select(
+        F.col("anchor").alias("uid_l"), F.col("uid").alias("uid_r")
+    ).dropDuplicates(["uid_l", "uid_r"])  # one record can share several keys with its anchor

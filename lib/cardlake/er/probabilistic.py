@@ -1,0 +1,328 @@
+"""Probabilistic pass: a Fellegi-Sunter model trained and scored by Splink's Spark backend.
+
+Comparisons and blocking rules are chosen from the roles the data actually holds (a column
+that is entirely null is left out). Every parameter is estimated from the data each run:
+
+- the prior (probability two random records match) from deterministic rules;
+- u probabilities by seeded random sampling of record pairs;
+- m probabilities by expectation maximisation over two blocking passes, so every comparison
+  is trained in at least one of them;
+- term-frequency adjustments on names, city and postcode.
+
+Splink's fuzzy comparisons (Jaro-Winkler, Damerau-Levenshtein) are Scala UDFs in a jar
+shipped with Splink. The session must be built with :func:`splink_spark_conf` for them to
+load; without the jar the model falls back to Spark's built-in ``levenshtein``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+SPLINK_UDFS = ("jaro_winkler", "damerau_levenshtein")
+_COMPARED = ("given_name", "surname", "dob", "email_canonical", "phone", "street",
+             "street_number", "city", "postcode", "state", "national_id")
+
+
+def splink_spark_conf() -> dict[str, str]:
+    """Spark settings a session needs at build time for Splink's similarity UDFs."""
+    from splink.backends.spark import similarity_jar_location
+
+    return {"spark.jars": similarity_jar_location()}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Knobs of the probabilistic pass; none of them describes a particular dataset."""
+
+    seed: int = 20240101
+    u_max_pairs: float = 1e6
+    em_max_iterations: int = 25
+    prior_recall: float = 0.8
+    """Recall assumed for the deterministic rules when estimating the prior; the EM passes then
+    refine m and u, and the threshold is read off the scored pairs, so this is only a start."""
+    candidate_match_probability: float = 0.01
+    """Pairs scoring below this are not kept at all (they cannot be links)."""
+    break_lineage_method: str = "persist"
+    training_backend: str = "duckdb"
+    """Where m/u/prior are estimated: "duckdb" (in-process, on a bounded seeded sample) or
+    "spark" (Splink's Spark backend end to end). Scoring always runs in Spark."""
+    max_training_records: int = 200_000
+
+
+@dataclass
+class ScoredPairs:
+    """The output of the probabilistic pass."""
+
+    pairs_df: DataFrame
+    """``(uid_l, uid_r, match_weight, match_probability)`` for blocked pairs above the floor."""
+    model: dict[str, Any]
+    """The trained Splink model (settings with m/u), reusable for incremental matching."""
+    comparisons: tuple[str, ...]
+    """The columns compared."""
+    fuzzy: bool
+    """Whether Splink's jar loaded (Jaro-Winkler) or the built-in fallback was used."""
+
+
+def _present_columns(records_df: DataFrame) -> set[str]:
+    counts = records_df.select(
+        *[F.count(F.col(c)).alias(c) for c in _COMPARED]
+    ).first()
+    assert counts is not None
+    return {c for c in _COMPARED if counts[c]}
+
+
+def _jar_loaded(spark: SparkSession) -> bool:
+    # Registering is idempotent; it fails when the jar is not on the session's classpath.
+    from splink.internals.spark.jar_location import get_scala_udfs
+
+    try:
+        for name, class_name, return_type in get_scala_udfs():
+            spark.udf.registerJavaFunction(name, class_name, return_type)
+    except Exception:
+        return False
+    return all(spark.catalog.functionExists(name) for name in SPLINK_UDFS)
+
+
+def _comparisons(present: set[str], *, fuzzy: bool) -> list[Any]:
+    import splink.comparison_library as cl
+
+    out: list[Any] = []
+    names = {"given_name", "surname"} <= present
+    if names and fuzzy:
+        out.append(cl.ForenameSurnameComparison(
+            "given_name", "surname", forename_surname_concat_col_name="name_concat"))
+    else:
+        for col in ("given_name", "surname"):
+            if col in present:
+                out.append(cl.LevenshteinAtThresholds(col, [1, 2]).configure(
+                    term_frequency_adjustments=True))
+    if "dob" in present:
+        out.append(cl.DateOfBirthComparison("dob", input_is_string=True) if fuzzy
+                   else cl.LevenshteinAtThresholds("dob", [1, 2]))
+    if "email_canonical" in present:
+        out.append(cl.EmailComparison("email_canonical") if fuzzy
+                   else cl.LevenshteinAtThresholds("email_canonical", [1, 3]))
+    if "phone" in present:
+        out.append(cl.LevenshteinAtThresholds("phone", [1]))
+    if "street" in present:
+        out.append(cl.LevenshteinAtThresholds("street", [2, 5]))
+    elif "street_number" in present:
+        out.append(cl.ExactMatch("street_number"))
+    for col in ("city", "postcode"):
+        if col in present:
+            out.append(cl.ExactMatch(col).configure(term_frequency_adjustments=True))
+    for col in ("state", "national_id"):
+        if col in present:
+            out.append(cl.ExactMatch(col))
+    return out
+
+
+_PREDICT_BLOCKS: tuple[tuple[str, ...], ...] = (
+    ("email_canonical",), ("phone",), ("dob",), ("national_id",), ("given_name", "surname"),
+    ("surname", "postcode"), ("given_name", "postcode"), ("surname", "city", "street_number"),
+)
+_TRAINING_BLOCKS: tuple[tuple[str, ...], ...] = (
+    ("dob",), ("given_name", "surname"), ("email_canonical",), ("phone",), ("postcode",),
+)
+_PRIOR_RULES: tuple[tuple[str, ...], ...] = (
+    ("email_canonical",), ("given_name", "surname", "dob"), ("national_id",),
+)
+
+
+def _blocks(options: Sequence[tuple[str, ...]], present: set[str]) -> list[tuple[str, ...]]:
+    return [cols for cols in options if set(cols) <= present]
+
+
+def score_pairs(
+    spark: SparkSession,
+    records: Sequence[DataFrame],
+    *,
+    settings: ModelSettings,
+) -> ScoredPairs:
+    """Trains a Fellegi-Sunter model on ``records`` and scores the blocked pairs.
+
+    Args:
+        spark: the session (built with :func:`splink_spark_conf` for fuzzy comparisons).
+        records: one person-records DataFrame to deduplicate, or two to link.
+        settings: seeds and bounds.
+
+    Returns:
+        Scored pairs above ``settings.candidate_match_probability`` and the trained model.
+
+    Raises:
+        ValueError: the records hold fewer than two comparable columns.
+    """
+    from splink import SettingsCreator, block_on
+
+    if len(records) not in (1, 2):
+        raise ValueError(f"expected one or two inputs, got {len(records)}")
+    union = records[0] if len(records) == 1 else records[0].unionByName(records[1])
+    present = _present_columns(union)
+    fuzzy = _jar_loaded(spark)
+    if not fuzzy:
+        log.warning("Splink's similarity jar is not loaded; using built-in levenshtein only "
+                    "(build the session with cardlake.er.splink_spark_conf())")
+    comparisons = _comparisons(present, fuzzy=fuzzy)
+    if len(comparisons) < 2:
+        raise ValueError(f"need at least two comparable roles, found {sorted(present)}")
+    creator = SettingsCreator(
+        link_type="dedupe_only" if len(records) == 1 else "link_only",
+        unique_id_column_name="uid",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=[
+            block_on(*cols) for cols in _blocks(_PREDICT_BLOCKS, present)],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+        max_iterations=settings.em_max_iterations,
+        additional_columns_to_retain=[],
+    )
+    inputs = [df.drop("xref_keys", "source_dataset") for df in records]
+    if settings.training_backend == "duckdb":
+        trained = _train_in_duckdb(inputs, creator, present, settings=settings)
+    else:
+        trained = _train(_spark_linker(spark, inputs, creator, settings), present,
+                         settings=settings)
+    linker = _spark_linker(spark, inputs, _with_parameters(creator.create_settings_dict(
+        "spark"), trained), settings)
+    started = time.perf_counter()
+    predictions = linker.inference.predict(
+        threshold_match_probability=settings.candidate_match_probability)
+    pairs_df = predictions.as_spark_dataframe().select(
+        F.col("uid_l"), F.col("uid_r"),
+        F.col("match_weight").cast("double").alias("match_weight"),
+        F.col("match_probability").cast("double").alias("match_probability"),
+    ).localCheckpoint(eager=True)
+    log.info("predict: %.1fs", time.perf_counter() - started)
+    model = linker.misc.save_model_to_json()
+    return ScoredPairs(
+        pairs_df=pairs_df, model=model,
+        comparisons=tuple(sorted(present)), fuzzy=fuzzy,
+    )
+
+
+
+def _spark_linker(spark: SparkSession, inputs: Sequence[DataFrame], settings_obj: Any,
+                  settings: ModelSettings) -> Any:
+    from splink import Linker, SparkAPI
+
+    db_api = SparkAPI(spark_session=spark, break_lineage_method=settings.break_lineage_method)
+    registered = [db_api.register(df) for df in inputs]
+    return Linker(registered if len(registered) > 1 else registered[0], settings_obj,
+                  log_level=logging.WARNING)
+
+
+def _train_in_duckdb(inputs: Sequence[DataFrame], creator: Any, present: set[str], *,
+                     settings: ModelSettings) -> dict[str, Any]:
+    # EM iterates over the blocked pairs tens of times: in Spark every round is a job with
+    # scheduling overhead that dwarfs the arithmetic, in DuckDB it is milliseconds. Training
+    # sees a seeded sample bounded by max_training_records; scoring stays in Spark.
+    from splink import DuckDBAPI, Linker
+
+    total = sum(df.count() for df in inputs)
+    share = min(1.0, settings.max_training_records / max(total, 1))
+    frames = []
+    for df in inputs:
+        sampled = df if share >= 1.0 else df.where(
+            (F.abs(F.xxhash64("uid", F.lit(settings.seed))) % 1_000_000)
+            < int(share * 1_000_000))
+        frames.append(sampled.toPandas())
+    db_api = DuckDBAPI()
+    registered = [db_api.register(pdf) for pdf in frames]
+    linker = Linker(registered if len(registered) > 1 else registered[0], creator,
+                    log_level=logging.WARNING)
+    return _train(linker, present, settings=settings)
+
+
+def _train(linker: Any, present: set[str], *, settings: ModelSettings) -> dict[str, Any]:
+    from splink import block_on
+
+    started = time.perf_counter()
+
+    def lap(what: str) -> None:
+        nonlocal started
+        log.info("%s: %.1fs", what, time.perf_counter() - started)
+        started = time.perf_counter()
+
+    prior_rules = [block_on(*cols) for cols in _blocks(_PRIOR_RULES, present)]
+    if prior_rules:
+        linker.training.estimate_probability_two_random_records_match(
+            prior_rules, recall=settings.prior_recall)
+        lap("prior")
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=settings.u_max_pairs, seed=settings.seed)
+    lap("u by random sampling")
+    for cols in _blocks(_TRAINING_BLOCKS, present)[:2]:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            block_on(*cols), estimate_without_term_frequencies=True)
+        lap(f"EM blocked on {cols}")
+    model: dict[str, Any] = linker.misc.save_model_to_json()
+    return model
+
+
+def _with_parameters(target: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+    # Both dicts come from one SettingsCreator, so comparisons and levels align by position;
+    # only the estimated parameters move across dialects.
+    out = dict(target)
+    out["probability_two_random_records_match"] = trained[
+        "probability_two_random_records_match"]
+    comparisons = []
+    for mine, theirs in zip(target["comparisons"], trained["comparisons"], strict=True):
+        levels = []
+        for level, fitted in zip(mine["comparison_levels"], theirs["comparison_levels"],
+                                 strict=True):
+            level = dict(level)
+            for key in ("m_probability", "u_probability"):
+                if key in fitted:
+                    level[key] = fitted[key]
+            levels.append(level)
+        comparisons.append({**mine, "comparison_levels": levels})
+    out["comparisons"] = comparisons
+    return out
+
+
+def otsu_threshold(weights_df: DataFrame, *, col_name: str = "match_weight",
+                   bin_width: float = 0.5) -> float | None:
+    """The match weight that best splits the scored pairs into two groups (Otsu's method).
+
+    Scored pairs are bimodal: the many near-misses that blocking admitted and the true
+    matches. The cut that maximises the between-group variance is read off a histogram, so the
+    driver only sees the (bounded) bins, never the pairs.
+
+    Returns:
+        The weight at the cut, or None when there are fewer than two non-empty bins.
+    """
+    bins = (
+        weights_df.select(F.floor(F.col(col_name) / bin_width).cast("long").alias("b"))
+        .groupBy("b").count().collect()
+    )
+    if len(bins) < 2:
+        return None
+    hist = sorted((int(r["b"]), int(r["count"])) for r in bins)
+    total = sum(c for _, c in hist)
+    total_sum = sum((b + 0.5) * bin_width * c for b, c in hist)
+    best, best_cut = -1.0, None
+    w0 = s0 = 0.0
+    for b, c in hist[:-1]:
+        w0 += c
+        s0 += (b + 0.5) * bin_width * c
+        w1 = total - w0
+        mu0, mu1 = s0 / w0, (total_sum - s0) / w1
+        between = w0 * w1 * (mu0 - mu1) ** 2
+        if between > best:
+            best, best_cut = between, (b + 1) * bin_width
+    return best_cut
+
+
+def probability_from_weight(weight: float) -> float:
+    """Splink's match probability for a match weight (log2 Bayes factor incl. prior)."""
+    return 1.0 / (1.0 + math.pow(2.0, -weight))

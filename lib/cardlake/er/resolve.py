@@ -1,0 +1,132 @@
+"""The matcher: deterministic pass, probabilistic pass, threshold, clusters.
+
+``resolve_entities`` is what the silver job and ``jobs/resolve_entities.py`` call. It takes
+person records (:func:`cardlake.er.records.to_person_records`) and returns one row per record
+with its entity, plus the links that justify it and the trained model (for matching new
+records incrementally against existing people later).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from cardlake.er.deterministic import deterministic_edges
+from cardlake.er.graph import DEFAULT_MAX_ITERATIONS, connected_components
+from cardlake.er.probabilistic import (
+    ModelSettings,
+    otsu_threshold,
+    probability_from_weight,
+    score_pairs,
+)
+
+log = logging.getLogger(__name__)
+
+DETERMINISTIC = "deterministic"
+PROBABILISTIC = "probabilistic"
+
+
+@dataclass(frozen=True)
+class ResolverSettings:
+    """How to resolve; the defaults suit any person data (nothing here is fitted to one set)."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    threshold_match_probability: float | None = None
+    """Fixed link threshold; None reads it off the scored pairs (Otsu on match weights)."""
+    min_match_probability: float = 0.5
+    """A data-derived threshold is never below this: a link must be likelier match than not."""
+    max_cluster_iterations: int = DEFAULT_MAX_ITERATIONS
+
+
+@dataclass
+class Resolution:
+    """What :func:`resolve_entities` found."""
+
+    entities_df: DataFrame
+    """``(uid, record_id, source_dataset, entity_id, match_probability)``, one row per record."""
+    links_df: DataFrame
+    """``(uid_l, uid_r, match_probability, method)``: the accepted links."""
+    threshold_match_probability: float
+    model: dict[str, Any]
+    fuzzy: bool
+
+
+def choose_threshold(pairs_df: DataFrame, *, settings: ResolverSettings) -> float:
+    """The link threshold: fixed in settings, else Otsu's cut on the pairs' match weights."""
+    if settings.threshold_match_probability is not None:
+        return settings.threshold_match_probability
+    cut = otsu_threshold(pairs_df)
+    chosen = probability_from_weight(cut) if cut is not None else settings.min_match_probability
+    return max(chosen, settings.min_match_probability)
+
+
+def resolve_entities(
+    spark: SparkSession,
+    records: Sequence[DataFrame],
+    *,
+    settings: ResolverSettings | None = None,
+) -> Resolution:
+    """Resolves person records into entities.
+
+    One input deduplicates; two inputs link (only links between the inputs are made, though a
+    cluster may hold several records of one input through them).
+
+    Args:
+        spark: the session; build it with :func:`cardlake.er.splink_spark_conf` settings.
+        records: one or two DataFrames from :func:`cardlake.er.records.to_person_records`,
+            with distinct ``source_dataset`` labels when there are two.
+        settings: seeds, bounds and the threshold policy.
+
+    Returns:
+        A :class:`Resolution`; ``entities_df`` has exactly one row per input record.
+    """
+    settings = settings or ResolverSettings()
+    link_only = len(records) == 2
+    union = records[0] if len(records) == 1 else records[0].unionByName(records[1])
+    union = union.localCheckpoint(eager=True)
+    inputs = [union] if not link_only else [
+        union.where(F.col("source_dataset") == label)
+        for label in (r.select("source_dataset").first()[0] for r in records)  # type: ignore[index]
+    ]
+
+    det_df = deterministic_edges(union, link_only=link_only).select(
+        "uid_l", "uid_r", F.lit(1.0).alias("match_probability"),
+        F.lit(DETERMINISTIC).alias("method"))
+    started = time.perf_counter()
+    scored = score_pairs(spark, inputs, settings=settings.model)
+    pairs_df = scored.pairs_df.localCheckpoint(eager=True)
+    log.info("probabilistic pass: %.1fs", time.perf_counter() - started)
+    threshold = choose_threshold(pairs_df, settings=settings)
+    log.info("link threshold: match probability >= %.4f", threshold)
+    prob_df = pairs_df.where(F.col("match_probability") >= threshold).select(
+        "uid_l", "uid_r", "match_probability", F.lit(PROBABILISTIC).alias("method"))
+    links_df = det_df.unionByName(prob_df).localCheckpoint(eager=True)
+
+    started = time.perf_counter()
+    components = connected_components(
+        links_df, max_iterations=settings.max_cluster_iterations
+    ).localCheckpoint(eager=True)
+    log.info("clustering: %.1fs", time.perf_counter() - started)
+    ends = links_df.select(F.col("uid_l").alias("uid"), "match_probability").unionByName(
+        links_df.select(F.col("uid_r").alias("uid"), "match_probability"))
+    best = ends.groupBy("uid").agg(F.max("match_probability").alias("match_probability"))
+    entity = F.coalesce(F.col("component"), F.col("uid"))
+    if not link_only:  # one input: the uid prefix is the same everywhere, drop it
+        entity = F.expr(
+            "substring(coalesce(component, uid), instr(coalesce(component, uid), '|') + 1)")
+    entities_df = (
+        union.select("uid", "record_id", "source_dataset")
+        .join(components, union["uid"] == components["node"], how="left")
+        .join(best, on="uid", how="left")
+        .select("uid", "record_id", "source_dataset", entity.alias("entity_id"),
+                "match_probability")
+    )
+    return Resolution(entities_df=entities_df, links_df=links_df,
+                      threshold_match_probability=threshold, model=scored.model,
+                      fuzzy=scored.fuzzy)

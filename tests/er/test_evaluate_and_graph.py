@@ -1,0 +1,51 @@
+"""Cluster metrics on hand-computed clusterings, and connected components."""
+
+from __future__ import annotations
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+
+from cardlake.er import connected_components, evaluate_clusters
+
+
+def test_pairwise_and_bcubed_by_hand(spark: SparkSession) -> None:
+    # predicted a={1,2,3} b={4,5} c={6}; true x={1,2} y={3,4,5} z={6}; 7 has no truth.
+    predicted = spark.createDataFrame(
+        [("1", "a"), ("2", "a"), ("3", "a"), ("4", "b"), ("5", "b"), ("6", "c"), ("7", "a")],
+        "record_id string, entity_id string")
+    truth = spark.createDataFrame(
+        [("1", "x"), ("2", "x"), ("3", "y"), ("4", "y"), ("5", "y"), ("6", "z"), ("8", None)],
+        "record_id string, true_id string")
+    m = evaluate_clusters(predicted, truth.where("true_id is not null"))
+    assert (m.records, m.predicted_pairs, m.true_pairs, m.correct_pairs) == (6, 4, 4, 2)
+    assert m.pairwise_precision == pytest.approx(0.5)
+    assert m.pairwise_recall == pytest.approx(0.5)
+    assert m.pairwise_f1 == pytest.approx(0.5)
+    assert m.bcubed_precision == pytest.approx(7 / 9)
+    assert m.bcubed_recall == pytest.approx(7 / 9)
+
+
+def test_all_singletons_have_no_predicted_pairs(spark: SparkSession) -> None:
+    predicted = spark.createDataFrame([("1", "1"), ("2", "2"), ("3", "3")],
+                                      "record_id string, entity_id string")
+    truth = spark.createDataFrame([("1", "x"), ("2", "x"), ("3", "y")],
+                                  "record_id string, true_id string")
+    m = evaluate_clusters(predicted, truth)
+    assert (m.predicted_pairs, m.true_pairs, m.correct_pairs) == (0, 1, 0)
+    assert (m.pairwise_precision, m.pairwise_recall, m.pairwise_f1) == (1.0, 0.0, 0.0)
+    assert m.bcubed_precision == pytest.approx(1.0)
+    assert m.bcubed_recall == pytest.approx((0.5 + 0.5 + 1) / 3)
+
+
+def test_connected_components_chains_stars_and_self_loops(spark: SparkSession) -> None:
+    chain = [(f"c{i}", f"c{i + 1}") for i in range(7)]  # diameter 7: needs several rounds
+    edges = spark.createDataFrame(
+        [("b", "a"), ("b", "c"), ("e", "d"), ("f", "f"), *chain, ("c7", "c3")],
+        "uid_l string, uid_r string")
+    expected = spark.createDataFrame(
+        [("a", "a"), ("b", "a"), ("c", "a"), ("d", "d"), ("e", "d"),
+         *[(f"c{i}", "c0") for i in range(8)]],
+        "node string, component string")
+    actual = connected_components(edges)
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
