@@ -1,0 +1,267 @@
+"""Gold's edge: read silver through ``Tables``, chain the transforms, check keys, write gold.
+
+Month ``M`` reads only ``M``'s partitions of silver (and the ``lookback_months`` of
+transactions the rolling and RFM features need), replaces only ``M``'s partitions of the
+partitioned gold tables, and applies to ``dim_customer`` only the type-2 changes of customers
+touched in ``M``. A full build (no month) computes every month in one pass and overwrites.
+Both give the same tables (tests/gold/test_build.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from cardlake.config import Config
+from cardlake.gold import dims, facts, features, kpis
+from cardlake.gold.config import GoldConfig, load_gold_config
+from cardlake.gold.months import window
+from cardlake.jobs import JobFailed
+from cardlake.silver.schemas import SCHEMAS as SILVER_SCHEMAS
+from cardlake.tables import Tables
+
+log = logging.getLogger("cardlake.gold")
+
+MONTHLY_TABLES = (
+    "fact_transactions",
+    "fact_interactions",
+    "fact_product_usage",
+    "customer_monthly_features",
+    "kpi_monthly",
+    "kpi_state_monthly",
+    "kpi_country_monthly",
+    "kpi_plan_monthly",
+)
+DIMENSIONS = (
+    "dim_customer",
+    "dim_account",
+    "dim_card",
+    "dim_merchant",
+    "dim_date",
+    "dim_location",
+    "dim_product",
+    "dim_channel",
+)
+
+
+class ForeignKeyError(JobFailed):
+    """A fact row points at no dimension row."""
+
+
+def read_silver(tables: Tables, name: str, months: Sequence[str] | None = None) -> DataFrame:
+    """``silver.<name>`` (pruned to ``months`` where given); empty with its contract if absent."""
+    schema = SILVER_SCHEMAS[name]
+    if not tables.exists(f"silver.{name}"):
+        log.warning("silver.%s does not exist yet; gold treats it as empty", name)
+        return tables.spark.createDataFrame([], schema)
+    if months is None:
+        return tables.read(f"silver.{name}")
+    return tables.read(f"silver.{name}", partitions={"month": list(months)})
+
+
+def silver_months(tables: Tables) -> list[str]:
+    """Months present in ``silver.transactions`` (a handful of rows to the driver)."""
+    if not tables.exists("silver.transactions"):
+        return []
+    rows = read_silver(tables, "transactions").groupBy("month").count().collect()
+    return sorted(r["month"] for r in rows if r["month"] is not None)
+
+
+def _read_gold_optional(tables: Tables, name: str) -> DataFrame | None:
+    return tables.read(f"gold.{name}") if tables.exists(f"gold.{name}") else None
+
+
+def _check_keys(
+    name: str, fact_df: DataFrame, references: dict[str, tuple[DataFrame, str]]
+) -> None:
+    bad = {
+        k: v for k, v in facts.foreign_key_violations(fact_df, references=references).items() if v
+    }
+    if bad:
+        raise ForeignKeyError(f"gold.{name}: rows whose keys resolve to no dimension row: {bad}")
+
+
+def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full: bool) -> None:
+    """Builds gold for ``months``: all of them in one pass (``full``) or just ``months[0]``.
+
+    Args:
+        tables: the lake.
+        gcfg: gold settings.
+        months: the months to build; an incremental build takes exactly one.
+        full: overwrite every gold table from the whole history of ``months``.
+    """
+    spark = tables.spark
+    if not full and len(months) != 1:
+        raise ValueError("an incremental gold build processes exactly one month")
+    months = sorted(months)
+    lookback = gcfg.features.lookback_months
+    tx_months = sorted({m for month in months for m in window(month, lookback)})
+    snapshots = read_silver(tables, "customer_snapshots", months)
+    transactions = read_silver(tables, "transactions", tx_months)
+    month_tx = transactions.where(F.col("month").isin(list(months)))
+    interactions = read_silver(tables, "interactions", months)
+    marketing = read_silver(tables, "marketing_monthly", months)
+    usage = read_silver(tables, "product_usage", months)
+    merchants = read_silver(tables, "merchants")
+
+    # -- dimensions
+    reference = {
+        "dim_account": dims.dim_account(read_silver(tables, "accounts")),
+        "dim_card": dims.dim_card(read_silver(tables, "cards")),
+        "dim_merchant": dims.dim_merchant(merchants, discretionary_mccs=gcfg.discretionary_mccs),
+        "dim_date": dims.dim_date(spark, start=gcfg.calendar.start, end=gcfg.calendar.end),
+        "dim_channel": dims.dim_channel(spark, fee_usd_by_channel=gcfg.revenue.fee_usd_by_channel),
+    }
+    for name, df in reference.items():  # type 1: the current reference data, whole
+        tables.overwrite(f"gold.{name}", df)
+    grown = {
+        "dim_location": (
+            dims.dim_location(snapshots, transactions_df=month_tx, merchants_df=merchants),
+            "location_sk",
+        ),
+        "dim_product": (
+            dims.dim_product(snapshots, product_usage_df=usage, marketing_df=marketing),
+            "product_sk",
+        ),
+    }
+    for name, (df, key) in grown.items():  # conformed: keys only ever added
+        if full or not tables.exists(f"gold.{name}"):
+            tables.overwrite(f"gold.{name}", df)
+        else:
+            tables.merge(f"gold.{name}", df, keys=[key], when_matched="ignore")
+    if full or not tables.exists("gold.dim_customer"):
+        history = snapshots if full else snapshots.where(F.col("month") == months[0])
+        tables.overwrite("gold.dim_customer", dims.dim_customer_full(history))
+    else:
+        upserts, stale = dims.dim_customer_month(
+            snapshots, dim_customer_df=tables.read("gold.dim_customer"), month=months[0]
+        )
+        upserts = upserts.localCheckpoint()  # computed from the table it is about to change
+        stale = stale.localCheckpoint()
+        tables.merge(
+            "gold.dim_customer",
+            stale,
+            keys=["customer_sk"],
+            when_matched="delete",
+            when_not_matched="ignore",
+        )
+        tables.merge("gold.dim_customer", upserts, keys=["customer_sk"])
+    dim = {name: tables.read(f"gold.{name}") for name in DIMENSIONS}
+
+    # -- facts
+    fact_tx = facts.fact_transactions(
+        month_tx,
+        dim_customer_df=dim["dim_customer"],
+        dim_account_df=dim["dim_account"],
+        dim_card_df=dim["dim_card"],
+        dim_merchant_df=dim["dim_merchant"],
+        dim_channel_df=dim["dim_channel"],
+        dim_location_df=dim["dim_location"],
+        revenue=gcfg.revenue,
+    )
+    fact_int = facts.fact_interactions(
+        interactions, dim_customer_df=dim["dim_customer"], dim_channel_df=dim["dim_channel"]
+    )
+    fact_use = facts.fact_product_usage(
+        usage, dim_customer_df=dim["dim_customer"], dim_product_df=dim["dim_product"]
+    )
+    customer_ref = (dim["dim_customer"], "customer_sk")
+    date_ref = (dim["dim_date"], "date_sk")
+    channel_ref = (dim["dim_channel"], "channel_sk")
+    outputs: dict[str, DataFrame] = {}
+    for name, df, refs in (
+        (
+            "fact_transactions",
+            fact_tx,
+            {
+                "customer_sk": customer_ref,
+                "account_sk": (dim["dim_account"], "account_sk"),
+                "card_sk": (dim["dim_card"], "card_sk"),
+                "merchant_sk": (dim["dim_merchant"], "merchant_sk"),
+                "channel_sk": channel_ref,
+                "merchant_location_sk": (dim["dim_location"], "location_sk"),
+                "date_sk": date_ref,
+            },
+        ),
+        (
+            "fact_interactions",
+            fact_int,
+            {
+                "customer_sk": customer_ref,
+                "channel_sk": channel_ref,
+                "date_sk": date_ref,
+            },
+        ),
+        (
+            "fact_product_usage",
+            fact_use,
+            {
+                "customer_sk": customer_ref,
+                "product_sk": (dim["dim_product"], "product_sk"),
+                "date_sk": date_ref,
+            },
+        ),
+    ):
+        checked = df.localCheckpoint()
+        _check_keys(name, checked, refs)
+        outputs[name] = checked
+
+    # -- features and KPIs
+    feats = features.customer_monthly_features(
+        snapshots,
+        transactions_df=transactions,
+        interactions_df=interactions,
+        marketing_df=marketing,
+        months=months,
+        discretionary_mccs=gcfg.discretionary_mccs,
+        settings=gcfg.features,
+    ).localCheckpoint()
+    outputs["customer_monthly_features"] = feats
+    alerts = _read_gold_optional(tables, "fraud_alerts")
+    if alerts is not None and "month" in alerts.columns:
+        alerts = alerts.where(F.col("month").isin(list(months)))
+    else:
+        alerts = None
+    tx_facts = outputs["fact_transactions"]
+    outputs["kpi_monthly"] = kpis.kpi_monthly(tx_facts, features_df=feats, fraud_alerts_df=alerts)
+    outputs["kpi_state_monthly"] = kpis.kpi_state_monthly(tx_facts)
+    outputs["kpi_country_monthly"] = kpis.kpi_country_monthly(feats)
+    outputs["kpi_plan_monthly"] = kpis.kpi_plan_monthly(feats)
+
+    for name in MONTHLY_TABLES:
+        df = outputs[name]
+        if full:
+            tables.overwrite(f"gold.{name}", df, partition_by=["month"])
+        else:
+            tables.replace_partitions(
+                f"gold.{name}", df, partitions={"month": list(months)}, partition_by=["month"]
+            )
+    log.info("gold built for %s (%s)", ", ".join(months), "full" if full else "incremental")
+
+
+def run(spark: SparkSession, cfg: Config, *, month: str | None) -> None:
+    """Builds gold from silver: one month incrementally, or every month in one pass.
+
+    Args:
+        spark: the session.
+        cfg: configuration of the environment (``conf/gold.yaml`` is read for ``cfg.env``).
+        month: ``YYYY-MM`` to rewrite only that month's partitions (and the type-2 changes of
+            the customers it touches); None for a full rebuild of every month found in
+            ``silver.transactions``.
+
+    Raises:
+        ForeignKeyError: a fact row resolves to no dimension row; nothing of that table written.
+    """
+    tables = Tables.from_config(spark, cfg)
+    gcfg = load_gold_config(cfg.env)
+    if month is not None:
+        build_gold(tables, gcfg, months=[month], full=False)
+        return
+    months = silver_months(tables)
+    if not months:
+        log.info("silver.transactions has no months yet; nothing to build")
+        return
+    build_gold(tables, gcfg, months=months, full=True)
