@@ -52,7 +52,7 @@ from cardlake.bronze.contracts import (
     SourceContract,
 )
 from cardlake.bronze.tokenise import card_token, last_four, masked_card_numbers
-from cardlake.quality import Check, validate
+from cardlake.quality import Check, Validator
 from cardlake.tables import Idempotency, Tables
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,7 @@ def ingest_source(
     *,
     token_key: bytes,
     files: Sequence[LandedFile],
-    data_docs_dir: str | None = None,
+    validator: Validator | None = None,
     now: datetime | None = None,
 ) -> SourceReport:
     """Ingests the new files among ``files`` of one source (see the module docstring).
@@ -395,7 +395,7 @@ def ingest_source(
     if fresh:
         _ingest_rows(spark, tables, contract, settings, token_key=token_key, files=fresh,
                      batch_id=batch_id, now=now, idem=idem, report=report,
-                     manifest_rows=manifest_rows, data_docs_dir=data_docs_dir)
+                     manifest_rows=manifest_rows, validator=validator or Validator())
     tables.append(MANIFEST, spark.createDataFrame(manifest_rows, MANIFEST_SCHEMA))
     log.info("bronze %s: %d file(s) ingested, %d skipped as re-deliveries; %d read, %d accepted, "
              "%d quarantined, %d duplicate", contract.name, report.files_ingested,
@@ -412,7 +412,7 @@ def _ingest_rows(
     spark: SparkSession, tables: Tables, contract: SourceContract, settings: BronzeConfig, *,
     token_key: bytes, files: Sequence[LandedFile], batch_id: str, now: datetime,
     idem: Any, report: SourceReport, manifest_rows: list[dict[str, Any]],
-    data_docs_dir: str | None,
+    validator: Validator,
 ) -> None:
     parts: list[DataFrame] = []
     extras: list[str] = []
@@ -481,8 +481,8 @@ def _ingest_rows(
 
     # Great Expectations on what bronze is about to receive; a critical failure writes nothing.
     suite_cols = bronze_df.columns
-    outcome = validate(bronze_df, contract.table, _expectations(contract, suite_cols, settings),
-                       data_docs_dir=data_docs_dir)
+    outcome = validator.validate(bronze_df, contract.table,
+                                 _expectations(contract, suite_cols, settings))
     dq_rows = [{**r, "batch_id": batch_id} for r in outcome.rows()]
     tables.append(DQ_RESULTS, spark.createDataFrame(dq_rows, DQ_SCHEMA),
                   idempotency=idem(DQ_RESULTS))
@@ -544,14 +544,18 @@ def run_bronze(
 ) -> list[SourceReport]:
     """Ingests every (or the chosen) source, in reference order, all months found in landing."""
     wanted = list(sources) if sources else list(INGEST_ORDER)
+    validator = Validator(data_docs_dir=data_docs_dir)
     reports = []
-    for name in INGEST_ORDER:
-        if name not in wanted:
-            continue
-        files = discover(landing_root, name, months)
-        reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
-                                     token_key=token_key, files=files,
-                                     data_docs_dir=data_docs_dir))
+    try:
+        for name in INGEST_ORDER:
+            if name not in wanted:
+                continue
+            files = discover(landing_root, name, months)
+            reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
+                                         token_key=token_key, files=files, validator=validator))
+    finally:
+        if any(r.batch_id for r in reports) or not reports:
+            validator.build_docs()
     return reports
 
 

@@ -96,6 +96,85 @@ def _observed(result: Any) -> str:
     return json.dumps(keep, default=str, sort_keys=True)
 
 
+class Validator:
+    """One ephemeral GE context for a run: many suites, Data Docs built once at the end.
+
+    Building a context and rendering docs cost seconds each, so a job validating several tables
+    keeps one ``Validator`` and calls :meth:`build_docs` after the last suite.
+    """
+
+    def __init__(self, *, data_docs_dir: str | None = None) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self.data_docs_dir = data_docs_dir
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        if data_docs_dir:
+            self.context.add_data_docs_site(
+                site_name="cardlake",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": data_docs_dir,
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+        self._source = self.context.data_sources.add_spark(name="spark")
+
+    def validate(
+        self, df: DataFrame, suite_name: str, expectations: Sequence[Check]
+    ) -> ValidationOutcome:
+        """Runs ``expectations`` on ``df`` as the suite ``suite_name`` (see :func:`validate`)."""
+        import great_expectations.expectations as gxe
+
+        gx = self._gx
+        token = uuid.uuid4().hex[:8]
+        asset = self._source.add_dataframe_asset(name=f"{suite_name}_{token}")
+        batch = asset.add_batch_definition_whole_dataframe(name=f"batch_{token}")
+        gx_expectations = []
+        for index, check in enumerate(expectations):
+            cls = getattr(gxe, check.expectation, None)
+            if cls is None:
+                raise ValueError(
+                    f"unknown expectation {check.expectation!r} in suite {suite_name}"
+                )
+            meta = {"critical": check.critical, _INDEX: index}
+            gx_expectations.append(cls(**dict(check.kwargs), meta=meta))
+        suite = self.context.suites.add_or_update(
+            gx.ExpectationSuite(name=suite_name, expectations=gx_expectations)
+        )
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(data=batch, suite=suite, name=f"{suite_name}_{token}")
+        )
+        run_at = datetime.now(UTC)
+        result = definition.run(batch_parameters={"dataframe": df})
+        by_index = {(r.expectation_config.meta or {}).get(_INDEX): r for r in result.results}
+        outcomes = []
+        for index, check in enumerate(expectations):
+            match = by_index.get(index)
+            if match is None:
+                outcomes.append(CheckResult(check, False, "no result returned"))
+            else:
+                outcomes.append(CheckResult(check, bool(match.success), _observed(match)))
+        return ValidationOutcome(
+            suite_name=suite_name, run_id=f"{run_at:%Y%m%dT%H%M%S}-{token}", run_at=run_at,
+            results=tuple(outcomes),
+        )
+
+    def build_docs(self) -> None:
+        """Renders every suite run so far into ``data_docs_dir`` (no-op without one)."""
+        if not self.data_docs_dir:
+            return
+        try:
+            self.context.build_data_docs()
+        except Exception as exc:  # docs are a report; a rendering bug must not fail ingestion
+            log.warning("Data Docs not built in %s: %s", self.data_docs_dir, exc)
+
+
 def validate(
     df: DataFrame,
     suite_name: str,
@@ -114,57 +193,7 @@ def validate(
     Returns:
         The outcome; the caller stores :meth:`ValidationOutcome.rows` and decides what fails.
     """
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    if data_docs_dir:
-        context.add_data_docs_site(
-            site_name="cardlake",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": data_docs_dir,
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-    token = uuid.uuid4().hex[:8]
-    source = context.data_sources.add_spark(name=f"spark_{token}")
-    asset = source.add_dataframe_asset(name=suite_name)
-    batch = asset.add_batch_definition_whole_dataframe(name=f"batch_{token}")
-    gx_expectations = []
-    for index, check in enumerate(expectations):
-        cls = getattr(gxe, check.expectation, None)
-        if cls is None:
-            raise ValueError(f"unknown expectation {check.expectation!r} in suite {suite_name}")
-        meta = {"critical": check.critical, _INDEX: index}
-        gx_expectations.append(cls(**dict(check.kwargs), meta=meta))
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=gx_expectations))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(data=batch, suite=suite, name=f"{suite_name}_{token}")
-    )
-    run_at = datetime.now(UTC)
-    result = definition.run(batch_parameters={"dataframe": df})
-    by_index = {
-        (r.expectation_config.meta or {}).get(_INDEX): r for r in result.results
-    }
-    outcomes = []
-    for index, check in enumerate(expectations):
-        match = by_index.get(index)
-        if match is None:
-            outcomes.append(CheckResult(check, False, "no result returned"))
-        else:
-            outcomes.append(CheckResult(check, bool(match.success), _observed(match)))
-    if data_docs_dir:
-        try:
-            context.build_data_docs()
-        except Exception as exc:  # docs are a report; a rendering bug must not fail ingestion
-            log.warning("Data Docs for %s not built: %s", suite_name, exc)
-    return ValidationOutcome(
-        suite_name=suite_name, run_id=f"{run_at:%Y%m%dT%H%M%S}-{token}", run_at=run_at,
-        results=tuple(outcomes),
-    )
+    validator = Validator(data_docs_dir=data_docs_dir)
+    outcome = validator.validate(df, suite_name, expectations)
+    validator.build_docs()
+    return outcome
