@@ -128,8 +128,21 @@ def profile_settings(cfg: Config) -> dict[str, str]:
     if cfg.tables.engine == "delta-spark":
         settings["spark.sql.extensions"] = DELTA_EXTENSION
         settings["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+    jars = [j for j in (settings.get("spark.jars", ""), _splink_jar()) if j]
+    if jars:
+        settings["spark.jars"] = ",".join(jars)
     settings.update({k: str(v) for k, v in cfg.spark.conf.items()})
     return settings
+
+
+def _splink_jar() -> str:
+    # Splink's Jaro-Winkler and Damerau-Levenshtein UDFs ship as a jar inside the package;
+    # Spark loads jars only at start-up, so every profile carries it.
+    try:
+        from splink.backends.spark import similarity_jar_location
+    except ImportError:
+        return ""
+    return str(similarity_jar_location())
 
 
 def build_session(cfg: Config) -> SparkSession:
