@@ -45,8 +45,32 @@ def _generate(spark: Any, cfg: Config, month: str | None) -> Any:
     )
 
 
+def _bronze(spark: Any, cfg: Config, month: str | None) -> Any:
+    from cardlake.bronze import load_bronze_config, run_bronze
+    from cardlake.tables import Tables
+
+    settings = load_bronze_config(cfg.env)
+    return run_bronze(
+        spark,
+        Tables.from_config(spark, cfg),
+        settings,
+        landing_root=cfg.paths.landing_root,
+        token_key=settings.token_key(cfg.env),
+        months=[month] if month else None,
+        data_docs_dir=cfg.lake_path("_ops", "data_docs") if settings.data_docs else None,
+    )
+
+
+def _silver(spark: Any, cfg: Config, month: str | None) -> Any:
+    from cardlake.silver.job import run
+
+    return run(spark, cfg, month=month)
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("generate", _generate, "synthetic landing zone and ground truth"),
+    Stage("bronze", _bronze, "landing files into bronze, bad records into quarantine"),
+    Stage("silver", _silver, "cleaned tables, resolved customers, stable keys"),
 )
 
 
