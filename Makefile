@@ -50,6 +50,12 @@ typecheck: setup
 generate: setup ## Generate the synthetic landing zone and ground truth (MONTH= for one drop)
 	$(PY) jobs/generate_data.py --env $(ENV) $(MONTH_ARG)
 
+bronze: setup ## Ingest the landing zone into bronze (MONTH= for one month)
+	$(PY) jobs/bronze_ingest.py --env $(ENV) $(MONTH_ARG)
+
+silver: setup ## Build silver from bronze: cleaned tables, resolved customers, stable keys
+	$(PY) jobs/build_silver.py --env $(ENV) $(MONTH_ARG)
+
 sql: setup ## Interactive Spark SQL shell with bronze, silver and gold tables by name
 	$(PY) jobs/sql_shell.py --env $(ENV)
 
