@@ -113,7 +113,7 @@ def _comparisons(present: set[str], *, fuzzy: bool) -> list[Any]:
         out.append(cl.EmailComparison("email_canonical") if fuzzy
                    else cl.LevenshteinAtThresholds("email_canonical", [1, 3]))
     if "phone" in present:
-        out.append(cl.LevenshteinAtThresholds("phone", [1]))
+        out.append(cl.ExactMatch("phone"))  # E.164 already; near-misses are other numbers
     if "street" in present:
         out.append(cl.LevenshteinAtThresholds("street", [2, 5]))
     elif "street_number" in present:
