@@ -1,0 +1,29 @@
+"""Customer segmentation: K-means vs bisecting K-means into gold.customer_segments.
+
+    python jobs/train_segmentation.py --env local
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from cardlake.config import Config
+from cardlake.jobs import log, run_job
+
+
+def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
+    """Trains, registers and scores (see cardlake.ml.job.run_segmentation)."""
+    from cardlake.ml import run_segmentation
+
+    log.info("segmentation: %s", json.dumps(run_segmentation(spark, cfg), sort_keys=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job(run, description=__doc__.splitlines()[0], argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Transaction-level fraud: features from the transaction and its card's recent history, a
+time-ordered split with a feedback delay, class-weighted logistic regression and gradient-boosted
+trees, a threshold from a precision target or a cost, and ``gold.fraud_alerts`` with reasons.
+
+Labels are chargebacks (``fraud_reported_at``), which arrive days to weeks late. Training at the
+start of the test period may use only the labels reported by then, so training transactions end
+``feedback_delay_days`` before it (later ones would look legitimate only because their reports
+have not arrived yet). Every history feature looks strictly backwards in time, and the merchant
+feature counts only reports filed before the transaction's day.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from cardlake.ml import metrics, plots, tracking
+from cardlake.ml.common import (
+    LABEL,
+    SCORE,
+    Fitted,
+    drivers,
+    fit_classifier,
+    hash_share,
+    with_class_weight,
+    with_score,
+)
+from cardlake.ml.settings import FraudSettings, MlSettings
+
+log = logging.getLogger("cardlake.ml")
+
+TRANSACTIONS_TABLE = "silver.transactions"
+ALERTS_TABLE = "gold.fraud_alerts"
+DAY = 86_400
+FAILED_STATES = ("failed", "declined")
+CATEGORICAL = ("channel", "state")
+BASE_FEATURES = (
+    "log_amount", "hour", "is_night_f", "is_cross_border_f", "ip_mismatch", "is_new_device",
+    "is_debit", "log_gap_prev", "amount_ratio_30d", "failed_count_24h", "night_count_24h",
+    "distinct_merchants_24h", "merchant_reports_30d",
+)
+# Reason codes: a readable name and the condition on the transaction's features.
+REASONS: tuple[tuple[str, str], ...] = (
+    ("burst of small payments in the last hour", "small_count_1h >= 2"),
+    ("merchant with recent fraud reports", "merchant_reports_30d >= 1"),
+    ("new device for this customer", "is_new_device = 1"),
+    ("IP country differs from home country", "ip_mismatch = 1"),
+    ("amount far above the card's usual", "amount_ratio_30d >= 5"),
+    ("several payments within the hour", "tx_count_1h >= 3"),
+    ("recent failed or declined attempts", "failed_count_24h >= 2"),
+    ("night-time", "is_night_f = 1"),
+    ("cross-border", "is_cross_border_f = 1"),
+)
+
+
+def window_hours(settings: FraudSettings) -> list[int]:
+    return sorted({1, 24, *settings.history_windows_hours})  # reasons need 1h and 24h
+
+
+def feature_columns(settings: FraudSettings) -> list[str]:
+    hours = window_hours(settings)
+    history = [f"{kind}_{h}h" for h in hours for kind in ("tx_count", "amount_sum", "small_count")]
+    return [*BASE_FEATURES, *history]
+
+
+def _backwards(partition: str, seconds: int) -> Window:
+    # The ``seconds`` before the transaction, excluding the transaction's own second.
+    return Window.partitionBy(partition).orderBy("epoch").rangeBetween(-seconds, -1)
+
+
+def with_transaction_features(tx_df: DataFrame, *, hours: Sequence[int], small_amount_usd: float
+                              ) -> DataFrame:
+    """Adds the model's features; every window looks only at the card's earlier transactions."""
+    df = tx_df.withColumn("epoch", F.col("ts").cast("long")).withColumn(
+        "amount_usd", F.coalesce(F.col("amount_usd"), F.lit(0.0)))
+    is_small = (F.col("amount_usd") < small_amount_usd).cast("int")
+    is_failed = F.col("state").isin(*FAILED_STATES).cast("int")
+    for h in hours:
+        w = _backwards("instrument_id", h * 3600)
+        df = (df.withColumn(f"tx_count_{h}h", F.count(F.lit(1)).over(w).cast("double"))
+              .withColumn(f"amount_sum_{h}h",
+                          F.coalesce(F.sum("amount_usd").over(w), F.lit(0.0)))
+              .withColumn(f"small_count_{h}h",
+                          F.coalesce(F.sum(is_small).over(w), F.lit(0)).cast("double")))
+    w24 = _backwards("instrument_id", DAY)
+    w30 = _backwards("instrument_id", 30 * DAY)
+    ordered = Window.partitionBy("instrument_id").orderBy("epoch", "transaction_id")
+    first_use = Window.partitionBy("customer_key", "device_id").orderBy("epoch", "transaction_id")
+    by_customer = Window.partitionBy("customer_key").orderBy("epoch", "transaction_id")
+    avg30 = F.avg("amount_usd").over(w30)
+    df = (
+        df.withColumn("failed_count_24h",
+                      F.coalesce(F.sum(is_failed).over(w24), F.lit(0)).cast("double"))
+        .withColumn("night_count_24h",
+                    F.coalesce(F.sum(F.col("is_night").cast("int")).over(w24), F.lit(0))
+                    .cast("double"))
+        .withColumn("distinct_merchants_24h",
+                    F.size(F.collect_set("merchant_id").over(w24)).cast("double"))
+        .withColumn("log_gap_prev", F.log1p(F.coalesce(
+            F.col("epoch") - F.lag("epoch").over(ordered), F.lit(365 * DAY)).cast("double")))
+        .withColumn("amount_ratio_30d",
+                    F.col("amount_usd") / F.greatest(F.coalesce(avg30, F.col("amount_usd")),
+                                                     F.lit(1.0)))
+        .withColumn("is_new_device", (
+            F.col("device_id").isNotNull()
+            & (F.row_number().over(first_use) == 1)
+            & (F.row_number().over(by_customer) > 1)).cast("double"))
+        .withColumn("ip_mismatch", (F.col("ip_country").isNotNull()
+                                    & (F.col("ip_country") != F.col("customer_country")))
+                    .cast("double"))
+        .withColumn("log_amount", F.log1p(F.col("amount_usd")))
+        .withColumn("hour", F.hour("ts").cast("double"))
+        .withColumn("is_night_f", F.coalesce(F.col("is_night").cast("double"), F.lit(0.0)))
+        .withColumn("is_cross_border_f",
+                    F.coalesce(F.col("is_cross_border").cast("double"), F.lit(0.0)))
+        .withColumn("is_debit", (F.col("direction") == "debit").cast("double"))
+        .withColumn("channel", F.coalesce(F.col("channel"), F.lit("unknown")))
+        .withColumn("state", F.coalesce(F.col("state"), F.lit("unknown")))
+    )
+    return df.join(merchant_reports(tx_df), on=["merchant_id", "txn_date"], how="left").fillna(
+        0.0, subset=["merchant_reports_30d"])
+
+
+def merchant_reports(tx_df: DataFrame, days: int = 30) -> DataFrame:
+    """Per merchant and day: fraud reports filed on that merchant in the ``days`` before."""
+    reports = tx_df.where(F.col("fraud_reported_at").isNotNull()).select(
+        "merchant_id", F.to_date("fraud_reported_at").alias("report_day"))
+    days_seen = tx_df.select("merchant_id", "txn_date").distinct()  # the lookup grid itself
+    joined = days_seen.join(
+        reports,
+        on=(days_seen["merchant_id"] == reports["merchant_id"])
+        & (reports["report_day"] < days_seen["txn_date"])
+        & (reports["report_day"] >= F.date_sub(days_seen["txn_date"], days)),
+        how="inner",
+    )
+    return joined.groupBy(days_seen["merchant_id"], days_seen["txn_date"]).agg(
+        F.count(F.lit(1)).cast("double").alias("merchant_reports_30d"))
+
+
+def reasons_column(max_reasons: int) -> Column:
+    """The first ``max_reasons`` reason codes (in ``REASONS`` order) that hold."""
+    codes = [F.when(F.expr(cond), F.lit(text)) for text, cond in REASONS]
+    return F.slice(F.filter(F.array(*codes), lambda x: x.isNotNull()), 1, max_reasons)
+
+
+def choose_threshold(curve: metrics.Curve, *, rule: Literal["precision", "cost"],
+                     precision_target: float, cost_fn: float, cost_fp: float) -> float:
+    """The alert threshold on validation scores.
+
+    ``precision``: the lowest score whose alerts reach the precision target (the most recall at
+    that precision); the highest score when none does. ``cost``: the score minimising
+    ``cost_fn * missed + cost_fp * false alerts``.
+    """
+    tp = np.cumsum(curve.pos)
+    fp = np.cumsum(curve.neg)
+    if rule == "precision":
+        precision = tp / np.maximum(tp + fp, 1)
+        ok = np.flatnonzero(precision >= precision_target)
+        return float(curve.scores[ok[-1]] if len(ok) else curve.scores[0])
+    cost = cost_fn * (curve.n_pos - tp) + cost_fp * fp
+    return float(curve.scores[int(np.argmin(cost))])
+
+
+def split_bounds(months: Sequence[str], s: FraudSettings) -> dict[str, datetime]:
+    """Test start, training end (test start minus the feedback delay) and validation start."""
+    ordered = sorted(months)
+    if len(ordered) < s.test_months + s.validation_months + 2:
+        raise ValueError(f"too few months of transactions for the fraud split: {ordered}")
+    test_start = datetime.strptime(ordered[-s.test_months], "%Y-%m")
+    train_end = test_start - timedelta(days=s.feedback_delay_days)
+    valid_start = train_end - timedelta(days=30 * s.validation_months)
+    return {"test_start": test_start, "train_end": train_end, "valid_start": valid_start}
+
+
+def run_fraud(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
+              tracker: tracking.Tracker) -> dict[str, float]:
+    """Trains both fraud models on the time split, compares them on the test months, registers
+    the better (promotion on test AUC) and writes the champion's alerts for the test months.
+
+    Returns:
+        Headline metrics: test AUC, average precision and card-precision@k of both models, the
+        threshold and, where the truth is on disk, both against the best achievable.
+    """
+    s = settings.fraud
+    seed = settings.seed
+    started = time.perf_counter()
+    version = tables.version(TRANSACTIONS_TABLE)
+    tx = tables.read(TRANSACTIONS_TABLE, version=version)
+    months = [r[0] for r in tx.select("month").distinct().collect()]
+    b = split_bounds(months, s)
+    numeric = feature_columns(s)
+    feats = with_transaction_features(tx, hours=window_hours(s),
+                                      small_amount_usd=s.small_amount_usd)
+    known = F.col("fraud_reported_at").isNotNull() & (F.col("fraud_reported_at")
+                                                       < F.lit(b["test_start"]))
+    ts = F.col("ts")
+    feats = feats.withColumn(
+        "split",
+        F.when(ts >= F.lit(b["test_start"]), "test")
+        .when(ts >= F.lit(b["train_end"]), "delay")
+        .when(ts >= F.lit(b["valid_start"]), "valid")
+        .otherwise("fit"),
+    ).withColumn(
+        LABEL,
+        F.when(F.col("split") == "test", F.col("fraud_reported_at").isNotNull().cast("int"))
+        .otherwise(known.cast("int")),
+    )
+    keep = ["transaction_id", "customer_key", "instrument_id", "ts", "txn_date", "amount_usd",
+            "month", "split", LABEL, *CATEGORICAL, *numeric, "is_night", "is_cross_border",
+            "tx_count_1h", "small_count_1h"]
+    feats = feats.select(*dict.fromkeys(keep)).cache()
+    sampled = (F.col(LABEL) == 1) | (hash_share(F.col("transaction_id"), seed) < s.negative_sample)
+    fit_df = with_class_weight(feats.where((F.col("split") == "fit") & sampled)).cache()
+    valid_df = feats.where(F.col("split") == "valid")
+    test_df = feats.where(F.col("split") == "test")
+    out: dict[str, float] = {}
+    with tracker.run("fraud", "fraud") as run:
+        tracking.log_params({"seed": seed, **{f"fraud.{k}": v for k, v in vars(s).items()}})
+        tracking.log_params({f"split.{k}": v.isoformat() for k, v in b.items()})
+        tracking.log_data_versions({TRANSACTIONS_TABLE: version})
+        counts = feats.groupBy("split").agg(F.count(F.lit(1)).alias("n"),
+                                            F.sum(LABEL).alias("pos")).collect()
+        tracking.log_metrics({f"rows_{r['split']}": float(r["n"]) for r in counts}
+                             | {f"positives_{r['split']}": float(r["pos"] or 0) for r in counts})
+        fitted: dict[str, Fitted] = {}
+        curves: dict[str, metrics.Curve] = {}
+        thresholds: dict[str, float] = {}
+        calib: dict[str, pd.DataFrame] = {}
+        for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
+            model = fit_classifier(kind, fit_df=fit_df, valid_df=valid_df, numeric=numeric,
+                                   categorical=CATEGORICAL, grid=grid, seed=seed,
+                                   gbt_step=s.gbt_step_size, weighted=True, select_on="pr_auc")
+            fitted[kind] = model
+            tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
+            tracking.log_frame(pd.DataFrame(model.grid_results), f"{kind}_grid.csv")
+            thresholds[kind] = choose_threshold(
+                metrics.score_curve(with_score(model.model, valid_df)), rule=s.threshold_rule,
+                precision_target=s.precision_target, cost_fn=s.cost_false_negative,
+                cost_fp=s.cost_false_positive)
+            scored = with_score(model.model, test_df).cache()
+            curves[kind] = metrics.score_curve(scored)
+            calib[kind] = metrics.calibration_table(scored)
+            out[f"{kind}_test_auc"] = metrics.auc(curves[kind])
+            out[f"{kind}_test_ap"] = metrics.average_precision(curves[kind])
+            out[f"{kind}_card_precision_at_k"] = metrics.card_precision_at_k(
+                scored, k=s.card_precision_k)
+            out[f"{kind}_threshold"] = thresholds[kind]
+            alerts = scored.where(F.col(SCORE) >= thresholds[kind]).agg(
+                F.count(F.lit(1)), F.sum(LABEL)).first()
+            out[f"{kind}_test_alerts"] = float(alerts[0])
+            out[f"{kind}_test_alert_precision"] = float(alerts[1] or 0) / max(alerts[0], 1)
+            out[f"{kind}_training_seconds"] = model.seconds
+            from cardlake.ml import evaluate
+
+            truth = evaluate.fraud_against_truth(spark, cfg, scored_df=scored)
+            if truth is not None:
+                out.update({f"{kind}_{k}" if not k.startswith("best") else k: v
+                            for k, v in truth.items()})
+            scored.unpersist()
+            weights = drivers(model, fit_df)
+            tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
+            plots.log_png(plots.importance_figure(weights, f"Fraud drivers ({kind})"),
+                          f"{kind}_drivers.png")
+        plots.log_png(plots.roc_figure(curves, "ROC (test months)"), "roc_test.png")
+        plots.log_png(plots.pr_figure(curves, "Precision-recall (test months)"), "pr_test.png")
+        plots.log_png(plots.gains_figure(curves, "Cumulative gains (test months)"),
+                      "gains_test.png")
+        plots.log_png(plots.calibration_figure(calib, "Calibration (test months)"),
+                      "calibration_test.png")
+        chosen = max(fitted, key=lambda k: fitted[k].validation["pr_auc"])
+        sample = fit_df.select(*CATEGORICAL, *numeric).limit(5).toPandas()
+        uri = tracking.log_spark_model(fitted[chosen].model, sample,
+                                       pd.DataFrame({SCORE: [0.5] * len(sample)}))
+        promotion = tracking.register_and_promote(
+            tracker, name=s.model_name, model_uri=uri, metric="test_auc",
+            value=out[f"{chosen}_test_auc"],
+            tags={"threshold": repr(thresholds[chosen]), "kind": chosen})
+        champion, champion_version = tracking.load_champion(s.model_name)
+        threshold = float(tracking.version_tags(tracker, s.model_name, champion_version)
+                          ["threshold"])
+        alerts_df = with_alerts(with_score(champion, test_df), threshold=threshold,
+                                model_version=champion_version, max_reasons=s.max_reasons)
+        test_months = sorted(m for m in months if m >= b["test_start"].strftime("%Y-%m"))
+        tables.replace_partitions(ALERTS_TABLE, alerts_df, partitions={"month": test_months},
+                                  partition_by=["month"])
+        out["alerts_written"] = float(tables.read(ALERTS_TABLE, partitions={
+            "month": test_months}).count())
+        tracking.log_text(json.dumps({"reasons": dict(REASONS)}, indent=2), "reason_codes.json")
+        out["promoted"] = float(promotion.promoted)
+        out["training_seconds"] = time.perf_counter() - started
+        tracking.log_metrics(out)
+        log.info("fraud run %s: %s", run.info.run_id, out)
+    fit_df.unpersist()
+    feats.unpersist()
+    return out
+
+
+def with_alerts(scored_df: DataFrame, *, threshold: float, model_version: str, max_reasons: int
+                ) -> DataFrame:
+    """The alert rows: transactions scoring at or above the threshold, with reason codes."""
+    return scored_df.where(F.col(SCORE) >= threshold).select(
+        "transaction_id", "customer_key", "instrument_id", "ts", "amount_usd",
+        F.col(SCORE).alias("score"), F.lit(threshold).alias("threshold"),
+        reasons_column(max_reasons).alias("reasons"), F.lit(model_version).alias("model_version"),
+        "month",
+    )

@@ -1,0 +1,302 @@
+"""Explainable customer risk: a points-based scorecard with reason codes and tiers, and a
+logistic-regression and gradient-boosted-trees classifier of at-risk customers for comparison.
+
+At risk (the target): an adverse event in the next ``horizon_months`` months, defined in config
+as a SQL condition on that month's features (fraud contacts, failed transactions, unresolved
+service contacts, ...), or closure. The scorecard bins each risk feature at the configured
+edges, replaces a bin by its weight of evidence (WoE, ln of the bad share over the good share),
+fits a logistic regression on the WoE and turns it into points: ``pdo`` points double the odds of
+being at risk and ``base_score`` stands for ``base_odds``. More points = more risk. A customer's
+reason codes are the features where they lose the most points against that feature's best bin.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import VectorAssembler
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from cardlake.ml import metrics, plots, tracking
+from cardlake.ml.common import (
+    LABEL,
+    SCORE,
+    Fitted,
+    drivers,
+    fit_classifier,
+    hash_share,
+    month_index,
+    month_of_index,
+    with_score,
+    with_time_split,
+)
+from cardlake.ml.settings import BinSpec, MlSettings, RiskSettings
+
+log = logging.getLogger("cardlake.ml")
+
+FEATURES_TABLE = "gold.customer_monthly_features"
+RISK_TABLE = "gold.customer_risk"
+TIERS = ("Low", "Medium", "High")
+WOE_SMOOTHING = 0.5  # added to every bin's counts so an empty bin has a finite WoE
+CLASSIFIER_EXTRA = ("tx_count", "spend_usd", "eng_count_3m", "tenure_months", "age",
+                    "service_contacts", "notifications_failed")
+
+
+def with_risk_features(df: DataFrame) -> DataFrame:
+    """Risk features from a customer's months up to the row's month (never later ones)."""
+    by_month = Window.partitionBy("customer_key").orderBy("month_idx")
+    w6 = by_month.rangeBetween(-5, 0)
+    w3 = by_month.rangeBetween(-2, 0)
+    before3 = by_month.rangeBetween(-3, -1)
+    zero = F.lit(0.0)
+    out = df.withColumn("month_idx", month_index(F.col("month")))
+    return (
+        out.withColumn("fraud_contacts_6m",
+                       F.coalesce(F.sum("fraud_contacts").over(w6), zero).cast("double"))
+        .withColumn("service_unresolved_6m",
+                    F.coalesce(F.sum("service_unresolved").over(w6), zero).cast("double"))
+        .withColumn("failed_rate_3m", F.coalesce(
+            F.sum("failed_count").over(w3) / F.greatest(F.sum("tx_count").over(w3), F.lit(1)),
+            zero))
+        .withColumn("spend_spike_ratio", F.coalesce(
+            F.col("spend_usd") / F.greatest(F.avg("spend_usd").over(before3), F.lit(1.0)),
+            F.lit(1.0)))
+        .withColumn("debt_outstanding_usd", F.coalesce(F.col("debt_outstanding_usd"), zero))
+        .withColumn("credit_score", F.coalesce(F.col("credit_score").cast("double"),
+                                               F.lit(650.0)))
+        .withColumn("notification_fail_rate", F.coalesce(F.col("notification_fail_rate"), zero))
+        .withColumn("recency_days", F.coalesce(F.col("recency_days").cast("double"),
+                                               F.lit(999.0)))
+    )
+
+
+def with_risk_target(df: DataFrame, *, event_expression: str, horizon_months: int,
+                     closure_is_event: bool, last_index: int) -> DataFrame:
+    """``label`` = 1 when an adverse event (or closure) happens in months M+1..M+horizon; null
+    when that window runs past the data."""
+    by_month = Window.partitionBy("customer_key").orderBy("month_idx")
+    ahead = by_month.rangeBetween(1, horizon_months)
+    event = F.coalesce(F.expr(event_expression).cast("int"), F.lit(0))
+    last_seen = F.max("month_idx").over(Window.partitionBy("customer_key"))
+    closes = (last_seen < F.col("month_idx") + horizon_months) & (last_seen < last_index)
+    future_event = F.coalesce(F.max(event).over(ahead), F.lit(0)) == 1
+    at_risk = future_event | closes if closure_is_event else future_event
+    return df.withColumn(
+        LABEL,
+        F.when(F.col("month_idx") + horizon_months > last_index, F.lit(None).cast("int"))
+        .otherwise(at_risk.cast("int")),
+    )
+
+
+def bin_column(feature: str, edges: tuple[float, ...]) -> Column:
+    """Bin index 0..len(edges): the number of edges at or below the value."""
+    total = F.lit(0)
+    for edge in edges:
+        total = total + (F.col(feature) >= F.lit(edge)).cast("int")
+    return total
+
+
+def with_bins(df: DataFrame, bins: Mapping[str, BinSpec]) -> DataFrame:
+    return df.select("*", *[bin_column(f, spec.edges).alias(f"bin_{f}")
+                            for f, spec in bins.items()])
+
+
+def woe_table(df: DataFrame, bins: Mapping[str, BinSpec]) -> pd.DataFrame:
+    """Counts and weight of evidence per feature and bin (every bin listed, even empty ones)."""
+    parts = [df.select(F.lit(f).alias("feature"), F.col(f"bin_{f}").alias("bin"), LABEL)
+             for f in bins]
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.unionByName(part)
+    counts = union.groupBy("feature", "bin").agg(
+        F.sum(LABEL).alias("bad"), F.count(F.lit(1)).alias("n")).toPandas()
+    rows = []
+    for f, spec in bins.items():
+        mine = counts[counts["feature"] == f].set_index("bin")
+        for b in range(len(spec.edges) + 1):
+            bad = float(mine["bad"].get(b, 0))
+            n = float(mine["n"].get(b, 0))
+            rows.append({"feature": f, "bin": b, "n": n, "bad": bad, "good": n - bad})
+    table = pd.DataFrame(rows)
+    totals = table.groupby("feature")[["bad", "good"]].transform("sum")
+    k = table.groupby("feature")["bin"].transform("count")
+    bad_share = (table["bad"] + WOE_SMOOTHING) / (totals["bad"] + WOE_SMOOTHING * k)
+    good_share = (table["good"] + WOE_SMOOTHING) / (totals["good"] + WOE_SMOOTHING * k)
+    table["woe"] = (bad_share / good_share).map(math.log)
+    return table
+
+
+def _lookup(table: pd.DataFrame, feature: str, value_col: str) -> Column:
+    mine = table[table["feature"] == feature]
+    pairs = [x for b, v in zip(mine["bin"], mine[value_col], strict=True)
+             for x in (F.lit(int(b)), F.lit(float(v)))]
+    return F.create_map(*pairs)[F.col(f"bin_{feature}")]
+
+
+def with_woe(df: DataFrame, table: pd.DataFrame, features: list[str]) -> DataFrame:
+    return df.select("*", *[F.coalesce(_lookup(table, f, "woe"), F.lit(0.0)).alias(f"woe_{f}")
+                            for f in features])
+
+
+def points_table(table: pd.DataFrame, coefficients: Mapping[str, float], intercept: float, *,
+                 pdo: float, base_score: float, base_odds: float) -> tuple[pd.DataFrame, int]:
+    """Points per feature and bin, and the base points, from the WoE regression.
+
+    score = base + sum of the bins' points = base_score + factor * (logit - ln(base_odds)),
+    factor = pdo / ln 2, rounded to whole points.
+    """
+    factor = pdo / math.log(2)
+    out = table.copy()
+    out["coefficient"] = out["feature"].map(coefficients)
+    out["points"] = (factor * out["coefficient"] * out["woe"]).round().astype(int)
+    base = round(base_score + factor * (intercept - math.log(base_odds)))
+    return out, base
+
+
+def with_scorecard(df: DataFrame, points: pd.DataFrame, base: int, bins: Mapping[str, BinSpec],
+                   *, tiers: Mapping[str, float], max_reasons: int) -> DataFrame:
+    """Adds ``risk_score``, ``tier`` and ``reasons`` (the top adverse factors, worst first)."""
+    features = list(bins)
+    point_cols = {f: F.coalesce(_lookup(points, f, "points"), F.lit(0.0)) for f in features}
+    best = points.groupby("feature")["points"].min()
+    total = F.lit(float(base))
+    for col in point_cols.values():
+        total = total + col
+    adverse = F.array(*[
+        F.struct((point_cols[f] - F.lit(float(best[f]))).alias("loss"),
+                 F.lit(i).alias("order"), F.lit(bins[f].reason).alias("reason"))
+        for i, f in enumerate(features)
+    ])
+    ordered = F.array_sort(
+        F.filter(adverse, lambda x: x["loss"] > 0),
+        lambda a, b: F.when(a["loss"] > b["loss"], -1).when(a["loss"] < b["loss"], 1)
+        .otherwise(a["order"] - b["order"]),
+    )
+    score = total.cast("int")
+    return df.withColumn("risk_score", score).withColumn(
+        "tier",
+        F.when(score >= tiers["high"], TIERS[2]).when(score >= tiers["medium"], TIERS[1])
+        .otherwise(TIERS[0]),
+    ).withColumn("reasons", F.slice(F.transform(ordered, lambda x: x["reason"]), 1, max_reasons))
+
+
+def fit_scorecard(train_df: DataFrame, s: RiskSettings, *, seed: int
+                  ) -> tuple[pd.DataFrame, int]:
+    """WoE per bin and a logistic regression on the WoE, turned into a points table."""
+    features = list(s.bins)
+    binned = with_bins(train_df, s.bins)
+    table = woe_table(binned, s.bins)
+    woe_df = with_woe(binned, table, features)
+    assembled = VectorAssembler(inputCols=[f"woe_{f}" for f in features],
+                                outputCol="features").transform(woe_df)
+    lr = LogisticRegression(featuresCol="features", labelCol=LABEL, maxIter=100,
+                            regParam=s.lr_grid.reg_param[0], standardization=False).fit(assembled)
+    coefficients = dict(zip(features, lr.coefficients.toArray().tolist(), strict=True))
+    return points_table(table, coefficients, float(lr.intercept), pdo=s.pdo,
+                        base_score=s.base_score, base_odds=s.base_odds)
+
+
+def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
+             tracker: tracking.Tracker) -> dict[str, float]:
+    """Fits the scorecard and both classifiers, compares them out of time, registers the better
+    classifier and writes the latest month's risk queue to ``gold.customer_risk``."""
+    s = settings.risk
+    seed = settings.seed
+    started = time.perf_counter()
+    version = tables.version(FEATURES_TABLE)
+    base = with_risk_features(tables.read(FEATURES_TABLE, version=version))
+    last_index = int(base.agg(F.max("month_idx")).first()[0])
+    oot_index = last_index - s.horizon_months
+    cutoff_index = oot_index - s.oot_gap_months
+    features = list(s.bins)
+    numeric = list(dict.fromkeys([*features, *CLASSIFIER_EXTRA]))
+    labelled = with_risk_target(base, event_expression=s.event_expression,
+                                horizon_months=s.horizon_months,
+                                closure_is_event=s.closure_is_event, last_index=last_index)
+    labelled = labelled.fillna(0.0, subset=list(CLASSIFIER_EXTRA))
+    for name in CLASSIFIER_EXTRA:
+        labelled = labelled.withColumn(name, F.col(name).cast("double"))
+    split = with_time_split(labelled, cutoff_index=cutoff_index, oot_index=oot_index,
+                            score_index=last_index, train_share=s.train_share, seed=seed)
+    split = split.select("customer_key", "month", "month_idx", "split", LABEL, "plan_type",
+                         *numeric).cache()
+    train = split.where(F.col("split") == "train")
+    in_fit = hash_share(F.col("customer_key"), seed + 1) < 0.75
+    fit_df, valid_df = train.where(in_fit), train.where(~in_fit)
+    parts = {name: split.where(F.col("split") == name) for name in ("oos", "oot")}
+    out: dict[str, float] = {}
+    with tracker.run("risk", "risk") as run:
+        tracking.log_params({"seed": seed, **{f"risk.{k}": v for k, v in vars(s).items()
+                                              if k != "bins"}})
+        tracking.log_params({f"risk.bins.{f}": list(spec.edges) for f, spec in s.bins.items()})
+        tracking.log_data_versions({FEATURES_TABLE: version})
+        tracking.log_params({"split.cutoff_month": month_of_index(cutoff_index),
+                             "split.oot_month": month_of_index(oot_index),
+                             "split.score_month": month_of_index(last_index)})
+        points, base_points = fit_scorecard(train, s, seed=seed)
+        tracking.log_frame(points, "scorecard_points.csv")
+        tracking.log_metrics({"scorecard_base_points": float(base_points)})
+        card = (points.groupby("feature")["points"].max() - points.groupby("feature")[
+            "points"].min()).rename("points_range")
+        plots.log_png(plots.importance_figure(card, "Scorecard: points range per feature"),
+                      "scorecard_points.png")
+        curves: dict[str, dict[str, metrics.Curve]] = {"oos": {}, "oot": {}}
+        for name, part in parts.items():
+            scored = with_scorecard(with_bins(part, s.bins), points, base_points, s.bins,
+                                    tiers=s.tiers, max_reasons=s.max_reasons)
+            curves[name]["scorecard"] = metrics.score_curve(scored, score_col="risk_score")
+            out.update(metrics.summary(curves[name]["scorecard"], prefix=f"scorecard_{name}_"))
+        fitted: dict[str, Fitted] = {}
+        for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
+            model = fit_classifier(kind, fit_df=fit_df, valid_df=valid_df, numeric=numeric,
+                                   categorical=("plan_type",), grid=grid, seed=seed,
+                                   gbt_step=s.gbt_step_size)
+            fitted[kind] = model
+            out[f"{kind}_training_seconds"] = model.seconds
+            tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
+            for name, part in parts.items():
+                curves[name][kind] = metrics.score_curve(with_score(model.model, part))
+                out.update(metrics.summary(curves[name][kind], prefix=f"{kind}_{name}_"))
+            weights = drivers(model, fit_df)
+            tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
+            plots.log_png(plots.importance_figure(weights, f"At-risk drivers ({kind})"),
+                          f"{kind}_drivers.png")
+        for name in ("oos", "oot"):
+            plots.log_png(plots.roc_figure(curves[name], f"ROC ({name})"), f"roc_{name}.png")
+            plots.log_png(plots.pr_figure(curves[name], f"Precision-recall ({name})"),
+                          f"pr_{name}.png")
+            plots.log_png(plots.gains_figure(curves[name], f"Cumulative gains ({name})"),
+                          f"gains_{name}.png")
+        chosen = max(fitted, key=lambda k: out[f"{k}_oos_auc"])
+        sample = fit_df.select("plan_type", *numeric).limit(5).toPandas()
+        uri = tracking.log_spark_model(fitted[chosen].model, sample,
+                                       pd.DataFrame({SCORE: [0.5] * len(sample)}))
+        promotion = tracking.register_and_promote(
+            tracker, name=s.model_name, model_uri=uri, metric="oot_auc",
+            value=out[f"{chosen}_oot_auc"])
+        champion, champion_version = tracking.load_champion(s.model_name)
+        latest = split.where(F.col("split") == "score")
+        queue = with_scorecard(with_bins(with_score(champion, latest), s.bins), points,
+                               base_points, s.bins, tiers=s.tiers, max_reasons=s.max_reasons)
+        month = month_of_index(last_index)
+        queue = queue.select(
+            "customer_key", "month", "risk_score", "tier", "reasons",
+            F.col(SCORE).alias("at_risk_probability"),
+            F.lit(champion_version).alias("model_version"))
+        tables.replace_partitions(RISK_TABLE, queue, partitions={"month": [month]},
+                                  partition_by=["month"])
+        tiers = tables.read(RISK_TABLE, partitions={"month": [month]}).groupBy("tier").count()
+        out.update({f"tier_{r['tier'].lower()}": float(r["count"]) for r in tiers.collect()})
+        out["promoted"] = float(promotion.promoted)
+        out["training_seconds"] = time.perf_counter() - started
+        tracking.log_metrics(out)
+        log.info("risk run %s: %s", run.info.run_id, out)
+    split.unpersist()
+    return out

@@ -1,0 +1,33 @@
+"""The whole ML stage on small synthetic gold features and silver transactions."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from cardlake.ml import run_all
+from tests.ml import fakes
+
+
+@pytest.mark.slow
+def test_run_all_trains_registers_and_writes_gold(spark, cfg, rs_tables, tmp_path):
+    from cardlake.config import load_config
+
+    lake_cfg = load_config("test", overrides={
+        "paths.lake_root": rs_tables.lake_root, "paths.truth_root": str(tmp_path / "no-truth"),
+        "paths.landing_root": str(tmp_path / "landing")})
+    rs_tables.overwrite("gold.customer_monthly_features", fakes.features_df(spark),
+                        partition_by=["month"])
+    rs_tables.overwrite("silver.transactions", fakes.transactions_df(spark),
+                        partition_by=["month"])
+    previous = mlflow.get_tracking_uri()
+    try:
+        results = run_all(spark, lake_cfg, tables=rs_tables)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert set(results) == {"segmentation", "engagement", "fraud", "risk"}
+    for table in ("customer_segments", "engagement_scores", "experiment_assignment",
+                  "fraud_alerts", "customer_risk"):
+        assert rs_tables.exists(f"gold.{table}"), table
+    assert results["engagement"]["gbt_oot_auc"] > 0.7
+    assert results["fraud"]["gbt_test_auc"] > 0.8
