@@ -165,11 +165,12 @@ def build_session(cfg: Config) -> SparkSession:
 
 def delta_spark_loaded(spark: SparkSession) -> bool:
     """Whether the Delta JVM connector's classes are on this session's classpath."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        return False
     try:
-        jvm = spark._jvm  # type: ignore[attr-defined]
-        jvm.java.lang.Class.forName(
-            DELTA_TABLE_CLASS, False, jvm.Thread.currentThread().getContextClassLoader()
-        )
+        loader = jvm.Thread.currentThread().getContextClassLoader()
+        jvm.java.lang.Class.forName(DELTA_TABLE_CLASS, False, loader)
     except Exception:
         return False
     return True
