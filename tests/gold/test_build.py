@@ -155,3 +155,21 @@ def test_foreign_key_violations_counts_orphans(spark: SparkSession):
     fact = spark.createDataFrame([(1, 10), (2, 42), (3, None)], "id int, dim_sk long")
     dim = spark.createDataFrame([(10,), (UNKNOWN_SK,)], "dim_sk long")
     assert foreign_key_violations(fact, references={"dim_sk": (dim, "dim_sk")}) == {"dim_sk": 2}
+
+
+def test_analytics_sql_runs_against_gold(spark: SparkSession, lakes: tuple[Tables, Tables]):
+    from cardlake.gold.analytics import queries, run_query
+
+    incremental, _ = lakes
+    incremental.register_sql()
+    assert len(queries()) == 9
+    for name in queries():
+        run_query(spark, name).collect()  # every query plans and runs against gold by name
+    by_country = run_query(spark, "05_users_and_birth_year_by_country")
+    expected = spark.createDataFrame(
+        [("DE", 1, 2000.0), ("FR", 1, 1970.0), ("GB", 1, 1990.0)], by_country.schema
+    )
+    assert_df_equality(by_country, expected, ignore_row_order=True, ignore_nullable=True)
+    # Not completed: T3 online 20 USD (failed), T6 P2P 10 USD (declined).
+    non_completed = run_query(spark, "03_non_completed_value_by_type")
+    assert [tuple(r) for r in non_completed.collect()] == [("ONLINE", 1, 20.0), ("P2P", 1, 10.0)]

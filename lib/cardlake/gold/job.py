@@ -21,7 +21,7 @@ from cardlake.gold.config import GoldConfig, load_gold_config
 from cardlake.gold.months import window
 from cardlake.jobs import JobFailed
 from cardlake.silver.schemas import SCHEMAS as SILVER_SCHEMAS
-from cardlake.tables import Tables
+from cardlake.tables import Idempotency, Tables
 
 log = logging.getLogger("cardlake.gold")
 
@@ -84,6 +84,38 @@ def _check_keys(
         raise ForeignKeyError(f"gold.{name}: rows whose keys resolve to no dimension row: {bad}")
 
 
+def _write_reference_dims(
+    tables: Tables, gcfg: GoldConfig, *, merchants: DataFrame, full: bool
+) -> None:
+    # Type 1: the current reference data, whole. A month's run rewrites a dimension only when
+    # its silver table has a new version (or, for the calendar and channels, when it is absent;
+    # a full build always rewrites them, so a config change takes effect there).
+    spark = tables.spark
+    from_silver = {
+        "dim_account": ("accounts", lambda: dims.dim_account(read_silver(tables, "accounts"))),
+        "dim_card": ("cards", lambda: dims.dim_card(read_silver(tables, "cards"))),
+        "dim_merchant": ("merchants", lambda: dims.dim_merchant(
+            merchants, discretionary_mccs=gcfg.discretionary_mccs)),
+    }
+    for name, (source, build) in from_silver.items():
+        idempotency = None
+        if not full and tables.exists(f"silver.{source}"):
+            version = tables.version(f"silver.{source}") + 1
+            idempotency = Idempotency(app_id=f"gold/{name}", version=version)
+        tables.overwrite(f"gold.{name}", build(), idempotency=idempotency)
+    static = {
+        "dim_date": lambda: dims.dim_date(
+            spark, start=gcfg.calendar.start, end=gcfg.calendar.end
+        ),
+        "dim_channel": lambda: dims.dim_channel(
+            spark, fee_usd_by_channel=gcfg.revenue.fee_usd_by_channel
+        ),
+    }
+    for name, build_static in static.items():
+        if full or not tables.exists(f"gold.{name}"):
+            tables.overwrite(f"gold.{name}", build_static())
+
+
 def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full: bool) -> None:
     """Builds gold for ``months``: all of them in one pass (``full``) or just ``months[0]``.
 
@@ -93,7 +125,6 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
         months: the months to build; an incremental build takes exactly one.
         full: overwrite every gold table from the whole history of ``months``.
     """
-    spark = tables.spark
     if not full and len(months) != 1:
         raise ValueError("an incremental gold build processes exactly one month")
     months = sorted(months)
@@ -108,15 +139,7 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
     merchants = read_silver(tables, "merchants")
 
     # -- dimensions
-    reference = {
-        "dim_account": dims.dim_account(read_silver(tables, "accounts")),
-        "dim_card": dims.dim_card(read_silver(tables, "cards")),
-        "dim_merchant": dims.dim_merchant(merchants, discretionary_mccs=gcfg.discretionary_mccs),
-        "dim_date": dims.dim_date(spark, start=gcfg.calendar.start, end=gcfg.calendar.end),
-        "dim_channel": dims.dim_channel(spark, fee_usd_by_channel=gcfg.revenue.fee_usd_by_channel),
-    }
-    for name, df in reference.items():  # type 1: the current reference data, whole
-        tables.overwrite(f"gold.{name}", df)
+    _write_reference_dims(tables, gcfg, merchants=merchants, full=full)
     grown = {
         "dim_location": (
             dims.dim_location(snapshots, transactions_df=month_tx, merchants_df=merchants),
@@ -127,11 +150,14 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
             "product_sk",
         ),
     }
-    for name, (df, key) in grown.items():  # conformed: keys only ever added
+    for name, (df, key) in grown.items():  # conformed: keys are only ever added
         if full or not tables.exists(f"gold.{name}"):
             tables.overwrite(f"gold.{name}", df)
-        else:
-            tables.merge(f"gold.{name}", df, keys=[key], when_matched="ignore")
+            continue
+        known = tables.read(f"gold.{name}").select(key)
+        added = df.join(known, on=key, how="left_anti").localCheckpoint()
+        if not added.isEmpty():
+            tables.append(f"gold.{name}", added)
     if full or not tables.exists("gold.dim_customer"):
         history = snapshots if full else snapshots.where(F.col("month") == months[0])
         tables.overwrite("gold.dim_customer", dims.dim_customer_full(history))
@@ -141,14 +167,13 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
         )
         upserts = upserts.localCheckpoint()  # computed from the table it is about to change
         stale = stale.localCheckpoint()
-        tables.merge(
-            "gold.dim_customer",
-            stale,
-            keys=["customer_sk"],
-            when_matched="delete",
-            when_not_matched="ignore",
-        )
-        tables.merge("gold.dim_customer", upserts, keys=["customer_sk"])
+        if not stale.isEmpty():
+            tables.merge(
+                "gold.dim_customer", stale, keys=["customer_sk"], when_matched="delete",
+                when_not_matched="ignore",
+            )
+        if not upserts.isEmpty():
+            tables.merge("gold.dim_customer", upserts, keys=["customer_sk"])
     dim = {name: tables.read(f"gold.{name}") for name in DIMENSIONS}
 
     # -- facts
