@@ -67,10 +67,28 @@ def _silver(spark: Any, cfg: Config, month: str | None) -> Any:
     return run(spark, cfg, month=month)
 
 
+def _gold(spark: Any, cfg: Config, month: str | None) -> Any:
+    from cardlake.gold.job import run
+
+    return run(spark, cfg, month=month)
+
+
+def _ml(spark: Any, cfg: Config, month: str | None) -> Any:
+    from cardlake.ml.job import run_all
+
+    results = run_all(spark, cfg)
+    for model, metrics in results.items():
+        log.info("model %s: %s", model,
+                 ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())))
+    return results
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("generate", _generate, "synthetic landing zone and ground truth"),
     Stage("bronze", _bronze, "landing files into bronze, bad records into quarantine"),
     Stage("silver", _silver, "cleaned tables, resolved customers, stable keys"),
+    Stage("gold", _gold, "star schema, monthly customer features, KPIs"),
+    Stage("ml", _ml, "segments, disengagement and its experiment, fraud alerts, risk queue"),
 )
 
 
