@@ -71,7 +71,7 @@ def features_df(spark: SparkSession, pdf: pd.DataFrame | None = None) -> DataFra
     return spark.createDataFrame(records, schema=CUSTOMER_MONTHLY_FEATURES)
 
 
-def transaction_rows(n_cards: int = 60, days: int = 120, seed: int = 11,
+def transaction_rows(n_cards: int = 60, days: int = 150, seed: int = 11,
                      start: datetime = datetime(2024, 1, 1)) -> list[tuple]:
     """Silver transactions: genuine daytime POS spend plus fraud bursts on some cards."""
     rng = np.random.default_rng(seed)

@@ -23,6 +23,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from cardlake.jobs import JobFailed
 from cardlake.ml import metrics, plots, tracking
 from cardlake.ml.common import (
     LABEL,
@@ -174,7 +175,7 @@ def split_bounds(months: Sequence[str], s: FraudSettings) -> dict[str, datetime]
     """Test start, training end (test start minus the feedback delay) and validation start."""
     ordered = sorted(months)
     if len(ordered) < s.test_months + s.validation_months + 2:
-        raise ValueError(f"too few months of transactions for the fraud split: {ordered}")
+        raise JobFailed(f"too few months of transactions for the fraud split: {ordered}")
     test_start = datetime.strptime(ordered[-s.test_months], "%Y-%m")
     train_end = test_start - timedelta(days=s.feedback_delay_days)
     valid_start = train_end - timedelta(days=30 * s.validation_months)
