@@ -44,8 +44,8 @@ def test_register_alias_and_promotion_rule(spark, tracker, tmp_path):
     assert [p.promoted for p in promotions] == [True, False, True]
     assert promotions[1].champion_version == "1" and promotions[1].champion_value == 0.80
     client = MlflowClient(tracking_uri=tracker.uri)
-    assert client.get_model_version_by_alias("unit-model", "champion").version == "3"
-    assert client.get_model_version_by_alias("unit-model", "challenger").version == "3"
+    assert str(client.get_model_version_by_alias("unit-model", "champion").version) == "3"
+    assert str(client.get_model_version_by_alias("unit-model", "challenger").version) == "3"
     assert tracking.version_tags(tracker, "unit-model", "2")["threshold"] == "0.5"
     logged = client.get_run(run.info.run_id).data
     assert logged.params["data.gold.customer_monthly_features.version"] == "3"
