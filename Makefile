@@ -13,8 +13,9 @@ MONTH ?=
 MONTH_ARG := $(if $(MONTH),--month $(MONTH),)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-all check lint typecheck generate bronze silver gold ml \
-        sql sql-server mlflow-ui bench bench-tables bench-synth clean clean-lake java-check
+.PHONY: help setup run test check lint typecheck generate bronze silver gold ml sql sql-server \
+        mlflow-ui train-segmentation train-engagement train-fraud train-risk bench-tables \
+        bench-bronze bench-er bench-gold bench-synth clean clean-lake java-check
 
 help: ## List every target with a one-line description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,11 +57,45 @@ bronze: setup ## Ingest the landing zone into bronze (MONTH= for one month)
 silver: setup ## Build silver from bronze: cleaned tables, resolved customers, stable keys
 	$(PY) jobs/build_silver.py --env $(ENV) $(MONTH_ARG)
 
+gold: setup ## Build gold from silver: star schema, monthly features, KPIs (MONTH= for one month)
+	$(PY) jobs/build_gold.py --env $(ENV) $(MONTH_ARG)
+
+ml: setup ## Train and score every model (segments, engagement, fraud, risk), tracked in MLflow
+	$(PY) jobs/run_pipeline.py --env $(ENV) --only ml
+
+train-segmentation: setup ## K-means segments (bisecting K-means compared) into gold.customer_segments
+	$(PY) jobs/train_segmentation.py --env $(ENV)
+
+train-engagement: setup ## Disengagement models, scores and the test/control experiment
+	$(PY) jobs/train_engagement.py --env $(ENV)
+
+train-fraud: setup ## Fraud models and gold.fraud_alerts
+	$(PY) jobs/train_fraud.py --env $(ENV)
+
+train-risk: setup ## Risk scorecard with reason codes and gold.customer_risk
+	$(PY) jobs/train_risk.py --env $(ENV)
+
+mlflow-ui: setup ## Browse and compare MLflow runs on http://127.0.0.1:5000
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(abspath lake)/_ops/mlflow.db \
+		--default-artifact-root $(abspath lake)/_ops/mlartifacts --host 127.0.0.1 --port 5000
+
+sql-server: setup ## Spark Thrift JDBC/ODBC server on 127.0.0.1:10000 (Ctrl-C stops it)
+	$(PY) jobs/sql_server.py --env $(ENV)
+
 sql: setup ## Interactive Spark SQL shell with bronze, silver and gold tables by name
 	$(PY) jobs/sql_shell.py --env $(ENV)
 
 bench-tables: setup ## Table layer write/read vs plain Parquet with Spark (ratio)
 	$(PY) bench/bench_tables.py
+
+bench-bronze: setup ## Bronze ingest throughput per format vs plain Spark reads (ratio)
+	$(PY) bench/bench_bronze.py
+
+bench-er: setup ## Resolve 100,000 person records: ours vs a plain Splink pipeline (ratio)
+	$(PY) bench/bench_er.py --records 100000
+
+bench-gold: setup ## Monthly features for 10M transactions vs DuckDB (ratio), incremental vs full
+	$(PY) bench/bench_gold.py --transactions 10000000
 
 bench-synth: setup ## Generator time and peak memory for 10 million transactions
 	$(PY) bench/bench_synth.py --transactions 10000000
