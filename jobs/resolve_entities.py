@@ -98,21 +98,7 @@ def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
     _write_single_file(out, args.output)
 
 
-def _ensure_splink_jar() -> None:
-    # The jar must be on the JVM's classpath when the session starts; conf profiles add it,
-    # and a plain `python jobs/...` run without them gets it through the launcher arguments.
-    if "PYSPARK_SUBMIT_ARGS" in os.environ:
-        return
-    try:
-        from cardlake.er import splink_spark_conf
-    except ImportError:
-        return
-    jar = splink_spark_conf()["spark.jars"]
-    os.environ["PYSPARK_SUBMIT_ARGS"] = f"--jars {jar} pyspark-shell"
-
-
 def main(argv: list[str] | None = None) -> int:
-    _ensure_splink_jar()
     return run_job(run, description=__doc__.splitlines()[0], add_arguments=add_arguments,
                    argv=argv)
 
