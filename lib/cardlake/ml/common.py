@@ -14,7 +14,13 @@ from typing import Any
 import pandas as pd
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
-from pyspark.ml.feature import OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+from pyspark.ml.feature import (
+    OneHotEncoder,
+    SQLTransformer,
+    StandardScaler,
+    StringIndexer,
+    VectorAssembler,
+)
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, NumericType
@@ -80,22 +86,33 @@ def with_time_split(
 
 # -- features -----------------------------------------------------------------------------
 
+NUM_SUFFIX = "__num"
+
 
 def with_numeric_features(df: DataFrame, columns: Sequence[str], *, fill: float = 0.0
                           ) -> DataFrame:
-    """Casts booleans and numbers to double and fills nulls, so assemblers never see a null."""
+    """Casts booleans and numbers to double and fills nulls and NaNs (a ratio of two zeros, a
+    deviation of one value), so assemblers and models never see either."""
     out = df
     for name in columns:
         kind = df.schema[name].dataType
         if not isinstance(kind, NumericType | BooleanType):
             raise TypeError(f"feature {name} is {kind.simpleString()}, not numeric or boolean")
-        out = out.withColumn(name, F.coalesce(F.col(name).cast("double"), F.lit(fill)))
+        as_double = F.col(name).cast("double")
+        out = out.withColumn(name, F.coalesce(F.nanvl(as_double, F.lit(fill)), F.lit(fill)))
     return out
 
 
 def feature_stages(numeric: Sequence[str], categorical: Sequence[str], *, scale: bool) -> list:
     """Index and one-hot the categoricals, assemble, optionally standardise into ``features``."""
+    # Missing numbers (null, or NaN from a ratio of zeros) become 0 inside the model, so
+    # fitting and scoring treat them alike and no NaN reaches a model.
+    filled = [f"{name}{NUM_SUFFIX}" for name in numeric]
     stages: list[Any] = []
+    if numeric:
+        stages.append(SQLTransformer(statement="SELECT *, " + ", ".join(
+            f"coalesce(nanvl(cast(`{n}` AS double), 0D), 0D) AS `{f}`"
+            for n, f in zip(numeric, filled, strict=True)) + " FROM __THIS__"))
     encoded = []
     for name in categorical:
         stages.append(StringIndexer(inputCol=name, outputCol=f"{name}_idx", handleInvalid="keep",
@@ -103,7 +120,7 @@ def feature_stages(numeric: Sequence[str], categorical: Sequence[str], *, scale:
         stages.append(OneHotEncoder(inputCol=f"{name}_idx", outputCol=f"{name}_ohe"))
         encoded.append(f"{name}_ohe")
     target = "raw_features" if scale else "features"
-    stages.append(VectorAssembler(inputCols=[*numeric, *encoded], outputCol=target,
+    stages.append(VectorAssembler(inputCols=[*filled, *encoded], outputCol=target,
                                   handleInvalid="keep"))
     if scale:
         stages.append(StandardScaler(inputCol=target, outputCol="features", withMean=True,
@@ -120,7 +137,7 @@ def feature_names(model: PipelineModel, sample: DataFrame) -> list[str]:
     slots: dict[int, str] = {}
     for group in meta.get("attrs", {}).values():
         for attr in group:
-            slots[attr["idx"]] = attr["name"]
+            slots[attr["idx"]] = attr["name"].removesuffix(NUM_SUFFIX)
     size = int(meta.get("num_attrs", len(slots)))
     return [slots.get(i, f"f{i}") for i in range(size)]
 
