@@ -54,6 +54,7 @@ from cardlake.bronze.contracts import (
 from cardlake.bronze.tokenise import card_token, last_four, masked_card_numbers
 from cardlake.quality import Check, Validator
 from cardlake.tables import Idempotency, Tables
+from cardlake.tables.base import SchemaMode
 
 log = logging.getLogger(__name__)
 
@@ -493,7 +494,7 @@ def _ingest_rows(
         bronze_df.unpersist()
         raise DataQualityError(f"{contract.name}: {outcome.failure_message()}")
 
-    schema_mode = "merge" if extras else "strict"
+    schema_mode: SchemaMode = "merge" if extras else "strict"
     tables.append(contract.quarantine_table, quarantine_df, partition_by=[PARTITION],
                   idempotency=idem(contract.quarantine_table))
     tables.append(contract.table, bronze_df, partition_by=[PARTITION],

@@ -21,7 +21,7 @@ embedded newlines while still knowing each record's first physical line. Landing
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -125,7 +125,9 @@ def csv_records(files_df: DataFrame) -> DataFrame:
     )
 
 
-def _by_file(values: Mapping[tuple[str, ...], list[str]], pick: callable) -> Column:  # type: ignore[valid-type]
+def _by_file(
+    values: Mapping[tuple[str, ...], list[str]], pick: Callable[[tuple[str, ...]], Column]
+) -> Column:
     # One expression per distinct header: files sharing a header share the column positions.
     expr: Column | None = None
     for header, files in values.items():
@@ -151,13 +153,15 @@ def parse_csv(
     error = F.when(F.col(FIELDS).isNull(), F.lit("unparseable CSV (unbalanced quotes)")).when(
         n != width, F.format_string("expected %d fields, got %d", width, n)
     )
-    values = [
-        _by_file(
-            headers,
-            lambda h, c=c: F.get(F.col(FIELDS), h.index(c)) if c in h else F.lit(None),
-        ).cast("string").alias(c)
-        for c in columns
-    ]
+    def field_of(column: str) -> Callable[[tuple[str, ...]], Column]:
+        def pick(header: tuple[str, ...]) -> Column:
+            if column in header:
+                return F.get(F.col(FIELDS), header.index(column))
+            return F.lit(None)
+
+        return pick
+
+    values = [_by_file(headers, field_of(c)).cast("string").alias(c) for c in columns]
     return body.select(
         FILE, LINE, RAW,
         F.when(error.isNotNull(), F.lit("malformed_csv")).alias(ERROR_CODE),

@@ -152,7 +152,10 @@ class Validator:
         )
         run_at = datetime.now(UTC)
         result = definition.run(batch_parameters={"dataframe": df})
-        by_index = {(r.expectation_config.meta or {}).get(_INDEX): r for r in result.results}
+        by_index = {
+            ((r.expectation_config.meta if r.expectation_config else None) or {}).get(_INDEX): r
+            for r in result.results
+        }
         outcomes = []
         for index, check in enumerate(expectations):
             match = by_index.get(index)

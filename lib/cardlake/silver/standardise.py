@@ -176,7 +176,7 @@ def canonical_email(col: Column) -> Column:
 
 
 @functools.cache
-def _phone_udf(default_region: str | None):  # type: ignore[no-untyped-def]
+def _phone_udf(default_region: str | None):  # type: ignore[no-untyped-def,unused-ignore]
     @pandas_udf(StringType())  # type: ignore[call-overload]
     def e164(numbers: pd.Series, regions: pd.Series) -> pd.Series:
         import phonenumbers
