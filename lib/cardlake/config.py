@@ -218,13 +218,18 @@ def _check_type(value: Any, hint: Any, dotted: str, origin: Mapping[str, Path]) 
     if hint is Any:
         return value
     if origin_type in (typing.Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(hint):
+        options = typing.get_args(hint)
+        for option in options:
             try:
                 return _check_type(value, option, dotted, origin)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[-1]
+            except ConfigError:
+                continue
+        names = " or ".join(
+            "null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options
+        )
+        raise ConfigError(
+            _where(dotted, origin, f"must be {names}, got {type(value).__name__} {value!r}")
+        )
     if hint is type(None):
         if value is None:
             return None
