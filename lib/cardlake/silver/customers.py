@@ -78,7 +78,8 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
             _text("city").alias("city"),
             _text("postcode").alias("postcode"),
             _text("country").alias("country"),
-            F.concat_ws(" ", "crm_id", "fin_ref").alias("xref"),
+            # The app's device id identifies a person across CRM and product usage.
+            F.concat_ws(" ", "crm_id", "fin_ref", "device_id").alias("xref"),
         )
         out["crm_customers"] = (crm, _roles(full_name=False))
     if "financial_records" in bronze:
@@ -126,7 +127,8 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
             F.lit(None).cast("string").alias("city"),
             F.lit(None).cast("string").alias("postcode"),
             F.lit(None).cast("string").alias("country"),
-            F.concat_ws(" ", key, "crm_id").alias("xref"),
+            F.concat_ws(" ", key, "crm_id", *(["device_id"] if "device_id" in latest.columns
+                                              else [])).alias("xref"),
         )
         out[source] = (contact, _roles(full_name=False))
     return out
