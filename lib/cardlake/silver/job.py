@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from cardlake.config import Config
 from cardlake.silver import activity, customers, keys
 from cardlake.silver.schemas import PARTITIONED_BY_MONTH
-from cardlake.tables import Idempotency, Tables
+from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.silver")
 
@@ -45,11 +45,6 @@ TRUTH_KEY_SOURCES = {
 
 def _bronze(tables: Tables) -> dict[str, DataFrame]:
     return {n: tables.read(f"bronze.{n}") for n in BRONZE_INPUTS if tables.exists(f"bronze.{n}")}
-
-
-def _input_version(tables: Tables) -> int:
-    # Grows with every bronze commit: the idempotency version of every silver write.
-    return sum(tables.version(f"bronze.{n}") for n in BRONZE_INPUTS if tables.exists(f"bronze.{n}"))
 
 
 def resolve_customers(
@@ -183,7 +178,6 @@ def run(
     """
     tables = tables or Tables.from_config(spark, cfg)
     bronze = _bronze(tables)
-    version = _input_version(tables)
     months = sorted(
         r[0] for r in bronze["card_transactions"].select("ingest_month").distinct().collect()
     )
@@ -196,31 +190,27 @@ def run(
     crosswalk = crosswalk.localCheckpoint(eager=True)
     log.info("entity resolution: %.1fs", time.perf_counter() - started)
 
+    # No idempotency keys here: every silver table is rewritten from the same run, so a re-run
+    # leaves the same rows; skipping some writes by input version (an earlier design) could
+    # leave tables of two different runs side by side after a code or config change.
     def write(name: str, df: DataFrame) -> None:
-        key = Idempotency(f"silver/{name}/{month or 'all'}", version)
         if name in PARTITIONED_BY_MONTH and month:
             tables.replace_partitions(
                 f"silver.{name}",
                 df.filter(F.col("month") == month),
                 partitions={"month": month},
                 partition_by=["month"],
-                idempotency=key,
             )
         else:
             tables.overwrite(
                 f"silver.{name}",
                 df,
                 partition_by=["month"] if name in PARTITIONED_BY_MONTH else (),
-                idempotency=key,
             )
 
     write("crosswalk", crosswalk)
-    if events.limit(1).count():
-        tables.append(
-            "silver.key_events",
-            events,
-            idempotency=Idempotency(f"silver/key_events/{run_month}", version),
-        )
+    if events.limit(1).count():  # only when keys merged or split: a re-run adds nothing
+        tables.append("silver.key_events", events)
     candidates = customers.candidates(bronze, crosswalk).localCheckpoint(eager=True)
     snapshots = customers.golden_snapshots(candidates, months=months).localCheckpoint(eager=True)
     write("customer_snapshots", snapshots)
