@@ -52,7 +52,6 @@ _PROFILES: dict[str, dict[str, str]] = {
         "spark.sql.codegen.wholeStage": "false",
         "spark.rdd.compress": "false",
         "spark.shuffle.compress": "false",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
     },
     "cluster": {},  # master, executors and memory come from spark-submit
 }

@@ -33,7 +33,6 @@ from cardlake.ml.common import (
     fit_classifier,
     hash_share,
     with_class_weight,
-    with_numeric_features,
     with_score,
 )
 from cardlake.ml.settings import FraudSettings, MlSettings
@@ -219,9 +218,7 @@ def run_fraud(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
     keep = ["transaction_id", "customer_key", "instrument_id", "ts", "txn_date", "amount_usd",
             "month", "split", LABEL, *CATEGORICAL, *numeric, "is_night", "is_cross_border",
             "tx_count_1h", "small_count_1h"]
-    # Ratios against an empty history are null or NaN; the models see 0 (and the count features
-    # say the history was empty).
-    feats = with_numeric_features(feats.select(*dict.fromkeys(keep)), numeric).cache()
+    feats = feats.select(*dict.fromkeys(keep)).cache()
     sampled = (F.col(LABEL) == 1) | (hash_share(F.col("transaction_id"), seed) < s.negative_sample)
     fit_df = with_class_weight(feats.where((F.col("split") == "fit") & sampled)).cache()
     valid_df = feats.where(F.col("split") == "valid")

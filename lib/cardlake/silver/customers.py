@@ -18,6 +18,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from cardlake.silver import standardise as S
+from cardlake.silver.activity import latest_delivery
 from cardlake.silver.schemas import CUSTOMER_SNAPSHOTS, CUSTOMERS
 
 # Person-bearing sources and how their columns map to the matcher's roles.
@@ -49,14 +50,6 @@ TRUST = {
 def _text(col: str | Column) -> Column:
     column = F.col(col) if isinstance(col, str) else col
     return F.nullif(F.trim(column.cast("string")), F.lit(""))
-
-
-def _latest_per_key(df: DataFrame, key: str) -> DataFrame:
-    # The newest delivery of a record wins; ties broken by file and line for determinism.
-    order = Window.partitionBy(key).orderBy(
-        F.desc("ingest_month"), F.desc("_source_file"), F.desc("_line")
-    )
-    return df.withColumn("_rank", F.row_number().over(order)).filter("_rank = 1").drop("_rank")
 
 
 def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, dict[str, str]]]:
@@ -115,7 +108,7 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
         if source not in bronze:
             continue
         key = SOURCE_KEY[source]
-        latest = _latest_per_key(bronze[source], key)
+        latest = latest_delivery(bronze[source], keys=[key])
         contact = latest.select(
             F.concat_ws("~", key, "_record_hash").alias("rid"),
             F.lit(None).cast("string").alias("given"),

@@ -449,9 +449,7 @@ class DeltaRsEngine:
         if not parts:
             return WriteResult(committed=False, version=snapshot.version)
         new_rows = reduce(DataFrame.unionByName, parts)
-        removed = set(_spark_file_to_abs(p) for p in touched_files)
-        if not removed and not new_rows.limit(1).collect():
-            return WriteResult(committed=False, version=snapshot.version)
+        removed = {_spark_file_to_abs(p) for p in touched_files}
         staged = self._stage(local, new_rows, partition_columns, target_schema)
         read_partitions = {
             tuple(f.partition.get(c) for c in partition_columns) for f in snapshot.files
