@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from pyspark.sql import SparkSession
 
-from cardlake.silver.customers import TRUST, golden_snapshots
+from cardlake.silver.customers import TRUST, golden_snapshots, person_inputs
 
 CANDIDATE = (
     "customer_key string, attribute string, value string, source string, record_id string, "
@@ -87,3 +87,35 @@ def test_golden_record_follows_trust_recency_and_lineage(spark: SparkSession) ->
     assert mar.lineage["first_name"] == "crm_customers:CRM-1"
     assert mar.data_sources == "crm_customers,demographics,financial_records,marketing_monthly"
     assert mar.crm_ids == "CRM-1"
+
+
+CRM_BRONZE = (
+    "crm_id string, first_name string, last_name string, date_of_birth string, email string, "
+    "phone string, street string, city string, postcode string, country string, "
+    "fin_ref string, device_id string, plan_type string, _record_hash string"
+)
+
+
+def test_person_inputs_drop_deliveries_repeating_a_record(spark: SparkSession) -> None:
+    ann = ("CRM-1", "Ann", "Lee", "1980-02-01", "ann@x.com", None, "1 Main St", "Leeds",
+           "LS1", "GB", None, "D1")
+    crm = spark.createDataFrame(
+        [
+            (*ann, "standard", "h1"),
+            (*ann, "premium", "h2"),  # a plan change: same identity, same person record
+            (*ann[:4], "ann.lee@y.com", *ann[5:], "premium", "h3"),  # a new e-mail: a new one
+            ("CRM-2", None, None, None, None, None, None, None, None, None, None, None, None,
+             "h4"),
+        ],
+        CRM_BRONZE,
+    )
+    frame, mapping = person_inputs({"crm_customers": crm})["crm_customers"]
+    rows = frame.select("rid", "email", "xref").collect()
+    by_key: dict[str, list[str | None]] = {}
+    for row in rows:
+        by_key.setdefault(row["rid"].split("~")[0], []).append(row["email"])
+    assert sorted(by_key["CRM-1"]) == ["ann.lee@y.com", "ann@x.com"]
+    assert by_key["CRM-2"] == [None]
+    assert len(rows) == 3
+    assert {row["xref"] for row in rows} == {"CRM-1 D1", "CRM-2"}
+    assert mapping["record_id"] == "rid"

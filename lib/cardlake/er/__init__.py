@@ -21,7 +21,12 @@ from cardlake.er.records import (
     to_person_records,
     validate_mapping,
 )
-from cardlake.er.resolve import Resolution, ResolverSettings, resolve_entities
+from cardlake.er.resolve import (
+    Resolution,
+    ResolverSettings,
+    match_new_records,
+    resolve_entities,
+)
 
 __all__ = [
     "PERSON_RECORD_COLUMNS",
@@ -35,6 +40,7 @@ __all__ = [
     "connected_components",
     "evaluate_clusters",
     "load_mapping",
+    "match_new_records",
     "read_person_file",
     "resolve_entities",
     "splink_spark_conf",

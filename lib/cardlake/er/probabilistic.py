@@ -210,6 +210,51 @@ def score_pairs(
     )
 
 
+NEW_FLAG = "is_new"
+"""Boolean column marking the records an incremental pass must match (see score_new_pairs)."""
+
+
+def score_new_pairs(
+    spark: SparkSession,
+    records_df: DataFrame,
+    *,
+    model: dict[str, Any],
+    settings: ModelSettings,
+) -> DataFrame:
+    """Scores only the pairs that hold at least one new record, with an already trained model.
+
+    Incremental matching: the model (m, u, prior, comparisons, blocking rules) is the one a
+    full resolution trained and saved; nothing is re-estimated. Every blocking rule gets
+    ``AND (l.is_new OR r.is_new)``, so pairs of two known records (already resolved) are not
+    scored again. Term frequencies still come from every record, as in the full pass.
+
+    Args:
+        spark: the session (built with :func:`splink_spark_conf`).
+        records_df: every person record, with a boolean :data:`NEW_FLAG` column.
+        model: the Splink model saved by :func:`score_pairs` (``ScoredPairs.model``).
+        settings: the lineage-break method and the candidate floor.
+
+    Returns:
+        ``(uid_l, uid_r, match_weight, match_probability)`` above the candidate floor.
+    """
+    flagged = dict(model)
+    rules = []
+    for rule in model["blocking_rules_to_generate_predictions"]:
+        sql = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
+        rules.append({"blocking_rule": f"({sql}) AND (l.{NEW_FLAG} OR r.{NEW_FLAG})",
+                      "sql_dialect": "spark"})
+    flagged["blocking_rules_to_generate_predictions"] = rules
+    flagged["link_type"] = "dedupe_only"
+    linker = _spark_linker(spark, [records_df.drop("xref_keys", "source_dataset")], flagged,
+                           settings)
+    predictions = linker.inference.predict(
+        threshold_match_probability=settings.candidate_match_probability)
+    return predictions.as_spark_dataframe().select(
+        F.col("uid_l"), F.col("uid_r"),
+        F.col("match_weight").cast("double").alias("match_weight"),
+        F.col("match_probability").cast("double").alias("match_probability"),
+    ).localCheckpoint(eager=True)
+
 
 def _spark_linker(spark: SparkSession, inputs: Sequence[DataFrame], settings_obj: Any,
                   settings: ModelSettings) -> Any:

@@ -20,9 +20,11 @@ from pyspark.sql import functions as F
 from cardlake.er.deterministic import deterministic_edges
 from cardlake.er.graph import DEFAULT_MAX_ITERATIONS, connected_components
 from cardlake.er.probabilistic import (
+    NEW_FLAG,
     ModelSettings,
     otsu_threshold,
     probability_from_weight,
+    score_new_pairs,
     score_pairs,
 )
 
@@ -130,3 +132,48 @@ def resolve_entities(
     return Resolution(entities_df=entities_df, links_df=links_df,
                       threshold_match_probability=threshold, model=scored.model,
                       fuzzy=scored.fuzzy)
+
+
+def match_new_records(
+    spark: SparkSession,
+    records_df: DataFrame,
+    *,
+    model: dict[str, Any],
+    threshold_match_probability: float,
+    settings: ModelSettings | None = None,
+) -> DataFrame:
+    """Links new records to known ones (and to each other) with a saved model.
+
+    The incremental step of a resolution: pairs of two known records were settled by an
+    earlier run and are not looked at again. Deterministic edges (a shared strong identifier)
+    and probabilistic links at or above the earlier run's threshold are returned; the caller
+    clusters them together with the known records' entities.
+
+    Args:
+        spark: the session.
+        records_df: every person record (one input), with a boolean ``is_new`` column.
+        model: :attr:`Resolution.model` of the run that resolved the known records.
+        threshold_match_probability: that run's link threshold.
+        settings: lineage and candidate floor of the scoring (defaults as in the full pass).
+
+    Returns:
+        ``(uid_l, uid_r, match_probability, method)``, every edge touching a new record.
+    """
+    settings = settings or ModelSettings()
+    new_uids = records_df.where(F.col(NEW_FLAG)).select("uid")
+
+    def touching_new(edges: DataFrame) -> DataFrame:
+        ends = new_uids.select(F.col("uid").alias("_n"))
+        left = edges.join(ends, on=edges["uid_l"] == ends["_n"], how="left_semi")
+        right = edges.join(ends, on=edges["uid_r"] == ends["_n"], how="left_semi")
+        return left.unionByName(right).dropDuplicates(["uid_l", "uid_r"])
+
+    det_df = touching_new(deterministic_edges(records_df)).select(
+        "uid_l", "uid_r", F.lit(1.0).alias("match_probability"),
+        F.lit(DETERMINISTIC).alias("method"))
+    started = time.perf_counter()
+    pairs_df = score_new_pairs(spark, records_df, model=model, settings=settings)
+    log.info("incremental probabilistic pass: %.1fs", time.perf_counter() - started)
+    prob_df = pairs_df.where(F.col("match_probability") >= threshold_match_probability).select(
+        "uid_l", "uid_r", "match_probability", F.lit(PROBABILISTIC).alias("method"))
+    return det_df.unionByName(prob_df).localCheckpoint(eager=True)

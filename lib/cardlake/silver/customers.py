@@ -61,7 +61,7 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
     out: dict[str, tuple[DataFrame, dict[str, str]]] = {}
     if "crm_customers" in bronze:
         crm = bronze["crm_customers"].select(
-            F.concat_ws("~", "crm_id", "_record_hash").alias("rid"),
+            F.col("crm_id").alias("_key"),
             _text("first_name").alias("given"),
             _text("last_name").alias("family"),
             _text("date_of_birth").alias("dob"),
@@ -74,10 +74,10 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
             # The app's device id identifies a person across CRM and product usage.
             F.concat_ws(" ", "crm_id", "fin_ref", "device_id").alias("xref"),
         )
-        out["crm_customers"] = (crm, _roles(full_name=False))
+        out["crm_customers"] = (_identity_records(crm), _roles(full_name=False))
     if "financial_records" in bronze:
         fin = bronze["financial_records"].select(
-            F.concat_ws("~", "fin_id", "_record_hash").alias("rid"),
+            F.col("fin_id").alias("_key"),
             _text("holder.name").alias("full"),
             _text("holder.date_of_birth").alias("dob"),
             _text("holder.email").alias("email"),
@@ -88,10 +88,10 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
             _text("address.country").alias("country"),
             F.concat_ws(" ", "fin_id", "crm_ref").alias("xref"),
         )
-        out["financial_records"] = (fin, _roles(full_name=True))
+        out["financial_records"] = (_identity_records(fin), _roles(full_name=True))
     if "demographics" in bronze:
         demo = bronze["demographics"].select(
-            F.concat_ws("~", "demo_id", "_record_hash").alias("rid"),
+            F.col("demo_id").alias("_key"),
             _text("given_name").alias("given"),
             _text("family_name").alias("family"),
             _text("birth_date").alias("dob"),
@@ -103,14 +103,29 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
             _text("country").alias("country"),
             F.concat_ws(" ", "demo_id", "crm_ref").alias("xref"),
         )
-        out["demographics"] = (demo, _roles(full_name=False))
+        out["demographics"] = (_identity_records(demo), _roles(full_name=False))
     for source in ("product_usage", "marketing_monthly"):
         if source not in bronze:
             continue
         key = SOURCE_KEY[source]
-        latest = latest_delivery(bronze[source], keys=[key])
+        feed = bronze[source]
+        refs = [key, "crm_id", *(["device_id"] if "device_id" in feed.columns else [])]
+        # Every key the contact was ever delivered with: the feeds leave a cross-reference out
+        # in some months, and a record that flipped with them would look new every month.
+        seen = feed.groupBy(key).agg(
+            F.array_sort(
+                F.array_distinct(F.flatten(F.collect_list(
+                    F.array_compact(F.array(*[_text(c) for c in refs]))
+                )))
+            ).alias("_refs")
+        )
+        # The newest e-mail the feed gave (a delivery with the field missing changes nothing).
+        emails = latest_delivery(feed.where(_text("email").isNotNull()), keys=[key]).select(
+            key, "email"
+        )
+        latest = seen.join(emails, on=key, how="left")
         contact = latest.select(
-            F.concat_ws("~", key, "_record_hash").alias("rid"),
+            F.col(key).alias("_key"),
             F.lit(None).cast("string").alias("given"),
             F.lit(None).cast("string").alias("family"),
             F.lit(None).cast("string").alias("dob"),
@@ -120,11 +135,20 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
             F.lit(None).cast("string").alias("city"),
             F.lit(None).cast("string").alias("postcode"),
             F.lit(None).cast("string").alias("country"),
-            F.concat_ws(" ", key, "crm_id", *(["device_id"] if "device_id" in latest.columns
-                                              else [])).alias("xref"),
+            F.array_join("_refs", " ").alias("xref"),
         )
-        out[source] = (contact, _roles(full_name=False))
+        out[source] = (_identity_records(contact), _roles(full_name=False))
     return out
+
+
+def _identity_records(df: DataFrame) -> DataFrame:
+    """Drops deliveries that repeat a known record of a source key word for word.
+
+    ``rid`` is the source key for now; :func:`cardlake.silver.resolution.person_records`
+    makes it ``key~identity`` once the values are standardised.
+    """
+    matched = [c for c in df.columns if c != "_key"]
+    return df.select(F.col("_key").alias("rid"), *matched).dropDuplicates(["rid", *matched])
 
 
 def _roles(*, full_name: bool) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """The silver job: bronze → cleaned tables, resolved customers, stable keys, crosswalk.
 
-Entity resolution runs over every person record each time (a few thousand records per month
-of history resolve in well under a minute), and keys stay stable through
-:mod:`cardlake.silver.keys`. Activity tables are rewritten for the months processed only.
+Entity resolution is incremental once a first run has left its model
+(:mod:`cardlake.silver.resolution`); keys stay stable through :mod:`cardlake.silver.keys`.
+Activity tables are rewritten for the months processed only. Resolution quality against the
+generator's truth (when it exists) goes to ``silver.er_metrics`` and to MLflow.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.config import Config
-from cardlake.silver import activity, customers, keys
+from cardlake.silver import activity, customers
+from cardlake.silver.resolution import CustomerResolution, load_state, resolve_customers, save_state
 from cardlake.silver.schemas import PARTITIONED_BY_MONTH
 from cardlake.tables import Tables
 
@@ -45,58 +47,6 @@ TRUTH_KEY_SOURCES = {
 
 def _bronze(tables: Tables) -> dict[str, DataFrame]:
     return {n: tables.read(f"bronze.{n}") for n in BRONZE_INPUTS if tables.exists(f"bronze.{n}")}
-
-
-def resolve_customers(
-    spark: SparkSession, bronze: dict[str, DataFrame], previous: DataFrame | None, *, month: str
-) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """Resolves the person records into ``(crosswalk, key_events, person_records)``."""
-    from cardlake.er import resolve_entities, to_person_records
-
-    inputs = customers.person_inputs(bronze)
-    records = None
-    for source, (frame, mapping) in inputs.items():
-        standardised = to_person_records(frame, mapping=mapping, dataset=source)
-        records = standardised if records is None else records.unionByName(standardised)
-    assert records is not None, "no person-bearing bronze table"
-    records = records.localCheckpoint(eager=True)
-    resolution = resolve_entities(spark, [records])
-    entities = resolution.entities_df.withColumn(
-        "source_record_id", customers.source_record_id(F.col("record_id"))
-    )
-    # All deliveries of one source key share it as a cross-reference, so share a cluster; the
-    # smallest cluster id is a guard, not a choice.
-    members = entities.groupBy(F.col("source_dataset").alias("source"), "source_record_id").agg(
-        F.min("entity_id").alias("cluster"),
-        F.max("match_probability").alias("match_probability"),
-    )
-    methods = members.select(
-        "source",
-        "source_record_id",
-        "match_probability",
-        F.when(F.col("match_probability").isNull(), "singleton")
-        .when(F.col("match_probability") >= 1.0, "deterministic")
-        .otherwise("probabilistic")
-        .alias("match_method"),
-    )
-    previous_current = previous.filter("is_current") if previous is not None else None
-    keyed, events = keys.assign_keys(
-        members.select("cluster", "source", "source_record_id"), previous_current
-    )
-    crosswalk = keys.updated_crosswalk(
-        keyed.select("source", "source_record_id", "customer_key"),
-        previous,
-        month=month,
-        methods_df=methods,
-    )
-    person_keys = records.withColumn(
-        "source_record_id", customers.source_record_id(F.col("record_id"))
-    ).join(
-        keyed.select(F.col("source").alias("source_dataset"), "source_record_id", "customer_key"),
-        on=["source_dataset", "source_record_id"],
-        how="inner",
-    )
-    return crosswalk, events.withColumn("month", F.lit(month)), person_keys
 
 
 def _refs(person_keys: DataFrame, crosswalk: DataFrame) -> DataFrame:
@@ -166,7 +116,12 @@ def evaluate_against_truth(
 
 
 def run(
-    spark: SparkSession, cfg: Config, *, month: str | None = None, tables: Tables | None = None
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    month: str | None = None,
+    tables: Tables | None = None,
+    full_resolve: bool = False,
 ) -> dict[str, Any]:
     """Builds silver from bronze; returns the entity-resolution metrics (when truth exists).
 
@@ -175,6 +130,7 @@ def run(
         cfg: configuration.
         month: rewrite only this month's partitions of the activity tables; None: all months.
         tables: the lake (default: from ``cfg``).
+        full_resolve: resolve every person record again instead of only the new ones.
     """
     tables = tables or Tables.from_config(spark, cfg)
     bronze = _bronze(tables)
@@ -183,12 +139,10 @@ def run(
     )
     run_month = month or months[-1]
     started = time.perf_counter()
-    previous = tables.read("silver.crosswalk") if tables.exists("silver.crosswalk") else None
-    if previous is not None:
-        previous = previous.localCheckpoint(eager=True)
-    crosswalk, events, person_keys = resolve_customers(spark, bronze, previous, month=run_month)
-    crosswalk = crosswalk.localCheckpoint(eager=True)
-    log.info("entity resolution: %.1fs", time.perf_counter() - started)
+    resolved = resolve_customers(
+        spark, bronze, load_state(tables), month=run_month, full=full_resolve
+    )
+    crosswalk, events, person_keys = resolved.crosswalk, resolved.events, resolved.person_keys
 
     # No idempotency keys here: every silver table is rewritten from the same run, so a re-run
     # leaves the same rows; skipping some writes by input version (an earlier design) could
@@ -209,6 +163,7 @@ def run(
             )
 
     write("crosswalk", crosswalk)
+    save_state(spark, tables, resolved, month=run_month)
     if events.limit(1).count():  # only when keys merged or split: a re-run adds nothing
         tables.append("silver.key_events", events)
     candidates = customers.candidates(bronze, crosswalk).localCheckpoint(eager=True)
@@ -263,12 +218,44 @@ def run(
             metrics["pairwise_f1"],
             metrics["bcubed_f1"],
         )
-        row = spark.createDataFrame(
-            [(run_month, k, float(v)) for k, v in sorted(metrics.items())],
-            "month string, metric string, value double",
-        )
-        tables.replace_partitions(
-            "silver.er_metrics", row, partitions={"month": run_month}, partition_by=["month"]
-        )
+    figures = {**metrics, **_run_figures(resolved)}
+    row = spark.createDataFrame(
+        [(run_month, k, float(v)) for k, v in sorted(figures.items())],
+        "month string, metric string, value double",
+    )
+    tables.replace_partitions(
+        "silver.er_metrics", row, partitions={"month": run_month}, partition_by=["month"]
+    )
+    _log_to_mlflow(cfg, resolved, figures, month=run_month)
     log.info("silver done in %.1fs", time.perf_counter() - started)
     return metrics
+
+
+def _run_figures(resolved: CustomerResolution) -> dict[str, float]:
+    return {
+        "records": float(resolved.records),
+        "new_records": float(resolved.new_records),
+        "incremental": float(resolved.mode != "full"),
+        "resolution_seconds": round(resolved.seconds, 1),
+    }
+
+
+def _log_to_mlflow(
+    cfg: Config, resolved: CustomerResolution, figures: dict[str, float], *, month: str
+) -> None:
+    """One run per silver build in the ``<prefix>-entity-resolution`` experiment."""
+    import mlflow
+
+    from cardlake.ml.settings import load_ml_settings
+    from cardlake.ml.tracking import Tracker
+
+    tracker = Tracker.configure(cfg.paths.lake_root, load_ml_settings(cfg.env).tracking)
+    with tracker.run("entity-resolution", f"silver {month} ({resolved.mode})"):
+        mlflow.log_params(
+            {
+                "month": month,
+                "mode": resolved.mode,
+                "threshold_match_probability": resolved.threshold,
+            }
+        )
+        mlflow.log_metrics(figures)

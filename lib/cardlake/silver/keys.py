@@ -10,7 +10,7 @@ smallest record id, so a full rebuild from scratch gives the same keys.
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 KEY_PREFIX = "CK"
@@ -42,7 +42,7 @@ def assign_keys(
         keyed = members_df.join(fresh, on="cluster", how="inner").select(
             "cluster", "source", "source_record_id", F.col("fresh_key").alias("customer_key")
         )
-        return keyed, _empty_events(members_df)
+        return keyed, empty_events(members_df.sparkSession)
 
     old = members_df.join(
         previous_df.select("source", "source_record_id", F.col("customer_key").alias("old_key")),
@@ -95,8 +95,9 @@ def assign_keys(
     return keyed, merges.unionByName(splits)
 
 
-def _empty_events(like: DataFrame) -> DataFrame:
-    return like.sparkSession.createDataFrame(
+def empty_events(spark: SparkSession) -> DataFrame:
+    """No merge or split: an empty ``(event, customer_key, other_key, records)`` frame."""
+    return spark.createDataFrame(
         [], "event string, customer_key string, other_key string, records long"
     )
 

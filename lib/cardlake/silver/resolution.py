@@ -1,0 +1,294 @@
+"""Customer resolution for silver: full or incremental, and the state that makes it incremental.
+
+A **full** resolution standardises every person record and resolves them all
+(:func:`cardlake.er.resolve_entities`): it trains the Fellegi-Sunter model, picks the link
+threshold, clusters. It saves what it learnt in two silver tables:
+
+- ``silver.er_model``: the trained Splink model (JSON) and the link threshold;
+- ``silver.er_records``: the ``uid`` of every person record it resolved.
+
+An **incremental** resolution (the default once that state exists) looks only at records whose
+``uid`` is not in ``silver.er_records`` (a new source record, or a new delivery of a known one
+with changed attributes). They are matched against every record with the saved model and
+threshold (:func:`cardlake.er.match_new_records`); pairs of two known records are not scored
+again. The links are clustered together with the known entities they touch (each known record
+is joined to its ``customer_key``), so a new record that bridges two people is a merge, which
+:mod:`cardlake.silver.keys` records rather than hides. With no new record at all, nothing is
+matched and the crosswalk is kept as it is.
+
+A full resolution runs instead when there is no state, when asked (``--full-resolve``), or
+when the new records outnumber :data:`MAX_INCREMENTAL_SHARE` of the known ones (the saved model
+has then seen too little of the data to be trusted on it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from cardlake.silver import customers, keys
+from cardlake.tables import Tables
+
+log = logging.getLogger("cardlake.silver")
+
+MAX_INCREMENTAL_SHARE = 0.5
+"""Above this many new records per known record, resolve everything again."""
+
+FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
+IDENTITY_COLUMNS = (
+    "given_name", "surname", "dob", "email_canonical", "phone", "street_number", "street",
+    "city", "postcode", "state", "country", "national_id",
+)
+"""The standardised columns that make a person record what it is (with its xref keys)."""
+_KEY_NODE = "key|"
+
+
+@dataclass(frozen=True)
+class ResolutionState:
+    """What an earlier resolution left: its crosswalk, model, threshold and records."""
+
+    crosswalk: DataFrame
+    """Every row of ``silver.crosswalk`` (history included)."""
+    model: dict[str, object] | None
+    threshold: float | None
+    known_uids: DataFrame | None
+    """``(uid)`` of the records already resolved; None when the state predates it."""
+
+    @property
+    def incremental_ready(self) -> bool:
+        return self.model is not None and self.threshold is not None and (
+            self.known_uids is not None)
+
+
+@dataclass
+class CustomerResolution:
+    """The outcome of :func:`resolve_customers`."""
+
+    crosswalk: DataFrame
+    events: DataFrame
+    person_keys: DataFrame
+    """Every person record with its ``customer_key`` (standardised columns kept)."""
+    mode: str
+    records: int
+    new_records: int
+    seconds: float
+    threshold: float | None
+    model: dict[str, object] | None
+
+
+def person_records(bronze: dict[str, DataFrame]) -> DataFrame:
+    """Every person-bearing bronze record, standardised (:func:`cardlake.er.to_person_records`)."""
+    from cardlake.er import to_person_records
+
+    records = None
+    for source, (frame, mapping) in customers.person_inputs(bronze).items():
+        standardised = to_person_records(frame, mapping=mapping, dataset=source)
+        records = standardised if records is None else records.unionByName(standardised)
+    if records is None:
+        raise ValueError("no person-bearing bronze table (crm_customers, financial_records, ...)")
+    # A record is a source key with one identity: the standardised values the matcher compares.
+    # A delivery that repeats it (next month's marketing feed with the e-mail in another case, a
+    # plan change in CRM) is the record already resolved, so incremental resolution sees only
+    # real news; rows with the same identity are equal in every compared column.
+    identity = F.substring(F.sha2(F.concat_ws("\u0001", *[
+        F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in IDENTITY_COLUMNS
+    ], F.array_join(F.array_sort("xref_keys"), " ")), 256), 1, 16)
+    record_id = F.concat_ws("~", F.col("source_record_id"), identity)
+    return (
+        records.withColumn("source_record_id", F.col("record_id"))
+        .withColumn("record_id", record_id)
+        .withColumn("uid", F.concat_ws("|", "source_dataset", "record_id"))
+        .dropDuplicates(["uid"])
+        .localCheckpoint(eager=True)
+    )
+
+
+def load_state(tables: Tables) -> ResolutionState | None:
+    """The state an earlier run left in silver, or None before the first run."""
+    if not tables.exists("silver.crosswalk"):
+        return None
+    crosswalk = tables.read("silver.crosswalk").localCheckpoint(eager=True)
+    model = threshold = known = None
+    if tables.exists("silver.er_model"):
+        row = tables.read("silver.er_model").first()
+        if row is not None:
+            model, threshold = json.loads(row["model_json"]), float(row["threshold"])
+    if tables.exists("silver.er_records"):
+        known = tables.read("silver.er_records").select("uid").localCheckpoint(eager=True)
+    return ResolutionState(crosswalk=crosswalk, model=model, threshold=threshold,
+                           known_uids=known)
+
+
+def save_state(spark: SparkSession, tables: Tables, result: CustomerResolution, *,
+               month: str) -> None:
+    """Writes the model (after a full resolution) and the resolved records' uids."""
+    if result.mode == FULL and result.model is not None and result.threshold is not None:
+        row = spark.createDataFrame(
+            [(month, float(result.threshold), int(result.records), json.dumps(result.model))],
+            "trained_month string, threshold double, records long, model_json string",
+        )
+        tables.overwrite("silver.er_model", row)
+    if result.mode != UNCHANGED:
+        tables.overwrite(
+            "silver.er_records",
+            result.person_keys.select("uid", F.col("source_dataset").alias("source"),
+                                      "source_record_id"),
+        )
+
+
+def resolve_customers(
+    spark: SparkSession,
+    bronze: dict[str, DataFrame],
+    state: ResolutionState | None,
+    *,
+    month: str,
+    full: bool = False,
+) -> CustomerResolution:
+    """Resolves the person records behind ``bronze`` into keyed customers.
+
+    Args:
+        spark: the session (with Splink's settings, see :func:`cardlake.er.splink_spark_conf`).
+        bronze: the bronze tables by name.
+        state: what the last run left (:func:`load_state`), or None.
+        month: the run's month; crosswalk validity starts here.
+        full: resolve every record again even when an incremental pass would do.
+    """
+    started = time.perf_counter()
+    records = person_records(bronze)
+    n_records = records.count()
+    previous = state.crosswalk if state is not None else None
+    previous_current = previous.filter("is_current") if previous is not None else None
+
+    mode, n_new = FULL, n_records
+    if state is not None and state.incremental_ready and not full:
+        assert state.known_uids is not None
+        records = records.join(
+            state.known_uids.select("uid", F.lit(False).alias("_known")), on="uid", how="left"
+        ).withColumn("is_new", F.col("_known").isNull()).drop("_known").localCheckpoint(True)
+        n_new = records.filter("is_new").count()
+        if n_new == 0:
+            mode = UNCHANGED
+        elif n_new <= MAX_INCREMENTAL_SHARE * (n_records - n_new):
+            mode = INCREMENTAL
+        else:
+            log.info("%d new of %d person records: resolving all again", n_new, n_records)
+            records, n_new = records.drop("is_new"), n_records
+
+    threshold = state.threshold if state is not None else None
+    model = state.model if state is not None else None
+    if mode == UNCHANGED:
+        assert previous is not None and previous_current is not None
+        crosswalk, events = previous, keys.empty_events(spark)
+    else:
+        if mode == FULL:
+            members, methods, threshold, model = _full(spark, records)
+        else:
+            assert previous_current is not None and model is not None and threshold is not None
+            members, methods = _incremental(spark, records, previous_current,
+                                            model=model, threshold=threshold)
+        keyed, events = keys.assign_keys(members, previous_current)
+        crosswalk = keys.updated_crosswalk(
+            keyed.select("source", "source_record_id", "customer_key"),
+            previous, month=month, methods_df=methods,
+        )
+    crosswalk = crosswalk.localCheckpoint(eager=True)
+    person_keys = records.drop("is_new").join(
+        crosswalk.filter("is_current").select(
+            F.col("source").alias("source_dataset"), "source_record_id", "customer_key"),
+        on=["source_dataset", "source_record_id"], how="inner",
+    )
+    seconds = time.perf_counter() - started
+    log.info("entity resolution (%s): %d records, %d new, %.1fs", mode, n_records, n_new,
+             seconds)
+    return CustomerResolution(
+        crosswalk=crosswalk, events=events.withColumn("month", F.lit(month)),
+        person_keys=person_keys, mode=mode, records=n_records, new_records=n_new,
+        seconds=seconds, threshold=threshold, model=model,
+    )
+
+
+def _methods(best: DataFrame) -> DataFrame:
+    """``(source, source_record_id, match_probability, match_method)`` from best link scores."""
+    return best.select(
+        "source", "source_record_id", "match_probability",
+        F.when(F.col("match_probability").isNull(), "singleton")
+        .when(F.col("match_probability") >= 1.0, "deterministic")
+        .otherwise("probabilistic")
+        .alias("match_method"),
+    )
+
+
+def _full(
+    spark: SparkSession, records: DataFrame
+) -> tuple[DataFrame, DataFrame, float, dict[str, object]]:
+    from cardlake.er import resolve_entities
+
+    resolution = resolve_entities(spark, [records.drop("source_record_id")])
+    entities = resolution.entities_df.withColumn(
+        "source_record_id", customers.source_record_id(F.col("record_id"))
+    )
+    # All deliveries of one source key share it as a cross-reference, so share a cluster; the
+    # smallest cluster id is a guard, not a choice.
+    grouped = entities.groupBy(F.col("source_dataset").alias("source"), "source_record_id").agg(
+        F.min("entity_id").alias("cluster"),
+        F.max("match_probability").alias("match_probability"),
+    )
+    return (grouped.select("cluster", "source", "source_record_id"), _methods(grouped),
+            resolution.threshold_match_probability, resolution.model)
+
+
+def _incremental(
+    spark: SparkSession,
+    records: DataFrame,
+    previous_current: DataFrame,
+    *,
+    model: dict[str, object],
+    threshold: float,
+) -> tuple[DataFrame, DataFrame]:
+    from cardlake.er import connected_components, match_new_records
+
+    links = match_new_records(
+        spark, records.drop("source_record_id"), model=dict(model),
+        threshold_match_probability=threshold,
+    )
+    old_keys = records.filter(~F.col("is_new")).join(
+        previous_current.select(F.col("source").alias("source_dataset"), "source_record_id",
+                                "customer_key"),
+        on=["source_dataset", "source_record_id"], how="inner",
+    ).select("uid", "customer_key")
+    # Known records touched by a link bring their whole entity into the clustering (through a
+    # node standing for its key), so a bridge between two people shows as one cluster.
+    ends = links.select(F.col("uid_l").alias("uid")).union(links.select(F.col("uid_r")))
+    touched = old_keys.join(ends, on="uid", how="left_semi").select("customer_key").distinct()
+    key_edges = old_keys.join(touched, on="customer_key", how="inner").select(
+        F.col("uid").alias("uid_l"), F.concat(F.lit(_KEY_NODE), "customer_key").alias("uid_r"))
+    components = connected_components(
+        links.select("uid_l", "uid_r").unionByName(key_edges)
+    ).localCheckpoint(eager=True)
+    best = links.select(F.col("uid_l").alias("uid"), "match_probability").unionByName(
+        links.select(F.col("uid_r").alias("uid"), "match_probability")
+    ).groupBy("uid").agg(F.max("match_probability").alias("match_probability"))
+    per_record = (
+        records.select("uid", F.col("source_dataset").alias("source"), "source_record_id")
+        .join(old_keys, on="uid", how="left")
+        .join(components, on=F.col("uid") == components["node"], how="left")
+        .join(best, on="uid", how="left")
+        .select(
+            "source", "source_record_id", "match_probability",
+            F.coalesce(
+                "component", F.concat(F.lit(_KEY_NODE), "customer_key"), "uid"
+            ).alias("cluster"),
+        )
+    )
+    grouped = per_record.groupBy("source", "source_record_id").agg(
+        F.min("cluster").alias("cluster"),
+        F.max("match_probability").alias("match_probability"),
+    )
+    # Known records untouched keep their old method and probability (their rows stay as they
+    # are); only records that open a new crosswalk row use these.
+    return grouped.select("cluster", "source", "source_record_id"), _methods(grouped)
