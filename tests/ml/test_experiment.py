@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cardlake.ml.experiment import CONTROL, TEST, balance_report, top_share, with_assignment
+from cardlake.ml.experiment import (
+    CONTROL,
+    TEST,
+    assign_groups,
+    balance_report,
+    rerandomise,
+    top_share,
+)
+from cardlake.ml.settings import ExperimentSettings
 
 
 @pytest.fixture
@@ -23,18 +31,68 @@ def test_top_share_keeps_the_highest_scores(top_df):
 
 
 def test_split_is_60_40_within_every_stratum_and_seeded(top_df):
-    out = with_assignment(top_df, strata=["plan_type"], score_bins=2, test_share=0.6, seed=5)
-    counts = out.groupBy("stratum", "group").count().toPandas().pivot(
-        index="stratum", columns="group", values="count").fillna(0)
-    assert len(counts) == 4  # 2 plans x 2 score bands
-    for _, row in counts.iterrows():
-        n = row[TEST] + row[CONTROL]
-        assert row[TEST] == round(0.6 * n)
-    first = {r["customer_key"]: r["group"] for r in out.collect()}
-    again = with_assignment(top_df, strata=["plan_type"], score_bins=2, test_share=0.6, seed=5)
-    assert {r["customer_key"]: r["group"] for r in again.collect()} == first
-    other = with_assignment(top_df, strata=["plan_type"], score_bins=2, test_share=0.6, seed=6)
-    assert {r["customer_key"]: r["group"] for r in other.collect()} != first
+    pdf = top_df.toPandas()
+    out = assign_groups(pdf, strata=["plan_type"], score_bins=2, test_share=0.6, seed=5)
+    counts = out.groupby(["stratum", "group"]).size().unstack(fill_value=0)
+    # Band 1 is i = 0..499 (highest scores), band 2 is 500..999; "premium" is i divisible by 6:
+    # 84 in band 1 (test round(50.4) = 50) and 83 in band 2 (round(49.8) = 50); "standard" is
+    # 416 (round(249.6) = 250) and 417 (round(250.2) = 250).
+    assert counts.to_dict("index") == {
+        "premium|band1": {CONTROL: 34, TEST: 50},
+        "premium|band2": {CONTROL: 33, TEST: 50},
+        "standard|band1": {CONTROL: 166, TEST: 250},
+        "standard|band2": {CONTROL: 167, TEST: 250},
+    }
+    again = assign_groups(pdf, strata=["plan_type"], score_bins=2, test_share=0.6, seed=5)
+    assert again.equals(out)
+    other = assign_groups(pdf, strata=["plan_type"], score_bins=2, test_share=0.6, seed=5,
+                          draw=1)
+    assert not other["group"].equals(out["group"])
+
+
+def _small_top(n: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    return pd.DataFrame({
+        "customer_key": [f"c{i:03d}" for i in range(n)],
+        "score": np.linspace(1.0, 0.5, n),
+        "spend": rng.lognormal(3, 1, n),
+        "age": rng.normal(40, 12, n),
+        "plan": rng.choice(["a", "b"], n),
+    })
+
+
+def test_rerandomisation_keeps_the_first_balanced_draw():
+    pdf = _small_top()
+    settings = ExperimentSettings(numeric=("spend", "age"), categorical=("plan",),
+                                  strata=(), score_bins=1, test_share=0.5, smd_limit=0.1,
+                                  draws=500)
+    groups, draw, report = rerandomise(pdf, settings=settings, seed=3)
+    assert report["balanced"].all()
+    assert (report["smd"].abs() <= 0.1).all()
+    for earlier in range(draw):  # every earlier draw fails a check
+        g = assign_groups(pdf, strata=(), score_bins=1, test_share=0.5, seed=3, draw=earlier)
+        r = balance_report(pdf.assign(group=g["group"]), numeric=["spend", "age"],
+                           categorical=["plan"], alpha=0.05, smd_limit=0.1)
+        assert not r["balanced"].all()
+    assert (groups["group"] == TEST).sum() == 30
+    again = rerandomise(pdf, settings=settings, seed=3)
+    assert again[1] == draw
+
+
+def test_rerandomisation_without_a_balanced_draw_keeps_the_most_balanced():
+    pdf = _small_top(12)
+    settings = ExperimentSettings(numeric=("spend", "age"), categorical=("plan",),
+                                  strata=(), score_bins=1, test_share=0.5, smd_limit=0.0001,
+                                  draws=5)
+    _, draw, report = rerandomise(pdf, settings=settings, seed=3)
+    worst = []
+    for d in range(5):
+        g = assign_groups(pdf, strata=(), score_bins=1, test_share=0.5, seed=3, draw=d)
+        r = balance_report(pdf.assign(group=g["group"]), numeric=["spend", "age"],
+                           categorical=["plan"], alpha=0.05, smd_limit=0.1)
+        worst.append(r["smd"].abs().max())
+    assert draw == int(np.argmin(worst))
+    assert report["smd"].abs().max() == pytest.approx(min(worst))
 
 
 def _groups(shift: float) -> pd.DataFrame:

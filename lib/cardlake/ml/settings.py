@@ -84,6 +84,7 @@ class ExperimentSettings:
     score_bins: int = 2
     alpha: float = 0.05
     smd_limit: float = 0.1
+    draws: int = 1000
 
 
 @dataclass(frozen=True)
