@@ -23,8 +23,18 @@ def test_run_all_trains_registers_and_writes_gold(spark, cfg, rs_tables, tmp_pat
     previous = mlflow.get_tracking_uri()
     try:
         results = run_all(spark, lake_cfg, tables=rs_tables)
+        again = run_all(spark, lake_cfg, tables=rs_tables)
     finally:
         mlflow.set_tracking_uri(previous)
+    # Seeds everywhere: the same data gives the same metrics (timings and the promotion
+    # decision aside: the second model meets a champion the first did not).
+    for model, metrics in results.items():
+        varying = {k for k in metrics if k.endswith("seconds") or k == "promoted"}
+        assert set(metrics) == set(again[model]), model
+        for name in sorted(set(metrics) - varying):
+            assert again[model][name] == pytest.approx(metrics[name], rel=1e-9, abs=1e-12), (
+                model, name)
+        assert again[model]["promoted"] == 0.0, model  # not better than itself
     assert set(results) == {"segmentation", "engagement", "fraud", "risk"}
     for table in ("customer_segments", "engagement_scores", "experiment_assignment",
                   "fraud_alerts", "customer_risk"):

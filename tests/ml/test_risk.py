@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from cardlake.ml.common import month_index
 from cardlake.ml.risk import (
     points_table,
+    tier_cutoffs,
     with_bins,
     with_risk_features,
     with_risk_target,
@@ -47,6 +48,17 @@ def test_reason_codes_are_the_top_adverse_factors(spark):
     # spike: spike bin 2 +25, debt bin 1 +5 -> 530
     assert got["spike"] == (530, "Medium", ["spend spike", "debt"])
     assert got["none"][2] == []  # nulls fall in the lowest bin: no adverse factor
+
+
+def test_tier_cutoffs_take_the_configured_shares_from_the_top(spark):
+    scores = spark.createDataFrame([(i,) for i in range(1, 101)], "risk_score int")
+    # top 5 of 100 are High (96..100), the next 15 Medium (81..95)
+    assert tier_cutoffs(scores, {"high": 0.05, "medium": 0.15}) == {"high": 96.0, "medium": 81.0}
+    tied = spark.createDataFrame([(500,)] * 8 + [(540,)] * 2, "risk_score int")
+    # 10% would be one customer; both tied at 540 go up together
+    assert tier_cutoffs(tied, {"high": 0.1, "medium": 0.1}) == {"high": 540.0, "medium": 540.0}
+    with pytest.raises(ValueError, match="tier shares"):
+        tier_cutoffs(scores, {"high": 0.8, "medium": 0.5})
 
 
 def test_points_double_the_odds_every_pdo():

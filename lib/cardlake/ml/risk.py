@@ -187,6 +187,25 @@ def with_scorecard(df: DataFrame, points: pd.DataFrame, base: int, bins: Mapping
     ).withColumn("reasons", F.slice(F.transform(ordered, lambda x: x["reason"]), 1, max_reasons))
 
 
+def tier_cutoffs(scores_df: DataFrame, shares: Mapping[str, float], *,
+                 score_col: str = "risk_score") -> dict[str, float]:
+    """Score cut-offs that put ``shares["high"]`` of ``scores_df`` in High and the next
+    ``shares["medium"]`` in Medium (ties at a cut-off go up a tier)."""
+    high_share, upper_share = shares["high"], shares["high"] + shares["medium"]
+    if not 0.0 < high_share <= upper_share <= 1.0:
+        raise ValueError(f"tier shares must be positive and add to at most 1: {dict(shares)}")
+    n = scores_df.count()
+    if n == 0:
+        raise ValueError("no scores to set the tier cut-offs on")
+
+    def kth_highest(share: float) -> float:
+        k = max(1, math.ceil(share * n))
+        top = scores_df.select(score_col).orderBy(F.desc(score_col)).limit(k)
+        return float(top.agg(F.min(score_col)).first()[0])
+
+    return {"high": kth_highest(high_share), "medium": kth_highest(upper_share)}
+
+
 def fit_scorecard(train_df: DataFrame, s: RiskSettings, *, seed: int
                   ) -> tuple[pd.DataFrame, int]:
     """WoE per bin and a logistic regression on the WoE, turned into a points table."""
@@ -241,6 +260,11 @@ def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
                              "split.oot_month": month_of_index(oot_index),
                              "split.score_month": month_of_index(last_index)})
         points, base_points = fit_scorecard(train, s, seed=seed)
+        no_tiers = {"high": math.inf, "medium": math.inf}
+        tiers = tier_cutoffs(with_scorecard(with_bins(train, s.bins), points, base_points,
+                                            s.bins, tiers=no_tiers, max_reasons=0),
+                             s.tier_shares)
+        tracking.log_params({f"risk.tier_cutoff.{k}": v for k, v in tiers.items()})
         tracking.log_frame(points, "scorecard_points.csv")
         tracking.log_metrics({"scorecard_base_points": float(base_points)})
         card = (points.groupby("feature")["points"].max() - points.groupby("feature")[
@@ -250,7 +274,7 @@ def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
         curves: dict[str, dict[str, metrics.Curve]] = {"oos": {}, "oot": {}}
         for name, part in parts.items():
             scored = with_scorecard(with_bins(part, s.bins), points, base_points, s.bins,
-                                    tiers=s.tiers, max_reasons=s.max_reasons)
+                                    tiers=tiers, max_reasons=s.max_reasons)
             curves[name]["scorecard"] = metrics.score_curve(scored, score_col="risk_score")
             out.update(metrics.summary(curves[name]["scorecard"], prefix=f"scorecard_{name}_"))
         fitted: dict[str, Fitted] = {}
@@ -284,7 +308,7 @@ def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
         champion, champion_version = tracking.load_champion(s.model_name)
         latest = split.where(F.col("split") == "score")
         queue = with_scorecard(with_bins(with_score(champion, latest), s.bins), points,
-                               base_points, s.bins, tiers=s.tiers, max_reasons=s.max_reasons)
+                               base_points, s.bins, tiers=tiers, max_reasons=s.max_reasons)
         month = month_of_index(last_index)
         queue = queue.select(
             "customer_key", "month", "risk_score", "tier", "reasons",
@@ -292,8 +316,8 @@ def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
             F.lit(champion_version).alias("model_version"))
         tables.replace_partitions(RISK_TABLE, queue, partitions={"month": [month]},
                                   partition_by=["month"])
-        tiers = tables.read(RISK_TABLE, partitions={"month": [month]}).groupBy("tier").count()
-        out.update({f"tier_{r['tier'].lower()}": float(r["count"]) for r in tiers.collect()})
+        counts = tables.read(RISK_TABLE, partitions={"month": [month]}).groupBy("tier").count()
+        out.update({f"tier_{r['tier'].lower()}": float(r["count"]) for r in counts.collect()})
         out["promoted"] = float(promotion.promoted)
         out["training_seconds"] = time.perf_counter() - started
         tracking.log_metrics(out)

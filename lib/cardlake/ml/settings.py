@@ -118,7 +118,9 @@ class RiskSettings:
     model_name: str
     event_expression: str
     bins: Mapping[str, BinSpec]
-    tiers: Mapping[str, float]
+    tier_shares: Mapping[str, float]
+    """Share of the training population in each upper tier (``high``, ``medium``); the score
+    cut-offs are read off the training scores once and fixed with the scorecard."""
     horizon_months: int = 3
     closure_is_event: bool = True
     oot_gap_months: int = 3
