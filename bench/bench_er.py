@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cardlake: {n} records in {ours_s:.1f}s  precision {m.pairwise_precision:.4f} "
               f"recall {m.pairwise_recall:.4f} F1 {m.pairwise_f1:.4f} "
               f"(B-cubed F1 {m.bcubed_f1:.4f}; threshold "
-              f"{resolution.threshold_match_probability:.4f})")
+              f"{resolution.threshold_match_probability:.6g})")
         if args.skip_peer:
             return 0
         t0 = time.perf_counter()

@@ -9,6 +9,7 @@ records incrementally against existing people later).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -105,7 +106,8 @@ def resolve_entities(
     pairs_df = scored.pairs_df.localCheckpoint(eager=True)
     log.info("probabilistic pass: %.1fs", time.perf_counter() - started)
     threshold = choose_threshold(pairs_df, settings=settings)
-    log.info("link threshold: match probability >= %.4f", threshold)
+    log.info("link threshold: match probability >= %.8f (match weight %.1f)", threshold,
+             math.log2(threshold / (1.0 - threshold)) if threshold < 1.0 else math.inf)
     prob_df = pairs_df.where(F.col("match_probability") >= threshold).select(
         "uid_l", "uid_r", "match_probability", F.lit(PROBABILISTIC).alias("method"))
     links_df = det_df.unionByName(prob_df).localCheckpoint(eager=True)
