@@ -195,13 +195,7 @@ def score_pairs(
     linker = _spark_linker(spark, inputs, _with_parameters(creator.create_settings_dict(
         "spark"), trained), settings)
     started = time.perf_counter()
-    predictions = linker.inference.predict(
-        threshold_match_probability=settings.candidate_match_probability)
-    pairs_df = predictions.as_spark_dataframe().select(
-        F.col("uid_l"), F.col("uid_r"),
-        F.col("match_weight").cast("double").alias("match_weight"),
-        F.col("match_probability").cast("double").alias("match_probability"),
-    ).localCheckpoint(eager=True)
+    pairs_df = _predicted_pairs(linker, settings)
     log.info("predict: %.1fs", time.perf_counter() - started)
     model = linker.misc.save_model_to_json()
     return ScoredPairs(
@@ -247,6 +241,11 @@ def score_new_pairs(
     flagged["link_type"] = "dedupe_only"
     linker = _spark_linker(spark, [records_df.drop("xref_keys", "source_dataset")], flagged,
                            settings)
+    return _predicted_pairs(linker, settings)
+
+
+def _predicted_pairs(linker: Any, settings: ModelSettings) -> DataFrame:
+    """The linker's scored pairs above the candidate floor, as ``ScoredPairs.pairs_df``."""
     predictions = linker.inference.predict(
         threshold_match_probability=settings.candidate_match_probability)
     return predictions.as_spark_dataframe().select(

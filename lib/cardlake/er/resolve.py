@@ -98,9 +98,7 @@ def resolve_entities(
         for label in (r.select("source_dataset").first()[0] for r in records)  # type: ignore[index]
     ]
 
-    det_df = deterministic_edges(union, link_only=link_only).select(
-        "uid_l", "uid_r", F.lit(1.0).alias("match_probability"),
-        F.lit(DETERMINISTIC).alias("method"))
+    det_df = _deterministic_links(deterministic_edges(union, link_only=link_only))
     started = time.perf_counter()
     scored = score_pairs(spark, inputs, settings=settings.model)
     pairs_df = scored.pairs_df.localCheckpoint(eager=True)
@@ -108,9 +106,8 @@ def resolve_entities(
     threshold = choose_threshold(pairs_df, settings=settings)
     log.info("link threshold: match probability >= %.8f (match weight %.1f)", threshold,
              math.log2(threshold / (1.0 - threshold)) if threshold < 1.0 else math.inf)
-    prob_df = pairs_df.where(F.col("match_probability") >= threshold).select(
-        "uid_l", "uid_r", "match_probability", F.lit(PROBABILISTIC).alias("method"))
-    links_df = det_df.unionByName(prob_df).localCheckpoint(eager=True)
+    links_df = det_df.unionByName(_probabilistic_links(pairs_df, threshold)).localCheckpoint(
+        eager=True)
 
     started = time.perf_counter()
     components = connected_components(
@@ -170,12 +167,19 @@ def match_new_records(
         right = edges.join(ends, on=edges["uid_r"] == ends["_n"], how="left_semi")
         return left.unionByName(right).dropDuplicates(["uid_l", "uid_r"])
 
-    det_df = touching_new(deterministic_edges(records_df)).select(
-        "uid_l", "uid_r", F.lit(1.0).alias("match_probability"),
-        F.lit(DETERMINISTIC).alias("method"))
+    det_df = _deterministic_links(touching_new(deterministic_edges(records_df)))
     started = time.perf_counter()
     pairs_df = score_new_pairs(spark, records_df, model=model, settings=settings)
     log.info("incremental probabilistic pass: %.1fs", time.perf_counter() - started)
-    prob_df = pairs_df.where(F.col("match_probability") >= threshold_match_probability).select(
-        "uid_l", "uid_r", "match_probability", F.lit(PROBABILISTIC).alias("method"))
+    prob_df = _probabilistic_links(pairs_df, threshold_match_probability)
     return det_df.unionByName(prob_df).localCheckpoint(eager=True)
+
+
+def _deterministic_links(edges_df: DataFrame) -> DataFrame:
+    return edges_df.select("uid_l", "uid_r", F.lit(1.0).alias("match_probability"),
+                           F.lit(DETERMINISTIC).alias("method"))
+
+
+def _probabilistic_links(pairs_df: DataFrame, threshold: float) -> DataFrame:
+    return pairs_df.where(F.col("match_probability") >= threshold).select(
+        "uid_l", "uid_r", "match_probability", F.lit(PROBABILISTIC).alias("method"))

@@ -160,15 +160,24 @@ def points_table(table: pd.DataFrame, coefficients: Mapping[str, float], interce
     return out, base
 
 
+def _point_columns(points: pd.DataFrame, bins: Mapping[str, BinSpec]) -> dict[str, Column]:
+    return {f: F.coalesce(_lookup(points, f, "points"), F.lit(0.0)) for f in bins}
+
+
+def risk_score(points: pd.DataFrame, base: int, bins: Mapping[str, BinSpec]) -> Column:
+    """The scorecard's points total (base plus each binned feature's points), as an integer."""
+    total = F.lit(float(base))
+    for col in _point_columns(points, bins).values():
+        total = total + col
+    return total.cast("int")
+
+
 def with_scorecard(df: DataFrame, points: pd.DataFrame, base: int, bins: Mapping[str, BinSpec],
                    *, tiers: Mapping[str, float], max_reasons: int) -> DataFrame:
     """Adds ``risk_score``, ``tier`` and ``reasons`` (the top adverse factors, worst first)."""
     features = list(bins)
-    point_cols = {f: F.coalesce(_lookup(points, f, "points"), F.lit(0.0)) for f in features}
+    point_cols = _point_columns(points, bins)
     best = points.groupby("feature")["points"].min()
-    total = F.lit(float(base))
-    for col in point_cols.values():
-        total = total + col
     adverse = F.array(*[
         F.struct((point_cols[f] - F.lit(float(best[f]))).alias("loss"),
                  F.lit(i).alias("order"), F.lit(bins[f].reason).alias("reason"))
@@ -179,7 +188,7 @@ def with_scorecard(df: DataFrame, points: pd.DataFrame, base: int, bins: Mapping
         lambda a, b: F.when(a["loss"] > b["loss"], -1).when(a["loss"] < b["loss"], 1)
         .otherwise(a["order"] - b["order"]),
     )
-    score = total.cast("int")
+    score = risk_score(points, base, bins)
     return df.withColumn("risk_score", score).withColumn(
         "tier",
         F.when(score >= tiers["high"], TIERS[2]).when(score >= tiers["medium"], TIERS[1])
@@ -260,10 +269,8 @@ def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
                              "split.oot_month": month_of_index(oot_index),
                              "split.score_month": month_of_index(last_index)})
         points, base_points = fit_scorecard(train, s, seed=seed)
-        no_tiers = {"high": math.inf, "medium": math.inf}
-        tiers = tier_cutoffs(with_scorecard(with_bins(train, s.bins), points, base_points,
-                                            s.bins, tiers=no_tiers, max_reasons=0),
-                             s.tier_shares)
+        tiers = tier_cutoffs(with_bins(train, s.bins).select(
+            risk_score(points, base_points, s.bins).alias("risk_score")), s.tier_shares)
         tracking.log_params({f"risk.tier_cutoff.{k}": v for k, v in tiers.items()})
         tracking.log_frame(points, "scorecard_points.csv")
         tracking.log_metrics({"scorecard_base_points": float(base_points)})

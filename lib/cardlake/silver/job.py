@@ -18,7 +18,14 @@ from pyspark.sql import functions as F
 
 from cardlake.config import Config
 from cardlake.silver import activity, customers
-from cardlake.silver.resolution import CustomerResolution, load_state, resolve_customers, save_state
+from cardlake.silver.resolution import (
+    FULL,
+    UNCHANGED,
+    CustomerResolution,
+    load_state,
+    resolve_customers,
+    save_state,
+)
 from cardlake.silver.schemas import PARTITIONED_BY_MONTH
 from cardlake.tables import Tables
 
@@ -162,7 +169,8 @@ def run(
                 partition_by=["month"] if name in PARTITIONED_BY_MONTH else (),
             )
 
-    write("crosswalk", crosswalk)
+    if resolved.mode != UNCHANGED:  # an unchanged crosswalk needs no new table version
+        write("crosswalk", crosswalk)
     save_state(spark, tables, resolved, month=run_month)
     if events.limit(1).count():  # only when keys merged or split: a re-run adds nothing
         tables.append("silver.key_events", events)
@@ -235,7 +243,7 @@ def _run_figures(resolved: CustomerResolution) -> dict[str, float]:
     return {
         "records": float(resolved.records),
         "new_records": float(resolved.new_records),
-        "incremental": float(resolved.mode != "full"),
+        "incremental": float(resolved.mode != FULL),
         "resolution_seconds": round(resolved.seconds, 1),
     }
 

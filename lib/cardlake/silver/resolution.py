@@ -212,15 +212,24 @@ def resolve_customers(
     )
 
 
-def _methods(best: DataFrame) -> DataFrame:
-    """``(source, source_record_id, match_probability, match_method)`` from best link scores."""
-    return best.select(
+def _members_and_methods(per_record: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """``(cluster, source, source_record_id)`` and the crosswalk's match method per source record.
+
+    All person records of one source key share it as a cross-reference, so share a cluster; the
+    smallest cluster id is a guard, not a choice. The method comes from the best link score.
+    """
+    grouped = per_record.groupBy("source", "source_record_id").agg(
+        F.min("cluster").alias("cluster"),
+        F.max("match_probability").alias("match_probability"),
+    )
+    methods = grouped.select(
         "source", "source_record_id", "match_probability",
         F.when(F.col("match_probability").isNull(), "singleton")
         .when(F.col("match_probability") >= 1.0, "deterministic")
         .otherwise("probabilistic")
         .alias("match_method"),
     )
+    return grouped.select("cluster", "source", "source_record_id"), methods
 
 
 def _full(
@@ -229,17 +238,14 @@ def _full(
     from cardlake.er import resolve_entities
 
     resolution = resolve_entities(spark, [records.drop("source_record_id")])
-    entities = resolution.entities_df.withColumn(
-        "source_record_id", customers.source_record_id(F.col("record_id"))
+    per_record = resolution.entities_df.select(
+        F.col("source_dataset").alias("source"),
+        customers.source_record_id(F.col("record_id")).alias("source_record_id"),
+        F.col("entity_id").alias("cluster"),
+        "match_probability",
     )
-    # All deliveries of one source key share it as a cross-reference, so share a cluster; the
-    # smallest cluster id is a guard, not a choice.
-    grouped = entities.groupBy(F.col("source_dataset").alias("source"), "source_record_id").agg(
-        F.min("entity_id").alias("cluster"),
-        F.max("match_probability").alias("match_probability"),
-    )
-    return (grouped.select("cluster", "source", "source_record_id"), _methods(grouped),
-            resolution.threshold_match_probability, resolution.model)
+    members, methods = _members_and_methods(per_record)
+    return members, methods, resolution.threshold_match_probability, resolution.model
 
 
 def _incremental(
@@ -261,18 +267,17 @@ def _incremental(
                                 "customer_key"),
         on=["source_dataset", "source_record_id"], how="inner",
     ).select("uid", "customer_key")
+    best = links.select(F.col("uid_l").alias("uid"), "match_probability").unionByName(
+        links.select(F.col("uid_r").alias("uid"), "match_probability")
+    ).groupBy("uid").agg(F.max("match_probability").alias("match_probability"))
     # Known records touched by a link bring their whole entity into the clustering (through a
     # node standing for its key), so a bridge between two people shows as one cluster.
-    ends = links.select(F.col("uid_l").alias("uid")).union(links.select(F.col("uid_r")))
-    touched = old_keys.join(ends, on="uid", how="left_semi").select("customer_key").distinct()
+    touched = old_keys.join(best, on="uid", how="left_semi").select("customer_key").distinct()
     key_edges = old_keys.join(touched, on="customer_key", how="inner").select(
         F.col("uid").alias("uid_l"), F.concat(F.lit(_KEY_NODE), "customer_key").alias("uid_r"))
     components = connected_components(
         links.select("uid_l", "uid_r").unionByName(key_edges)
     ).localCheckpoint(eager=True)
-    best = links.select(F.col("uid_l").alias("uid"), "match_probability").unionByName(
-        links.select(F.col("uid_r").alias("uid"), "match_probability")
-    ).groupBy("uid").agg(F.max("match_probability").alias("match_probability"))
     per_record = (
         records.select("uid", F.col("source_dataset").alias("source"), "source_record_id")
         .join(old_keys, on="uid", how="left")
@@ -285,10 +290,6 @@ def _incremental(
             ).alias("cluster"),
         )
     )
-    grouped = per_record.groupBy("source", "source_record_id").agg(
-        F.min("cluster").alias("cluster"),
-        F.max("match_probability").alias("match_probability"),
-    )
     # Known records untouched keep their old method and probability (their rows stay as they
     # are); only records that open a new crosswalk row use these.
-    return grouped.select("cluster", "source", "source_record_id"), _methods(grouped)
+    return _members_and_methods(per_record)
