@@ -14,6 +14,9 @@ from cardlake.spark import build_session, delta_spark_loaded
 from cardlake.tables import DeltaEngine, Tables
 from cardlake.tables.catalog import SQL_LAYERS
 
+# `built_lake`: the whole pipeline run once on a small world, for tests that read a finished lake.
+pytest_plugins = ["tests.lake_fixture"]
+
 ENGINES = ("delta-rs", "delta-spark")
 DELTA_SPARK_MISSING = (
     "delta-spark engine not loadable here: io.delta.tables.DeltaTable is not on the JVM "
