@@ -106,3 +106,14 @@ clean-lake: ## Delete the local lake (./lake) and generated data (./data)
 
 clean: clean-lake ## Also delete .venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# --- Fraud stream (issue 12): Kafka broker, the streaming job, its benchmark ---------------
+KAFKA_DIR ?= $(abspath lake)/_kafka
+KAFKA_PORT ?= 9092
+.PHONY: kafka-up kafka-down
+
+kafka-up: setup ## Kafka (KRaft, one node) on 127.0.0.1:9092 from Maven-resolved jars
+	$(PY) -m cardlake.stream.broker up --dir $(KAFKA_DIR) --port $(KAFKA_PORT)
+
+kafka-down: setup ## Stop the broker started by kafka-up
+	$(PY) -m cardlake.stream.broker down --dir $(KAFKA_DIR)
