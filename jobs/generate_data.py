@@ -62,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # unknown env or bad config is a usage error, not a crash
         log.error("configuration: %s", exc)
         return EXIT_BAD_ARGS
-    params = cfg.synth
+    from cardlake.config import load_settings
+    from cardlake.synth.params import SynthParams
+
+    params = load_settings(SynthParams, "base", env=cfg.env, section="synth")
     if args.month and args.month not in params.months():
         log.error("--month %s is outside the history %s..%s", args.month,
                   params.months()[0], params.months()[-1])

@@ -29,7 +29,9 @@ class Stage:
 
 
 def _generate(spark: Any, cfg: Config, month: str | None) -> Any:
+    from cardlake.config import load_settings
     from cardlake.synth import generate
+    from cardlake.synth.params import SynthParams
 
     landing = Path(cfg.paths.landing_root)
     if month is None and landing.is_dir() and any(landing.iterdir()):
@@ -40,7 +42,7 @@ def _generate(spark: Any, cfg: Config, month: str | None) -> Any:
     return generate(
         landing_root=cfg.paths.landing_root,
         truth_root=cfg.paths.truth_root,
-        params=cfg.synth,
+        params=load_settings(SynthParams, "base", env=cfg.env, section="synth"),
         months=[month] if month else None,
     )
 

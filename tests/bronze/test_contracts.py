@@ -20,5 +20,5 @@ def test_dev_key_only_where_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_key_is_named_with_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bronze.yaml"
     bad.write_text(BRONZE_CONF.read_text().replace("min_corroboration:", "min_corroborate:"))
-    with pytest.raises(ConfigError, match=r"bronze\.yaml: bronze\.min_corroborate: unknown key"):
+    with pytest.raises(ConfigError, match=r"bronze\.yaml: min_corroborate: unknown key"):
         load_bronze_config("test", bad)

@@ -21,8 +21,8 @@ def test_repository_config_loads():
     ("edit", "message"),
     [
         (("features:\n", "features:\n  surprise: 1\n"), "features.surprise: unknown key"),
-        (("envs: {}", "typo_section: {}\nenvs: {}"), "typo_section: unknown key"),
-        (("  port: 10000", "  port: ten"), "sql_server.port: expected int"),
+        (("sql_server:\n", "typo_section: {}\nsql_server:\n"), "typo_section: unknown key"),
+        (("  port: 10000", "  port: ten"), "sql_server.port: must be int"),
     ],
 )
 def test_bad_keys_are_named_with_the_file(tmp_path: Path, edit: tuple[str, str], message: str):
@@ -36,10 +36,9 @@ def test_bad_keys_are_named_with_the_file(tmp_path: Path, edit: tuple[str, str],
 
 
 def test_env_overlay_applies(tmp_path: Path):
-    text = default_gold_conf().read_text().replace(
-        "envs: {}", "envs:\n  test:\n    sql_server: {port: 10099}"
-    )
+    # The environment's overlay file overlays gold.yaml under its `gold:` section.
     path = tmp_path / "gold.yaml"
-    path.write_text(text)
+    path.write_text(default_gold_conf().read_text())
+    (tmp_path / "test.yaml").write_text("gold:\n  sql_server: {port: 10099}\n")
     assert load_gold_config("test", path).sql_server.port == 10099
     assert load_gold_config("local", path).sql_server.port == 10000

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pyspark.sql.types import (
     ArrayType,
     DoubleType,
@@ -24,9 +23,9 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from cardlake.config import PROJECT_ROOT, ConfigError
+from cardlake.config import PROJECT_ROOT, ConfigError, load_settings
 
-BRONZE_CONF = PROJECT_ROOT / "conf" / "bronze.yaml"
+BRONZE_CONF = PROJECT_ROOT / "conf" / "bronze.yaml"  # the shipped file
 # Documented development key: used only where conf/bronze.yaml sets allow_dev_key for the env.
 DEV_TOKEN_KEY = "cardlake-development-token-key-not-for-production"
 
@@ -59,9 +58,20 @@ class BronzeConfig:
     token_key_env: str
     allow_dev_key: bool
     min_corroboration: int
-    data_docs: bool
     reference: ReferenceConfig
     sources: Mapping[str, SourceConfig]
+    data_docs: bool = True
+
+    def __post_init__(self) -> None:
+        # Run by the loader, which names the file: refusals read as "<file>: <message>".
+        if self.min_corroboration < 1:
+            raise ValueError(f"min_corroboration must be >= 1, got {self.min_corroboration}")
+        unknown = sorted(set(self.sources) - set(CONTRACTS))
+        if unknown:
+            raise ValueError(f"sources.{unknown[0]}: no such source (known: {sorted(CONTRACTS)})")
+        missing = sorted(set(CONTRACTS) - set(self.sources))
+        if missing:
+            raise ValueError(f"sources: no settings for {missing}")
 
     def token_key(self, env: str) -> bytes:
         """The card-token key from the environment; the dev key only where allowed."""
@@ -76,66 +86,16 @@ class BronzeConfig:
         )
 
 
-def _build(cls: type, values: Any, where: str, path: Path) -> Any:
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{path}: {where}: must be a mapping")
-    known = {f.name for f in fields(cls)}
-    for key in values:
-        if key not in known:
-            raise ConfigError(f"{path}: {where}.{key}: unknown key {key!r}")
-    return values
+def load_bronze_config(env: str | None = None, path: Path | None = None) -> BronzeConfig:
+    """Loads ``bronze.yaml`` with the ``bronze:`` section of ``<env>.yaml`` over it.
 
-
-def load_bronze_config(env: str, path: Path | None = None) -> BronzeConfig:
-    """Loads ``conf/bronze.yaml`` with the ``envs.<env>`` overlay.
+    A thin wrapper over :func:`cardlake.config.load_settings`; the harness loads it once.
 
     Raises:
         ConfigError: unknown or missing keys, wrong types, a source without a contract; the
             message names the key and the file.
     """
-    path = path or BRONZE_CONF
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    envs = data.pop("envs", {}) or {}
-    overlay = envs.get(env, {}) or {}
-    top = _build(BronzeConfig, {**data, **overlay}, "bronze", path)
-    for key in ("token_key_env", "allow_dev_key", "min_corroboration", "reference", "sources"):
-        if key not in top:
-            raise ConfigError(f"{path}: missing required key {key!r}")
-    if not isinstance(top["allow_dev_key"], bool):
-        raise ConfigError(f"{path}: allow_dev_key: must be true or false")
-    if not isinstance(top["min_corroboration"], int) or top["min_corroboration"] < 1:
-        raise ConfigError(f"{path}: min_corroboration: must be an integer >= 1")
-    ref = _build(ReferenceConfig, top["reference"], "reference", path)
-    reference = ReferenceConfig(
-        currencies=tuple(ref["currencies"]), countries=tuple(ref["countries"]),
-        max_amount=float(ref["max_amount"]),
-    )
-    sources: dict[str, SourceConfig] = {}
-    for name, values in (top["sources"] or {}).items():
-        if name not in CONTRACTS:
-            raise ConfigError(
-                f"{path}: sources.{name}: no such source (known: {sorted(CONTRACTS)})"
-            )
-        values = _build(SourceConfig, values or {}, f"sources.{name}", path)
-        policy = values.get("on_new_column", "reject")
-        if policy not in ("evolve", "reject"):
-            raise ConfigError(
-                f"{path}: sources.{name}.on_new_column: evolve or reject, not {policy!r}"
-            )
-        sources[name] = SourceConfig(
-            personal_data=tuple(values.get("personal_data") or ()), on_new_column=policy
-        )
-    missing = sorted(set(CONTRACTS) - set(sources))
-    if missing:
-        raise ConfigError(f"{path}: sources: no settings for {missing}")
-    return BronzeConfig(
-        token_key_env=str(top["token_key_env"]), allow_dev_key=top["allow_dev_key"],
-        min_corroboration=top["min_corroboration"], data_docs=bool(top.get("data_docs", True)),
-        reference=reference, sources=sources,
-    )
+    return load_settings(BronzeConfig, "bronze", env=env, file=path)
 
 
 # ---------------------------------------------------------------------------- contracts

@@ -1,24 +1,19 @@
 """Model settings from ``conf/ml.yaml``: frozen dataclasses, unknown keys rejected.
 
-``envs.<env>`` in the file overlays the top level key by key for one environment, so the test
-overlay can shrink grids without repeating the rest.
+The ``ml:`` section of ``conf/<env>.yaml`` overlays the file key by key, so the test overlay can
+shrink grids without repeating the rest (:func:`cardlake.config.load_settings`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
+from cardlake.config import PROJECT_ROOT, load_settings
 
-from cardlake.config import PROJECT_ROOT, ConfigError
-
-ML_CONF = PROJECT_ROOT / "conf" / "ml.yaml"
+ML_CONF = PROJECT_ROOT / "conf" / "ml.yaml"  # the shipped file (CARDLAKE_CONF_DIR moves it)
 
 
 @dataclass(frozen=True)
@@ -145,82 +140,12 @@ class MlSettings:
     risk: RiskSettings
 
 
-def load_ml_settings(env: str, path: Path | None = None) -> MlSettings:
-    """Loads ``conf/ml.yaml`` with its ``envs.<env>`` overlay.
+def load_ml_settings(env: str | None = None, path: Path | None = None) -> MlSettings:
+    """Loads ``ml.yaml`` with the ``ml:`` section of ``<env>.yaml`` over it.
+
+    A thin wrapper over :func:`cardlake.config.load_settings`; the harness loads it once.
 
     Raises:
         ConfigError: unknown or missing keys, wrong types; the message names the key and file.
     """
-    path = path or ML_CONF
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    envs = data.pop("envs", {}) or {}
-    merged = _merge(data, envs.get(env) or {})
-    return _build(MlSettings, merged, "", path)
-
-
-def _merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _build(cls: type, values: Any, where: str, path: Path) -> Any:
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{path}: {where or 'top level'}: must be a mapping")
-    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    for key in values:
-        if key not in fields_by_name:
-            raise ConfigError(f"{path}: {where}{'.' if where else ''}{key}: unknown key {key!r}")
-    kwargs = {}
-    for name, fld in fields_by_name.items():
-        dotted = f"{where}.{name}" if where else name
-        if name not in values:
-            if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{path}: missing required key {dotted!r}")
-            continue
-        kwargs[name] = _value(values[name], hints[name], dotted, path)
-    return cls(**kwargs)
-
-
-def _value(value: Any, hint: Any, dotted: str, path: Path) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
-            return None
-        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _value(value, inner, dotted, path)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, dotted, path)  # type: ignore[arg-type]
-    if origin is Literal:
-        if value in typing.get_args(hint):
-            return value
-        raise ConfigError(f"{path}: {dotted}: one of {list(typing.get_args(hint))}, not {value!r}")
-    if origin in (Mapping, dict):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: {dotted}: must be a mapping, got {value!r}")
-        _, inner = typing.get_args(hint)
-        return types.MappingProxyType(
-            {str(k): _value(v, inner, f"{dotted}.{k}", path) for k, v in value.items()}
-        )
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path}: {dotted}: must be a list, got {value!r}")
-        inner = typing.get_args(hint)[0]
-        return tuple(_value(v, inner, f"{dotted}[{i}]", path) for i, v in enumerate(value))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(hint, type) and (
-        not isinstance(value, hint) or (hint is int and isinstance(value, bool))
-    ):
-        raise ConfigError(f"{path}: {dotted}: must be {hint.__name__}, got {value!r}")
-    return value
+    return load_settings(MlSettings, "ml", env=env, file=path)
