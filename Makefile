@@ -117,3 +117,28 @@ kafka-up: setup ## Kafka (KRaft, one node) on 127.0.0.1:9092 from Maven-resolved
 
 kafka-down: setup ## Stop the broker started by kafka-up
 	$(PY) -m cardlake.stream.broker down --dir $(KAFKA_DIR)
+
+# --- Off the laptop (issue 16): standalone cluster, tracking server ------------------------
+CLUSTER_STATE ?= /tmp/cardlake-cluster
+CLUSTER_WORKERS ?= 2
+WORKER_MEMORY ?= 2g
+SPARK_MASTER ?= spark://127.0.0.1:7077
+MLFLOW_PORT ?= 5000
+MLFLOW_STORE ?= $(abspath lake)/_ops/mlflow-server
+.PHONY: cluster-up cluster-down run-cluster mlflow-server
+
+cluster-up: setup ## Spark standalone master and 2 workers on 127.0.0.1:7077 (pyspark's spark-class)
+	$(PY) infra/standalone/cluster.py up --state $(CLUSTER_STATE) --workers $(CLUSTER_WORKERS) \
+		--worker-memory $(WORKER_MEMORY)
+
+cluster-down: setup ## Stop the master and workers started by cluster-up
+	$(PY) infra/standalone/cluster.py down --state $(CLUSTER_STATE)
+
+run-cluster: setup ## spark-submit the pipeline to $(SPARK_MASTER): project wheel, env, Delta jars
+	CARDLAKE_LAKE_ROOT=$${CARDLAKE_LAKE_ROOT:-$(abspath lake)} \
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-http://127.0.0.1:$(MLFLOW_PORT)} \
+	$(PY) infra/standalone/submit.py --master $(SPARK_MASTER) --executor-memory 1g \
+		jobs/run_pipeline.py --env cluster $(MONTH_ARG)
+
+mlflow-server: setup ## MLflow tracking server on 127.0.0.1:5000 (SQLite, proxied artefacts)
+	$(PY) infra/mlflow/server.py --store $(MLFLOW_STORE) --port $(MLFLOW_PORT)
