@@ -1,0 +1,171 @@
+"""spark-submit a Cardlake job to a standalone master, shipped the way a cluster needs it.
+
+    python infra/standalone/submit.py [--master spark://127.0.0.1:7077] [--python-env shared]
+        jobs/run_pipeline.py --env cluster --month 2025-06
+
+What travels with the job:
+
+- **the project as a wheel**: built from ``pyproject.toml`` into ``--dist`` (``pip wheel
+  --no-deps``) and shipped with ``--py-files``, so executors import exactly the submitted code;
+- **the Python environment**: ``shared`` (default here) points executors at an interpreter that
+  exists at the same path on every node (``spark.pyspark.python``; Spark's documented option for
+  a shared file system or identical node images: this machine's ``.venv``). ``packed`` ships a
+  relocatable environment built by ``venv-pack`` (``--packed-env env.tar.gz``) with ``--archives
+  env.tar.gz#environment`` and ``spark.pyspark.python=./environment/bin/python``, Spark's
+  documented recipe for nodes that have no Python packages of their own;
+- **jars by Maven coordinates**: the Delta connector for this pyspark line
+  (:func:`delta_package`) through ``--packages``; Splink's similarity UDF jar is not published to
+  Maven Central, it ships inside the ``splink`` wheel and goes with ``--jars``;
+- **the Delta session extension and catalog**, so ``--env cluster`` (engine ``delta-spark``)
+  finds the connector loaded.
+
+The driver runs here (client mode) and reads ``conf/`` and ``sql/`` from this checkout
+(``CARDLAKE_HOME``), since settings are files next to the code, not inside the wheel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MASTER = os.environ.get("SPARK_MASTER", "spark://127.0.0.1:7077")
+DEFAULT_DIST = Path(os.environ.get("CARDLAKE_DIST", "/tmp/cardlake-dist"))
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+def spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def delta_package() -> tuple[str, str]:
+    """The Delta connector's Maven coordinates and the exclusions, as the session module pins them.
+
+    ``$CARDLAKE_DELTA_PACKAGE`` overrides the coordinates (a mirror's build, say).
+    """
+    from cardlake.spark import DELTA_EXCLUDES, delta_coordinates
+
+    return (
+        os.environ.get("CARDLAKE_DELTA_PACKAGE") or delta_coordinates(),
+        ",".join(DELTA_EXCLUDES),
+    )
+
+
+def splink_jar() -> str:
+    from splink.backends.spark import similarity_jar_location
+
+    return str(similarity_jar_location())
+
+
+def build_wheel(dist: Path) -> Path:
+    """Builds the project's wheel (no dependencies) into ``dist``; returns its path."""
+    dist.mkdir(parents=True, exist_ok=True)
+    for old in dist.glob("cardlake-*.whl"):
+        old.unlink()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(ROOT)],
+        check=True,
+    )
+    wheels = sorted(dist.glob("cardlake-*.whl"))
+    if len(wheels) != 1:
+        raise RuntimeError(f"expected one cardlake wheel in {dist}, found {wheels}")
+    return wheels[0]
+
+
+def submit_command(
+    job: str,
+    job_args: list[str],
+    *,
+    master: str,
+    wheel: Path,
+    python_env: str = "shared",
+    packed_env: Path | None = None,
+    executor_memory: str = "512m",
+    executor_cores: int = 1,
+    max_cores: int | None = None,
+    driver_memory: str = "1g",
+    conf: dict[str, str] | None = None,
+) -> list[str]:
+    """The ``spark-submit`` command line for ``job`` (a path under ``jobs/``)."""
+    from cardlake.spark import ivy_dir
+
+    packages, excludes = delta_package()
+    settings = {
+        "spark.jars.ivy": ivy_dir(),
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.executor.memory": executor_memory,
+        "spark.executor.cores": str(executor_cores),
+        "spark.driver.host": "127.0.0.1" if "127.0.0.1" in master else "",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if max_cores:
+        settings["spark.cores.max"] = str(max_cores)
+    command = [
+        str(spark_home() / "bin" / "spark-submit"),
+        "--master", master,
+        "--deploy-mode", "client",
+        "--name", f"cardlake-{Path(job).stem}",
+        "--driver-memory", driver_memory,
+        "--packages", packages,
+        "--exclude-packages", excludes,
+        "--jars", splink_jar(),
+        "--py-files", str(wheel),
+    ]
+    if python_env == "packed":
+        if packed_env is None:
+            raise ValueError("--python-env packed needs --packed-env <venv-pack archive>")
+        command += ["--archives", f"{packed_env}#environment"]
+        settings["spark.pyspark.python"] = "./environment/bin/python"
+        settings["spark.pyspark.driver.python"] = sys.executable
+    elif python_env == "shared":
+        settings["spark.pyspark.python"] = sys.executable
+        settings["spark.pyspark.driver.python"] = sys.executable
+    else:
+        raise ValueError(f"unknown --python-env {python_env!r}: shared or packed")
+    for key, value in {**settings, **(conf or {})}.items():
+        if value:
+            command += ["--conf", f"{key}={value}"]
+    return [*command, str(ROOT / job), *job_args]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--master", default=DEFAULT_MASTER)
+    parser.add_argument("--dist", type=Path, default=DEFAULT_DIST, help="where the wheel is built")
+    parser.add_argument("--python-env", choices=["shared", "packed"], default="shared")
+    parser.add_argument("--packed-env", type=Path, help="a venv-pack archive (packed mode)")
+    parser.add_argument("--executor-memory", default="512m")
+    parser.add_argument("--executor-cores", type=int, default=1)
+    parser.add_argument("--max-cores", type=int)
+    parser.add_argument("--driver-memory", default="1g")
+    parser.add_argument("--conf", action="append", default=[], help="extra key=value")
+    parser.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
+    parser.add_argument("job", help="the job file, e.g. jobs/run_pipeline.py")
+    parser.add_argument("job_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    extra = dict(item.split("=", 1) for item in args.conf)
+    wheel = args.dist / "cardlake-0.0-py3-none-any.whl" if args.dry_run else build_wheel(args.dist)
+    command = submit_command(
+        args.job, args.job_args, master=args.master, wheel=wheel, python_env=args.python_env,
+        packed_env=args.packed_env, executor_memory=args.executor_memory,
+        executor_cores=args.executor_cores, max_cores=args.max_cores,
+        driver_memory=args.driver_memory, conf=extra,
+    )
+    if args.dry_run:
+        print(shlex.join(command))
+        return 0
+    env = dict(os.environ)
+    env.setdefault("CARDLAKE_HOME", str(ROOT))  # conf/ and sql/ for the driver
+    env.setdefault("CARDLAKE_CONF_DIR", str(ROOT / "conf"))
+    env["PYSPARK_PYTHON"] = sys.executable
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
