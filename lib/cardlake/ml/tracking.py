@@ -45,9 +45,16 @@ def tracking_uri(lake_root: str, settings: TrackingSettings) -> str:
     return f"sqlite:///{root}/_ops/mlflow.db"
 
 
-def artifact_root(lake_root: str, settings: TrackingSettings) -> str:
+def artifact_root(lake_root: str, settings: TrackingSettings) -> str | None:
+    """Where experiments keep artefacts; None lets a tracking server choose.
+
+    A server started with ``--serve-artifacts`` proxies its artefact store over HTTP, which the
+    driver and every executor reach with the tracking URI alone.
+    """
     if settings.artifact_root:
         return settings.artifact_root
+    if settings.uri and settings.uri.startswith(("http://", "https://")):
+        return None
     path = Path(lake_root.rstrip("/"), "_ops", "mlartifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path.as_uri()
@@ -58,7 +65,7 @@ class Tracker:
     """One configured tracking store; ``experiment_prefix-<model>`` experiments."""
 
     uri: str
-    artifacts: str
+    artifacts: str | None
     prefix: str
     min_improvement: float
 
@@ -84,7 +91,8 @@ class Tracker:
         found = mlflow.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
-        return mlflow.create_experiment(name, artifact_location=f"{self.artifacts}/{name}")
+        location = f"{self.artifacts}/{name}" if self.artifacts else None
+        return mlflow.create_experiment(name, artifact_location=location)
 
     @contextlib.contextmanager
     def run(self, model: str, run_name: str, *, tags: Mapping[str, str] | None = None
