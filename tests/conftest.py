@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from cardlake.config import Config, load_config
-from cardlake.spark import build_session, delta_spark_loaded
+from cardlake.spark import build_session, connector_status, delta_spark_loaded
 from cardlake.tables import DeltaEngine, Tables
 from cardlake.tables.catalog import SQL_LAYERS
 
@@ -18,10 +18,13 @@ from cardlake.tables.catalog import SQL_LAYERS
 pytest_plugins = ["tests.lake_fixture"]
 
 ENGINES = ("delta-rs", "delta-spark")
-DELTA_SPARK_MISSING = (
-    "delta-spark engine not loadable here: io.delta.tables.DeltaTable is not on the JVM "
-    "classpath (its jars come from Maven, which this machine cannot reach)"
-)
+
+
+def delta_spark_missing() -> str:
+    """Why the delta-spark engine is not loaded, as the session build recorded it."""
+    status = connector_status()
+    why = status.reason if status else "the session was built outside cardlake.spark"
+    return f"delta-spark engine not loaded in this session: {why}"
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +64,7 @@ def clean_catalog(spark: SparkSession) -> Iterator[None]:
 def engine(request: pytest.FixtureRequest, spark: SparkSession) -> DeltaEngine:
     if request.param == "delta-spark":
         if not delta_spark_loaded(spark):
-            pytest.skip(DELTA_SPARK_MISSING)
+            pytest.skip(delta_spark_missing())
         from cardlake.tables.delta_spark import DeltaSparkEngine
 
         return DeltaSparkEngine(spark=spark)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
 from cardlake.config import load_config
 from cardlake.spark import JavaError, find_java, profile_settings
@@ -67,3 +72,121 @@ def test_cluster_profile_hard_codes_no_master(monkeypatch: pytest.MonkeyPatch) -
     assert "spark.master" not in cluster
     assert "spark.driver.memory" not in cluster
     assert cluster["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+
+
+# -- the Delta connector ------------------------------------------------------------------------
+
+
+def test_auto_and_delta_spark_ask_spark_for_the_pinned_connector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARDLAKE_IVY_DIR", str(tmp_path / "ivy"))
+    for engine in ("auto", "delta-spark"):
+        settings = profile_settings(load_config("test", overrides={"tables.engine": engine}))
+        assert settings["spark.jars.packages"] == "io.delta:delta-spark_4.1_2.13:4.4.0"
+        assert settings["spark.jars.ivy"] == str(tmp_path / "ivy")
+        assert settings["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+        assert "splink" in settings["spark.jars"]  # Splink's jar rides beside the package
+    embedded = profile_settings(load_config("test", overrides={"tables.engine": "delta-rs"}))
+    assert "spark.jars.packages" not in embedded
+    assert "spark.sql.extensions" not in embedded
+
+
+def test_packages_from_spark_conf_come_beside_the_connector() -> None:
+    cfg = load_config(
+        "test",
+        overrides={"spark.conf": {"spark.jars.packages": "org.example:extra_2.13:1.0"}},
+    )
+    packages = profile_settings(cfg)["spark.jars.packages"].split(",")
+    assert packages == ["io.delta:delta-spark_4.1_2.13:4.4.0", "org.example:extra_2.13:1.0"]
+
+
+def test_the_pinned_coordinates_match_the_installed_pyspark_and_delta_spark() -> None:
+    import pyspark
+
+    from cardlake.spark import DELTA_VERSION, delta_coordinates
+
+    assert delta_coordinates("4.1.4") == "io.delta:delta-spark_4.1_2.13:4.4.0"
+    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
+    assert delta_coordinates().startswith(f"io.delta:delta-spark_{spark_minor}_2.13:")
+    assert importlib.metadata.version("delta-spark") == DELTA_VERSION
+
+
+def test_the_session_loads_pyspark_delta_spark_and_splink_together(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from delta.tables import DeltaTable
+
+    from cardlake.spark import connector_status
+
+    status = connector_status()
+    assert status is not None and status.loaded, status
+    assert status.reason == "loaded io.delta:delta-spark_4.1_2.13:4.4.0"
+    path = str(tmp_path / "t")
+    spark.createDataFrame([(1, "a"), (2, "b"), (3, None)], "id long, s string").write.format(
+        "delta"
+    ).save(path)
+    table = DeltaTable.forPath(spark, path)
+    table.delete("id = 2")
+    assert sorted(r.id for r in spark.read.format("delta").load(path).collect()) == [1, 3]
+    assert [r.operation for r in table.history().orderBy("version").collect()] == [
+        "WRITE",
+        "DELETE",
+    ]
+    from splink.internals.spark.jar_location import get_scala_udfs
+
+    for name, class_name, return_type in get_scala_udfs():
+        spark.udf.registerJavaFunction(name, class_name, return_type)
+    score = spark.sql("select jaro_winkler('MARTHA', 'MARHTA') as s").first()
+    assert score is not None and round(score.s, 3) == 0.961  # the textbook value
+
+
+OFFLINE_CHILD = """
+import json, sys
+from cardlake.config import load_config
+from cardlake.spark import build_session, connector_status
+from cardlake.tables import Tables
+
+cfg = load_config("test", overrides={
+    "paths.lake_root": sys.argv[1],
+    "spark.conf": {"spark.jars.ivySettings": sys.argv[2]},
+})
+spark = build_session(cfg)
+tables = Tables.from_config(spark, cfg)
+tables.append("bronze.t", spark.createDataFrame([(1,)], "id long"))
+print(json.dumps({"engine": tables.engine.name, "rows": tables.read("bronze.t").count(),
+                  "reason": connector_status().reason}))
+spark.stop()
+"""
+
+# An Ivy setup whose only repository is a closed port on loopback: Maven cannot be reached.
+NO_MAVEN = """<ivysettings>
+  <settings defaultResolver="nowhere"/>
+  <caches defaultCacheDir="{cache}"/>
+  <resolvers><ibiblio name="nowhere" m2compatible="true" root="http://127.0.0.1:9/maven2/"/>
+  </resolvers>
+</ivysettings>
+"""
+
+
+@pytest.mark.slow
+def test_without_maven_auto_starts_on_delta_rs_and_says_why_in_one_line(tmp_path: Path) -> None:
+    settings = tmp_path / "ivysettings.xml"
+    settings.write_text(NO_MAVEN.format(cache=tmp_path / "ivy-cache"))
+    env = {**os.environ, "CARDLAKE_IVY_DIR": str(tmp_path / "ivy")}
+    child = subprocess.run(
+        [sys.executable, "-c", OFFLINE_CHILD, str(tmp_path / "lake"), str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    assert result["engine"] == "delta-rs"
+    assert result["rows"] == 1
+    assert "could not resolve io.delta:delta-spark_4.1_2.13:4.4.0" in result["reason"]
+    lines = [line for line in child.stderr.splitlines() if "embedded delta-rs engine" in line]
+    assert len(lines) == 1, child.stderr[-3000:]
+    assert "not downloadable from Maven Central" in lines[0]
