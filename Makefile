@@ -142,3 +142,12 @@ run-cluster: setup ## spark-submit the pipeline to $(SPARK_MASTER): project whee
 
 mlflow-server: setup ## MLflow tracking server on 127.0.0.1:5000 (SQLite, proxied artefacts)
 	$(PY) infra/mlflow/server.py --store $(MLFLOW_STORE) --port $(MLFLOW_PORT)
+
+# --- Notebooks (issue 19) -------------------------------------------------------------------
+NOTEBOOK_PORT ?= 8888
+.PHONY: notebooks
+
+notebooks: setup ## Jupyter on 127.0.0.1:8888 with the project's environment as the kernel
+	@test -x $(VENV)/bin/jupyter-lab || $(PY) -m pip install --quiet -e '.[dev,notebooks]'
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --port $(NOTEBOOK_PORT) --no-browser \
+		--notebook-dir notebooks
