@@ -1,0 +1,85 @@
+"""``conf/governance.yaml``: who may read what over JDBC, and how each column is classified.
+
+Loaded with the project's strict settings loader into frozen dataclasses; an unknown or missing
+key, or a value of the wrong type, is a ``ConfigError`` naming the key and the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cardlake.config import ConfigError, load_settings
+
+GOVERNANCE_CONF_NAME = "governance"
+
+Classification = Literal["none", "personal", "sensitive", "card"]
+Mask = Literal["keep", "initials", "email", "phone", "year", "redact", "nullify"]
+
+
+@dataclass(frozen=True)
+class LdapSettings:
+    url: str
+    people_base: str
+    group_base: str
+
+
+@dataclass(frozen=True)
+class SqlAccessSettings:
+    ldap: LdapSettings
+    roles: Mapping[str, str]
+    schemas: Mapping[str, tuple[str, ...]]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.schemas) - set(self.roles))
+        if unknown:
+            raise ConfigError(f"governance sql_server.schemas: role {unknown[0]!r} is not in roles")
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """A column's classification and the mask the analyst role sees (``class`` in YAML)."""
+
+    classification: Classification
+    mask: Mask
+
+
+@dataclass(frozen=True)
+class GovernanceSettings:
+    sql_server: SqlAccessSettings
+    columns: Mapping[str, Mapping[str, str]]
+    tables: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for where, rules in [("columns", self.columns)] + [
+            (f"tables.{t}", r) for t, r in self.tables.items()
+        ]:
+            for column, rule in rules.items():
+                _rule(rule, f"{where}.{column}")
+
+    def rule(self, table: str, column: str) -> ColumnRule | None:
+        """The rule of ``column`` in ``table`` (``"silver.customers"``), None when unclassified."""
+        raw = self.tables.get(table, {}).get(column) or self.columns.get(column)
+        return None if raw is None else _rule(raw, f"{table}.{column}")
+
+
+_CLASSES = ("none", "personal", "sensitive", "card")
+_MASKS = ("keep", "initials", "email", "phone", "year", "redact", "nullify")
+
+
+def _rule(raw: Mapping[str, str], where: str) -> ColumnRule:
+    # YAML writes `class:` (a Python keyword): checked here rather than by field name.
+    if set(raw) != {"class", "mask"}:
+        raise ConfigError(f"governance {where}: needs exactly the keys 'class' and 'mask'")
+    classification, mask = raw["class"], raw["mask"]
+    if classification not in _CLASSES:
+        raise ConfigError(f"governance {where}: class {classification!r} not in {_CLASSES}")
+    if mask not in _MASKS:
+        raise ConfigError(f"governance {where}: mask {mask!r} not in {_MASKS}")
+    return ColumnRule(classification=classification, mask=mask)  # type: ignore[arg-type]
+
+
+def load_governance(env: str | None = None) -> GovernanceSettings:
+    """``conf/governance.yaml`` with its overlay for ``env``."""
+    return load_settings(GovernanceSettings, GOVERNANCE_CONF_NAME, env=env)
