@@ -1,0 +1,134 @@
+"""The fraud model's features and reason codes: one definition for batch training/scoring
+(:mod:`cardlake.ml.fraud`) and the live stream (:mod:`cardlake.stream`).
+
+Every history feature looks strictly backwards in time from the transaction, over the card's
+(``instrument_id``) earlier transactions, so the stream computes the same numbers by running the
+same transform over the card's retained history plus the new events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from cardlake.ml.settings import FraudSettings
+
+DAY = 86_400
+FAILED_STATES = ("failed", "declined")
+CATEGORICAL = ("channel", "state")
+BASE_FEATURES = (
+    "log_amount", "hour", "is_night_f", "is_cross_border_f", "ip_mismatch", "is_new_device",
+    "is_debit", "log_gap_prev", "amount_ratio_30d", "failed_count_24h", "night_count_24h",
+    "distinct_merchants_24h", "merchant_reports_30d",
+)
+# Reason codes: a readable name and the condition on the transaction's features.
+REASONS: tuple[tuple[str, str], ...] = (
+    ("burst of small payments in the last hour", "small_count_1h >= 2"),
+    ("merchant with recent fraud reports", "merchant_reports_30d >= 1"),
+    ("new device for this customer", "is_new_device = 1"),
+    ("IP country differs from home country", "ip_mismatch = 1"),
+    ("amount far above the card's usual", "amount_ratio_30d >= 5"),
+    ("several payments within the hour", "tx_count_1h >= 3"),
+    ("recent failed or declined attempts", "failed_count_24h >= 2"),
+    ("night-time", "is_night_f = 1"),
+    ("cross-border", "is_cross_border_f = 1"),
+)
+
+
+def window_hours(settings: FraudSettings) -> list[int]:
+    return sorted({1, 24, *settings.history_windows_hours})  # reasons need 1h and 24h
+
+
+def feature_columns(settings: FraudSettings) -> list[str]:
+    hours = window_hours(settings)
+    history = [f"{kind}_{h}h" for h in hours for kind in ("tx_count", "amount_sum", "small_count")]
+    return [*BASE_FEATURES, *history]
+
+
+def _backwards(partition: str, seconds: int) -> Window:
+    # The ``seconds`` before the transaction, excluding the transaction's own second.
+    return Window.partitionBy(partition).orderBy("epoch").rangeBetween(-seconds, -1)
+
+
+def with_transaction_features(tx_df: DataFrame, *, hours: Sequence[int], small_amount_usd: float,
+                              reports_df: DataFrame | None = None) -> DataFrame:
+    """Adds the model's features; every window looks only at the card's earlier transactions.
+
+    ``reports_df`` holds the fraud reports (``merchant_id``, ``fraud_reported_at``) the merchant
+    feature counts; by default those of ``tx_df`` itself (batch). The stream passes silver's.
+    """
+    df = tx_df.withColumn("epoch", F.col("ts").cast("long")).withColumn(
+        "amount_usd", F.coalesce(F.col("amount_usd"), F.lit(0.0)))
+    is_small = (F.col("amount_usd") < small_amount_usd).cast("int")
+    is_failed = F.col("state").isin(*FAILED_STATES).cast("int")
+    for h in hours:
+        w = _backwards("instrument_id", h * 3600)
+        df = (df.withColumn(f"tx_count_{h}h", F.count(F.lit(1)).over(w).cast("double"))
+              .withColumn(f"amount_sum_{h}h",
+                          F.coalesce(F.sum("amount_usd").over(w), F.lit(0.0)))
+              .withColumn(f"small_count_{h}h",
+                          F.coalesce(F.sum(is_small).over(w), F.lit(0)).cast("double")))
+    w24 = _backwards("instrument_id", DAY)
+    w30 = _backwards("instrument_id", 30 * DAY)
+    ordered = Window.partitionBy("instrument_id").orderBy("epoch", "transaction_id")
+    first_use = Window.partitionBy("customer_key", "device_id").orderBy("epoch", "transaction_id")
+    by_customer = Window.partitionBy("customer_key").orderBy("epoch", "transaction_id")
+    avg30 = F.avg("amount_usd").over(w30)
+    df = (
+        df.withColumn("failed_count_24h",
+                      F.coalesce(F.sum(is_failed).over(w24), F.lit(0)).cast("double"))
+        .withColumn("night_count_24h",
+                    F.coalesce(F.sum(F.col("is_night").cast("int")).over(w24), F.lit(0))
+                    .cast("double"))
+        .withColumn("distinct_merchants_24h",
+                    F.size(F.collect_set("merchant_id").over(w24)).cast("double"))
+        .withColumn("log_gap_prev", F.log1p(F.coalesce(
+            F.col("epoch") - F.lag("epoch").over(ordered), F.lit(365 * DAY)).cast("double")))
+        .withColumn("amount_ratio_30d",
+                    F.col("amount_usd") / F.greatest(F.coalesce(avg30, F.col("amount_usd")),
+                                                     F.lit(1.0)))
+        .withColumn("is_new_device", (
+            F.col("device_id").isNotNull()
+            & (F.row_number().over(first_use) == 1)
+            & (F.row_number().over(by_customer) > 1)).cast("double"))
+        .withColumn("ip_mismatch", (F.col("ip_country").isNotNull()
+                                    & (F.col("ip_country") != F.col("customer_country")))
+                    .cast("double"))
+        .withColumn("log_amount", F.log1p(F.col("amount_usd")))
+        .withColumn("hour", F.hour("ts").cast("double"))
+        .withColumn("is_night_f", F.coalesce(F.col("is_night").cast("double"), F.lit(0.0)))
+        .withColumn("is_cross_border_f",
+                    F.coalesce(F.col("is_cross_border").cast("double"), F.lit(0.0)))
+        .withColumn("is_debit", (F.col("direction") == "debit").cast("double"))
+        .withColumn("channel", F.coalesce(F.col("channel"), F.lit("unknown")))
+        .withColumn("state", F.coalesce(F.col("state"), F.lit("unknown")))
+    )
+    reports = merchant_reports(tx_df, reports_df=reports_df)
+    return df.join(reports, on=["merchant_id", "txn_date"], how="left").fillna(
+        0.0, subset=["merchant_reports_30d"])
+
+
+def merchant_reports(tx_df: DataFrame, days: int = 30, *, reports_df: DataFrame | None = None
+                     ) -> DataFrame:
+    """Per merchant and day: fraud reports filed on that merchant in the ``days`` before."""
+    source = tx_df if reports_df is None else reports_df
+    reports = source.where(F.col("fraud_reported_at").isNotNull()).select(
+        "merchant_id", F.to_date("fraud_reported_at").alias("report_day"))
+    days_seen = tx_df.select("merchant_id", "txn_date").distinct()  # the lookup grid itself
+    joined = days_seen.join(
+        reports,
+        on=(days_seen["merchant_id"] == reports["merchant_id"])
+        & (reports["report_day"] < days_seen["txn_date"])
+        & (reports["report_day"] >= F.date_sub(days_seen["txn_date"], days)),
+        how="inner",
+    )
+    return joined.groupBy(days_seen["merchant_id"], days_seen["txn_date"]).agg(
+        F.count(F.lit(1)).cast("double").alias("merchant_reports_30d"))
+
+
+def reasons_column(max_reasons: int) -> Column:
+    """The first ``max_reasons`` reason codes (in ``REASONS`` order) that hold."""
+    codes = [F.when(F.expr(cond), F.lit(text)) for text, cond in REASONS]
+    return F.slice(F.filter(F.array(*codes), lambda x: x.isNotNull()), 1, max_reasons)
