@@ -42,22 +42,61 @@ def customer_persons(spark: Any, cfg: Any, *, tables: Any) -> DataFrame | None:
     return ranked.where(F.col("rank") == 1).select("customer_key", "person_id")
 
 
-def archetype_ari(spark: Any, cfg: Any, *, tables: Any, segments_df: DataFrame) -> float | None:
-    """ARI between each customer's most frequent active segment and their true archetype."""
-    persons = customer_persons(spark, cfg, tables=tables)
-    archetypes = _truth(spark, cfg, "archetypes")
-    if persons is None or archetypes is None:
-        return None
-    modal = (
+SEGMENT_ARCHETYPE = {
+    "digital_spenders": "digital_spender",
+    "stable_essentials": "stable_essentials",
+    "cash_heavy": "cash_heavy",
+    "high_volatility": "high_volatility",
+    "cross_border_lifestyle": "cross_border_lifestyle",
+}
+"""The segment name the platform promises for each of the generator's archetypes."""
+
+
+def modal_segments(segments_df: DataFrame) -> DataFrame:
+    """Each customer's most frequent segment over their active months (ties by name)."""
+    return (
         segments_df.where(F.col("cluster").isNotNull())
         .groupBy("customer_key", "segment").count()
         .withColumn("rank", F.row_number().over(
             Window.partitionBy("customer_key").orderBy(F.desc("count"), F.col("segment"))))
         .where(F.col("rank") == 1)
+        .select("customer_key", "segment")
     )
-    labelled = modal.join(persons, on="customer_key", how="inner").join(
-        archetypes, on="person_id", how="inner")
-    return metrics.adjusted_rand_index(metrics.contingency(labelled, "segment", "archetype"))
+
+
+def archetype_agreement(spark: Any, cfg: Any, *, tables: Any, segments_df: DataFrame
+                        ) -> dict[str, float] | None:
+    """The adjusted Rand index between each customer's most frequent active segment and their
+    true archetype, and the share of customers whose segment has their archetype's name."""
+    persons = customer_persons(spark, cfg, tables=tables)
+    archetypes = _truth(spark, cfg, "archetypes")
+    if persons is None or archetypes is None:
+        return None
+    names = F.create_map(*[F.lit(x) for kv in SEGMENT_ARCHETYPE.items() for x in kv])
+    labelled = (
+        modal_segments(segments_df).join(persons, on="customer_key", how="inner")
+        .join(archetypes.select("person_id", "archetype"), on="person_id", how="inner")
+        .withColumn("named_right", F.coalesce(names[F.col("segment")] == F.col("archetype"),
+                                              F.lit(False)))
+        .cache()
+    )
+    right = labelled.agg(F.avg(F.col("named_right").cast("double")).alias("share"),
+                         F.count(F.lit(1)).alias("n")).first()
+    assert right is not None  # an aggregate without grouping has one row
+    out = {
+        "archetype_ari": metrics.adjusted_rand_index(
+            metrics.contingency(labelled, "segment", "archetype")),
+        "archetype_name_accuracy": float(right["share"] or 0.0),
+        "archetype_customers": float(right["n"]),
+    }
+    labelled.unpersist()
+    return out
+
+
+def archetype_ari(spark: Any, cfg: Any, *, tables: Any, segments_df: DataFrame) -> float | None:
+    """ARI between each customer's most frequent active segment and their true archetype."""
+    found = archetype_agreement(spark, cfg, tables=tables, segments_df=segments_df)
+    return None if found is None else found["archetype_ari"]
 
 
 def fraud_against_truth(spark: Any, cfg: Any, *, scored_df: DataFrame) -> dict[str, float] | None:

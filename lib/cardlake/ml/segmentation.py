@@ -1,5 +1,14 @@
-"""Customer segmentation: K-means on capped, scaled monthly behaviour, k by silhouette, bisecting
-K-means as the hierarchical comparison, segments named from centroid profiles by config rules.
+"""Customer segmentation: five named behavioural segments that stay put.
+
+Each active customer-month is described by the customer's behaviour over a trailing window of
+months (channel mix, cross-border and night shares, how often and how much they spend, how
+much their amounts vary), from ``gold.fact_transactions`` up to that month's end. K-means
+with k fixed by configuration (the platform promises five segments) is fitted several times
+from seeded starts and the fit with the lowest cost is kept; each cluster is named from its
+centroid by configured rules (a global assignment, each name once). The champion model
+segments every month, so a name stays attached to the same centroid, hence the same
+behaviour, across months; a refit is named by the same rules from its own centroids.
+Bisecting K-means at the same k is logged as the hierarchical comparison.
 
 The capping is a stage of the model (a ``SQLTransformer`` holding the training quantiles), so
 the registered champion segments any month the same way it was trained.
@@ -19,20 +28,22 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.clustering import BisectingKMeans, KMeans
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from cardlake.ml import metrics, plots, tracking
-from cardlake.ml.common import with_numeric_features
+from cardlake.ml.common import month_index
 from cardlake.ml.settings import MlSettings, SegmentationSettings
 
 log = logging.getLogger("cardlake.ml")
 
 FEATURES_TABLE = "gold.customer_monthly_features"
+TRANSACTIONS_TABLE = "gold.fact_transactions"
 SEGMENTS_TABLE = "gold.customer_segments"
 INACTIVE = "inactive"
 NAMES_TAG = "segment_names"
+FEATURES_TAG = "segment_features"
 SEGMENTS_SCHEMA = StructType([
     StructField("customer_key", StringType(), True),
     StructField("month", StringType(), True),
@@ -40,6 +51,103 @@ SEGMENTS_SCHEMA = StructType([
     StructField("segment", StringType(), True),
     StructField("model_version", StringType(), True),
 ])
+
+
+CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
+    "atm_share": ("ATM",),
+    "online_share": ("ONLINE",),
+    "pos_share": ("POS",),
+    "transfer_share": ("P2P", "TOPUP"),
+    "invest_share": ("CRYPTO", "STOCK"),
+    "fx_share": ("FX",),
+}
+BEHAVIOUR_COLUMNS = (
+    "tx_per_month", *CHANNEL_GROUPS, "cross_border_share", "night_share", "log_amount_mean",
+    "log_amount_sd",
+)
+"""What :func:`behaviour_features` computes; ``conf/ml.yaml`` picks the model's features."""
+
+
+def behaviour_features(fact_transactions_df: DataFrame, *, window_months: int) -> DataFrame:
+    """Each customer's behaviour over the ``window_months`` months up to each month with a
+    transaction (point-in-time: nothing after the month's end).
+
+    One row per customer and month with any transaction: transactions per month with any
+    (``tx_per_month``), shares of transactions by channel group, cross-border and at night, and
+    the mean and standard deviation of log USD amounts of completed debits (0 without two).
+    """
+    completed_debit = (F.col("state") == "completed") & (F.col("direction") == "debit") & (
+        F.col("amount_usd") > 0)
+    log_amount = F.when(completed_debit, F.log(F.col("amount_usd")))
+    monthly = (
+        fact_transactions_df.where(F.col("customer_key").isNotNull())
+        .groupBy("customer_key", "month")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            *[F.count(F.when(F.col("channel").isin(*channels), 1)).alias(name)
+              for name, channels in CHANNEL_GROUPS.items()],
+            F.count(F.when(F.col("is_cross_border"), 1)).alias("cross_border"),
+            F.count(F.when(F.col("is_night"), 1)).alias("night"),
+            F.count(log_amount).alias("n_debits"),
+            F.coalesce(F.sum(log_amount), F.lit(0.0)).alias("log_sum"),
+            F.coalesce(F.sum(log_amount * log_amount), F.lit(0.0)).alias("log_sq_sum"),
+        )
+        .withColumn("m_idx", month_index(F.col("month")))
+    )
+    trailing = Window.partitionBy("customer_key").orderBy("m_idx").rangeBetween(
+        -(window_months - 1), 0)
+    sums = ["n", *CHANNEL_GROUPS, "cross_border", "night", "n_debits", "log_sum", "log_sq_sum"]
+    rolled = monthly.select(
+        "customer_key", "month",
+        F.count(F.lit(1)).over(trailing).alias("months_seen"),
+        *[F.sum(c).over(trailing).alias(c) for c in sums],
+    )
+    n = F.col("n").cast("double")
+    debits = F.col("n_debits").cast("double")
+    mean = F.col("log_sum") / debits
+    variance = (F.col("log_sq_sum") - debits * mean * mean) / (debits - 1)
+    return rolled.select(
+        "customer_key",
+        "month",
+        (n / F.col("months_seen")).alias("tx_per_month"),
+        *[(F.col(name) / n).alias(name) for name in CHANNEL_GROUPS],
+        (F.col("cross_border") / n).alias("cross_border_share"),
+        (F.col("night") / n).alias("night_share"),
+        F.when(debits > 0, mean).otherwise(F.lit(0.0)).alias("log_amount_mean"),
+        F.when(debits > 1, F.sqrt(F.greatest(variance, F.lit(0.0)))).otherwise(F.lit(0.0))
+        .alias("log_amount_sd"),
+    )
+
+
+def training_rows(features_df: DataFrame, behaviour_df: DataFrame, *,
+                  features: Sequence[str]) -> DataFrame:
+    """Active customer-months with their behaviour, in an order that does not depend on how
+    the shuffle happened to run: K-means' seeded start samples rows by partition and position,
+    so the same data must arrive the same way for two runs to give the same segments."""
+    active = features_df.where(F.col("is_active")).select("customer_key", "month")
+    return (
+        active.join(behaviour_df, on=["customer_key", "month"], how="inner")
+        .select("customer_key", "month", *[F.col(f).cast("double").alias(f) for f in features])
+        .repartition(4, "customer_key")
+        .sortWithinPartitions("customer_key", "month")
+    )
+
+
+def fit_restarts(df: DataFrame, bounds: Mapping[str, tuple[float, float] | None],
+                 log_features: Sequence[str], *, k: int, seed: int, restarts: int,
+                 max_iter: int) -> tuple[PipelineModel, list[float]]:
+    """K-means from ``restarts`` seeded starts (``seed``, ``seed + 1``, ...); the fit with the
+    lowest within-cluster cost (the first on a tie) and every fit's cost."""
+    best: PipelineModel | None = None
+    costs: list[float] = []
+    for i in range(max(1, restarts)):
+        model = clustering_pipeline(bounds, log_features, k=k, seed=seed + i,
+                                    max_iter=max_iter).fit(df)
+        costs.append(float(model.stages[-1].summary.trainingCost))
+        if best is None or costs[-1] < min(costs[:-1]):
+            best = model
+    assert best is not None
+    return best, costs
 
 
 def capped(name: str) -> str:
@@ -105,38 +213,49 @@ def centroids(model: PipelineModel, features: Sequence[str]) -> pd.DataFrame:
 def name_segments(profile: pd.DataFrame, rules: Mapping[str, Mapping[str, float]]
                   ) -> dict[int, str]:
     """Names clusters from their z-score profiles: each rule scores a cluster by the weighted
-    sum of its centroid's z-scores; the best (cluster, name) pairs are taken greedily, each name
-    and cluster once; clusters left over are ``mixed_<cluster>``."""
-    scores = []
-    for name, weights in rules.items():
-        for cluster, row in profile.iterrows():
-            value = sum(w * float(row[f]) for f, w in weights.items() if f in row.index)
-            scores.append((value, name, int(cluster)))  # type: ignore[call-overload]
-    scores.sort(key=lambda t: (-t[0], t[1], t[2]))
-    named: dict[int, str] = {}
-    used: set[str] = set()
-    for _, name, cluster in scores:
-        if cluster not in named and name not in used:
-            named[cluster] = name
-            used.add(name)
-    return {int(c): named.get(int(c), f"mixed_{int(c)}") for c in profile.index}
+    sum of its centroid's z-scores, and names go to clusters by the assignment with the highest
+    total score (each name and cluster once, ties by name order); clusters left over are
+    ``mixed_<cluster>``.
+
+    A global assignment rather than a greedy one: one very distinctive cluster cannot take a
+    name that fits another cluster only slightly less well and leave that one a poor name.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    clusters = [int(c) for c in profile.index]  # type: ignore[call-overload]
+    names = list(rules)
+    scores = np.array([[sum(w * float(profile.loc[c, f]) for f, w in rules[n].items()
+                            if f in profile.columns) for n in names] for c in profile.index])
+    rows, cols = linear_sum_assignment(-scores) if names else ([], [])
+    named = {clusters[r]: names[c] for r, c in zip(rows, cols, strict=True)}
+    return {c: named.get(c, f"mixed_{c}") for c in clusters}
 
 
-def with_segments(model: PipelineModel, df: DataFrame, *, names: Mapping[int, str],
-                  model_version: str) -> DataFrame:
-    """Segments every customer-month: active months by the model, inactive ones ``inactive``."""
-    active = df.where(F.col("is_active"))
+def with_segments(model: PipelineModel, features_df: DataFrame, *, behaviour_df: DataFrame,
+                  features: Sequence[str], names: Mapping[int, str], model_version: str
+                  ) -> DataFrame:
+    """Segments every customer-month: active months by the model from their behaviour,
+    inactive ones ``inactive``."""
+    active = training_rows(features_df, behaviour_df, features=features)
     clustered = model.transform(active).select("customer_key", "month", "cluster")
     mapping = F.create_map(*[x for c, n in sorted(names.items()) for x in (F.lit(c), F.lit(n))])
-    inactive = df.where(~F.coalesce(F.col("is_active"), F.lit(False))).select(
-        "customer_key", "month", F.lit(None).cast("int").alias("cluster"))
-    return clustered.unionByName(inactive).select(
+    rest = features_df.select("customer_key", "month").join(
+        clustered.select("customer_key", "month"), on=["customer_key", "month"], how="left_anti"
+    ).select("customer_key", "month", F.lit(None).cast("int").alias("cluster"))
+    return clustered.unionByName(rest).select(
         "customer_key",
         "month",
         F.col("cluster").cast("int").alias("cluster"),
         F.coalesce(mapping[F.col("cluster")], F.lit(INACTIVE)).alias("segment"),
         F.lit(model_version).alias("model_version"),
     )
+
+
+def _make_champion(tracker: tracking.Tracker, name: str, version: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracker.uri, registry_uri=tracker.uri)
+    client.set_registered_model_alias(name, tracking.CHAMPION, version)
 
 
 def _matched(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
@@ -150,47 +269,57 @@ def _matched(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
 
 def run_segmentation(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
                      tracker: tracking.Tracker) -> dict[str, float]:
-    """Trains K-means over the k range and bisecting K-means at the chosen k, logs both,
-    registers K-means (promotion on silhouette) and writes ``gold.customer_segments``.
+    """Fits K-means at the configured k from several seeded starts (lowest cost kept), names
+    the segments by rule, logs bisecting K-means and the silhouette by k as diagnostics,
+    registers the fit (promotion on silhouette) and writes ``gold.customer_segments`` with the
+    champion.
 
     Returns:
-        Headline metrics: chosen k, silhouettes, agreement between the two clusterings and,
-        where the truth is on disk, the adjusted Rand index against the hidden archetypes.
+        Headline metrics: k, the costs of the restarts, silhouettes, agreement between the two
+        clusterings and, where the truth is on disk, the adjusted Rand index against the hidden
+        archetypes and the share of customers whose segment carries their archetype's name.
     """
     s: SegmentationSettings = settings.segmentation
     seed = settings.seed
     started = time.perf_counter()
-    version = tables.version(FEATURES_TABLE)
-    features_df = tables.read(FEATURES_TABLE, version=version)
-    active = with_numeric_features(features_df.where(F.col("is_active")), s.features).cache()
+    versions = {FEATURES_TABLE: tables.version(FEATURES_TABLE),
+                TRANSACTIONS_TABLE: tables.version(TRANSACTIONS_TABLE)}
+    features_df = tables.read(FEATURES_TABLE, version=versions[FEATURES_TABLE])
+    behaviour = behaviour_features(
+        tables.read(TRANSACTIONS_TABLE, version=versions[TRANSACTIONS_TABLE]),
+        window_months=s.window_months).localCheckpoint()
+    active = training_rows(features_df, behaviour, features=s.features).cache()
     bounds = cap_bounds(active, features=s.features, log_features=s.log_features,
                         quantiles=s.cap_quantiles, error=s.quantile_error)
     evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster")
+    sample = active.sample(fraction=min(1.0, s.silhouette_sample / max(1, active.count())),
+                           seed=seed).cache()
     out: dict[str, float] = {}
-    with tracker.run("segmentation", "kmeans-vs-bisecting") as run:
+    with tracker.run("segmentation", f"kmeans-k{s.k}-restarts") as run:
         tracking.log_params({"seed": seed, **{f"segmentation.{k}": v for k, v in
                                               vars(s).items() if k != "naming_rules"}})
         tracking.log_text(json.dumps({k: dict(v) for k, v in s.naming_rules.items()}, indent=2),
                           "naming_rules.json")
-        tracking.log_data_versions({FEATURES_TABLE: version})
+        tracking.log_data_versions(versions)
         tracking.log_frame(pd.DataFrame(bounds, index=["lower", "upper"]).T.reset_index(
             names="feature"), "caps.csv")
+        kmeans, costs = fit_restarts(active, bounds, s.log_features, k=s.k, seed=seed,
+                                     restarts=s.restarts, max_iter=s.max_iter)
+        tracking.log_frame(pd.DataFrame({"seed": [seed + i for i in range(len(costs))],
+                                         "cost": costs}), "restart_costs.csv")
+        silhouette = float(evaluator.evaluate(kmeans.transform(sample)))
         silhouettes: dict[int, float] = {}
-        models: dict[int, PipelineModel] = {}
-        for k in range(s.k_min, s.k_max + 1):
-            model = clustering_pipeline(bounds, s.log_features, k=k, seed=seed,
-                                        max_iter=s.max_iter).fit(active)
-            silhouettes[k] = float(evaluator.evaluate(model.transform(active)))
-            models[k] = model
+        for k in range(s.k_min, s.k_max + 1):  # a diagnostic: is k near a natural grouping?
+            model = kmeans if k == s.k else clustering_pipeline(
+                bounds, s.log_features, k=k, seed=seed, max_iter=s.max_iter).fit(active)
+            silhouettes[k] = float(evaluator.evaluate(model.transform(sample)))
             tracking.log_metrics({f"silhouette_k{k}": silhouettes[k]})
-        best_k = max(silhouettes, key=lambda k: (silhouettes[k], -k))
-        kmeans = models[best_k]
-        km_scored = kmeans.transform(active).select("customer_key", "month", "features",
+        km_scored = kmeans.transform(active).select("customer_key", "month",
                                                     F.col("cluster").alias("km"))
-        bisect = clustering_pipeline(bounds, s.log_features, k=best_k, seed=seed,
+        bisect = clustering_pipeline(bounds, s.log_features, k=s.k, seed=seed,
                                      max_iter=s.max_iter, algorithm="bisecting").fit(active)
         bi_scored = bisect.transform(active)
-        bi_silhouette = float(evaluator.evaluate(bi_scored))
+        bi_silhouette = float(evaluator.evaluate(bisect.transform(sample)))
         both = km_scored.join(bi_scored.select("customer_key", "month",
                                                F.col("cluster").alias("bi")),
                               on=["customer_key", "month"], how="inner")
@@ -203,40 +332,50 @@ def run_segmentation(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
                                    rows=[int(sizes.get(c, 0)) for c in km_profile.index])
         tracking.log_frame(report.reset_index(), "kmeans_centroids_z.csv")
         tracking.log_frame(bi_profile.reset_index(), "bisecting_centroids_z.csv")
-        plots.log_png(plots.line_figure(list(silhouettes), {"silhouette": list(
-            silhouettes.values())}, "k", "K-means silhouette by k"), "silhouette_by_k.png")
+        if silhouettes:
+            plots.log_png(plots.line_figure(list(silhouettes), {"silhouette": list(
+                silhouettes.values())}, "k", "K-means silhouette by k (diagnostic)"),
+                "silhouette_by_k.png")
         plots.log_png(plots.profile_figure(km_profile.rename(index=names),
-                                           f"K-means profiles (k={best_k}, z-scores)"),
+                                           f"K-means profiles (k={s.k}, z-scores)"),
                       "cluster_profiles_kmeans.png")
         plots.log_png(plots.profile_figure(bi_profile, "Bisecting K-means profiles (z-scores)"),
                       "cluster_profiles_bisecting.png")
         plots.log_png(plots.side_by_side_figure(km_profile, bi_profile,
                                                 ("k-means", "bisecting")),
                       "centroids_side_by_side.png")
-        out = {"k": float(best_k), "silhouette_kmeans": silhouettes[best_k],
-               "silhouette_bisecting": bi_silhouette, "kmeans_vs_bisecting_ari": agreement}
-        sample = active.select(*s.features).limit(5).toPandas()
-        uri = tracking.log_spark_model(kmeans, sample, pd.DataFrame({"cluster": [0] * len(
-            sample)}))
+        out = {"k": float(s.k), "silhouette_kmeans": silhouette,
+               "silhouette_bisecting": bi_silhouette, "kmeans_vs_bisecting_ari": agreement,
+               "best_cost": min(costs), "worst_cost": max(costs)}
+        example = active.select(*s.features).limit(5).toPandas()
+        uri = tracking.log_spark_model(kmeans, example, pd.DataFrame({"cluster": [0] * len(
+            example)}))
         promotion = tracking.register_and_promote(
-            tracker, name=s.model_name, model_uri=uri, metric="silhouette",
-            value=silhouettes[best_k],
-            tags={NAMES_TAG: json.dumps({str(k): v for k, v in names.items()})})
+            tracker, name=s.model_name, model_uri=uri, metric="silhouette", value=silhouette,
+            tags={NAMES_TAG: json.dumps({str(k): v for k, v in names.items()}),
+                  FEATURES_TAG: json.dumps(list(s.features))})
         champion, champion_version = tracking.load_champion(s.model_name)
-        champion_names = {int(k): v for k, v in json.loads(tracking.version_tags(
-            tracker, s.model_name, champion_version)[NAMES_TAG]).items()}
-        segments = with_segments(champion, features_df, names=champion_names,
+        champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
+        if json.loads(champion_tags.get(FEATURES_TAG, "null")) != list(s.features):
+            # a champion trained on other inputs cannot score these rows: the new fit takes over
+            _make_champion(tracker, s.model_name, promotion.version)
+            champion, champion_version = tracking.load_champion(s.model_name)
+            champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
+        champion_names = {int(k): v for k, v in json.loads(champion_tags[NAMES_TAG]).items()}
+        segments = with_segments(champion, features_df, behaviour_df=behaviour,
+                                 features=s.features, names=champion_names,
                                  model_version=champion_version)
         tables.overwrite(SEGMENTS_TABLE, segments, partition_by=["month"])
         from cardlake.ml import evaluate
 
-        ari = evaluate.archetype_ari(spark, cfg, tables=tables, segments_df=tables.read(
-            SEGMENTS_TABLE))
-        if ari is not None:
-            out["archetype_ari"] = ari
+        truth = evaluate.archetype_agreement(spark, cfg, tables=tables,
+                                             segments_df=tables.read(SEGMENTS_TABLE))
+        if truth is not None:
+            out.update(truth)
         out["training_seconds"] = time.perf_counter() - started
         out["promoted"] = float(promotion.promoted)
         tracking.log_metrics(out)
         log.info("segmentation run %s: %s", run.info.run_id, out)
     active.unpersist()
+    sample.unpersist()
     return out

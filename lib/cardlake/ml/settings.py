@@ -44,7 +44,14 @@ class SegmentationSettings:
     cap_quantiles: tuple[float, ...]
     naming_rules: Mapping[str, Mapping[str, float]]
     quantile_error: float = 0.001
+    k: int = 5
+    """The number of segments: fixed, the platform promises five named ones."""
+    restarts: int = 4
+    """Seeded K-means fits; the one with the lowest cost is kept."""
+    window_months: int = 6
+    """Behaviour of a month = the customer's transactions over this many months up to it."""
     k_min: int = 3
+    """k_min..k_max: silhouette by k, logged as a diagnostic only (k does not follow it)."""
     k_max: int = 7
     max_iter: int = 25
     silhouette_sample: int = 8000
