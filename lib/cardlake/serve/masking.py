@@ -1,10 +1,11 @@
 """Masking of personal fields for the dashboard's viewers, by role.
 
-The governance package (issue 14) will own classification and masked SQL views; until the
-dashboard can ask it, this small module applies the same rules to the values a page shows:
-``analyst`` (the default) sees email partially, phone by its last two digits, date of birth as
-the year, names as initials and addresses as the city-free country; ``privileged`` sees clear
-values. Unknown roles are refused rather than shown clear values.
+The classification lives in ``conf/governance.yaml`` (:mod:`cardlake.governance`), whose masks
+are SQL expressions for the SQL server's views; the dashboard reads pandas values, so this
+module applies the same masks in Python: a column classified there gets its mask (initials,
+email, phone, year, redact, nullify); a column not classified there yet falls back to the
+small list below. ``analyst`` (the default) sees masks; ``privileged`` sees clear values.
+Unknown roles are refused rather than shown clear values.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 ROLES = ("analyst", "privileged")
 DEFAULT_ROLE = "analyst"
 MASK = "•••"
+PHONE_DIGITS = 4  # as the SQL views show (cardlake.governance.masking)
 
 
 def _initials(value: str) -> str:
@@ -33,7 +36,7 @@ def _email(value: str) -> str:
 
 def _phone(value: str) -> str:
     digits = re.sub(r"\D", "", value)
-    return f"{MASK}{digits[-2:]}" if len(digits) >= 2 else MASK
+    return f"{MASK}{digits[-PHONE_DIGITS:]}" if len(digits) >= PHONE_DIGITS else MASK
 
 
 def _birth(value: Any) -> str:
@@ -77,9 +80,34 @@ def is_personal(field: str) -> bool:
     return field in RULES
 
 
-def mask_value(field: str, value: Any, role: str) -> Any:
-    """``value`` as the role may see it (None stays None)."""
+GOVERNANCE_MASKS: Mapping[str, Callable[[Any], Any]] = {
+    "keep": lambda v: v,
+    "initials": lambda v: _initials(str(v)),
+    "email": lambda v: _email(str(v)),
+    "phone": lambda v: _phone(str(v)),
+    "year": _birth,
+    "redact": _redact,
+    "nullify": lambda v: None,
+}
+
+
+@lru_cache(maxsize=1)
+def _governance() -> Any:
+    try:
+        from cardlake.governance.settings import load_governance
+
+        return load_governance()
+    except Exception:  # no governance settings here: the local rules alone apply
+        return None
+
+
+def mask_value(field: str, value: Any, role: str, *, table: str = "silver.customers") -> Any:
+    """``value`` of ``table``'s column ``field`` as the role may see it (None stays None)."""
     check_role(role)
-    if value is None or role == "privileged" or field not in RULES:
+    if value is None or role == "privileged":
         return value
-    return RULES[field](value)
+    governance = _governance()
+    rule = governance.rule(table, field) if governance is not None else None
+    if rule is not None:
+        return GOVERNANCE_MASKS[rule.mask](value)
+    return RULES[field](value) if field in RULES else value
