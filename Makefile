@@ -151,3 +151,19 @@ notebooks: setup ## Jupyter on 127.0.0.1:8888 with the project's environment as 
 	@test -x $(VENV)/bin/jupyter-lab || $(PY) -m pip install --quiet -e '.[dev,notebooks]'
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --port $(NOTEBOOK_PORT) --no-browser \
 		--notebook-dir notebooks
+
+# --- Dashboard and reports (issue 13) -------------------------------------------------------
+DASHBOARD_HOST ?= 127.0.0.1
+DASHBOARD_PORT ?= 8050
+DASHBOARD_ROLE ?= analyst
+.PHONY: dashboard report bench-dashboard
+
+dashboard: setup ## Dashboard on http://127.0.0.1:8050 over the lake (ROLE: DASHBOARD_ROLE=analyst|privileged)
+	$(PY) jobs/dashboard.py --env $(ENV) --host $(DASHBOARD_HOST) --port $(DASHBOARD_PORT) \
+		--role $(DASHBOARD_ROLE)
+
+report: setup ## Monthly executive report (HTML + PDF) and source profiles under reports/ (MONTH=YYYY-MM)
+	$(PY) jobs/report.py --env $(ENV) $(MONTH_ARG)
+
+bench-dashboard: setup ## Time to first render of each dashboard page (goal <= 1.5 s)
+	$(PY) bench/bench_dashboard.py
