@@ -1,0 +1,471 @@
+"""The fraud stream: card events in, scored events and alerts out, exactly once.
+
+Two queries share one source (event files in the landing folder, or a Kafka topic):
+
+- ``quarantine``: every message that does not parse (with its reason and masked raw text) to
+  ``_quarantine.card_events``.
+- ``alerts``: well-formed events, deduplicated by ``event_id`` within the watermark, enriched by
+  stream-static joins with silver (card to customer, home country, FX rate), given per-customer
+  velocity state (:mod:`cardlake.stream.velocity`), scored with the registry's ``@champion``
+  fraud model over the batch feature definitions; every scored event to
+  ``silver.card_events_scored``, each alert to ``gold.fraud_alerts_live`` and the alerts topic.
+
+Exactly once: checkpoints live in the lake (``_checkpoints/<name>/``) and every Delta write is
+an idempotent append keyed by the micro-batch id (Delta's application transaction), so a batch
+replayed after a crash commits nothing twice. The alerts topic is at-least-once: a replayed batch
+publishes again, with the same ``event_id`` key, for consumers to deduplicate.
+
+A new champion is picked up without a restart: the registry's alias is checked every
+``model_refresh_seconds`` between micro-batches and the new version loaded before the next one;
+each scored row records the model version that scored it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from cardlake.config import Config
+from cardlake.stream import events as E
+from cardlake.stream.velocity import OUTPUT_SCHEMA, STATE_KEY, STATE_SCHEMA, velocity_state_fn
+from cardlake.tables import Idempotency, Tables
+
+log = logging.getLogger("cardlake.stream")
+
+# Spark's Kafka source for Spark 4.1. Maven Central carries 4.1.0 and 4.1.1 of the connector but
+# not the newer 4.1.x patch releases of pyspark; the 4.1 line keeps the source API stable.
+KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.1"
+SCORED_TABLE = "silver.card_events_scored"
+ALERTS_TABLE = "gold.fraud_alerts_live"
+QUARANTINE_TABLE = "_quarantine.card_events"
+TRANSACTIONS = "silver.transactions"
+CUSTOMERS = "silver.customers"
+FX = "silver.fx_rates"
+SOURCE_VAR = "STREAM_SOURCE"
+BOOTSTRAP_VAR = "KAFKA_BOOTSTRAP"
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How the stream runs; defaults suit ``make stream`` on one machine.
+
+    Attributes:
+        source: ``files`` (JSON-lines files under ``events_dir``) or ``kafka``.
+        events_dir: folder of event files; ``<landing_root>/events`` when empty.
+        bootstrap, topic, alerts_topic: the broker and its topics (Kafka only; alerts are
+            published whenever a bootstrap server is set).
+        watermark: how late (in event time) an event may arrive and still be deduplicated and
+            scored; replayed history spreads a day over seconds, so the default is generous.
+        trigger_seconds: micro-batch interval; 0 starts the next batch as soon as one ends.
+        retain_days: event time a customer's history stays in the state store (the features'
+            longest window is 30 days).
+        model_refresh_seconds: how often the registry's champion alias is checked.
+        max_per_trigger: cap on messages (Kafka) or files per micro-batch; 0 for none.
+        name: the checkpoint folder and the idempotency application id.
+        metrics_path: where each micro-batch appends its commit latencies (bench); "" for none.
+    """
+
+    source: Literal["files", "kafka"] = "files"
+    events_dir: str = ""
+    bootstrap: str = ""
+    topic: str = "card-events"
+    alerts_topic: str = "fraud-alerts"
+    watermark: str = "2 days"
+    trigger_seconds: float = 0.0
+    retain_days: int = 31
+    model_refresh_seconds: float = 10.0
+    max_per_trigger: int = 0
+    starting_offsets: str = "earliest"
+    name: str = "fraud_stream"
+    metrics_path: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any
+                 ) -> StreamSettings:
+        """Defaults, then ``STREAM_SOURCE`` and ``KAFKA_BOOTSTRAP``, then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        source = env.get(SOURCE_VAR, "").strip().lower()
+        if source:
+            if source not in ("files", "kafka"):
+                raise ValueError(f"{SOURCE_VAR}={source!r}: must be 'files' or 'kafka'")
+            values["source"] = source
+        if env.get(BOOTSTRAP_VAR):
+            values["bootstrap"] = env[BOOTSTRAP_VAR]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        if settings.source == "kafka" and not settings.bootstrap:
+            settings = dataclasses.replace(settings, bootstrap="127.0.0.1:9092")
+        return settings
+
+
+def session_config(cfg: Config, settings: StreamSettings) -> Config:
+    """``cfg`` with Spark's Kafka source added to the packages Spark resolves (Kafka only)."""
+    if settings.source != "kafka":
+        return cfg
+    conf = dict(cfg.spark.conf)
+    wanted = [p for p in conf.get("spark.jars.packages", "").split(",") if p]
+    conf["spark.jars.packages"] = ",".join(dict.fromkeys([*wanted, KAFKA_PACKAGE]))
+    return dataclasses.replace(cfg, spark=dataclasses.replace(cfg.spark, conf=conf))
+
+
+# -- sources and transforms ----------------------------------------------------------------
+
+
+def read_source(spark: SparkSession, settings: StreamSettings, events_dir: str) -> DataFrame:
+    """The raw messages: ``value`` (text), ``broker_time`` and ``source`` (where it came from)."""
+    if settings.source == "kafka":
+        reader = (spark.readStream.format("kafka")
+                  .option("kafka.bootstrap.servers", settings.bootstrap)
+                  .option("subscribe", settings.topic)
+                  .option("startingOffsets", settings.starting_offsets)
+                  .option("failOnDataLoss", "true"))
+        if settings.max_per_trigger:
+            reader = reader.option("maxOffsetsPerTrigger", str(settings.max_per_trigger))
+        df = reader.load()
+        return df.select(
+            F.col("value").cast("string").alias("value"),
+            F.col("timestamp").alias("broker_time"),
+            F.format_string("kafka:%s/%d/%d", "topic", "partition", "offset").alias("source"))
+    Path(events_dir).mkdir(parents=True, exist_ok=True)
+    reader = spark.readStream.format("text")
+    if settings.max_per_trigger:
+        reader = reader.option("maxFilesPerTrigger", str(settings.max_per_trigger))
+    df = reader.load(events_dir)
+    return df.select("value", F.col("_metadata.file_modification_time").alias("broker_time"),
+                     F.col("_metadata.file_name").alias("source"))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The static silver state the stream joins with (a snapshot taken at start)."""
+
+    instruments: DataFrame  # instrument_id -> customer_key
+    customers: DataFrame  # customer_key -> customer_country
+    fx: DataFrame  # (txn_date, currency) -> units_per_usd
+    history: DataFrame  # silver.transactions in the features' input columns
+    reports: DataFrame  # (merchant_id, fraud_reported_at) of reported transactions
+
+
+def load_reference(tables: Tables) -> Reference:
+    from cardlake.stream.velocity import HISTORY_SCHEMA
+
+    tx = tables.read(TRANSACTIONS)
+    instruments = tx.where(F.col("customer_key").isNotNull()).groupBy("instrument_id").agg(
+        F.min("customer_key").alias("customer_key"))
+    customers = tables.read(CUSTOMERS).select(
+        "customer_key", F.col("country").alias("customer_country"))
+    fx = tables.read(FX).select(F.col("date").alias("txn_date"), "currency", "units_per_usd")
+    history = tx.select(*[f.name for f in HISTORY_SCHEMA.fields])
+    reports = tx.where(F.col("fraud_reported_at").isNotNull()).select(
+        "merchant_id", "fraud_reported_at")
+    return Reference(instruments=instruments.cache(), customers=customers.cache(),
+                     fx=fx.cache(), history=history.cache(), reports=reports.cache())
+
+
+def with_enrichment(events_df: DataFrame, *, ref: Reference) -> DataFrame:
+    """Events in silver.transactions' shape: customer, home country, USD amount, flags.
+
+    The same standardisation silver applies to the daily files (upper-case codes, one channel
+    vocabulary, night hours, cross-border against the home country).
+    """
+    from cardlake.silver.activity import NIGHT_HOURS, normalised_channel
+
+    hour = F.hour("event_time")
+    df = (
+        events_df.withColumn("ts", F.col("event_time"))
+        .withColumn("txn_date", F.to_date("event_time"))
+        .withColumn("currency", F.upper("currency"))
+        .join(F.broadcast(ref.instruments), on="instrument_id", how="left")
+        .join(F.broadcast(ref.customers), on="customer_key", how="left")
+        .join(F.broadcast(ref.fx), on=["txn_date", "currency"], how="left")
+    )
+    abroad = F.coalesce(F.upper("merchant_country"), F.upper("ip_country"))
+    return df.select(
+        F.coalesce("customer_key", F.concat(F.lit("instrument:"), "instrument_id")
+                   ).alias(STATE_KEY),
+        "transaction_id", "customer_key", "instrument_id", "ts", "txn_date",
+        (F.col("amount") / F.col("units_per_usd")).alias("amount_usd"),
+        "merchant_id", "customer_country",
+        normalised_channel(F.col("channel")).alias("channel"),
+        F.lower(F.trim("direction")).alias("direction"),
+        F.lower(F.trim("state")).alias("state"),
+        "device_id", F.upper("ip_country").alias("ip_country"),
+        ((hour >= NIGHT_HOURS[0]) & (hour < NIGHT_HOURS[1])).alias("is_night"),
+        F.coalesce(abroad != F.col("customer_country"), F.lit(False)).alias("is_cross_border"),
+        F.lit(None).cast("timestamp").alias("fraud_reported_at"),
+        F.date_format("event_time", "yyyy-MM").alias("month"),
+        "event_id", "sent_ms", "broker_time", "source", "instrument_type", "amount", "currency",
+        "mcc", F.upper("merchant_country").alias("merchant_country"),
+    )
+
+
+def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: Any) -> DataFrame:
+    """The batch features for the new rows, over silver's history plus the state's events.
+
+    ``rows_df`` is the state function's output (new events and the customers' retained
+    history); silver rows already in it (same ``transaction_id``) are not counted twice.
+    """
+    from cardlake.ml.fraud_features import window_hours, with_transaction_features
+
+    keys = rows_df.where("is_new").select("customer_key").where(
+        F.col("customer_key").isNotNull()).distinct()
+    silver = (ref.history.join(F.broadcast(keys), on="customer_key", how="left_semi")
+              .join(rows_df.select("transaction_id"), on="transaction_id", how="left_anti")
+              .withColumn("is_new", F.lit(False)))
+    both = rows_df.drop(STATE_KEY).unionByName(silver, allowMissingColumns=True)
+    feats = with_transaction_features(both, hours=window_hours(fraud),
+                                      small_amount_usd=fraud.small_amount_usd,
+                                      reports_df=ref.reports)
+    return feats.where("is_new")
+
+
+# -- the model -----------------------------------------------------------------------------
+
+
+class Champion:
+    """The registry's ``@champion`` fraud model, reloaded when the alias moves."""
+
+    def __init__(self, *, name: str, tracking_uri: str, refresh_seconds: float) -> None:
+        self.name = name
+        self.uri = tracking_uri
+        self.refresh_seconds = refresh_seconds
+        self.version = ""
+        self.threshold = float("nan")
+        self.model: Any = None
+        self._checked = 0.0
+
+    def current(self) -> tuple[Any, str, float]:
+        """(model, version, alert threshold); checks the alias at most every refresh period."""
+        now = time.monotonic()
+        if self.model is None or now - self._checked >= self.refresh_seconds:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            found = client.get_model_version_by_alias(self.name, "champion")
+            if str(found.version) != self.version:
+                import mlflow.spark
+
+                self.model = mlflow.spark.load_model(f"models:/{self.name}/{found.version}")
+                self.threshold = float(found.tags["threshold"])
+                if self.version:
+                    log.warning("fraud stream: champion %s v%s replaces v%s", self.name,
+                                found.version, self.version)
+                self.version = str(found.version)
+            self._checked = now
+        return self.model, self.version, self.threshold
+
+
+# -- the sinks -----------------------------------------------------------------------------
+
+
+def scored_rows(scored_df: DataFrame, *, threshold: float, version: str, batch_id: int,
+                scored_at: datetime) -> DataFrame:
+    """silver.card_events_scored: every scored event with its score and key features."""
+    return scored_df.select(
+        "event_id", "transaction_id", F.col("instrument_id").alias("card_token"), "customer_key",
+        F.col("ts").alias("event_time"),
+        F.timestamp_millis(F.col("sent_ms")).alias("sent_time"), "broker_time",
+        "amount", "currency", "amount_usd", "merchant_id", "channel", "state",
+        F.col("score").cast("double").alias("score"), F.lit(threshold).alias("threshold"),
+        (F.col("score") >= threshold).alias("is_alert"), F.lit(version).alias("model_version"),
+        "tx_count_1h", "amount_sum_24h", "small_count_1h", "distinct_merchants_24h",
+        "is_new_device", "ip_mismatch", "amount_ratio_30d",
+        F.lit(scored_at).alias("scored_at"), F.lit(batch_id).cast("long").alias("batch_id"),
+        "month",
+    )
+
+
+def alert_rows(scored_df: DataFrame, *, threshold: float, version: str, max_reasons: int,
+               batch_id: int, alert_time: datetime) -> DataFrame:
+    """gold.fraud_alerts_live: the events scoring at or above the champion's threshold."""
+    from cardlake.ml.fraud_features import reasons_column
+
+    return scored_df.where(F.col("score") >= threshold).select(
+        "event_id", F.col("instrument_id").alias("card_token"), "customer_key",
+        "transaction_id", F.col("score").cast("double").alias("score"),
+        F.lit(threshold).alias("threshold"), reasons_column(max_reasons).alias("reason_codes"),
+        F.lit(version).alias("model_version"), F.col("ts").alias("event_time"),
+        F.col("broker_time"), F.timestamp_millis(F.col("sent_ms")).alias("sent_time"),
+        F.lit(alert_time).alias("alert_time"), F.lit(batch_id).cast("long").alias("batch_id"),
+        "month",
+    )
+
+
+class AlertSink:
+    """``foreachBatch`` of the alerts query: features, score, idempotent Delta appends."""
+
+    def __init__(self, *, tables: Tables, settings: StreamSettings, ref: Reference, fraud: Any,
+                 champion: Champion) -> None:
+        self.tables = tables
+        self.settings = settings
+        self.ref = ref
+        self.fraud = fraud
+        self.champion = champion
+        self._producer: Any = None
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        rows = batch_df.persist()
+        try:
+            if not rows.where("is_new").limit(1).count():
+                return
+            model, version, threshold = self.champion.current()
+            from cardlake.ml.common import with_score
+
+            feats = with_live_features(rows, ref=self.ref, fraud=self.fraud)
+            scored = with_score(model, feats).persist()
+            now = datetime.now(UTC)
+            app = self.settings.name
+            self.tables.append(
+                SCORED_TABLE,
+                scored_rows(scored, threshold=threshold, version=version, batch_id=batch_id,
+                            scored_at=now),
+                partition_by=["month"], idempotency=Idempotency(f"{app}/scored", batch_id))
+            alerts = alert_rows(scored, threshold=threshold, version=version,
+                                max_reasons=self.fraud.max_reasons, batch_id=batch_id,
+                                alert_time=now).persist()
+            alert_list = [r.asDict() for r in alerts.collect()]  # bounded by the batch size
+            if alert_list:
+                self.tables.append(ALERTS_TABLE, alerts, partition_by=["month"],
+                                   idempotency=Idempotency(f"{app}/alerts", batch_id))
+            committed = time.time()
+            self._publish(alert_list)
+            self._metrics(scored, batch_id, committed, len(alert_list))
+            alerts.unpersist()
+            scored.unpersist()
+        finally:
+            rows.unpersist()
+
+    def _publish(self, alerts: list[dict[str, Any]]) -> None:
+        if not alerts or not self.settings.bootstrap:
+            return
+        if self._producer is None:
+            from confluent_kafka import Producer
+
+            self._producer = Producer({"bootstrap.servers": self.settings.bootstrap,
+                                       "enable.idempotence": True, "acks": "all",
+                                       "linger.ms": 5, "log_level": 3})
+        for alert in alerts:
+            self._producer.produce(self.settings.alerts_topic, key=str(alert["event_id"]),
+                                   value=json.dumps(alert, default=str))
+        left = self._producer.flush(30)
+        if left:
+            raise RuntimeError(f"fraud stream: {left} alerts not acknowledged by the broker")
+
+    def _metrics(self, scored: DataFrame, batch_id: int, committed: float, alerts: int) -> None:
+        sent = [r[0] for r in scored.select("sent_ms").collect() if r[0] is not None]
+        lat = sorted(committed - s / 1000.0 for s in sent)
+        if lat:
+            log.info("fraud stream batch %d: %d events, %d alerts, latency p50 %.2f s max %.2f s",
+                     batch_id, len(lat), alerts, lat[len(lat) // 2], lat[-1])
+        if self.settings.metrics_path:
+            with open(self.settings.metrics_path, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"batch_id": batch_id, "committed": committed,
+                                      "alerts": alerts, "latencies": lat}) + "\n")
+
+
+class QuarantineSink:
+    """``foreachBatch`` of the quarantine query: rejected messages, idempotent per batch."""
+
+    def __init__(self, *, tables: Tables, settings: StreamSettings) -> None:
+        self.tables = tables
+        self.settings = settings
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        rows = E.quarantine_rows(batch_df).persist()
+        try:
+            if rows.limit(1).count():
+                self.tables.append(
+                    QUARANTINE_TABLE, rows, partition_by=["month"],
+                    idempotency=Idempotency(f"{self.settings.name}/quarantine", batch_id))
+        finally:
+            rows.unpersist()
+
+
+# -- the job -------------------------------------------------------------------------------
+
+
+@dataclass
+class Running:
+    """The two running queries."""
+
+    alerts: Any
+    quarantine: Any
+
+    def all(self) -> list[Any]:
+        return [self.alerts, self.quarantine]
+
+    def stop(self) -> None:
+        for q in self.all():
+            q.stop()
+
+
+def start(spark: SparkSession, cfg: Config, tables: Tables, settings: StreamSettings) -> Running:
+    """Starts both queries from their checkpoints under ``<lake_root>/_checkpoints/<name>``."""
+    from pyspark.sql.streaming.state import GroupStateTimeout
+
+    from cardlake.ml import tracking
+    from cardlake.ml.settings import load_ml_settings
+
+    ml = load_ml_settings(cfg.env)
+    tracker_uri = tracking.tracking_uri(cfg.paths.lake_root, ml.tracking)
+    champion = Champion(name=ml.fraud.model_name, tracking_uri=tracker_uri,
+                        refresh_seconds=settings.model_refresh_seconds)
+    champion.current()  # fail at start, not in the first batch, when there is no champion
+    ref = load_reference(tables)
+    events_dir = settings.events_dir or str(Path(cfg.paths.landing_root) / "events")
+    checkpoints = cfg.lake_path("_checkpoints", settings.name)
+    parsed = read_source(spark, settings, events_dir).transform(E.with_parsed_events)
+    good = (parsed.where(F.col("reason").isNull())
+            .withWatermark("event_time", settings.watermark)
+            .dropDuplicatesWithinWatermark(["event_id"]))
+    stateful = (good.transform(lambda df: with_enrichment(df, ref=ref))
+                .groupBy(STATE_KEY)
+                .applyInPandasWithState(velocity_state_fn(settings.retain_days), OUTPUT_SCHEMA,
+                                        STATE_SCHEMA, "append", GroupStateTimeout.EventTimeTimeout))
+    trigger = f"{settings.trigger_seconds:g} seconds"
+    alerts_q = (stateful.writeStream.queryName(f"{settings.name}-alerts")
+                .foreachBatch(AlertSink(tables=tables, settings=settings, ref=ref, fraud=ml.fraud,
+                                        champion=champion))
+                .option("checkpointLocation", f"{checkpoints}/alerts")
+                .trigger(processingTime=trigger).start())
+    quarantine_q = (parsed.where(F.col("reason").isNotNull()).writeStream
+                    .queryName(f"{settings.name}-quarantine")
+                    .foreachBatch(QuarantineSink(tables=tables, settings=settings))
+                    .option("checkpointLocation", f"{checkpoints}/quarantine")
+                    .trigger(processingTime=trigger).start())
+    return Running(alerts=alerts_q, quarantine=quarantine_q)
+
+
+def await_idle(running: Running, *, idle_seconds: float, max_seconds: float) -> None:
+    """Blocks until no query has had input for ``idle_seconds`` (after some) or time is up.
+
+    Raises:
+        the first query's failure, if one fails.
+    """
+    started = time.monotonic()
+    last_input = started
+    while time.monotonic() - started < max_seconds:
+        for q in running.all():
+            error = q.exception()
+            if error is not None:
+                raise error
+        progress = [p for q in running.all() for p in q.recentProgress]
+        busy = any(q.status.get("isDataAvailable") or q.status.get("isTriggerActive")
+                   for q in running.all())
+        if busy or any(p.get("numInputRows", 0) for p in progress[-2:]):
+            last_input = time.monotonic()
+        if idle_seconds and time.monotonic() - last_input >= idle_seconds:
+            return
+        time.sleep(0.5)
