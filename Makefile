@@ -167,3 +167,15 @@ report: setup ## Monthly executive report (HTML + PDF) and source profiles under
 
 bench-dashboard: setup ## Time to first render of each dashboard page (goal <= 1.5 s)
 	$(PY) bench/bench_dashboard.py
+.PHONY: stream stream-produce bench-stream
+STREAM_SOURCE ?= files
+
+stream: setup ## Fraud stream: events (files, or STREAM_SOURCE=kafka) to gold.fraud_alerts_live
+	STREAM_SOURCE=$(STREAM_SOURCE) $(PY) jobs/stream.py --env $(ENV)
+
+stream-produce: setup ## Replay a month as card events (RATE=, EVENTS=) to files or the topic
+	$(PY) jobs/stream_produce.py --env $(ENV) --source $(STREAM_SOURCE) --rate $(or $(RATE),100) \
+		--max-events $(or $(EVENTS),2000)
+
+bench-stream: setup ## Event-sent to alert-committed latency p50/p95/p99 and top rate (Kafka)
+	$(PY) bench/bench_stream.py
