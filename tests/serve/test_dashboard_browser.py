@@ -145,5 +145,7 @@ def test_live_page_shows_a_new_alert(page: Any, board: Any, board_lake: Path) ->
     latencies = page.locator("#live-alerts td[data-dash-column='latency_s']").all_inner_texts()
     assert ids == ["E2", "E1"]  # newest first, without reloading the page
     assert [float(v) for v in latencies] == [2.25, 1.5]
+    tokens = page.locator("#live-alerts td[data-dash-column='card_token']").all_inner_texts()
+    assert tokens == ["•••", "•••"]  # card tokens are classified `card`: analysts see a mask
     shot(page, "tiny-live-with-alerts")
     assert page.errors == []

@@ -28,7 +28,7 @@ from flask import abort, send_from_directory
 
 from cardlake.serve import data
 from cardlake.serve.lake import Lake, TableNotBuilt
-from cardlake.serve.masking import DEFAULT_ROLE, check_role, mask_value
+from cardlake.serve.masking import DEFAULT_ROLE, check_role, mask_frame, mask_value
 
 log = logging.getLogger("cardlake.serve")
 
@@ -345,16 +345,16 @@ def customer_detail(lake: Lake, key: str, role: str) -> html.Div:
     return html.Div(parts, id="customer-360", className="panel")
 
 
-def live_page(lake: Lake, query: dict[str, str], refresh_ms: int) -> list[Any]:
+def live_page(lake: Lake, query: dict[str, str], refresh_ms: int, role: str) -> list[Any]:
     return [
-        html.Div(live_content(lake), id="live-content"),
+        html.Div(live_content(lake, role), id="live-content"),
         dcc.Interval(id="live-tick", interval=refresh_ms),
     ]
 
 
-def live_content(lake: Lake) -> list[Any]:
+def live_content(lake: Lake, role: str) -> list[Any]:
     try:
-        df = data.live_alerts(lake)
+        df = mask_frame(data.live_alerts(lake), role, table="gold.fraud_alerts_live")
     except TableNotBuilt as missing:
         return [not_built(missing.name)]
     latency = df["latency_s"].dropna()
@@ -460,7 +460,7 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
             "/segments": lambda: segments_page(lake, query),
             "/risk": lambda: risk_page(lake, query),
             "/customer": lambda: customer_page(lake, query, role),
-            "/live": lambda: live_page(lake, query, refresh_ms),
+            "/live": lambda: live_page(lake, query, refresh_ms, role),
             "/experiment": lambda: experiment_page(lake, query),
             "/quality": lambda: quality_page(lake, query, profiles_dir),
         }
@@ -488,7 +488,7 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
     @app.callback(Output("live-content", "children"), Input("live-tick", "n_intervals"),
                   prevent_initial_call=True)
     def refresh_live(_n: Any) -> Any:
-        return live_content(lake)
+        return live_content(lake, role)
 
     if profiles_dir:
         @app.server.route("/profiles/<path:name>")

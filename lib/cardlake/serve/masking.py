@@ -111,3 +111,14 @@ def mask_value(field: str, value: Any, role: str, *, table: str = "silver.custom
     if rule is not None:
         return GOVERNANCE_MASKS[rule.mask](value)
     return RULES[field](value) if field in RULES else value
+
+
+def mask_frame(df: Any, role: str, *, table: str) -> Any:
+    """A copy of the pandas frame with every classified or personal column masked for ``role``."""
+    check_role(role)
+    if role == "privileged":
+        return df
+    out = df.copy()
+    for column in out.columns:
+        out[column] = [mask_value(column, v, role, table=table) for v in out[column]]
+    return out
