@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ _NAME = re.compile(r"^(_?[a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
 _LAYER_DIRS = {"bronze": "bronze", "silver": "silver", "gold": "gold",
                "_quarantine": "_quarantine", "_ops": "_ops"}
 _HARD_FEATURES = {"deletionVectors", "columnMapping"}
+RESULT_CACHE_SIZE = 256
 
 
 class TableNotBuilt(LookupError):
@@ -106,6 +108,10 @@ class Lake:
         self.root = root.removeprefix("file://")
         self._cache: dict[str, tuple[tuple[int, ...], Snapshot]] = {}
         self._lock = threading.Lock()
+        # results by (sql, params, table versions): a new commit makes a new key, so a cached
+        # answer is never stale; pages viewed again on unchanged tables skip DuckDB
+        self._results: OrderedDict[tuple[str, str, tuple[Any, ...]], pd.DataFrame] = (
+            OrderedDict())
 
     def path(self, name: str) -> str:
         match = _NAME.match(name)
@@ -157,8 +163,19 @@ class Lake:
         Raises :class:`TableNotBuilt` naming the first missing table.
         """
         bound = {alias: self.snapshot(name) for alias, name in tables.items()}
+        key = (sql, repr(params), tuple((a, s.name, s.version) for a, s in sorted(bound.items())))
+        with self._lock:
+            cached = self._results.get(key)
+            if cached is not None:
+                self._results.move_to_end(key)
+                return cached.copy()
         with self._connection(bound) as con:
-            return con.execute(sql, params or []).fetchdf()
+            result = con.execute(sql, params or []).fetchdf()
+        with self._lock:
+            self._results[key] = result
+            while len(self._results) > RESULT_CACHE_SIZE:
+                self._results.popitem(last=False)
+        return result.copy()
 
     def version_label(self, *names: str) -> str:
         """``gold.kpi_monthly v12 (2026-12-02 10:40 UTC)``, one per table, for page footers."""
