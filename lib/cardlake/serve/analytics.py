@@ -3,7 +3,7 @@
 The files are written in Spark SQL for ``make sql``; DuckDB runs them unchanged once the gold
 tables are bound by name (``gold.fact_transactions``) and the two Spark functions they use that
 DuckDB spells differently are defined as macros (``percentile_approx``, ``date_format`` with
-the ``yyyy-MM`` pattern). Each query gets the chart its question asks for: world maps for users
+the ``yyyy-MM`` and ``yyyy-MM-dd`` patterns). Each query gets the chart its question asks for: world maps for users
 and birth year by country, box plots of amount and count by month, mixes over time.
 """
 
@@ -25,8 +25,10 @@ ANALYTICS_DIR = PROJECT_ROOT / "sql" / "analytics"
 _TABLE_REF = re.compile(r"\b(gold|silver|bronze)\.([a-z][a-z0-9_]*)\b")
 SPARK_COMPAT = (
     "create or replace macro percentile_approx(x, p) as approx_quantile(x, p)",
-    "create or replace macro date_format(d, f) as strftime(d::timestamp, "
-    "replace(replace(replace(f, 'yyyy', '%Y'), 'MM', '%m'), 'dd', '%d'))",
+    "create or replace macro date_format(d, f) as case f "
+    "when 'yyyy-MM' then strftime(d::timestamp, '%Y-%m') "
+    "when 'yyyy-MM-dd' then strftime(d::timestamp, '%Y-%m-%d') "
+    "else error('date_format: only yyyy-MM and yyyy-MM-dd are mapped to DuckDB') end",
 )
 
 
