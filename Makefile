@@ -179,3 +179,10 @@ stream-produce: setup ## Replay a month as card events (RATE=, EVENTS=) to files
 
 bench-stream: setup ## Event-sent to alert-committed latency p50/p95/p99 and top rate (Kafka)
 	$(PY) bench/bench_stream.py
+
+# --- the harness: every stage of one month, one run at a time (issues #16, #18) ---------------
+.PHONY: monthly
+WAIT ?=
+monthly: setup ## Every stage for one month (MONTH=YYYY-MM; WAIT=seconds waits for a running run)
+	@test -n "$(MONTH)" || { echo "cardlake: usage: make monthly MONTH=YYYY-MM"; exit 2; }
+	$(VENV)/bin/cardlake run --env $(ENV) --month $(MONTH) $(if $(WAIT),--wait $(WAIT),)

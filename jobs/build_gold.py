@@ -1,30 +1,22 @@
 """Build gold from silver: star schema, monthly customer features and KPIs.
 
-    python jobs/build_gold.py --env local                  # every month in silver.transactions
-    python jobs/build_gold.py --env local --month 2025-06  # rewrite only that month
+    python jobs/build_gold.py --env local [--month 2025-06]
+    spark-submit jobs/build_gold.py --env cluster --month 2025-06
 
-Exit codes as every job: 0 done, 1 failed on data (a fact key resolving to no dimension row),
-2 bad arguments or configuration, 3 environment.
+A thin shell over the harness: ``cardlake gold --help`` lists the options; exit codes as every
+job (0 done, 1 data failed a check, 2 usage, 3 no Java or connector, 4 crash, 5 lake locked).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import Any
+from collections.abc import Sequence
 
-from cardlake.config import Config
-from cardlake.jobs import run_job
-
-
-def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
-    from cardlake.gold.job import run as build
-
-    build(spark, cfg, month=args.month)
+from cardlake.cli import main as cardlake
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_job(run, description=__doc__.splitlines()[0], argv=argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    return cardlake(["gold", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,28 +1,23 @@
-"""Fraud: LR and GBT with a feedback delay; alerts with reasons into gold.fraud_alerts.
+"""Train, register and score the fraud model(s) (tracked in MLflow).
 
     python jobs/train_fraud.py --env local
+    spark-submit jobs/train_fraud.py --env cluster
+
+A thin shell over the harness (``cardlake ml --help`` lists the options); exit codes as
+every job (0 done, 1 data failed a check, 2 usage, 3 no Java or connector, 4 crash, 5 lake
+locked).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from typing import Any
+from collections.abc import Sequence
 
-from cardlake.config import Config
-from cardlake.jobs import log, run_job
-
-
-def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
-    """Trains, registers and scores (see cardlake.ml.job.run_fraud)."""
-    from cardlake.ml import run_fraud
-
-    log.info("fraud: %s", json.dumps(run_fraud(spark, cfg), sort_keys=True))
+from cardlake.cli import main as cardlake
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_job(run, description=__doc__.splitlines()[0], argv=argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    return cardlake(["ml", "--model", "fraud", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

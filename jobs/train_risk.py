@@ -1,28 +1,23 @@
-"""Risk: points scorecard, reason codes and tiers into gold.customer_risk; LR vs GBT.
+"""Train, register and score the risk model(s) (tracked in MLflow).
 
     python jobs/train_risk.py --env local
+    spark-submit jobs/train_risk.py --env cluster
+
+A thin shell over the harness (``cardlake ml --help`` lists the options); exit codes as
+every job (0 done, 1 data failed a check, 2 usage, 3 no Java or connector, 4 crash, 5 lake
+locked).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from typing import Any
+from collections.abc import Sequence
 
-from cardlake.config import Config
-from cardlake.jobs import log, run_job
-
-
-def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
-    """Trains, registers and scores (see cardlake.ml.job.run_risk)."""
-    from cardlake.ml import run_risk
-
-    log.info("risk: %s", json.dumps(run_risk(spark, cfg), sort_keys=True))
+from cardlake.cli import main as cardlake
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_job(run, description=__doc__.splitlines()[0], argv=argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    return cardlake(["ml", "--model", "risk", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,28 +1,23 @@
-"""Customer segmentation: K-means vs bisecting K-means into gold.customer_segments.
+"""Train, register and score the segmentation model(s) (tracked in MLflow).
 
     python jobs/train_segmentation.py --env local
+    spark-submit jobs/train_segmentation.py --env cluster
+
+A thin shell over the harness (``cardlake ml --help`` lists the options); exit codes as
+every job (0 done, 1 data failed a check, 2 usage, 3 no Java or connector, 4 crash, 5 lake
+locked).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from typing import Any
+from collections.abc import Sequence
 
-from cardlake.config import Config
-from cardlake.jobs import log, run_job
-
-
-def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
-    """Trains, registers and scores (see cardlake.ml.job.run_segmentation)."""
-    from cardlake.ml import run_segmentation
-
-    log.info("segmentation: %s", json.dumps(run_segmentation(spark, cfg), sort_keys=True))
+from cardlake.cli import main as cardlake
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_job(run, description=__doc__.splitlines()[0], argv=argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    return cardlake(["ml", "--model", "segmentation", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

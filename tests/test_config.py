@@ -215,6 +215,7 @@ def test_shipped_files_load_for_every_environment(monkeypatch: pytest.MonkeyPatc
     from cardlake.synth.params import SynthParams
 
     monkeypatch.setenv("CARDLAKE_LAKE_ROOT", "/tmp/lake")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     sections = {BronzeConfig: "bronze", GoldConfig: "gold", MlSettings: "ml",
                 SynthParams: "base.synth"}
     for env in ("local", "test", "cluster"):

@@ -303,7 +303,7 @@ def _layers(
         merged = _merge(merged, part, overlay_file, prefix, origin, "")
     for dotted, value in (overrides or {}).items():
         _set_dotted(merged, dotted, value)
-        origin[dotted] = _Origin("<overrides>", dotted)
+        origin[dotted] = _Origin("<overrides>", dotted if name == BASE else f"{name}.{dotted}")
     return _interpolate(merged, origin, ""), origin
 
 

@@ -1,8 +1,9 @@
-"""The whole pipeline in one SparkSession: landing → bronze → silver → gold → models.
+"""The stages in order, and one run of them: landing → bronze → silver → gold → models.
 
-``make run`` calls :func:`run_pipeline` through ``jobs/run_pipeline.py``. Each stage is also a
-job of its own (``jobs/<stage>.py``) for schedulers; here they share one session, because Spark
-start-up costs seconds per job. A stage is listed only once it exists.
+Every stage has one shape, ``run(tables, settings, *, month)``. A run builds the SparkSession
+and the :class:`~cardlake.tables.Tables` once (only when a stage needs them: ``generate`` is
+plain Python) and hands both to each stage in turn. Adding a stage is one module and one line
+in :data:`STAGES`.
 """
 
 from __future__ import annotations
@@ -10,108 +11,197 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cardlake.config import Config
+from pyspark.sql import SparkSession
+
+from cardlake.bronze.contracts import BronzeConfig
+from cardlake.bronze.stage import run as run_bronze
+from cardlake.config import Config, ConfigError, Settings, load_settings
+from cardlake.errors import ConnectorMissing
+from cardlake.gold.config import GoldConfig
+from cardlake.gold.job import run as run_gold
+from cardlake.ml.job import run as run_ml
+from cardlake.ml.settings import MlSettings
+from cardlake.silver.job import run as run_silver
+from cardlake.synth import generate
+from cardlake.synth.params import SynthParams
+from cardlake.tables import TableError, Tables
 
 log = logging.getLogger("cardlake.pipeline")
 
-StageFn = Callable[[Any, Config, "str | None"], Any]
+# Every settings file the stages read, loaded once at the edge (cardlake.config.load_all).
+SECTIONS: dict[type, str] = {
+    BronzeConfig: "bronze",
+    GoldConfig: "gold",
+    MlSettings: "ml",
+    SynthParams: "base.synth",
+}
+
+
+def run_generate(tables: Tables | None, settings: Settings, *, month: str | None) -> Any:
+    """Writes the synthetic landing zone and its truth (plain Python: no session needed).
+
+    A full run leaves a landing zone that already has data alone (``make clean-lake`` redoes
+    it); a month's run writes that month's drop.
+    """
+    del tables
+    cfg, params = settings.config, settings.of(SynthParams)
+    if month is not None and month not in params.months():
+        history = params.months()
+        raise ConfigError(
+            f"--month {month} is outside the generated history {history[0]}..{history[-1]}"
+        )
+    landing = Path(cfg.paths.landing_root)
+    if month is None and landing.is_dir() and any(landing.iterdir()):
+        log.info("landing zone %s already has data; not regenerating", landing)
+        return None
+    return generate(
+        landing_root=cfg.paths.landing_root,
+        truth_root=cfg.paths.truth_root,
+        params=params,
+        months=[month] if month else None,
+    )
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: StageFn
+    run: Callable[..., Any]
     description: str
-
-
-def _generate(spark: Any, cfg: Config, month: str | None) -> Any:
-    from cardlake.config import load_settings
-    from cardlake.synth import generate
-    from cardlake.synth.params import SynthParams
-
-    landing = Path(cfg.paths.landing_root)
-    if month is None and landing.is_dir() and any(landing.iterdir()):
-        log.info(
-            "landing zone %s already has data; not regenerating (make clean-lake to redo)", landing
-        )
-        return None
-    return generate(
-        landing_root=cfg.paths.landing_root,
-        truth_root=cfg.paths.truth_root,
-        params=load_settings(SynthParams, "base", env=cfg.env, section="synth"),
-        months=[month] if month else None,
-    )
-
-
-def _bronze(spark: Any, cfg: Config, month: str | None) -> Any:
-    from cardlake.bronze import load_bronze_config, run_bronze
-    from cardlake.tables import Tables
-
-    settings = load_bronze_config(cfg.env)
-    return run_bronze(
-        spark,
-        Tables.from_config(spark, cfg),
-        settings,
-        landing_root=cfg.paths.landing_root,
-        token_key=settings.token_key(cfg.env),
-        months=[month] if month else None,
-        data_docs_dir=cfg.lake_path("_ops", "data_docs") if settings.data_docs else None,
-    )
-
-
-def _silver(spark: Any, cfg: Config, month: str | None) -> Any:
-    from cardlake.silver.job import run
-
-    return run(spark, cfg, month=month)
-
-
-def _gold(spark: Any, cfg: Config, month: str | None) -> Any:
-    from cardlake.gold.job import run
-
-    return run(spark, cfg, month=month)
-
-
-def _ml(spark: Any, cfg: Config, month: str | None) -> Any:
-    from cardlake.ml.job import run_all
-
-    results = run_all(spark, cfg)
-    for model, metrics in results.items():
-        log.info("model %s: %s", model,
-                 ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())))
-    return results
+    needs_lake: bool = True
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("generate", _generate, "synthetic landing zone and ground truth"),
-    Stage("bronze", _bronze, "landing files into bronze, bad records into quarantine"),
-    Stage("silver", _silver, "cleaned tables, resolved customers, stable keys"),
-    Stage("gold", _gold, "star schema, monthly customer features, KPIs"),
-    Stage("ml", _ml, "segments, disengagement and its experiment, fraud alerts, risk queue"),
+    Stage("generate", run_generate, "synthetic landing zone and ground truth", needs_lake=False),
+    Stage("bronze", run_bronze, "landing files into bronze, bad records into quarantine"),
+    Stage("silver", run_silver, "cleaned tables, resolved customers, stable keys"),
+    Stage("gold", run_gold, "star schema, monthly customer features, KPIs"),
+    Stage("ml", run_ml, "segments, disengagement and its experiment, fraud alerts, risk queue"),
 )
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def select(only: Sequence[str] | None) -> list[Stage]:
+    """The stages to run, in pipeline order.
+
+    Raises:
+        ConfigError: a name that is no stage (a usage error, exit code 2).
+    """
+    if not only:
+        return list(STAGES)
+    unknown = [name for name in only if name not in STAGE_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"--only: no stage named {unknown[0]!r} (stages: {', '.join(STAGE_NAMES)})"
+        )
+    return [s for s in STAGES if s.name in only]
+
+
+@dataclass
+class Lake:
+    """The session and the table layer of one run, built on first use and only once."""
+
+    settings: Settings
+    spark: SparkSession | None = None
+    _tables: Tables | None = field(default=None, repr=False)
+
+    def session(self) -> SparkSession:
+        if self.spark is None:
+            from cardlake.console import jvm_output_to_log
+            from cardlake.spark import build_session
+
+            with jvm_output_to_log():
+                self.spark = build_session(self.settings.config)
+        return self.spark
+
+    def tables(self) -> Tables:
+        if self._tables is None:
+            try:
+                self._tables = Tables.from_config(self.session(), self.settings.config)
+            except TableError as exc:
+                if "classpath" in str(exc):  # the configured connector's jars did not load
+                    raise ConnectorMissing(str(exc)) from exc
+                raise
+        return self._tables
+
+    def spark_context(self) -> Any:
+        return self.spark.sparkContext if self.spark is not None else None
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    seconds: float
+    result: Any
+
+
+def run_stages(
+    lake: Lake,
+    stages: Sequence[Stage],
+    *,
+    month: str | None,
+    options: dict[str, dict[str, Any]] | None = None,
+    on_stage: Callable[[Stage], Any] | None = None,
+) -> list[StageOutcome]:
+    """Runs ``stages`` in order on one lake.
+
+    Args:
+        lake: the session and tables, built on the first stage that needs them.
+        stages: from :func:`select`.
+        month: process only this month (incremental run); None for everything.
+        options: extra keyword arguments per stage name (``{"silver": {"full_resolve": True}}``).
+        on_stage: a context-manager factory wrapped around each stage (the console's line).
+    """
+    outcomes = []
+    for stage in stages:
+        started = time.perf_counter()
+        log.info("stage %s: %s", stage.name, stage.description)
+        kwargs = (options or {}).get(stage.name, {})
+        context = on_stage(stage) if on_stage else None
+        if context is not None:
+            with context:
+                result = stage.run(
+                    lake.tables() if stage.needs_lake else None, lake.settings,
+                    month=month, **kwargs,
+                )
+        else:
+            result = stage.run(
+                lake.tables() if stage.needs_lake else None, lake.settings, month=month, **kwargs
+            )
+        seconds = time.perf_counter() - started
+        log.info("stage %s done in %.1fs", stage.name, seconds)
+        outcomes.append(StageOutcome(stage.name, seconds, result))
+    return outcomes
+
+
+def settings_for(cfg: Config) -> Settings:
+    """The stages' settings for an already loaded ``cfg`` (notebooks, tests).
+
+    The harness loads everything with :func:`cardlake.config.load_all` instead; here the
+    generator's parameters come from ``cfg.synth`` as given (overrides included).
+    """
+    sections: dict[type, Any] = {
+        cls: load_settings(cls, name, env=cfg.env)
+        for cls, name in SECTIONS.items() if cls is not SynthParams
+    }
+    try:
+        sections[SynthParams] = SynthParams(**dict(cfg.synth))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"synth: {exc}") from exc
+    return Settings(config=cfg, sections=sections)
 
 
 def run_pipeline(
-    spark: Any, cfg: Config, *, month: str | None = None, only: Sequence[str] | None = None
+    spark: SparkSession, cfg: Config, *, month: str | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, float]:
-    """Runs the stages in order; returns each stage's wall time in seconds.
+    """Runs the stages on an existing session; returns each stage's wall time in seconds.
 
-    Args:
-        spark: the session every stage shares.
-        cfg: configuration of the environment.
-        month: process only this month (incremental run); None for everything.
-        only: run just these stages (by name).
+    For notebooks and tests that hold a session; ``cardlake run`` adds the lock, the console
+    and the exit codes.
     """
-    timings: dict[str, float] = {}
-    for stage in STAGES:
-        if only and stage.name not in only:
-            continue
-        started = time.perf_counter()
-        log.info("stage %s: %s", stage.name, stage.description)
-        stage.run(spark, cfg, month)
-        timings[stage.name] = time.perf_counter() - started
-        log.info("stage %s done in %.1fs", stage.name, timings[stage.name])
-    return timings
+    lake = Lake(settings_for(cfg), spark=spark)
+    return {o.name: o.seconds for o in run_stages(lake, select(only), month=month)}

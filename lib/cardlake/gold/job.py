@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from cardlake.config import Config
+from cardlake.config import Settings
+from cardlake.errors import JobFailed
 from cardlake.gold import dims, facts, features, kpis
-from cardlake.gold.config import GoldConfig, load_gold_config
-from cardlake.gold.months import window
-from cardlake.jobs import JobFailed
+from cardlake.gold.config import GoldConfig
+from cardlake.months import window
 from cardlake.silver.schemas import SCHEMAS as SILVER_SCHEMAS
 from cardlake.tables import Idempotency, Tables
 
@@ -157,7 +157,10 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
         known = tables.read(f"gold.{name}").select(key)
         added = df.join(known, on=key, how="left_anti").localCheckpoint()
         if not added.isEmpty():
-            tables.append(f"gold.{name}", added)
+            # An insert-only merge, not a blind append: a key another run added since the read
+            # above is skipped, and a run committing the same table meanwhile is a conflict
+            # (ConcurrentModificationError, nothing written), so no surrogate key is duplicated.
+            tables.merge(f"gold.{name}", added, keys=[key], when_matched="ignore")
     if full or not tables.exists("gold.dim_customer"):
         history = snapshots if full else snapshots.where(F.col("month") == months[0])
         tables.overwrite("gold.dim_customer", dims.dim_customer_full(history))
@@ -267,12 +270,12 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
     log.info("gold built for %s (%s)", ", ".join(months), "full" if full else "incremental")
 
 
-def run(spark: SparkSession, cfg: Config, *, month: str | None) -> None:
+def run(tables: Tables, settings: Settings, *, month: str | None) -> None:
     """Builds gold from silver: one month incrementally, or every month in one pass.
 
     Args:
-        spark: the session.
-        cfg: configuration of the environment (``conf/gold.yaml`` is read for ``cfg.env``).
+        tables: the lake.
+        settings: loaded at the edge; reads ``GoldConfig``.
         month: ``YYYY-MM`` to rewrite only that month's partitions (and the type-2 changes of
             the customers it touches); None for a full rebuild of every month found in
             ``silver.transactions``.
@@ -280,8 +283,7 @@ def run(spark: SparkSession, cfg: Config, *, month: str | None) -> None:
     Raises:
         ForeignKeyError: a fact row resolves to no dimension row; nothing of that table written.
     """
-    tables = Tables.from_config(spark, cfg)
-    gcfg = load_gold_config(cfg.env)
+    gcfg = settings.of(GoldConfig)
     if month is not None:
         build_gold(tables, gcfg, months=[month], full=False)
         return

@@ -1,8 +1,9 @@
-"""The ML stage: one function per model and ``run_all`` for the pipeline.
+"""The ML stage: ``run(tables, settings, *, month)`` trains, registers and scores every model.
 
-Each ``run_<model>(spark, cfg, *, tables=None)`` loads ``conf/ml.yaml`` for ``cfg.env``, points
-MLflow at the configured store, trains, registers, scores with the champion and returns its
-headline metrics.
+Each model module has one entry, ``run_<model>(spark, cfg, *, tables, settings, tracker)``; this
+stage points MLflow at the configured store once and calls them in order. ``run_all`` and the
+``run_<model>(spark, cfg)`` functions remain for notebooks and tests that hold a session and a
+``Config`` rather than the harness's ``Settings``.
 """
 
 from __future__ import annotations
@@ -12,60 +13,85 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cardlake.config import Config
-from cardlake.ml import tracking
-from cardlake.ml.settings import MlSettings, load_ml_settings
+from pyspark.sql import SparkSession
+
+from cardlake.config import Config, ConfigError, Settings
+from cardlake.ml import engagement, fraud, risk, segmentation, tracking
+from cardlake.ml.settings import MlSettings
+from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.ml")
 
-MODELS = ("segmentation", "engagement", "fraud", "risk")
-
-
-def _context(spark: Any, cfg: Config, tables: Any) -> tuple[Any, MlSettings, tracking.Tracker]:
-    from cardlake.tables import Tables
-
-    settings = load_ml_settings(cfg.env)
-    tracker = tracking.Tracker.configure(cfg.paths.lake_root, settings.tracking)
-    return tables or Tables.from_config(spark, cfg), settings, tracker
-
-
-def _runner(module: str, function: str) -> Callable[..., dict[str, float]]:
-    def run(spark: Any, cfg: Config, *, tables: Any = None) -> dict[str, float]:
-        import importlib
-
-        tables, settings, tracker = _context(spark, cfg, tables)
-        fn = getattr(importlib.import_module(f"cardlake.ml.{module}"), function)
-        return fn(spark, cfg, tables=tables, settings=settings, tracker=tracker)
-
-    run.__name__ = function
-    run.__doc__ = f"Trains and scores the {module} model(s); returns headline metrics."
-    return run
-
-
-run_segmentation = _runner("segmentation", "run_segmentation")
-run_engagement = _runner("engagement", "run_engagement")
-run_fraud = _runner("fraud", "run_fraud")
-run_risk = _runner("risk", "run_risk")
-
-RUNNERS: dict[str, Callable[..., dict[str, float]]] = {
-    "segmentation": run_segmentation,
-    "engagement": run_engagement,
-    "fraud": run_fraud,
-    "risk": run_risk,
+ModelRunner = Callable[..., dict[str, float]]
+RUNNERS: dict[str, ModelRunner] = {
+    "segmentation": segmentation.run_segmentation,
+    "engagement": engagement.run_engagement,
+    "fraud": fraud.run_fraud,
+    "risk": risk.run_risk,
 }
+MODELS = tuple(RUNNERS)
 
 
-def run_all(spark: Any, cfg: Config, *, tables: Any = None,
-            only: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
-    """Runs every model (or ``only`` those) in order; returns each one's headline metrics,
-    with its wall time as ``wall_seconds``."""
-    tables, _, _ = _context(spark, cfg, tables)
+def run(
+    tables: Tables,
+    settings: Settings,
+    *,
+    month: str | None = None,
+    models: Sequence[str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Trains, registers and scores every model (or ``models``); returns their headline metrics.
+
+    Args:
+        tables: the lake.
+        settings: loaded at the edge; reads ``MlSettings``.
+        month: unused: the models train on every month of gold and score the latest (the
+            stage keeps the shape every stage has).
+        models: only these models, by name (see :data:`MODELS`).
+
+    Raises:
+        ConfigError: an unknown model name.
+        JobFailed: too little data to split in time (exit code 1).
+    """
+    del month  # every model trains on the whole history of gold
+    unknown = sorted(set(models or ()) - set(RUNNERS))
+    if unknown:
+        raise ConfigError(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
+    ml = settings.of(MlSettings)
+    tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
     results: dict[str, dict[str, float]] = {}
-    for name in MODELS:
-        if only and name not in only:
+    for name, runner in RUNNERS.items():
+        if models and name not in models:
             continue
         started = time.perf_counter()
-        results[name] = RUNNERS[name](spark, cfg, tables=tables)
+        results[name] = runner(
+            tables.spark, settings.config, tables=tables, settings=ml, tracker=tracker
+        )
         results[name]["wall_seconds"] = time.perf_counter() - started
         log.info("ml %s done in %.1fs", name, results[name]["wall_seconds"])
     return results
+
+
+def run_all(
+    spark: SparkSession, cfg: Config, *, tables: Tables | None = None,
+    only: Sequence[str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """:func:`run` for callers holding a session and a ``Config`` (notebooks, tests)."""
+    from cardlake.ml.settings import load_ml_settings
+
+    settings = Settings(config=cfg, sections={MlSettings: load_ml_settings(cfg.env)})
+    return run(tables or Tables.from_config(spark, cfg), settings, models=only)
+
+
+def _one(name: str) -> Callable[..., dict[str, float]]:
+    def run_model(spark: SparkSession, cfg: Config, *, tables: Any = None) -> dict[str, float]:
+        return run_all(spark, cfg, tables=tables, only=[name])[name]
+
+    run_model.__name__ = f"run_{name}"
+    run_model.__doc__ = f"Trains and scores the {name} model(s); returns headline metrics."
+    return run_model
+
+
+run_segmentation = _one("segmentation")
+run_engagement = _one("engagement")
+run_fraud = _one("fraud")
+run_risk = _one("risk")

@@ -16,7 +16,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cardlake.config import Config
+from cardlake.config import Settings
 from cardlake.silver import activity, customers
 from cardlake.silver.resolution import (
     FULL,
@@ -123,23 +123,22 @@ def evaluate_against_truth(
 
 
 def run(
-    spark: SparkSession,
-    cfg: Config,
+    tables: Tables,
+    settings: Settings,
     *,
     month: str | None = None,
-    tables: Tables | None = None,
     full_resolve: bool = False,
 ) -> dict[str, Any]:
     """Builds silver from bronze; returns the entity-resolution metrics (when truth exists).
 
     Args:
-        spark: the session (with Splink's settings, see :func:`cardlake.er.splink_spark_conf`).
-        cfg: configuration.
+        tables: the lake (its session carries Splink's settings, see
+            :func:`cardlake.er.splink_spark_conf`).
+        settings: loaded at the edge; reads the truth root and the tracking settings.
         month: rewrite only this month's partitions of the activity tables; None: all months.
-        tables: the lake (default: from ``cfg``).
         full_resolve: resolve every person record again instead of only the new ones.
     """
-    tables = tables or Tables.from_config(spark, cfg)
+    spark, cfg = tables.spark, settings.config
     bronze = _bronze(tables)
     months = sorted(
         r[0] for r in bronze["card_transactions"].select("ingest_month").distinct().collect()
@@ -234,7 +233,7 @@ def run(
     tables.replace_partitions(
         "silver.er_metrics", row, partitions={"month": run_month}, partition_by=["month"]
     )
-    _log_to_mlflow(cfg, resolved, figures, month=run_month)
+    _log_to_mlflow(settings, resolved, figures, month=run_month)
     log.info("silver done in %.1fs", time.perf_counter() - started)
     return metrics
 
@@ -249,15 +248,17 @@ def _run_figures(resolved: CustomerResolution) -> dict[str, float]:
 
 
 def _log_to_mlflow(
-    cfg: Config, resolved: CustomerResolution, figures: dict[str, float], *, month: str
+    settings: Settings, resolved: CustomerResolution, figures: dict[str, float], *, month: str
 ) -> None:
     """One run per silver build in the ``<prefix>-entity-resolution`` experiment."""
     import mlflow
 
-    from cardlake.ml.settings import load_ml_settings
+    from cardlake.ml.settings import MlSettings
     from cardlake.ml.tracking import Tracker
 
-    tracker = Tracker.configure(cfg.paths.lake_root, load_ml_settings(cfg.env).tracking)
+    tracker = Tracker.configure(
+        settings.config.paths.lake_root, settings.of(MlSettings).tracking
+    )
     with tracker.run("entity-resolution", f"silver {month} ({resolved.mode})"):
         mlflow.log_params(
             {
