@@ -2,10 +2,17 @@
 
 Nothing here runs at import time. :func:`build_session` checks the JVM first, so a missing or
 too-old Java is one sentence, not a Py4J stack trace.
+
+The Delta connector comes from Maven through Spark's own resolver (``spark.jars.packages``)
+whenever ``tables.engine`` is ``auto`` or ``delta-spark``; its Ivy cache lives in
+``~/.cache/cardlake/ivy`` (``$CARDLAKE_IVY_DIR`` or ``spark.jars.ivy`` in ``spark.conf``
+override it). Where the jars cannot be resolved (no network and nothing cached), ``auto``
+starts the session without them and says so in one line; ``delta-spark`` is an error.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -25,6 +32,43 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 DELTA_TABLE_CLASS = "io.delta.tables.DeltaTable"
 
+# The Delta connector, pinned. Delta 4.2+ publishes one artifact per Spark minor version
+# (delta-spark_<spark>_<scala>); the unsuffixed delta-spark_2.13 is built for the newest Spark
+# and does not load on another. 4.4.0 is the newest release published for Spark 4.1 (4.4.1
+# exists on PyPI but not as delta-spark_4.1_2.13 on Maven Central), so pyproject.toml pins the
+# Python package to the same 4.4.0. tests/test_spark.py and tests/tables prove they load.
+DELTA_VERSION = "4.4.0"
+SCALA_BINARY = "2.13"
+# Transitive dependencies of the connector that Spark 4.1 already ships (newer versions):
+# excluded so Spark's resolver downloads ~80 MB less and no second copy lands on the classpath.
+DELTA_EXCLUDES = (
+    "org.apache.hadoop:hadoop-client-api",
+    "org.apache.hadoop:hadoop-client-runtime",
+    "org.apache.parquet:parquet-hadoop",
+    "org.apache.parquet:parquet-column",
+    "org.apache.parquet:parquet-common",
+    "org.apache.parquet:parquet-encoding",
+    "org.apache.parquet:parquet-format-structures",
+    "org.apache.parquet:parquet-jackson",
+    "com.fasterxml.jackson.core:jackson-databind",
+    "com.fasterxml.jackson.core:jackson-core",
+    "com.fasterxml.jackson.core:jackson-annotations",
+    "org.apache.logging.log4j:log4j-api",
+    "org.apache.logging.log4j:log4j-core",
+    "org.apache.logging.log4j:log4j-slf4j2-impl",
+    "org.slf4j:slf4j-api",
+    "org.xerial.snappy:snappy-java",
+    "com.github.luben:zstd-jni",
+    "io.airlift:aircompressor",
+    "commons-logging:commons-logging",
+    "com.google.code.findbugs:jsr305",
+    "org.locationtech.jts:jts-core",
+)
+PACKAGES_KEY = "spark.jars.packages"
+IVY_KEY = "spark.jars.ivy"
+
+log = logging.getLogger(__name__)
+
 # Local profile, measured with bench/bench_session_profile.py (3M rows, gold-like aggregates,
 # 2 cores, median of 3): Spark's default 200 shuffle partitions 6.13 s; 32 partitions 2.97 s;
 # 8 partitions with adaptive execution 2.00 s; 8 without 1.68 s; 2 without 1.54 s. We keep 8
@@ -35,6 +79,8 @@ _PROFILES: dict[str, dict[str, str]] = {
         "spark.master": "local[*]",
         "spark.driver.memory": "4g",
         "spark.sql.shuffle.partitions": "8",
+        # Delta replays its log into this many partitions (default 50: 50 tasks per snapshot).
+        "spark.databricks.delta.snapshotPartitions": "8",
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.ui.enabled": "false",
@@ -45,6 +91,7 @@ _PROFILES: dict[str, dict[str, str]] = {
         "spark.driver.memory": "2g",
         "spark.sql.shuffle.partitions": "2",
         "spark.default.parallelism": "2",
+        "spark.databricks.delta.snapshotPartitions": "1",
         "spark.sql.adaptive.enabled": "false",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
@@ -67,6 +114,30 @@ _COMMON = {
 
 class JavaError(RuntimeError):
     """No usable JVM for Spark."""
+
+
+class DeltaConnectorError(JavaError):
+    """``tables.engine: delta-spark`` was asked for, but the connector's jars did not load."""
+
+
+@dataclass(frozen=True)
+class ConnectorStatus:
+    """What :func:`build_session` did about the Delta connector, and why.
+
+    Attributes:
+        requested: whether the session asked Spark for the connector's jars.
+        loaded: whether the connector's classes are on the session's classpath.
+        coordinates: the Maven coordinates asked for ("" when none were).
+        reason: one sentence saying what happened.
+    """
+
+    requested: bool
+    loaded: bool
+    coordinates: str
+    reason: str
+
+
+_status: ConnectorStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -124,17 +195,85 @@ def profile_settings(cfg: Config) -> dict[str, str]:
         settings["spark.driver.memory"] = cfg.spark.driver_memory
     if cfg.spark.shuffle_partitions:
         settings["spark.sql.shuffle.partitions"] = str(cfg.spark.shuffle_partitions)
-    if cfg.tables.engine == "delta-spark":
-        settings["spark.sql.extensions"] = DELTA_EXTENSION
-        settings["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+    if cfg.tables.engine in ("auto", "delta-spark"):
+        settings.update(delta_settings())
     jars = [j for j in (settings.get("spark.jars", ""), _splink_jar()) if j]
     if jars:
         settings["spark.jars"] = ",".join(jars)
     from cardlake.console import jvm_log_settings  # the driver JVM logs into the run's log file
 
     settings.update(jvm_log_settings())
-    settings.update({k: str(v) for k, v in cfg.spark.conf.items()})
+    from cardlake.console import jvm_log_settings  # the driver JVM logs into the run's log file
+
+    settings.update(jvm_log_settings())
+    extra = {k: str(v) for k, v in cfg.spark.conf.items()}
+    # Packages asked for in spark.conf (a Kafka source, say) come beside the connector's.
+    if PACKAGES_KEY in extra and PACKAGES_KEY in settings:
+        wanted = [settings[PACKAGES_KEY], *extra.pop(PACKAGES_KEY).split(",")]
+        settings[PACKAGES_KEY] = ",".join(dict.fromkeys(p.strip() for p in wanted if p.strip()))
+    settings.update(extra)
     return settings
+
+
+def delta_coordinates(spark_version: str | None = None) -> str:
+    """The connector's Maven coordinates for a Spark version (default: the installed pyspark)."""
+    if spark_version is None:
+        import pyspark
+
+        spark_version = pyspark.__version__
+    spark_minor = ".".join(spark_version.split(".")[:2])
+    return f"io.delta:delta-spark_{spark_minor}_{SCALA_BINARY}:{DELTA_VERSION}"
+
+
+def ivy_dir() -> str:
+    """Spark's Ivy home for resolved packages: ``$CARDLAKE_IVY_DIR``, else the user cache."""
+    explicit = os.environ.get("CARDLAKE_IVY_DIR")
+    if explicit:
+        return explicit
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "cardlake", "ivy")
+
+
+def delta_settings() -> dict[str, str]:
+    """Session settings that load the Delta connector: its package, extension and catalog."""
+    return {
+        PACKAGES_KEY: delta_coordinates(),
+        "spark.jars.excludes": ",".join(DELTA_EXCLUDES),
+        IVY_KEY: ivy_dir(),
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+    }
+
+
+def _without_delta(settings: dict[str, str], coordinates: str) -> dict[str, str]:
+    # The same session minus the connector (other packages asked for in spark.conf stay).
+    out = {
+        k: v
+        for k, v in settings.items()
+        if k not in ("spark.sql.extensions", "spark.sql.catalog.spark_catalog")
+        and k not in ("spark.jars.excludes", PACKAGES_KEY)
+    }
+    others = [p for p in settings.get(PACKAGES_KEY, "").split(",") if p and p != coordinates]
+    if others:
+        out[PACKAGES_KEY] = ",".join(others)
+    return out
+
+
+def _cached_jar(settings: dict[str, str], coordinates: str) -> str:
+    group, artifact, version = coordinates.split(":")
+    return os.path.join(
+        settings.get(IVY_KEY, ivy_dir()),
+        "cache",
+        group,
+        artifact,
+        "jars",
+        f"{artifact}-{version}.jar",
+    )
+
+
+def connector_status() -> ConnectorStatus | None:
+    """What the last :func:`build_session` of this process did about the Delta connector."""
+    return _status
 
 
 def _splink_jar() -> str:
@@ -152,17 +291,68 @@ def build_session(cfg: Config) -> SparkSession:
 
     The Python workers use this interpreter, so they see the same packages as the driver.
     """
+    global _status
     find_java()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    settings = profile_settings(cfg)
+    coordinates = delta_coordinates() if cfg.tables.engine != "delta-rs" else ""
+    requested = bool(coordinates) and coordinates in settings.get(PACKAGES_KEY, "")
+    try:
+        spark = _start(cfg, settings)
+    except Exception as exc:
+        if not requested or not _gateway_exited(exc):
+            raise
+        where = _cached_jar(settings, coordinates)
+        why = (
+            f"Spark could not resolve {coordinates} (not in the Ivy cache "
+            f"{settings.get(IVY_KEY, ivy_dir())} and not downloadable from Maven Central here; "
+            "Spark's resolver printed its report above)"
+            if not os.path.exists(where)
+            else f"the JVM did not start with {coordinates} (Spark's report is above)"
+        )
+        if cfg.tables.engine == "delta-spark":
+            raise DeltaConnectorError(
+                f"tables.engine is delta-spark, but {why}. Give the machine Maven access, or "
+                "set tables.engine: auto to run on the embedded delta-rs engine"
+            ) from exc
+        _status = ConnectorStatus(True, False, coordinates, why)
+        log.warning("%s; running on the embedded delta-rs engine instead", why)
+        return _start(cfg, _without_delta(settings, coordinates))
+    loaded = delta_spark_loaded(spark)
+    if not requested:
+        reason = (
+            "tables.engine is delta-rs, so the session did not ask for the Delta connector"
+            if cfg.tables.engine == "delta-rs"
+            else f"spark.conf removed {coordinates} from {PACKAGES_KEY}"
+        )
+    elif loaded:
+        reason = f"loaded {coordinates}"
+    else:
+        reason = (
+            f"asked for {coordinates}, but its classes are not on the classpath (the session "
+            "was already running without them)"
+        )
+    _status = ConnectorStatus(requested, loaded, coordinates, reason)
+    return spark
+
+
+def _start(cfg: Config, settings: dict[str, str]) -> SparkSession:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(cfg.spark.app_name)
-    for key, value in profile_settings(cfg).items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     return spark
+
+
+def _gateway_exited(exc: BaseException) -> bool:
+    # The JVM exits before handing Py4J its port when Spark's resolver cannot fetch a package.
+    return "JAVA_GATEWAY_EXITED" in str(getattr(exc, "_errorClass", "")) or (
+        "Java gateway process exited" in str(exc)
+    )
 
 
 def delta_spark_loaded(spark: SparkSession) -> bool:
