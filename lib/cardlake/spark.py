@@ -203,9 +203,6 @@ def profile_settings(cfg: Config) -> dict[str, str]:
     from cardlake.console import jvm_log_settings  # the driver JVM logs into the run's log file
 
     settings.update(jvm_log_settings())
-    from cardlake.console import jvm_log_settings  # the driver JVM logs into the run's log file
-
-    settings.update(jvm_log_settings())
     extra = {k: str(v) for k, v in cfg.spark.conf.items()}
     # Packages asked for in spark.conf (a Kafka source, say) come beside the connector's.
     if PACKAGES_KEY in extra and PACKAGES_KEY in settings:
