@@ -3,8 +3,9 @@
 The files are written in Spark SQL for ``make sql``; DuckDB runs them unchanged once the gold
 tables are bound by name (``gold.fact_transactions``) and the two Spark functions they use that
 DuckDB spells differently are defined as macros (``percentile_approx``, ``date_format`` with
-the ``yyyy-MM`` and ``yyyy-MM-dd`` patterns). Each query gets the chart its question asks for: world maps for users
-and birth year by country, box plots of amount and count by month, mixes over time.
+the ``yyyy-MM`` and ``yyyy-MM-dd`` patterns). Each query gets the chart its question asks for:
+world maps for users and birth year by country, box plots of amount and count by month, mixes
+over time.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def _world(df: pd.DataFrame, value: str, title: str, scale: str) -> go.Figure:
     shown = df.assign(iso3=[iso3(str(c)) for c in df["country"]]).dropna(subset=["iso3"])
     fig = px.choropleth(shown, locations="iso3", color=value, hover_name="country",
                         color_continuous_scale=scale, title=title)
-    fig.update_geos(showframe=False, projection_type="natural earth")
+    fig.update_geos(showframe=False, projection_type="natural earth", fitbounds="locations",
+                    showcountries=True)
     return fig
 
 

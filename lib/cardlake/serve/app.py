@@ -83,6 +83,10 @@ def panel(title: str, build: Callable[[], Any]) -> html.Div:
         body = build()
     except TableNotBuilt as missing:
         body = not_built(missing.name)
+    except Exception as exc:  # one broken panel must not blank the page; details in the log
+        log.exception("panel %r failed", title)
+        body = html.Div(f"This panel could not be drawn ({type(exc).__name__}); "
+                        "the dashboard's log has the details.", className="panel-error")
     return html.Div([html.H3(title), body], className="panel")
 
 
@@ -93,7 +97,7 @@ def table(df: pd.DataFrame, table_id: str, **kwargs: Any) -> Any:
             if not isinstance(value, str | int | float | bool | type(None)):
                 row[key] = str(value)
             elif isinstance(value, float) and math.isfinite(value):
-                row[key] = round(value, 4)
+                row[key] = round(value, 2 if key.endswith("_usd") else 4)
     return dash_table.DataTable(  # type: ignore[attr-defined]
         id=table_id,
         columns=[{"name": c, "id": c} for c in df.columns],
@@ -174,7 +178,8 @@ def portfolio_month_panels(lake: Lake, month: str) -> list[Any]:
                                                               "spend_usd"],
                             color_continuous_scale="Blues",
                             title=f"Active customers by country, {month}")
-        fig.update_geos(showframe=False, projection_type="natural earth")
+        fig.update_geos(showframe=False, projection_type="natural earth",
+                        fitbounds="locations", showcountries=True)
         return html.Div([graph(fig, "country-map", 380),
                          table(df.drop(columns=["iso3", "month"]), "country-table",
                                sort_action="native", page_size=10)])
@@ -392,12 +397,18 @@ def quality_page(lake: Lake, query: dict[str, str], profiles_dir: str | None) ->
         df = data.quarantine_counts(lake)
         if df.empty:
             return html.Div("nothing quarantined")
-        fig = px.bar(df, x="month", y="row_count", color="reason", facet_row="source",
-                     title="Quarantined rows by source, reason and month")
-        fig.update_yaxes(matches=None)
-        by_source = df.groupby("source", as_index=False)["row_count"].sum()
-        return html.Div([graph(fig, "quarantine-chart", 140 + 120 * by_source.shape[0]),
-                         table(by_source, "quarantine-totals")])
+        by_source = px.bar(df.groupby(["month", "source"], as_index=False)["row_count"].sum(),
+                           x="month", y="row_count", color="source",
+                           title="Quarantined rows by source and ingest month")
+        by_reason = px.bar(df.groupby(["month", "reason"], as_index=False)["row_count"].sum(),
+                           x="month", y="row_count", color="reason",
+                           title="Quarantined rows by reason and ingest month")
+        totals = df.groupby(["source", "reason"], as_index=False)["row_count"].sum()
+        return html.Div([html.Div([graph(by_source, "quarantine-by-source", 300),
+                                   graph(by_reason, "quarantine-by-reason", 300)],
+                                  className="grid2"),
+                         table(totals, "quarantine-totals", sort_action="native",
+                               page_size=12)])
 
     def expectations() -> Any:
         df = data.expectation_results(lake)

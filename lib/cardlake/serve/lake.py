@@ -64,7 +64,7 @@ def _latest_log_marker(path: str) -> tuple[int, ...]:
     """A cheap fingerprint of the log: the highest commit file number (no JSON parsing)."""
     try:
         names = os.listdir(_log_dir(path))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # not a table (a file such as mlflow.db)
         return ()
     versions = [int(n[:20]) for n in names if n.endswith(".json") and n[:20].isdigit()]
     return (max(versions),) if versions else ()
