@@ -40,9 +40,9 @@ from cardlake.er import (
     splink_spark_conf,
     to_person_records,
 )
-from cardlake.er.synth_adapter import SYNTH_MAPPING, write_synth_person_records
 from cardlake.spark import build_session
 from cardlake.synth import SynthParams, generate
+from synth_adapter import SYNTH_MAPPING, write_synth_person_records  # bench/, beside this file
 
 RECORDS_PER_CUSTOMER = 3.9  # measured on the default world: 7,815 person records, 2,000 people
 PEER_THRESHOLD = 0.95  # the Splink tutorials' clustering threshold

@@ -223,3 +223,10 @@ def test_shipped_files_load_for_every_environment(monkeypatch: pytest.MonkeyPatc
         assert settings.of(BronzeConfig).allow_dev_key is (env != "cluster")
     test = load_all("test", sections=sections)
     assert test.of(MlSettings).segmentation.k_max == 4  # from test.yaml's ml: section
+
+
+def test_a_section_of_another_file_sees_that_files_overrides(tmp_path: Path) -> None:
+    directory = model_conf(tmp_path)
+    settings = load_all("dev", sections={Model: "model", Window: "model.window"},
+                        directory=directory, overrides={"model.window.end": "2030-01-31"})
+    assert settings.of(Window).end == settings.of(Model).window.end == dt.date(2030, 1, 31)

@@ -245,7 +245,7 @@ def load_all(
     rest go to ``base.yaml``.
     """
     pairs = list(sections.items()) if isinstance(sections, Mapping) else list(sections)
-    names = {name for _, name in pairs}
+    names = {name.partition(".")[0] for _, name in pairs} - {BASE}
     own: dict[str, dict[str, Any]] = {name: {} for name in names}
     base_overrides: dict[str, Any] = {}
     for dotted, value in (overrides or {}).items():
@@ -260,7 +260,7 @@ def load_all(
         file, _, section = name.partition(".")  # "base.synth": one section of base.yaml
         loaded[cls] = load_settings(
             cls, file, env=config.env, section=section or None, directory=directory,
-            overrides=base_overrides if file == BASE else own[name],
+            overrides=base_overrides if file == BASE else own[file],
         )
     return Settings(config=config, sections=loaded)
 

@@ -29,6 +29,7 @@ from cardlake.silver.job import run as run_silver
 from cardlake.synth import generate
 from cardlake.synth.params import SynthParams
 from cardlake.tables import TableError, Tables
+from cardlake.tracking import TrackingSettings
 
 log = logging.getLogger("cardlake.pipeline")
 
@@ -38,6 +39,7 @@ SECTIONS: dict[type, str] = {
     GoldConfig: "gold",
     MlSettings: "ml",
     SynthParams: "base.synth",
+    TrackingSettings: "ml.tracking",  # silver logs entity resolution to MLflow too
 }
 
 
@@ -183,10 +185,11 @@ def settings_for(cfg: Config) -> Settings:
     The harness loads everything with :func:`cardlake.config.load_all` instead; here the
     generator's parameters come from ``cfg.synth`` as given (overrides included).
     """
-    sections: dict[type, Any] = {
-        cls: load_settings(cls, name, env=cfg.env)
-        for cls, name in SECTIONS.items() if cls is not SynthParams
-    }
+    sections: dict[type, Any] = {}
+    for cls, name in SECTIONS.items():
+        if cls is not SynthParams:
+            file, _, section = name.partition(".")
+            sections[cls] = load_settings(cls, file, env=cfg.env, section=section or None)
     try:
         sections[SynthParams] = SynthParams(**dict(cfg.synth))
     except (TypeError, ValueError) as exc:

@@ -1,5 +1,7 @@
 """MLflow glue: a serverless store under the lake, runs, data versions, registry and promotion.
 
+Below every layer (silver logs entity-resolution runs, ml its models), so it imports none.
+
 By default runs and the registry live in SQLite at ``<lake_root>/_ops/mlflow.db`` with
 artifacts under ``<lake_root>/_ops/mlartifacts``; ``tracking.uri`` in ``conf/ml.yaml`` (for
 example ``${MLFLOW_TRACKING_URI}``) points a team at a shared server instead.
@@ -22,7 +24,15 @@ from typing import Any
 
 import pandas as pd
 
-from cardlake.ml.settings import TrackingSettings
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """``tracking:`` of ``conf/ml.yaml``: where runs and the registry live."""
+
+    uri: str | None = None
+    artifact_root: str | None = None
+    experiment_prefix: str = "cardlake"
+    min_improvement: float = 0.0
 
 log = logging.getLogger("cardlake.ml")
 

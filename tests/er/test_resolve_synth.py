@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from bench.synth_adapter import SYNTH_MAPPING, write_synth_person_records
 from pyspark.sql import SparkSession
 
 from cardlake.er import evaluate_clusters, resolve_entities, to_person_records
 from cardlake.er.evaluate import log_metrics_to_mlflow
-from cardlake.er.synth_adapter import SYNTH_MAPPING, write_synth_person_records
 from cardlake.synth import SynthParams, generate
 
 SMALL_WORLD = SynthParams(seed=11, n_customers=300)

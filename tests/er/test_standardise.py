@@ -9,7 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from cardlake.silver import standardise as S
+from cardlake.er import standardise as S
 
 pytest.importorskip("phonenumbers")
 pytest.importorskip("pycountry")

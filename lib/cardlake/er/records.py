@@ -15,7 +15,7 @@ import yaml
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cardlake.silver import standardise as S
+from cardlake.er import standardise as S
 
 ROLES = (
     "record_id", "given_name", "surname", "full_name", "date_of_birth", "email", "phone",

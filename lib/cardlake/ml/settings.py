@@ -12,16 +12,9 @@ from pathlib import Path
 from typing import Literal
 
 from cardlake.config import PROJECT_ROOT, load_settings
+from cardlake.tracking import TrackingSettings  # below every layer; re-exported here
 
 ML_CONF = PROJECT_ROOT / "conf" / "ml.yaml"  # the shipped file (CARDLAKE_CONF_DIR moves it)
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    uri: str | None = None
-    artifact_root: str | None = None
-    experiment_prefix: str = "cardlake"
-    min_improvement: float = 0.0
 
 
 @dataclass(frozen=True)

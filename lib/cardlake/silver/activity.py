@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from cardlake.er import standardise as S
 from cardlake.silver import schemas
-from cardlake.silver import standardise as S
 
 NIGHT_HOURS = (0, 6)  # [start, end) local hour; timestamps are UTC in this lake
 CHANNELS = {

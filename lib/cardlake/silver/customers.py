@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from cardlake.silver import standardise as S
+from cardlake.er import standardise as S
 from cardlake.silver.activity import latest_delivery
 from cardlake.silver.schemas import CUSTOMER_SNAPSHOTS, CUSTOMERS
 

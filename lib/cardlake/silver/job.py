@@ -253,12 +253,9 @@ def _log_to_mlflow(
     """One run per silver build in the ``<prefix>-entity-resolution`` experiment."""
     import mlflow
 
-    from cardlake.ml.settings import MlSettings
-    from cardlake.ml.tracking import Tracker
+    from cardlake.tracking import Tracker, TrackingSettings
 
-    tracker = Tracker.configure(
-        settings.config.paths.lake_root, settings.of(MlSettings).tracking
-    )
+    tracker = Tracker.configure(settings.config.paths.lake_root, settings.of(TrackingSettings))
     with tracker.run("entity-resolution", f"silver {month} ({resolved.mode})"):
         mlflow.log_params(
             {

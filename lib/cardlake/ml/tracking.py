@@ -1,0 +1,46 @@
+"""Kept for the model modules' ``from cardlake.ml import tracking``: the MLflow glue moved to
+:mod:`cardlake.tracking`, below every layer (silver logs to MLflow too)."""
+
+from cardlake.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    METRIC_TAG,
+    VALUE_TAG,
+    Promotion,
+    Tracker,
+    TrackingSettings,
+    artifact_root,
+    champion_uri,
+    load_champion,
+    log_data_versions,
+    log_frame,
+    log_metrics,
+    log_params,
+    log_spark_model,
+    log_text,
+    register_and_promote,
+    tracking_uri,
+    version_tags,
+)
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "METRIC_TAG",
+    "VALUE_TAG",
+    "Promotion",
+    "Tracker",
+    "TrackingSettings",
+    "artifact_root",
+    "champion_uri",
+    "load_champion",
+    "log_data_versions",
+    "log_frame",
+    "log_metrics",
+    "log_params",
+    "log_spark_model",
+    "log_text",
+    "register_and_promote",
+    "tracking_uri",
+    "version_tags",
+]
