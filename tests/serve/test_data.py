@@ -113,3 +113,6 @@ def test_segment_profile_words() -> None:
     row = {c: 100.0 for c, _ in data.PROFILE_FEATURES} | {"online_rate": 130.0, "atm_rate": 70.0}
     assert data.describe_profile(row, overall) == "high online share, low cash (ATM) share"
     assert data.describe_profile(overall, overall) == "close to the average customer"
+    far = row | {"spend_usd": 300.0, "tx_count": 10.0}  # the three furthest from the mean
+    assert data.describe_profile(far, overall) == "high monthly spend, low transactions, " \
+        "high online share"

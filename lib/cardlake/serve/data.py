@@ -88,6 +88,7 @@ PROFILE_FEATURES = (
     ("spend_volatility_usd", "spend volatility"),
     ("discretionary_share", "discretionary share"),
 )
+PROFILE_WORDS = 3  # the most distinctive traits only
 _HIGH, _LOW = 1.25, 0.75  # a segment's mean this far above/below the month's mean is "high"/"low"
 
 
@@ -120,15 +121,15 @@ def segment_profiles(lake: Lake, month: str) -> pd.DataFrame:
 
 def describe_profile(row: Any, overall: dict[str, float]) -> str:
     """``high online share, low cash (ATM) share`` from a segment's means against the month's."""
-    words = []
-    for column, label in PROFILE_FEATURES:
+    found = []  # (how far from the mean, feature order, words)
+    for order, (column, label) in enumerate(PROFILE_FEATURES):
         base, value = overall.get(column) or 0.0, row[column]
         if base <= 0 or pd.isna(value):
             continue
-        if value >= _HIGH * base:
-            words.append(f"high {label}")
-        elif value <= _LOW * base:
-            words.append(f"low {label}")
+        ratio = value / base
+        if ratio >= _HIGH or ratio <= _LOW:
+            found.append((-abs(ratio - 1), order, f"{'high' if ratio > 1 else 'low'} {label}"))
+    words = [w for _, _, w in sorted(found)[:PROFILE_WORDS]]
     return ", ".join(words) or "close to the average customer"
 
 
