@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from cardlake.config import load_config
 from cardlake.gold.config import load_gold_config
 from cardlake.gold.features import customer_monthly_features
-from cardlake.gold.months import shift
+from cardlake.months import shift
 from cardlake.silver.schemas import INTERACTIONS, MARKETING_MONTHLY
 from cardlake.spark import build_session
 

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
-from cardlake.gold.months import month_start
+from cardlake.months import month_start
 
 UNKNOWN_SK = -1
 UNKNOWN = "UNKNOWN"

@@ -20,7 +20,7 @@ from cardlake.gold.dims import (
     product_sk,
     surrogate_key,
 )
-from cardlake.gold.months import month_start
+from cardlake.months import month_start
 
 
 def _resolved(

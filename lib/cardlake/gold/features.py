@@ -33,8 +33,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cardlake.gold.config import FeaturesConfig
-from cardlake.gold.months import month_end, month_index, next_month_start_ts
 from cardlake.gold.schemas import CUSTOMER_MONTHLY_FEATURES
+from cardlake.months import month_end, month_index, next_month_start_ts
 
 COMPLETED = "completed"
 FAILED_STATES = ("failed", "declined")

@@ -27,6 +27,9 @@ from pyspark.sql.types import BooleanType, NumericType
 
 from cardlake.ml import metrics
 from cardlake.ml.settings import GbtGrid, LrGrid
+from cardlake.months import index_of_month as index_of_month
+from cardlake.months import month_index as month_index
+from cardlake.months import month_of_index as month_of_index
 
 log = logging.getLogger("cardlake.ml")
 
@@ -38,17 +41,7 @@ WEIGHT = "weight"
 # -- months -------------------------------------------------------------------------------
 
 
-def month_index(col: Column) -> Column:
-    """``YYYY-MM`` to a month count (year * 12 + month - 1), so month arithmetic is integer."""
-    return F.substring(col, 1, 4).cast("int") * 12 + F.substring(col, 6, 2).cast("int") - 1
-
-
-def month_of_index(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def index_of_month(month: str) -> int:
-    return int(month[:4]) * 12 + int(month[5:7]) - 1
+# Month arithmetic lives in cardlake.months (one copy); re-exported for the model modules.
 
 
 # -- splits -------------------------------------------------------------------------------

@@ -6,11 +6,11 @@ Every field has a default so ``SynthParams()`` is the small local scale. The con
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 
+from cardlake.months import is_month, month_range
+
 MIN_MONTHS = 18
-_MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class SynthParams:
     max_report_delay_days: int = 45
 
     def __post_init__(self) -> None:
-        if not _MONTH_RE.match(self.start_month):
+        if not is_month(self.start_month):
             raise ValueError(f"start_month must be YYYY-MM, got {self.start_month!r}")
         if self.n_months < MIN_MONTHS:
             raise ValueError(f"n_months must be >= {MIN_MONTHS}, got {self.n_months}")
@@ -84,9 +84,4 @@ class SynthParams:
 
     def months(self) -> list[str]:
         """All months of the history, oldest first, as ``YYYY-MM``."""
-        year, month = (int(x) for x in self.start_month.split("-"))
-        out = []
-        for i in range(self.n_months):
-            y, m = divmod(month - 1 + i, 12)
-            out.append(f"{year + y:04d}-{m + 1:02d}")
-        return out
+        return month_range(self.start_month, self.n_months)
