@@ -73,7 +73,7 @@ def test_schema_drift_rejects_or_evolves(spark, rs_tables, bronze_settings, land
     header = "date,currency,units_per_usd"
     landing("fx_rates", "2024-01", "fx_rates_2024-01.csv",
             f"{header},source\n2024-01-01,USD,1.0,ecb\n")
-    with pytest.raises(BronzeContractError, match=r"\['source'\]"):
+    with pytest.raises(BronzeContractError, match=r"fx_rates_2024-01.csv: .*\['source'\]"):
         run_bronze(spark, rs_tables, bronze_settings, token_key=b"k",
                    landing_root=str(landing("x", "2024-01", "x", "").parents[2]),
                    sources=["fx_rates"])

@@ -13,6 +13,11 @@ from cardlake.bronze.checks import REASON_CODE, with_checks
 from cardlake.bronze.contracts import CONTRACTS
 
 OUT = ["_line", REASON_CODE]
+KEY = b"k" * 32
+
+
+def _phys(text: str) -> list[R.PhysicalLine]:
+    return R.physical_lines(text.encode())[1]
 
 
 def _checked(spark: SparkSession, source: str, text: str, tmp_path: Path, bronze_settings,
@@ -25,20 +30,21 @@ def _checked(spark: SparkSession, source: str, text: str, tmp_path: Path, bronze
     files = R.read_files(spark, [str(path)])
     names = [f.name for f in feed.fields]
     if feed.format == "csv":
-        records = R.csv_records(files)
+        records = R.csv_records(files, key=KEY)
         header = tuple(records.filter(R.IS_HEADER).first()[R.FIELDS])
         parsed = R.parse_csv(records, headers={header: [f"{source}/2024-01/{name}"]},
                              columns=names)
     elif feed.format == "jsonl":
         cols = feed.json_schema.fieldNames() if feed.nested else names
-        parsed = R.parse_json(R.lines(files), schema=feed.json_schema, paths=feed.paths,
+        parsed = R.parse_json(R.lines(files, key=KEY), schema=feed.json_schema, paths=feed.paths,
                               columns=cols)
     elif feed.format == "xml":
-        parsed = R.parse_xml(R.lines(files, header_lines=feed.header_lines, footer=feed.footer),
+        parsed = R.parse_xml(R.lines(files, key=KEY, structural=R.xml_structure(feed)),
                              feed=feed, row_tag="person", columns=names)
     else:
-        parsed = R.parse_log(R.lines(files), pattern=feed.pattern, columns=names)
-    return with_checks(parsed, fields=feed.fields, reference=bronze_settings.reference)
+        parsed = R.parse_log(R.lines(files, key=KEY), pattern=feed.pattern, columns=names)
+    out = with_checks(parsed, fields=feed.fields, reference=bronze_settings.reference)
+    return out.filter(F.coalesce(F.col(REASON_CODE) != R.STRUCTURAL, F.lit(True)))
 
 
 def _expect(spark: SparkSession, rows: list[tuple[int, str | None]]):
@@ -47,12 +53,36 @@ def _expect(spark: SparkSession, rows: list[tuple[int, str | None]]):
 
 def test_split_csv_keeps_line_numbers_across_embedded_newlines() -> None:
     text = 'a,b\n1,"two\nlines"\n3,"x"\n\n4,"unclosed\n5,y\n'
-    assert R.split_csv(text) == [
-        (1, "a,b", ["a", "b"], True),
-        (2, '1,"two\nlines"', ["1", "two\nlines"], False),
-        (4, '3,"x"', ["3", "x"], False),
-        (6, '4,"unclosed\n5,y', None, False),
+    out = [(r[0], r[1], r[2], r[3], r[5]) for r in R.split_csv(_phys(text))]
+    assert out == [
+        (1, 1, "a,b", ["a", "b"], None),
+        (2, 2, '1,"two\nlines"', ["1", "two\nlines"], None),
+        (4, 1, '3,"x"', ["3", "x"], None),
+        (6, 1, '4,"unclosed', None, "malformed_csv"),  # only the line that opened the quote
+        (7, 1, "5,y", ["5", "y"], None),               # what it would have swallowed is kept
     ]
+
+
+def test_split_csv_bad_quote_and_long_field_do_not_end_the_file() -> None:
+    # The issue's case: 6 lines became 3 records. Every line must come back.
+    text = 'a,b\n1,2\n"x"y,3\n4,5\n' + "6," + "z" * 200_000 + "\n7,8\n"
+    out = [(r[0], r[3] is None, r[5]) for r in R.split_csv(_phys(text))]
+    assert out == [(1, False, None), (2, False, None), (3, True, "malformed_csv"),
+                   (4, False, None), (5, True, "malformed_csv"), (6, False, None)]
+    assert sum(r[1] for r in R.split_csv(_phys(text))) == R.count_nonblank_lines(text.encode())
+
+
+def test_physical_lines_bom_cr_only_and_bad_utf8() -> None:
+    assert R.physical_lines(b"\xef\xbb\xbfa,b\r\n1,2\r\n")[1] == [
+        (1, "a,b", "a,b", None, {}), (2, "1,2", "1,2", None, {})]
+    assert [x[1] for x in R.physical_lines(b"a,b\r1,2\r3,4")[1]] == ["a,b", "1,2", "3,4"]
+    problem, got = R.physical_lines(b"a,b\ncaf\xe9,2\n")
+    assert problem is None
+    assert got[1] == (2, None, "caf\\xe9,2", "line 2: not valid UTF-8 (byte 4 of the line)", {})
+    assert "gzip" in (R.physical_lines(b"\x1f\x8b\x08\x00rest")[0] or "")
+    assert "NUL" in (R.physical_lines(b"a\x00b\n")[0] or "")
+    assert R.physical_lines(b"") == (None, [])
+    assert R.count_nonblank_lines(b"\xef\xbb\xbfa\n\n  \nb") == 2
 
 
 def test_csv_reader_quarantines_each_bad_kind(spark, tmp_path, bronze_settings) -> None:

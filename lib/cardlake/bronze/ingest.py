@@ -7,9 +7,17 @@ says which (path, sha256) were processed; an identical re-delivery is recorded a
 duplicate records (same raw text, within the batch or already in bronze) are accepted but not
 written again, and counted as ``rows_duplicate``.
 
-Crash safety: the manifest is written last. Every other write carries
-``Idempotency("bronze_ingest/<table>/<source>", manifest version + 1)``, so a run that died
-before the manifest commit replays the same batch and the writes already made are skipped.
+Every line accounted for: the driver counts each file's non-blank physical lines from its bytes
+(no parser involved); the reader must account for each of them (a record, a quarantined line or
+a framing line) or the file fails. A failing file (not text, no usable header, a contract column
+missing, lines unaccounted for, changed while being read) writes nothing: it is recorded as
+``failed`` with its reason in the manifest, the other files and sources are ingested, the run
+ends with :class:`FilesFailedError` naming it (exit 1), and the next run tries it again.
+
+Crash safety: the manifest is written last and is the commit point of a batch. A run that finds
+rows of a batch that has no manifest entry (the previous run died between its writes) first
+deletes that batch from every table it wrote, then ingests the files again with whatever else
+has landed since; so a crash at any step converges to the lake an uninterrupted run builds.
 """
 
 from __future__ import annotations
@@ -51,9 +59,17 @@ from cardlake.bronze.contracts import (
     Feed,
     SourceContract,
 )
-from cardlake.bronze.tokenise import card_token, last_four, masked_card_numbers
+from cardlake.bronze.tokenise import (
+    TOKEN_PREFIX,
+    card_token,
+    is_card_number,
+    last_four,
+    masked_card_numbers,
+    record_hash,
+)
+from cardlake.errors import JobFailed
 from cardlake.quality import Check, Validator
-from cardlake.tables import Idempotency, Tables
+from cardlake.tables import Tables
 from cardlake.tables.base import SchemaMode
 
 log = logging.getLogger(__name__)
@@ -61,6 +77,9 @@ log = logging.getLogger(__name__)
 MANIFEST, INGEST_LOG, DQ_RESULTS = "_ops.ingest_manifest", "_ops.ingest_log", "_ops.dq_results"
 PARTITION = "ingest_month"
 STATUS_INGESTED, STATUS_SKIPPED = "ingested", "skipped_duplicate_file"
+STATUS_EMPTY, STATUS_FAILED = "empty", "failed"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+CRASH_AT_ENV = "CARDLAKE_BRONZE_CRASH_AT"  # tests: die (os._exit) at this step of a batch
 LINEAGE = ("_source", "_source_file", "_line", "_ingested_at", "_batch_id", "_record_hash")
 _HASH_CHUNK = 1 << 20
 
@@ -71,7 +90,7 @@ MANIFEST_SCHEMA = StructType([
     StructField("status", StringType()), StructField("duplicate_of", StringType()),
     StructField("rows_read", LongType()), StructField("rows_accepted", LongType()),
     StructField("rows_quarantined", LongType()), StructField("rows_duplicate", LongType()),
-    StructField("ingested_at", TimestampType()),
+    StructField("ingested_at", TimestampType()), StructField("reason", StringType()),
 ])
 LOG_SCHEMA = StructType([
     StructField("batch_id", StringType()), StructField("source", StringType()),
@@ -90,8 +109,19 @@ DQ_SCHEMA = StructType([
 ])
 
 
-class BronzeContractError(RuntimeError):
+class BronzeContractError(JobFailed):
     """A delivery breaks its source's contract as a whole (a column lost or not allowed)."""
+
+
+class FilesFailedError(BronzeContractError):
+    """Files failed (recorded in the manifest with their reason); the others were ingested."""
+
+    def __init__(self, failures: Sequence[tuple[str, str]]) -> None:
+        self.failures = list(failures)
+        shown = "; ".join(f"{path}: {reason}" for path, reason in self.failures[:10])
+        more = f" (and {len(self.failures) - 10} more)" if len(self.failures) > 10 else ""
+        super().__init__(f"bronze: {len(self.failures)} file(s) failed and were not ingested "
+                         f"(the next run retries them): {shown}{more}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +132,14 @@ class LandedFile:
     month: str
     size: int
     sha256: str
+    lines: int = -1  # non-blank physical lines, counted from the bytes (-1: not counted)
+
+
+def _step(point: str) -> None:
+    """A named step boundary of a batch; tests make the process die here (crash tests)."""
+    if os.environ.get(CRASH_AT_ENV) == point:
+        log.error("bronze: dying at %s (%s is set)", point, CRASH_AT_ENV)
+        os._exit(86)
 
 
 @dataclass
@@ -110,6 +148,8 @@ class SourceReport:
     batch_id: str | None = None
     files_ingested: int = 0
     files_skipped: int = 0
+    files_empty: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     rows_read: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
@@ -126,6 +166,16 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
+def landed_file(path: Path, source: str, month: str) -> LandedFile:
+    """A landing file with its checksum and its non-blank line count (one read of its bytes)."""
+    data = path.read_bytes()
+    return LandedFile(
+        rel_path=f"{source}/{month}/{path.name}", abs_path=str(path), source=source, month=month,
+        size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+        lines=R.count_nonblank_lines(data),
+    )
+
+
 def discover(
     landing_root: str, source: str, months: Sequence[str] | None = None
 ) -> list[LandedFile]:
@@ -140,10 +190,7 @@ def discover(
         for f in sorted(p for p in month_dir.iterdir() if p.is_file()):
             if f.name.startswith("."):  # files still being written land under a dot name
                 continue
-            out.append(LandedFile(
-                rel_path=f"{source}/{month_dir.name}/{f.name}", abs_path=str(f), source=source,
-                month=month_dir.name, size=f.stat().st_size, sha256=sha256_file(str(f)),
-            ))
+            out.append(landed_file(f, source, month_dir.name))
     return out
 
 
@@ -156,13 +203,13 @@ def plan_files(
         files: the landed files, sorted by path (an original sorts before its re-delivery).
         processed: (path, sha256, status) already in the manifest.
     """
-    done = {(p, s) for p, s, _ in processed}
+    done = {(p, s) for p, s, status in processed if status != STATUS_FAILED}  # failed: retried
     by_hash = {s: p for p, s, status in processed if status == STATUS_INGESTED}
     fresh, skipped = [], []
     for f in files:
         if (f.rel_path, f.sha256) in done:
             continue
-        if f.sha256 in by_hash:
+        if f.sha256 in by_hash and f.sha256 != EMPTY_SHA256:  # empty files repeat nothing
             skipped.append((f, by_hash[f.sha256]))
             continue
         by_hash[f.sha256] = f.rel_path
@@ -175,52 +222,64 @@ def plan_files(
 
 def _parse_feed(
     spark: SparkSession, contract: SourceContract, feed: Feed, files: Sequence[LandedFile],
-    settings: BronzeConfig,
+    settings: BronzeConfig, failed: dict[str, str], token_key: bytes,
 ) -> tuple[DataFrame, list[str]]:
-    """Reads one feed's files; returns checked rows (typed fields + reason) and new columns."""
+    """Reads one feed's files; returns checked rows (typed fields + reason) and new columns.
+
+    A file that breaks the contract as a whole (not text, an unreadable header, a required
+    column missing, a new column where the source rejects them) is added to ``failed`` with
+    the reason; its rows stay in the output (the caller drops them after the line accounting).
+    """
     source_cfg = settings.sources[contract.name]
     files_df = R.read_files(spark, [f.abs_path for f in files])
+    for path, why in R.file_errors(files_df).items():
+        failed.setdefault(path, why)
     names = [f.name for f in feed.fields]
     extra: list[str] = []
     extra_checks: list[tuple[Column, str, Column]] = []
     if feed.format == "csv":
-        records = R.csv_records(files_df).persist(StorageLevel.MEMORY_AND_DISK)
-        header_rows = records.filter(F.col(R.IS_HEADER)).select(R.FILE, R.FIELDS).collect()
+        records = R.csv_records(files_df, key=token_key).persist(StorageLevel.MEMORY_AND_DISK)
+        header_rows = records.filter(F.col(R.IS_HEADER)).select(
+            R.FILE, R.LINE, R.FIELDS, R.ERROR).collect()
         headers: dict[tuple[str, ...], list[str]] = {}
         for row in header_rows:
-            headers.setdefault(tuple(row[R.FIELDS] or ()), []).append(row[R.FILE])
-        for header, paths in headers.items():
+            path = row[R.FILE]
+            if row[R.FIELDS] is None:
+                failed.setdefault(path, f"no readable CSV header: {row[R.ERROR]}")
+                continue
+            header = tuple(row[R.FIELDS])
             missing = [c for c in names if c not in header]
             if missing:
-                raise BronzeContractError(
-                    f"{contract.name}: {paths[0]} lacks the required column(s) {missing}"
-                )
-            new = [c for c in header if c not in names and c not in extra]
+                failed.setdefault(path, f"line {row[R.LINE]}: the header lacks the required "
+                                        f"column(s) {missing} (is this a {feed.format} file of "
+                                        f"{contract.name}?)")
+                continue
+            new = [c for c in header if c not in names]
             if new and source_cfg.on_new_column == "reject":
-                raise BronzeContractError(
-                    f"{contract.name}: {paths[0]} has column(s) {new} the contract does not know "
-                    "(conf/bronze.yaml: on_new_column: reject)"
-                )
-            extra.extend(new)
+                failed.setdefault(path, f"line {row[R.LINE]}: the header has column(s) {new} "
+                                        "the contract does not know (conf/bronze.yaml: "
+                                        "on_new_column: reject)")
+                continue
+            extra.extend(c for c in new if c not in extra)
+            headers.setdefault(header, []).append(path)
         parsed = R.parse_csv(records, headers=headers, columns=[*names, *extra])
     elif feed.format == "jsonl":
         assert feed.json_schema is not None
-        lines_df = R.lines(files_df).persist(StorageLevel.MEMORY_AND_DISK)
+        lines_df = R.lines(files_df, key=token_key).persist(StorageLevel.MEMORY_AND_DISK)
         known = set(feed.json_schema.fieldNames())
+        top_level_of = {feed.paths.get(n, n).split(".")[0] for n in names}
         for path, keys in sorted(R.json_keys_by_file(lines_df).items()):
-            top_level_of = {feed.paths.get(n, n).split(".")[0] for n in names}
             missing = sorted(top_level_of - keys)
             if missing:
-                raise BronzeContractError(
-                    f"{contract.name}: {path} lacks the required field(s) {missing}"
-                )
-            new = sorted(keys - known - set(extra))
+                failed.setdefault(path, f"no JSON object in the file has the required field(s) "
+                                        f"{missing}")
+                continue
+            new = sorted(keys - known)
             if new and source_cfg.on_new_column == "reject":
-                raise BronzeContractError(
-                    f"{contract.name}: {path} has field(s) {new} the contract does not know "
-                    "(conf/bronze.yaml: on_new_column: reject)"
-                )
-            extra.extend(new)
+                failed.setdefault(path, f"field(s) {new} the contract does not know "
+                                        "(conf/bronze.yaml: on_new_column: reject)")
+                continue
+            extra.extend(c for c in new if c not in extra)
         if feed.paths or (feed.fields and len(feed.fields) > 2):
             columns = names
         else:  # a nested document: keep its whole structure
@@ -230,11 +289,11 @@ def _parse_feed(
         if contract.name == "financial_records":
             extra_checks = _financial_checks(settings)
     elif feed.format == "xml":
-        lines_df = R.lines(files_df, header_lines=feed.header_lines, footer=feed.footer)
+        lines_df = R.lines(files_df, key=token_key, structural=R.xml_structure(feed))
         parsed = R.parse_xml(lines_df, feed=feed, row_tag="person", columns=names)
     else:
         assert feed.pattern is not None
-        parsed = R.parse_log(R.lines(files_df), pattern=feed.pattern, columns=names)
+        parsed = R.parse_log(R.lines(files_df, key=token_key), pattern=feed.pattern, columns=names)
     checked = with_checks(parsed, fields=feed.fields, reference=settings.reference,
                           extra_checks=extra_checks)
     return checked, extra
@@ -255,21 +314,27 @@ def _financial_checks(settings: BronzeConfig) -> list[tuple[Column, str, Column]
 
 
 def _tokenised(df: DataFrame, contract: SourceContract, key: bytes) -> DataFrame:
-    """Replaces the clear card column by ``card_token`` and ``card_last4`` (never stored)."""
+    """The card column as ``card_token`` and ``card_last4`` (the readers already swapped every
+    card number in the line for its token; an old ``CARD...`` id is tokenised here)."""
     col_name = contract.card_column
     if col_name is None or col_name not in df.columns:
         return df
     if col_name == "cards":
+        # Spark runs no Python function inside a higher-order one: a card number in the
+        # document is a token already; any other card id is not a card number (null).
         cards = F.transform("cards", lambda c: F.struct(
-            card_token(c["card_id"], key).alias("card_token"), c["network"].alias("network"),
+            F.when(c["card_id"].startswith(TOKEN_PREFIX), c["card_id"]).alias("card_token"),
+            c["network"].alias("network"),
             c["type"].alias("type"), c["last4"].alias("last4"), c["issued"].alias("issued"),
             c["status"].alias("status"),
         ))
         return df.withColumn("cards", cards)
     value = F.col(col_name)
-    is_card = value.startswith("CARD") if col_name == "instrument_id" else value.isNotNull()
+    is_card = is_card_number(value) if col_name == "instrument_id" else value.isNotNull()
+    last4 = F.coalesce(F.element_at(F.col(R.PANS), value),
+                       F.when(value.startswith("CARD"), last_four(value)))
     out = df.withColumn("card_token", F.when(is_card, card_token(value, key))).withColumn(
-        "card_last4", F.when(is_card, last_four(value))
+        "card_last4", F.when(is_card, last4)
     )
     if col_name == "instrument_id":
         out = out.withColumn("wallet_id", F.when(~is_card, value))
@@ -346,6 +411,34 @@ def _expectations(contract: SourceContract, columns: Sequence[str], settings: Br
     return checks
 
 
+def _batches_of(tables: Tables, table: str, column: str, where: Column | None = None
+                ) -> set[str]:
+    if not tables.exists(table) or column not in tables.schema(table).names:
+        return set()
+    df = tables.read(table)
+    if where is not None:
+        df = df.filter(where)
+    return {r[0] for r in df.select(column).groupBy(column).count().collect() if r[0]}
+
+
+def _roll_back_unrecorded(tables: Tables, contract: SourceContract, recorded: set[str]) -> None:
+    """Deletes the rows of batches that reached a table but not the manifest (a crashed run)."""
+    targets = [
+        (contract.table, "_batch_id", None),
+        (contract.quarantine_table, "batch_id", None),
+        (INGEST_LOG, "batch_id", F.col("source") == contract.name),
+        (DQ_RESULTS, "batch_id", F.col("batch_id").startswith(f"{contract.name}-")),
+    ]
+    for table, column, where in targets:
+        orphans = sorted(_batches_of(tables, table, column, where) - recorded)
+        if orphans:
+            log.warning("bronze %s: %s holds batch(es) %s with no manifest entry (a run died "
+                        "before its commit point); deleting them to ingest their files again",
+                        contract.name, table, orphans)
+            listed = ", ".join(f"'{b}'" for b in orphans)
+            tables.delete(table, f"{column} IN ({listed})")
+
+
 def ingest_source(
     spark: SparkSession,
     tables: Tables,
@@ -359,20 +452,21 @@ def ingest_source(
 ) -> SourceReport:
     """Ingests the new files among ``files`` of one source (see the module docstring).
 
+    Files that fail are listed in the report's ``failed`` and recorded in the manifest; they do
+    not stop the others.
+
     Raises:
-        BronzeContractError: a file lost a contract column or has a rejected new one.
         DataQualityError: a critical expectation failed (nothing was written to bronze).
     """
     report = SourceReport(contract.name)
     processed: list[tuple[str, str, str]] = []
-    manifest_version = -1
+    recorded: set[str] = set()
     if tables.exists(MANIFEST):
-        manifest_version = tables.version(MANIFEST)
-        processed = [
-            (r["path"], r["sha256"], r["status"])
-            for r in tables.read(MANIFEST).filter(F.col("source") == contract.name)
-            .select("path", "sha256", "status").collect()
-        ]
+        rows = (tables.read(MANIFEST).filter(F.col("source") == contract.name)
+                .select("path", "sha256", "status", "batch_id").collect())
+        processed = [(r["path"], r["sha256"], r["status"]) for r in rows]
+        recorded = {r["batch_id"] for r in rows}
+    _roll_back_unrecorded(tables, contract, recorded)
     fresh, skipped = plan_files(files, processed)
     if not fresh and not skipped:
         return report
@@ -381,60 +475,106 @@ def ingest_source(
     batch_id = f"{contract.name}-{hashlib.sha256(batch_key.encode()).hexdigest()[:16]}"
     report.batch_id = batch_id
     report.files_skipped = len(skipped)
-    idem_version = manifest_version + 2  # > 0, and grows with every manifest commit
-
-    def idem(table: str) -> Idempotency:
-        return Idempotency(f"bronze_ingest/{table}/{contract.name}", idem_version)
 
     manifest_rows: list[dict[str, Any]] = [
         {"path": f.rel_path, "size_bytes": f.size, "sha256": f.sha256, "source": contract.name,
          "month": f.month, "batch_id": batch_id, "status": STATUS_SKIPPED, "duplicate_of": dup,
          "rows_read": 0, "rows_accepted": 0, "rows_quarantined": 0, "rows_duplicate": 0,
-         "ingested_at": now}
+         "ingested_at": now, "reason": None}
         for f, dup in skipped
     ]
     if fresh:
         _ingest_rows(spark, tables, contract, settings, token_key=token_key, files=fresh,
-                     batch_id=batch_id, now=now, idem=idem, report=report,
-                     manifest_rows=manifest_rows, validator=validator or Validator())
-    tables.append(MANIFEST, spark.createDataFrame(manifest_rows, MANIFEST_SCHEMA))
-    log.info("bronze %s: %d file(s) ingested, %d skipped as re-deliveries; %d read, %d accepted, "
-             "%d quarantined, %d duplicate", contract.name, report.files_ingested,
-             report.files_skipped, report.rows_read, report.rows_accepted,
-             report.rows_quarantined, report.rows_duplicate)
+                     batch_id=batch_id, now=now, report=report, manifest_rows=manifest_rows,
+                     validator=validator or Validator())
+    _step("before_manifest")
+    tables.append(MANIFEST, spark.createDataFrame(manifest_rows, MANIFEST_SCHEMA),
+                  schema_mode="merge")
+    for path, reason in report.failed:
+        log.error("bronze %s: file %s failed: %s", contract.name, path, reason)
+    log.info("bronze %s: %d file(s) ingested (%d empty), %d skipped as re-deliveries, %d failed; "
+             "%d read, %d accepted, %d quarantined, %d duplicate", contract.name,
+             report.files_ingested, report.files_empty, report.files_skipped, len(report.failed),
+             report.rows_read, report.rows_accepted, report.rows_quarantined,
+             report.rows_duplicate)
     return report
 
 
-class DataQualityError(RuntimeError):
+class DataQualityError(JobFailed):
     """A critical expectation failed; the message names the suite and the expectations."""
+
+
+def _accounting_failures(
+    files: Sequence[LandedFile], covered: dict[str, int], failed: dict[str, str]
+) -> None:
+    """Files whose non-blank lines the readers did not all account for, or that changed."""
+    for f in files:
+        if f.rel_path in failed:
+            continue
+        seen = covered.get(f.rel_path, 0)
+        if f.lines >= 0 and seen != f.lines:
+            failed[f.rel_path] = (
+                f"the reader accounted for {seen} of the file's {f.lines} non-blank lines; "
+                "the others would have been lost")
+            continue
+        try:
+            after = sha256_file(f.abs_path)
+        except OSError as exc:
+            failed[f.rel_path] = f"the file vanished while being ingested ({exc.strerror})"
+            continue
+        if after != f.sha256:
+            failed[f.rel_path] = (f"the file changed while being ingested (sha256 {f.sha256[:12]}"
+                                  f"... before, {after[:12]}... after); refused")
 
 
 def _ingest_rows(
     spark: SparkSession, tables: Tables, contract: SourceContract, settings: BronzeConfig, *,
     token_key: bytes, files: Sequence[LandedFile], batch_id: str, now: datetime,
-    idem: Any, report: SourceReport, manifest_rows: list[dict[str, Any]],
-    validator: Validator,
+    report: SourceReport, manifest_rows: list[dict[str, Any]], validator: Validator,
 ) -> None:
     parts: list[DataFrame] = []
     extras: list[str] = []
+    failed: dict[str, str] = {}
+    for f in files:
+        if contract.feed_for(os.path.basename(f.rel_path)) is None:
+            failed[f.rel_path] = (f"the file name matches no feed of {contract.name} (expected "
+                                  f"a prefix in {[fd.prefix for fd in contract.feeds]})")
     for feed in contract.feeds:
-        feed_files = [f for f in files if os.path.basename(f.rel_path).startswith(feed.prefix)]
+        feed_files = [f for f in files if os.path.basename(f.rel_path).startswith(feed.prefix)
+                      and f.size > 0]
         if not feed_files:
             continue
-        checked, extra = _parse_feed(spark, contract, feed, feed_files, settings)
+        checked, extra = _parse_feed(spark, contract, feed, feed_files, settings, failed,
+                                     token_key)
         extras.extend(e for e in extra if e not in extras)
         if len(contract.feeds) > 1:
             checked = checked.withColumn("feed", F.lit(feed.prefix.rstrip("_")))
         parts.append(_tokenised(checked, contract, token_key))
-    unknown = [f.rel_path for f in files if contract.feed_for(os.path.basename(f.rel_path)) is None]
-    if unknown:
-        raise BronzeContractError(f"{contract.name}: files of no known feed: {unknown[:3]}")
-    df = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
-    df = df.withColumn("_record_hash", F.sha2(F.col(R.RAW), 256))
+    if not parts:
+        _record(contract, files, {}, {}, failed, batch_id, now, report, manifest_rows)
+        return
+    all_df = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
+    all_df = all_df.withColumn("_record_hash", record_hash(F.col(R.RAW), token_key))
+    all_df = all_df.persist(StorageLevel.MEMORY_AND_DISK)
+
+    structural = F.coalesce(F.col(REASON_CODE) == R.STRUCTURAL, F.lit(False))
+    good = F.col(REASON_CODE).isNull()
+    counts = {
+        r[R.FILE]: r for r in all_df.groupBy(R.FILE).agg(
+            F.sum(R.SPAN).alias("lines"),
+            F.count(F.when(~structural, 1)).alias("read"),
+            F.count(F.when(good, 1)).alias("accepted"),
+            F.count(F.when(~good & ~structural, 1)).alias("quarantined"),
+        ).collect()
+    }
+    _step("after_read")
+    _accounting_failures(files, {k: int(v["lines"] or 0) for k, v in counts.items()}, failed)
+    df = all_df.filter(~structural & ~F.col(R.FILE).isin(list(failed)))
     df = _with_references(df, contract, tables, settings)
     df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    if failed:  # references may have changed nothing, but the counts must not include them
+        counts = {k: v for k, v in counts.items() if k not in failed}
 
-    good = F.col(REASON_CODE).isNull()
     first = Window.partitionBy("_record_hash").orderBy(R.FILE, R.LINE)
     existing_hashes = None
     if tables.exists(contract.table):
@@ -456,10 +596,15 @@ def _ingest_rows(
         F.col(R.LINE).alias("_line"), F.lit(now).cast("timestamp").alias("_ingested_at"),
         F.lit(batch_id).alias("_batch_id"), F.col("_record_hash"), month.alias(PARTITION),
     ]
-    skip = {R.FILE, R.LINE, R.RAW, REASON_CODE, REASON, "_record_hash", "_rank", "_in_bronze",
-            "_duplicate", "_known", "_seen"}
+    skip = {R.FILE, R.LINE, R.RAW, R.SPAN, R.PANS, REASON_CODE, REASON, "_record_hash", "_rank",
+            "_in_bronze", "_duplicate", "_known", "_seen"}
     data_cols = [c for c in df.columns if c not in skip]
     bronze_df = accepted.filter(~F.col("_duplicate")).select(*data_cols, *lineage)
+    if tables.exists(contract.table):  # columns evolved in by earlier files stay, as nulls
+        have = set(bronze_df.columns)
+        bronze_df = bronze_df.select("*", *[
+            F.lit(None).cast(f.dataType).alias(f.name)
+            for f in tables.schema(contract.table).fields if f.name not in have])
     bronze_df = bronze_df.persist(StorageLevel.MEMORY_AND_DISK)
 
     quarantine_df = df.filter(~good).select(
@@ -469,7 +614,7 @@ def _ingest_rows(
         F.col("_record_hash").alias("record_hash"), F.lit(batch_id).alias("batch_id"),
         F.lit(now).cast("timestamp").alias("ingested_at"),
     )
-
+    # Orphan references turn accepted records into quarantined ones: count after them.
     counts = {
         r[R.FILE]: r for r in df.groupBy(R.FILE).agg(
             F.count(F.lit(1)).alias("read"),
@@ -485,28 +630,56 @@ def _ingest_rows(
     outcome = validator.validate(bronze_df, contract.table,
                                  _expectations(contract, suite_cols, settings))
     dq_rows = [{**r, "batch_id": batch_id} for r in outcome.rows()]
-    tables.append(DQ_RESULTS, spark.createDataFrame(dq_rows, DQ_SCHEMA),
-                  idempotency=idem(DQ_RESULTS))
     report.dq_success = outcome.success
     if not outcome.success:
-        df.unpersist()
-        accepted.unpersist()
-        bronze_df.unpersist()
+        for cached in (all_df, df, accepted, bronze_df):
+            cached.unpersist()
+        tables.append(DQ_RESULTS, spark.createDataFrame(dq_rows, DQ_SCHEMA))
         raise DataQualityError(f"{contract.name}: {outcome.failure_message()}")
 
+    _step("before_dq_results")
+    tables.append(DQ_RESULTS, spark.createDataFrame(dq_rows, DQ_SCHEMA))
     schema_mode: SchemaMode = "merge" if extras else "strict"
-    tables.append(contract.quarantine_table, quarantine_df, partition_by=[PARTITION],
-                  idempotency=idem(contract.quarantine_table))
-    tables.append(contract.table, bronze_df, partition_by=[PARTITION],
-                  idempotency=idem(contract.table), schema_mode=schema_mode)
+    _step("before_quarantine")
+    tables.append(contract.quarantine_table, quarantine_df, partition_by=[PARTITION])
+    _step("before_bronze")
+    tables.append(contract.table, bronze_df, partition_by=[PARTITION], schema_mode=schema_mode)
+    _step("before_ingest_log")
+    log_rows = _record(contract, files, counts, dups, failed, batch_id, now, report,
+                       manifest_rows)
+    tables.append(INGEST_LOG, spark.createDataFrame(log_rows, LOG_SCHEMA))
+    for cached in (all_df, df, accepted, bronze_df):
+        cached.unpersist()
 
+
+def _record(
+    contract: SourceContract, files: Sequence[LandedFile], counts: dict[str, Any],
+    dups: dict[str, int], failed: dict[str, str], batch_id: str, now: datetime,
+    report: SourceReport, manifest_rows: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The ingest log rows and manifest rows of a batch's files; fills the report."""
     log_rows = []
     for f in files:
+        if f.rel_path in failed:
+            report.failed.append((f.rel_path, failed[f.rel_path]))
+            manifest_rows.append({
+                "path": f.rel_path, "size_bytes": f.size, "sha256": f.sha256,
+                "source": contract.name, "month": f.month, "batch_id": batch_id,
+                "status": STATUS_FAILED, "duplicate_of": None, "rows_read": 0,
+                "rows_accepted": 0, "rows_quarantined": 0, "rows_duplicate": 0,
+                "ingested_at": now, "reason": failed[f.rel_path],
+            })
+            continue
         c = counts.get(f.rel_path)
         read = int(c["read"]) if c else 0
         acc = int(c["accepted"]) if c else 0
         quar = int(c["quarantined"]) if c else 0
         dup = int(dups.get(f.rel_path, 0))
+        empty = f.lines == 0
+        if empty:
+            log.warning("bronze %s: %s is empty (%d bytes, no non-blank line)", contract.name,
+                        f.rel_path, f.size)
+            report.files_empty += 1
         log_rows.append({
             "batch_id": batch_id, "source": contract.name, "month": f.month, "path": f.rel_path,
             "rows_read": read, "rows_accepted": acc, "rows_quarantined": quar,
@@ -516,20 +689,18 @@ def _ingest_rows(
         manifest_rows.append({
             "path": f.rel_path, "size_bytes": f.size, "sha256": f.sha256,
             "source": contract.name, "month": f.month, "batch_id": batch_id,
-            "status": STATUS_INGESTED, "duplicate_of": None, "rows_read": read,
-            "rows_accepted": acc, "rows_quarantined": quar, "rows_duplicate": dup,
-            "ingested_at": now,
+            "status": STATUS_EMPTY if empty else STATUS_INGESTED, "duplicate_of": None,
+            "rows_read": read, "rows_accepted": acc, "rows_quarantined": quar,
+            "rows_duplicate": dup, "ingested_at": now,
+            "reason": "the file holds no record" if empty else None,
         })
         report.rows_read += read
         report.rows_accepted += acc
         report.rows_quarantined += quar
         report.rows_duplicate += dup
-    report.files_ingested = len(files)
+        report.files_ingested += 1
     report.per_file = log_rows
-    tables.append(INGEST_LOG, spark.createDataFrame(log_rows, LOG_SCHEMA),
-                  idempotency=idem(INGEST_LOG))
-    for cached in (df, accepted, bronze_df):
-        cached.unpersist()
+    return log_rows
 
 
 def run_bronze(
@@ -543,20 +714,35 @@ def run_bronze(
     months: Sequence[str] | None = None,
     data_docs_dir: str | None = None,
 ) -> list[SourceReport]:
-    """Ingests every (or the chosen) source, in reference order, all months found in landing."""
+    """Ingests every (or the chosen) source, in reference order, all months found in landing.
+
+    Raises:
+        FilesFailedError: after every source was ingested, when files failed (named, with
+            their reasons, and recorded as failed in the manifest).
+        DataQualityError: after the other sources, when a source's critical expectation failed.
+    """
     wanted = list(sources) if sources else list(INGEST_ORDER)
     validator = Validator(data_docs_dir=data_docs_dir)
     reports = []
+    dq_errors: list[DataQualityError] = []
     try:
         for name in INGEST_ORDER:
             if name not in wanted:
                 continue
             files = discover(landing_root, name, months)
-            reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
-                                         token_key=token_key, files=files, validator=validator))
+            try:
+                reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
+                                             token_key=token_key, files=files,
+                                             validator=validator))
+            except DataQualityError as exc:  # the other sources still run
+                log.error("bronze %s: %s", name, exc)
+                dq_errors.append(exc)
     finally:
         if any(r.batch_id for r in reports) or not reports:
             validator.build_docs()
+    failures = [f for r in reports for f in r.failed]
+    if failures:
+        raise FilesFailedError(failures)
+    if dq_errors:
+        raise DataQualityError("; ".join(str(e) for e in dq_errors))
     return reports
-
-

@@ -1,27 +1,31 @@
 """One reader per landing format: files in, one row per record with its file, line and raw text.
 
 Every reader is a DataFrame transform over the output of :func:`read_files` (one row per file,
-the whole text), so many small files of a source are one Spark read, and returns::
+its bytes), so many small files of a source are one Spark read, and returns::
 
     _source_file  the file relative to the landing root (<source>/<YYYY-MM>/<file>)
     _line         1-based physical line where the record starts
+    _span         how many non-blank physical lines the record covers (for the line accounting)
     _raw          the record's raw text
-    _error_code   null, or why the record could not be parsed (malformed_csv, ...)
+    _error_code   null, or why the record could not be parsed (malformed_csv, ...); ``structural``
+                  marks lines that are framing, not records (a CSV header, an XML root tag)
     _error        a human sentence naming the problem
     <field>...    the contract's fields as text (typed later by the checks)
 
-Why whole-file text: Spark's line-based readers (text, CSV, JSON, XML with rowTag) split files
-and do not expose line numbers, and the CSV/XML readers cannot say where a corrupt record was.
-Reading each file whole and splitting it ourselves gives exact line numbers, keeps the raw text
-of every record for quarantine, and (for CSV) lets a real CSV parser handle quoted fields with
-embedded newlines while still knowing each record's first physical line. Landing files are small
-(one day or month of one department), so a file per task is cheap.
+Why whole-file bytes: Spark's line-based readers split files, do not expose line numbers, decode
+bad UTF-8 into replacement characters without a word, and the CSV reader stops or swallows the
+rest of a file at a broken quote. Reading each file's bytes and framing them here gives exact line
+numbers, keeps the raw text of every record for quarantine, refuses undecodable lines by name,
+and (for CSV) lets a real CSV parser handle quoted fields with embedded newlines while still
+knowing each record's first physical line. Every non-blank physical line ends up in exactly one
+output row, which bronze checks against a count of the file's lines made without the parser.
+Landing files are small (one day or month of one department), so a file per task is cheap.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -29,99 +33,265 @@ from pyspark.sql.types import (
     ArrayType,
     BooleanType,
     IntegerType,
+    MapType,
     StringType,
     StructField,
     StructType,
 )
 
 from cardlake.bronze.contracts import Feed
+from cardlake.bronze.tokenise import tokenise_text
 
 FILE, LINE, RAW, ERROR_CODE, ERROR = "_source_file", "_line", "_raw", "_error_code", "_error"
-FIELDS, IS_HEADER = "_fields", "_is_header"
+FIELDS, IS_HEADER, SPAN, PANS = "_fields", "_is_header", "_span", "_pans"
+CONTENT = "content"
+STRUCTURAL = "structural"  # the error code of framing lines (header, root tags): not records
+BAD_ENCODING = "bad_encoding"
 _CORRUPT = "_corrupt_record"
+_BLANK = " \t\r\x0b\x0c"  # what a blank line may hold (ASCII only, as the byte counter)
+_BLANK_RE = r" \t\r\x0b\x0c"
+UTF8_BOM = b"\xef\xbb\xbf"
+# Signatures of files that are not text at all, whatever their name says.
+_BINARY_MAGIC = {
+    b"\x1f\x8b": "gzip-compressed data", b"PK\x03\x04": "a ZIP archive",
+    b"%PDF": "a PDF document", b"\xff\xfe": "UTF-16 text (little-endian BOM)",
+    b"\xfe\xff": "UTF-16 text (big-endian BOM)", b"PAR1": "a Parquet file",
+}
+
+# line, text (None: undecodable), raw, why not text, card token -> last four digits
+PhysicalLine = tuple[int, str | None, str, str | None, dict[str, str]]
+
+
+def is_blank(text: str) -> bool:
+    return not text.strip(_BLANK)
+
+
+def count_nonblank_lines(data: bytes) -> int:
+    """Non-blank physical lines of a file's bytes, counted without any parser.
+
+    Lines end at LF (a CR before it belongs to the ending) or, in a file with no LF at all, at
+    CR. A UTF-8 byte-order mark is not content. Bronze compares this count with the lines its
+    readers account for, so a parser that silently stops early fails the file.
+    """
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM):]
+    sep = b"\n" if b"\n" in data else b"\r"
+    return sum(1 for part in data.split(sep) if part.strip(_BLANK.encode()))
+
+
+def not_text(data: bytes) -> str | None:
+    """Why ``data`` cannot be a text landing file at all, or None."""
+    for magic, what in _BINARY_MAGIC.items():
+        if data.startswith(magic):
+            return f"the file is {what}, not UTF-8 text"
+    if b"\x00" in data:
+        nul = data.index(b"\x00")
+        line = data.count(b"\n", 0, nul) + 1
+        return f"the file holds NUL bytes (first on line {line}): binary data, not UTF-8 text"
+    return None
+
+
+def physical_lines(
+    data: bytes | None, key: bytes | None = None
+) -> tuple[str | None, list[PhysicalLine]]:
+    """A file's bytes as (file-level problem, physical lines).
+
+    Each line is (1-based number, decoded text or None, raw text, why it is not text, the card
+    tokens it holds with their last four digits). With ``key``, every card number in a line is
+    replaced by its token (:mod:`cardlake.bronze.tokenise`) before anything reads it. A UTF-8
+    byte-order mark is dropped; CRLF, LF and CR-only endings are all understood. A line that is
+    not valid UTF-8 is returned with no text and its bytes escaped (``\\xe9``) for quarantine:
+    nothing is ever decoded into replacement characters.
+    """
+    if not data:
+        return None, []
+    problem = not_text(data)
+    if problem is not None:
+        return problem, []
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM):]
+    crlf = b"\n" in data
+    parts = data.split(b"\n" if crlf else b"\r")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    out: list[PhysicalLine] = []
+    for number, part in enumerate(parts, start=1):
+        if crlf and part.endswith(b"\r"):
+            part = part[:-1]
+        pans: dict[str, str] = {}
+        try:
+            text = part.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raw = part.decode("utf-8", "backslashreplace")
+            if key is not None:
+                raw = tokenise_text(raw, key, pans)
+            out.append((number, None, raw,
+                        f"line {number}: not valid UTF-8 (byte {exc.start + 1} of the line)", pans))
+            continue
+        if key is not None:
+            text = tokenise_text(text, key, pans)
+        out.append((number, text, text, None, pans))
+    return None, out
 
 
 def read_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
-    """One row per file: ``_source_file`` (relative: <source>/<month>/<file>) and ``value``."""
-    return spark.read.text(list(paths), wholetext=True).select(
-        F.regexp_extract(F.col("_metadata.file_path"), r"([^/]+/[^/]+/[^/]+)$", 1).alias(FILE),
-        F.col("value"),
+    """One row per file: ``_source_file`` (relative: <source>/<month>/<file>) and its bytes."""
+    return spark.read.format("binaryFile").load(list(paths)).select(
+        F.regexp_extract(F.col("path"), r"([^/]+/[^/]+/[^/]+)$", 1).alias(FILE),
+        F.col(CONTENT),
     )
 
 
-def lines(files_df: DataFrame, *, header_lines: int = 0, footer: str | None = None) -> DataFrame:
-    """Physical lines with 1-based numbers; header lines, blank lines and the footer dropped."""
-    exploded = files_df.select(FILE, F.posexplode(F.split("value", "\n")).alias("pos", "text"))
-    out = exploded.select(
+def file_errors(files_df: DataFrame) -> dict[str, str]:
+    """Files that are not text at all (binary signatures, NUL bytes) -> why."""
+    check = F.udf(lambda b: not_text(b) if b else None, StringType())
+    rows = files_df.select(FILE, check(CONTENT).alias("e")).filter("e is not null").collect()
+    return {r[FILE]: r["e"] for r in rows}
+
+
+_LINE = StructType([
+    StructField("line", IntegerType()),
+    StructField("text", StringType()),
+    StructField("raw", StringType()),
+    StructField("error", StringType()),
+    StructField("pans", MapType(StringType(), StringType())),
+])
+
+
+def _decoded_lines(data: bytes | None, key: bytes | None = None) -> list[PhysicalLine]:
+    problem, out = physical_lines(data, key)
+    return [] if problem else out
+
+
+def lines(
+    files_df: DataFrame, *, key: bytes | None = None, structural: str | None = None
+) -> DataFrame:
+    """Physical lines with 1-based numbers and a span of 1; blank lines dropped.
+
+    Args:
+        files_df: :func:`read_files` output.
+        key: the card-token key: card numbers become tokens before anything reads the line.
+        structural: a pattern for lines that frame the records (an XML root tag): they are
+            kept, with the error code ``structural``, so the line accounting sees them.
+    """
+    def decoded_lines(data: bytes | None) -> list[PhysicalLine]:
+        return _decoded_lines(data, key)  # the key rides in the closure, never in the plan
+
+    decode = F.udf(decoded_lines, ArrayType(_LINE), useArrow=True)
+    exploded = files_df.select(FILE, F.explode(decode(CONTENT)).alias("l"))
+    undecodable = F.col("l.text").isNull()
+    code = F.when(undecodable, F.lit(BAD_ENCODING))
+    if structural is not None:
+        code = code.when(F.col("l.text").rlike(structural), F.lit(STRUCTURAL))
+    return exploded.filter(undecodable | F.col("l.text").rlike(f"[^{_BLANK_RE}]")).select(
         FILE,
-        (F.col("pos") + 1).cast("int").alias(LINE),
-        F.regexp_replace("text", "\r$", "").alias(RAW),
+        F.col("l.line").alias(LINE),
+        F.lit(1).alias(SPAN),
+        F.col("l.raw").alias(RAW),
+        code.alias(ERROR_CODE),
+        F.when(undecodable, F.col("l.error")).alias(ERROR),
+        F.col("l.pans").alias(PANS),
     )
-    keep = (F.col(LINE) > header_lines) & (F.col(RAW) != "")
-    if footer is not None:
-        keep = keep & (F.col(RAW) != footer)
-    return out.filter(keep)
+
+
+
+def _framed(code: Column, message: Column) -> tuple[Column, Column]:
+    """A parser's code and message, after the framing's own (undecodable, structural)."""
+    prior = F.col(ERROR_CODE)
+    return (F.coalesce(prior, code),
+            F.when(prior.isNotNull(), F.coalesce(F.col(ERROR), F.lit("framing line")))
+            .otherwise(message))
 
 
 # ------------------------------------------------------------------------------------- CSV
 
 _CSV_RECORD = StructType([
     StructField("line", IntegerType()),
+    StructField("span", IntegerType()),
     StructField("raw", StringType()),
     StructField("fields", ArrayType(StringType())),
     StructField("is_header", BooleanType()),
+    StructField("error_code", StringType()),
+    StructField("error", StringType()),
+    StructField("pans", MapType(StringType(), StringType())),
 ])
+CsvRecord = tuple[
+    int, int, str, list[str] | None, bool, str | None, str | None, dict[str, str]]
 
 
-def split_csv(text: str | None) -> list[tuple[int, str, list[str] | None, bool]]:
-    """CSV records of one file: (first line, raw text, fields or None if unparseable, header?).
+def split_csv(physical: Sequence[PhysicalLine]) -> list[CsvRecord]:
+    """CSV records of one file: (first line, span, raw, fields, header?, error code, error,
+    card tokens with their last four).
 
     Python's csv module follows RFC 4180 (quotes, doubled quotes, newlines inside quotes); the
-    lines it consumes for each record give the record's first line and its exact raw text.
+    lines it consumes for each record give the record's first line and its exact raw text. A
+    record it cannot parse (``"x"y``, a field over the parser's size limit) is quarantined and
+    parsing resumes on the next line; a quote that never closes costs only its own first line,
+    the lines it would have swallowed are parsed again as records. An undecodable line is a
+    record of its own. The first record is the header.
     """
-    if not text:
-        return []
-    physical = text.split("\n")
-    if physical and physical[-1] == "":
-        physical.pop()
-    consumed: list[str] = []
+    out: list[CsvRecord] = []
+    i, n = 0, len(physical)
+    while i < n:
+        number, text, raw, why, pans = physical[i]
+        if text is None:
+            out.append((number, 1, raw, None, not out, BAD_ENCODING, why, pans))
+            i += 1
+            continue
+        if is_blank(text):
+            i += 1
+            continue
+        used = [0]
 
-    def feed() -> Iterable[str]:
-        for line in physical:
-            consumed.append(line)
-            yield line + "\n"
+        def feed(start: int, used: list[int] = used) -> Iterator[str]:
+            for j in range(start, n):
+                t = physical[j][1]
+                if t is None:  # an undecodable line ends any record running into it
+                    return
+                used[0] += 1
+                yield t + "\n"
 
-    out: list[tuple[int, str, list[str] | None, bool]] = []
-    reader = csv.reader(feed(), strict=True)
-    start = 1
-    while True:
+        fields: list[str] | None
+        error: str | None = None
         try:
-            fields: list[str] | None = next(reader)
-        except StopIteration:
-            break
-        except csv.Error:
-            fields = None  # e.g. an unclosed quote: the rest of the file is this one record
-        raw = "\n".join(x.rstrip("\r") for x in consumed)
-        n = len(consumed)
-        consumed.clear()
-        if raw.strip():
-            out.append((start, raw, fields, not out))
-        start += n
-        if fields is None:
-            break
+            fields = next(csv.reader(feed(i), strict=True))
+        except csv.Error as exc:
+            fields, error = None, f"line {number}: unparseable CSV ({exc})"
+        except StopIteration:  # the quote ran into an undecodable line
+            fields, error = None, f"line {number}: unparseable CSV (unexpected end of data)"
+        if fields is None and used[0] != 1:
+            used[0] = 1  # lose only the line that opened the quote; re-read what it swallowed
+            error = f"line {number}: unparseable CSV (a quote that is never closed)"
+        block = physical[i:i + used[0]]
+        texts = [line[1] or "" for line in block]
+        span = sum(1 for t in texts if not is_blank(t))
+        found = {tok: last for line in block for tok, last in line[4].items()}
+        out.append((number, span, "\n".join(texts), fields, not out,
+                    None if fields is not None else "malformed_csv", error, found))
+        i += used[0]
     return out
 
 
-def csv_records(files_df: DataFrame) -> DataFrame:
-    """Every CSV record of every file with its line and fields; the header flagged."""
-    split = F.udf(split_csv, ArrayType(_CSV_RECORD), useArrow=True)
-    records = files_df.select(FILE, F.explode(split("value")).alias("r"))
+def csv_records(files_df: DataFrame, *, key: bytes | None = None) -> DataFrame:
+    """Every CSV record of every file with its line, span and fields; the header flagged.
+
+    With ``key``, card numbers are tokens before the CSV parser sees the line (see :func:`lines`).
+    """
+    def split_file(data: bytes | None) -> list[CsvRecord]:
+        return split_csv(_decoded_lines(data, key))  # the key rides in the closure
+
+    split = F.udf(split_file, ArrayType(_CSV_RECORD), useArrow=True)
+    records = files_df.select(FILE, F.explode(split(CONTENT)).alias("r"))
     return records.select(
         FILE,
         F.col("r.line").alias(LINE),
+        F.col("r.span").alias(SPAN),
         F.col("r.raw").alias(RAW),
         F.col("r.fields").alias(FIELDS),
         F.col("r.is_header").alias(IS_HEADER),
+        F.col("r.error_code").alias(ERROR_CODE),
+        F.col("r.error").alias(ERROR),
+        F.col("r.pans").alias(PANS),
     )
 
 
@@ -142,17 +312,22 @@ def parse_csv(
 ) -> DataFrame:
     """Maps CSV fields to ``columns`` by each file's header; a wrong field count is malformed.
 
+    The header row stays in the output as a ``structural`` row (the line accounting counts it).
+
     Args:
         records_df: :func:`csv_records` output.
         headers: header (column names) -> the files that carry it.
         columns: the names to output (contract fields, plus evolved new columns).
     """
-    body = records_df.filter(~F.col(IS_HEADER))
     width = _by_file(headers, lambda h: F.lit(len(h)))
     n = F.size(FIELDS)
-    error = F.when(F.col(FIELDS).isNull(), F.lit("unparseable CSV (unbalanced quotes)")).when(
-        n != width, F.format_string("expected %d fields, got %d", width, n)
-    )
+    header = F.col(IS_HEADER) & F.col(ERROR_CODE).isNull()
+    code = (F.when(header, F.lit(STRUCTURAL)).when(F.col(ERROR_CODE).isNotNull(), F.col(ERROR_CODE))
+            .when(n != width, F.lit("malformed_csv")))
+    error = F.when(header, F.lit("the header")).when(F.col(ERROR_CODE).isNotNull(), F.col(ERROR)
+                                                      ).when(n != width, F.format_string(
+        "expected %d fields, got %d", width, n))
+
     def field_of(column: str) -> Callable[[tuple[str, ...]], Column]:
         def pick(header: tuple[str, ...]) -> Column:
             if column in header:
@@ -162,11 +337,9 @@ def parse_csv(
         return pick
 
     values = [_by_file(headers, field_of(c)).cast("string").alias(c) for c in columns]
-    return body.select(
-        FILE, LINE, RAW,
-        F.when(error.isNotNull(), F.lit("malformed_csv")).alias(ERROR_CODE),
-        error.alias(ERROR),
-        *[F.when(error.isNull(), v).alias(c) for v, c in zip(values, columns, strict=True)],
+    return records_df.select(
+        FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE), error.alias(ERROR),
+        *[F.when(code.isNull(), v).alias(c) for v, c in zip(values, columns, strict=True)],
     )
 
 
@@ -187,25 +360,26 @@ def parse_json(
     doc = F.from_json(
         RAW, with_corrupt, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
     )
-    parsed = lines_df.select(FILE, LINE, RAW, doc.alias("doc"),
+    parsed = lines_df.select(FILE, LINE, SPAN, RAW, PANS, ERROR_CODE, ERROR, doc.alias("doc"),
                              F.json_object_keys(RAW).alias("keys"))
-    code = F.when(F.col("keys").isNull(), F.lit("invalid_json")).when(
-        F.col(f"doc.{_CORRUPT}").isNotNull(), F.lit("type_mismatch")
-    )
-    message = F.when(F.col("keys").isNull(), F.lit("not a complete JSON object")).when(
-        F.col(f"doc.{_CORRUPT}").isNotNull(),
-        F.lit("a value does not have the type the contract gives its field"),
+    code, message = _framed(
+        F.when(F.col("keys").isNull(), F.lit("invalid_json")).when(
+            F.col(f"doc.{_CORRUPT}").isNotNull(), F.lit("type_mismatch")),
+        F.when(F.col("keys").isNull(), F.lit("not a complete JSON object")).when(
+            F.col(f"doc.{_CORRUPT}").isNotNull(),
+            F.lit("a value does not have the type the contract gives its field")),
     )
     values = [F.col(f"doc.{paths.get(c, c)}").alias(c) for c in columns]
     extras = [F.get_json_object(RAW, f"$.{c}").alias(c) for c in extra]
-    return parsed.select(FILE, LINE, RAW, code.alias(ERROR_CODE), message.alias(ERROR),
-                         *values, *extras)
+    return parsed.select(FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE),
+                         message.alias(ERROR), *values, *extras)
 
 
 def json_keys_by_file(lines_df: DataFrame) -> dict[str, set[str]]:
     """Top-level keys seen per file (for schema-drift checks; one small aggregate)."""
     rows = (
-        lines_df.select(FILE, F.explode(F.json_object_keys(RAW)).alias("key"))
+        lines_df.filter(F.col(ERROR_CODE).isNull())
+        .select(FILE, F.explode(F.json_object_keys(RAW)).alias("key"))
         .groupBy(FILE).agg(F.collect_set("key").alias("keys")).collect()
     )
     return {r[FILE]: set(r["keys"]) for r in rows}
@@ -227,16 +401,23 @@ def parse_xml(
     with_corrupt = StructType([*feed.xml_schema.fields, StructField(_CORRUPT, StringType())])
     doc = F.from_xml(RAW, with_corrupt,
                      {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
-    parsed = lines_df.select(FILE, LINE, RAW, doc.alias("doc"))
+    parsed = lines_df.select(FILE, LINE, SPAN, RAW, PANS, ERROR_CODE, ERROR, doc.alias("doc"))
     closed = F.col(RAW).rlike(rf"^\s*<{row_tag}[\s>].*</{row_tag}>\s*$")
-    bad = F.col(f"doc.{_CORRUPT}").isNotNull() | ~closed
+    broken = F.col(f"doc.{_CORRUPT}").isNotNull() | ~closed
+    code, message = _framed(F.when(broken, F.lit("broken_xml")),
+                            F.when(broken, F.lit(f"not a well-formed <{row_tag}> element")))
     values = [F.col(f"doc.{feed.paths.get(c, c)}").cast("string").alias(c) for c in columns]
     return parsed.select(
-        FILE, LINE, RAW,
-        F.when(bad, F.lit("broken_xml")).alias(ERROR_CODE),
-        F.when(bad, F.lit(f"not a well-formed <{row_tag}> element")).alias(ERROR),
-        *[F.when(~bad, v).alias(c) for v, c in zip(values, columns, strict=True)],
+        FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE), message.alias(ERROR),
+        *[F.when(code.isNull(), v).alias(c) for v, c in zip(values, columns, strict=True)],
     )
+
+
+def xml_structure(feed: Feed) -> str:
+    """The pattern of an XML feed's framing lines: the declaration and its root's open/close."""
+    assert feed.footer is not None and feed.footer.startswith("</")
+    root = feed.footer[2:].rstrip(">")
+    return rf"^\s*(<\?xml[^>]*\?>|<{root}(\s[^>]*)?>|</{root}>)\s*$"
 
 
 # ------------------------------------------------------------------------------------- TXT
@@ -245,13 +426,11 @@ def parse_xml(
 def parse_log(lines_df: DataFrame, *, pattern: str, columns: Sequence[str]) -> DataFrame:
     """Log lines matched against ``pattern`` (one group per column, in order)."""
     matches = F.col(RAW).rlike(pattern)
+    code, message = _framed(F.when(~matches, F.lit("malformed_line")),
+                            F.when(~matches, F.lit("the line does not match the log pattern")))
     values = [
-        F.when(matches, F.regexp_extract(RAW, pattern, i + 1)).alias(c)
+        F.when(code.isNull(), F.regexp_extract(RAW, pattern, i + 1)).alias(c)
         for i, c in enumerate(columns)
     ]
-    return lines_df.select(
-        FILE, LINE, RAW,
-        F.when(~matches, F.lit("malformed_line")).alias(ERROR_CODE),
-        F.when(~matches, F.lit("the line does not match the log pattern")).alias(ERROR),
-        *values,
-    )
+    return lines_df.select(FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE),
+                           message.alias(ERROR), *values)

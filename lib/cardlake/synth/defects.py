@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 from cardlake.synth import vocab as V
+from cardlake.synth.world import luhn_check_digit
 
 SYNTACTIC = {"malformed_csv", "invalid_json", "broken_xml", "malformed_line"}
 
@@ -102,9 +103,12 @@ def corrupt_fields(
     elif kind == "orphan_reference":
         old = str(_get_path(record, path))
         digits = "".join(ch for ch in old if ch.isdigit())
-        prefix = old[: len(old) - len(digits)]
+        prefix = "" if old[:1].isdigit() else old[: len(old) - len(digits)]
         # Keys never start with 99 in the key ranges, so this one resolves to nobody.
-        _set_path(record, path, f"{prefix}99{digits[2:]}")
+        orphan = f"99{digits[2:]}"
+        if not prefix and len(digits) == 16:  # a card number stays one (Luhn-valid)
+            orphan = orphan[:15] + luhn_check_digit(orphan[:15])
+        _set_path(record, path, f"{prefix}{orphan}")
     else:
         raise ValueError(f"unknown defect kind {kind!r}")
 

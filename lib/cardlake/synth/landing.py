@@ -22,7 +22,7 @@ from cardlake.synth.transactions import (
     SECONDS_PER_DAY,
     TxBatch,
 )
-from cardlake.synth.world import ENGAGEMENT_STATES, World
+from cardlake.synth.world import ENGAGEMENT_STATES, World, written_card
 
 CRM_COLUMNS = (
     "crm_id", "first_name", "last_name", "date_of_birth", "email", "phone", "street", "city",
@@ -193,7 +193,8 @@ def _financial_doc(w: World, i: int, m: int, ident: Identity,
         accounts.append({"account_id": f"AC{w.fin_id[i][3:]}3", "type": "savings",
                          "currency": ccy, "opened": opened,
                          "balance": round(fixed.lognormvariate(1, 1.0) * income_scale, 2)})
-    cards = [{"card_id": c, "network": "VISA", "type": "virtual" if j == 0 else "debit",
+    cards = [{"card_id": written_card(c, 1 if i % 9 == 4 else 0), "network": "VISA",
+              "type": "virtual" if j == 0 else "debit",
               "last4": c[-4:], "issued": opened, "status": "active"}
              for j, c in enumerate(w.card_ids[i])]
     methods = [{"type": t, "provider": fixed.choice(("Visa", "Mastercard", "SEPA", "Apple",
@@ -562,7 +563,8 @@ def card_transactions(ctx: MonthContext, batch: TxBatch) -> None:
         fb = ctx.builder("card_transactions", f"card_tx_{date}.csv",
                          header=[",".join(CARD_TX_COLUMNS)], columns=CARD_TX_COLUMNS)
         recs = [
-            [batch.tx_id[j], batch.card[j], ts_str[j], f"{batch.amount[j]:.2f}", ccy[j],
+            [batch.tx_id[j], written_card(str(batch.card[j]), _card_style(j)), ts_str[j],
+             f"{batch.amount[j]:.2f}", ccy[j],
              merchant_ids[j], mcc_codes[j], m_country[j], channel[j], direction[j], state[j],
              batch.device[j], ip_country[j]]
             for j in card_idx.tolist()
@@ -617,6 +619,11 @@ def card_transactions(ctx: MonthContext, batch: TxBatch) -> None:
                               unit="s"), "").astype(object)
 
 
+def _card_style(j: int) -> int:
+    # Most card numbers are written plain; some in groups of four by space (1) or dash (2).
+    return 1 if j % 17 == 3 else 2 if j % 23 == 5 else 0
+
+
 def chargebacks(ctx: MonthContext, batches: list[TxBatch]) -> None:
     """Fraud reports whose report time falls in this month (from this and earlier months)."""
     w, m, p = ctx.world, ctx.m, ctx.world.params
@@ -626,7 +633,8 @@ def chargebacks(ctx: MonthContext, batches: list[TxBatch]) -> None:
     rows = []
     for b in batches:
         for j in np.flatnonzero((b.reported_at >= lo) & (b.reported_at < hi)).tolist():
-            instrument = b.card[j] or w.wallet_id[int(b.person[j])]
+            instrument = (written_card(str(b.card[j]), _card_style(j)) if b.card[j]
+                          else w.wallet_id[int(b.person[j])])
             rows.append((int(b.reported_at[j]), str(b.tx_id[j]), instrument,
                          float(b.amount[j]), V.CURRENCIES[int(b.currency[j])],
                          w.person_id[int(b.person[j])]))

@@ -95,6 +95,35 @@ class World:
         return self.months.index(month)
 
 
+ISSUER_PREFIX = "453957"  # the synthetic issuer's BIN (a Visa-shaped prefix)
+
+
+def luhn_check_digit(body: str) -> str:
+    """The digit that makes ``body`` + digit pass the Luhn check."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:  # doubled: these are odd positions once the check digit is appended
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def card_number(serial: int) -> str:
+    """The 16-digit, Luhn-valid card number of an account serial (< 10**9)."""
+    body = f"{ISSUER_PREFIX}{serial:09d}"
+    return body + luhn_check_digit(body)
+
+
+def written_card(pan: str, style: int) -> str:
+    """A card number as a department writes it: plain, or in groups of four by space or dash."""
+    if style == 1:
+        return " ".join(pan[i:i + 4] for i in range(0, len(pan), 4))
+    if style == 2:
+        return "-".join(pan[i:i + 4] for i in range(0, len(pan), 4))
+    return pan
+
+
 def _ids(rng: np.random.Generator, prefix: str, n: int, width: int, offset: int) -> list[str]:
     # Source keys are permuted so no source's key order reveals the person order.
     perm = rng.permutation(n) + offset
@@ -304,12 +333,12 @@ def build_world(params: SynthParams) -> World:
     app_user_id = _ids(kr, "u_", n, 7, 3_000_000)
     contact_id = _ids(kr, "MK", n, 7, 4_000_000)
     wallet_id = _ids(kr, "W", n, 9, 500_000_000)
-    card_pool = kr.permutation(2 * n) + 40_000_000
+    # Card numbers of the real shape: 16 digits, an issuer prefix, Luhn-valid, all distinct.
+    card_pool = kr.choice(10**9, size=2 * n, replace=False) + 1
     physical = kr.random(n) < 0.55
+    pans = [card_number(int(x)) for x in card_pool.tolist()]
     card_ids = [
-        (f"CARD{card_pool[2 * i]:08d}", f"CARD{card_pool[2 * i + 1]:08d}")
-        if physical[i] else (f"CARD{card_pool[2 * i]:08d}",)
-        for i in range(n)
+        (pans[2 * i], pans[2 * i + 1]) if physical[i] else (pans[2 * i],) for i in range(n)
     ]
     dup_people = np.flatnonzero(kr.random(n) < params.duplicate_identity_rate)
     dup_crm = {}
