@@ -109,6 +109,8 @@ _COMMON = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Lets the delta-rs engine's SQL tables (a Python data source) prune files by partition.
+    "spark.sql.python.filterPushdown.enabled": "true",
 }
 
 
@@ -365,8 +367,33 @@ def delta_spark_loaded(spark: SparkSession) -> bool:
     return True
 
 
+def submit_args() -> list[str]:
+    """``spark-submit`` arguments that load the pinned Delta connector on a cluster.
+
+    Under ``spark-submit`` the JVM resolves packages before Python runs, so a cluster job must
+    be submitted with these (``python -m cardlake.spark --submit-args`` prints them).
+    """
+    settings = delta_settings()
+    return [
+        "--packages",
+        settings[PACKAGES_KEY],
+        "--exclude-packages",
+        settings["spark.jars.excludes"],
+        "--conf",
+        f"spark.sql.extensions={DELTA_EXTENSION}",
+        "--conf",
+        f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
+    ]
+
+
 def main() -> int:
-    """``python -m cardlake.spark``: report the JVM Spark will use, or say what to install."""
+    """``python -m cardlake.spark``: report the JVM Spark will use, or say what to install.
+
+    ``--submit-args`` prints the spark-submit arguments that load the Delta connector instead.
+    """
+    if "--submit-args" in sys.argv[1:]:
+        print(" ".join(submit_args()))
+        return 0
     try:
         java = find_java()
     except JavaError as exc:

@@ -9,6 +9,7 @@ Jobs never call an engine directly::
 
 from cardlake.tables.base import (
     ConcurrentModificationError,
+    ConstraintViolationError,
     DeltaEngine,
     Idempotency,
     SchemaMismatchError,
@@ -17,10 +18,12 @@ from cardlake.tables.base import (
     UnsupportedTableFeatureError,
     WriteResult,
 )
-from cardlake.tables.layer import Tables, choose_engine
+from cardlake.tables.layer import Changes, Tables, choose_engine
 
 __all__ = [
+    "Changes",
     "ConcurrentModificationError",
+    "ConstraintViolationError",
     "DeltaEngine",
     "Idempotency",
     "SchemaMismatchError",

@@ -30,6 +30,10 @@ class ConcurrentModificationError(TableError):
     """A concurrent commit changed data this operation read or replaces; nothing was committed."""
 
 
+class ConstraintViolationError(TableError):
+    """Written rows break a NOT NULL, CHECK, invariant or generated-column rule of the table."""
+
+
 class UnsupportedTableFeatureError(TableError):
     """The table uses a Delta feature this engine cannot honour; refused rather than misread."""
 

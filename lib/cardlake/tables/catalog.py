@@ -10,12 +10,26 @@ process after the table was registered.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+from pyspark.sql.datasource import (
+    DataSource,
+    DataSourceReader,
+    EqualNullSafe,
+    EqualTo,
+    Filter,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In,
+    InputPartition,
+    IsNotNull,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
@@ -51,6 +65,15 @@ class _LatestSnapshotReader(DataSourceReader):
         self._partition_columns = list(table.metadata().partition_columns)
         self._files = [(e.abs_path, e.partition) for e in _file_entries(table, local)]
 
+    def pushFilters(self, filters: list[Filter]) -> Iterator[Filter]:
+        """Prunes files by partition value; every other filter is left to Spark."""
+        for condition in filters:
+            test = _partition_test(condition, self._partition_columns)
+            if test is None:
+                yield condition
+            else:
+                self._files = [(path, part) for path, part in self._files if test(part)]
+
     def partitions(self) -> Sequence[InputPartition]:
         if not self._files:
             return [_FilePartition(None, {})]
@@ -77,6 +100,50 @@ class _LatestSnapshotReader(DataSourceReader):
                 else:  # added later by schema evolution: absent from older files
                     columns.append(pa.nulls(batch.num_rows, field.type))
             yield pa.RecordBatch.from_arrays(columns, schema=target)
+
+
+def _partition_test(
+    condition: Filter, partition_columns: list[str]
+) -> Callable[[dict[str, Any]], bool] | None:
+    # Comparisons of one partition column with literals; None for anything else.
+    attribute = getattr(condition, "attribute", None)
+    if not attribute or len(attribute) != 1 or attribute[0] not in partition_columns:
+        return None
+    column = attribute[0]
+    value = getattr(condition, "value", None)
+
+    def compare(op: Callable[[Any, Any], bool]) -> Callable[[dict[str, Any]], bool]:
+        def test(part: dict[str, Any]) -> bool:
+            have = part.get(column)
+            if have is None or value is None:
+                return False
+            try:
+                return op(have, value)
+            except TypeError:
+                return True  # incomparable types: keep the file, Spark filters the rows
+
+        return test
+
+    if isinstance(condition, EqualTo):
+        return compare(lambda a, b: a == b)
+    if isinstance(condition, EqualNullSafe):
+        return lambda part: part.get(column) == value
+    if isinstance(condition, In):
+        wanted = list(condition.value)
+        return lambda part: part.get(column) in wanted
+    if isinstance(condition, GreaterThan):
+        return compare(lambda a, b: a > b)
+    if isinstance(condition, GreaterThanOrEqual):
+        return compare(lambda a, b: a >= b)
+    if isinstance(condition, LessThan):
+        return compare(lambda a, b: a < b)
+    if isinstance(condition, LessThanOrEqual):
+        return compare(lambda a, b: a <= b)
+    if isinstance(condition, IsNull):
+        return lambda part: part.get(column) is None
+    if isinstance(condition, IsNotNull):
+        return lambda part: part.get(column) is not None
+    return None
 
 
 class CardlakeDeltaSource(DataSource):

@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import reduce
 from pathlib import Path
@@ -50,14 +50,17 @@ from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Tra
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
+    ArrayType,
     BooleanType,
     ByteType,
     DataType,
     DateType,
     IntegerType,
     LongType,
+    MapType,
     ShortType,
     StringType,
+    StructField,
     StructType,
     TimestampType,
 )
@@ -77,11 +80,17 @@ from cardlake.tables.base import (
     normalise_partitions,
     partition_value_string,
 )
+from cardlake.tables.features import (
+    enforce_constraints,
+    refuse_unwritable,
+    with_generated_columns,
+)
 
 STAGING_DIR = ".cardlake-staging"
 LOCK_FILE = ".cardlake.lock"
 HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 FILE_COLUMN = "_cardlake_file"
+_ROW_INDEX = "_cardlake_row_index"
 
 _PARTITION_TYPES = (
     StringType,
@@ -114,9 +123,13 @@ class _FileEntry:
 class _Snapshot:
     path: str
     version: int
-    schema: StructType
+    schema: StructType  # logical names
     partition_columns: list[str]
     files: list[_FileEntry]
+    # Column mapping (name mode): the schema with the Parquet files' physical names, else None.
+    physical_schema: StructType | None = None
+    # Deletion vectors: absolute file path -> row indexes deleted from that file.
+    deleted_rows: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _local_dir(path: str) -> str:
@@ -170,7 +183,15 @@ class DeltaRsEngine:
         local = _local_dir(path)
         if not DeltaTable.is_deltatable(local):
             raise TableNotFoundError(f"no Delta table at {path}")
-        return DeltaTable(local, version=version)
+        try:
+            return DeltaTable(local, version=version)
+        except Exception as exc:
+            if "unsupported" not in str(exc).lower():
+                raise
+            raise UnsupportedTableFeatureError(
+                f"{path} uses a Delta feature delta-rs cannot read ({exc}); read it with the "
+                "delta-spark engine"
+            ) from exc
 
     def schema(self, path: str) -> StructType:
         return _spark_schema(self._table(path))
@@ -197,7 +218,7 @@ class DeltaRsEngine:
         table = self._table(path, version)
         if timestamp is not None:
             table.load_as_version(timestamp)
-        _refuse_unsupported(table, path)
+        _refuse_unreadable(table, path)
         schema = _spark_schema(table)
         partition_columns = list(table.metadata().partition_columns)
         wanted = normalise_partitions(partitions)
@@ -218,7 +239,16 @@ class DeltaRsEngine:
             for entry in _file_entries(table, local)
             if not wanted or all(entry.partition.get(c) in vs for c, vs in wanted.items())
         ]
-        return _Snapshot(path, table.version(), schema, partition_columns, files)
+        mapped = _column_mapping_mode(table) == "name"
+        return _Snapshot(
+            path,
+            table.version(),
+            _logical_schema(schema) if mapped else schema,
+            partition_columns,
+            files,
+            physical_schema=_physical_schema(schema) if mapped else None,
+            deleted_rows=_deleted_rows(table, {f.abs_path for f in files}, path),
+        )
 
     def read(
         self,
@@ -249,6 +279,8 @@ class DeltaRsEngine:
             if with_file:
                 empty = empty.withColumn(FILE_COLUMN, F.lit(None).cast("string"))
             return empty.select(*out_columns)
+        if snapshot.physical_schema is not None or snapshot.deleted_rows:
+            return self._scan_by_file_group(snapshot, with_file=with_file)
         if _folders_agree_with_log(snapshot):
             # One scan: Spark reads the partition values from the folder names, which we just
             # checked are the log's values for every file, typed by the table schema.
@@ -272,6 +304,61 @@ class DeltaRsEngine:
             for col, value in zip(snapshot.partition_columns, key, strict=True):
                 frame = frame.withColumn(col, F.lit(value).cast(schema[col].dataType))
             frames.append(frame.select(*out_columns))
+        return reduce(DataFrame.unionByName, frames)
+
+    def _scan_by_file_group(self, snapshot: _Snapshot, *, with_file: bool) -> DataFrame:
+        """Scans tables whose files need more than a Parquet read: mapped names, deletion vectors.
+
+        Files are grouped by partition (values from the log, as literals); data columns are read
+        by their physical names and renamed (nested fields by position, through a cast); rows a
+        deletion vector marks are dropped by their position in the file (``_metadata.row_index``).
+        """
+        schema = snapshot.schema
+        physical = snapshot.physical_schema or schema
+        partition_columns = snapshot.partition_columns
+        read_fields = [
+            physical.fields[i]
+            for i, f in enumerate(schema.fields)
+            if f.name not in partition_columns
+        ]
+        read_schema = StructType(read_fields)
+        logical_of = {physical.fields[i].name: f for i, f in enumerate(schema.fields)}
+        out_columns = [f.name for f in schema.fields] + ([FILE_COLUMN] if with_file else [])
+
+        def finish(frame: DataFrame, key: tuple[Any, ...]) -> DataFrame:
+            if with_file:
+                frame = frame.withColumn(FILE_COLUMN, F.col("_metadata.file_path"))
+            frame = frame.select(
+                *[
+                    F.col(f"`{p.name}`")
+                    .cast(logical_of[p.name].dataType)
+                    .alias(logical_of[p.name].name)
+                    for p in read_fields
+                ],
+                *([F.col(FILE_COLUMN)] if with_file else []),
+            )
+            for col, value in zip(partition_columns, key, strict=True):
+                frame = frame.withColumn(col, F.lit(value).cast(schema[col].dataType))
+            return frame.select(*out_columns)
+
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        frames = []
+        for entry in snapshot.files:
+            key = tuple(entry.partition.get(c) for c in partition_columns)
+            deleted = snapshot.deleted_rows.get(entry.abs_path)
+            if not deleted:
+                groups.setdefault(key, []).append(_hadoop_glob_escape(entry.abs_path))
+                continue
+            frame = (
+                self._spark.read.schema(read_schema)
+                .parquet(_hadoop_glob_escape(entry.abs_path))
+                .withColumn(_ROW_INDEX, F.col("_metadata.row_index"))
+            )
+            gone = self._spark.createDataFrame([(i,) for i in deleted], f"{_ROW_INDEX} long")
+            frame = frame.join(F.broadcast(gone), _ROW_INDEX, how="left_anti")
+            frames.append(finish(frame, key))
+        for key, paths in sorted(groups.items(), key=lambda kv: repr(kv[0])):
+            frames.append(finish(self._spark.read.schema(read_schema).parquet(*paths), key))
         return reduce(DataFrame.unionByName, frames)
 
     # ------------------------------------------------------------------ writes
@@ -343,7 +430,9 @@ class DeltaRsEngine:
             read_version = table.version()
         if idempotency and _already_committed(table, idempotency):
             return WriteResult(committed=False, version=table.version())
+        _refuse_unwritable(table, path, kind)
         table_schema = _spark_schema(table)
+        df = with_generated_columns(df, table_schema)
         new_columns = check_schema(table_schema, df.schema, path=path, mode=schema_mode)
         table_partitions = list(table.metadata().partition_columns)
         if partition_by and list(partition_by) != table_partitions:
@@ -354,6 +443,12 @@ class DeltaRsEngine:
         if wanted is not None:
             _check_replace_partitions(df, wanted, table_partitions, table_schema, path)
         full_schema = StructType(table_schema.fields + new_columns)
+        enforce_constraints(
+            df,
+            schema=table_schema,
+            configuration=table.metadata().configuration or {},
+            path=path,
+        )
         staged = self._stage(local, conform(df, full_schema), table_partitions, full_schema)
 
         def replaced(partition: dict[str, Any]) -> bool:
@@ -400,6 +495,7 @@ class DeltaRsEngine:
         local = _local_dir(path)
         if not DeltaTable.is_deltatable(local):
             raise TableNotFoundError(f"no Delta table at {path}; create it before merging into it")
+        _refuse_unwritable(DeltaTable(local), path, "merge")
         target_schema = self.schema(path)
         check_schema(target_schema, source.schema, path=path, mode="strict")
         source = conform(source, target_schema)
@@ -449,6 +545,12 @@ class DeltaRsEngine:
         if not parts:
             return WriteResult(committed=False, version=snapshot.version)
         new_rows = reduce(DataFrame.unionByName, parts)
+        enforce_constraints(
+            new_rows,
+            schema=target_schema,
+            configuration=DeltaTable(local).metadata().configuration or {},
+            path=path,
+        )
         removed = {_spark_file_to_abs(p) for p in touched_files}
         staged = self._stage(local, new_rows, partition_columns, target_schema)
         read_partitions = {
@@ -476,6 +578,7 @@ class DeltaRsEngine:
     def delete(self, path: str, predicate: str) -> WriteResult:
         """Deletes the rows where the SQL ``predicate`` is true (copy-on-write of their files)."""
         local = _local_dir(path)
+        _refuse_unwritable(self._table(path), path, "delete")
         snapshot = self._snapshot(path)
         target = self._scan(snapshot, with_file=True)
         hit = F.coalesce(F.expr(predicate), F.lit(False))
@@ -649,7 +752,21 @@ class DeltaRsEngine:
                 table = DeltaTable(local)
                 if idempotency and _already_committed(table, idempotency):
                     return WriteResult(committed=False, version=table.version())
+                _refuse_unwritable(table, local, kind)
                 latest = table.version()
+                if remove_only:
+                    # A DELETE or MERGE rewrites the files it read. If a concurrent commit removed
+                    # one of them (OPTIMIZE does so with dataChange false, which the partition
+                    # check below skips), committing would resurrect deleted rows and duplicate
+                    # kept ones: refuse instead.
+                    live = {e.abs_path for e in _file_entries(table, local)}
+                    gone = sorted(remove_only - live)
+                    if gone:
+                        raise ConcurrentModificationError(
+                            f"{local}: {len(gone)} file(s) this {kind} rewrites were removed by a "
+                            f"commit after version {read_version} (e.g. OPTIMIZE); nothing was "
+                            "committed, retry it"
+                        )
                 if kind != "append":
                     _check_conflicts(
                         local,
@@ -776,22 +893,54 @@ def _check_partition_types(schema: StructType, partition_by: Sequence[str], path
             )
 
 
-def _refuse_unsupported(table: DeltaTable, path: str) -> None:
+def _refuse_unwritable(table: DeltaTable, path: str, kind: str) -> None:
     protocol = table.protocol()
-    features = set(protocol.reader_features or [])
-    unknown = sorted(features - _READABLE_FEATURES)
+    has_dvs = (
+        kind != "append"
+        and "deletionVectors" in set(protocol.reader_features or [])
+        and pa.table(table.deletion_vectors()).num_rows > 0
+    )
+    refuse_unwritable(
+        path=path,
+        kind=kind,
+        writer_features=set(protocol.writer_features or []),
+        configuration=table.metadata().configuration or {},
+        schema=_spark_schema(table),
+        has_deletion_vectors=has_dvs,
+    )
+
+
+def _column_mapping_mode(table: DeltaTable) -> str:
+    return (table.metadata().configuration or {}).get("delta.columnMapping.mode") or "none"
+
+
+def _refuse_unreadable(table: DeltaTable, path: str) -> None:
+    """Refuses what the engine's scan cannot read correctly; DVs and name mapping it applies."""
+    features = set(table.protocol().reader_features or [])
+    unknown = sorted(features - _READABLE_FEATURES - {"columnMapping"})
     if unknown:
         raise UnsupportedTableFeatureError(
             f"{path} uses Delta reader feature(s) {unknown}, which the delta-rs engine cannot "
             "read correctly; read it with the delta-spark engine"
         )
-    mapping = (table.metadata().configuration or {}).get("delta.columnMapping.mode")
-    if mapping not in (None, "none"):
+    mode = _column_mapping_mode(table)
+    if mode not in ("none", "name"):
+        raise UnsupportedTableFeatureError(
+            f"{path} uses column mapping mode {mode!r} (Parquet columns matched by field id), "
+            "which the delta-rs engine does not read; read it with the delta-spark engine"
+        )
+
+
+def _refuse_unsupported(table: DeltaTable, path: str) -> None:
+    """The SQL catalog's plain Parquet reader: refuses mapped columns and deletion vectors too."""
+    _refuse_unreadable(table, path)
+    mapping = _column_mapping_mode(table)
+    if mapping != "none":
         raise UnsupportedTableFeatureError(
             f"{path} uses column mapping (mode {mapping!r}): its Parquet column names differ from "
             "the table's; read it with the delta-spark engine"
         )
-    if "deletionVectors" in features:
+    if "deletionVectors" in set(table.protocol().reader_features or []):
         # get_add_actions does not show deletion vectors; deletion_vectors() lists them.
         try:
             with_dvs = pa.table(table.deletion_vectors()).num_rows
@@ -807,6 +956,92 @@ def _refuse_unsupported(table: DeltaTable, path: str) -> None:
                 "refuses. Read it with the delta-spark engine, or purge them (REORG TABLE ... "
                 "APPLY (PURGE))"
             )
+
+
+def _deleted_rows(table: DeltaTable, wanted: set[str], path: str) -> dict[str, list[int]]:
+    """Row indexes each file's deletion vector removes (only files in ``wanted``)."""
+    if "deletionVectors" not in set(table.protocol().reader_features or []):
+        return {}
+    try:
+        vectors = pa.table(table.deletion_vectors())
+    except Exception as exc:
+        raise UnsupportedTableFeatureError(
+            f"{path} has deletion vectors that delta-rs could not read ({exc}); refusing "
+            "rather than returning deleted rows. Read it with the delta-spark engine"
+        ) from exc
+    deleted: dict[str, list[int]] = {}
+    for uri, keep in zip(
+        vectors.column("filepath").to_pylist(),
+        vectors.column("selection_vector").to_pylist(),
+        strict=True,
+    ):
+        local = unquote(urlparse(uri).path) if "://" in uri else uri
+        if local in wanted:
+            deleted[local] = [i for i, kept in enumerate(keep or []) if not kept]
+    return deleted
+
+
+def _physical_name(field: StructField) -> str:
+    return str(field.metadata.get("delta.columnMapping.physicalName") or field.name)
+
+
+def _rename_type(data_type: DataType, physical: bool) -> DataType:
+    if isinstance(data_type, StructType):
+        return StructType(
+            [
+                StructField(
+                    _physical_name(f) if physical else f.name,
+                    _rename_type(f.dataType, physical),
+                    f.nullable,
+                    {} if physical else f.metadata,
+                )
+                for f in data_type.fields
+            ]
+        )
+    if isinstance(data_type, ArrayType):
+        return ArrayType(_rename_type(data_type.elementType, physical), data_type.containsNull)
+    if isinstance(data_type, MapType):
+        return MapType(
+            _rename_type(data_type.keyType, physical),
+            _rename_type(data_type.valueType, physical),
+            data_type.valueContainsNull,
+        )
+    return data_type
+
+
+def _physical_schema(schema: StructType) -> StructType:
+    """The schema as the Parquet files spell it under column mapping (same order and types)."""
+    renamed = _rename_type(schema, physical=True)
+    assert isinstance(renamed, StructType)
+    return renamed
+
+
+def _logical_schema(schema: StructType) -> StructType:
+    """The table's schema without the mapping metadata (what callers see)."""
+    return StructType(
+        [
+            StructField(f.name, _strip_mapping(f.dataType), f.nullable, _clean_metadata(f.metadata))
+            for f in schema.fields
+        ]
+    )
+
+
+def _strip_mapping(data_type: DataType) -> DataType:
+    if isinstance(data_type, StructType):
+        return _logical_schema(data_type)
+    if isinstance(data_type, ArrayType):
+        return ArrayType(_strip_mapping(data_type.elementType), data_type.containsNull)
+    if isinstance(data_type, MapType):
+        return MapType(
+            _strip_mapping(data_type.keyType),
+            _strip_mapping(data_type.valueType),
+            data_type.valueContainsNull,
+        )
+    return data_type
+
+
+def _clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metadata.items() if not k.startswith("delta.columnMapping.")}
 
 
 def _file_entries(table: DeltaTable, local: str) -> list[_FileEntry]:

@@ -8,7 +8,9 @@ enforcement, idempotent writes through ``txnAppId``/``txnVersion``, ``MERGE``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from functools import reduce
 from typing import Any, Literal
@@ -28,7 +30,9 @@ from cardlake.tables.base import (
     check_schema,
     conform,
     normalise_partitions,
+    partition_value_string,
 )
+from cardlake.tables.features import GENERATION_KEY
 
 
 def _sql_literal(value: Any) -> str:
@@ -54,6 +58,35 @@ def replace_where_clause(partitions: PartitionSpec) -> str:
             parts.append(f"`{column}` IS NULL")
         clauses.append("(" + " OR ".join(parts) + ")")
     return " AND ".join(clauses)
+
+
+def _generated_columns(path: str) -> set[str]:
+    # Spark's view of a Delta schema drops the generation expressions; the log keeps them.
+    # Read with deltalake where the table is a local folder (elsewhere every column is required).
+    if "://" in path and not path.startswith("file:"):
+        return set()
+    from deltalake import DeltaTable as RsTable
+
+    try:
+        fields = json.loads(RsTable(path).schema().to_json())["fields"]
+    except Exception:  # a feature delta-rs cannot load: require every column
+        return set()
+    return {f["name"] for f in fields if GENERATION_KEY in (f.get("metadata") or {})}
+
+
+@contextlib.contextmanager
+def _conflicts_as_ours(path: str) -> Iterator[None]:
+    """Delta's concurrent-commit exceptions, raised through Py4J, as our own."""
+    try:
+        yield
+    except Exception as exc:
+        text = f"{type(exc).__name__} {str(exc)[:300]}"
+        if "Concurrent" in text or "DELTA_CONCURRENT" in text:
+            raise ConcurrentModificationError(
+                f"{path}: a concurrent commit conflicts with this operation; nothing was "
+                f"committed, retry it ({str(exc).splitlines()[0][:300]})"
+            ) from exc
+        raise
 
 
 class DeltaSparkEngine:
@@ -95,6 +128,14 @@ class DeltaSparkEngine:
 
     def schema(self, path: str) -> StructType:
         return self._table(path).toDF().schema
+
+    def _writable_schema(self, path: str, df: DataFrame) -> StructType:
+        """The columns a write must supply: generated columns the data lacks Delta computes."""
+        schema = self.schema(path)
+        generated = _generated_columns(path)
+        return StructType(
+            [f for f in schema.fields if f.name in df.columns or f.name not in generated]
+        )
 
     def partition_columns(self, path: str) -> list[str]:
         detail = self._table(path).detail().select("partitionColumns").first()
@@ -162,8 +203,9 @@ class DeltaSparkEngine:
         before = self.version(path) if self.exists(path) else None
         if before is not None:
             # Delta fills absent columns with nulls; our contract refuses them, naming them.
-            check_schema(self.schema(path), df.schema, path=path, mode=schema_mode)
-        self._writer(df, "append", idempotency, schema_mode, partition_by).save(path)
+            check_schema(self._writable_schema(path, df), df.schema, path=path, mode=schema_mode)
+        with _conflicts_as_ours(path):
+            self._writer(df, "append", idempotency, schema_mode, partition_by).save(path)
         return self._result(path, before)
 
     def overwrite(
@@ -179,32 +221,59 @@ class DeltaSparkEngine:
     ) -> WriteResult:
         before = self.version(path) if self.exists(path) else None
         if before is not None:
-            check_schema(self.schema(path), df.schema, path=path, mode=schema_mode)
+            check_schema(self._writable_schema(path, df), df.schema, path=path, mode=schema_mode)
             if read_version is not None and before != read_version:
-                self._check_since(path, read_version)
+                self._check_since(path, read_version, partitions)
         writer = self._writer(df, "overwrite", idempotency, schema_mode, partition_by)
         if partitions:
             writer = writer.option("replaceWhere", replace_where_clause(partitions))
-        try:
+        with _conflicts_as_ours(path):
             writer.save(path)
-        except Exception as exc:  # Delta's conflict exceptions come through Py4J
-            if "Concurrent" in type(exc).__name__ or "Concurrent" in str(exc)[:200]:
-                raise ConcurrentModificationError(str(exc)) from exc
-            raise
         return self._result(path, before)
 
-    def _check_since(self, path: str, read_version: int) -> None:
-        changed = [
-            h
-            for h in self.history(path)
-            if h["version"] > read_version
-            and h.get("operation") not in ("OPTIMIZE", "VACUUM START", "VACUUM END")
-        ]
-        if changed:
+    def _check_since(self, path: str, read_version: int, partitions: PartitionSpec | None) -> None:
+        """Refuses when a commit after ``read_version`` changed data this overwrite replaces.
+
+        Delta checks conflicts only from the snapshot its own transaction starts at; the caller's
+        ``read_version`` may be older, so the commits in between are replayed here: a metadata
+        change, or an added or removed file in a replaced partition (any, for a whole-table
+        overwrite), is a conflict. Compaction (``dataChange: false``) is not.
+        """
+        latest = self.version(path)
+        if latest <= read_version:
+            return
+        wanted = {
+            column: {partition_value_string(v) for v in values}
+            for column, values in (normalise_partitions(partitions) or {}).items()
+        }
+        log_dir = path.rstrip("/") + "/_delta_log/"
+        commits = [f"{log_dir}{v:020d}.json" for v in range(read_version + 1, latest + 1)]
+        try:
+            lines = self._spark.read.text(commits).select(F.input_file_name(), "value").collect()
+        except Exception as exc:  # a commit file already cleaned up by log retention
             raise ConcurrentModificationError(
-                f"{path} changed since version {read_version} (by {changed[-1]['operation']} at "
-                f"version {changed[-1]['version']}); nothing was committed, retry it"
-            )
+                f"{path}: cannot replay commits {read_version + 1}..{latest} to check this "
+                f"overwrite against them ({type(exc).__name__}); nothing was committed, retry it"
+            ) from exc
+        for file_name, line in sorted(lines):
+            version = int(file_name.rsplit("/", 1)[-1].split(".")[0])
+            action = json.loads(line) if line.strip() else {}
+            if "metaData" in action or "protocol" in action:
+                raise ConcurrentModificationError(
+                    f"{path}: the table's metadata changed in version {version} after version "
+                    f"{read_version}; nothing was committed, retry it"
+                )
+            for kind in ("add", "remove"):
+                change = action.get(kind)
+                if not change or not change.get("dataChange", True):
+                    continue
+                values = change.get("partitionValues") or {}
+                if all(values.get(c) in vs for c, vs in wanted.items()):
+                    raise ConcurrentModificationError(
+                        f"{path}: version {version} {'added' if kind == 'add' else 'removed'} data "
+                        f"in partition {values or '(whole table)'} that this overwrite (read at "
+                        f"version {read_version}) replaces; nothing was committed, retry it"
+                    )
 
     def merge(
         self,
@@ -228,12 +297,14 @@ class DeltaSparkEngine:
             builder = builder.whenMatchedDelete()
         if when_not_matched == "insert":
             builder = builder.whenNotMatchedInsertAll()
-        builder.execute()
+        with _conflicts_as_ours(path):
+            builder.execute()
         return self._result(path, before)
 
     def delete(self, path: str, predicate: str) -> WriteResult:
         before = self.version(path)
-        self._table(path).delete(predicate)
+        with _conflicts_as_ours(path):
+            self._table(path).delete(predicate)
         return self._result(path, before)
 
     def optimize(
@@ -242,7 +313,10 @@ class DeltaSparkEngine:
         builder = self._table(path).optimize()
         if partitions:
             builder = builder.where(replace_where_clause(partitions))
-        frame = builder.executeZOrderBy(*zorder_by) if zorder_by else builder.executeCompaction()
+        with _conflicts_as_ours(path):
+            frame = (
+                builder.executeZOrderBy(*zorder_by) if zorder_by else builder.executeCompaction()
+            )
         row = frame.first()
         return row.asDict(recursive=True) if row else {}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from cardlake.config import Config
-from cardlake.spark import DELTA_EXTENSION, delta_spark_loaded
+from cardlake.spark import DELTA_EXTENSION, delta_coordinates, delta_spark_loaded
 from cardlake.tables import catalog
 from cardlake.tables.base import (
     DeltaEngine,
@@ -41,13 +43,31 @@ def choose_engine(
         if not loaded:
             raise TableError(
                 "tables.engine is delta-spark, but the Delta connector's classes are not on the "
-                "JVM classpath: submit with --packages io.delta:delta-spark_2.13:<version> (needs "
-                "Maven access) or --jars with the delta-spark and delta-storage jars"
+                f"JVM classpath: submit with --packages {delta_coordinates()} (needs Maven "
+                "access; `python -m cardlake.spark --submit-args` prints every argument)"
             )
         from cardlake.tables.delta_spark import DeltaSparkEngine
 
         return DeltaSparkEngine(spark=spark)
     return DeltaRsEngine(spark=spark, commit_retries=commit_retries)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Data changes between two versions of a table.
+
+    Attributes:
+        since: the version the caller had read.
+        latest: the table's version now.
+        partitions: partition values (as the log spells them) with added or removed data;
+            ``[{}]`` for an unpartitioned table that changed.
+        whole_table: the schema or protocol changed, or the log no longer holds every commit.
+    """
+
+    since: int
+    latest: int
+    partitions: list[dict[str, str | None]]
+    whole_table: bool
 
 
 class Tables:
@@ -255,6 +275,36 @@ class Tables:
     def delete(self, name: str, predicate: str) -> WriteResult:
         """Deletes the rows where the SQL ``predicate`` holds."""
         return self.engine.delete(self.path(name), predicate)
+
+    def changes_since(self, name: str, version: int) -> Changes:
+        """What changed in ``name`` after ``version``, from the commit log (both engines).
+
+        Incremental jobs keep the version they last read and recompute only the partitions
+        listed here; compaction (``dataChange: false``) is not a change. A schema or protocol
+        change, or a commit no longer in the log, sets ``whole_table``: recompute everything.
+        """
+        path = self.path(name)
+        latest = self.version(name)
+        if latest <= version:
+            return Changes(since=version, latest=latest, partitions=[], whole_table=False)
+        log_dir = f"{path}/_delta_log/"
+        commits = [f"{log_dir}{v:020d}.json" for v in range(version + 1, latest + 1)]
+        try:
+            lines = [r.value for r in self.spark.read.text(commits).collect()]
+        except Exception:  # a commit already cleaned up by log retention
+            return Changes(since=version, latest=latest, partitions=[], whole_table=True)
+        seen: dict[tuple[tuple[str, str | None], ...], dict[str, str | None]] = {}
+        for line in lines:
+            action = json.loads(line) if line.strip() else {}
+            if "metaData" in action or "protocol" in action:
+                return Changes(since=version, latest=latest, partitions=[], whole_table=True)
+            for kind in ("add", "remove", "cdc"):
+                change = action.get(kind)
+                if change and (kind == "cdc" or change.get("dataChange", True)):
+                    values = dict(change.get("partitionValues") or {})
+                    seen[tuple(sorted(values.items()))] = values
+        ordered = [seen[k] for k in sorted(seen, key=repr)]
+        return Changes(since=version, latest=latest, partitions=ordered, whole_table=False)
 
     # -- maintenance ------------------------------------------------------------------------
 
