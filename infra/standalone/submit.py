@@ -17,7 +17,10 @@ What travels with the job:
   (:func:`delta_package`) through ``--packages``; Splink's similarity UDF jar is not published to
   Maven Central, it ships inside the ``splink`` wheel and goes with ``--jars``;
 - **the Delta session extension and catalog**, so ``--env cluster`` (engine ``delta-spark``)
-  finds the connector loaded.
+  finds the connector loaded;
+- for an ``s3a://`` lake (``$CARDLAKE_LAKE_ROOT``), Hadoop's S3A connector
+  (``org.apache.hadoop:hadoop-aws`` at the Hadoop version inside pyspark) and its settings;
+  ``$CARDLAKE_S3_ENDPOINT`` points it at an S3-compatible server other than AWS.
 
 The driver runs here (client mode) and reads ``conf/`` and ``sql/`` from this checkout
 (``CARDLAKE_HOME``), since settings are files next to the code, not inside the wheel.
@@ -26,11 +29,13 @@ The driver runs here (client mode) and reads ``conf/`` and ``sql/`` from this ch
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MASTER = os.environ.get("SPARK_MASTER", "spark://127.0.0.1:7077")
@@ -54,6 +59,17 @@ def delta_package() -> tuple[str, str]:
         os.environ.get("CARDLAKE_DELTA_PACKAGE") or delta_coordinates(),
         ",".join(DELTA_EXCLUDES),
     )
+
+
+def _s3_module() -> Any:
+    # infra/s3/server.py is a script beside this one, not a package.
+    path = ROOT / "infra" / "s3" / "server.py"
+    spec = importlib.util.spec_from_file_location("cardlake_infra_s3", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
 
 
 def splink_jar() -> str:
@@ -95,6 +111,11 @@ def submit_command(
     from cardlake.spark import ivy_dir
 
     packages, excludes = delta_package()
+    lake_root = os.environ.get("CARDLAKE_LAKE_ROOT", "")
+    if lake_root.startswith("s3a://"):  # Hadoop's S3A connector, at pyspark's Hadoop version
+        s3 = _s3_module()
+        packages = f"{packages},{s3.hadoop_aws_package()}"
+        conf = {**s3.s3a_settings(os.environ.get("CARDLAKE_S3_ENDPOINT")), **(conf or {})}
     settings = {
         "spark.jars.ivy": ivy_dir(),
         "spark.sql.extensions": DELTA_EXTENSION,
