@@ -143,6 +143,16 @@ run-cluster: setup ## spark-submit the pipeline to $(SPARK_MASTER): project whee
 mlflow-server: setup ## MLflow tracking server on 127.0.0.1:5000 (SQLite, proxied artefacts)
 	$(PY) infra/mlflow/server.py --store $(MLFLOW_STORE) --port $(MLFLOW_PORT)
 
+S3_STATE ?= /tmp/cardlake-s3
+S3_PORT ?= 9000
+.PHONY: s3-up s3-down
+
+s3-up: setup ## Local S3-compatible server (moto) on 127.0.0.1:9000 with bucket cardlake
+	$(PY) infra/s3/server.py up --state $(S3_STATE) --port $(S3_PORT)
+
+s3-down: setup ## Stop the S3 server started by s3-up
+	$(PY) infra/s3/server.py down --state $(S3_STATE)
+
 # --- Notebooks (issue 19) -------------------------------------------------------------------
 NOTEBOOK_PORT ?= 8888
 .PHONY: notebooks
