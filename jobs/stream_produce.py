@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cardlake.bronze.contracts import load_bronze_config
     from cardlake.config import ConfigError, load_config
-    from cardlake.synth import stream as S
+    from cardlake.synth.stream import params_of, publish, stream, write_truth
 
     overrides = {k: v for k, v in (("paths.landing_root", args.landing_root),
                                    ("paths.truth_root", args.truth_root)) if v}
@@ -55,19 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"stream_produce: {exc}", file=sys.stderr)
         return 2
-    common = {"params": cfg.synth, "rate_per_second": args.rate, "max_events": args.max_events,
+    common = {"params": params_of(cfg.synth), "rate_per_second": args.rate,
+              "max_events": args.max_events,
               "max_seconds": args.max_seconds, "month": args.month, "token_key": key,
               "malformed_every": args.malformed_every, "duplicate_every": args.duplicate_every}
     try:
         if args.source == "kafka":
-            summary = S.publish(bootstrap=args.bootstrap, topic=args.topic, **common)
+            summary = publish(bootstrap=args.bootstrap, topic=args.topic, **common)
         else:
-            summary = S.stream(landing_dir=Path(cfg.paths.landing_root) / "events",
+            summary = stream(landing_dir=Path(cfg.paths.landing_root) / "events",
                                events_per_file=args.events_per_file, **common)
     except RuntimeError as exc:
         print(f"stream_produce: {exc}", file=sys.stderr)
         return 1
-    truth = S.write_truth(cfg.paths.truth_root, summary)
+    truth = write_truth(cfg.paths.truth_root, summary)
     print(f"stream_produce: {summary.events} events of {summary.month} in {summary.seconds:.1f} s "
           f"({args.source}); truth in {truth}")
     return 0

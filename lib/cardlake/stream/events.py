@@ -32,8 +32,9 @@ EVENT_SCHEMA = StructType([
     StructField("ip_country", S),
 ])
 REQUIRED = ("event_id", "event_time", "transaction_id", "instrument_id", "amount", "currency")
-# A run of 13 to 19 digits (spaces or dashes allowed) is treated as a card number in raw text.
-_PAN_IN_TEXT = r"\b(?:\d[ -]?){9,15}(\d{4})\b"
+# 13 to 19 digits (single spaces or dashes allowed between them), not part of a longer word or
+# id (``EV-202506-00000049``, ``TX2025...``), is treated as a card number in raw text.
+_PAN_IN_TEXT = r"(?<![\w-])(?:\d[ -]?){9,15}(\d{4})(?![\w-])"
 
 QUARANTINE_COLUMNS = ("event_id", "reason", "raw_value", "source", "broker_time",
                       "quarantined_at", "month")

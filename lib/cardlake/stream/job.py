@@ -54,6 +54,7 @@ CUSTOMERS = "silver.customers"
 FX = "silver.fx_rates"
 SOURCE_VAR = "STREAM_SOURCE"
 BOOTSTRAP_VAR = "KAFKA_BOOTSTRAP"
+UNKNOWN_PREFIX = "instrument:"  # state key of a card silver knows no customer for
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def with_enrichment(events_df: DataFrame, *, ref: Reference) -> DataFrame:
     )
     abroad = F.coalesce(F.upper("merchant_country"), F.upper("ip_country"))
     return df.select(
-        F.coalesce("customer_key", F.concat(F.lit("instrument:"), "instrument_id")
+        F.coalesce("customer_key", F.concat(F.lit(UNKNOWN_PREFIX), "instrument_id")
                    ).alias(STATE_KEY),
         "transaction_id", "customer_key", "instrument_id", "ts", "txn_date",
         (F.col("amount") / F.col("units_per_usd")).alias("amount_usd"),
@@ -224,11 +225,15 @@ def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: Any) -> Dat
     silver = (ref.history.join(F.broadcast(keys), on="customer_key", how="left_semi")
               .join(rows_df.select("transaction_id"), on="transaction_id", how="left_anti")
               .withColumn("is_new", F.lit(False)))
-    both = rows_df.drop(STATE_KEY).unionByName(silver, allowMissingColumns=True)
+    # A card no customer is known for is its own customer (its state key) for the features.
+    both = rows_df.withColumn("customer_key", F.col(STATE_KEY)).drop(STATE_KEY).unionByName(
+        silver, allowMissingColumns=True)
     feats = with_transaction_features(both, hours=window_hours(fraud),
                                       small_amount_usd=fraud.small_amount_usd,
                                       reports_df=ref.reports)
-    return feats.where("is_new")
+    unknown = F.col("customer_key").startswith(UNKNOWN_PREFIX)
+    return feats.where("is_new").withColumn(
+        "customer_key", F.when(~unknown, F.col("customer_key")))
 
 
 # -- the model -----------------------------------------------------------------------------
@@ -419,8 +424,8 @@ def start(spark: SparkSession, cfg: Config, tables: Tables, settings: StreamSett
     from cardlake.ml.settings import load_ml_settings
 
     ml = load_ml_settings(cfg.env)
-    tracker_uri = tracking.tracking_uri(cfg.paths.lake_root, ml.tracking)
-    champion = Champion(name=ml.fraud.model_name, tracking_uri=tracker_uri,
+    tracker = tracking.Tracker.configure(cfg.paths.lake_root, ml.tracking)  # sets MLflow's URIs
+    champion = Champion(name=ml.fraud.model_name, tracking_uri=tracker.uri,
                         refresh_seconds=settings.model_refresh_seconds)
     champion.current()  # fail at start, not in the first batch, when there is no champion
     ref = load_reference(tables)

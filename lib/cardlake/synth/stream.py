@@ -308,3 +308,8 @@ def write_truth(truth_root: str | Path, summary: StreamSummary, *, name: str = "
     pd.DataFrame(rows, columns=["event_id", "transaction_id", "is_fraud", "fraud_probability"]
                  ).to_parquet(path, index=False)
     return path
+
+
+def params_of(synth: Any) -> SynthParams:
+    """The generator parameters from a config's ``synth`` (a mapping, or already parameters)."""
+    return synth if isinstance(synth, SynthParams) else SynthParams(**dict(synth))
