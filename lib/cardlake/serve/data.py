@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from cardlake.serve.lake import Lake, TableNotBuilt
-from cardlake.serve.masking import mask_value
+from cardlake.serve.masking import mask_frame, mask_value
 
 BUILT_BY = {
     "bronze": "make bronze",
@@ -225,6 +225,14 @@ def _optional(lake: Lake, out: Customer360, sql: str, params: list[Any], **table
         return None
 
 
+def _source(source: Any, role: str) -> str:
+    """``crm_customers:CRM-1000298``: analysts see the source, not the source record's id."""
+    if source is None or (isinstance(source, float) and pd.isna(source)):
+        return ""
+    text = str(source)
+    return text if role == "privileged" else text.split(":", 1)[0]
+
+
 def customer_360(lake: Lake, customer_key: str, role: str) -> Customer360 | None:
     """The golden record (masked for ``role``) and what the lake knows about the customer."""
     rec = lake.query("select * from c where customer_key = ?", [customer_key],
@@ -236,7 +244,7 @@ def customer_360(lake: Lake, customer_key: str, role: str) -> Customer360 | None
     if isinstance(sources, list | tuple):  # a map arrives as a list of (key, value) pairs
         sources = dict(sources)
     shown = [f for f in RECORD_FIELDS if f in row] or [c for c in rec.columns if c != "lineage"]
-    record = [(f, mask_value(f, row[f], role), str(sources.get(f, "")) if sources else "")
+    record = [(f, mask_value(f, row[f], role), _source(sources.get(f) if sources else None, role))
               for f in shown]
     out = Customer360(customer_key=customer_key, record=record, features=pd.DataFrame())
     feats = _optional(lake, out, "select * from f where customer_key = ? order by month",
@@ -263,6 +271,9 @@ def customer_360(lake: Lake, customer_key: str, role: str) -> Customer360 | None
     inter = _optional(lake, out, "select * exclude (customer_key) from i "
                       "where customer_key = ? order by month desc limit 20",
                       [customer_key], i="gold.fact_interactions")
+    if inter is not None:  # surrogate keys mean nothing to an agent
+        inter = mask_frame(inter[[c for c in inter.columns if not c.endswith("_sk")]], role,
+                           table="gold.fact_interactions")
     out.interactions = inter if inter is not None else pd.DataFrame()
     return out
 
