@@ -110,7 +110,9 @@ def _batch_expected(spark: SparkSession, lake: MiniLake, good: list[str]) -> Dat
     raw = spark.createDataFrame([(v, "test") for v in good], "value string, source string")
     events = (raw.withColumn("broker_time", F.current_timestamp())
               .transform(E.with_parsed_events))
-    rows = with_enrichment(events, ref=ref).drop(STATE_KEY).withColumn("is_new", F.lit(True))
+    # A card no customer is known for counts as its own customer, in batch as in the stream.
+    rows = (with_enrichment(events, ref=ref).withColumn("customer_key", F.col(STATE_KEY))
+            .drop(STATE_KEY).withColumn("is_new", F.lit(True)))
     silver = ref.history.join(rows.select("transaction_id"), on="transaction_id",
                               how="left_anti").withColumn("is_new", F.lit(False))
     ml = load_ml_settings("test")
@@ -255,3 +257,22 @@ def test_embedded_file_stream_gives_the_same_outputs_without_a_broker(
     proc = _job(lake, log, "--source", "files", "--idle-stop", "15")
     _wait_exit(proc, log, JOB_DEADLINE_S)
     _check_outputs(spark, lake, good_n, bad_n)
+
+
+def test_a_new_champion_is_picked_up_without_a_restart(base_lake: MiniLake, tmp_path: Path
+                                                       ) -> None:
+    from cardlake.ml import tracking
+    from cardlake.ml.settings import load_ml_settings
+    from cardlake.stream.job import Champion
+
+    lake = _copy(base_lake, tmp_path / "lake")
+    ml = load_ml_settings("test")
+    tracker = tracking.Tracker.configure(str(lake.lake_root), ml.tracking)
+    champion = Champion(name=ml.fraud.model_name, tracking_uri=tracker.uri, refresh_seconds=0)
+    model, version, _ = champion.current()
+    assert version == "1" and model is not None
+    tracking.register_and_promote(tracker, name=ml.fraud.model_name,
+                                  model_uri=f"models:/{ml.fraud.model_name}/1", metric="test_auc",
+                                  value=0.9, tags={"threshold": "0.25"})
+    _, version, threshold = champion.current()  # the next micro-batch's call
+    assert (version, threshold) == ("2", 0.25)

@@ -471,6 +471,7 @@ def await_idle(running: Running, *, idle_seconds: float, max_seconds: float) -> 
                    for q in running.all())
         if busy or any(p.get("numInputRows", 0) for p in progress[-2:]):
             last_input = time.monotonic()
-        if idle_seconds and time.monotonic() - last_input >= idle_seconds:
+        started_all = all(q.lastProgress is not None for q in running.all())
+        if idle_seconds and started_all and time.monotonic() - last_input >= idle_seconds:
             return
         time.sleep(0.5)
