@@ -271,8 +271,11 @@ def test_a_new_champion_is_picked_up_without_a_restart(base_lake: MiniLake, tmp_
     champion = Champion(name=ml.fraud.model_name, tracking_uri=tracker.uri, refresh_seconds=0)
     model, version, _ = champion.current()
     assert version == "1" and model is not None
-    tracking.register_and_promote(tracker, name=ml.fraud.model_name,
-                                  model_uri=f"models:/{ml.fraud.model_name}/1", metric="test_auc",
-                                  value=0.9, tags={"threshold": "0.25"})
+    from mlflow.tracking import MlflowClient
+
+    source = MlflowClient(tracking_uri=tracker.uri, registry_uri=tracker.uri).get_model_version(
+        ml.fraud.model_name, "1").source
+    tracking.register_and_promote(tracker, name=ml.fraud.model_name, model_uri=source,
+                                  metric="test_auc", value=0.9, tags={"threshold": "0.25"})
     _, version, threshold = champion.current()  # the next micro-batch's call
     assert (version, threshold) == ("2", 0.25)
