@@ -19,6 +19,8 @@ table                      grain                         answers
 ``kpi_debt_monthly``       month x breakdown x value     debt by type, status, age band and
                                                          segment; amounts, DTI, delinquency
 ``customer_360``           customer (current)            everything known about a customer
+``service_note_topics``    service note                  topic and sentiment read from the
+                                                         note's text (``cardlake.ml.text``)
 =========================  ============================  ======================================
 """
 
@@ -116,6 +118,13 @@ def run(tables: Tables, settings: Settings, *, month: str | None = None) -> dict
     ml = settings.of(MlSettings)
     months = [month] if month else None
     written: dict[str, int] = {}
+    if tables.exists("silver.interactions"):
+        from cardlake.ml import text, tracking
+
+        tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
+        figures = text.run_text(tables.spark, settings.config, tables=tables, settings=ml,
+                                tracker=tracker)
+        written["service_note_topics"] = int(figures["rows"])
     for name, df in build(tables, ml, month=month).items():
         _write(tables, name, df, months)
         written[name] = tables.read(f"gold.{name}").count() if months is None else \

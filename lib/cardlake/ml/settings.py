@@ -7,7 +7,7 @@ shrink grids without repeating the rest (:func:`cardlake.config.load_settings`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -130,6 +130,20 @@ class RiskSettings:
 
 
 @dataclass(frozen=True)
+class TextSettings:
+    """Service-note topics (TF-IDF + logistic regression) and sentiment (VADER)."""
+
+    test_months: int = 3
+    hash_features: int = 4096
+    min_doc_freq: int = 2
+    reg_param: float = 0.01
+    max_iter: int = 50
+    positive_at: float = 0.05
+    negative_at: float = -0.05
+    lexicon_overrides: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class MlSettings:
     seed: int
     tracking: TrackingSettings
@@ -138,6 +152,7 @@ class MlSettings:
     experiment: ExperimentSettings
     fraud: FraudSettings
     risk: RiskSettings
+    text: TextSettings = TextSettings()
 
 
 def load_ml_settings(env: str | None = None, path: Path | None = None) -> MlSettings:
