@@ -283,6 +283,7 @@ table.table th, table.table td { border-bottom: 1px solid #e5e9ef; padding: 3px 
 .narrative li { margin: 3px 0; } .versions { font-size: 10px; color: #6b7b8c; }
 .not-built { background: #fff7e0; padding: 6px; }
 .js-plotly-plot, .plot-container { page-break-inside: avoid; }
+h4 { page-break-after: avoid; break-after: avoid; }
 """
 
 
