@@ -86,6 +86,12 @@ def write_tiny_lake(root: Path) -> None:
     customers = [{"customer_key": k, "first_name": f, "last_name": la, "email": e, "phone": p,
                   "date_of_birth": d, "country": c} for k, f, la, e, p, d, c in CUSTOMERS]
     write_deltalake(str(root / "silver" / "customers"), pa.Table.from_pylist(customers))
+    # a bronze source to profile: one email missing of five, one amount far outside the IQR
+    crm = pa.table({"crm_id": ["C1", "C2", "C3", "C4", "C5"],
+                    "first_name": ["Aoife", "Bram", "Chen", "Dana", "Eve"],
+                    "email": ["a@x.ie", None, "c@x.uk", "d@x.de", "e@x.fr"],
+                    "amount": [1.0, 2.0, 3.0, 4.0, 100.0]})
+    write_deltalake(str(root / "bronze" / "crm_customers"), crm)
 
 
 @pytest.fixture(scope="session")

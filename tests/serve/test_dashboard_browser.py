@@ -33,8 +33,18 @@ def board_lake(tiny_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="module")
-def board(start_dashboard: Any, board_lake: Path) -> Any:
-    return start_dashboard(board_lake)
+def reports_dir(board_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cardlake.serve.lake import Lake
+    from cardlake.serve.profiling import write_profiles
+
+    out = tmp_path_factory.mktemp("reports")
+    write_profiles(Lake(str(board_lake)), str(out / "profiling"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def board(start_dashboard: Any, board_lake: Path, reports_dir: Path) -> Any:
+    return start_dashboard(board_lake, reports_dir=reports_dir)
 
 
 def open_page(page: Any, url: str) -> None:
@@ -149,3 +159,14 @@ def test_live_page_shows_a_new_alert(page: Any, board: Any, board_lake: Path) ->
     assert tokens == ["•••", "•••"]  # card tokens are classified `card`: analysts see a mask
     shot(page, "tiny-live-with-alerts")
     assert page.errors == []
+
+
+def test_quality_page_links_the_profiling_reports(page: Any, board: Any) -> None:
+    open_page(page, board.url + "/quality")
+    assert page.locator("#profile-links a").all_inner_texts() == ["crm_customers"]
+    href = page.get_attribute("#profile-links a", "href")
+    profile = page.request.get(board.url + str(href))
+    assert profile.status == 200
+    text = profile.text()
+    assert "Profile of bronze.crm_customers" in text
+    assert "Aoife" not in text  # no value of a name column is copied into the profile

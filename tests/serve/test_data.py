@@ -6,6 +6,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
@@ -116,3 +117,15 @@ def test_segment_profile_words() -> None:
     far = row | {"spend_usd": 300.0, "tx_count": 10.0}  # the three furthest from the mean
     assert data.describe_profile(far, overall) == "high monthly spend, low transactions, " \
         "high online share"
+
+
+def test_profile_of_a_source(tiny_lake: Path) -> None:
+    from cardlake.serve.profiling import profile
+
+    df = profile(Lake(str(tiny_lake)), "bronze.crm_customers").set_index("column")
+    assert df.loc["email", "complete_pct"] == pytest.approx(80.0)
+    assert df.loc["crm_id", "complete_pct"] == pytest.approx(100.0)
+    assert df.loc["amount", "iqr_outliers"] == 1  # 100 lies beyond Q3 + 1.5 IQR
+    assert df.loc["amount", "max"] == "100.0"
+    assert df.loc["first_name", "min"] == ""  # a name is never copied into a profile
+    assert pd.isna(df.loc["email", "iqr_outliers"])
