@@ -196,3 +196,12 @@ WAIT ?=
 monthly: setup ## Every stage for one month (MONTH=YYYY-MM; WAIT=seconds waits for a running run)
 	@test -n "$(MONTH)" || { echo "cardlake: usage: make monthly MONTH=YYYY-MM"; exit 2; }
 	$(VENV)/bin/cardlake run --env $(ENV) --month $(MONTH) $(if $(WAIT),--wait $(WAIT),)
+
+# -- governance (issue 14): maintenance, dictionary ------------------------------------------
+.PHONY: maintain dictionary
+
+maintain: setup ## Compact every table and VACUUM it with its layer's retention (conf/governance.yaml)
+	$(PY) jobs/maintain.py --env $(ENV)
+
+dictionary: setup ## Write _ops.data_dictionary and docs/data_dictionary.md from conf/governance.yaml
+	$(PY) jobs/maintain.py --env $(ENV) --dictionary

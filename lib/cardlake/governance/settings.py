@@ -13,6 +13,7 @@ from typing import Literal
 from cardlake.config import ConfigError, load_settings
 
 GOVERNANCE_CONF_NAME = "governance"
+LAKE_LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
 
 Classification = Literal["none", "personal", "sensitive", "card"]
 Mask = Literal["keep", "initials", "email", "phone", "year", "redact", "nullify"]
@@ -39,19 +40,31 @@ class SqlAccessSettings:
 
 @dataclass(frozen=True)
 class ColumnRule:
-    """A column's classification and the mask the analyst role sees (``class`` in YAML)."""
+    """A column's dictionary entry: classification (``class`` in YAML), the mask the analyst
+    role sees, what it holds and, where derived, its rule."""
 
     classification: Classification
     mask: Mask
+    description: str
+    rule: str | None = None
 
 
 @dataclass(frozen=True)
 class GovernanceSettings:
     sql_server: SqlAccessSettings
     columns: Mapping[str, Mapping[str, str]]
+    retention_hours: Mapping[str, int]
     tables: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for layer, hours in self.retention_hours.items():
+            if layer not in LAKE_LAYERS:
+                raise ConfigError(f"governance retention_hours.{layer}: not a layer {LAKE_LAYERS}")
+            if hours < 0:
+                raise ConfigError(f"governance retention_hours.{layer}: must be >= 0, got {hours}")
+        missing = sorted(set(LAKE_LAYERS) - set(self.retention_hours))
+        if missing:
+            raise ConfigError(f"governance retention_hours: no retention for {missing}")
         for where, rules in [("columns", self.columns)] + [
             (f"tables.{t}", r) for t, r in self.tables.items()
         ]:
@@ -68,16 +81,28 @@ _CLASSES = ("none", "personal", "sensitive", "card")
 _MASKS = ("keep", "initials", "email", "phone", "year", "redact", "nullify")
 
 
+_KEYS = {"class", "mask", "description", "rule"}
+
+
 def _rule(raw: Mapping[str, str], where: str) -> ColumnRule:
     # YAML writes `class:` (a Python keyword): checked here rather than by field name.
-    if set(raw) != {"class", "mask"}:
-        raise ConfigError(f"governance {where}: needs exactly the keys 'class' and 'mask'")
-    classification, mask = raw["class"], raw["mask"]
+    unknown = sorted(set(raw) - _KEYS)
+    if unknown:
+        raise ConfigError(f"governance {where}: unknown key {unknown[0]!r}; known: {sorted(_KEYS)}")
+    missing = sorted({"class", "description"} - set(raw))
+    if missing:
+        raise ConfigError(f"governance {where}: missing key {missing[0]!r}")
+    classification, mask = raw["class"], raw.get("mask", "keep")
+    if not str(raw["description"]).strip():
+        raise ConfigError(f"governance {where}: empty description")
     if classification not in _CLASSES:
         raise ConfigError(f"governance {where}: class {classification!r} not in {_CLASSES}")
     if mask not in _MASKS:
         raise ConfigError(f"governance {where}: mask {mask!r} not in {_MASKS}")
-    return ColumnRule(classification=classification, mask=mask)  # type: ignore[arg-type]
+    if classification == "personal" and mask == "keep":
+        raise ConfigError(f"governance {where}: a personal column needs a mask other than keep")
+    return ColumnRule(classification=classification, mask=mask,  # type: ignore[arg-type]
+                      description=str(raw["description"]), rule=raw.get("rule"))
 
 
 def load_governance(env: str | None = None) -> GovernanceSettings:

@@ -1,0 +1,315 @@
+"""Erasure (right to be forgotten): the person out of every table, file and old version.
+
+1. **Who.** A customer key, an e-mail or a source record id resolves, through
+   ``silver.crosswalk`` and ``silver.customers``, to the person's identifiers: customer keys,
+   every source record id, e-mails, phones, device ids.
+2. **Rows.** Every Delta table under the lake (bronze, silver, gold, quarantine, ops) loses the
+   rows in which any text column (or nested value, as JSON) holds one of them as a whole token
+   (not inside a longer id). Tables are rewritten from the kept rows rather than by a ``DELETE``
+   whose predicate, values included, Delta would keep in its commit log.
+3. **Old versions.** Each rewritten table is vacuumed with zero retention (the files that held
+   the person are deleted, not merely unreferenced) and its log is checkpointed and cut at that
+   checkpoint, so no old commit's statistics or actions name them.
+4. **Other files.** Text files under the lake outside Delta tables (JSON logs, MLflow artefacts,
+   Data Docs) have each identifier replaced by ``[erased]``; binary files that hold one are listed
+   in the result as not handled (never silently left).
+5. **Never again.** Keyed digests of the identifiers go to ``_ops.erasure_suppression``
+   (:mod:`cardlake.governance.suppression`), and an audit row without personal data to
+   ``_ops.erasure_audit``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from cardlake.governance import suppression
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+    from cardlake.tables import Tables
+
+AUDIT_TABLE = "_ops.erasure_audit"
+ERASED = "[erased]"
+LAKE_LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
+# Tables erasure writes to itself: their rows hold digests, never identifiers.
+OWN_TABLES = (suppression.SUPPRESSION_TABLE, AUDIT_TABLE)
+MIN_TOKEN_CHARS = 4  # shorter identifiers would match inside unrelated text
+AUDIT_SCHEMA = T.StructType([
+    T.StructField("request_id", T.StringType(), False),
+    T.StructField("requested_by", T.StringType(), False),
+    T.StructField("erased_at", T.TimestampType(), False),
+    T.StructField("subject_digest", T.StringType(), False),
+    T.StructField("tables_changed", T.ArrayType(T.StringType()), False),
+    T.StructField("rows_removed", T.LongType(), False),
+    T.StructField("files_redacted", T.IntegerType(), False),
+    T.StructField("files_not_handled", T.IntegerType(), False),
+])
+
+
+class ErasureError(RuntimeError):
+    """The request names nobody the lake knows, or something could not be erased."""
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    customer_key: str | None = None
+    email: str | None = None
+    source_record_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.customer_key or self.email or self.source_record_id):
+            raise ErasureError("an erasure needs a customer key, an e-mail or a source record id")
+
+
+@dataclass(frozen=True)
+class Person:
+    """The identifiers of one person, as found in the lake."""
+
+    customer_keys: frozenset[str]
+    record_ids: frozenset[str]
+    emails: frozenset[str]
+    other: frozenset[str] = frozenset()  # phones, device ids
+
+    def tokens(self) -> list[str]:
+        values = self.customer_keys | self.record_ids | self.emails | self.other
+        return sorted(v for v in values if len(v) >= MIN_TOKEN_CHARS)
+
+    def suppression_pairs(self) -> list[tuple[str, str]]:
+        return ([("customer_key", k) for k in sorted(self.customer_keys)]
+                + [("record", r) for r in sorted(self.record_ids)]
+                + [("email", e) for e in sorted(self.emails)])
+
+
+@dataclass
+class ErasureResult:
+    request_id: str
+    tables_changed: list[str] = field(default_factory=list)
+    rows_removed: int = 0
+    files_redacted: list[str] = field(default_factory=list)
+    files_not_handled: list[str] = field(default_factory=list)
+
+
+def _values(df: DataFrame, column: str) -> set[str]:
+    # One person's rows: a handful, safe to collect.
+    return {str(r[0]).strip() for r in df.select(column).where(F.col(column).isNotNull()).collect()
+            if str(r[0]).strip()}
+
+
+def find_person(tables: Tables, request: ErasureRequest) -> Person:
+    """Resolves the request to every identifier the lake holds for that person."""
+    keys = {request.customer_key} if request.customer_key else set()
+    emails = {request.email.strip().lower()} if request.email else set()
+    records = {request.source_record_id} if request.source_record_id else set()
+    person_tables = [t for t in ("silver.customers", "silver.customer_snapshots")
+                     if tables.exists(t)]
+    if request.email:
+        for name in person_tables:
+            keys |= _values(tables.read(name).where(
+                F.lower(F.trim("email")) == F.lit(request.email.strip().lower())), "customer_key")
+    crosswalk = tables.read("silver.crosswalk") if tables.exists("silver.crosswalk") else None
+    if crosswalk is not None and request.source_record_id:
+        keys |= _values(crosswalk.where(F.col("source_record_id") == request.source_record_id),
+                        "customer_key")
+    if crosswalk is not None and keys:
+        records |= _values(crosswalk.where(F.col("customer_key").isin(sorted(keys))),
+                           "source_record_id")
+    other: set[str] = set()
+    for name in person_tables:
+        rows = tables.read(name).where(F.col("customer_key").isin(sorted(keys))) if keys else None
+        if rows is None:
+            continue
+        emails |= {e.lower() for e in _values(rows, "email")}
+        for column in ("phone", "device_id"):
+            other |= _values(rows, column)
+        records |= {str(v) for r in rows.select(F.explode_outer("crm_ids")).collect()
+                    for v in r if v}
+    if not (keys or records):
+        if not emails:
+            raise ErasureError("nobody in the lake matches the request")
+    return Person(frozenset(keys), frozenset(records), frozenset(emails), frozenset(other))
+
+
+def _literal(token: str) -> str:
+    # Each symbol as a one-character class: the same text in Java (Spark), RE2 (Arrow) and re.
+    return "".join(
+        c if c.isalnum() else (f"[\\{c}]" if c in "]\\^-" else f"[{c}]") for c in token
+    )
+
+
+def _token_pattern(tokens: Iterable[str]) -> str:
+    # A whole token: not preceded or followed by a letter or digit (CK1 is not inside CK10).
+    alternatives = "|".join(_literal(t) for t in tokens)
+    return f"(?i)(^|[^A-Za-z0-9])({alternatives})([^A-Za-z0-9]|$)"
+
+
+def holds_person(df: DataFrame, pattern: str) -> Column:
+    """True for rows where a text column, or a nested value as JSON, holds a token."""
+    tests = []
+    for f in df.schema.fields:
+        if isinstance(f.dataType, T.StringType):
+            tests.append(F.coalesce(F.col(f.name).rlike(pattern), F.lit(False)))
+        elif isinstance(f.dataType, T.ArrayType | T.MapType | T.StructType):
+            tests.append(F.coalesce(F.to_json(F.col(f.name)).rlike(pattern), F.lit(False)))
+    if not tests:
+        return F.lit(False)
+    out = tests[0]
+    for test in tests[1:]:
+        out = out | test
+    return out
+
+
+def lake_tables(lake_root: str) -> list[str]:
+    """Every Delta table under the lake, as ``layer.table``."""
+    found = []
+    for layer in LAKE_LAYERS:
+        folder = Path(lake_root) / layer
+        if folder.is_dir():
+            found += [f"{layer}.{p.name}" for p in sorted(folder.iterdir())
+                      if (p / "_delta_log").is_dir()]
+    return found
+
+
+def _partition_columns(path: str) -> list[str]:
+    from deltalake import DeltaTable
+
+    return list(DeltaTable(path).metadata().partition_columns)
+
+
+def purge_history(path: str) -> int:
+    """Checkpoints the table and deletes every log entry before it; returns entries deleted.
+
+    Old commits keep the removed files' statistics (min/max values) and their paths; after this,
+    the table has no version before its latest, so nothing can travel back to the person.
+    """
+    from deltalake import DeltaTable
+
+    table = DeltaTable(path)
+    table.create_checkpoint()
+    version = table.version()
+    log = Path(path) / "_delta_log"
+    removed = 0
+    for entry in log.iterdir():
+        match = re.match(r"^(\d{20})\.", entry.name)
+        if entry.is_file() and match and int(match.group(1)) < version:
+            entry.unlink()
+            removed += 1
+    return removed
+
+
+def _drop_parquet_rows(path: Path, pattern: str) -> bool:
+    # Parquet outside Delta tables (MLflow artefacts, exports): rewrite it without the rows.
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    hit = pa.array([False] * table.num_rows)
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            found = pc.fill_null(pc.match_substring_regex(column, pattern, ignore_case=True),
+                                 False)
+            hit = pc.or_(hit, found)
+    if not pc.any(hit).as_py():
+        return False
+    pq.write_table(table.filter(pc.invert(hit)), path)
+    return True
+
+
+def _redact_files(lake_root: str, tokens: list[str], result: ErasureResult) -> None:
+    table_dirs = {Path(lake_root, *t.split(".")) for t in lake_tables(lake_root)}
+    pattern = re.compile(_token_pattern(tokens).replace("(?i)", ""), re.IGNORECASE)
+    needles = [t.lower().encode() for t in tokens]
+    for folder, dirs, files in os.walk(lake_root):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if here / d not in table_dirs]
+        for name in files:
+            path = here / name
+            if path.suffix == ".parquet":  # compressed: read its values, not its bytes
+                if _drop_parquet_rows(path, pattern.pattern):
+                    result.files_redacted.append(str(path.relative_to(lake_root)))
+                continue
+            data = path.read_bytes()
+            folded = data.lower()
+            if not any(n in folded for n in needles):
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                result.files_not_handled.append(str(path.relative_to(lake_root)))
+                continue
+            redacted = pattern.sub(lambda m: f"{m.group(1)}{ERASED}{m.group(3)}", text)
+            if redacted != text:
+                path.write_text(redacted, encoding="utf-8")
+                result.files_redacted.append(str(path.relative_to(lake_root)))
+
+
+def erase(tables: Tables, request: ErasureRequest, *, key: bytes,
+          requested_by: str = "erase_person") -> ErasureResult:
+    """Erases one person from the whole lake (see the module's docstring).
+
+    Args:
+        tables: the lake.
+        request: who to erase.
+        key: the token key; the suppression list and the audit keep digests made with it.
+        requested_by: who asked (a role or ticket id, never the person).
+
+    Returns:
+        What changed, without personal data: table names, counts, file paths.
+    """
+    person = find_person(tables, request)
+    tokens = person.tokens()
+    result = ErasureResult(request_id=str(uuid.uuid4()))
+    pattern = _token_pattern(tokens)
+    for name in lake_tables(tables.lake_root):
+        if name in OWN_TABLES:
+            continue
+        df = tables.read(name)
+        # Marked once and cached: the count and the rewrite see the same rows.
+        marked = df.withColumn("_erase", holds_person(df, pattern)).cache()
+        try:
+            removed = marked.where("_erase").count()
+            if removed == 0:
+                continue
+            kept = marked.where(~F.col("_erase")).drop("_erase")
+            path = tables.path(name)
+            kept = kept.localCheckpoint(eager=True)  # the rewrite must not re-read what it replaces
+            tables.overwrite(name, kept, partition_by=_partition_columns(path))
+        finally:
+            marked.unpersist()
+        tables.vacuum(name, retention_hours=0)
+        purge_history(path)
+        result.tables_changed.append(name)
+        result.rows_removed += removed
+    _redact_files(tables.lake_root, tokens, result)
+    if not (result.tables_changed or result.files_redacted or result.files_not_handled):
+        raise ErasureError("nobody in the lake matches the request; nothing changed")
+    _record(tables, person, result, key=key, requested_by=requested_by)
+    return result
+
+
+def _record(tables: Tables, person: Person, result: ErasureResult, *, key: bytes,
+            requested_by: str) -> None:
+    spark = tables.spark
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [(kind, d, result.request_id, now)
+            for kind, value in person.suppression_pairs()
+            for d in [suppression.digest(kind, value, key)]]
+    if rows:
+        tables.append(suppression.SUPPRESSION_TABLE,
+                      spark.createDataFrame(rows, suppression.SCHEMA))
+    subject = suppression.digest("customer_key", ",".join(sorted(person.customer_keys))
+                                 or ",".join(sorted(person.emails)), key)
+    audit = [(result.request_id, requested_by, now, subject, sorted(result.tables_changed),
+              result.rows_removed, len(result.files_redacted), len(result.files_not_handled))]
+    tables.append(AUDIT_TABLE, spark.createDataFrame(audit, AUDIT_SCHEMA))

@@ -1,0 +1,95 @@
+"""The erasure suppression list: keyed digests of erased people's identifiers.
+
+``_ops.erasure_suppression`` holds ``(kind, digest, request_id, erased_at)``, where ``digest`` is
+HMAC-SHA256 under the token key of ``kind:normalised value`` (kinds: ``customer_key``,
+``record`` for a source record id, ``email``). Nothing in it reads back to a person without the
+key. Bronze drops suppressed rows before they land (:func:`filter_suppressed`), so a re-delivered
+file or next month's run does not bring an erased person back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+    from cardlake.tables import Tables
+
+SUPPRESSION_TABLE = "_ops.erasure_suppression"
+KINDS = ("customer_key", "record", "email")
+SCHEMA = T.StructType([
+    T.StructField("kind", T.StringType(), False),
+    T.StructField("digest", T.StringType(), False),
+    T.StructField("request_id", T.StringType(), False),
+    T.StructField("erased_at", T.TimestampType(), False),
+])
+
+
+def normalised(kind: str, value: str) -> str:
+    """The form digested: e-mails case-folded, every identifier trimmed."""
+    value = value.strip()
+    return value.lower() if kind == "email" else value
+
+
+def digest(kind: str, value: str, key: bytes) -> str:
+    """HMAC-SHA256 hex of ``kind:normalised value`` under ``key``."""
+    if kind not in KINDS:
+        raise ValueError(f"suppression kind {kind!r} not in {KINDS}")
+    message = f"{kind}:{normalised(kind, value)}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def digests(pairs: Iterable[tuple[str, str]], key: bytes) -> set[str]:
+    return {digest(kind, value, key) for kind, value in pairs if value and value.strip()}
+
+
+def digest_column(col: Column, kind: str, key: bytes) -> Column:
+    """The digest of each value of ``col`` (NULL stays NULL). The key stays in the closure."""
+
+    @F.pandas_udf(T.StringType())  # type: ignore[call-overload]
+    def _digest(values: pd.Series) -> pd.Series:
+        return values.map(lambda v: None if v is None or pd.isna(v) else digest(kind, str(v), key))
+
+    return _digest(col)
+
+
+def suppressed_digests(tables: Tables) -> DataFrame | None:
+    """The digests on the list, or None when nobody was ever erased."""
+    if not tables.exists(SUPPRESSION_TABLE):
+        return None
+    return tables.read(SUPPRESSION_TABLE).select("digest")
+
+
+def filter_suppressed(df: DataFrame, *, tables: Tables, columns: Mapping[str, str],
+                      key: bytes) -> DataFrame:
+    """``df`` without the rows whose identifiers are on the suppression list.
+
+    Args:
+        df: incoming rows (bronze, before they are written).
+        tables: the lake, where ``_ops.erasure_suppression`` lives.
+        columns: column name to kind, e.g. ``{"crm_id": "record", "email": "email"}``; columns
+            absent from ``df`` are skipped.
+        key: the token key the digests were made with.
+    """
+    listed = suppressed_digests(tables)
+    present = {c: k for c, k in columns.items() if c in df.columns}
+    if listed is None or not present:
+        return df
+    listed = listed.withColumnRenamed("digest", "_suppressed")
+    out = df
+    for name, kind in present.items():
+        marker = f"_digest_{name}"
+        out = (
+            out.withColumn(marker, digest_column(F.col(name), kind, key))
+            .join(F.broadcast(listed), F.col(marker) == F.col("_suppressed"), how="left_anti")
+            .drop(marker)
+        )
+    return out.select(*df.columns)

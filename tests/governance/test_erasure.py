@@ -1,0 +1,143 @@
+"""Erasure on a small lake whose rows are written out here: the person goes, nobody else moves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from cardlake.governance.erasure import (
+    AUDIT_TABLE,
+    ErasureError,
+    ErasureRequest,
+    erase,
+)
+from cardlake.governance.suppression import filter_suppressed
+from cardlake.tables import Tables
+
+KEY = b"k" * 32
+# The person erased: every identifier distinctive enough to be found by a byte scan.
+ZED = {"key": "CK00000000aa", "crm": "CRM0000777", "fin": "FIN0000777",
+       "email": "Zed.Quix@mail.test", "phone": "+44 7700 900777", "first": "Zebulon",
+       "last": "Quixoteson",
+       "dob": dt.date(1961, 7, 23), "device": "DEV-ZED-777"}
+# Others: one whose ids contain Zed's as a prefix (CRM00007770), one plain.
+AMY = {"key": "CK00000000bb", "crm": "CRM00007770", "email": "amy@mail.test"}
+BOB = {"key": "CK00000000cc", "crm": "CRM0000888", "email": "bob@mail.test"}
+
+CUSTOMERS = T.StructType([
+    T.StructField("customer_key", T.StringType()), T.StructField("first_name", T.StringType()),
+    T.StructField("last_name", T.StringType()), T.StructField("date_of_birth", T.DateType()),
+    T.StructField("email", T.StringType()), T.StructField("phone", T.StringType()),
+    T.StructField("device_id", T.StringType()),
+    T.StructField("crm_ids", T.ArrayType(T.StringType())),
+])
+
+
+def _write(tables: Tables, spark: SparkSession, name: str, rows: list[tuple[object, ...]],
+           schema: T.StructType | str, partition_by: tuple[str, ...] = ()) -> None:
+    tables.overwrite(name, spark.createDataFrame(rows, schema), partition_by=partition_by)
+
+
+@pytest.fixture
+def lake(spark: SparkSession, rs_tables: Tables) -> Tables:
+    t = rs_tables
+    _write(t, spark, "silver.customers", [
+        (ZED["key"], ZED["first"], ZED["last"], ZED["dob"], ZED["email"], ZED["phone"],
+         ZED["device"], [ZED["crm"]]),
+        (AMY["key"], "Amy", "Ash", dt.date(1990, 1, 1), AMY["email"], None, None, [AMY["crm"]]),
+        (BOB["key"], "Bob", None, None, BOB["email"], "+1 555 0100", None, None),
+    ], CUSTOMERS)
+    _write(t, spark, "silver.crosswalk", [
+        ("crm_customers", ZED["crm"], ZED["key"]), ("financial_records", ZED["fin"], ZED["key"]),
+        ("crm_customers", AMY["crm"], AMY["key"]), ("crm_customers", BOB["crm"], BOB["key"]),
+    ], "source string, source_record_id string, customer_key string")
+    # Bronze knows Zed only by source ids: the financial record has no customer key.
+    _write(t, spark, "bronze.financial_records", [
+        (ZED["fin"], f"{ZED['first']} {ZED['last']}", "1 Quiet Lane"),
+        ("FIN0000888", "Bob", "2 Loud Road"),
+    ], "fin_id string, holder string, address string")
+    _write(t, spark, "_quarantine.crm_customers", [
+        (f"{ZED['crm']},{ZED['first']},{ZED['last']},1961-07-23,not-a-date", "bad date"),
+        (f"{AMY['crm']},Amy,Ash,1990-01-01,x", "bad date"),
+    ], "raw_text string, reason string")
+    _write(t, spark, "gold.fact_transactions", [
+        ("T1", ZED["key"], 10.0, "2024-01"), ("T2", AMY["key"], 20.0, "2024-01"),
+        ("T3", ZED["key"], 30.0, "2024-02"), ("T4", BOB["key"], 40.0, "2024-02"),
+    ], "transaction_id string, customer_key string, amount_usd double, month string",
+        partition_by=("month",))
+    logs = Path(t.lake_root) / "_ops" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "run.jsonl").write_text(
+        json.dumps({"msg": f"matched {ZED['email']}"}) + "\n" + json.dumps({"msg": "ok"}) + "\n")
+    return t
+
+
+def _values_in_lake(root: Path) -> str:
+    """Every value of every Parquet file (decompressed) and every other file's bytes, as text."""
+    parts = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            for column in pq.read_table(path).to_pydict().values():
+                parts += [str(v) for v in column]
+        else:
+            parts.append(path.read_bytes().decode("utf-8", errors="replace"))
+    return "\n".join(parts)
+
+
+def _rows(tables: Tables, name: str) -> list[tuple[object, ...]]:
+    return sorted(tuple(r) for r in tables.read(name).collect())
+
+
+def test_erasure_by_email_leaves_no_trace_and_others_unchanged(spark: SparkSession, lake: Tables):
+    root = Path(lake.lake_root)
+    before = _values_in_lake(root)
+    assert ZED["last"] in before and ZED["fin"] in before  # the scan does see them
+    others = {n: [r for r in _rows(lake, n) if ZED["key"] not in r and ZED["fin"] not in r
+                  and not any(ZED["crm"] + "," in str(v) for v in r)]
+              for n in ("silver.customers", "silver.crosswalk", "bronze.financial_records",
+                        "_quarantine.crm_customers", "gold.fact_transactions")}
+
+    result = erase(lake, ErasureRequest(email="zed.quix@MAIL.test"), key=KEY)
+
+    after = _values_in_lake(root)
+    for value in (ZED["key"], ZED["crm"] + ",", ZED["fin"], ZED["email"], ZED["phone"],
+                  ZED["first"], ZED["last"], "1961-07-23", ZED["device"]):
+        assert value not in after, value
+    assert ZED["email"].lower() not in after.lower()
+    for name, rows in others.items():
+        assert _rows(lake, name) == rows, name
+    # customers 1, crosswalk 2, bronze 1, quarantine 1, facts 2
+    assert result.rows_removed == 7
+    assert result.files_redacted == ["_ops/logs/run.jsonl"]
+    assert result.files_not_handled == []
+    # Nothing to travel back to: the rewritten tables start at their latest version.
+    assert lake.history("silver.customers")[-1]["version"] == lake.version("silver.customers")
+    audit = lake.read(AUDIT_TABLE).collect()
+    assert len(audit) == 1 and audit[0]["rows_removed"] == 7
+    assert ZED["email"].lower() not in str(audit[0]).lower()
+
+
+def test_suppression_stops_a_redelivered_record(spark: SparkSession, lake: Tables):
+    erase(lake, ErasureRequest(customer_key=ZED["key"]), key=KEY)
+    redelivered = spark.createDataFrame(
+        [(ZED["crm"], "Zebulon", ZED["email"].upper()), (AMY["crm"], "Amy", AMY["email"]),
+         (None, "Nul", None), ("CRM0009999", "New", ZED["email"])],
+        "crm_id string, first_name string, email string",
+    )
+    kept = filter_suppressed(redelivered, tables=lake, columns={"crm_id": "record",
+                                                                "email": "email"}, key=KEY)
+    assert sorted(kept.collect(), key=str) == sorted(
+        [(AMY["crm"], "Amy", AMY["email"]), (None, "Nul", None)], key=str)
+
+
+def test_a_request_naming_nobody_is_refused(lake: Tables):
+    with pytest.raises(ErasureError, match="nobody in the lake"):
+        erase(lake, ErasureRequest(source_record_id="CRM_UNKNOWN"), key=KEY)
+    with pytest.raises(ErasureError, match="needs a customer key"):
+        ErasureRequest()
