@@ -29,7 +29,8 @@ def report(tiny_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == [str(out / "cardlake-2025-01.html"),
-                                   str(out / "cardlake-2025-01.pdf")]
+                                   str(out / "cardlake-2025-01.pdf"),
+                                   str(out / "profiling" / "crm_customers.html")]
     return out
 
 
