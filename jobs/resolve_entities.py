@@ -8,7 +8,7 @@ Inputs are CSV (header row, every column a string) or Parquet, by extension; the
 flat YAML dictionary from role to column name (see ``cardlake.er.records.ROLES``). The output
 (CSV or Parquet, by extension) has one row per input record: ``record_id``, ``entity_id``
 (shared by records of one person) and ``match_probability`` of the record's best link (empty
-when it has none). Exit codes as every job: 0 done, 1 failed on data, 2 bad arguments.
+when it has none). Exit codes as every job: 0 done, 1 failed on data, 2 bad arguments, 4 crash.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from cardlake.cli import run_job
 from cardlake.config import Config
-from cardlake.jobs import run_job
 
 OUTPUT_COLUMNS = ("record_id", "entity_id", "match_probability")
 
