@@ -448,3 +448,30 @@ def test_notes_truth_covers_every_interaction(run: Path, truth: dict[str, list[d
     assert 0.65 < agree / total < 0.9
     assert {n["sentiment"] for n in notes.values()} == {"negative", "neutral", "positive"}
     assert len({n["topic"] for n in notes.values()}) >= 6
+
+
+def test_device_ids_are_opaque_shared_and_changed_at_their_rates() -> None:
+    from cardlake.synth.world import build_world
+
+    params = replace(PARAMS, n_customers=4000, duplicate_identity_rate=0.2)
+    w = build_world(params)
+    devices = {w.device_id(i, 0) for i in range(w.n)}
+    assert all(re.fullmatch(r"dev_[0-9a-f]{16}", d) for d in devices)
+    assert not any(w.person_id[i][1:] in w.device_id(i, 0) for i in range(w.n))
+    # Household members share a device at the configured rate (of households).
+    pairs: dict[int, list[int]] = defaultdict(list)
+    for i, h in enumerate(w.household.tolist()):
+        if h >= 0:
+            pairs[h].append(i)
+    shared = [w.device_id(a, 0) == w.device_id(b, 0) for a, b in pairs.values()]
+    share = sum(shared) / len(shared)
+    n = len(shared)
+    tol = 4 * math.sqrt(params.household_device_share_rate * 0.7 / n)
+    assert abs(share - params.household_device_share_rate) < tol, (share, n)
+    # Unrelated people never share one: distinct devices = people minus shared households.
+    assert len(devices) == w.n - sum(shared)
+    # A share of duplicate sign-ups comes from another device than the first profile.
+    changed = len(w.dup_device) / len(w.dup_crm)
+    tol = 4 * math.sqrt(params.signup_device_change_rate * 0.7 / len(w.dup_crm))
+    assert abs(changed - params.signup_device_change_rate) < tol, changed
+    assert all(d not in devices for d in w.dup_device.values())

@@ -141,7 +141,7 @@ def crm_customers(ctx: MonthContext) -> None:
             "status": "closed" if closing else "active", "join_date": str(join_date),
             "wallet_id": "" if dup else w.wallet_id[i],
             "device_os": V.DEVICE_OS[int(w.device_os[i, mm])],
-            "device_id": w.device_id(i, mm),
+            "device_id": w.dup_device.get(i, w.device_id(i, mm)) if dup else w.device_id(i, mm),
             "fin_ref": w.fin_id[i] if (not dup and rnd.random() < p.crossref_rate) else "",
             "updated_at": ctx.ts_in_month(rnd, max(day_from, 0)),
         }
@@ -299,7 +299,7 @@ def service_interactions(ctx: MonthContext, batch: TxBatch) -> None:
             events.append((start_s + rnd.randrange(ndays * SECONDS_PER_DAY), i, ""))
     fraud_idx = np.flatnonzero(np.isin(batch.pattern, [PATTERNS.index("account_takeover"),
                                                        PATTERNS.index("card_testing")]))
-    victims = {}
+    victims: dict[int, Any] = {}
     for j in fraud_idx.tolist():
         victims.setdefault(int(batch.person[j]), int(batch.ts[j]))
     end_s = start_s + ndays * SECONDS_PER_DAY - 1

@@ -186,8 +186,8 @@ class TruthSink:
         c["noise"].append(noise)
         c["is_duplicate"].append(dup)
 
-    def table(self, name: str, columns: Sequence[str]) -> dict[str, list[Any]]:
-        """Column lists of a monthly truth table, created on first use."""
+    def table(self, name: str, columns: Sequence[str]) -> dict[str, Any]:
+        """Columns (lists or arrays) of a monthly truth table, created on first use."""
         if name not in self.tables:
             self.tables[name] = {c: [] for c in columns}
         return self.tables[name]

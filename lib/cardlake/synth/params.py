@@ -51,6 +51,10 @@ class SynthParams:
     move_rate: float = 0.006
     plan_change_rate: float = 0.02
     device_change_rate: float = 0.03
+    # Devices are opaque tokens: of households, this share uses one device between them; of
+    # duplicate sign-ups, this share comes from another device than the person's first profile.
+    household_device_share_rate: float = 0.3
+    signup_device_change_rate: float = 0.3
     churn_rate: float = 0.012
     service_contact_rate: float = 0.12
 

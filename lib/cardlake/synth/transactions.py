@@ -9,7 +9,7 @@ import numpy as np
 from cardlake.synth import vocab as V
 from cardlake.synth.rng import np_rng
 from cardlake.synth.sources import MAX_VALID_AMOUNT
-from cardlake.synth.world import World
+from cardlake.synth.world import World, device_token
 
 CH = {name: i for i, name in enumerate(V.CHANNELS)}
 N_CARD_CHANNELS = len(V.CARD_CHANNELS)  # channels 0..2 go to the card CSV, the rest to wallet
@@ -300,7 +300,7 @@ def _inject_patterns(world: World, m: int, rng: np.random.Generator, start_s: in
     for person in np.flatnonzero(alive & (rng.random(world.n) < p.account_takeover_rate)).tolist():
         day = int(rng.integers(join_day[person], ndays))
         t = start_s + day * SECONDS_PER_DAY + int(rng.integers(0, 5 * 3600))
-        device = f"dev-x{int(rng.integers(10**8, 10**9))}"
+        device = device_token(rng)  # the fraudster's own device
         ip = int(rng.integers(len(V.COUNTRIES), len(V.ALL_COUNTRIES)))  # a foreign country
         for _ in range(int(rng.integers(2, 7))):
             t += int(rng.integers(60, 1800))

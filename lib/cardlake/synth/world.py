@@ -6,6 +6,7 @@ generated on its own and match the full run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,9 @@ class World:
     wallet_id: list[str]
     card_ids: list[tuple[str, ...]]
     dup_crm: dict[int, tuple[str, int]]  # person -> (second crm id, month it appears)
+    device_owner: np.ndarray  # whose devices a person uses (a household may share one)
+    device_tokens: list[list[str]]  # [person][device version] -> opaque device id
+    dup_device: dict[int, str]  # person -> the other device a duplicate sign-up came from
     in_demographics: np.ndarray
     in_app: np.ndarray
     credit_score: np.ndarray
@@ -87,8 +91,9 @@ class World:
     fx: np.ndarray  # [n_days, len(CURRENCIES)] units per USD
 
     def device_id(self, person: int, month: int) -> str:
-        """The device a person uses in a month (changes bump the version)."""
-        return f"dev-{self.person_id[person][1:]}-{int(self.device_ver[person, month])}"
+        """The device a person uses in a month: an opaque token (changes bump the version)."""
+        owner = int(self.device_owner[person])
+        return self.device_tokens[owner][int(self.device_ver[owner, month])]
 
     def month_index(self, month: str) -> int:
         """Index of a ``YYYY-MM`` month in the history."""
@@ -169,7 +174,7 @@ class Addresses:
         return (f"{self.number[i]} {V.STREET_NAMES[self.street[i]]}", self.city[i],
                 self.postcode[i], V.STREET_TYPES[self.street_type[i]])
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[tuple[str, str, str, str]]:
         return (self[i] for i in range(len(self)))
 
     def copy_from(self, dst: int, src: int) -> None:
@@ -337,7 +342,7 @@ def build_world(params: SynthParams) -> World:
     card_pool = kr.choice(10**9, size=2 * n, replace=False) + 1
     physical = kr.random(n) < 0.55
     pans = [card_number(int(x)) for x in card_pool.tolist()]
-    card_ids = [
+    card_ids: list[tuple[str, ...]] = [
         (pans[2 * i], pans[2 * i + 1]) if physical[i] else (pans[2 * i],) for i in range(n)
     ]
     dup_people = np.flatnonzero(kr.random(n) < params.duplicate_identity_rate)
@@ -348,6 +353,8 @@ def build_world(params: SynthParams) -> World:
         if last_alive < lo:
             continue
         dup_crm[p] = (f"CRM-{9_000_000 + j:07d}", int(kr.integers(lo, last_alive + 1)))
+    device_owner, device_tokens, dup_device = _build_devices(params, device_ver, order, n_pairs,
+                                                             dup_crm)
     in_demographics = kr.random(n) < 0.85
     in_app = kr.random(n) < np.array([0.95, 0.8, 0.55, 0.95, 0.9])[archetype]
     credit = np.clip(rng.normal(560 + 50 * income, 70), 300, 850).astype(int)
@@ -365,9 +372,33 @@ def build_world(params: SynthParams) -> World:
         plan=plan, device_ver=device_ver, device_os=device_os, addr_ver=addr_ver,
         crm_id=crm_id, fin_id=fin_id, demo_id=demo_id, app_user_id=app_user_id,
         contact_id=contact_id, wallet_id=wallet_id, card_ids=card_ids, dup_crm=dup_crm,
+        device_owner=device_owner, device_tokens=device_tokens, dup_device=dup_device,
         in_demographics=in_demographics, in_app=in_app, credit_score=credit,
         has_debt=has_debt, merchants=merchants, fx_days=fx_days, fx=fx,
     )
+
+
+def device_token(rng: np.random.Generator) -> str:
+    """An opaque device id: random, so it says nothing about who holds the device."""
+    return f"dev_{int(rng.integers(0, 2**62)):016x}"
+
+
+def _build_devices(
+    params: SynthParams, device_ver: np.ndarray, order: np.ndarray, n_pairs: int,
+    dup_crm: dict[int, tuple[str, int]],
+) -> tuple[np.ndarray, list[list[str]], dict[int, str]]:
+    # Its own random stream, so the rest of the world stays what it was.
+    rng = np_rng(params.seed, "devices")
+    n = device_ver.shape[0]
+    owner = np.arange(n)
+    for h in range(n_pairs):
+        if rng.random() < params.household_device_share_rate:
+            owner[int(order[2 * h + 1])] = int(order[2 * h])
+    tokens = [[device_token(rng) for _ in range(int(device_ver[i].max()) + 1)]
+              for i in range(n)]
+    dup_device = {p: device_token(rng) for p in sorted(dup_crm)
+                  if rng.random() < params.signup_device_change_rate}
+    return owner, tokens, dup_device
 
 
 def _build_merchants(params: SynthParams, starts: np.ndarray) -> Merchants:
