@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -35,6 +37,7 @@ log = logging.getLogger("cardlake.serve")
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
 LIVE_REFRESH_MS = 2000
+PAGE_CACHE_SIZE = 64
 PAGES = (
     ("/", "Portfolio"),
     ("/segments", "Segments"),
@@ -460,6 +463,10 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
     app.layout = html.Div([dcc.Location(id="url"), html.Header([html.H1("Cardlake"), nav]),
                            dcc.Loading(html.Main(id="page"), delay_show=400)])
 
+    # a drawn page by (path, query, every table's commit): any new commit draws it afresh
+    pages: OrderedDict[tuple[str, str, Any], Any] = OrderedDict()
+    pages_lock = threading.Lock()
+
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
     def route(pathname: str | None, search: str | None) -> Any:
         query = _query(search)
@@ -475,11 +482,21 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
             "/experiment": lambda: experiment_page(lake, query),
             "/quality": lambda: quality_page(lake, query, profiles_dir),
         }
+        key = (pathname or "/", search or "", lake.fingerprint())
+        with pages_lock:
+            if key in pages:
+                pages.move_to_end(key)
+                return pages[key]
         try:
             body = builders[pathname or "/"]()
         except TableNotBuilt as missing:
             body = [not_built(missing.name)]
-        return html.Div([html.H2(title, id="page-title"), *body], id=f"page-{title.split()[0]}")
+        out = html.Div([html.H2(title, id="page-title"), *body], id=f"page-{title.split()[0]}")
+        with pages_lock:
+            pages[key] = out
+            while len(pages) > PAGE_CACHE_SIZE:
+                pages.popitem(last=False)
+        return out
 
     @app.callback(Output("kpi-cards", "children"), Output("month-panels", "children"),
                   Input("month-picker", "value"), prevent_initial_call=True)

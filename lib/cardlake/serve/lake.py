@@ -146,6 +146,19 @@ class Lake:
             return []
         return [f"{layer}.{e}" for e in entries if _latest_log_marker(os.path.join(folder, e))]
 
+    def fingerprint(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """Every table's latest commit number: equal fingerprints mean an unchanged lake."""
+        marks = []
+        for layer, folder_name in _LAYER_DIRS.items():
+            folder = os.path.join(self.root, folder_name)
+            try:
+                entries = sorted(os.listdir(folder))
+            except FileNotFoundError:
+                continue
+            marks += [(f"{layer}.{e}", _latest_log_marker(os.path.join(folder, e)))
+                      for e in entries]
+        return tuple(marks)
+
     @contextmanager
     def _connection(self, bound: Mapping[str, Snapshot]) -> Iterator[duckdb.DuckDBPyConnection]:
         con = duckdb.connect()

@@ -66,6 +66,10 @@ RULES: Mapping[str, Callable[[Any], str]] = {
     "national_id": _redact,
     "notes": _redact,
     "note": _redact,
+    "card_token": _redact,
+    "instrument_id": _redact,
+    "card_id": _redact,
+    "wallet_id": _redact,
 }
 """Personal field name to its analyst mask; any other field is shown as it is."""
 
