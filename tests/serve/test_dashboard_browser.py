@@ -122,19 +122,27 @@ def test_customer_search_finds_a_known_customer(page: Any, board: Any) -> None:
     assert page.errors == []
 
 
-def _alert(event_id: str, event_time: datetime, latency_s: float) -> dict[str, Any]:
+SEND_DELAY_S = 0.5  # the producer sends each event half a second after its event time
+
+
+def _alert(event_id: str, event_time: datetime, alert_after_s: float) -> dict[str, Any]:
+    """A row of gold.fraud_alerts_live as the stream writes it (lib/cardlake/stream/job.py)."""
+    sent = event_time + timedelta(seconds=SEND_DELAY_S)
     return {"event_id": event_id, "card_token": "tok_" + event_id, "customer_key": "CK-A",
-            "amount_usd": 950.0, "score": 0.97, "threshold": 0.8,
-            "reasons": ["new country", "high amount"], "event_time": event_time,
-            "broker_time": event_time + timedelta(seconds=0.1),
-            "alert_time": event_time + timedelta(seconds=latency_s)}
+            "transaction_id": "T" + event_id, "score": 0.97, "threshold": 0.8,
+            "reason_codes": ["new country", "high amount"], "model_version": "3",
+            "event_time": event_time, "broker_time": sent + timedelta(seconds=0.1),
+            "sent_time": sent, "alert_time": event_time + timedelta(seconds=alert_after_s),
+            "batch_id": 1, "month": event_time.strftime("%Y-%m")}
 
 
+TS = pa.timestamp("us", tz="UTC")
 ALERT_SCHEMA = pa.schema([
     ("event_id", pa.string()), ("card_token", pa.string()), ("customer_key", pa.string()),
-    ("amount_usd", pa.float64()), ("score", pa.float64()), ("threshold", pa.float64()),
-    ("reasons", pa.list_(pa.string())), ("event_time", pa.timestamp("us", tz="UTC")),
-    ("broker_time", pa.timestamp("us", tz="UTC")), ("alert_time", pa.timestamp("us", tz="UTC")),
+    ("transaction_id", pa.string()), ("score", pa.float64()), ("threshold", pa.float64()),
+    ("reason_codes", pa.list_(pa.string())), ("model_version", pa.string()),
+    ("event_time", TS), ("broker_time", TS), ("sent_time", TS), ("alert_time", TS),
+    ("batch_id", pa.int64()), ("month", pa.string()),
 ])
 
 
@@ -154,7 +162,9 @@ def test_live_page_shows_a_new_alert(page: Any, board: Any, board_lake: Path) ->
     ids = page.locator("#live-alerts td[data-dash-column='event_id']").all_inner_texts()
     latencies = page.locator("#live-alerts td[data-dash-column='latency_s']").all_inner_texts()
     assert ids == ["E2", "E1"]  # newest first, without reloading the page
-    assert [float(v) for v in latencies] == [2.25, 1.5]
+    assert [float(v) for v in latencies] == [2.25 - SEND_DELAY_S, 1.5 - SEND_DELAY_S]  # sent->alert
+    reasons = page.locator("#live-alerts td[data-dash-column='reasons']").all_inner_texts()
+    assert reasons == ["new country; high amount"] * 2
     tokens = page.locator("#live-alerts td[data-dash-column='card_token']").all_inner_texts()
     assert tokens == ["•••", "•••"]  # card tokens are classified `card`: analysts see a mask
     shot(page, "tiny-live-with-alerts")

@@ -284,19 +284,23 @@ LIVE_LIMIT = 50
 
 
 def live_alerts(lake: Lake, limit: int = LIVE_LIMIT) -> pd.DataFrame:
-    """The newest alerts of the stream, newest first, with each one's latency in seconds."""
+    """The newest alerts of the stream, newest first, with each one's latency in seconds:
+    from the time the event was sent (``sent_time``, where the stream records it; else the
+    event time) to the alert's commit (``alert_time``)."""
     snap = lake.snapshot("gold.fraud_alerts_live")
     names = set(snap.data.schema.names)
     event = "event_time" if "event_time" in names else "ts"
     alert = "alert_time" if "alert_time" in names else event
-    keep = [c for c in ("event_id", "card_token", "customer_key", "amount_usd", "score",
-                        "threshold") if c in names]
-    reasons = ", array_to_string(reasons, '; ') as reasons" if "reasons" in names else ""
+    start = "sent_time" if "sent_time" in names else event
+    keep = [c for c in ("event_id", "transaction_id", "card_token", "customer_key",
+                        "amount_usd", "score", "threshold") if c in names]
+    code_col = next((c for c in ("reason_codes", "reasons") if c in names), None)
+    reasons = f", array_to_string({code_col}, '; ') as reasons" if code_col else ""
     return lake.query(
         f"""
         select {', '.join(keep)}{reasons}, {event} as event_time, {alert} as alert_time,
                round(epoch_ms({alert}::timestamp) / 1000.0
-                     - epoch_ms({event}::timestamp) / 1000.0, 3) as latency_s
+                     - epoch_ms({start}::timestamp) / 1000.0, 3) as latency_s
         from a order by {alert} desc, {event} desc limit ?
         """,
         [limit],
