@@ -7,6 +7,7 @@ them from their files so what the tests start is what ``make cluster-up`` starts
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import sys
 import time
@@ -14,11 +15,20 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, FloatType
 
 ROOT = Path(__file__).resolve().parents[2]
+HEAVY_VAR = "CARDLAKE_HEAVY_INFRA_TESTS"
+# The two-worker cluster run and the table contract on s3a:// each start JVMs of their own and
+# take minutes on two cores; they run where HEAVY_VAR is set (not yet seen to finish on the
+# shared, heavily loaded development machine: see the README's infra section).
+heavy = pytest.mark.skipif(
+    not os.environ.get(HEAVY_VAR),
+    reason=f"a separate Spark cluster or session for minutes; set {HEAVY_VAR}=1 to run it",
+)
 INFRA = ROOT / "infra"
 # Floating sums can differ in the last bits between partitionings; compare at this precision.
 FLOAT_DIGITS = 6

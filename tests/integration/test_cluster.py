@@ -1,0 +1,126 @@
+"""A two-worker Spark standalone cluster runs the pipeline through spark-submit; its gold equals
+the local run's (row counts and a checksum per table)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pyspark.sql import SparkSession
+
+from cardlake.config import load_config
+from cardlake.tables import Tables
+from tests.infra.services import ROOT, heavy, load_infra, table_fingerprint
+from tests.lake_fixture import BUILT_WORLD, BuiltLake
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, heavy]
+
+SUBMIT_TIMEOUT_S = 1500
+WORKER_MEMORY = "1g"  # per worker; each runs one 512m executor
+STAGES = "bronze,silver,gold"  # the landing zone is the built lake's; models are compared apart
+
+
+@pytest.fixture(scope="session")
+def standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A master and two one-core workers on loopback, started by infra's own start code."""
+    cluster = load_infra("standalone/cluster.py")
+    state_dir = tmp_path_factory.mktemp("cluster")
+    state = cluster.start(state_dir, workers=2, worker_cores=1, worker_memory=WORKER_MEMORY)
+    try:
+        yield state
+    finally:
+        cluster.stop(state_dir)
+
+
+def _cluster_conf_dir(dest: Path, built: BuiltLake, lake: Path) -> Path:
+    # The test environment's settings (so bronze, silver and gold behave as in the local run),
+    # with the cluster profile and the JVM Delta connector, writing a lake of its own.
+    conf = dest / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    overlay = yaml.safe_load((conf / "test.yaml").read_text()) or {}
+    overlay["spark"] = {**overlay.get("spark", {}), "profile": "cluster",
+                        "conf": {"spark.sql.shuffle.partitions": "4"}}
+    overlay["tables"] = {**overlay.get("tables", {}), "engine": "delta-spark"}
+    overlay["paths"] = {"lake_root": str(lake), "landing_root": str(built.root / "landing"),
+                        "truth_root": str(built.truth_root)}
+    overlay["synth"] = dict(BUILT_WORLD)
+    (conf / "test.yaml").write_text(yaml.safe_dump(overlay))
+    return conf
+
+
+@pytest.fixture(scope="session")
+def cluster_lake(
+    standalone_cluster: Any, built_lake: BuiltLake, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    submit = load_infra("standalone/submit.py")
+    work = tmp_path_factory.mktemp("cluster-run")
+    lake = work / "lake"
+    conf = _cluster_conf_dir(work, built_lake, lake)
+    wheel = submit.build_wheel(work / "dist")
+    command = submit.submit_command(
+        "jobs/run_pipeline.py", ["--env", "test", "--only", STAGES],
+        master=standalone_cluster.master_url, wheel=wheel, executor_memory="512m",
+        executor_cores=1, max_cores=2, driver_memory="1g",
+    )
+    env = {**os.environ, "CARDLAKE_CONF_DIR": str(conf), "CARDLAKE_HOME": str(ROOT),
+           "PYSPARK_PYTHON": sys.executable}
+    log = work / "submit.log"
+    with log.open("w") as out:
+        done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=SUBMIT_TIMEOUT_S, check=False)
+    tail = log.read_text()[-3000:]
+    assert done.returncode == 0, f"spark-submit exited {done.returncode}; log {log}:\n{tail}"
+    return lake
+
+
+def test_the_cluster_has_two_workers(standalone_cluster: Any) -> None:
+    cluster = load_infra("standalone/cluster.py")
+    status = cluster.master_status(standalone_cluster.master_ui_port)
+    alive = [w for w in status["workers"] if w["state"] == "ALIVE"]
+    assert len(alive) == 2
+    assert {w["host"] for w in alive} == {"127.0.0.1"}
+
+
+def test_submitted_job_ran_on_the_workers_with_the_shipped_wheel(
+    standalone_cluster: Any, cluster_lake: Path
+) -> None:
+    cluster = load_infra("standalone/cluster.py")
+    status = cluster.master_status(standalone_cluster.master_ui_port)
+    finished = status.get("completedapps", [])
+    assert len(finished) == 1, finished
+    # Both workers ran an executor of the application (its work folder holds its stderr).
+    app_id = finished[0]["id"]
+    state_dir = Path(standalone_cluster.logs[0]).parent
+    ran = [p for p in state_dir.glob(f"worker-*/{app_id}/*") if p.is_dir()]
+    assert len({p.parent.parent.name for p in ran}) == 2, ran
+
+
+def test_gold_on_the_cluster_equals_the_local_run(
+    spark: SparkSession, built_lake: BuiltLake, cluster_lake: Path
+) -> None:
+    cluster_tables = sorted(p.name for p in (cluster_lake / "gold").iterdir() if p.is_dir())
+    assert {"dim_customer", "fact_transactions", "customer_monthly_features"} <= set(
+        cluster_tables
+    )
+    local = built_lake.tables(spark)
+    remote = Tables.from_config(
+        spark,
+        load_config("test", overrides={"paths.lake_root": str(cluster_lake),
+                                       "paths.landing_root": str(built_lake.root / "landing"),
+                                       "paths.truth_root": str(built_lake.truth_root)}),
+    )
+    differing = {}
+    for name in cluster_tables:
+        ours = table_fingerprint(remote.read(f"gold.{name}"))
+        theirs = table_fingerprint(local.read(f"gold.{name}"))
+        assert ours[0] > 0, f"gold.{name} is empty on the cluster"
+        if ours != theirs:
+            differing[name] = {"cluster": ours, "local": theirs}
+    assert differing == {}
