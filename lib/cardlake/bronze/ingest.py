@@ -68,6 +68,7 @@ from cardlake.bronze.tokenise import (
     record_hash,
 )
 from cardlake.errors import JobFailed
+from cardlake.governance.suppression import BRONZE_IDENTIFIERS, filter_suppressed
 from cardlake.quality import Check, Validator
 from cardlake.tables import Tables
 from cardlake.tables.base import SchemaMode
@@ -643,7 +644,10 @@ def _ingest_rows(
     _step("before_quarantine")
     tables.append(contract.quarantine_table, quarantine_df, partition_by=[PARTITION])
     _step("before_bronze")
-    tables.append(contract.table, bronze_df, partition_by=[PARTITION], schema_mode=schema_mode)
+    # Erased people stay erased: rows naming someone on the suppression list are not written.
+    tables.append(contract.table, filter_suppressed(bronze_df, tables=tables, key=token_key,
+                                                    columns=BRONZE_IDENTIFIERS),
+                  partition_by=[PARTITION], schema_mode=schema_mode)
     _step("before_ingest_log")
     log_rows = _record(contract, files, counts, dups, failed, batch_id, now, report,
                        manifest_rows)

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 SUPPRESSION_TABLE = "_ops.erasure_suppression"
 KINDS = ("customer_key", "record", "email")
+# Bronze columns that identify a person, and the kind of digest they are checked against.
+BRONZE_IDENTIFIERS: Mapping[str, str] = {
+    "crm_id": "record", "fin_id": "record", "demo_id": "record", "app_user_id": "record",
+    "contact_id": "record", "email": "email",
+}
 SCHEMA = T.StructType([
     T.StructField("kind", T.StringType(), False),
     T.StructField("digest", T.StringType(), False),
