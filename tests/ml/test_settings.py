@@ -16,7 +16,7 @@ def test_shipped_settings_load_with_the_test_overlay():
 
 
 def test_unknown_key_names_key_and_file(tmp_path):
-    text = ML_CONF.read_text().replace("  k_min: 3\n", "  k_min: 3\n  k_minn: 4\n", 1)
+    text = ML_CONF.read_text().replace("  k_min: 3", "  k_minn: 4\n  k_min: 3", 1)
     path = tmp_path / "ml.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=r"ml\.yaml: segmentation\.k_minn: unknown key"):
@@ -25,6 +25,6 @@ def test_unknown_key_names_key_and_file(tmp_path):
 
 def test_wrong_type_is_refused(tmp_path):
     path = tmp_path / "ml.yaml"
-    path.write_text(ML_CONF.read_text().replace("  k_min: 3\n", "  k_min: three\n", 1))
+    path.write_text(ML_CONF.read_text().replace("  k_min: 3", "  k_min: three", 1))
     with pytest.raises(ConfigError, match=r"segmentation\.k_min: must be int"):
         load_ml_settings("local", path)
