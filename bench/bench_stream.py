@@ -94,7 +94,7 @@ def main() -> int:
             start = time.time()
             publish(bootstrap=broker.bootstrap, topic="card-events", params=params,
                     rate_per_second=rate, max_events=int(rate * args.seconds) + 1,
-                    max_seconds=args.seconds, token_key=key)
+                    max_seconds=args.seconds, token_key=key, repeat=True)
             phases.append((rate, start, time.time()))
             time.sleep(args.pause)
         rows = [json.loads(x) for x in metrics.read_text().splitlines()]

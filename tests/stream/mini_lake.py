@@ -24,7 +24,7 @@ from cardlake.synth.transactions import N_CARD_CHANNELS, simulate_month
 from cardlake.synth.world import build_world
 from cardlake.tables import Tables
 
-WORLD = {"seed": 11, "n_customers": 80}
+WORLD = {"seed": 11, "n_customers": 400}  # the last month has a little over 2,000 events
 # Units of each currency per USD, the same every day: amount_usd is known exactly.
 RATES = {c: 1.0 + 0.25 * i for i, c in enumerate(V.CURRENCIES)}
 HISTORY_MONTHS = 2

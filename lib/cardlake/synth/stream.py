@@ -69,7 +69,7 @@ class Event:
 
 def events(params: SynthParams, *, max_events: int, month: str | None = None,
            token_key: bytes | None = None, malformed_every: int = 0,
-           duplicate_every: int = 0) -> Iterator[Event]:
+           duplicate_every: int = 0, repeat: bool = False) -> Iterator[Event]:
     """The month's transactions as events, in time order, with injected defects.
 
     Args:
@@ -79,24 +79,29 @@ def events(params: SynthParams, *, max_events: int, month: str | None = None,
         token_key: the card-token key (bronze's); the development key by default.
         malformed_every: after every n-th event, one malformed message (0: none).
         duplicate_every: after every n-th event, that event again, same ``event_id`` (0: none).
+        repeat: once the month is sent, send it again 31 days later (new event and transaction
+            ids, ``-r<k>`` suffixes) until ``max_events``: long benchmarks at high rates.
     """
     key = token_key or dev_token_key()
     world = build_world(params)
     month = month or world.months[-1]
     batch = simulate_month(world, world.month_index(month))
-    n = min(max_events, len(batch.ts))
-    ts = np.datetime_as_string(batch.ts.astype("datetime64[s]"), unit="s")
+    n = max_events if repeat and len(batch.ts) else min(max_events, len(batch.ts))
     countries = [*V.ALL_COUNTRIES, None]
-    for j in range(n):
+    for i in range(n):
+        cycle, j = divmod(i, len(batch.ts))
+        suffix = f"-r{cycle}" if cycle else ""
+        shifted = batch.ts[j] + cycle * 31 * 86_400
+        ts_text = str(np.datetime64(int(shifted), "s"))
         is_card = bool(batch.channel[j] < N_CARD_CHANNELS)
         merchant = int(batch.merchant[j])
         instrument = (card_token(str(batch.card[j]), key) if is_card
                       else world.wallet_id[int(batch.person[j])])
-        event_id = f"EV-{month.replace('-', '')}-{j:08d}"
+        event_id = f"EV-{month.replace('-', '')}-{j:08d}{suffix}"
         payload = {
             "event_id": event_id,
-            "event_time": f"{ts[j]}Z",
-            "transaction_id": str(batch.tx_id[j]),
+            "event_time": f"{ts_text}Z",
+            "transaction_id": f"{batch.tx_id[j]}{suffix}",
             "instrument_type": "card" if is_card else "wallet",
             "instrument_id": instrument,
             "amount": round(float(batch.amount[j]), 2),
@@ -114,10 +119,10 @@ def events(params: SynthParams, *, max_events: int, month: str | None = None,
                  "is_fraud": bool(batch.is_fraud[j]), "fraud_probability": float(batch.fraud_p[j])}
         event = Event(key=instrument, payload=payload, truth=truth)
         yield event
-        if duplicate_every and (j + 1) % duplicate_every == 0:
+        if duplicate_every and (i + 1) % duplicate_every == 0:
             yield Event(key=instrument, payload=dict(payload))
-        if malformed_every and (j + 1) % malformed_every == 0:
-            yield _malformed(payload, (j // malformed_every) % len(MALFORMED_KINDS))
+        if malformed_every and (i + 1) % malformed_every == 0:
+            yield _malformed(payload, (i // malformed_every) % len(MALFORMED_KINDS))
 
 
 def _malformed(good: dict[str, Any], kind: int) -> Event:
@@ -239,6 +244,7 @@ def publish(
     malformed_every: int = 0,
     duplicate_every: int = 0,
     flush_timeout_s: float = 60.0,
+    repeat: bool = False,
 ) -> StreamSummary:
     """Sends the events to ``topic`` keyed by card token, paced to ``rate_per_second``.
 
@@ -265,7 +271,8 @@ def publish(
         "log_level": 3,
     })
     source = events(params, max_events=max_events, month=month, token_key=token_key,
-                    malformed_every=malformed_every, duplicate_every=duplicate_every)
+                    malformed_every=malformed_every, duplicate_every=duplicate_every,
+                    repeat=repeat)
     t0 = time.monotonic()
     stop_at = t0 + max_seconds
     sent = messages = 0
