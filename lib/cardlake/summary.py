@@ -13,7 +13,9 @@ from cardlake.pipeline import Lake, StageOutcome
 log = logging.getLogger("cardlake.summary")
 
 # The lake layers each stage writes (their tables are listed with row counts).
-STAGE_LAYERS = {"bronze": "bronze", "silver": "silver", "gold": "gold", "ml": "gold"}
+STAGE_LAYERS = {
+    "bronze": "bronze", "silver": "silver", "gold": "gold", "ml": "gold", "analytics": "gold",
+}
 COLUMNS = 3
 NEXT_STEPS = (
     ("make mlflow-ui", "compare the model runs and the registry (http://127.0.0.1:5000)"),
