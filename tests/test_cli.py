@@ -25,7 +25,7 @@ FX_HEADER = "date,currency,units_per_usd"
 
 
 def cardlake(*argv: str, env: dict[str, str] | None = None,
-             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+             timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(CARDLAKE), *argv], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
         env={**os.environ, "CARDLAKE_ENV": "test", **(env or {})}, check=False,
