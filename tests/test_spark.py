@@ -153,9 +153,11 @@ cfg = load_config("test", overrides={
 })
 spark = build_session(cfg)
 tables = Tables.from_config(spark, cfg)
-tables.append("bronze.t", spark.createDataFrame([(1,)], "id long"))
+tables.append("bronze.t", spark.createDataFrame([(1, "2025-06"), (2, "2025-07")],
+              "id long, month string"), partition_by=["month"])
+june = spark.sql("select id from bronze.t where month = '2025-06'").collect()
 print(json.dumps({"engine": tables.engine.name, "rows": tables.read("bronze.t").count(),
-                  "reason": connector_status().reason}))
+                  "june": [r.id for r in june], "reason": connector_status().reason}))
 spark.stop()
 """
 
@@ -185,7 +187,8 @@ def test_without_maven_auto_starts_on_delta_rs_and_says_why_in_one_line(tmp_path
     assert child.returncode == 0, child.stderr[-3000:]
     result = json.loads(child.stdout.strip().splitlines()[-1])
     assert result["engine"] == "delta-rs"
-    assert result["rows"] == 1
+    assert result["rows"] == 2
+    assert result["june"] == [1]  # SQL over the Python data source, pruned by partition
     assert "could not resolve io.delta:delta-spark_4.1_2.13:4.4.0" in result["reason"]
     lines = [line for line in child.stderr.splitlines() if "embedded delta-rs engine" in line]
     assert len(lines) == 1, child.stderr[-3000:]

@@ -1,10 +1,12 @@
 """SQL access: every lake table by name in the databases ``bronze``, ``silver`` and ``gold``.
 
-With the delta-spark engine, tables are registered ``USING delta`` at their location. With the
-embedded delta-rs engine they are registered through ``cardlake_delta``, a Spark Python data
-source that resolves the table's latest snapshot with delta-rs each time a query is planned, so
-``select ... from gold.kpi_monthly`` always reads the latest commit, even one made by another
-process after the table was registered.
+Wherever the session has Delta's connector (the delta-spark engine, or the delta-rs engine in a
+session that loaded it), tables are registered ``USING delta`` at their location: Delta's own
+scan, with partition and column pruning and data skipping. Without the connector they are
+registered through ``cardlake_delta``, a Spark Python data source that resolves the table's
+latest snapshot with delta-rs each time a query is planned and prunes files by the partition
+filters Spark pushes down, so ``select ... from gold.kpi_monthly`` always reads the latest
+commit, even one made by another process after the table was registered.
 """
 
 from __future__ import annotations
@@ -190,12 +192,21 @@ def _quote(path: str) -> str:
     return path.replace("\\", "\\\\").replace("'", "\\'")
 
 
+def _reads_delta_natively(spark: SparkSession) -> bool:
+    from cardlake.spark import DELTA_CATALOG, delta_spark_loaded
+
+    catalog_class = spark.conf.get("spark.sql.catalog.spark_catalog", "") or ""
+    return catalog_class == DELTA_CATALOG and delta_spark_loaded(spark)
+
+
 def register_table(spark: SparkSession, *, layer: str, name: str, path: str, engine: str) -> None:
     """Makes ``layer.name`` queryable in Spark SQL (idempotent)."""
     if layer not in SQL_LAYERS:
         return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
-    if engine == "delta-spark":
+    if engine == "delta-spark" or _reads_delta_natively(spark):
+        # Whichever engine commits, a session with Delta's catalog reads the table natively
+        # (and Delta's catalog does not take Python data-source tables).
         spark.sql(
             f"CREATE TABLE IF NOT EXISTS `{layer}`.`{name}` USING delta LOCATION '{_quote(path)}'"
         )
