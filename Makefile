@@ -153,6 +153,10 @@ s3-up: setup ## Local S3-compatible server (moto) on 127.0.0.1:9000 with bucket 
 s3-down: setup ## Stop the S3 server started by s3-up
 	$(PY) infra/s3/server.py down --state $(S3_STATE)
 
+.PHONY: bench-cluster
+bench-cluster: setup ## Gold features for 10M transactions on local[2] vs a 2-worker cluster (ratio)
+	$(PY) bench/bench_cluster.py --transactions 10000000
+
 # --- Notebooks (issue 19) -------------------------------------------------------------------
 NOTEBOOK_PORT ?= 8888
 .PHONY: notebooks
