@@ -209,3 +209,8 @@ maintain: setup ## Compact every table and VACUUM it with its layer's retention 
 
 dictionary: setup ## Write _ops.data_dictionary and docs/data_dictionary.md from conf/governance.yaml
 	$(PY) jobs/maintain.py --env $(ENV) --dictionary
+
+.PHONY: lineage
+lineage: setup ## Upstream lineage graph of a table from _ops.lineage (TABLE=gold.x)
+	@test -n "$(TABLE)" || { echo "cardlake: usage: make lineage TABLE=gold.kpi_monthly"; exit 2; }
+	$(PY) -m cardlake.governance.lineage --env $(ENV) $(TABLE)
