@@ -356,9 +356,13 @@ def _with_references(
         if tables.exists(ref.table):
             known_parts.append(tables.read(ref.table).select(F.expr(ref.ref_expr).alias("k")))
         quarantine = "_quarantine." + ref.table.split(".", 1)[1]
-        if ref.quarantine_pattern and tables.exists(quarantine):
+        # Keys named by quarantined records of the referenced source are real too. Card
+        # numbers are tokens in the raw text already, so every token there counts.
+        pattern = ref.quarantine_pattern or (
+            rf"({TOKEN_PREFIX}[0-9a-f]{{64}})" if ref.column == "card_token" else None)
+        if pattern and tables.exists(quarantine):
             known_parts.append(tables.read(quarantine).select(
-                F.regexp_extract("raw_text", ref.quarantine_pattern, 1).alias("k")))
+                F.explode(F.regexp_extract_all("raw_text", F.lit(pattern), 1)).alias("k")))
         if ref.table == contract.table:
             known_parts.append(df.filter(F.col(REASON_CODE).isNull()).select(
                 F.col(ref.column).alias("k")))
