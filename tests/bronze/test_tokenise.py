@@ -63,3 +63,18 @@ def test_token_key_rules() -> None:
     with pytest.raises(ConfigError, match="public development key"):
         check_token_key(DEV_TOKEN_KEY.encode(), env="cluster", dev_key=DEV_TOKEN_KEY.encode())
     assert check_token_key(DEV_TOKEN_KEY.encode(), env="test", dev_key=DEV_TOKEN_KEY.encode())
+
+
+def test_the_configured_key_is_checked_where_jobs_read_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cardlake.bronze.contracts import load_bronze_config
+
+    settings = load_bronze_config("cluster")
+    monkeypatch.setenv(settings.token_key_env, "too-short-a-secret")
+    with pytest.raises(ConfigError, match="18 bytes; at least 32") as short:
+        settings.token_key("cluster")
+    assert "too-short-a-secret" not in str(short.value)
+    monkeypatch.setenv(settings.token_key_env, DEV_TOKEN_KEY)
+    with pytest.raises(ConfigError, match="public development key"):
+        settings.token_key("cluster")
+    monkeypatch.setenv(settings.token_key_env, "k" * 32)
+    assert settings.token_key("cluster") == b"k" * 32

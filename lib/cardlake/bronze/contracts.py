@@ -75,9 +75,11 @@ class BronzeConfig:
 
     def token_key(self, env: str) -> bytes:
         """The card-token key from the environment; the dev key only where allowed."""
+        from cardlake.bronze.tokenise import check_token_key
+
         value = os.environ.get(self.token_key_env)
-        if value:
-            return value.encode()
+        if value:  # refused if short, or the public dev key outside local/test (never printed)
+            return check_token_key(value.encode(), env=env, dev_key=DEV_TOKEN_KEY.encode())
         if self.allow_dev_key:
             return DEV_TOKEN_KEY.encode()
         raise ConfigError(
