@@ -109,15 +109,17 @@ def test_kpi_monthly_hand_computed(spark: SparkSession, lakes: tuple[Tables, Tab
     cols = ["month", "tx_count", "tx_value_usd", "completed_count", "completed_value_usd",
             "success_rate", "fee_revenue_usd", "fx_margin_usd", "revenue_usd", "customers",
             "active_customers", "new_customers", "notifications_sent", "notifications_failed",
-            "fraud_reported_count", "fraud_rate", "fraud_alert_count"]
+            "fraud_reported_count", "fraud_rate"]
+    # alert counts depend on the fraud model: gold.kpi_model_monthly, built after the models
+    assert "fraud_alert_count" not in actual.columns
     # Margin: completed and in another currency than home (USD payments of GB/DE customers, FX).
     jan_margin = (100 + 50 + 5) * 0.005
     expected = spark.createDataFrame(
         [
             ("2024-01", 4, 175.0, 3, 155.0, 0.75, 2.5, jan_margin, 2.5 + jan_margin, 2, 1, 0,
-             10, 2, 1, 0.25, None),
-            ("2024-02", 2, 40.0, 1, 30.0, 0.5, 0.0, 0.15, 0.15, 2, 1, 1, 4, 0, 0, 0.0, None),
-            ("2024-03", 1, 200.0, 1, 200.0, 1.0, 0.5, 1.0, 1.5, 2, 1, 0, 0, 0, 0, 0.0, None),
+             10, 2, 1, 0.25),
+            ("2024-02", 2, 40.0, 1, 30.0, 0.5, 0.0, 0.15, 0.15, 2, 1, 1, 4, 0, 0, 0.0),
+            ("2024-03", 1, 200.0, 1, 200.0, 1.0, 0.5, 1.0, 1.5, 2, 1, 0, 0, 0, 0, 0.0),
         ],
         actual.select(cols).schema,
     )

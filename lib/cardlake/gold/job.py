@@ -70,10 +70,6 @@ def silver_months(tables: Tables) -> list[str]:
     return sorted(r["month"] for r in rows if r["month"] is not None)
 
 
-def _read_gold_optional(tables: Tables, name: str) -> DataFrame | None:
-    return tables.read(f"gold.{name}") if tables.exists(f"gold.{name}") else None
-
-
 def _check_keys(
     name: str, fact_df: DataFrame, references: dict[str, tuple[DataFrame, str]]
 ) -> None:
@@ -248,13 +244,9 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
         settings=gcfg.features,
     ).localCheckpoint()
     outputs["customer_monthly_features"] = feats
-    alerts = _read_gold_optional(tables, "fraud_alerts")
-    if alerts is not None and "month" in alerts.columns:
-        alerts = alerts.where(F.col("month").isin(list(months)))
-    else:
-        alerts = None
     tx_facts = outputs["fact_transactions"]
-    outputs["kpi_monthly"] = kpis.kpi_monthly(tx_facts, features_df=feats, fraud_alerts_df=alerts)
+    # KPIs of model outputs (fraud alerts) are gold.kpi_model_monthly, after the models
+    outputs["kpi_monthly"] = kpis.kpi_monthly(tx_facts, features_df=feats)
     outputs["kpi_state_monthly"] = kpis.kpi_state_monthly(tx_facts)
     outputs["kpi_country_monthly"] = kpis.kpi_country_monthly(feats)
     outputs["kpi_plan_monthly"] = kpis.kpi_plan_monthly(feats)

@@ -2,7 +2,9 @@
 
 - ``kpi_monthly``: volume and value, success rate, revenue (fees and FX margin), customers on the
   books, active (a completed transaction) and new (joined in the month), notifications, reported
-  fraud and its rate, and fraud alerts once ``gold.fraud_alerts`` exists (null before);
+  fraud and its rate. KPIs that depend on model outputs (fraud alerts, risk tiers) are not
+  here: gold runs before the models, so they are ``gold.kpi_model_monthly``, built by the
+  analysts' stage after the models (``cardlake.analytics.model_kpis``);
 - ``kpi_state_monthly``: count, USD value and share of count by transaction state;
 - ``kpi_country_monthly``: customers, active, new, transactions and spend by customer country;
 - ``kpi_plan_monthly``: customers by plan type and their share (the plan mix).
@@ -22,7 +24,6 @@ def kpi_monthly(
     fact_transactions_df: DataFrame,
     *,
     features_df: DataFrame,
-    fraud_alerts_df: DataFrame | None = None,
 ) -> DataFrame:
     """One row per month present in ``features_df``."""
     completed = F.col("state") == "completed"
@@ -44,17 +45,7 @@ def kpi_monthly(
         F.sum("notifications_sent").alias("notifications_sent"),
         F.sum("notifications_failed").alias("notifications_failed"),
     )
-    if fraud_alerts_df is not None:
-        alerts = fraud_alerts_df.groupBy("month").agg(
-            F.count(F.lit(1)).cast("long").alias("fraud_alert_count")
-        )
-    else:
-        alerts = (
-            features_df.select("month")
-            .where(F.lit(False))
-            .withColumn("fraud_alert_count", F.lit(None).cast("long"))
-        )
-    joined = customers.join(tx, on="month", how="left").join(alerts, on="month", how="left")
+    joined = customers.join(tx, on="month", how="left")
 
     def zero(name: str, kind: str = "long") -> F.Column:
         return F.coalesce(F.col(name), F.lit(0)).cast(kind)
@@ -86,7 +77,6 @@ def kpi_monthly(
         F.when(zero("tx_count") > 0, zero("fraud_reported_count") / zero("tx_count"))
         .otherwise(F.lit(0.0))
         .alias("fraud_rate"),
-        F.col("fraud_alert_count").cast("long").alias("fraud_alert_count"),
     )
 
 
