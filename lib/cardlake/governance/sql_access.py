@@ -1,0 +1,203 @@
+"""What JDBC users of the SQL server may see: masked views by role, and the guard that holds it.
+
+The server registers each lake table once, in a schema no JDBC user may read
+(``_lake_<layer>``), and publishes views over it:
+
+- ``silver.*`` and ``gold.*``: every column through its mask (:mod:`cardlake.governance.masking`);
+- ``bronze_clear.*``, ``silver_clear.*``, ``gold_clear.*``: the same tables in clear.
+
+``conf/governance.yaml`` says which schemas each role reads (by default analysts the masked
+ones, privileged users all). Users authenticate by LDAP (HiveServer2's own provider) and take
+the role of their directory group. The guard, a Spark session extension compiled from
+``jvm/CardlakeSqlGuard.java``, checks every plan run for a JDBC user: views of the role's
+schemas only (nothing below them, no table and no file path directly), no command but catalog
+browsing (no SET, ADD JAR, CREATE FUNCTION, writes), no reflection (``reflect``,
+``java_method``) and no user-defined or Hive functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cardlake.governance.masking import mask_sql, quote
+from cardlake.governance.settings import GovernanceSettings, SqlAccessSettings
+from cardlake.tables.catalog import SQL_LAYERS, source_for
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.types import StructField
+
+GUARD_SOURCE = Path(__file__).with_name("jvm") / "CardlakeSqlGuard.java"
+GUARD_CLASS = "cardlake.sqlguard.CardlakeSqlGuard"
+MASKED_LAYERS = ("silver", "gold", "ops")
+# Operational tables worth a query (as ops.* masked, ops_clear.* in clear); the rest of _ops
+# (manifests, logs, the suppression list) stays out of SQL.
+OPS_TABLES = ("data_dictionary", "dq_results", "erasure_audit", "lineage")
+CLEAR_SUFFIX = "_clear"
+RAW_PREFIX = "_lake_"
+
+
+class SqlAccessError(RuntimeError):
+    """The guard cannot be built or the views cannot be published; the message says why."""
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cardlake"
+
+
+def guard_jar(cache_dir: Path | None = None) -> Path:
+    """The guard's jar, compiled with ``javac`` against this pyspark's jars (cached by content)."""
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    digest = hashlib.sha256(GUARD_SOURCE.read_bytes() + pyspark.__version__.encode()).hexdigest()
+    target = (cache_dir or _cache_dir()) / f"cardlake-sqlguard-{digest[:16]}.jar"
+    if target.is_file():
+        return target
+    javac = shutil.which("javac")
+    if javac is None:
+        raise SqlAccessError("the SQL guard is compiled with javac: install a JDK "
+                             "(apt-get install openjdk-17-jdk-headless)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        result = subprocess.run(
+            [javac, "-nowarn", "-d", work, "-cp", f"{jars}/*", str(GUARD_SOURCE)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+        if result.returncode != 0:
+            raise SqlAccessError(f"javac failed on {GUARD_SOURCE}: {result.stderr[-2000:]}")
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        with zipfile.ZipFile(partial, "w") as jar:
+            for path in sorted(Path(work).rglob("*.class")):
+                jar.write(path, path.relative_to(work).as_posix())
+        partial.replace(target)
+    return target
+
+
+def server_settings(access: SqlAccessSettings, *, host: str, port: int) -> dict[str, str]:
+    """HiveServer2 settings (as ``spark.hadoop.*``) and the guard's settings for the session."""
+    ldap = access.ldap
+    hive = {
+        "hive.server2.thrift.bind.host": host,
+        "hive.server2.thrift.port": str(port),
+        "hive.server2.transport.mode": "binary",
+        "hive.server2.authentication": "LDAP",
+        "hive.server2.authentication.ldap.url": ldap.url,
+        "hive.server2.authentication.ldap.baseDN": ldap.people_base,
+        "hive.server2.enable.doAs": "false",
+    }
+    return {
+        **{f"spark.hadoop.{k}": v for k, v in hive.items()},
+        # No SQL over raw files, no ${env:...} substitution; the guard refuses SET, so users
+        # cannot turn these back on.
+        "spark.sql.runSQLOnFiles": "false",
+        "spark.sql.variable.substitute": "false",
+        "spark.cardlake.sqlguard.ldap.url": ldap.url,
+        "spark.cardlake.sqlguard.ldap.userDnPattern": f"uid=%s,{ldap.people_base}",
+        "spark.cardlake.sqlguard.ldap.groupBase": ldap.group_base,
+        "spark.cardlake.sqlguard.roles": ",".join(f"{r}={g}" for r, g in access.roles.items()),
+        "spark.cardlake.sqlguard.schemas": ";".join(
+            f"{role}={'|'.join(schemas)}" for role, schemas in access.schemas.items()
+        ),
+    }
+
+
+def ldap_system_properties(access: SqlAccessSettings) -> dict[str, str]:
+    """JVM system properties the LDAP provider reads (it builds its own ``HiveConf``, which
+    takes system properties, not the session's Hadoop settings)."""
+    return {
+        "hive.server2.authentication.ldap.url": access.ldap.url,
+        "hive.server2.authentication.ldap.baseDN": access.ldap.people_base,
+    }
+
+
+def with_guard(settings: dict[str, str], jar: Path) -> dict[str, str]:
+    """``settings`` with the guard's jar and extension added to any already there."""
+    out = dict(settings)
+    out["spark.jars"] = ",".join(j for j in (settings.get("spark.jars", ""), str(jar)) if j)
+    out["spark.sql.extensions"] = ",".join(
+        e for e in (settings.get("spark.sql.extensions", ""), GUARD_CLASS) if e
+    )
+    return out
+
+
+def _lake_tables(lake_root: str) -> list[tuple[str, str, str]]:
+    # (schema, table, path): the SQL layers, and the published _ops tables as schema "ops".
+    found = []
+    for layer in (*SQL_LAYERS, "_ops"):
+        folder = os.path.join(lake_root, layer)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if layer == "_ops" and name not in OPS_TABLES:
+                continue
+            if os.path.isdir(os.path.join(path, "_delta_log")):
+                found.append(("ops" if layer == "_ops" else layer, name, path))
+    return found
+
+
+def _register_raw(spark: SparkSession, *, layer: str, name: str, path: str, engine: str) -> str:
+    raw = f"{quote(RAW_PREFIX + layer)}.{quote(name)}"
+    spark.sql(f"DROP TABLE IF EXISTS {raw}")
+    if engine == "delta-spark":
+        location = path.replace("\\", "\\\\").replace("'", "\\'")
+        spark.sql(f"CREATE TABLE {raw} USING delta LOCATION '{location}'")
+    else:
+        source = source_for(layer, name, path)
+        spark.dataSource.register(source)
+        spark.sql(f"CREATE TABLE {raw} USING {source.name()}")
+    return raw
+
+
+def publish(spark: SparkSession, governance: GovernanceSettings, *, lake_root: str,
+            engine: str) -> list[str]:
+    """Registers the lake's tables out of users' reach and publishes the views over them.
+
+    Returns:
+        The views published, e.g. ``["gold.kpi_monthly", "gold_clear.kpi_monthly", ...]``.
+    """
+    published: list[str] = []
+    for layer in (*SQL_LAYERS, "ops"):
+        for schema in (RAW_PREFIX + layer, layer + CLEAR_SUFFIX, layer):
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(schema)}")
+    for layer, name, path in _lake_tables(lake_root):
+        raw = _register_raw(spark, layer=layer, name=name, path=path, engine=engine)
+        clear = f"{layer}{CLEAR_SUFFIX}.{name}"
+        _view(spark, clear, f"SELECT * FROM {raw}")
+        published.append(clear)
+        # The plain layer name is the masked view (or nothing for bronze): a client that does
+        # not know about roles never meets a clear value by default.
+        spark.sql(f"DROP TABLE IF EXISTS {quote(layer)}.{quote(name)}")
+        spark.sql(f"DROP VIEW IF EXISTS {quote(layer)}.{quote(name)}")
+        if layer in MASKED_LAYERS:
+            fields = spark.table(raw).schema.fields
+            table = f"_ops.{name}" if layer == "ops" else f"{layer}.{name}"
+            columns = _masked_columns(governance, table, fields)
+            _view(spark, f"{layer}.{name}", f"SELECT {columns} FROM {raw}")
+            published.append(f"{layer}.{name}")
+    return published
+
+
+def _masked_columns(
+    governance: GovernanceSettings, table: str, fields: Sequence[StructField]
+) -> str:
+    parts = []
+    for field in fields:
+        rule = governance.rule(table, field.name)
+        parts.append(mask_sql(field.name, None if rule is None else rule.mask, field.dataType))
+    return ", ".join(parts)
+
+
+def _view(spark: SparkSession, name: str, select: str) -> None:
+    schema, _, table = name.partition(".")
+    spark.sql(f"CREATE OR REPLACE VIEW {quote(schema)}.{quote(table)} AS {select}")
