@@ -180,7 +180,7 @@ def test_without_maven_auto_starts_on_delta_rs_and_says_why_in_one_line(tmp_path
         [sys.executable, "-c", OFFLINE_CHILD, str(tmp_path / "lake"), str(settings)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # two JVM starts; minutes on a loaded two-core machine
         env=env,
         check=False,
     )
