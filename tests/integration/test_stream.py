@@ -81,7 +81,11 @@ def _scored_ids(lake: MiniLake) -> list[str]:
     path = lake.lake_root / "silver" / "card_events_scored"
     if not (path / "_delta_log").is_dir():
         return []
-    return [str(x) for x in DeltaTable(str(path)).to_pyarrow_table(columns=["event_id"])
+    try:  # the log folder exists a moment before its first commit does
+        table = DeltaTable(str(path))
+    except Exception:
+        return []
+    return [str(x) for x in table.to_pyarrow_table(columns=["event_id"])
             .column("event_id").to_pylist()]
 
 

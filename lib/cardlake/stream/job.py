@@ -54,6 +54,8 @@ CUSTOMERS = "silver.customers"
 FX = "silver.fx_rates"
 SOURCE_VAR = "STREAM_SOURCE"
 BOOTSTRAP_VAR = "KAFKA_BOOTSTRAP"
+# A broker restart or a loaded machine can hold acknowledgements for a minute or more.
+ALERT_FLUSH_SECONDS = 180.0
 UNKNOWN_PREFIX = "instrument:"  # state key of a card silver knows no customer for
 
 
@@ -364,7 +366,7 @@ class AlertSink:
         for alert in alerts:
             self._producer.produce(self.settings.alerts_topic, key=str(alert["event_id"]),
                                    value=json.dumps(alert, default=str))
-        left = self._producer.flush(30)
+        left = self._producer.flush(ALERT_FLUSH_SECONDS)
         if left:
             raise RuntimeError(f"fraud stream: {left} alerts not acknowledged by the broker")
 
