@@ -17,6 +17,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from cardlake.analytics.job import run as run_analytics
 from cardlake.bronze.contracts import BronzeConfig
 from cardlake.bronze.stage import run as run_bronze
 from cardlake.config import Config, ConfigError, Settings, load_settings
@@ -82,6 +83,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("silver", run_silver, "cleaned tables, resolved customers, stable keys"),
     Stage("gold", run_gold, "star schema, monthly customer features, KPIs"),
     Stage("ml", run_ml, "segments, disengagement and its experiment, fraud alerts, risk queue"),
+    Stage("analytics", run_analytics, "analysts' tables after the models: RFM, service, debt, 360"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
