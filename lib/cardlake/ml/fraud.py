@@ -23,7 +23,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from cardlake.jobs import JobFailed
+from cardlake.errors import JobFailed
 from cardlake.ml import metrics, plots, tracking
 from cardlake.ml.common import (
     LABEL,
