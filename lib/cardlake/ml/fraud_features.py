@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from cardlake.ml.settings import FraudSettings
@@ -47,7 +47,7 @@ def feature_columns(settings: FraudSettings) -> list[str]:
     return [*BASE_FEATURES, *history]
 
 
-def _backwards(partition: str, seconds: int) -> Window:
+def _backwards(partition: str, seconds: int) -> WindowSpec:
     # The ``seconds`` before the transaction, excluding the transaction's own second.
     return Window.partitionBy(partition).orderBy("epoch").rangeBetween(-seconds, -1)
 
