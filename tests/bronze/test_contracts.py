@@ -13,8 +13,8 @@ def test_dev_key_only_where_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_bronze_config("test").token_key("test") == DEV_TOKEN_KEY.encode()
     with pytest.raises(ConfigError, match="CARDLAKE_TOKEN_KEY"):
         load_bronze_config("cluster").token_key("cluster")
-    monkeypatch.setenv("CARDLAKE_TOKEN_KEY", "s3cret")
-    assert load_bronze_config("cluster").token_key("cluster") == b"s3cret"
+    monkeypatch.setenv("CARDLAKE_TOKEN_KEY", "s3cret-" + "x" * 32)
+    assert load_bronze_config("cluster").token_key("cluster") == b"s3cret-" + b"x" * 32
 
 
 def test_unknown_key_is_named_with_the_file(tmp_path: Path) -> None:
