@@ -34,6 +34,7 @@ STAGES = (
     ("silver", "jobs/build_silver.py"),
     ("gold", "jobs/build_gold.py"),
     ("ml", "jobs/run_pipeline.py --only ml"),
+    ("analytics", "jobs/run_pipeline.py --only analytics"),
 )
 
 with DAG(

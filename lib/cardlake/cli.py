@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only this model: segmentation, engagement, fraud or risk "
                          "(repeatable; default: all)")
     _wait_arg(ml)
+    analytics = commands.add_parser(
+        "analytics", parents=[common],
+        help="the analysts' tables after the models: RFM, service, debt, segments, 360")
+    _wait_arg(analytics)
     return parser
 
 
