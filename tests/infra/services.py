@@ -37,7 +37,8 @@ FLOAT_DIGITS = 6
 def load_infra(relative: str) -> ModuleType:
     """Imports ``infra/<relative>`` (a script) as a module."""
     path = INFRA / relative
-    name = "cardlake_infra_" + path.stem
+    # By its path, not its stem: infra/mlflow/server.py and infra/s3/server.py are two modules.
+    name = "cardlake_infra_" + "_".join(Path(relative).with_suffix("").parts)
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
