@@ -20,6 +20,9 @@ def test_run_all_trains_registers_and_writes_gold(spark, cfg, rs_tables, tmp_pat
                         partition_by=["month"])
     rs_tables.overwrite("silver.transactions", fakes.transactions_df(spark),
                         partition_by=["month"])
+    # Segmentation reads behaviour from gold's fact table; the silver columns it uses are the same.
+    rs_tables.overwrite("gold.fact_transactions", fakes.transactions_df(spark),
+                        partition_by=["month"])
     previous = mlflow.get_tracking_uri()
     try:
         results = run_all(spark, lake_cfg, tables=rs_tables)
