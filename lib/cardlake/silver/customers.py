@@ -71,8 +71,9 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
             _text("city").alias("city"),
             _text("postcode").alias("postcode"),
             _text("country").alias("country"),
-            # The app's device id identifies a person across CRM and product usage.
-            F.concat_ws(" ", "crm_id", "fin_ref", "device_id").alias("xref"),
+            # Not the app's device id: household members share devices and people change them,
+            # so a device is evidence for the matcher at most, never a deterministic link.
+            F.concat_ws(" ", "crm_id", "fin_ref").alias("xref"),
         )
         out["crm_customers"] = (_identity_records(crm), _roles(full_name=False))
     if "financial_records" in bronze:
@@ -109,7 +110,7 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
             continue
         key = SOURCE_KEY[source]
         feed = bronze[source]
-        refs = [key, "crm_id", *(["device_id"] if "device_id" in feed.columns else [])]
+        refs = [key, "crm_id"]  # no device id: shared in households (see the CRM records)
         # Every key the contact was ever delivered with: the feeds leave a cross-reference out
         # in some months, and a record that flipped with them would look new every month.
         seen = feed.groupBy(key).agg(
