@@ -11,8 +11,4 @@ if [ ${#need[@]} -eq 0 ]; then
     echo "20-chromium: chromium, pdftoppm and fonts already installed"
     exit 0
 fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+bash "$(dirname "$0")/../apt-install.sh" "${need[@]}"
