@@ -70,6 +70,8 @@ def setup_logging(log_file: Path | None, *, console_level: int = logging.WARNING
     setattr(console, _HANDLER_MARK, True)
     root.addHandler(console)
     logging.captureWarnings(True)
+    _adopt_library_loggers()
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # and keeps it from adding one later
     if log_file is None:
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +84,16 @@ def setup_logging(log_file: Path | None, *, console_level: int = logging.WARNING
         logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger("py4j").setLevel(logging.WARNING)  # py4j's INFO is one line per call
     os.environ[LOG_FILE_VAR] = str(log_file)  # the JVM (started later) writes here too
+
+
+def _adopt_library_loggers() -> None:
+    """Libraries that install their own console handler (MLflow does, on import) would print
+    multi-line records beside ours: their handlers go, their records reach the root's."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
 
 
 def jvm_log_settings() -> dict[str, str]:
