@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -29,25 +32,44 @@ def test_committed_without_outputs(path: Path) -> None:
     assert dirty == [], f"{path.name}: strip outputs of cells {dirty}"
 
 
+@pytest.fixture(scope="module")
+def kernel(built_lake: BuiltLake, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[dict[str, Any]]:
+    """One IPython kernel for the five notebooks: it starts Spark once, not five times.
+
+    The kernel inherits this environment: the test settings, pointed at the built lake. Each
+    notebook starts with an empty namespace (``%reset``), so none leans on another's variables.
+    """
+    env = {
+        "CARDLAKE_ENV": "test",
+        "CARDLAKE_LAKE_ROOT": str(built_lake.lake_root),
+        "CARDLAKE_LANDING_ROOT": str(built_lake.root / "landing"),
+        "CARDLAKE_TRUTH_ROOT": str(built_lake.truth_root),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+    shared: dict[str, Any] = {"km": None, "cwd": tmp_path_factory.mktemp("notebooks")}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield shared
+        if shared["km"] is not None:
+            run_sync(shared["km"].shutdown_kernel)(now=True)
+
+
 @pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_runs_top_to_bottom(path: Path, built_lake: BuiltLake, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
-    # The kernel inherits this environment: the test settings, pointed at the built lake.
-    monkeypatch.setenv("CARDLAKE_ENV", "test")
-    monkeypatch.setenv("CARDLAKE_LAKE_ROOT", str(built_lake.lake_root))
-    monkeypatch.setenv("CARDLAKE_LANDING_ROOT", str(built_lake.root / "landing"))
-    monkeypatch.setenv("CARDLAKE_TRUTH_ROOT", str(built_lake.truth_root))
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+def test_runs_top_to_bottom(path: Path, kernel: dict[str, Any], tmp_path: Path) -> None:
     book = nbformat.read(path, as_version=4)
-    client = NotebookClient(book, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    book.cells.insert(0, nbformat.v4.new_code_cell("%reset -f"))
+    client = NotebookClient(book, km=kernel["km"], timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                            resources={"metadata": {"path": str(kernel["cwd"])}})
     try:
-        client.execute()
+        client.execute(cleanup_kc=False)
     except CellExecutionError as exc:
         pytest.fail(f"{path.name} failed:\n{exc}")
     finally:
+        kernel["km"] = client.km  # the first notebook started it; the others reuse it
         nbformat.write(book, tmp_path / path.name)  # the executed copy, kept with the test's files
     images = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
               if "image/png" in o.get("data", {})]
