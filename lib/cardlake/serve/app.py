@@ -24,11 +24,11 @@ import dash
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-import pycountry
 from dash import Input, Output, State, dash_table, dcc, html
 from flask import abort, send_from_directory
 
 from cardlake.serve import data
+from cardlake.serve.analytics import iso3
 from cardlake.serve.lake import Lake, TableNotBuilt
 from cardlake.serve.masking import DEFAULT_ROLE, check_role, mask_frame, mask_value
 
@@ -65,9 +65,6 @@ def fmt_rate(value: Any) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}%"
 
 
-def iso3(code: str) -> str | None:
-    found = pycountry.countries.get(alpha_2=code) if len(code) == 2 else None
-    return found.alpha_3 if found else (code if len(code) == 3 else None)
 
 
 # --- building blocks -----------------------------------------------------------------------
