@@ -164,7 +164,7 @@ NOTEBOOK_PORT ?= 8888
 notebooks: setup ## Jupyter on 127.0.0.1:8888 with the project's environment as the kernel
 	@test -x $(VENV)/bin/jupyter-lab || $(PY) -m pip install --quiet -e '.[dev,notebooks]'
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --port $(NOTEBOOK_PORT) --no-browser \
-		--notebook-dir notebooks
+		--notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # --- Dashboard and reports (issue 13) -------------------------------------------------------
 DASHBOARD_HOST ?= 127.0.0.1
