@@ -21,6 +21,8 @@ table                      grain                         answers
 ``customer_360``           customer (current)            everything known about a customer
 ``service_note_topics``    service note                  topic and sentiment read from the
                                                          note's text (``cardlake.ml.text``)
+``customer_clv``           customer (latest month)       expected purchases, spend and lifetime
+                                                         value (``cardlake.analytics.clv``)
 =========================  ============================  ======================================
 """
 
@@ -33,7 +35,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from cardlake.analytics import customer360, debt, model_kpis, rfm, segments, service
+from cardlake.analytics import clv, customer360, debt, model_kpis, rfm, segments, service
 from cardlake.config import Settings
 from cardlake.gold.months import shift, window
 from cardlake.ml.segmentation import behaviour_features
@@ -130,8 +132,35 @@ def run(tables: Tables, settings: Settings, *, month: str | None = None) -> dict
         written[name] = tables.read(f"gold.{name}").count() if months is None else \
             tables.read(f"gold.{name}", partitions={"month": months}).count()
         log.info("gold.%s: %d rows%s", name, written[name], f" for {month}" if month else "")
+    written.update(_write_clv(tables, settings, ml, month=month))
     written[CUSTOMER_360] = write_customer_360(tables, month=month)
     return written
+
+
+CLV_SCHEMA = "customer_key string, month string, clv_usd double"
+
+
+def _write_clv(tables: Tables, settings: Settings, ml: MlSettings, *, month: str | None
+               ) -> dict[str, int]:
+    # A current view like customer_360: a backfill of a month older than the table's leaves
+    # it alone.
+    from cardlake.gold.config import GoldConfig
+    from cardlake.ml import tracking
+
+    if not tables.exists(clv.FACT_TABLE):
+        return {}
+    if month is not None and tables.exists(clv.OUTPUT_TABLE):
+        latest = tables.read(clv.OUTPUT_TABLE).agg(F.max("month")).first()
+        if latest is not None and latest[0] is not None and latest[0] > month:
+            log.info("%s is as of %s; a run of %s leaves it alone", clv.OUTPUT_TABLE,
+                     latest[0], month)
+            return {}
+    gold = settings.of(GoldConfig).features
+    tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
+    figures = clv.run_clv(tables, month=month, settings=ml.clv, seed=ml.seed,
+                          margin_rate=gold.clv_margin_rate,
+                          monthly_discount=gold.clv_monthly_discount, tracker=tracker)
+    return {"customer_clv": int(figures["rows"])} if "rows" in figures else {}
 
 
 CUSTOMER_360 = "customer_360"
@@ -172,6 +201,7 @@ def write_customer_360(tables: Tables, *, month: str | None) -> int:
         alerts_df=_read(tables, "gold.fraud_alerts", [month],
                         "customer_key string, ts timestamp, month string"),
         interactions_df=_read(tables, "silver.interactions", None, SILVER["interactions"]),
+        clv_df=_read(tables, clv.OUTPUT_TABLE, None, CLV_SCHEMA),
     ).localCheckpoint()
     if incremental:
         tables.merge(name, row, keys=["customer_key"])

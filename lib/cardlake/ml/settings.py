@@ -144,6 +144,15 @@ class TextSettings:
 
 
 @dataclass(frozen=True)
+class ClvSettings:
+    """Predictive lifetime value (BG/NBD + Gamma-Gamma, ``cardlake.analytics.clv``)."""
+
+    holdout_months: int = 6
+    horizon_months: int = 36
+    fit_customers: int = 200_000
+
+
+@dataclass(frozen=True)
 class MlSettings:
     seed: int
     tracking: TrackingSettings
@@ -153,6 +162,7 @@ class MlSettings:
     fraud: FraudSettings
     risk: RiskSettings
     text: TextSettings = TextSettings()
+    clv: ClvSettings = ClvSettings()
 
 
 def load_ml_settings(env: str | None = None, path: Path | None = None) -> MlSettings:
