@@ -21,11 +21,13 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from tests.infra.services import ROOT, free_port, heavy, load_infra
+from tests.infra.services import ROOT, free_port, load_infra
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BUCKET = "cardlake"
+# Seen passing in 17 min on the shared 2-core machine under a load average of ~15 (its own
+# Spark session, every contract case through moto); an idle machine takes a fraction of that.
 CONTRACT_TIMEOUT_S = 1800
 
 
@@ -69,7 +71,6 @@ def test_delta_rs_writes_and_reads_a_table_on_s3(s3_server: Any) -> None:
                     {"id": 3, "owner": "c"}, {"id": 4, "owner": "d"}]
 
 
-@heavy
 def test_table_contract_passes_on_s3a(s3_server: Any, tmp_path: Path) -> None:
     s3 = load_infra("s3/server.py")
     conf = tmp_path / "conf"
