@@ -8,6 +8,7 @@ it: a test that writes (erasure, maintenance) takes :func:`copy_lake` of it into
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from cardlake.tables import Tables
 # Big enough for every stage to have something to do (fraud, churn, 18 monthly drops), small
 # enough to build in a few minutes on two cores.
 BUILT_WORLD = {"seed": 5, "n_customers": 300, "n_months": 18}
+# For local iteration only: the root (holding lake/, landing/, truth/) of a lake an earlier test
+# run built from the same code, e.g. /tmp/pytest-of-$USER/pytest-N/built0. Never set in CI.
+REUSE_VAR = "CARDLAKE_TEST_BUILT_LAKE"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,9 @@ def built_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) ->
     """The whole pipeline (generate, bronze, silver, gold, models) run once on a small world."""
     from cardlake.pipeline import run_pipeline
 
+    reuse = os.environ.get(REUSE_VAR)
+    if reuse:  # a developer iterating on one test: a lake an earlier run built, same world
+        return BuiltLake(cfg=lake_config(Path(reuse)), root=Path(reuse))
     root = tmp_path_factory.mktemp("built")
     cfg = lake_config(root)
     run_pipeline(spark, cfg)

@@ -35,7 +35,7 @@ CUSTOMERS = T.StructType([
     T.StructField("last_name", T.StringType()), T.StructField("date_of_birth", T.DateType()),
     T.StructField("email", T.StringType()), T.StructField("phone", T.StringType()),
     T.StructField("device_id", T.StringType()),
-    T.StructField("crm_ids", T.ArrayType(T.StringType())),
+    T.StructField("crm_ids", T.StringType()),  # comma-separated, as in silver
 ])
 
 
@@ -49,8 +49,8 @@ def lake(spark: SparkSession, rs_tables: Tables) -> Tables:
     t = rs_tables
     _write(t, spark, "silver.customers", [
         (ZED["key"], ZED["first"], ZED["last"], ZED["dob"], ZED["email"], ZED["phone"],
-         ZED["device"], [ZED["crm"]]),
-        (AMY["key"], "Amy", "Ash", dt.date(1990, 1, 1), AMY["email"], None, None, [AMY["crm"]]),
+         ZED["device"], ZED["crm"]),
+        (AMY["key"], "Amy", "Ash", dt.date(1990, 1, 1), AMY["email"], None, None, AMY["crm"]),
         (BOB["key"], "Bob", None, None, BOB["email"], "+1 555 0100", None, None),
     ], CUSTOMERS)
     _write(t, spark, "silver.crosswalk", [

@@ -132,8 +132,9 @@ def find_person(tables: Tables, request: ErasureRequest) -> Person:
         emails |= {e.lower() for e in _values(rows, "email")}
         for column in ("phone", "device_id"):
             other |= _values(rows, column)
-        records |= {str(v) for r in rows.select(F.explode_outer("crm_ids")).collect()
-                    for v in r if v}
+        # silver.customers.crm_ids: the person's CRM record ids, comma-separated
+        records |= {v for r in rows.select("crm_ids").collect() if r[0]
+                    for v in str(r[0]).split(",") if v}
     if not (keys or records):
         if not emails:
             raise ErasureError("nobody in the lake matches the request")
