@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -37,13 +38,20 @@ LIBRARY_LOGGERS = (
 log = logging.getLogger("cardlake")
 
 
+# A line that only announces a message ("WARNING:", "-- WARNING --"), as Splink's are framed.
+_BANNER = re.compile(r"^[-=*#\s]*(warning|error|note)?[-=*#:\s]*$", re.IGNORECASE)
+CONSOLE_WIDTH = 240
+
+
 class _OneLine(logging.Formatter):
-    """``cardlake: WARNING name: first line of the message`` and no traceback."""
+    """``cardlake: warning: name: the message's lines joined`` (no banners, no traceback)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage().strip().splitlines()
-        first = message[0] if message else ""
-        return f"cardlake: {record.levelname.lower()}: {record.name}: {first}"
+        lines = [line.strip() for line in record.getMessage().splitlines()]
+        text = " ".join(line for line in lines if not _BANNER.match(line))
+        if len(text) > CONSOLE_WIDTH:
+            text = text[:CONSOLE_WIDTH - 3].rstrip() + "..."
+        return f"cardlake: {record.levelname.lower()}: {record.name}: {text}"
 
 
 def log_file_for(log_dir: str | Path, command: str) -> Path:
