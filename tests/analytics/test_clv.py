@@ -111,6 +111,7 @@ def cadence_outlook(spark) -> pd.DataFrame:
     return outlook.assign(group=outlook["customer_key"].str.split("-").str[0])
 
 
+@pytest.mark.slow  # a MAP fit: seconds, plus PyTensor's compile on a cold cache
 def test_frequent_buyers_are_expected_to_buy_more(cadence_outlook):
     by = cadence_outlook.groupby("group")["expected_purchases"]
     assert by.min()["weekly"] > by.max()["monthly"]
@@ -118,6 +119,7 @@ def test_frequent_buyers_are_expected_to_buy_more(cadence_outlook):
     assert 15 < cadence_outlook.query("group == 'weekly'")["expected_purchases"].mean() < 30
 
 
+@pytest.mark.slow  # a MAP fit: seconds, plus PyTensor's compile on a cold cache
 def test_a_buyer_who_stopped_long_ago_is_less_likely_alive(cadence_outlook):
     alive = cadence_outlook.groupby("group")["prob_alive"]
     assert alive.max()["lapsed"] < 0.2
@@ -125,6 +127,7 @@ def test_a_buyer_who_stopped_long_ago_is_less_likely_alive(cadence_outlook):
     assert alive.max()["lapsed"] < alive.min()["monthly"]
 
 
+@pytest.mark.slow  # a MAP fit: seconds, plus PyTensor's compile on a cold cache
 def test_dearer_buyers_are_expected_to_spend_more_per_purchase(cadence_outlook):
     value = cadence_outlook.groupby("group")["expected_avg_value_usd"]
     assert value.min()["monthly"] > value.max()["weekly"]
@@ -144,6 +147,7 @@ def tracker(tmp_path) -> Iterator[tracking.Tracker]:
     mlflow.set_tracking_uri(previous)
 
 
+@pytest.mark.slow  # a MAP fit: seconds, plus PyTensor's compile on a cold cache
 def test_run_validates_against_a_hand_made_holdout_and_writes_the_table(
         spark, rs_tables, tracker):
     d = dt.date
@@ -187,3 +191,25 @@ def test_run_validates_against_a_hand_made_holdout_and_writes_the_table(
     assert run.data.params["cutoff_month"] == "2024-06"
     artifacts = {a.path for a in MlflowClient().list_artifacts(run_id, "plots")}
     assert "plots/holdout_deciles.png" in artifacts
+
+
+@pytest.mark.slow
+def test_the_model_beats_the_naive_estimate_on_the_built_lake(spark, built_lake):
+    """The pipeline's own run (no refit here): its holdout figures, printed and asserted."""
+    from cardlake.ml.settings import load_ml_settings
+
+    table = built_lake.tables(spark).read(clv.OUTPUT_TABLE)
+    run_id = table.select("model_run_id").first()[0]
+    previous = mlflow.get_tracking_uri()
+    try:
+        tracking.Tracker.configure(str(built_lake.lake_root), load_ml_settings("test").tracking)
+        metrics = MlflowClient().get_run(run_id).data.metrics
+    finally:
+        mlflow.set_tracking_uri(previous)
+    print(f"\nCLV holdout: MAE model {metrics['model_mae_usd']:.0f} vs naive "
+          f"{metrics['naive_mae_usd']:.0f} USD; total error model "
+          f"{metrics['model_total_error_pct']:+.1f}% vs naive "
+          f"{metrics['naive_total_error_pct']:+.1f}%")
+    assert metrics["holdout_customers"] > 200
+    assert metrics["model_mae_usd"] < metrics["naive_mae_usd"]
+    assert abs(metrics["model_total_error_pct"]) < 10
