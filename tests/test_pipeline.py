@@ -101,3 +101,41 @@ def test_library_logs_go_to_the_file_and_warnings_to_the_console_in_one_line(
     finally:
         setup_logging(None)
         os.environ.pop("CARDLAKE_LOG_FILE", None)  # later sessions must not log to this file
+
+
+def test_what_a_stage_prints_goes_to_the_log_file_not_the_console(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+    from dataclasses import replace
+
+
+    def chatty(tables: object, settings: object, *, month: str | None) -> str:
+        print("Created version '1' of model 'cardlake-fraud'.", file=sys.stderr)  # as MLflow does
+        print("fitting  100%|##########|")
+        # what logging.captureWarnings makes of warnings.warn (pytest records them itself)
+        logging.getLogger("py.warnings").warning(
+            "mlflow/types/utils.py:440: UserWarning: Hint: Inferred schema contains integer")
+        logging.getLogger("cardlake.test").warning("a warning of ours")
+        return "done"
+
+    (generate,) = select(["generate"])
+    stage = replace(generate, name="chatty", run=chatty, needs_lake=False)
+    log_file = tmp_path / "run.log"
+    lake = Lake(settings_for(load_config("test")))
+    try:
+        setup_logging(log_file)
+        (outcome,) = run_stages(lake, [stage], month=None)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        console = capsys.readouterr()
+    finally:
+        setup_logging(None)
+        os.environ.pop("CARDLAKE_LOG_FILE", None)
+    assert outcome.result == "done"
+    assert console.out == ""
+    assert console.err == "cardlake: warning: cardlake.test: a warning of ours\n"
+    text = log_file.read_text()
+    for printed in ("Created version '1'", "fitting  100%", "Inferred schema contains integer",
+                    "a warning of ours"):
+        assert printed in text, printed

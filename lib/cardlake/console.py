@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,7 +74,9 @@ def setup_logging(log_file: Path | None, *, console_level: int = logging.WARNING
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(console_level)
     console.setFormatter(_OneLine())
-    console.addFilter(lambda record: not getattr(record, "cardlake_file_only", False))
+    # Python warnings (deprecations, MLflow's schema hints) are for developers: the file only.
+    console.addFilter(lambda record: not getattr(record, "cardlake_file_only", False)
+                      and record.name != "py.warnings")
     setattr(console, _HANDLER_MARK, True)
     root.addHandler(console)
     logging.captureWarnings(True)
@@ -145,6 +147,23 @@ def jvm_output_to_log() -> Iterator[None]:
         os.dup2(saved[1], 2)
         for fd in (*saved, target):
             os.close(fd)
+
+
+@contextmanager
+def library_output_to_log() -> Iterator[None]:
+    """While a stage runs, what Python code prints to ``sys.stdout`` and ``sys.stderr`` (MLflow's
+    registry notes, raw warnings, fitting progress bars) goes to the run's log file.
+
+    Handlers and stage lines made before keep the real console. Without a log file this does
+    nothing.
+    """
+    log_file = os.environ.get(LOG_FILE_VAR)
+    if not log_file:
+        yield
+        return
+    with open(log_file, "a", encoding="utf-8", buffering=1) as out, \
+            redirect_stdout(out), redirect_stderr(out):
+        yield
 
 
 # ------------------------------------------------------------------------------ stage lines

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from cardlake.analytics.job import run as run_analytics
 from cardlake.bronze.contracts import BronzeConfig
 from cardlake.bronze.stage import run as run_bronze
 from cardlake.config import Config, ConfigError, Settings, load_settings
+from cardlake.console import library_output_to_log
 from cardlake.errors import ConnectorMissing
 from cardlake.gold.config import GoldConfig
 from cardlake.gold.job import run as run_gold
@@ -164,14 +166,8 @@ def run_stages(
         started = time.perf_counter()
         log.info("stage %s: %s", stage.name, stage.description)
         kwargs = (options or {}).get(stage.name, {})
-        context = on_stage(stage) if on_stage else None
-        if context is not None:
-            with context:
-                result = stage.run(
-                    lake.tables() if stage.needs_lake else None, lake.settings,
-                    month=month, **kwargs,
-                )
-        else:
+        # The stage's line first (it keeps the real console), then what libraries print.
+        with on_stage(stage) if on_stage else nullcontext(), library_output_to_log():
             result = stage.run(
                 lake.tables() if stage.needs_lake else None, lake.settings, month=month, **kwargs
             )
