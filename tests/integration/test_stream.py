@@ -228,7 +228,7 @@ def test_kafka_stream_scores_each_event_once_through_a_crash_and_a_broker_restar
     assert sent["summary"].events == EVENTS
     killed_at = len(_scored_ids(stream_lake))
     assert 0 < killed_at, "the job was killed before its first commit"
-    second = _job(stream_lake, log, *args, "--idle-stop", "20")
+    second = _job(stream_lake, log, *args, "--idle-stop", "8")
     _wait_exit(second, log, JOB_DEADLINE_S)
     _check_outputs(spark, stream_lake, good, bad)
     alerts_on_topic = _consume(kafka.bootstrap, "fraud-alerts")
@@ -267,7 +267,7 @@ def test_embedded_file_stream_gives_the_same_outputs_without_a_broker(
              rate_per_second=0, max_events=n, token_key=key, malformed_every=MALFORMED_EVERY,
              duplicate_every=DUPLICATE_EVERY)
     log = tmp_path / "stream.log"
-    proc = _job(lake, log, "--source", "files", "--idle-stop", "15")
+    proc = _job(lake, log, "--source", "files", "--idle-stop", "8")
     _wait_exit(proc, log, JOB_DEADLINE_S)
     _check_outputs(spark, lake, good_n, bad_n)
 

@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,9 +43,14 @@ from cardlake.tables import Idempotency, Tables
 
 log = logging.getLogger("cardlake.stream")
 
-# Spark's Kafka source for Spark 4.1. Maven Central carries 4.1.0 and 4.1.1 of the connector but
-# not the newer 4.1.x patch releases of pyspark; the 4.1 line keeps the source API stable.
+# Spark's Kafka source for Spark 4.1. Maven Central carries the connector up to 4.1.3, but its
+# spark-token-provider-kafka dependency only up to 4.1.1, so 4.1.1 is the newest that resolves;
+# the 4.1 line keeps the source API stable. 4.1.1's source metrics throw a NullPointerException
+# at the end of the first batch after a restart from a checkpoint (SPARK-57438, fixed in 4.1.3):
+# see :func:`await_idle`, which restarts a query that failed that way.
 KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.1.1"
+# How often one query may be restarted in place after SPARK-57438 (once per recovery is enough).
+MAX_METRICS_RESTARTS = 3
 SCORED_TABLE = "silver.card_events_scored"
 ALERTS_TABLE = "gold.fraud_alerts_live"
 QUARANTINE_TABLE = "_quarantine.card_events"
@@ -405,10 +410,12 @@ class QuarantineSink:
 
 @dataclass
 class Running:
-    """The two running queries."""
+    """The two running queries, and how to start each again from its checkpoint."""
 
     alerts: Any
     quarantine: Any
+    starters: dict[str, Callable[[], Any]] = dataclasses.field(default_factory=dict)
+    restarts: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def all(self) -> list[Any]:
         return [self.alerts, self.quarantine]
@@ -416,6 +423,28 @@ class Running:
     def stop(self) -> None:
         for q in self.all():
             q.stop()
+
+    def restart(self, name: str) -> None:
+        """Starts the named query (``alerts`` or ``quarantine``) again from its checkpoint."""
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        setattr(self, name, self.starters[name]())
+
+
+def is_recovery_metrics_bug(error: Any) -> bool:
+    """Whether a query died of SPARK-57438: the Kafka source's metrics on the first batch after
+    a restart. The batch's commit is written before the metrics run, so starting the query again
+    resumes at the next batch and loses or repeats nothing."""
+    parts: list[str] = []
+    cause = error
+    for _ in range(5):  # the exception, then its causes (pyspark keeps the JVM trace aside)
+        if cause is None:
+            break
+        parts += [str(getattr(cause, "_desc", "") or cause),
+                  str(getattr(cause, "_stackTrace", "") or "")]
+        cause = getattr(cause, "_cause", None)
+    text = "\n".join(parts)
+    return ('because the return value of "scala.Option.get()" is null' in text
+            and "KafkaMicroBatchStream" in text)
 
 
 def start(spark: SparkSession, cfg: Config, tables: Tables, settings: StreamSettings) -> Running:
@@ -442,17 +471,25 @@ def start(spark: SparkSession, cfg: Config, tables: Tables, settings: StreamSett
                 .applyInPandasWithState(velocity_state_fn(settings.retain_days), OUTPUT_SCHEMA,
                                         STATE_SCHEMA, "append", GroupStateTimeout.EventTimeTimeout))
     trigger = f"{settings.trigger_seconds:g} seconds"
-    alerts_q = (stateful.writeStream.queryName(f"{settings.name}-alerts")
-                .foreachBatch(AlertSink(tables=tables, settings=settings, ref=ref, fraud=ml.fraud,
-                                        champion=champion))
+    alert_sink = AlertSink(tables=tables, settings=settings, ref=ref, fraud=ml.fraud,
+                           champion=champion)
+    quarantine_sink = QuarantineSink(tables=tables, settings=settings)
+
+    def start_alerts() -> Any:
+        return (stateful.writeStream.queryName(f"{settings.name}-alerts")
+                .foreachBatch(alert_sink)
                 .option("checkpointLocation", f"{checkpoints}/alerts")
                 .trigger(processingTime=trigger).start())
-    quarantine_q = (parsed.where(F.col("reason").isNotNull()).writeStream
-                    .queryName(f"{settings.name}-quarantine")
-                    .foreachBatch(QuarantineSink(tables=tables, settings=settings))
-                    .option("checkpointLocation", f"{checkpoints}/quarantine")
-                    .trigger(processingTime=trigger).start())
-    return Running(alerts=alerts_q, quarantine=quarantine_q)
+
+    def start_quarantine() -> Any:
+        return (parsed.where(F.col("reason").isNotNull()).writeStream
+                .queryName(f"{settings.name}-quarantine")
+                .foreachBatch(quarantine_sink)
+                .option("checkpointLocation", f"{checkpoints}/quarantine")
+                .trigger(processingTime=trigger).start())
+
+    return Running(alerts=start_alerts(), quarantine=start_quarantine(),
+                   starters={"alerts": start_alerts, "quarantine": start_quarantine})
 
 
 def await_idle(running: Running, *, idle_seconds: float, max_seconds: float) -> None:
@@ -463,16 +500,32 @@ def await_idle(running: Running, *, idle_seconds: float, max_seconds: float) -> 
     """
     started = time.monotonic()
     last_input = started
+    seen: dict[str, tuple[Any, Any]] = {}
     while time.monotonic() - started < max_seconds:
-        for q in running.all():
-            error = q.exception()
-            if error is not None:
-                raise error
-        progress = [p for q in running.all() for p in q.recentProgress]
-        busy = any(q.status.get("isDataAvailable") or q.status.get("isTriggerActive")
-                   for q in running.all())
-        if busy or any(p.get("numInputRows", 0) for p in progress[-2:]):
+        for name in ("alerts", "quarantine"):
+            error = getattr(running, name).exception()
+            if error is None:
+                continue
+            if (is_recovery_metrics_bug(error)
+                    and running.restarts.get(name, 0) < MAX_METRICS_RESTARTS):
+                log.warning("fraud stream: %s query hit SPARK-57438 after its recovered batch "
+                            "committed; starting it again from its checkpoint", name)
+                running.restart(name)
+                last_input = time.monotonic()
+                continue
+            raise error
+        # A query is busy while its current trigger has data; "trigger active" is no sign of
+        # input (a 0 s trigger polls its source all the time), and a no-data progress event
+        # comes only every 10 s, so a batch is counted when a new one with input reports.
+        if any(q.status.get("isDataAvailable") for q in running.all()):
             last_input = time.monotonic()
+        for name in ("alerts", "quarantine"):
+            progress = getattr(running, name).lastProgress
+            if progress and progress.get("numInputRows", 0):
+                batch = (progress.get("runId"), progress.get("batchId"))
+                if seen.get(name) != batch:
+                    seen[name] = batch
+                    last_input = time.monotonic()
         started_all = all(q.lastProgress is not None for q in running.all())
         if idle_seconds and started_all and time.monotonic() - last_input >= idle_seconds:
             return
