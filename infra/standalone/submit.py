@@ -78,6 +78,26 @@ def splink_jar() -> str:
     return str(similarity_jar_location())
 
 
+# Jars --packages resolves for the Delta connector (into the Ivy folder's jars/), by file prefix.
+DELTA_JAR_PREFIXES = ("io.delta_", "io.unitycatalog_", "org.roaringbitmap_")
+
+
+def shared_executor_classpath(ivy: str) -> str:
+    """The Delta connector's and Splink's jars as local paths for the executors' class path.
+
+    Jars that arrive with ``--packages`` load in the executors' child class loader, where Java
+    cannot rebuild a Scala lambda of Delta's write path (``ClassCastException: cannot assign
+    instance of java.lang.invoke.SerializedLambda to field ScalaUDF.f``, delta-io/delta#1419).
+    Where the nodes share the driver's paths (``--python-env shared``), the same jars go on the
+    executors' own class path. Only jars already resolved into ``ivy`` are listed: the first
+    submit on a fresh cache resolves them; the next finds them.
+    """
+    jars = sorted(
+        str(p) for p in (Path(ivy) / "jars").glob("*.jar") if p.name.startswith(DELTA_JAR_PREFIXES)
+    )
+    return os.pathsep.join([*jars, splink_jar()])
+
+
 def build_wheel(dist: Path) -> Path:
     """Builds the project's wheel (no dependencies) into ``dist``; returns its path."""
     dist.mkdir(parents=True, exist_ok=True)
@@ -147,6 +167,7 @@ def submit_command(
     elif python_env == "shared":
         settings["spark.pyspark.python"] = sys.executable
         settings["spark.pyspark.driver.python"] = sys.executable
+        settings["spark.executor.extraClassPath"] = shared_executor_classpath(ivy_dir())
     else:
         raise ValueError(f"unknown --python-env {python_env!r}: shared or packed")
     for key, value in {**settings, **(conf or {})}.items():
