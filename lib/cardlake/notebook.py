@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,7 @@ def use_mlflow(lake: Lake) -> MlflowClient:
 WORLD_TOPOJSON = Path(__file__).parent / "serve" / "assets" / "topojson" / "world_110m.json"
 
 
+@cache  # decoded once per kernel, however many maps a notebook draws
 def country_rings() -> dict[str, list[list[tuple[float, float]]]]:
     """Each country's outline rings (lon, lat) by ISO alpha-3, decoded from the TopoJSON.
 

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
@@ -19,6 +18,7 @@ from cardlake.governance.erasure import (
 )
 from cardlake.governance.suppression import filter_suppressed
 from cardlake.tables import Tables
+from tests.governance.lake_scan import values_in_lake
 
 KEY = b"k" * 32
 # The person erased: every identifier distinctive enough to be found by a byte scan.
@@ -78,25 +78,13 @@ def lake(spark: SparkSession, rs_tables: Tables) -> Tables:
     return t
 
 
-def _values_in_lake(root: Path) -> str:
-    """Every value of every Parquet file (decompressed) and every other file's bytes, as text."""
-    parts = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix == ".parquet":
-            for column in pq.read_table(path).to_pydict().values():
-                parts += [str(v) for v in column]
-        else:
-            parts.append(path.read_bytes().decode("utf-8", errors="replace"))
-    return "\n".join(parts)
-
-
 def _rows(tables: Tables, name: str) -> list[tuple[object, ...]]:
     return sorted(tuple(r) for r in tables.read(name).collect())
 
 
 def test_erasure_by_email_leaves_no_trace_and_others_unchanged(spark: SparkSession, lake: Tables):
     root = Path(lake.lake_root)
-    before = _values_in_lake(root)
+    before = values_in_lake(root)
     assert ZED["last"] in before and ZED["fin"] in before  # the scan does see them
     others = {n: [r for r in _rows(lake, n) if ZED["key"] not in r and ZED["fin"] not in r
                   and not any(ZED["crm"] + "," in str(v) for v in r)]
@@ -105,7 +93,7 @@ def test_erasure_by_email_leaves_no_trace_and_others_unchanged(spark: SparkSessi
 
     result = erase(lake, ErasureRequest(email="zed.quix@MAIL.test"), key=KEY)
 
-    after = _values_in_lake(root)
+    after = values_in_lake(root)
     for value in (ZED["key"], ZED["crm"] + ",", ZED["fin"], ZED["email"], ZED["phone"],
                   ZED["first"], ZED["last"], "1961-07-23", ZED["device"]):
         assert value not in after, value

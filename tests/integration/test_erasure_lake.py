@@ -7,7 +7,6 @@ import importlib.util
 import os
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -15,6 +14,7 @@ from pyspark.sql import functions as F
 from cardlake.config import PROJECT_ROOT
 from cardlake.governance.erasure import lake_tables
 from cardlake.silver.customers import PERSON_SOURCES
+from tests.governance.lake_scan import values_in_lake
 from tests.lake_fixture import BuiltLake, copy_lake
 
 # Seen passing once (1,189 s for the test, on a machine also running the suite): the erasure job
@@ -36,18 +36,6 @@ def _job():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _lake_text(root: Path) -> str:
-    """Every Parquet value (pages decompressed) and every other file's bytes, as text."""
-    parts = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix == ".parquet":
-            for column in pq.read_table(path).to_pydict().values():
-                parts += [str(v) for v in column]
-        else:
-            parts.append(path.read_bytes().decode("utf-8", errors="replace"))
-    return "\n".join(parts).lower()
 
 
 def _others(spark: SparkSession, lake: BuiltLake, key: str) -> dict[str, tuple[int, int]]:
@@ -78,7 +66,7 @@ def test_erasing_a_person_in_every_source(spark: SparkSession, built_lake: Built
     # The date of birth alone is not scanned for: other people and days share it.
     identifiers = [person[c] for c in ("email", "phone") if person[c]]
     assert identifiers, "the chosen person has neither e-mail nor phone"
-    text = _lake_text(lake.lake_root)
+    text = values_in_lake(lake.lake_root).lower()
     assert all(i.lower() in text for i in identifiers)  # the scan sees them before
     before = _others(spark, lake, key)
 
@@ -86,7 +74,7 @@ def test_erasing_a_person_in_every_source(spark: SparkSession, built_lake: Built
                         "--customer-key", key, "--requested-by", "test-ticket-1"])
 
     assert code == 0
-    text = _lake_text(lake.lake_root)
+    text = values_in_lake(lake.lake_root).lower()
     found = [i for i in identifiers if i.lower() in text]
     assert found == [] and key.lower() not in text
     assert _others(spark, lake, key) == before
