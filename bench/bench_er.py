@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     params = replace(SynthParams(seed=args.seed), n_customers=n_customers,
                      tx_per_customer_month=0.2)
     out = args.out or Path(tempfile.mkdtemp(prefix="cardlake-bench-er-"))
-    cfg = load_config("local", overrides={"spark.conf": splink_spark_conf()})
+    cfg = load_config("local", overrides={"spark.conf": splink_spark_conf(),
+                                          "spark.profile": "large"})
     spark = build_session(cfg)
     try:
         t0 = time.perf_counter()

@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_gold_"))
-    cfg = load_config("local")
+    cfg = load_config("local", overrides={"spark.profile": "large"})  # millions of rows
     gcfg = load_gold_config("local")
     spark = build_session(cfg)
     try:

@@ -1,4 +1,4 @@
-"""Which local-profile settings help on a small machine: shuffle partitions and adaptive execution.
+"""Which session settings help on a small machine: shuffle partitions and adaptive execution.
 
     python bench/bench_session_profile.py [--rows 3000000] [--repeat 3]
 
@@ -24,9 +24,9 @@ SETTINGS = (
     ("spark default: 200 partitions, AQE on", "200", "true"),
     ("200 partitions, AQE off", "200", "false"),
     ("32 partitions, AQE on", "32", "true"),
-    ("8 partitions, AQE on (local profile)", "8", "true"),
+    ("8 partitions, AQE on (large profile)", "8", "true"),
     ("8 partitions, AQE off", "8", "false"),
-    ("2 partitions, AQE off (test profile)", "2", "false"),
+    ("2 partitions, AQE off (local, test profiles)", "2", "false"),
 )
 
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=3_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    spark = build_session(load_config("local"))
+    spark = build_session(load_config("local", overrides={"spark.profile": "large"}))
     tx = (
         spark.range(args.rows)
         .withColumn("customer_id", (F.col("id") * 7919) % 20_000)

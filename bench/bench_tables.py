@@ -2,7 +2,7 @@
 
     python bench/bench_tables.py [--rows 2000000] [--months 12] [--repeat 3] [--engine ...]
 
-One SparkSession (local profile, Delta connector loaded), one cached DataFrame partitioned by
+One SparkSession (large profile, Delta connector loaded), one cached DataFrame partitioned by
 month. For each engine (delta-spark, delta-rs) and for plain Parquet:
 
 - write: the layer's append of every row (plain: ``df.write.partitionBy("month").parquet``);
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides={
             "paths.lake_root": str(work / "lake"),
             "spark.driver_memory": args.driver_memory,
+            "spark.profile": "large",
         },
     )
     spark = build_session(cfg)

@@ -59,9 +59,13 @@ def test_supported_java_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_profiles_differ_where_they_should() -> None:
     local = profile_settings(load_config("local"))
     test = profile_settings(load_config("test"))
-    assert (local["spark.master"], local["spark.sql.shuffle.partitions"]) == ("local[*]", "8")
+    large = profile_settings(load_config("local", overrides={"spark.profile": "large"}))
+    assert (local["spark.master"], local["spark.sql.shuffle.partitions"]) == ("local[*]", "2")
     assert (test["spark.master"], test["spark.sql.shuffle.partitions"]) == ("local[2]", "2")
-    for settings in (local, test):
+    assert (large["spark.sql.shuffle.partitions"], large["spark.sql.adaptive.enabled"]) == (
+        "8", "true")
+    assert local["spark.driver.memory"] == large["spark.driver.memory"] == "4g"
+    for settings in (local, test, large):
         assert settings["spark.sql.session.timeZone"] == "UTC"
         assert settings["spark.ui.enabled"] == "false"
 

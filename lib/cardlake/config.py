@@ -60,7 +60,7 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class SparkConfig:
-    profile: Literal["local", "test", "cluster"]
+    profile: Literal["local", "large", "test", "cluster"]
     app_name: str = "cardlake"
     master: str | None = None
     driver_memory: str | None = None

@@ -1,4 +1,5 @@
-"""SparkSession profiles: ``local`` (a small machine), ``test`` (fast start) and ``cluster``.
+"""SparkSession profiles: ``local`` (small data, a small machine), ``large`` (millions of rows on
+one machine), ``test`` (fast start) and ``cluster``.
 
 Nothing here runs at import time. :func:`build_session` checks the JVM first, so a missing or
 too-old Java is one sentence, not a Py4J stack trace.
@@ -69,13 +70,32 @@ IVY_KEY = "spark.jars.ivy"
 
 log = logging.getLogger(__name__)
 
-# Local profile, measured with bench/bench_session_profile.py (3M rows, gold-like aggregates,
-# 2 cores, median of 3): Spark's default 200 shuffle partitions 6.13 s; 32 partitions 2.97 s;
-# 8 partitions with adaptive execution 2.00 s; 8 without 1.68 s; 2 without 1.54 s. We keep 8
-# with adaptive execution on: within 20% of the fastest here, and it coalesces or splits
-# partitions for the larger benchmark data and skewed joins where 2 fixed partitions would spill.
+# Small data on a small machine: the embedded default (2,000 customers, 18 months) and the
+# tests. A run there is hundreds of small queries and Delta commits, so fixed costs per query
+# dominate: few shuffle partitions, no adaptive re-planning, no whole-stage code generation
+# (compiling it costs more than it saves on thousands of rows), Delta's log replayed in one task.
+# Bronze of the embedded default (1,286 files, 280k records), 2026-12-02, idle machine: 426 s in
+# `make run` with the former local settings (now `large`), 280 s with these
+# (`python bench/bench_bronze_stage.py --profile test`).
+_SMALL_DATA = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.databricks.delta.snapshotPartitions": "1",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.rdd.compress": "false",
+    "spark.shuffle.compress": "false",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+# Large data on one machine (bench/ at millions of rows): measured with
+# bench/bench_session_profile.py (3M rows, gold-like aggregates, 2 cores, median of 3): Spark's
+# default 200 shuffle partitions 6.13 s; 32 partitions 2.97 s; 8 partitions with adaptive
+# execution 2.00 s; 8 without 1.68 s; 2 without 1.54 s. 8 with adaptive execution is within 20%
+# of the fastest and coalesces or splits partitions where 2 fixed partitions would spill.
 _PROFILES: dict[str, dict[str, str]] = {
-    "local": {
+    "local": {"spark.master": "local[*]", "spark.driver.memory": "4g", **_SMALL_DATA},
+    "large": {
         "spark.master": "local[*]",
         "spark.driver.memory": "4g",
         "spark.sql.shuffle.partitions": "8",
@@ -86,20 +106,7 @@ _PROFILES: dict[str, dict[str, str]] = {
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     },
-    "test": {
-        "spark.master": "local[2]",
-        "spark.driver.memory": "2g",
-        "spark.sql.shuffle.partitions": "2",
-        "spark.default.parallelism": "2",
-        "spark.databricks.delta.snapshotPartitions": "1",
-        "spark.sql.adaptive.enabled": "false",
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        # Tiny data: compiling generated code costs more than it saves.
-        "spark.sql.codegen.wholeStage": "false",
-        "spark.rdd.compress": "false",
-        "spark.shuffle.compress": "false",
-    },
+    "test": {"spark.master": "local[2]", "spark.driver.memory": "2g", **_SMALL_DATA},
     "cluster": {},  # master, executors and memory come from spark-submit
 }
 
