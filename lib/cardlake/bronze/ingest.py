@@ -18,6 +18,11 @@ Crash safety: the manifest is written last and is the commit point of a batch. A
 rows of a batch that has no manifest entry (the previous run died between its writes) first
 deletes that batch from every table it wrote, then ingests the files again with whatever else
 has landed since; so a crash at any step converges to the lake an uninterrupted run builds.
+
+Commits per run, not per source: each source writes its quarantine and bronze tables; the rows
+of ``_ops.dq_results``, ``_ops.ingest_log`` and the manifest are collected in :class:`OpsRows`
+and written once after the last source (three commits a run instead of three per source, and
+the manifest still last). Delta commits are the fixed cost of a small run.
 """
 
 from __future__ import annotations
@@ -157,6 +162,50 @@ class SourceReport:
     rows_duplicate: int = 0
     dq_success: bool = True
     per_file: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class OpsRows:
+    """The ``_ops`` rows of a run's batches, written together after the last source.
+
+    The manifest is written last: it is the commit point of every batch in it.
+    """
+
+    dq: list[dict[str, Any]] = field(default_factory=list)
+    ingest_log: list[dict[str, Any]] = field(default_factory=list)
+    manifest: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, spark: SparkSession, tables: Tables) -> None:
+        _step("before_dq_results")
+        if self.dq:
+            tables.append(DQ_RESULTS, spark.createDataFrame(self.dq, DQ_SCHEMA))
+        _step("before_ingest_log")
+        if self.ingest_log:
+            tables.append(INGEST_LOG, spark.createDataFrame(self.ingest_log, LOG_SCHEMA))
+        _step("before_manifest")
+        if self.manifest:
+            tables.append(MANIFEST, spark.createDataFrame(self.manifest, MANIFEST_SCHEMA),
+                          schema_mode="merge")
+        self.dq, self.ingest_log, self.manifest = [], [], []
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the manifest says was processed: (path, sha256, status) per source, batch ids."""
+
+    files: dict[str, list[tuple[str, str, str]]]
+    batches: set[str]
+
+    @classmethod
+    def read(cls, tables: Tables) -> Recorded:
+        files: dict[str, list[tuple[str, str, str]]] = {}
+        batches: set[str] = set()
+        if tables.exists(MANIFEST):
+            for r in tables.read(MANIFEST).select("source", "path", "sha256", "status",
+                                                  "batch_id").collect():
+                files.setdefault(r["source"], []).append((r["path"], r["sha256"], r["status"]))
+                batches.add(r["batch_id"])
+        return cls(files, batches)
 
 
 def sha256_file(path: str) -> str:
@@ -426,22 +475,34 @@ def _batches_of(tables: Tables, table: str, column: str, where: Column | None = 
     return {r[0] for r in df.select(column).groupBy(column).count().collect() if r[0]}
 
 
-def _roll_back_unrecorded(tables: Tables, contract: SourceContract, recorded: set[str]) -> None:
-    """Deletes the rows of batches that reached a table but not the manifest (a crashed run)."""
-    targets = [
-        (contract.table, "_batch_id", None),
-        (contract.quarantine_table, "batch_id", None),
-        (INGEST_LOG, "batch_id", F.col("source") == contract.name),
-        (DQ_RESULTS, "batch_id", F.col("batch_id").startswith(f"{contract.name}-")),
-    ]
+def _roll_back_unrecorded(
+    tables: Tables, targets: Sequence[tuple[str, str, Column | None]], recorded: set[str],
+    who: str,
+) -> None:
+    """Deletes the rows of batches that reached a table but not the manifest (a crashed run).
+
+    ``targets`` are (table, batch id column, filter on the rows that belong to ``who``).
+    """
     for table, column, where in targets:
         orphans = sorted(_batches_of(tables, table, column, where) - recorded)
         if orphans:
             log.warning("bronze %s: %s holds batch(es) %s with no manifest entry (a run died "
                         "before its commit point); deleting them to ingest their files again",
-                        contract.name, table, orphans)
+                        who, table, orphans)
             listed = ", ".join(f"'{b}'" for b in orphans)
             tables.delete(table, f"{column} IN ({listed})")
+
+
+def _source_targets(contract: SourceContract) -> list[tuple[str, str, Column | None]]:
+    return [(contract.table, "_batch_id", None), (contract.quarantine_table, "batch_id", None)]
+
+
+def _ops_targets(names: Sequence[str]) -> list[tuple[str, str, Column | None]]:
+    if not names:
+        return []
+    of_dq = reduce(lambda a, b: a | b, [F.col("batch_id").startswith(f"{n}-") for n in names])
+    return [(INGEST_LOG, "batch_id", F.col("source").isin(list(names))),
+            (DQ_RESULTS, "batch_id", of_dq)]
 
 
 def ingest_source(
@@ -454,25 +515,50 @@ def ingest_source(
     files: Sequence[LandedFile],
     validator: Validator | None = None,
     now: datetime | None = None,
+    ops: OpsRows | None = None,
+    recorded: Recorded | None = None,
 ) -> SourceReport:
     """Ingests the new files among ``files`` of one source (see the module docstring).
 
     Files that fail are listed in the report's ``failed`` and recorded in the manifest; they do
     not stop the others.
 
+    Args:
+        ops: where a run collects its ``_ops`` rows to write them once (:func:`run_bronze`);
+            None writes this source's at the end, manifest last, after its own roll-back check.
+        recorded: the manifest as the run read it (None: read here).
+
     Raises:
         DataQualityError: a critical expectation failed (nothing was written to bronze).
     """
+    alone = ops is None
+    if alone:
+        recorded = Recorded.read(tables)
+        _roll_back_unrecorded(tables, _ops_targets([contract.name]), recorded.batches,
+                              contract.name)
+    assert recorded is not None
+    own = ops if ops is not None else OpsRows()
+    try:
+        report = _ingest_source(spark, tables, contract, settings, token_key=token_key,
+                                files=files, validator=validator, now=now, ops=own,
+                                recorded=recorded)
+    except Exception:
+        if alone:  # a failed expectation's results are kept (its batch has no manifest row)
+            own.write(spark, tables)
+        raise
+    if alone:
+        own.write(spark, tables)
+    return report
+
+
+def _ingest_source(
+    spark: SparkSession, tables: Tables, contract: SourceContract, settings: BronzeConfig, *,
+    token_key: bytes, files: Sequence[LandedFile], validator: Validator | None,
+    now: datetime | None, ops: OpsRows, recorded: Recorded,
+) -> SourceReport:
     report = SourceReport(contract.name)
-    processed: list[tuple[str, str, str]] = []
-    recorded: set[str] = set()
-    if tables.exists(MANIFEST):
-        rows = (tables.read(MANIFEST).filter(F.col("source") == contract.name)
-                .select("path", "sha256", "status", "batch_id").collect())
-        processed = [(r["path"], r["sha256"], r["status"]) for r in rows]
-        recorded = {r["batch_id"] for r in rows}
-    _roll_back_unrecorded(tables, contract, recorded)
-    fresh, skipped = plan_files(files, processed)
+    _roll_back_unrecorded(tables, _source_targets(contract), recorded.batches, contract.name)
+    fresh, skipped = plan_files(files, recorded.files.get(contract.name, []))
     if not fresh and not skipped:
         return report
     now = now or datetime.now(UTC).replace(microsecond=0)
@@ -491,10 +577,8 @@ def ingest_source(
     if fresh:
         _ingest_rows(spark, tables, contract, settings, token_key=token_key, files=fresh,
                      batch_id=batch_id, now=now, report=report, manifest_rows=manifest_rows,
-                     validator=validator or Validator())
-    _step("before_manifest")
-    tables.append(MANIFEST, spark.createDataFrame(manifest_rows, MANIFEST_SCHEMA),
-                  schema_mode="merge")
+                     validator=validator or Validator(), ops=ops)
+    ops.manifest.extend(manifest_rows)
     for path, reason in report.failed:
         log.error("bronze %s: file %s failed: %s", contract.name, path, reason)
     log.info("bronze %s: %d file(s) ingested (%d empty), %d skipped as re-deliveries, %d failed; "
@@ -536,6 +620,7 @@ def _ingest_rows(
     spark: SparkSession, tables: Tables, contract: SourceContract, settings: BronzeConfig, *,
     token_key: bytes, files: Sequence[LandedFile], batch_id: str, now: datetime,
     report: SourceReport, manifest_rows: list[dict[str, Any]], validator: Validator,
+    ops: OpsRows,
 ) -> None:
     parts: list[DataFrame] = []
     extras: list[str] = []
@@ -634,16 +719,13 @@ def _ingest_rows(
     suite_cols = bronze_df.columns
     outcome = validator.validate(bronze_df, contract.table,
                                  _expectations(contract, suite_cols, settings))
-    dq_rows = [{**r, "batch_id": batch_id} for r in outcome.rows()]
+    ops.dq.extend({**r, "batch_id": batch_id} for r in outcome.rows())
     report.dq_success = outcome.success
     if not outcome.success:
         for cached in (all_df, df, accepted, bronze_df):
             cached.unpersist()
-        tables.append(DQ_RESULTS, spark.createDataFrame(dq_rows, DQ_SCHEMA))
         raise DataQualityError(f"{contract.name}: {outcome.failure_message()}")
 
-    _step("before_dq_results")
-    tables.append(DQ_RESULTS, spark.createDataFrame(dq_rows, DQ_SCHEMA))
     schema_mode: SchemaMode = "merge" if extras else "strict"
     _step("before_quarantine")
     tables.append(contract.quarantine_table, quarantine_df, partition_by=[PARTITION])
@@ -652,10 +734,8 @@ def _ingest_rows(
     tables.append(contract.table, filter_suppressed(bronze_df, tables=tables, key=token_key,
                                                     columns=BRONZE_IDENTIFIERS),
                   partition_by=[PARTITION], schema_mode=schema_mode)
-    _step("before_ingest_log")
-    log_rows = _record(contract, files, counts, dups, failed, batch_id, now, report,
-                       manifest_rows)
-    tables.append(INGEST_LOG, spark.createDataFrame(log_rows, LOG_SCHEMA))
+    ops.ingest_log.extend(_record(contract, files, counts, dups, failed, batch_id, now, report,
+                                  manifest_rows))
     for cached in (all_df, df, accepted, bronze_df):
         cached.unpersist()
 
@@ -729,25 +809,30 @@ def run_bronze(
             their reasons, and recorded as failed in the manifest).
         DataQualityError: after the other sources, when a source's critical expectation failed.
     """
-    wanted = list(sources) if sources else list(INGEST_ORDER)
+    wanted = [name for name in INGEST_ORDER if not sources or name in sources]
     validator = Validator(data_docs_dir=data_docs_dir)
     reports = []
     dq_errors: list[DataQualityError] = []
+    recorded = Recorded.read(tables)
+    _roll_back_unrecorded(tables, _ops_targets(wanted), recorded.batches, ", ".join(wanted))
+    ops = OpsRows()
     try:
-        for name in INGEST_ORDER:
-            if name not in wanted:
-                continue
+        for name in wanted:
             files = discover(landing_root, name, months)
             try:
                 reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
                                              token_key=token_key, files=files,
-                                             validator=validator))
+                                             validator=validator, ops=ops, recorded=recorded))
             except DataQualityError as exc:  # the other sources still run
                 log.error("bronze %s: %s", name, exc)
                 dq_errors.append(exc)
+    except Exception:
+        ops.write(spark, tables)  # the sources that finished are committed
+        raise
     finally:
         if any(r.batch_id for r in reports) or not reports:
             validator.build_docs()
+    ops.write(spark, tables)
     failures = [f for r in reports for f in r.failed]
     if failures:
         raise FilesFailedError(failures)
