@@ -30,6 +30,7 @@ from cardlake.ml.settings import GbtGrid, LrGrid
 from cardlake.months import index_of_month as index_of_month
 from cardlake.months import month_index as month_index
 from cardlake.months import month_of_index as month_of_index
+from cardlake.threads import in_parallel
 
 log = logging.getLogger("cardlake.ml")
 
@@ -200,18 +201,32 @@ def fit_classifier(
     """Fits ``kind`` ("lr" or "gbt") for each grid point; keeps the best on ``valid_df``.
 
     Train-validation split rather than cross-validation: the data are time-ordered and the
-    budget is a few minutes on two cores, so each grid point is fitted once.
+    budget is a few minutes on two cores, so each grid point is fitted once. The feature
+    stages are fitted once and their output cached; the grid points are fitted two at a time
+    (as Spark's ``CrossValidator(parallelism=2)``): one small fit is a chain of short Spark jobs
+    that leave a core idle between them. Ties keep the first point in grid order.
     """
     started = time.perf_counter()
-    best: tuple[float, dict[str, Any], PipelineModel, dict[str, float]] | None = None
-    results = []
-    for params in grid_points(grid):
+    features = Pipeline(stages=feature_stages(numeric, categorical, scale=kind == "lr")).fit(
+        fit_df)
+    prepared = features.transform(fit_df).cache()
+
+    def fit_point(params: dict[str, Any]) -> tuple[dict[str, Any], PipelineModel,
+                                                   dict[str, float]]:
         estimator = _lr(params, weighted) if kind == "lr" else _gbt(params, weighted, seed,
                                                                       gbt_step)
-        stages = feature_stages(numeric, categorical, scale=kind == "lr")
-        model = Pipeline(stages=[*stages, estimator]).fit(fit_df)
+        model = PipelineModel(stages=[*features.stages, estimator.fit(prepared)])
         curve = metrics.score_curve(with_score(model, valid_df))
-        summary = {"auc": metrics.auc(curve), "pr_auc": metrics.average_precision(curve)}
+        return params, model, {"auc": metrics.auc(curve),
+                               "pr_auc": metrics.average_precision(curve)}
+
+    try:
+        outcomes = in_parallel(fit_point, grid_points(grid))
+    finally:
+        prepared.unpersist()
+    best: tuple[float, dict[str, Any], PipelineModel, dict[str, float]] | None = None
+    results = []
+    for params, model, summary in outcomes:
         results.append({**params, **summary})
         value = summary[select_on]
         value = -math.inf if math.isnan(value) else value

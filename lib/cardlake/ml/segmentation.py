@@ -35,6 +35,7 @@ from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 from cardlake.ml import metrics, plots, tracking
 from cardlake.ml.common import month_index
 from cardlake.ml.settings import MlSettings, SegmentationSettings
+from cardlake.threads import in_parallel
 
 log = logging.getLogger("cardlake.ml")
 
@@ -138,16 +139,13 @@ def fit_restarts(df: DataFrame, bounds: Mapping[str, tuple[float, float] | None]
                  max_iter: int) -> tuple[PipelineModel, list[float]]:
     """K-means from ``restarts`` seeded starts (``seed``, ``seed + 1``, ...); the fit with the
     lowest within-cluster cost (the first on a tie) and every fit's cost."""
-    best: PipelineModel | None = None
-    costs: list[float] = []
-    for i in range(max(1, restarts)):
-        model = clustering_pipeline(bounds, log_features, k=k, seed=seed + i,
-                                    max_iter=max_iter).fit(df)
-        costs.append(float(model.stages[-1].summary.trainingCost))
-        if best is None or costs[-1] < min(costs[:-1]):
-            best = model
-    assert best is not None
-    return best, costs
+    def fit(i: int) -> PipelineModel:
+        return clustering_pipeline(bounds, log_features, k=k, seed=seed + i,
+                                   max_iter=max_iter).fit(df)
+
+    models = in_parallel(fit, list(range(max(1, restarts))))
+    costs = [float(m.stages[-1].summary.trainingCost) for m in models]
+    return models[costs.index(min(costs))], costs
 
 
 def capped(name: str) -> str:
@@ -308,12 +306,14 @@ def run_segmentation(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
         tracking.log_frame(pd.DataFrame({"seed": [seed + i for i in range(len(costs))],
                                          "cost": costs}), "restart_costs.csv")
         silhouette = float(evaluator.evaluate(kmeans.transform(sample)))
-        silhouettes: dict[int, float] = {}
-        for k in range(s.k_min, s.k_max + 1):  # a diagnostic: is k near a natural grouping?
+        def silhouette_at(k: int) -> float:  # a diagnostic: is k near a natural grouping?
             model = kmeans if k == s.k else clustering_pipeline(
                 bounds, s.log_features, k=k, seed=seed, max_iter=s.max_iter).fit(active)
-            silhouettes[k] = float(evaluator.evaluate(model.transform(sample)))
-            tracking.log_metrics({f"silhouette_k{k}": silhouettes[k]})
+            return float(evaluator.evaluate(model.transform(sample)))
+
+        ks = list(range(s.k_min, s.k_max + 1))
+        silhouettes = dict(zip(ks, in_parallel(silhouette_at, ks), strict=True))
+        tracking.log_metrics({f"silhouette_k{k}": v for k, v in silhouettes.items()})
         km_scored = kmeans.transform(active).select("customer_key", "month",
                                                     F.col("cluster").alias("km"))
         bisect = clustering_pipeline(bounds, s.log_features, k=s.k, seed=seed,
