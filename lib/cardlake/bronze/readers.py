@@ -144,7 +144,7 @@ def read_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
 
 def file_errors(files_df: DataFrame) -> dict[str, str]:
     """Files that are not text at all (binary signatures, NUL bytes) -> why."""
-    check = F.udf(lambda b: not_text(b) if b else None, StringType())
+    check = F.udf(lambda b: not_text(b) if b else None, StringType(), useArrow=True)
     rows = files_df.select(FILE, check(CONTENT).alias("e")).filter("e is not null").collect()
     return {r[FILE]: r["e"] for r in rows}
 
@@ -299,6 +299,10 @@ def _by_file(
     values: Mapping[tuple[str, ...], list[str]], pick: Callable[[tuple[str, ...]], Column]
 ) -> Column:
     # One expression per distinct header: files sharing a header share the column positions.
+    # The usual case, one header for every file, needs no test of the file: a list of a
+    # thousand file names in each column's expression makes every plan slow to analyse.
+    if len(values) == 1:
+        return pick(next(iter(values)))
     expr: Column | None = None
     for header, files in values.items():
         value = pick(header)
