@@ -92,7 +92,10 @@ def setup_logging(log_file: Path | None, *, console_level: int = logging.WARNING
     root.addHandler(to_file)
     for name in LIBRARY_LOGGERS:  # their usual level in the file; the console filters anyway
         logging.getLogger(name).setLevel(logging.INFO)
-    logging.getLogger("py4j").setLevel(logging.WARNING)  # py4j's INFO is one line per call
+    # One line per call or statement at INFO (the root's level here): py4j's Java calls, the SQL
+    # MLflow's store runs through SQLAlchemy (three quarters of a run's log before this).
+    for chatty in ("py4j", "sqlalchemy", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     os.environ[LOG_FILE_VAR] = str(log_file)  # the JVM (started later) writes here too
 
 
