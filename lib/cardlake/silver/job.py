@@ -28,7 +28,6 @@ from cardlake.silver.resolution import (
 )
 from cardlake.silver.schemas import PARTITIONED_BY_MONTH
 from cardlake.tables import Tables
-from cardlake.threads import in_parallel
 
 log = logging.getLogger("cardlake.silver")
 
@@ -178,37 +177,44 @@ def run(
     snapshots = customers.golden_snapshots(candidates, months=months).localCheckpoint(eager=True)
     write("customer_snapshots", snapshots)
     current = customers.current_customers(snapshots)
+    write("customers", current)
+
     fx = activity.fx_rates(bronze["fx_rates"])
+    write("fx_rates", fx)
+    write("merchants", activity.merchants(bronze["merchants"]))
     keys_current = crosswalk.filter("is_current")
-    frames: dict[str, DataFrame] = {
-        "transactions": activity.transactions(
+    write(
+        "transactions",
+        activity.transactions(
             bronze["card_transactions"],
             instruments=_instruments(bronze, crosswalk),
             fx=fx,
             customers=current,
             chargebacks=bronze["chargebacks"],
         ),
-        "customer_snapshots": snapshots,
-        "customers": current,
-        "fx_rates": fx,
-        "merchants": activity.merchants(bronze["merchants"]),
-        "interactions": activity.interactions(
-            bronze["service_interactions"], refs=_refs(person_keys, crosswalk)
-        ),
-        "marketing_monthly": activity.marketing_monthly(
+    )
+    write(
+        "interactions",
+        activity.interactions(bronze["service_interactions"], refs=_refs(person_keys, crosswalk)),
+    )
+    write(
+        "marketing_monthly",
+        activity.marketing_monthly(
             bronze["marketing_monthly"],
             keys=keys_current.filter(F.col("source") == "marketing_monthly"),
         ),
-        "product_usage": activity.product_usage(
+    )
+    write(
+        "product_usage",
+        activity.product_usage(
             bronze["product_usage"], keys=keys_current.filter(F.col("source") == "product_usage")
         ),
-        **activity.financial_children(
-            bronze["financial_records"],
-            keys=keys_current.filter(F.col("source") == "financial_records"),
-        ),
-    }
-    # Independent tables: two written at a time (cardlake.threads), the largest first.
-    in_parallel(lambda name: write(name, frames[name]), list(frames))
+    )
+    for name, frame in activity.financial_children(
+        bronze["financial_records"],
+        keys=keys_current.filter(F.col("source") == "financial_records"),
+    ).items():
+        write(name, frame)
 
     metrics = evaluate_against_truth(spark, crosswalk, cfg.paths.truth_root) or {}
     if metrics:
