@@ -139,6 +139,7 @@ class LandedFile:
     size: int
     sha256: str
     lines: int = -1  # non-blank physical lines, counted from the bytes (-1: not counted)
+    not_text: str | None = None  # why the bytes cannot be a text file at all (binary, NUL bytes)
 
 
 def _step(point: str) -> None:
@@ -217,12 +218,13 @@ def sha256_file(path: str) -> str:
 
 
 def landed_file(path: Path, source: str, month: str) -> LandedFile:
-    """A landing file with its checksum and its non-blank line count (one read of its bytes)."""
+    """A landing file with its checksum, its non-blank line count and whether it is text at all
+    (one read of its bytes, in the driver: no Spark pass over every file for these)."""
     data = path.read_bytes()
     return LandedFile(
         rel_path=f"{source}/{month}/{path.name}", abs_path=str(path), source=source, month=month,
         size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-        lines=R.count_nonblank_lines(data),
+        lines=R.count_nonblank_lines(data), not_text=R.not_text(data),
     )
 
 
@@ -282,8 +284,9 @@ def _parse_feed(
     """
     source_cfg = settings.sources[contract.name]
     files_df = R.read_files(spark, [f.abs_path for f in files])
-    for path, why in R.file_errors(files_df).items():
-        failed.setdefault(path, why)
+    for f in files:
+        if f.not_text is not None:
+            failed.setdefault(f.rel_path, f.not_text)
     names = [f.name for f in feed.fields]
     extra: list[str] = []
     extra_checks: list[tuple[Column, str, Column]] = []

@@ -142,13 +142,6 @@ def read_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     )
 
 
-def file_errors(files_df: DataFrame) -> dict[str, str]:
-    """Files that are not text at all (binary signatures, NUL bytes) -> why."""
-    check = F.udf(lambda b: not_text(b) if b else None, StringType(), useArrow=True)
-    rows = files_df.select(FILE, check(CONTENT).alias("e")).filter("e is not null").collect()
-    return {r[FILE]: r["e"] for r in rows}
-
-
 _LINE = StructType([
     StructField("line", IntegerType()),
     StructField("text", StringType()),
