@@ -75,8 +75,8 @@ log = logging.getLogger(__name__)
 # dominate: few shuffle partitions, no adaptive re-planning, no whole-stage code generation
 # (compiling it costs more than it saves on thousands of rows), Delta's log replayed in one task.
 # Bronze of the embedded default (1,286 files, 280k records), 2026-12-02, idle machine: 426 s in
-# `make run` with the former local settings (now `large`), 280 s with these
-# (`python bench/bench_bronze_stage.py --profile test`).
+# `make run` with the former local settings (now `large`); 280 s for the same stage run alone
+# with these (the script that became bench/bench_bronze_stage.py, `--profile test`).
 _SMALL_DATA = {
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
