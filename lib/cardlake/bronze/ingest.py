@@ -30,7 +30,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
@@ -534,24 +535,29 @@ def ingest_source(
     Raises:
         DataQualityError: a critical expectation failed (nothing was written to bronze).
     """
-    alone = ops is None
-    if alone:
-        recorded = Recorded.read(tables)
-        _roll_back_unrecorded(tables, _ops_targets([contract.name]), recorded.batches,
-                              contract.name)
-    assert recorded is not None
-    own = ops if ops is not None else OpsRows()
+    if ops is not None:
+        assert recorded is not None
+        return _ingest_source(spark, tables, contract, settings, token_key=token_key,
+                              files=files, validator=validator, now=now, ops=ops,
+                              recorded=recorded)
+    recorded = Recorded.read(tables)
+    _roll_back_unrecorded(tables, _ops_targets([contract.name]), recorded.batches, contract.name)
+    with _committed(OpsRows(), spark, tables) as own:
+        return _ingest_source(spark, tables, contract, settings, token_key=token_key,
+                              files=files, validator=validator, now=now, ops=own,
+                              recorded=recorded)
+
+
+@contextmanager
+def _committed(ops: OpsRows, spark: SparkSession, tables: Tables) -> Iterator[OpsRows]:
+    """Writes ``ops`` after the block, and also when it fails: what finished is committed (a
+    failed expectation's results are kept; its batch has no manifest row)."""
     try:
-        report = _ingest_source(spark, tables, contract, settings, token_key=token_key,
-                                files=files, validator=validator, now=now, ops=own,
-                                recorded=recorded)
+        yield ops
     except Exception:
-        if alone:  # a failed expectation's results are kept (its batch has no manifest row)
-            own.write(spark, tables)
+        ops.write(spark, tables)
         raise
-    if alone:
-        own.write(spark, tables)
-    return report
+    ops.write(spark, tables)
 
 
 def _ingest_source(
@@ -818,24 +824,21 @@ def run_bronze(
     dq_errors: list[DataQualityError] = []
     recorded = Recorded.read(tables)
     _roll_back_unrecorded(tables, _ops_targets(wanted), recorded.batches, ", ".join(wanted))
-    ops = OpsRows()
     try:
-        for name in wanted:
-            files = discover(landing_root, name, months)
-            try:
-                reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
-                                             token_key=token_key, files=files,
-                                             validator=validator, ops=ops, recorded=recorded))
-            except DataQualityError as exc:  # the other sources still run
-                log.error("bronze %s: %s", name, exc)
-                dq_errors.append(exc)
-    except Exception:
-        ops.write(spark, tables)  # the sources that finished are committed
-        raise
+        with _committed(OpsRows(), spark, tables) as ops:
+            for name in wanted:
+                files = discover(landing_root, name, months)
+                try:
+                    reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
+                                                 token_key=token_key, files=files,
+                                                 validator=validator, ops=ops,
+                                                 recorded=recorded))
+                except DataQualityError as exc:  # the other sources still run
+                    log.error("bronze %s: %s", name, exc)
+                    dq_errors.append(exc)
     finally:
         if any(r.batch_id for r in reports) or not reports:
             validator.build_docs()
-    ops.write(spark, tables)
     failures = [f for r in reports for f in r.failed]
     if failures:
         raise FilesFailedError(failures)
