@@ -475,3 +475,41 @@ def test_device_ids_are_opaque_shared_and_changed_at_their_rates() -> None:
     tol = 4 * math.sqrt(params.signup_device_change_rate * 0.7 / len(w.dup_crm))
     assert abs(changed - params.signup_device_change_rate) < tol, changed
     assert all(d not in devices for d in w.dup_device.values())
+
+
+def test_product_use_follows_its_probabilities(run: Path) -> None:
+    use = pq.read_table(run / "truth" / "product_use_monthly").to_pylist()
+    assert len(use) == PARAMS.n_customers * 7 * len(MONTHS)  # every person, product and month
+    expected = sum(u["use_probability"] for u in use)
+    variance = sum(u["use_probability"] * (1 - u["use_probability"]) for u in use)
+    records = pq.read_table(run / "truth" / "source_records").to_pylist()
+    rows = {r["source_record_id"] for r in records if r["source"] == "product_usage"}
+    assert abs(len(rows) - expected) < 4 * math.sqrt(variance)
+
+
+def test_adverse_event_probability_only_while_on_the_books(
+        run: Path, truth: dict[str, list[dict]]) -> None:
+    events = pq.read_table(run / "truth" / "adverse_event_monthly").to_pylist()
+    state = {(e["person_id"], str(e["month"])): e["state"] for e in
+             pq.read_table(run / "truth" / "engagement_monthly").to_pylist()}
+    assert len(events) == PARAMS.n_customers * len(MONTHS)
+    for e in events:
+        p = e["adverse_event_probability"]
+        if state[(e["person_id"], str(e["month"]))] in ("active", "declining"):
+            assert 0.0 < p < 1.0
+        else:
+            assert p == 0.0
+
+
+def test_failed_share_probability_by_hand() -> None:
+    import numpy as np
+
+    from cardlake.synth.truths import _failed_share_probability
+
+    # Poisson(0.5) transactions, each failed or declined with 0.05; a quarter or more failed:
+    # n=1: 0.30327 * 0.05, n=2: 0.075816 * 0.0975, n=3: 0.012636 * 0.142625,
+    # n=4: 0.0015795 * 0.185494 (one failure is enough up to four), n=5 needs two: 0.000158 *
+    # 0.0226; the rest is below 1e-6. Sum 0.015163 + 0.007392 + 0.001802 + 0.000293 + 0.000004.
+    got = _failed_share_probability(np.array([0.0, 0.5]))
+    assert got[0] == 0.0
+    assert abs(got[1] - 0.024654) < 2e-5

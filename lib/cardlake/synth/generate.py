@@ -15,6 +15,7 @@ from cardlake.synth.noise import canonical_phone
 from cardlake.synth.output import TruthSink, write_parquet
 from cardlake.synth.params import SynthParams
 from cardlake.synth.transactions import TxBatch, simulate_month
+from cardlake.synth.truths import write_monthly_truths
 from cardlake.synth.world import TRAJECTORIES, World, build_world
 
 REPORT_LOOKBACK_MONTHS = 2  # reports land at most this many months after the transaction
@@ -97,6 +98,7 @@ def generate(
         L.product_usage(ctx)
         L.marketing_monthly(ctx)
         L.engagement_truth(ctx)
+        write_monthly_truths(world, m, truth)
         truth.write(truth_dir, world.months[m])
         summary.transactions += len(batch.ts)
         for src in truth.sr_cols["source"]:
