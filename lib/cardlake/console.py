@@ -93,8 +93,9 @@ def setup_logging(log_file: Path | None, *, console_level: int = logging.WARNING
     for name in LIBRARY_LOGGERS:  # their usual level in the file; the console filters anyway
         logging.getLogger(name).setLevel(logging.INFO)
     # One line per call or statement at INFO (the root's level here): py4j's Java calls, the SQL
-    # MLflow's store runs through SQLAlchemy (three quarters of a run's log before this).
-    for chatty in ("py4j", "sqlalchemy", "alembic"):
+    # MLflow's store runs through SQLAlchemy (three quarters of a run's log before this), and
+    # Great Expectations' import-time notes on functions it skips documenting (~70 per run).
+    for chatty in ("py4j", "sqlalchemy", "alembic", "great_expectations._docs_decorators"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     os.environ[LOG_FILE_VAR] = str(log_file)  # the JVM (started later) writes here too
 
