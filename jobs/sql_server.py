@@ -1,19 +1,27 @@
-"""Spark Thrift (HiveServer2) JDBC/ODBC server over the lake: ``bronze``, ``silver``, ``gold``.
+"""Spark Thrift (HiveServer2) JDBC/ODBC server over the lake, for authenticated SQL users.
 
     python jobs/sql_server.py --env local                 # jdbc:hive2://127.0.0.1:10000
-    python jobs/sql_server.py --env local --port 10001    # another port
+    python jobs/sql_server.py --env local --port 10001 --ldap-url ldap://dir.example:389
 
-Tableau, Power BI (Spark connector), DBeaver or beeline connect to
-``jdbc:hive2://127.0.0.1:10000`` (no authentication; loopback only unless ``--host`` or
-``conf/gold.yaml`` says otherwise). The server runs inside this PySpark session, which registers
-the lake's tables (the embedded engine's tables are a Python data source, visible only to
-sessions that registered it, hence one shared session for every connection). Tables resolve
-their latest commit at every query. Ctrl-C or SIGTERM stops the server and the session; exit 0.
+Users log in with their directory account (LDAP, ``conf/governance.yaml`` sql_server.ldap)::
+
+    beeline -u jdbc:hive2://127.0.0.1:10000 -n ana -p '<password>'
+
+and take the role of their directory group (``sql_server.roles``): analysts read ``silver.*``,
+``gold.*`` and ``ops.*`` through their column masks, privileged users also the ``*_clear``
+schemas. The tables themselves (``_lake_*``), file paths, reflection, SET and ADD JAR are
+refused by the guard (:mod:`cardlake.governance.sql_access`). There is no unauthenticated mode.
+
+The server runs inside this PySpark session, which registers the lake's tables (the embedded
+engine's tables are a Python data source, visible only to sessions that registered it, hence one
+shared session for every connection). Tables resolve their latest commit at every query.
+Ctrl-C or SIGTERM stops the server and the session; exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -30,38 +38,53 @@ READY = "cardlake sql-server: listening on"
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default: conf/gold.yaml sql_server.host)")
     parser.add_argument("--port", type=int, help="port (default: conf/gold.yaml sql_server.port)")
-
-
-def server_settings(host: str, port: int) -> dict[str, str]:
-    """Thrift settings: bind address and port, binary transport, one shared session."""
-    return {
-        "hive.server2.thrift.bind.host": host,
-        "hive.server2.thrift.port": str(port),
-        "hive.server2.transport.mode": "binary",
-        "hive.server2.authentication": "NONE",
-    }
+    parser.add_argument("--ldap-url",
+                        help="directory users log in to (default: conf/governance.yaml "
+                             "sql_server.ldap.url)")
+    parser.add_argument("--parquet-view", action="append", default=[], metavar="LAYER.NAME=PATH",
+                        help="also publish a plain Parquet folder as a view, masked like the "
+                             "lake's tables (bench/bench_sql.py's baseline); repeatable")
 
 
 def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
-    import dataclasses
-
     from cardlake.gold.config import load_gold_config
-    from cardlake.spark import build_session
-    from cardlake.tables import Tables
+    from cardlake.governance import sql_access
+    from cardlake.governance.settings import load_governance
+    from cardlake.spark import build_session, profile_settings
+    from cardlake.tables.layer import choose_engine
 
-    settings = load_gold_config(cfg.env).sql_server
-    host, port = args.host or settings.host, args.port or settings.port
-    # Every JDBC connection shares this session, where the tables' data sources are registered
-    # (a static setting: it must be there when the session starts).
+    listen = load_gold_config(cfg.env).sql_server
+    host, port = args.host or listen.host, args.port or listen.port
+    governance = load_governance(cfg.env)
+    access = governance.sql_server
+    if args.ldap_url:
+        access = dataclasses.replace(access, ldap=dataclasses.replace(access.ldap,
+                                                                      url=args.ldap_url))
+    governance = dataclasses.replace(governance, sql_server=access)
+    # Before the session starts: a server nobody can log in to is no use.
+    sql_access.check_directory(access.ldap.url)
+    jar = sql_access.guard_jar()
+    profile = profile_settings(cfg)
+    # Every JDBC connection shares this session, where the tables' data sources are registered;
+    # the guard's jar and extension join the connector's (static settings, fixed at start).
     conf = {
         **cfg.spark.conf,
         "spark.sql.hive.thriftServer.singleSession": "true",
         "spark.ui.enabled": "false",
-        **{f"spark.hadoop.{k}": v for k, v in server_settings(host, port).items()},
+        **sql_access.with_guard(
+            {k: profile[k] for k in ("spark.jars", "spark.sql.extensions") if k in profile}, jar
+        ),
+        **sql_access.server_settings(access, host=host, port=port),
     }
     spark = build_session(dataclasses.replace(cfg, spark=dataclasses.replace(cfg.spark, conf=conf)))
-    tables = Tables.from_config(spark, cfg)
-    names = tables.register_sql()
+    engine = choose_engine(spark, cfg.tables.engine).name
+    names = sql_access.publish(spark, governance, lake_root=cfg.paths.lake_root, engine=engine)
+    for item in args.parquet_view:
+        name, _, path = item.partition("=")
+        names += sql_access.publish_parquet(spark, governance, name=name, path=path)
+    jvm = spark._jvm
+    for key, value in sql_access.ldap_system_properties(access).items():
+        jvm.java.lang.System.setProperty(key, value)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -70,11 +93,11 @@ def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    jvm = spark._jvm
     server = jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
         spark._jsparkSession, False
     )
-    print(f"{READY} jdbc:hive2://{host}:{port} ({len(names)} tables)", flush=True)
+    print(f"{READY} jdbc:hive2://{host}:{port} ({len(names)} views, {engine}, LDAP "
+          f"{access.ldap.url})", flush=True)
     try:
         while not stop.wait(0.5):
             pass

@@ -20,13 +20,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from cardlake.errors import ConnectorMissing
 from cardlake.governance.masking import mask_sql, quote
 from cardlake.governance.settings import GovernanceSettings, SqlAccessSettings
 from cardlake.tables.catalog import SQL_LAYERS, source_for
@@ -43,10 +46,15 @@ MASKED_LAYERS = ("silver", "gold", "ops")
 OPS_TABLES = ("data_dictionary", "dq_results", "erasure_audit", "lineage")
 CLEAR_SUFFIX = "_clear"
 RAW_PREFIX = "_lake_"
+LDAP_PORTS = {"ldap": 389, "ldaps": 636}
+DIRECTORY_TIMEOUT_S = 5.0
 
 
-class SqlAccessError(RuntimeError):
-    """The guard cannot be built or the views cannot be published; the message says why."""
+class SqlAccessError(ConnectorMissing):
+    """The guard cannot be built or the directory is unreachable; the message says why.
+
+    A missing piece of the environment (JDK, directory server), so it exits as one (code 3).
+    """
 
 
 def _cache_dir() -> Path:
@@ -81,6 +89,23 @@ def guard_jar(cache_dir: Path | None = None) -> Path:
                 jar.write(path, path.relative_to(work).as_posix())
         partial.replace(target)
     return target
+
+
+def check_directory(url: str, *, timeout_s: float = DIRECTORY_TIMEOUT_S) -> None:
+    """Raises :class:`SqlAccessError` naming ``url`` unless its host accepts a connection."""
+    parts = urlsplit(url)
+    if parts.scheme not in LDAP_PORTS or not parts.hostname:
+        raise SqlAccessError(f"sql_server.ldap.url {url!r} is not an ldap:// or ldaps:// URL")
+    port = parts.port or LDAP_PORTS[parts.scheme]
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise SqlAccessError(
+            f"the directory {url} is unreachable ({exc.strerror or exc}): SQL users log in "
+            "against it; start it, or point --ldap-url (conf/governance.yaml "
+            "sql_server.ldap.url) at one"
+        ) from None
 
 
 def server_settings(access: SqlAccessSettings, *, host: str, port: int) -> dict[str, str]:
@@ -186,6 +211,30 @@ def publish(spark: SparkSession, governance: GovernanceSettings, *, lake_root: s
             _view(spark, f"{layer}.{name}", f"SELECT {columns} FROM {raw}")
             published.append(f"{layer}.{name}")
     return published
+
+
+def publish_parquet(spark: SparkSession, governance: GovernanceSettings, *, name: str,
+                    path: str) -> list[str]:
+    """Publishes a plain Parquet folder as ``name`` (``"gold.x"``) and its clear twin, the way
+    :func:`publish` does a lake table: the baseline ``bench/bench_sql.py`` compares against.
+
+    Returns:
+        The views published, e.g. ``["gold_clear.x", "gold.x"]``.
+    """
+    layer, _, table = name.partition(".")
+    if layer not in MASKED_LAYERS or not table:
+        raise SqlAccessError(f"a Parquet view is named <layer>.<table>, layer in "
+                             f"{MASKED_LAYERS}: {name!r}")
+    raw = f"{quote(RAW_PREFIX + layer)}.{quote(table)}"
+    location = path.replace("\\", "\\\\").replace("'", "\\'")
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(RAW_PREFIX + layer)}")
+    spark.sql(f"DROP TABLE IF EXISTS {raw}")
+    spark.sql(f"CREATE TABLE {raw} USING parquet LOCATION '{location}'")
+    clear = f"{layer}{CLEAR_SUFFIX}.{table}"
+    _view(spark, clear, f"SELECT * FROM {raw}")
+    columns = _masked_columns(governance, name, spark.table(raw).schema.fields)
+    _view(spark, name, f"SELECT {columns} FROM {raw}")
+    return [clear, name]
 
 
 def _masked_columns(

@@ -27,8 +27,6 @@ import org.apache.spark.sql.catalyst.plans.logical.Command;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
 import org.apache.spark.sql.catalyst.plans.logical.View;
 import org.apache.spark.sql.catalyst.rules.Rule;
-import org.apache.spark.sql.execution.datasources.HadoopFsRelation;
-import org.apache.spark.sql.execution.datasources.LogicalRelation;
 
 import scala.runtime.AbstractFunction1;
 import scala.runtime.BoxedUnit;
@@ -88,7 +86,7 @@ public final class CardlakeSqlGuard extends AbstractFunction1<SparkSessionExtens
                         boolean inView = AnalysisContext$.MODULE$.get().nestedViewDepth() > 0;
                         // An unresolved plan never runs: Spark's own check refuses it next, with
                         // its own message (a file path with runSQLOnFiles off is one).
-                        if (user != null && !inView && plan.resolved()) {
+                        if (user != null && !inView && plan.resolved() && !insideEngine()) {
                             check(session, user, plan);
                         }
                         return plan;
@@ -97,6 +95,33 @@ public final class CardlakeSqlGuard extends AbstractFunction1<SparkSessionExtens
             }
         });
         return BoxedUnit.UNIT;
+    }
+
+    /** Packages of the table engine, whose own queries run on the user's thread. */
+    static final String[] ENGINE_PACKAGES = {"org.apache.spark.sql.delta.", "io.delta."};
+
+    static final StackWalker STACK = StackWalker.getInstance();
+
+    /**
+     * Whether this analysis was started by the table engine rather than by the statement.
+     *
+     * <p>Delta reads its log, checkpoints and file listings through Spark queries of its own,
+     * on the thread of the statement that needs them (while the statement's tables resolve, and
+     * again while it is planned); those plans carry the statement's user but are not the user's
+     * text, and read the tables' folders directly. The statement's own plan is analysed from the
+     * Thrift operation with no engine frame below it, and is always checked in full; an engine
+     * query is one whose analysis runs inside the engine's code.
+     */
+    static boolean insideEngine() {
+        return STACK.walk(frames -> frames.anyMatch(frame -> {
+            String name = frame.getClassName();
+            for (String prefix : ENGINE_PACKAGES) {
+                if (name.startsWith(prefix)) {
+                    return true;
+                }
+            }
+            return false;
+        }));
     }
 
     static RuntimeException refuse(String message) {
@@ -127,7 +152,7 @@ public final class CardlakeSqlGuard extends AbstractFunction1<SparkSessionExtens
             View view = (View) node;
             String db = view.desc().identifier().database().getOrElse(() -> "");
             if (view.isTempView() || !schemas.contains(db)) {
-                throw refuse("role " + role + " may not read " + view.desc().identifier().unquotedString()
+                throw refuse("role " + role + " may not read " + db + "." + view.desc().identifier().table()
                     + " (readable schemas: " + String.join(", ", new java.util.TreeSet<>(schemas)) + ")");
             }
             return;  // the server defined the view: what it reads below is its business
@@ -137,9 +162,6 @@ public final class CardlakeSqlGuard extends AbstractFunction1<SparkSessionExtens
                 return;
             }
             throw refuse("SQL users may only read; " + kind + " is not allowed");
-        }
-        if (isDeltaLogRead(node)) {
-            return;  // Delta reading its own _delta_log on the user's thread, not the user's query
         }
         if (node.children().isEmpty() && !HARMLESS_LEAVES.contains(kind)) {
             throw refuse("role " + role + " may read only the views of "
@@ -155,15 +177,6 @@ public final class CardlakeSqlGuard extends AbstractFunction1<SparkSessionExtens
         for (LogicalPlan child : scala.jdk.javaapi.CollectionConverters.asJava(node.children())) {
             walk(child, role, schemas);
         }
-    }
-
-    static boolean isDeltaLogRead(LogicalPlan node) {
-        if (!(node instanceof LogicalRelation)) {
-            return false;
-        }
-        Object relation = ((LogicalRelation) node).relation();
-        return relation instanceof HadoopFsRelation
-            && "DeltaLogFileIndex".equals(((HadoopFsRelation) relation).location().getClass().getSimpleName());
     }
 
     static void walkExpression(Expression expression) {
