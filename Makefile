@@ -79,8 +79,12 @@ mlflow-ui: setup ## Browse and compare MLflow runs on http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(abspath lake)/_ops/mlflow.db \
 		--default-artifact-root $(abspath lake)/_ops/mlartifacts --host 127.0.0.1 --port 5000
 
-sql-server: setup ## Spark Thrift JDBC/ODBC server on 127.0.0.1:10000 (Ctrl-C stops it)
+sql-server: setup ## JDBC/ODBC server on 127.0.0.1:10000, LDAP login, masked views by role (Ctrl-C stops it)
 	$(PY) jobs/sql_server.py --env $(ENV)
+
+.PHONY: bench-sql
+bench-sql: setup ## BI query over JDBC (beeline): gold on Delta vs plain Parquet, ratio per engine
+	$(PY) bench/bench_sql.py --transactions 10000000 --repeat 5
 
 sql: setup ## Interactive Spark SQL shell with bronze, silver and gold tables by name
 	$(PY) jobs/sql_shell.py --env $(ENV)
