@@ -25,8 +25,11 @@ def test_run_all_trains_registers_and_writes_gold(spark, cfg, rs_tables, tmp_pat
                         partition_by=["month"])
     previous = mlflow.get_tracking_uri()
     try:
-        results = run_all(spark, lake_cfg, tables=rs_tables)
-        again = run_all(spark, lake_cfg, tables=rs_tables)
+        # Propensity needs gold.fact_product_usage, which the fakes do not hold: the built
+        # lake's test (tests/ml/test_propensity.py) covers it.
+        only = ["segmentation", "engagement", "fraud", "risk"]
+        results = run_all(spark, lake_cfg, tables=rs_tables, only=only)
+        again = run_all(spark, lake_cfg, tables=rs_tables, only=only)
     finally:
         mlflow.set_tracking_uri(previous)
     # Seeds everywhere: the same data gives the same metrics (timings and the promotion

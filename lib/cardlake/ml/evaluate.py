@@ -121,3 +121,124 @@ def fraud_against_truth(spark: Any, cfg: Any, *, scored_df: DataFrame) -> dict[s
     joined.unpersist()
     out["auc_gap_to_best"] = out["best_achievable_auc"] - out["truth_auc"]
     return out
+
+
+def with_month_index(df: DataFrame) -> DataFrame:
+    from cardlake.months import month_index
+
+    return df.withColumn("month_idx", month_index(F.col("month")))
+
+
+def at_risk_oracle(events_df: DataFrame, persons_df: DataFrame, *, horizon_months: int
+                   ) -> DataFrame:
+    """The generator's probability that a person is at risk at month M: an adverse event in one
+    of months M+1..M+horizon, ``1 - prod(1 - p)`` over those months' truths, or 1 when the
+    person's churn month (a closure) falls in that window.
+
+    Args:
+        events_df: ``person_id``, ``month``, ``adverse_event_probability`` (every month).
+        persons_df: ``person_id``, ``churn_month`` (``""`` or null when the person never left).
+        horizon_months: the risk label's horizon.
+
+    Returns:
+        ``person_id``, ``month``, ``best_probability``.
+    """
+    from cardlake.months import month_index
+
+    by_person = Window.partitionBy("person_id").orderBy("month_idx")
+    ahead = by_person.rangeBetween(1, horizon_months)
+    survive = F.exp(F.sum(F.log1p(-F.col("adverse_event_probability"))).over(ahead))
+    churn = persons_df.select(
+        "person_id",
+        F.when(F.col("churn_month") != "", month_index(F.col("churn_month"))).alias("churn_idx"))
+    closes = (F.col("churn_idx") > F.col("month_idx")) & (
+        F.col("churn_idx") <= F.col("month_idx") + horizon_months)
+    return (
+        with_month_index(events_df.select("person_id", F.col("month").cast("string"),
+                                          "adverse_event_probability"))
+        .join(churn, on="person_id", how="left")
+        .select("person_id", "month",
+                F.when(F.coalesce(closes, F.lit(False)), F.lit(1.0))
+                .otherwise(1.0 - F.coalesce(survive, F.lit(1.0))).alias("best_probability"))
+    )
+
+
+def ranking_against_best(joined_df: DataFrame, *, score_col: str = "score",
+                         best_col: str = "best_probability") -> dict[str, float]:
+    """AUC of ``score_col`` and of the truth's ``best_col`` on the same labelled rows."""
+    model_curve = metrics.score_curve(joined_df, score_col=score_col)
+    best_curve = metrics.score_curve(joined_df, score_col=best_col)
+    out = {
+        "truth_rows": float(model_curve.n_pos + model_curve.n_neg),
+        "auc": metrics.auc(model_curve),
+        "best_achievable_auc": metrics.auc(best_curve),
+    }
+    out["auc_gap_to_best"] = out["best_achievable_auc"] - out["auc"]
+    return out
+
+
+def risk_against_truth(spark: Any, cfg: Any, *, tables: Any, scored_df: DataFrame,
+                       horizon_months: int, score_col: str = "score"
+                       ) -> dict[str, float] | None:
+    """A risk score's AUC next to the best achievable (the generator's own probability of the
+    at-risk label) on the same customer-months: those whose customer maps to a person."""
+    persons = customer_persons(spark, cfg, tables=tables)
+    events = _truth(spark, cfg, "adverse_event_monthly")
+    people = _truth(spark, cfg, "persons")
+    if persons is None or events is None or people is None:
+        return None
+    oracle = at_risk_oracle(events, people, horizon_months=horizon_months)
+    joined = (
+        scored_df.select("customer_key", F.col("month").cast("string"), "label",
+                         F.col(score_col).cast("double").alias("score"))
+        .join(persons, on="customer_key", how="inner")
+        .join(oracle, on=["person_id", "month"], how="inner")
+        .cache()
+    )
+    out = ranking_against_best(joined)
+    joined.unpersist()
+    return out
+
+
+def adoption_oracle(use_df: DataFrame, *, horizon_months: int) -> DataFrame:
+    """The generator's probability that a person uses a product in one of months
+    M+1..M+horizon: ``1 - prod(1 - p)`` over those months' per-month use probabilities.
+
+    Args:
+        use_df: ``person_id``, ``product``, ``month``, ``use_probability`` (every month).
+        horizon_months: the propensity label's horizon.
+
+    Returns:
+        ``person_id``, ``product``, ``month``, ``best_probability``.
+    """
+    ahead = Window.partitionBy("person_id", "product").orderBy("month_idx").rangeBetween(
+        1, horizon_months)
+    survive = F.exp(F.sum(F.log1p(-F.least(F.col("use_probability"), F.lit(1.0 - 1e-9))))
+                    .over(ahead))
+    return with_month_index(
+        use_df.select("person_id", "product", F.col("month").cast("string"), "use_probability")
+    ).select("person_id", "product", "month",
+             (1.0 - F.coalesce(survive, F.lit(1.0))).alias("best_probability"))
+
+
+def propensity_against_truth(spark: Any, cfg: Any, *, tables: Any, scored_df: DataFrame,
+                             horizon_months: int) -> dict[str, float] | None:
+    """The propensity model's AUC next to the generator's adoption probability on the same
+    customer-product-months."""
+    persons = customer_persons(spark, cfg, tables=tables)
+    use = _truth(spark, cfg, "product_use_monthly")
+    if persons is None or use is None:
+        return None
+    joined = (
+        scored_df.select("customer_key", "product", F.col("month").cast("string"), "label",
+                         "score")
+        .join(persons, on="customer_key", how="inner")
+        .join(adoption_oracle(use, horizon_months=horizon_months),
+              on=["person_id", "product", "month"], how="inner")
+        .cache()
+    )
+    out = ranking_against_best(joined)
+    best = metrics.score_curve(joined, score_col="best_probability")
+    out["best_lift_10"] = metrics.lift_at(best, 0.1)
+    joined.unpersist()
+    return out

@@ -16,7 +16,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from cardlake.config import Config, ConfigError, Settings
-from cardlake.ml import engagement, fraud, risk, segmentation, tracking
+from cardlake.ml import engagement, fraud, propensity, risk, segmentation, tracking
 from cardlake.ml.settings import MlSettings
 from cardlake.tables import Tables
 
@@ -28,6 +28,7 @@ RUNNERS: dict[str, ModelRunner] = {
     "engagement": engagement.run_engagement,
     "fraud": fraud.run_fraud,
     "risk": risk.run_risk,
+    "propensity": propensity.run_propensity,
 }
 MODELS = tuple(RUNNERS)
 
@@ -95,3 +96,4 @@ run_segmentation = _one("segmentation")
 run_engagement = _one("engagement")
 run_fraud = _one("fraud")
 run_risk = _one("risk")
+run_propensity = _one("propensity")

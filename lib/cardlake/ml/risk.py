@@ -231,6 +231,29 @@ def fit_scorecard(train_df: DataFrame, s: RiskSettings, *, seed: int
                         base_score=s.base_score, base_odds=s.base_odds)
 
 
+def against_best(spark: Any, cfg: Any, *, tables: Any, oot_scored: Mapping[str, DataFrame],
+                 horizon_months: int) -> dict[str, float]:
+    """Each score's out-of-time AUC against the generator's truth, beside the best achievable
+    on the same rows (the generator's own probability of the label); empty without the truth.
+
+    ``oot_best_achievable_auc`` is one figure for all (the rows are the same); the gaps are
+    ``<kind>_oot_gap_to_best``.
+    """
+    from cardlake.ml import evaluate
+
+    out: dict[str, float] = {}
+    for kind, scored in oot_scored.items():
+        found = evaluate.risk_against_truth(spark, cfg, tables=tables, scored_df=scored,
+                                            horizon_months=horizon_months)
+        if found is None:
+            return {}
+        out[f"{kind}_oot_truth_auc"] = found["auc"]
+        out[f"{kind}_oot_gap_to_best"] = found["auc_gap_to_best"]
+        out["oot_best_achievable_auc"] = found["best_achievable_auc"]
+        out["oot_truth_rows"] = found["truth_rows"]
+    return out
+
+
 def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
              tracker: tracking.Tracker) -> dict[str, float]:
     """Fits the scorecard and both classifiers, compares them out of time, registers the better
@@ -279,11 +302,14 @@ def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
         plots.log_png(plots.importance_figure(card, "Scorecard: points range per feature"),
                       "scorecard_points.png")
         curves: dict[str, dict[str, metrics.Curve]] = {"oos": {}, "oot": {}}
+        oot_scored: dict[str, DataFrame] = {}
         for name, part in parts.items():
             scored = with_scorecard(with_bins(part, s.bins), points, base_points, s.bins,
                                     tiers=tiers, max_reasons=s.max_reasons)
             curves[name]["scorecard"] = metrics.score_curve(scored, score_col="risk_score")
             out.update(metrics.summary(curves[name]["scorecard"], prefix=f"scorecard_{name}_"))
+            if name == "oot":
+                oot_scored["scorecard"] = scored.withColumn(SCORE, F.col("risk_score"))
         fitted: dict[str, Fitted] = {}
         for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
             model = fit_classifier(kind, fit_df=fit_df, valid_df=valid_df, numeric=numeric,
@@ -293,8 +319,10 @@ def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
             out[f"{kind}_training_seconds"] = model.seconds
             tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
             for name, part in parts.items():
-                curves[name][kind] = metrics.score_curve(with_score(model.model, part))
+                scored_part = with_score(model.model, part)
+                curves[name][kind] = metrics.score_curve(scored_part)
                 out.update(metrics.summary(curves[name][kind], prefix=f"{kind}_{name}_"))
+            oot_scored[kind] = scored_part
             weights = drivers(model, fit_df)
             tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
             plots.log_png(plots.importance_figure(weights, f"At-risk drivers ({kind})"),
@@ -305,6 +333,8 @@ def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
                           f"pr_{name}.png")
             plots.log_png(plots.gains_figure(curves[name], f"Cumulative gains ({name})"),
                           f"gains_{name}.png")
+        out.update(against_best(spark, cfg, tables=tables, oot_scored=oot_scored,
+                                horizon_months=s.horizon_months))
         chosen = max(fitted, key=lambda k: out[f"{k}_oos_auc"])
         sample = fit_df.select("plan_type", *numeric).limit(5).toPandas()
         uri = tracking.log_spark_model(fitted[chosen].model, sample,

@@ -153,6 +153,28 @@ class ClvSettings:
 
 
 @dataclass(frozen=True)
+class PropensitySettings:
+    """Cross-sell propensity (``cardlake.ml.propensity``): products not yet held."""
+
+    model_name: str = "cardlake-propensity"
+    products: tuple[str, ...] = ("wallet", "virtual_card", "savings", "stocks", "crypto", "fx",
+                                 "budgeting")
+    campaigns: Mapping[str, str] = field(default_factory=dict)
+    """Campaign name -> the product it offers (``gold.campaign_targets``)."""
+    numeric: tuple[str, ...] = ("tx_count", "spend_usd", "eng_count_3m", "eng_days_3m")
+    categorical: tuple[str, ...] = ("plan_type",)
+    lookback_months: int = 3
+    """Held: used in any of this many months up to M."""
+    horizon_months: int = 2
+    """Response: first use in M+1..M+horizon."""
+    train_share: float = 0.8
+    validation_share: float = 0.75
+    lr_grid: LrGrid = LrGrid()
+    gbt_grid: GbtGrid = GbtGrid()
+    gbt_step_size: float = 0.1
+
+
+@dataclass(frozen=True)
 class MlSettings:
     seed: int
     tracking: TrackingSettings
@@ -163,6 +185,7 @@ class MlSettings:
     risk: RiskSettings
     text: TextSettings = TextSettings()
     clv: ClvSettings = ClvSettings()
+    propensity: PropensitySettings = PropensitySettings()
 
 
 def load_ml_settings(env: str | None = None, path: Path | None = None) -> MlSettings:
