@@ -14,7 +14,7 @@ MONTH_ARG := $(if $(MONTH),--month $(MONTH),)
 PYTEST_ARGS ?=
 
 .PHONY: help setup run test check lint typecheck generate bronze silver gold ml sql sql-server \
-        mlflow-ui train-segmentation train-engagement train-fraud train-risk bench-tables \
+        mlflow-ui train-segmentation train-engagement train-fraud train-risk train-propensity bench-tables \
         bench-bronze bench-er bench-gold bench-synth clean clean-lake java-check
 
 help: ## List every target with a one-line description
@@ -74,6 +74,9 @@ train-fraud: setup ## Fraud models and gold.fraud_alerts
 
 train-risk: setup ## Risk scorecard with reason codes and gold.customer_risk
 	$(PY) jobs/train_risk.py --env $(ENV)
+
+train-propensity: setup ## Cross-sell propensity, gold.customer_propensity and gold.campaign_targets
+	$(PY) jobs/train_propensity.py --env $(ENV)
 
 mlflow-ui: setup ## Browse and compare MLflow runs on http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(abspath lake)/_ops/mlflow.db \
