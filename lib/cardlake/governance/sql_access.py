@@ -230,6 +230,10 @@ def publish_parquet(spark: SparkSession, governance: GovernanceSettings, *, name
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(RAW_PREFIX + layer)}")
     spark.sql(f"DROP TABLE IF EXISTS {raw}")
     spark.sql(f"CREATE TABLE {raw} USING parquet LOCATION '{location}'")
+    # A partitioned table's partitions live in the catalog: found on disk once, here.
+    if spark.sql(f"DESCRIBE TABLE EXTENDED {raw}").filter("col_name = '# Partition Information'"
+                                                          ).count():
+        spark.sql(f"ALTER TABLE {raw} RECOVER PARTITIONS")
     clear = f"{layer}{CLEAR_SUFFIX}.{table}"
     _view(spark, clear, f"SELECT * FROM {raw}")
     columns = _masked_columns(governance, name, spark.table(raw).schema.fields)
