@@ -1,10 +1,19 @@
 """The fraud stream end to end, on a real broker and a small lake with a champion model.
 
-2,000 events with malformed ones and duplicates go through Kafka while the broker restarts
-under the producer and the streaming process is killed with SIGKILL mid-stream and started again
-from its checkpoint. Afterwards every well-formed event is scored exactly once, every malformed
-one is in the quarantine, and the alerts are exactly what batch scoring of the same events with
-the same model gives. A second run uses the embedded default (event files, no broker).
+- core: 2,000 events with malformed ones and duplicates go through Kafka to one streaming job;
+  every well-formed event is scored exactly once, every malformed one is in the quarantine, and
+  the alerts (in the table and on the alerts topic) are exactly what batch scoring of the same
+  events with the same model gives;
+- crash: the same events while the broker restarts under the producer and the streaming process
+  is killed with SIGKILL mid-stream and started again from its checkpoint;
+- embedded: the default source (event files, no broker), same job, same checks.
+
+The three run a streaming job each (a JVM start, the model load, a few micro-batches): opt in
+with ``CARDLAKE_STREAM_TESTS=1``. The crash run passed in full on 2026-12-03 (its batch-equality
+and alert checks run on its output afterwards), but on that machine, at load 12 to 36 from
+other jobs, the file took 21 to 24 minutes: too long for CI until timed on a quiet machine. The
+champion swap needs no job, but builds the module's mini lake (minutes at that load): opt-in too
+until seen passing.
 """
 
 from __future__ import annotations
@@ -31,16 +40,10 @@ from cardlake.synth.stream import events as synth_events
 from cardlake.synth.stream import publish, stream
 from tests.stream.mini_lake import MiniLake, build_mini_lake, mini_config
 
-# Not yet seen passing end to end: its only full run (on a machine at load 47) failed, and the
-# fixes since have not run. Opt in until it has passed on a quiet machine.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 STREAM_TESTS_VAR = "CARDLAKE_STREAM_TESTS"
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get(STREAM_TESTS_VAR) != "1",
-                       reason=f"broker end-to-end stream tests not yet verified; set "
-                              f"{STREAM_TESTS_VAR}=1 to run them"),
-]
+heavy = pytest.mark.skipif(os.environ.get(STREAM_TESTS_VAR) != "1",
+                           reason=f"runs a streaming job (minutes); set {STREAM_TESTS_VAR}=1")
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 2000
@@ -49,9 +52,9 @@ DUPLICATE_EVERY = 40  # 50 duplicates
 JOB_DEADLINE_S = 900.0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """A broker on a free port; its log is printed when a test using it failed."""
+    """One broker on a free port for the module; its log stays in the test's temp folder."""
     broker = start_broker(tmp_path_factory.mktemp("kafka"))
     yield broker
     broker.stop()
@@ -205,6 +208,34 @@ def _check_outputs(spark: SparkSession, lake: MiniLake, good: list[str], bad: li
         assert row["card_token"].startswith("tok_") and row["alert_time"] >= row["event_time"]
 
 
+@heavy
+def test_kafka_stream_scores_each_event_once_and_alerts_as_batch_scoring_does(
+        spark: SparkSession, base_lake: MiniLake, kafka: Broker, tmp_path: Path) -> None:
+    lake = _copy(base_lake, tmp_path / "lake")
+    key = _token_key()
+    good, bad, dups = _messages(key)
+    assert (len(good), len(bad), dups) == (EVENTS, EVENTS // MALFORMED_EVERY,
+                                           EVENTS // DUPLICATE_EVERY)
+    topics = {"core-events": 2, "core-alerts": 1}
+    create_topics(kafka.bootstrap, topics)
+    # All messages are on the topic before the job's first batch (its start takes longer than
+    # sending), so the cap makes three batches: duplicates meet across batch boundaries.
+    summary = publish(bootstrap=kafka.bootstrap, topic="core-events", params=_params(),
+                      rate_per_second=0, max_events=EVENTS, max_seconds=300, token_key=key,
+                      malformed_every=MALFORMED_EVERY, duplicate_every=DUPLICATE_EVERY)
+    assert summary.events == EVENTS
+    log = tmp_path / "stream.log"
+    job = _job(lake, log, "--source", "kafka", "--bootstrap", kafka.bootstrap,
+               "--topic", "core-events", "--alerts-topic", "core-alerts",
+               "--max-per-trigger", "800", "--idle-stop", "5")
+    _wait_exit(job, log, JOB_DEADLINE_S)
+    _check_outputs(spark, lake, good, bad)
+    alert_ids = {r["event_id"] for r in lake.tables(spark).read(
+        "gold.fraud_alerts_live").select("event_id").collect()}
+    assert set(_consume(kafka.bootstrap, "core-alerts")) == alert_ids
+
+
+@heavy
 def test_kafka_stream_scores_each_event_once_through_a_crash_and_a_broker_restart(
         spark: SparkSession, base_lake: MiniLake, kafka: Broker, tmp_path: Path) -> None:
     stream_lake = _copy(base_lake, tmp_path / "lake")
@@ -266,6 +297,7 @@ def _consume(bootstrap: str, topic: str) -> list[str]:
     return keys
 
 
+@heavy
 def test_embedded_file_stream_gives_the_same_outputs_without_a_broker(
         spark: SparkSession, base_lake: MiniLake, tmp_path: Path) -> None:
     lake = _copy(base_lake, tmp_path / "lake")
@@ -283,6 +315,7 @@ def test_embedded_file_stream_gives_the_same_outputs_without_a_broker(
     _check_outputs(spark, lake, good_n, bad_n)
 
 
+@heavy
 def test_a_new_champion_is_picked_up_without_a_restart(base_lake: MiniLake, tmp_path: Path
                                                        ) -> None:
     from cardlake.ml import tracking
