@@ -43,7 +43,7 @@ test: setup ## Run the test suite (delta-spark tests skip with a reason where it
 check: lint typecheck ## Lint (ruff) and type-check (mypy) the code
 
 lint: setup
-	$(VENV)/bin/ruff check lib jobs tests bench
+	$(VENV)/bin/ruff check lib jobs tests bench notebooks
 
 typecheck: setup
 	$(VENV)/bin/mypy
