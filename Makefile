@@ -83,7 +83,11 @@ mlflow-ui: setup ## Browse and compare MLflow runs on http://127.0.0.1:5000
 		--default-artifact-root $(abspath lake)/_ops/mlartifacts --host 127.0.0.1 --port 5000
 
 sql-server: setup ## JDBC/ODBC server on 127.0.0.1:10000, LDAP login, masked views by role (Ctrl-C stops it)
-	$(PY) jobs/sql_server.py --env $(ENV)
+	$(PY) jobs/sql_server.py --env $(ENV) $(if $(LDAP_URL),--ldap-url $(LDAP_URL))
+
+.PHONY: sql-directory
+sql-directory: setup ## A throwaway LDAP directory on 127.0.0.1:3890 with one user per SQL role, to try sql-server
+	$(PY) jobs/sql_directory.py --env $(ENV)
 
 .PHONY: bench-sql
 bench-sql: setup ## BI query over JDBC (beeline): gold on Delta vs plain Parquet, ratio per engine
