@@ -75,8 +75,13 @@ def setup_logging(log_file: Path | None, *, console_level: int = logging.WARNING
     console.setLevel(console_level)
     console.setFormatter(_OneLine())
     # Python warnings (deprecations, MLflow's schema hints) are for developers: the file only.
+    # So are Splink's training notes (max_pairs, levels not observed, parameters left at their
+    # defaults): every training run makes them, nobody running a job can act on them, and the
+    # matcher's quality is reported against truth in the run's summary instead.
     console.addFilter(lambda record: not getattr(record, "cardlake_file_only", False)
-                      and record.name != "py.warnings")
+                      and record.name != "py.warnings"
+                      and not (record.name.startswith("splink")
+                               and record.levelno < logging.ERROR))
     setattr(console, _HANDLER_MARK, True)
     root.addHandler(console)
     logging.captureWarnings(True)
