@@ -27,7 +27,7 @@ USER_LINE = re.compile(r"user (\S+)\s+password (\S+)\s+group (\S+)")
 
 needs_ldap = pytest.mark.skipif(
     not (Path("/usr/sbin/slapd").exists() and shutil.which("ldapwhoami")),
-    reason="Debian's slapd and ldap-utils are not installed (.ci/setup.d/20-slapd.sh installs them)",
+    reason="Debian's slapd and ldap-utils are missing (.ci/setup.d/20-slapd.sh installs them)",
 )
 
 
