@@ -40,6 +40,8 @@ from cardlake.config import Settings
 from cardlake.gold.months import shift, window
 from cardlake.ml.segmentation import behaviour_features
 from cardlake.ml.settings import MlSettings
+from cardlake.ml.text import OUTPUT_TABLE as NOTE_TOPICS_TABLE
+from cardlake.quality.layers import check_tables
 from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.analytics")
@@ -116,6 +118,10 @@ def run(tables: Tables, settings: Settings, *, month: str | None = None) -> dict
 
     Returns:
         Rows written per table.
+
+    Raises:
+        DataQualityError: a critical expectation of a table written here failed (results
+            recorded in ``_ops.dq_results``; exit code 1).
     """
     ml = settings.of(MlSettings)
     months = [month] if month else None
@@ -134,7 +140,14 @@ def run(tables: Tables, settings: Settings, *, month: str | None = None) -> dict
         log.info("gold.%s: %d rows%s", name, written[name], f" for {month}" if month else "")
     written.update(_write_clv(tables, settings, ml, month=month))
     written[CUSTOMER_360] = write_customer_360(tables, month=month)
+    check_tables(tables, settings.config, written_tables())
     return written
+
+
+def written_tables() -> tuple[str, ...]:
+    """Every table this stage writes (each has a suite in :mod:`cardlake.quality.layers`)."""
+    return (*(f"gold.{name}" for name in TABLES), f"gold.{CUSTOMER_360}", clv.OUTPUT_TABLE,
+            NOTE_TOPICS_TABLE)
 
 
 CLV_SCHEMA = "customer_key string, month string, clv_usd double"

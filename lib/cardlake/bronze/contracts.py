@@ -24,6 +24,7 @@ from pyspark.sql.types import (
 )
 
 from cardlake.config import PROJECT_ROOT, ConfigError, load_settings
+from cardlake.quality.freshness import FreshnessConfig
 
 BRONZE_CONF = PROJECT_ROOT / "conf" / "bronze.yaml"  # the shipped file
 # Documented development key: used only where conf/bronze.yaml sets allow_dev_key for the env.
@@ -61,6 +62,7 @@ class BronzeConfig:
     reference: ReferenceConfig
     sources: Mapping[str, SourceConfig]
     data_docs: bool = True
+    freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
 
     def __post_init__(self) -> None:
         # Run by the loader, which names the file: refusals read as "<file>: <message>".
@@ -72,6 +74,9 @@ class BronzeConfig:
         missing = sorted(set(CONTRACTS) - set(self.sources))
         if missing:
             raise ValueError(f"sources: no settings for {missing}")
+        daily = sorted(set(self.freshness.daily_sources) - set(CONTRACTS))
+        if daily:
+            raise ValueError(f"freshness.daily_sources: no such source {daily[0]!r}")
 
     def token_key(self, env: str) -> bytes:
         """The card-token key from the environment; the dev key only where allowed."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from cardlake.bronze.contracts import BronzeConfig
+from cardlake.bronze.contracts import CONTRACTS, BronzeConfig
 from cardlake.bronze.ingest import BronzeContractError, DataQualityError, SourceReport, run_bronze
 from cardlake.config import Settings
 from cardlake.errors import JobFailed
+from cardlake.quality.freshness import run_freshness
 from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.bronze")
@@ -34,10 +35,12 @@ def run(
         sources: only these sources (default: all, in reference order).
 
     Raises:
-        JobFailed: a file broke its contract or a critical expectation failed (exit code 1).
+        JobFailed: a file broke its contract, a critical expectation failed, or a source is
+            stale (``freshness.<source>``, see :mod:`cardlake.quality.freshness`) (exit code 1).
     """
     cfg = settings.config
     bronze = settings.of(BronzeConfig)
+    docs = cfg.lake_path("_ops", "data_docs") if bronze.data_docs else None
     try:
         reports = run_bronze(
             tables.spark, tables, bronze,
@@ -45,12 +48,17 @@ def run(
             token_key=bronze.token_key(cfg.env),
             sources=sources,
             months=[month] if month else None,
-            data_docs_dir=cfg.lake_path("_ops", "data_docs") if bronze.data_docs else None,
+            data_docs_dir=docs,
         )
     except (BronzeContractError, DataQualityError) as exc:
         raise JobFailed(str(exc)) from exc
+    stale = [o for o in run_freshness(tables, sources=list(sources or CONTRACTS),
+                                      settings=bronze.freshness, data_docs_dir=docs)
+             if not o.success]
     for r in reports:
         log.info("%-22s files %4d new, %3d skipped | rows read %7d accepted %7d quarantined "
                  "%5d duplicate %4d", r.source, r.files_ingested, r.files_skipped, r.rows_read,
                  r.rows_accepted, r.rows_quarantined, r.rows_duplicate)
+    if stale:  # after the report: what was delivered is in bronze, but later stages wait
+        raise JobFailed("; ".join(o.failure_message() for o in stale))
     return reports

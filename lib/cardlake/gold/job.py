@@ -20,6 +20,7 @@ from cardlake.errors import JobFailed
 from cardlake.gold import dims, facts, features, kpis
 from cardlake.gold.config import GoldConfig
 from cardlake.months import window
+from cardlake.quality.layers import check_tables
 from cardlake.silver.schemas import SCHEMAS as SILVER_SCHEMAS
 from cardlake.tables import Idempotency, Tables
 
@@ -45,6 +46,8 @@ DIMENSIONS = (
     "dim_product",
     "dim_channel",
 )
+TABLES = tuple(f"gold.{name}" for name in (*DIMENSIONS, *MONTHLY_TABLES))
+"""Every table the gold stage writes (each has a suite in :mod:`cardlake.quality.layers`)."""
 
 
 class ForeignKeyError(JobFailed):
@@ -274,13 +277,15 @@ def run(tables: Tables, settings: Settings, *, month: str | None) -> None:
 
     Raises:
         ForeignKeyError: a fact row resolves to no dimension row; nothing of that table written.
+        DataQualityError: a critical expectation of a gold table failed (results recorded).
     """
     gcfg = settings.of(GoldConfig)
     if month is not None:
         build_gold(tables, gcfg, months=[month], full=False)
-        return
-    months = silver_months(tables)
-    if not months:
-        log.info("silver.transactions has no months yet; nothing to build")
-        return
-    build_gold(tables, gcfg, months=months, full=True)
+    else:
+        months = silver_months(tables)
+        if not months:
+            log.info("silver.transactions has no months yet; nothing to build")
+            return
+        build_gold(tables, gcfg, months=months, full=True)
+    check_tables(tables, settings.config, TABLES)

@@ -16,8 +16,9 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from cardlake.config import Config, ConfigError, Settings
-from cardlake.ml import engagement, fraud, propensity, risk, segmentation, tracking
+from cardlake.ml import engagement, experiment, fraud, propensity, risk, segmentation, tracking
 from cardlake.ml.settings import MlSettings
+from cardlake.quality.layers import check_tables
 from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.ml")
@@ -31,6 +32,10 @@ RUNNERS: dict[str, ModelRunner] = {
     "propensity": propensity.run_propensity,
 }
 MODELS = tuple(RUNNERS)
+TABLES = (segmentation.SEGMENTS_TABLE, engagement.SCORES_TABLE, experiment.ASSIGNMENT_TABLE,
+          fraud.ALERTS_TABLE, risk.RISK_TABLE, propensity.PROPENSITY_TABLE,
+          propensity.TARGETS_TABLE)
+"""Every table the models write (each has a suite in :mod:`cardlake.quality.layers`)."""
 
 
 def run(
@@ -51,7 +56,8 @@ def run(
 
     Raises:
         ConfigError: an unknown model name.
-        JobFailed: too little data to split in time (exit code 1).
+        JobFailed: too little data to split in time, or a critical expectation of a table
+            the models wrote failed (``DataQualityError``, results recorded) (exit code 1).
     """
     del month  # every model trains on the whole history of gold
     unknown = sorted(set(models or ()) - set(RUNNERS))
@@ -69,6 +75,7 @@ def run(
         )
         results[name]["wall_seconds"] = time.perf_counter() - started
         log.info("ml %s done in %.1fs", name, results[name]["wall_seconds"])
+    check_tables(tables, settings.config, TABLES)
     return results
 
 

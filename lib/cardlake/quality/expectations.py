@@ -8,6 +8,7 @@ given, the result is also rendered as Data Docs (static HTML) into that folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -120,7 +121,10 @@ class Validator:
                         "class_name": "TupleFilesystemStoreBackend",
                         "base_directory": data_docs_dir,
                     },
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "site_index_builder": {
+                        "class_name": "KeepingSiteIndexBuilder",
+                        "module_name": "cardlake.quality.expectations",
+                    },
                 },
             )
         self._source = self.context.data_sources.add_spark(name="spark")
@@ -172,10 +176,44 @@ class Validator:
         """Renders every suite run so far into ``data_docs_dir`` (no-op without one)."""
         if not self.data_docs_dir:
             return
+        # Pages of earlier runs are kept (KeepingSiteIndexBuilder); GE warns once per page that
+        # this context has no result for, which says nothing wrong.
+        site_log = logging.getLogger("great_expectations.render.renderer.site_builder")
+        level = site_log.level
+        site_log.setLevel(logging.ERROR)
         try:
             self.context.build_data_docs()
         except Exception as exc:  # docs are a report; a rendering bug must not fail ingestion
             log.warning("Data Docs not built in %s: %s", self.data_docs_dir, exc)
+        finally:
+            site_log.setLevel(level)
+
+
+@functools.cache
+def _keeping_index_builder() -> type:
+    from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuilder
+
+    class KeepingSiteIndexBuilder(DefaultSiteIndexBuilder):
+        """GE's index builder, keeping pages this context did not render.
+
+        Each job renders Data Docs from its own ephemeral context; GE's default removes every
+        page whose suite that context does not know, so the silver stage would delete bronze's
+        pages. Kept, the index lists every layer's suites.
+        """
+
+        def build(self, skip_and_clean_missing: bool = False, build_index: bool = True) -> Any:
+            del skip_and_clean_missing
+            return super().build(skip_and_clean_missing=False, build_index=build_index)
+
+    return KeepingSiteIndexBuilder
+
+
+def __getattr__(name: str) -> Any:
+    # GE loads the index builder by module and class name; built on first use so importing
+    # this module does not import GE.
+    if name == "KeepingSiteIndexBuilder":
+        return _keeping_index_builder()
+    raise AttributeError(name)
 
 
 def validate(

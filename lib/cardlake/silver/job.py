@@ -17,8 +17,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.config import Settings
+from cardlake.quality.layers import check_tables
 from cardlake.silver import activity, customers
 from cardlake.silver.resolution import (
+    ER_MODEL_TABLE,
+    ER_RECORDS_TABLE,
     FULL,
     UNCHANGED,
     CustomerResolution,
@@ -26,10 +29,15 @@ from cardlake.silver.resolution import (
     resolve_customers,
     save_state,
 )
-from cardlake.silver.schemas import PARTITIONED_BY_MONTH
+from cardlake.silver.schemas import PARTITIONED_BY_MONTH, SCHEMAS
 from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.silver")
+
+KEY_EVENTS_TABLE, ER_METRICS_TABLE = "silver.key_events", "silver.er_metrics"
+TABLES = (*(f"silver.{name}" for name in SCHEMAS), KEY_EVENTS_TABLE, ER_METRICS_TABLE,
+          ER_MODEL_TABLE, ER_RECORDS_TABLE)
+"""Every table the silver stage writes (each has a suite in :mod:`cardlake.quality.layers`)."""
 
 BRONZE_INPUTS = (
     "crm_customers",
@@ -137,6 +145,10 @@ def run(
         settings: loaded at the edge; reads the truth root and the tracking settings.
         month: rewrite only this month's partitions of the activity tables; None: all months.
         full_resolve: resolve every person record again instead of only the new ones.
+
+    Raises:
+        DataQualityError: a critical expectation of a silver table failed (results recorded in
+            ``_ops.dq_results``; exit code 1).
     """
     spark, cfg = tables.spark, settings.config
     bronze = _bronze(tables)
@@ -172,7 +184,7 @@ def run(
         write("crosswalk", crosswalk)
     save_state(spark, tables, resolved, month=run_month)
     if events.limit(1).count():  # only when keys merged or split: a re-run adds nothing
-        tables.append("silver.key_events", events)
+        tables.append(KEY_EVENTS_TABLE, events)
     candidates = customers.candidates(bronze, crosswalk).localCheckpoint(eager=True)
     snapshots = customers.golden_snapshots(candidates, months=months).localCheckpoint(eager=True)
     write("customer_snapshots", snapshots)
@@ -231,9 +243,10 @@ def run(
         "month string, metric string, value double",
     )
     tables.replace_partitions(
-        "silver.er_metrics", row, partitions={"month": run_month}, partition_by=["month"]
+        ER_METRICS_TABLE, row, partitions={"month": run_month}, partition_by=["month"]
     )
     _log_to_mlflow(settings, resolved, figures, month=run_month)
+    check_tables(tables, cfg, TABLES)
     log.info("silver done in %.1fs", time.perf_counter() - started)
     return metrics
 

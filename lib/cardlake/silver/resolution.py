@@ -40,6 +40,7 @@ MAX_INCREMENTAL_SHARE = 0.5
 """Above this many new records per known record, resolve everything again."""
 
 FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
+ER_MODEL_TABLE, ER_RECORDS_TABLE = "silver.er_model", "silver.er_records"
 IDENTITY_COLUMNS = (
     "given_name", "surname", "dob", "email_canonical", "phone", "street_number", "street",
     "city", "postcode", "state", "country", "national_id",
@@ -114,12 +115,12 @@ def load_state(tables: Tables) -> ResolutionState | None:
         return None
     crosswalk = tables.read("silver.crosswalk").localCheckpoint(eager=True)
     model = threshold = known = None
-    if tables.exists("silver.er_model"):
-        row = tables.read("silver.er_model").first()
+    if tables.exists(ER_MODEL_TABLE):
+        row = tables.read(ER_MODEL_TABLE).first()
         if row is not None:
             model, threshold = json.loads(row["model_json"]), float(row["threshold"])
-    if tables.exists("silver.er_records"):
-        known = tables.read("silver.er_records").select("uid").localCheckpoint(eager=True)
+    if tables.exists(ER_RECORDS_TABLE):
+        known = tables.read(ER_RECORDS_TABLE).select("uid").localCheckpoint(eager=True)
     return ResolutionState(crosswalk=crosswalk, model=model, threshold=threshold,
                            known_uids=known)
 
@@ -132,10 +133,10 @@ def save_state(spark: SparkSession, tables: Tables, result: CustomerResolution, 
             [(month, float(result.threshold), int(result.records), json.dumps(result.model))],
             "trained_month string, threshold double, records long, model_json string",
         )
-        tables.overwrite("silver.er_model", row)
+        tables.overwrite(ER_MODEL_TABLE, row)
     if result.mode != UNCHANGED:
         tables.overwrite(
-            "silver.er_records",
+            ER_RECORDS_TABLE,
             result.person_keys.select("uid", F.col("source_dataset").alias("source"),
                                       "source_record_id"),
         )
