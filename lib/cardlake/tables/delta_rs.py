@@ -33,7 +33,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import reduce
@@ -163,6 +163,7 @@ class DeltaRsEngine:
         *,
         partition_by: Sequence[str] = (),
         description: str | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> bool:
         """Creates an empty table; returns False when it already exists (its schema is kept)."""
         local = _local_dir(path)
@@ -176,6 +177,7 @@ class DeltaRsEngine:
                 partition_by=list(partition_by) or None,
                 mode="ignore",
                 description=description,
+                configuration=dict(properties) if properties else None,
             )
         return True
 
@@ -449,7 +451,8 @@ class DeltaRsEngine:
             configuration=table.metadata().configuration or {},
             path=path,
         )
-        staged = self._stage(local, conform(df, full_schema), table_partitions, full_schema)
+        staged = self._stage(local, conform(df, full_schema), table_partitions, full_schema,
+                             configuration=table.metadata().configuration or {})
 
         def replaced(partition: dict[str, Any]) -> bool:
             if kind == "append":
@@ -545,14 +548,11 @@ class DeltaRsEngine:
         if not parts:
             return WriteResult(committed=False, version=snapshot.version)
         new_rows = reduce(DataFrame.unionByName, parts)
-        enforce_constraints(
-            new_rows,
-            schema=target_schema,
-            configuration=DeltaTable(local).metadata().configuration or {},
-            path=path,
-        )
+        configuration = DeltaTable(local).metadata().configuration or {}
+        enforce_constraints(new_rows, schema=target_schema, configuration=configuration, path=path)
         removed = {_spark_file_to_abs(p) for p in touched_files}
-        staged = self._stage(local, new_rows, partition_columns, target_schema)
+        staged = self._stage(local, new_rows, partition_columns, target_schema,
+                             configuration=configuration)
         read_partitions = {
             tuple(f.partition.get(c) for c in partition_columns) for f in snapshot.files
         }
@@ -578,7 +578,8 @@ class DeltaRsEngine:
     def delete(self, path: str, predicate: str) -> WriteResult:
         """Deletes the rows where the SQL ``predicate`` is true (copy-on-write of their files)."""
         local = _local_dir(path)
-        _refuse_unwritable(self._table(path), path, "delete")
+        table = self._table(path)
+        _refuse_unwritable(table, path, "delete")
         snapshot = self._snapshot(path)
         target = self._scan(snapshot, with_file=True)
         hit = F.coalesce(F.expr(predicate), F.lit(False))
@@ -589,7 +590,8 @@ class DeltaRsEngine:
             return WriteResult(committed=False, version=snapshot.version)
         columns = [f.name for f in snapshot.schema.fields]
         kept = target.filter(F.col(FILE_COLUMN).isin(touched_files) & ~hit).select(*columns)
-        staged = self._stage(local, kept, snapshot.partition_columns, snapshot.schema)
+        staged = self._stage(local, kept, snapshot.partition_columns, snapshot.schema,
+                             configuration=table.metadata().configuration or {})
         removed = {_spark_file_to_abs(p) for p in touched_files}
         removed_partitions = {
             tuple(f.partition.get(c) for c in snapshot.partition_columns)
@@ -682,8 +684,10 @@ class DeltaRsEngine:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _stage(
-        self, local: str, df: DataFrame, partition_columns: list[str], schema: StructType
+        self, local: str, df: DataFrame, partition_columns: list[str], schema: StructType, *,
+        configuration: Mapping[str, str | None],
     ) -> _Staged:
+        indexed = stats_columns(configuration, schema, partition_columns)
         stage_id = uuid.uuid4().hex
         stage = os.path.join(local, STAGING_DIR, stage_id)
         writer = df.write.mode("errorifexists").option("compression", "snappy")
@@ -700,7 +704,7 @@ class DeltaRsEngine:
                     continue
                 source = os.path.join(root, name)
                 relative = os.path.relpath(source, stage)
-                stats, num_rows = _file_stats(source, schema, partition_columns)
+                stats, num_rows = _file_stats(source, schema, partition_columns, indexed)
                 if num_rows == 0:
                     continue
                 destination = os.path.join(local, relative)
@@ -1166,8 +1170,25 @@ def _check_replace_partitions(
         )
 
 
+def stats_columns(configuration: Mapping[str, str | None], schema: StructType,
+                  partition_columns: Sequence[str]) -> set[str]:
+    """The columns whose statistics a new file records, by the table's properties as Delta
+    defines them: ``delta.dataSkippingStatsColumns`` (a comma-separated list) when set, else the
+    first ``delta.dataSkippingNumIndexedCols`` data columns (-1: all). Without either, all (this
+    engine's behaviour before it honoured them). Personal columns are left out this way."""
+    data = [f.name for f in schema.fields if f.name not in partition_columns]
+    listed = configuration.get("delta.dataSkippingStatsColumns")
+    if listed is not None:
+        names = {n.strip().strip("`") for n in listed.split(",") if n.strip()}
+        return {n for n in data if n in names}
+    count = configuration.get("delta.dataSkippingNumIndexedCols")
+    if count is not None and int(count) >= 0:
+        return set(data[: int(count)])
+    return set(data)
+
+
 def _file_stats(
-    file_path: str, schema: StructType, partition_columns: list[str]
+    file_path: str, schema: StructType, partition_columns: list[str], indexed: set[str]
 ) -> tuple[dict[str, Any], int]:
     metadata = pq.read_metadata(file_path)
     stats: dict[str, Any] = {"numRecords": metadata.num_rows}
@@ -1177,7 +1198,7 @@ def _file_stats(
     kinds = {f.name: f.dataType.simpleString() for f in schema.fields}
     arrow_schema = metadata.schema.to_arrow_schema()
     for index, name in enumerate(arrow_schema.names):
-        if name in partition_columns or name not in kinds:
+        if name in partition_columns or name not in kinds or name not in indexed:
             continue
         kind = kinds[name]
         column_stats = [

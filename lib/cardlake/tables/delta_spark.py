@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import reduce
 from typing import Any, Literal
@@ -115,6 +115,7 @@ class DeltaSparkEngine:
         *,
         partition_by: Sequence[str] = (),
         description: str | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> bool:
         if self.exists(path):
             return False
@@ -123,6 +124,8 @@ class DeltaSparkEngine:
             builder = builder.partitionedBy(*partition_by)
         if description:
             builder = builder.comment(description)
+        for key, value in (properties or {}).items():
+            builder = builder.property(key, value)
         builder.execute()
         return True
 

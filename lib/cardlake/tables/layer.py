@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructType
+from pyspark.sql.types import StructField, StructType
 
 from cardlake.config import Config
 from cardlake.spark import DELTA_EXTENSION, delta_coordinates, delta_spark_loaded
@@ -24,6 +24,31 @@ from cardlake.tables.base import (
 )
 
 LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
+
+
+@dataclass(frozen=True)
+class TablePolicy:
+    """What the lake's governance gives each table the layer creates.
+
+    properties: (table, schema, partition columns) -> the Delta table properties it is created
+        with (which columns file statistics may copy into the log).
+    column_metadata: (table, column) -> the column's metadata (its comment, classification).
+    """
+
+    properties: Callable[[str, StructType, tuple[str, ...]], Mapping[str, str]]
+    column_metadata: Callable[[str, str], Mapping[str, str]]
+
+
+def replace_nullable(f: StructField) -> StructField:
+    return StructField(f.name, f.dataType, True, f.metadata)
+
+
+def _governed(cfg: Config) -> TablePolicy:
+    # Governance decides what each column is; the table layer only applies what it says.
+    from cardlake.governance.settings import load_governance
+    from cardlake.governance.statistics import table_policy
+
+    return table_policy(load_governance(cfg.env))
 EngineName = Literal["auto", "delta-rs", "delta-spark"]
 
 
@@ -85,12 +110,14 @@ class Tables:
         engine: DeltaEngine,
         vacuum_retention_hours: int = 168,
         register_sql: bool = True,
+        policy: TablePolicy | None = None,
     ) -> None:
         self.spark = spark
         self.lake_root = lake_root.rstrip("/")
         self.engine = engine
         self._vacuum_retention_hours = vacuum_retention_hours
         self._register_sql = register_sql
+        self._policy = policy
 
     @classmethod
     def from_config(cls, spark: SparkSession, cfg: Config) -> Tables:
@@ -101,6 +128,7 @@ class Tables:
             lake_root=cfg.paths.lake_root,
             engine=engine,
             vacuum_retention_hours=cfg.tables.vacuum_retention_hours,
+            policy=_governed(cfg),
         )
         tables.register_sql()
         return tables
@@ -136,12 +164,34 @@ class Tables:
         partition_by: Sequence[str] = (),
         description: str | None = None,
     ) -> bool:
-        """Creates an empty table if absent; returns whether it was created."""
-        created = self.engine.create(
-            self.path(name), schema, partition_by=partition_by, description=description
-        )
+        """Creates an empty table if absent; returns whether it was created.
+
+        With a :class:`TablePolicy`, the new table takes the properties it gives (which columns
+        file statistics may copy into the log) and each column its metadata (comment,
+        classification).
+        """
+        properties = None
+        if self._policy:
+            properties = self._policy.properties(name, schema, tuple(partition_by))
+            schema = StructType([
+                StructField(f.name, f.dataType, f.nullable,
+                            {**f.metadata, **self._policy.column_metadata(name, f.name)})
+                for f in schema.fields
+            ])
+        created = self.engine.create(self.path(name), schema, partition_by=partition_by,
+                                     description=description, properties=properties)
         self._registered(name, created)
         return created
+
+    def _created_first(self, name: str, df: DataFrame, partition_by: Sequence[str]) -> bool:
+        """Whether ``name`` existed; with a policy, creates it first when absent, so its first
+        data files already follow the table's properties."""
+        if self.exists(name):
+            return True
+        if self._policy:
+            nullable = StructType([replace_nullable(f) for f in df.schema.fields])
+            self.create(name, nullable, partition_by=partition_by)
+        return False
 
     def schema(self, name: str) -> StructType:
         return self.engine.schema(self.path(name))
@@ -190,7 +240,7 @@ class Tables:
             SchemaMismatchError: the columns differ from the table's (named in the message);
                 ``schema_mode="merge"`` adds new columns instead.
         """
-        existed = self.exists(name)
+        existed = self._created_first(name, df, partition_by)
         result = self.engine.append(
             self.path(name),
             df,
@@ -211,7 +261,7 @@ class Tables:
         schema_mode: SchemaMode = "strict",
     ) -> WriteResult:
         """Replaces the whole table's contents with ``df``."""
-        existed = self.exists(name)
+        existed = self._created_first(name, df, partition_by)
         result = self.engine.overwrite(
             self.path(name),
             df,
@@ -239,7 +289,7 @@ class Tables:
             ConcurrentModificationError: another commit since ``read_version`` changed one of
                 these partitions; nothing was committed.
         """
-        existed = self.exists(name)
+        existed = self._created_first(name, df, partition_by)
         result = self.engine.overwrite(
             self.path(name),
             df,
