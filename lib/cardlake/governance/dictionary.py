@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 from pyspark.sql import types as T
 
 from cardlake.governance.erasure import lake_tables
+from cardlake.governance.settings import LAKE_LAYERS
 
 if TYPE_CHECKING:
     from cardlake.governance.settings import GovernanceSettings
     from cardlake.tables import Tables
 
 DICTIONARY_TABLE = "_ops.data_dictionary"
-DESCRIBED_LAYERS = ("silver", "gold")
+DESCRIBED_LAYERS = LAKE_LAYERS
 SCHEMA = T.StructType([
     T.StructField("table_name", T.StringType(), False),
     T.StructField("column_name", T.StringType(), False),
