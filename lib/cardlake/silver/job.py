@@ -23,18 +23,18 @@ from cardlake.silver.resolution import (
     ER_MODEL_TABLE,
     ER_RECORDS_TABLE,
     FULL,
-    UNCHANGED,
+    KEY_EVENTS_TABLE,
     CustomerResolution,
+    commit_resolution,
     load_state,
     resolve_customers,
-    save_state,
 )
 from cardlake.silver.schemas import PARTITIONED_BY_MONTH, SCHEMAS
 from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.silver")
 
-KEY_EVENTS_TABLE, ER_METRICS_TABLE = "silver.key_events", "silver.er_metrics"
+ER_METRICS_TABLE = "silver.er_metrics"
 TABLES = (*(f"silver.{name}" for name in SCHEMAS), KEY_EVENTS_TABLE, ER_METRICS_TABLE,
           ER_MODEL_TABLE, ER_RECORDS_TABLE)
 """Every table the silver stage writes (each has a suite in :mod:`cardlake.quality.layers`)."""
@@ -160,11 +160,12 @@ def run(
     resolved = resolve_customers(
         spark, bronze, load_state(tables), month=run_month, full=full_resolve
     )
-    crosswalk, events, person_keys = resolved.crosswalk, resolved.events, resolved.person_keys
+    crosswalk, person_keys = resolved.crosswalk, resolved.person_keys
 
-    # No idempotency keys here: every silver table is rewritten from the same run, so a re-run
-    # leaves the same rows; skipping some writes by input version (an earlier design) could
-    # leave tables of two different runs side by side after a code or config change.
+    # No idempotency keys here (the key events aside): every silver table is rewritten from the
+    # same run, so a re-run leaves the same rows; skipping some writes by input version (an
+    # earlier design) could leave tables of two different runs side by side after a code or
+    # config change.
     def write(name: str, df: DataFrame) -> None:
         if name in PARTITIONED_BY_MONTH and month:
             tables.replace_partitions(
@@ -180,11 +181,8 @@ def run(
                 partition_by=["month"] if name in PARTITIONED_BY_MONTH else (),
             )
 
-    if resolved.mode != UNCHANGED:  # an unchanged crosswalk needs no new table version
-        write("crosswalk", crosswalk)
-    save_state(spark, tables, resolved, month=run_month)
-    if events.limit(1).count():  # only when keys merged or split: a re-run adds nothing
-        tables.append(KEY_EVENTS_TABLE, events)
+    commit_resolution(spark, tables, resolved, month=run_month,
+                      write_crosswalk=lambda df: write("crosswalk", df))
     candidates = customers.candidates(bronze, crosswalk).localCheckpoint(eager=True)
     snapshots = customers.golden_snapshots(candidates, months=months).localCheckpoint(eager=True)
     write("customer_snapshots", snapshots)

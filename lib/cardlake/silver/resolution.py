@@ -26,13 +26,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.silver import customers, keys
-from cardlake.tables import Tables
+from cardlake.tables import Idempotency, Tables
 
 log = logging.getLogger("cardlake.silver")
 
@@ -41,6 +42,8 @@ MAX_INCREMENTAL_SHARE = 0.5
 
 FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
 ER_MODEL_TABLE, ER_RECORDS_TABLE = "silver.er_model", "silver.er_records"
+KEY_EVENTS_TABLE = "silver.key_events"
+KEY_EVENTS_APP = "cardlake-silver-key-events"
 IDENTITY_COLUMNS = (
     "given_name", "surname", "dob", "email_canonical", "phone", "street_number", "street",
     "city", "postcode", "state", "country", "national_id",
@@ -123,6 +126,26 @@ def load_state(tables: Tables) -> ResolutionState | None:
         known = tables.read(ER_RECORDS_TABLE).select("uid").localCheckpoint(eager=True)
     return ResolutionState(crosswalk=crosswalk, model=model, threshold=threshold,
                            known_uids=known)
+
+
+def commit_resolution(spark: SparkSession, tables: Tables, result: CustomerResolution, *,
+                      month: str, write_crosswalk: Callable[[DataFrame], None]) -> None:
+    """Records a resolution so that a crash at any step loses no key event and doubles none.
+
+    The key events go first, as an append made idempotent by the version of ``silver.er_records``
+    the resolution started from; then the crosswalk; then the state (:func:`save_state`). A run
+    that dies part-way starts again from the same state version, so its append of events is
+    skipped when the first attempt made it, and made when it did not. Written last, the events
+    were lost whenever a run died after the state: the next run found the records known and
+    nothing to tell.
+    """
+    started_from = tables.version(ER_RECORDS_TABLE) if tables.exists(ER_RECORDS_TABLE) else -1
+    if result.events.limit(1).count():
+        tables.append(KEY_EVENTS_TABLE, result.events,
+                      idempotency=Idempotency(KEY_EVENTS_APP, started_from + 1))
+    if result.mode != UNCHANGED:  # an unchanged crosswalk needs no new table version
+        write_crosswalk(result.crosswalk)
+    save_state(spark, tables, result, month=month)
 
 
 def save_state(spark: SparkSession, tables: Tables, result: CustomerResolution, *,
