@@ -38,6 +38,20 @@ def test_all_singletons_have_no_predicted_pairs(spark: SparkSession) -> None:
     assert m.bcubed_recall == pytest.approx((0.5 + 0.5 + 1) / 3)
 
 
+def test_a_record_the_prediction_lacks_is_a_missed_singleton(spark: SparkSession) -> None:
+    # truth x={1,2,3}; predicted a={1,2}, record 3 lost, record 4 unknown to the truth.
+    predicted = spark.createDataFrame([("1", "a"), ("2", "a"), ("4", "a")],
+                                      "record_id string, entity_id string")
+    truth = spark.createDataFrame([("1", "x"), ("2", "x"), ("3", "x")],
+                                  "record_id string, true_id string")
+    m = evaluate_clusters(predicted, truth)
+    assert (m.records, m.missing_records, m.unknown_records) == (2, 1, 1)
+    assert (m.predicted_pairs, m.true_pairs, m.correct_pairs) == (1, 3, 1)
+    assert (m.pairwise_precision, m.pairwise_recall) == (1.0, pytest.approx(1 / 3))
+    assert m.bcubed_precision == pytest.approx(1.0)
+    assert m.bcubed_recall == pytest.approx((2 / 3 + 2 / 3 + 1 / 3) / 3)
+
+
 def test_connected_components_chains_stars_and_self_loops(spark: SparkSession) -> None:
     chain = [(f"c{i}", f"c{i + 1}") for i in range(7)]  # diameter 7: needs several rounds
     edges = spark.createDataFrame(

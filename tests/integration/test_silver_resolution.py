@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 
 from cardlake.bronze import load_bronze_config, run_bronze
 from cardlake.silver import resolution as R
-from cardlake.silver.job import evaluate_against_truth
+from cardlake.silver.job import delivered_records, evaluate_against_truth
 from cardlake.synth import SynthParams, generate
 from cardlake.tables import Tables
 from cardlake.tables.catalog import SQL_LAYERS
@@ -59,8 +59,11 @@ class Lake:
         return result
 
     def f1(self, crosswalk: DataFrame) -> dict[str, float]:
-        metrics = evaluate_against_truth(self.spark, crosswalk, str(self.truth))
+        bronze = {n: self.tables.read(f"bronze.{n}") for n in PERSON_SOURCES}
+        metrics = evaluate_against_truth(self.spark, crosswalk, str(self.truth),
+                                         delivered=delivered_records(bronze))
         assert metrics is not None
+        assert metrics["missing_records"] == 0  # every record bronze accepted has a key
         return metrics
 
 

@@ -18,6 +18,11 @@ class ClusterMetrics:
     """Quality of a clustering; every rate is in [0, 1]."""
 
     records: int
+    """Records both sides know."""
+    missing_records: int
+    """Records of the truth the prediction lacks: each counts as a singleton, its pairs missed."""
+    unknown_records: int
+    """Records of the prediction the truth does not know: left out of every figure."""
     true_pairs: int
     predicted_pairs: int
     correct_pairs: int
@@ -48,7 +53,11 @@ def evaluate_clusters(
     entity_col: str = "entity_id",
     true_col: str = "true_id",
 ) -> ClusterMetrics:
-    """Compares predicted entities with true ones over the records both sides know.
+    """Compares predicted entities with true ones.
+
+    Every record of the truth counts: one the prediction lacks is a singleton there, so the
+    true pairs it belongs to are missed (recall) and it is its own cluster (B-cubed). Records
+    only the prediction has are left out (nothing to compare them with) and counted.
 
     Args:
         predicted_df: ``(id_col, entity_col)``, one row per record.
@@ -62,8 +71,15 @@ def evaluate_clusters(
         predicted pairs precision is 1, with no true pairs recall is 1) and B-cubed precision,
         recall and F1 (per record, averaged over records).
     """
-    joined = predicted_df.select(id_col, entity_col).join(
-        truth_df.select(id_col, true_col), on=id_col, how="inner")
+    predicted = predicted_df.select(id_col, entity_col)
+    truth = truth_df.select(id_col, true_col)
+    missing = truth.join(predicted, on=id_col, how="left_anti")
+    unknown = predicted.join(truth, on=id_col, how="left_anti").count()
+    missing_records = missing.count()
+    # A missing record is a cluster of its own: a label (NUL-prefixed) no predicted entity has.
+    joined = predicted.join(truth, on=id_col, how="inner").unionByName(
+        missing.select(id_col, F.concat(F.lit("\u0000missing:"), F.col(id_col)).alias(entity_col),
+                       true_col))
     cells = joined.groupBy(entity_col, true_col).agg(F.count(F.lit(1)).alias("n_cell"))
     pred_sizes = joined.groupBy(entity_col).agg(F.count(F.lit(1)).alias("n_pred"))
     true_sizes = joined.groupBy(true_col).agg(F.count(F.lit(1)).alias("n_true"))
@@ -90,7 +106,8 @@ def evaluate_clusters(
     b3_p = float(cell_stats["b3_p"] or 0) / records if records else 1.0
     b3_r = float(cell_stats["b3_r"] or 0) / records if records else 1.0
     return ClusterMetrics(
-        records=records, true_pairs=n_true, predicted_pairs=n_pred, correct_pairs=correct,
+        records=records - missing_records, missing_records=missing_records,
+        unknown_records=unknown, true_pairs=n_true, predicted_pairs=n_pred, correct_pairs=correct,
         pairwise_precision=precision, pairwise_recall=recall, pairwise_f1=_f1(precision, recall),
         bcubed_precision=b3_p, bcubed_recall=b3_r, bcubed_f1=_f1(b3_p, b3_r),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -106,10 +107,23 @@ def _instruments(bronze: dict[str, DataFrame], crosswalk: DataFrame) -> DataFram
     return both.groupBy("instrument_id").agg(F.min("customer_key").alias("customer_key"))
 
 
+def delivered_records(bronze: dict[str, DataFrame]) -> DataFrame:
+    """``record_id`` (``source:id``) of every person record bronze accepted."""
+    frames = [bronze[source].select(F.concat_ws(":", F.lit(source), F.col(key)).alias("record_id"))
+              for key, source in TRUTH_KEY_SOURCES.items() if source in bronze]
+    return reduce(DataFrame.unionByName, frames).distinct()
+
+
 def evaluate_against_truth(
-    spark: SparkSession, crosswalk: DataFrame, truth_root: str
+    spark: SparkSession, crosswalk: DataFrame, truth_root: str, *, delivered: DataFrame
 ) -> dict[str, float] | None:
-    """Pairwise and B-cubed quality of the crosswalk against the generator's answer key."""
+    """Pairwise and B-cubed quality of the crosswalk against the generator's answer key.
+
+    The truth holds every record the generator issued; ``delivered`` (from
+    :func:`delivered_records`) narrows it to those bronze accepted, so a record never delivered
+    or rejected into quarantine is not silver's to resolve, while one bronze accepted and the
+    crosswalk lacks counts as missed (``missing_records``) instead of vanishing from the figures.
+    """
     from cardlake.er import evaluate_clusters
 
     path = os.path.join(truth_root, "source_keys")
@@ -122,7 +136,7 @@ def evaluate_against_truth(
     truth = keys_df.join(mapping, on="key_name", how="inner").select(
         F.concat_ws(":", "source", "key_value").alias("record_id"),
         F.col("person_id").cast("string").alias("true_id"),
-    )
+    ).join(delivered.select("record_id"), on="record_id", how="left_semi")
     predicted = crosswalk.filter("is_current").select(
         F.concat_ws(":", "source", "source_record_id").alias("record_id"),
         F.col("customer_key").alias("entity_id"),
@@ -226,7 +240,8 @@ def run(
     ).items():
         write(name, frame)
 
-    metrics = evaluate_against_truth(spark, crosswalk, cfg.paths.truth_root) or {}
+    metrics = evaluate_against_truth(spark, crosswalk, cfg.paths.truth_root,
+                                     delivered=delivered_records(bronze)) or {}
     if metrics:
         log.info(
             "entity resolution vs truth: pairwise P %.4f R %.4f F1 %.4f, B-cubed F1 %.4f",
