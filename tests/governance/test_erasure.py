@@ -16,7 +16,7 @@ from cardlake.governance.erasure import (
     ErasureRequest,
     erase,
 )
-from cardlake.governance.suppression import filter_suppressed
+from cardlake.governance.suppression import filter_suppressed, filter_suppressed_text
 from cardlake.tables import Tables
 from tests.governance.lake_scan import values_in_lake
 
@@ -122,6 +122,29 @@ def test_suppression_stops_a_redelivered_record(spark: SparkSession, lake: Table
                                                                 "email": "email"}, key=KEY)
     assert sorted(kept.collect(), key=str) == sorted(
         [(AMY["crm"], "Amy", AMY["email"]), (None, "Nul", None)], key=str)
+
+
+def test_suppression_stops_a_redelivered_quarantine_line_and_service_ref(spark: SparkSession,
+                                                                        lake: Tables):
+    # A re-delivered file's bad line lands in quarantine as raw text, and the service log names
+    # people only in its ref (a CRM id, an e-mail or a phone, spelt as the agent typed it).
+    erase(lake, ErasureRequest(customer_key=ZED["key"]), key=KEY)
+    quarantined = spark.createDataFrame([
+        (f"{ZED['crm']},{ZED['first']},{ZED['last']},1961-07-23,not-a-date",),
+        (f'{{"fin_id":"{ZED["fin"]}","holder":{{"name":"QUIXOTESON, Zebulon"',),  # cut JSON
+        (f"{AMY['crm']},Amy,Ash,1990-01-01,x",),  # Amy's id starts with Zed's
+        (None,),
+    ], "raw_text string")
+    kept = filter_suppressed_text(quarantined, tables=lake, columns=["raw_text"], key=KEY)
+    assert sorted(kept.collect(), key=str) == sorted(
+        [(f"{AMY['crm']},Amy,Ash,1990-01-01,x",), (None,)], key=str)
+    service = spark.createDataFrame([
+        ("INT-1", ZED["crm"]), ("INT-2", ZED["email"].upper()), ("INT-3", "0044 7700 900777"),
+        ("INT-4", AMY["crm"]), ("INT-5", BOB["email"]), ("INT-6", None),
+    ], "interaction_id string, ref string")
+    kept = filter_suppressed_text(service, tables=lake, columns=["ref", "absent"], key=KEY)
+    assert sorted(kept.collect(), key=str) == sorted(
+        [("INT-4", AMY["crm"]), ("INT-5", BOB["email"]), ("INT-6", None)], key=str)
 
 
 def test_a_request_naming_nobody_is_refused(lake: Tables):

@@ -74,7 +74,13 @@ from cardlake.bronze.tokenise import (
     record_hash,
 )
 from cardlake.errors import JobFailed
-from cardlake.governance.suppression import BRONZE_IDENTIFIERS, filter_suppressed
+from cardlake.governance.suppression import (
+    BRONZE_IDENTIFIERS,
+    BRONZE_TEXT,
+    QUARANTINE_TEXT,
+    filter_suppressed,
+    filter_suppressed_text,
+)
 from cardlake.quality import Check, Validator
 from cardlake.tables import Tables
 from cardlake.tables.base import SchemaMode
@@ -737,11 +743,16 @@ def _ingest_rows(
 
     schema_mode: SchemaMode = "merge" if extras else "strict"
     _step("before_quarantine")
-    tables.append(contract.quarantine_table, quarantine_df, partition_by=[PARTITION])
+    # Erased people stay erased: rows naming someone on the suppression list are not written,
+    # neither quarantined lines (their raw text) nor bronze rows (identifiers, the service ref).
+    tables.append(contract.quarantine_table,
+                  filter_suppressed_text(quarantine_df, tables=tables, key=token_key,
+                                         columns=QUARANTINE_TEXT),
+                  partition_by=[PARTITION])
     _step("before_bronze")
-    # Erased people stay erased: rows naming someone on the suppression list are not written.
-    tables.append(contract.table, filter_suppressed(bronze_df, tables=tables, key=token_key,
-                                                    columns=BRONZE_IDENTIFIERS),
+    kept = filter_suppressed(bronze_df, tables=tables, key=token_key, columns=BRONZE_IDENTIFIERS)
+    tables.append(contract.table,
+                  filter_suppressed_text(kept, tables=tables, key=token_key, columns=BRONZE_TEXT),
                   partition_by=[PARTITION], schema_mode=schema_mode)
     ops.ingest_log.extend(_record(contract, files, counts, dups, failed, batch_id, now, report,
                                   manifest_rows))

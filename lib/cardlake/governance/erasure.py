@@ -13,9 +13,9 @@
 4. **Other files.** Text files under the lake outside Delta tables (JSON logs, MLflow artefacts,
    Data Docs) have each identifier replaced by ``[erased]``; binary files that hold one are listed
    in the result as not handled (never silently left).
-5. **Never again.** Keyed digests of the identifiers go to ``_ops.erasure_suppression``
-   (:mod:`cardlake.governance.suppression`), and an audit row without personal data to
-   ``_ops.erasure_audit``.
+5. **Never again.** Keyed digests of the identifiers (keys, record ids, e-mails, phones) go to
+   ``_ops.erasure_suppression`` (:mod:`cardlake.governance.suppression`), and an audit row
+   without personal data to ``_ops.erasure_audit``.
 """
 
 from __future__ import annotations
@@ -79,16 +79,18 @@ class Person:
     customer_keys: frozenset[str]
     record_ids: frozenset[str]
     emails: frozenset[str]
-    other: frozenset[str] = frozenset()  # phones, device ids
+    other: frozenset[str] = frozenset()  # device ids
+    phones: frozenset[str] = frozenset()
 
     def tokens(self) -> list[str]:
-        values = self.customer_keys | self.record_ids | self.emails | self.other
+        values = self.customer_keys | self.record_ids | self.emails | self.other | self.phones
         return sorted(v for v in values if len(v) >= MIN_TOKEN_CHARS)
 
     def suppression_pairs(self) -> list[tuple[str, str]]:
         return ([("customer_key", k) for k in sorted(self.customer_keys)]
                 + [("record", r) for r in sorted(self.record_ids)]
-                + [("email", e) for e in sorted(self.emails)])
+                + [("email", e) for e in sorted(self.emails)]
+                + [("phone", p) for p in sorted(self.phones)])
 
 
 @dataclass
@@ -125,20 +127,22 @@ def find_person(tables: Tables, request: ErasureRequest) -> Person:
         records |= _values(crosswalk.where(F.col("customer_key").isin(sorted(keys))),
                            "source_record_id")
     other: set[str] = set()
+    phones: set[str] = set()
     for name in person_tables:
         rows = tables.read(name).where(F.col("customer_key").isin(sorted(keys))) if keys else None
         if rows is None:
             continue
         emails |= {e.lower() for e in _values(rows, "email")}
-        for column in ("phone", "device_id"):
-            other |= _values(rows, column)
+        phones |= _values(rows, "phone")
+        other |= _values(rows, "device_id")
         # silver.customers.crm_ids: the person's CRM record ids, comma-separated
         records |= {v for r in rows.select("crm_ids").collect() if r[0]
                     for v in str(r[0]).split(",") if v}
     if not (keys or records):
         if not emails:
             raise ErasureError("nobody in the lake matches the request")
-    return Person(frozenset(keys), frozenset(records), frozenset(emails), frozenset(other))
+    return Person(frozenset(keys), frozenset(records), frozenset(emails), frozenset(other),
+                  frozenset(phones))
 
 
 def _literal(token: str) -> str:

@@ -2,16 +2,20 @@
 
 ``_ops.erasure_suppression`` holds ``(kind, digest, request_id, erased_at)``, where ``digest`` is
 HMAC-SHA256 under the token key of ``kind:normalised value`` (kinds: ``customer_key``,
-``record`` for a source record id, ``email``). Nothing in it reads back to a person without the
-key. Bronze drops suppressed rows before they land (:func:`filter_suppressed`), so a re-delivered
-file or next month's run does not bring an erased person back.
+``record`` for a source record id, ``email``, ``phone``). Nothing in it reads back to a person
+without the key. Bronze drops suppressed rows before they land (:func:`filter_suppressed` on
+identifier columns, :func:`filter_suppressed_text` on free text: a quarantined line's raw text,
+the service log's ``ref``), so a re-delivered file or next month's run does not bring an erased
+person back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import reduce
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -24,12 +28,19 @@ if TYPE_CHECKING:
     from cardlake.tables import Tables
 
 SUPPRESSION_TABLE = "_ops.erasure_suppression"
-KINDS = ("customer_key", "record", "email")
+KINDS = ("customer_key", "record", "email", "phone")
 # Bronze columns that identify a person, and the kind of digest they are checked against.
 BRONZE_IDENTIFIERS: Mapping[str, str] = {
     "crm_id": "record", "fin_id": "record", "demo_id": "record", "app_user_id": "record",
     "contact_id": "record", "email": "email",
 }
+# Bronze and quarantine text that may name a person inside it: each token is checked as a record
+# id and an e-mail, the whole value as a phone (the service log's ref is one of the three).
+BRONZE_TEXT = ("ref",)
+QUARANTINE_TEXT = ("raw_text",)
+# A record id or an e-mail inside free text (CRM-1000001, FIN10000000, a.b+x@mail.test).
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+@-]*[A-Za-z0-9]")
+_PHONE = re.compile(r"\+?[\d ()-]{7,}")
 SCHEMA = T.StructType([
     T.StructField("kind", T.StringType(), False),
     T.StructField("digest", T.StringType(), False),
@@ -41,6 +52,9 @@ SCHEMA = T.StructType([
 def normalised(kind: str, value: str) -> str:
     """The form digested: e-mails case-folded, every identifier trimmed."""
     value = value.strip()
+    if kind == "phone":  # E.164 however spaced: "+44 7700 900777" and "0044 7700900777" agree
+        digits = re.sub(r"\D", "", value)
+        return "+" + digits.removeprefix("00") if value.startswith(("+", "00")) else digits
     return value.lower() if kind == "email" else value
 
 
@@ -98,3 +112,38 @@ def filter_suppressed(df: DataFrame, *, tables: Tables, columns: Mapping[str, st
             .drop(marker)
         )
     return out.select(*df.columns)
+
+
+def names_listed(text: str, listed: frozenset[str], key: bytes) -> bool:
+    """True when a token of ``text`` is a listed record id or e-mail, or ``text`` a listed phone."""
+    found = {digest("phone", text, key)} if _PHONE.fullmatch(text.strip()) else set()
+    for token in _TOKEN.findall(text):
+        found.add(digest("record", token, key))
+        if "@" in token:
+            found.add(digest("email", token, key))
+    return not found.isdisjoint(listed)
+
+
+def filter_suppressed_text(df: DataFrame, *, tables: Tables, columns: Sequence[str],
+                           key: bytes) -> DataFrame:
+    """``df`` without the rows whose text ``columns`` name someone on the suppression list.
+
+    For text no parser split into identifier columns: a quarantined line (``raw_text``), the
+    service log's ``ref`` (a CRM id, an e-mail or a phone). Columns absent from ``df`` are
+    skipped.
+    """
+    listed_df = suppressed_digests(tables)
+    present = [c for c in columns if c in df.columns]
+    if listed_df is None or not present:
+        return df
+    # A few digests per erasure request: small enough to ship to the workers with the function.
+    listed = frozenset(r[0] for r in listed_df.collect())
+
+    @F.pandas_udf(T.BooleanType())  # type: ignore[call-overload]
+    def _names(values: pd.Series) -> pd.Series:
+        return values.map(lambda v: v is not None and not pd.isna(v)
+                          and names_listed(str(v), listed, key))
+
+    named = reduce(lambda a, b: a | b, [F.coalesce(_names(F.col(c)), F.lit(False))
+                                        for c in present])
+    return df.where(~named)
