@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 # A digit run that may hold a card number: 13 to 19 digits, single spaces or dashes between them.
@@ -27,6 +29,44 @@ def values_in_lake(root: Path) -> str:
         else:
             parts.append(path.read_bytes().decode("utf-8", errors="replace"))
     return "\n".join(parts)
+
+
+def records_in_lake(root: Path, needles: Iterable[str] = ()) -> Iterator[str]:
+    """Each record of the lake as one line of text: a Parquet row's values (decompressed, nested
+    ones as Python writes them) joined by " | ", or a line of any other file (JSON logs, Delta
+    logs, MLflow artefacts, Data Docs).
+
+    With ``needles``, only the records holding one of them (case-insensitive) are yielded: Arrow
+    filters the rows first, so the lake's millions of rows never all become Python strings.
+    """
+    wanted = [n.lower() for n in needles if n]
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            if wanted:
+                table = table.filter(_rows_holding(table, wanted))
+            for row in table.to_pylist():
+                yield " | ".join(str(v) for v in row.values())
+        else:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            for line in text.splitlines():
+                if not wanted or any(n in line.lower() for n in wanted):
+                    yield line
+
+
+def _rows_holding(table: pa.Table, needles: list[str]) -> pa.Array:
+    # True where any column, as text, holds a needle; nested columns go through Python.
+    hit = pa.array([False] * table.num_rows, type=pa.bool_())
+    for column in table.columns:
+        try:
+            text = pc.cast(column, pa.string())
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            text = pa.chunked_array([pa.array([None if v is None else str(v)
+                                               for v in column.to_pylist()], type=pa.string())])
+        for needle in needles:
+            found = pc.match_substring(text, needle, ignore_case=True)
+            hit = pc.or_(hit, pc.fill_null(found, False))
+    return hit
 
 
 def card_numbers_in(text: str, pans: set[str]) -> set[str]:

@@ -1,25 +1,40 @@
-"""Erasure on a lake the whole pipeline built: a person with records in every source leaves no
-byte behind, and every other customer's rows stay as they were."""
+"""Erasure on a lake the whole pipeline built (issue 14): a person with records in every source
+leaves no byte behind (name, e-mail, phone, date of birth), every other customer's rows stay as
+they were, and re-delivering the person's source records does not bring them back.
+
+The generator issues no national id (``cardlake.synth`` writes names, e-mail, phone, date of
+birth and addresses, nothing else that identifies a person), so there is none to scan for.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pyarrow.dataset as ds
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from cardlake.config import PROJECT_ROOT
 from cardlake.governance.erasure import lake_tables
 from cardlake.silver.customers import PERSON_SOURCES
-from tests.governance.lake_scan import values_in_lake
-from tests.lake_fixture import BuiltLake, copy_lake
+from cardlake.synth import vocab as V
+from tests.governance.lake_scan import records_in_lake, values_in_lake
+from tests.lake_fixture import BUILT_WORLD, BuiltLake, copy_lake
 
-# Seen passing once (1,189 s for the test, on a machine also running the suite): the erasure job
-# rewrites every table holding the person and the scans read every byte of the lake twice. Too
-# slow for make test until that is faster; opt in meanwhile.
+# 4,625 s on a loaded two-core machine (erasure ~40 min, the two re-delivery runs ~17 min each):
+# the erasure job rewrites every table holding the person, the scans read every byte of the lake
+# three times, and bronze to gold runs once per re-delivered month. Far too slow for make test;
+# opt in.
 SLOW_VAR = "CARDLAKE_ERASURE_LAKE_TEST"
 pytestmark = [
     pytest.mark.integration,
@@ -27,6 +42,14 @@ pytestmark = [
     pytest.mark.skipif(os.environ.get(SLOW_VAR) != "1",
                        reason=f"erasure on a whole built lake takes ~20 minutes; set {SLOW_VAR}=1"),
 ]
+CARDLAKE = Path(sys.executable).with_name("cardlake")
+# Sources re-delivered after the erasure: every person source, and the service log, whose
+# ``ref`` names the person by CRM id, e-mail or phone.
+REDELIVERED = (*PERSON_SOURCES, "service_interactions")
+# Vocabulary constants holding people's names; every other one is written in other fields.
+NAME_VOCABULARIES = ("FIRST_NAMES_F", "FIRST_NAMES_M", "LAST_NAMES", "NICKNAMES")
+CLI_TIMEOUT_SECONDS = 1800
+NOTHING = {"names": 0, "birth": 0, "identifiers": 0, "record_ids": 0}
 
 
 def _job():
@@ -38,6 +61,138 @@ def _job():
     return module
 
 
+def _word(value: str) -> re.Pattern[str]:
+    # A whole word, case-insensitive: no letter either side ("Hugo" in "hugo.davies41@...").
+    return re.compile(rf"(?<![A-Za-z]){re.escape(value)}(?![A-Za-z])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Person:
+    """The chosen person, as the truth knows them and as the lake keys them."""
+
+    customer_key: str
+    person_id: str
+    first: str
+    last: str
+    birth_date: str  # YYYY-MM-DD
+    identifiers: tuple[str, ...]  # e-mail and phone, as silver.customers and the truth hold them
+    record_ids: tuple[str, ...]  # their source records' ids (CRM, core banking, survey, app...)
+
+    def birth_pattern(self) -> re.Pattern[str]:
+        # As the sources write it: ISO (CRM, core banking, Parquet dates) and dd/mm/yyyy (survey).
+        year, month, day = self.birth_date.split("-")
+        forms = (f"{year}-{month}-{day}", f"{day}/{month}/{year}")
+        return re.compile(r"(?<!\d)(?:" + "|".join(re.escape(f) for f in forms) + r")(?!\d)")
+
+
+def _words_elsewhere() -> set[str]:
+    # Words the generator writes in fields other than names (streets, cities, merchants, notes),
+    # nicknames, and names that are both first and last names: a person named so would be seen
+    # in other people's records.
+    words: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            words.update(w.lower() for w in re.findall(r"[A-Za-z]+", value))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(k)
+                walk(v)
+        elif isinstance(value, tuple | list):
+            for v in value:
+                walk(v)
+
+    for name, value in vars(V).items():
+        if name.isupper() and name not in NAME_VOCABULARIES:
+            walk(value)
+    walk(tuple(V.NICKNAMES.values()))
+    firsts = {n.lower() for n in (*V.FIRST_NAMES_F, *V.FIRST_NAMES_M)}
+    return words | (firsts & {n.lower() for n in V.LAST_NAMES})
+
+
+def _truth(lake: BuiltLake, name: str, **where: Any) -> list[dict[str, Any]]:
+    dataset = ds.dataset(lake.truth_root / name, format="parquet", partitioning="hive")
+    condition = None
+    for column, values in where.items():
+        test = ds.field(column).isin(list(values))
+        condition = test if condition is None else condition & test
+    return dataset.to_table(filter=condition).to_pylist()
+
+
+def _choose(spark: SparkSession, lake: BuiltLake) -> tuple[Person, list[dict[str, Any]]]:
+    """A person with records in every person source, resolved exactly to one customer key, whose
+    name and date of birth no other customer (in silver.customers or the truth) shares in pairs,
+    so that a record holding two of them is theirs; and the truth's records of that person."""
+    tables = lake.tables(spark)
+    crosswalk = tables.read("silver.crosswalk").select("customer_key", "source",
+                                                       "source_record_id").collect()
+    sources: dict[str, set[str]] = {}
+    records: dict[str, set[str]] = {}
+    for r in crosswalk:
+        sources.setdefault(r["customer_key"], set()).add(r["source"])
+        records.setdefault(r["customer_key"], set()).add(r["source_record_id"])
+    truth_records = _truth(lake, "source_records", source=REDELIVERED)
+    truth_keys = _truth(lake, "source_keys", source=PERSON_SOURCES)  # the crosswalk's ids
+    owner = {(r["source"], r["key_value"]): r["person_id"] for r in truth_keys}
+    persons = {p["person_id"]: p for p in _truth(lake, "persons")}
+    customers = {r["customer_key"]: r for r in tables.read("silver.customers").collect()}
+    elsewhere = _words_elsewhere()
+    for key in sorted(k for k, s in sources.items() if s >= set(PERSON_SOURCES)):
+        owners = {owner.get((r["source"], r["source_record_id"])) for r in crosswalk
+                  if r["customer_key"] == key}
+        if len(owners) != 1 or None in owners:
+            continue  # not exactly one person behind the key
+        (person_id,) = owners
+        if {r["key_value"] for r in truth_keys if r["person_id"] == person_id} - records[key]:
+            continue  # some of their records went to another key: erasing this one misses them
+        theirs = [r for r in truth_records if r["person_id"] == person_id]
+        truth = persons[person_id]
+        first, last, born = truth["first_name"], truth["last_name"], truth["birth_date"]
+        if not (first.isalpha() and last.isalpha() and born) or first in V.NICKNAMES:
+            continue  # a nickname or a two-part name would hide records from a one-word scan
+        if {first.lower(), last.lower()} & elsewhere:
+            continue
+        names = {first.lower(), last.lower()}
+        others = [(c["first_name"], c["last_name"], c["date_of_birth"])
+                  for k, c in customers.items() if k != key]
+        others += [(p["first_name"], p["last_name"], p["birth_date"])
+                   for pid, p in persons.items() if pid != person_id]
+        # Either order: sources swap first and last names.
+        shared = [o for o in others
+                  if {str(o[0]).strip().lower(), str(o[1]).strip().lower()} == names
+                  or (str(o[2]) == born
+                      and {str(o[0]).strip().lower(), str(o[1]).strip().lower()} & names)]
+        if shared:
+            continue
+        golden = customers[key]
+        identifiers = {v for v in (golden["email"], golden["phone"], truth["email"]) if v}
+        return Person(key, person_id, first, last, born, tuple(sorted(identifiers)),
+                      tuple(sorted(records[key]))), theirs
+    raise AssertionError("the small world has nobody in every source with a name and date of "
+                         "birth of their own")
+
+
+def _found(lake: BuiltLake, person: Person) -> dict[str, int]:
+    """How many records hold the person's first and last name together, and their date of birth
+    with either; how many of their identifiers (e-mail, phone, customer key) and source record
+    ids are anywhere in the lake."""
+    first, last, born = _word(person.first), _word(person.last), person.birth_pattern()
+    counts: Counter[str] = Counter(names=0, birth=0)
+    for record in records_in_lake(lake.lake_root, [person.first, person.last]):
+        has_first, has_last = bool(first.search(record)), bool(last.search(record))
+        counts["names"] += has_first and has_last
+        counts["birth"] += (has_first or has_last) and bool(born.search(record))
+    text = values_in_lake(lake.lake_root).lower()
+    counts["identifiers"] = sum(i.lower() in text for i in
+                                (*person.identifiers, person.customer_key))
+    # Whole tokens: CRM-100001 is not inside CRM-1000010.
+    ids = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(r.lower())
+                                                       for r in person.record_ids)
+                     + r")(?![A-Za-z0-9])")
+    counts["record_ids"] = len({m.group(0) for m in ids.finditer(text)})
+    return dict(counts)
+
+
 def _others(spark: SparkSession, lake: BuiltLake, key: str) -> dict[str, tuple[int, int]]:
     # Rows of every table with a customer_key that is not the person's: count and checksum.
     out = {}
@@ -47,34 +202,88 @@ def _others(spark: SparkSession, lake: BuiltLake, key: str) -> dict[str, tuple[i
         if "customer_key" not in df.columns:
             continue
         rest = df.where(~F.col("customer_key").eqNullSafe(F.lit(key)))
-        checksum = F.sum(F.xxhash64(F.to_json(F.struct(*df.columns))).cast("decimal(38,0)"))
+        # A map's entries sorted: silver writes the same lineage map in another order on a re-run.
+        values = [F.array_sort(F.map_entries(f.name)).alias(f.name)
+                  if isinstance(f.dataType, T.MapType) else F.col(f.name)
+                  for f in df.schema.fields]
+        checksum = F.sum(F.xxhash64(F.to_json(F.struct(*values))).cast("decimal(38,0)"))
         row = rest.select(F.count(F.lit(1)), checksum).first()
         out[name] = (int(row[0]), int(row[1] or 0))
     return out
 
 
+def _redeliver(lake: BuiltLake, theirs: list[dict[str, Any]]) -> list[str]:
+    """Copies, per source, a landing file holding one of the person's records under a new name
+    in its month folder, with one more trailing blank line (bronze counts only non-blank lines):
+    the same rows, another checksum, so bronze ingests it. Returns the months touched.
+
+    The month holding the most of the person's sources is preferred, so one run covers them.
+    """
+    by_source: dict[str, set[str]] = {}
+    for r in theirs:
+        by_source.setdefault(r["source"], set()).add(r["file"])
+    months_of = Counter(m for files in by_source.values() for m in {Path(f).parent.name
+                                                                      for f in files})
+    best = max(sorted(months_of), key=lambda m: months_of[m])
+    months = set()
+    for source in REDELIVERED:
+        files = sorted(by_source.get(source, ()))
+        if not files:
+            assert source not in PERSON_SOURCES, f"the person has no {source} record"
+            continue
+        chosen = next((f for f in files if Path(f).parent.name == best), files[-1])
+        original = lake.root / "landing" / chosen
+        copy = original.with_name(f"{original.stem}_resent{original.suffix}")
+        copy.write_bytes(original.read_bytes() + b"\n")
+        months.add(original.parent.name)
+    return sorted(months)
+
+
+def _run_stages(lake: BuiltLake, month: str) -> None:
+    # The console script in its own process, as an operator runs it (it stops its session).
+    world = [f"--set=synth.{k}={v}" for k, v in BUILT_WORLD.items()]
+    done = subprocess.run(
+        [str(CARDLAKE), "run", "--only", "bronze,silver,gold", "--month", month, "--env", "test",
+         "--lake-root", str(lake.lake_root), "--landing-root", str(lake.root / "landing"),
+         "--truth-root", str(lake.truth_root), *world],
+        capture_output=True, text=True, timeout=CLI_TIMEOUT_SECONDS, cwd=PROJECT_ROOT,
+        env={**os.environ, "CARDLAKE_ENV": "test"}, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
 def test_erasing_a_person_in_every_source(spark: SparkSession, built_lake: BuiltLake,
                                           tmp_path: Path):
     lake = copy_lake(built_lake, tmp_path)
-    tables = lake.tables(spark)
-    everywhere = (tables.read("silver.crosswalk").groupBy("customer_key")
-                  .agg(F.countDistinct("source").alias("n"))
-                  .where(F.col("n") == len(PERSON_SOURCES)).orderBy("customer_key").first())
-    assert everywhere is not None, "the small world has nobody in every source"
-    key = everywhere["customer_key"]
-    person = tables.read("silver.customers").where(F.col("customer_key") == key).first()
-    # The date of birth alone is not scanned for: other people and days share it.
-    identifiers = [person[c] for c in ("email", "phone") if person[c]]
-    assert identifiers, "the chosen person has neither e-mail nor phone"
-    text = values_in_lake(lake.lake_root).lower()
-    assert all(i.lower() in text for i in identifiers)  # the scan sees them before
-    before = _others(spark, lake, key)
+    person, theirs = _choose(spark, lake)
+    before = _found(lake, person)
+    print(f"\nchosen: {len(theirs)} landing records, {len(person.record_ids)} record ids, "
+          f"{len(person.identifiers)} identifiers; "
+          f"before erasure {before}")
+    # The scans see the person before: names together, date of birth with a name, identifiers.
+    assert before["names"] > 0 and before["birth"] > 0
+    assert before["identifiers"] == len(person.identifiers) + 1
+    assert before["record_ids"] == len(person.record_ids)
+    others_before = _others(spark, lake, person.customer_key)
 
     code = _job().main(["--env", "test", "--lake-root", str(lake.lake_root),
-                        "--customer-key", key, "--requested-by", "test-ticket-1"])
+                        "--customer-key", person.customer_key, "--requested-by", "test-ticket-1"])
 
     assert code == 0
-    text = values_in_lake(lake.lake_root).lower()
-    found = [i for i in identifiers if i.lower() in text]
-    assert found == [] and key.lower() not in text
-    assert _others(spark, lake, key) == before
+    after = _found(lake, person)
+    print(f"after erasure {after}")
+    assert after == NOTHING
+    assert _others(spark, lake, person.customer_key) == others_before
+
+    months = _redeliver(lake, theirs)
+    for month in months:
+        _run_stages(lake, month)
+
+    again = _found(lake, person)
+    print(f"after re-delivery in {len(months)} month(s) {again}")
+    assert again == NOTHING
+    # silver.customers only: the person's card transactions that name no identifier of theirs
+    # (card token only) stay in bronze, and the re-run puts them back in silver.transactions
+    # without a customer key, so the transaction tables' "others" change (a known gap).
+    others_again = _others(spark, lake, person.customer_key)
+    assert others_again["silver.customers"] == others_before["silver.customers"]
