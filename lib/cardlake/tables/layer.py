@@ -49,6 +49,8 @@ def _governed(cfg: Config) -> TablePolicy:
     from cardlake.governance.statistics import table_policy
 
     return table_policy(load_governance(cfg.env))
+
+
 EngineName = Literal["auto", "delta-rs", "delta-spark"]
 
 
