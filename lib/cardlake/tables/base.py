@@ -214,3 +214,8 @@ def normalise_partitions(partitions: PartitionSpec | None) -> dict[str, list[Any
         col: list(values) if isinstance(values, list | tuple | set | frozenset) else [values]
         for col, values in partitions.items()
     }
+
+
+def nullable(schema: StructType) -> StructType:
+    """``schema`` with every top-level column nullable (metadata kept), as a new table takes it."""
+    return StructType([StructField(f.name, f.dataType, True, f.metadata) for f in schema.fields])

@@ -78,6 +78,7 @@ from cardlake.tables.base import (
     check_schema,
     conform,
     normalise_partitions,
+    nullable,
     partition_value_string,
 )
 from cardlake.tables.features import (
@@ -426,7 +427,7 @@ class DeltaRsEngine:
     ) -> WriteResult:
         local = _local_dir(path)
         if not DeltaTable.is_deltatable(local):
-            self.create(path, _nullable(df.schema), partition_by=partition_by)
+            self.create(path, nullable(df.schema), partition_by=partition_by)
         table = DeltaTable(local)
         if read_version is None:
             read_version = table.version()
@@ -868,10 +869,6 @@ class _Staged:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _nullable(schema: StructType) -> StructType:
-    return StructType([f.__class__(f.name, f.dataType, True, f.metadata) for f in schema.fields])
 
 
 def _to_delta_schema(schema: StructType) -> DeltaSchema:

@@ -21,6 +21,7 @@ from cardlake.tables.base import (
     SchemaMode,
     TableError,
     WriteResult,
+    nullable,
 )
 
 LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
@@ -37,10 +38,6 @@ class TablePolicy:
 
     properties: Callable[[str, StructType, tuple[str, ...]], Mapping[str, str]]
     column_metadata: Callable[[str, str], Mapping[str, str]]
-
-
-def replace_nullable(f: StructField) -> StructField:
-    return StructField(f.name, f.dataType, True, f.metadata)
 
 
 def _governed(cfg: Config) -> TablePolicy:
@@ -191,8 +188,7 @@ class Tables:
         if self.exists(name):
             return True
         if self._policy:
-            nullable = StructType([replace_nullable(f) for f in df.schema.fields])
-            self.create(name, nullable, partition_by=partition_by)
+            self.create(name, nullable(df.schema), partition_by=partition_by)
         return False
 
     def schema(self, name: str) -> StructType:
