@@ -56,6 +56,7 @@ def lake_config(root: Path) -> Config:
             "paths.landing_root": str(root / "landing"),
             "paths.truth_root": str(root / "truth"),
             "synth": dict(BUILT_WORLD),
+            "quality.stage_checks": True,  # every suite passes on a whole pipeline's lake
         },
     )
 

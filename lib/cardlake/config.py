@@ -77,6 +77,14 @@ class TablesConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    # Each stage validates the silver and gold tables it wrote (cardlake.quality.layers). Off,
+    # the stage records nothing and never fails on quality: for tests that run a stage for its
+    # other behaviour (the suites cost a Spark job per expectation).
+    stage_checks: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one environment (``base.yaml`` and its overlay)."""
 
@@ -84,6 +92,7 @@ class Config:
     paths: PathsConfig
     spark: SparkConfig
     tables: TablesConfig
+    quality: QualityConfig = field(default_factory=QualityConfig)
     # The generator's parameters, untyped here: synth sits above config (it is read by jobs,
     # tests and bench only), which load it with load_settings(SynthParams, "base", section=...).
     synth: Mapping[str, Any] = field(default_factory=dict)
@@ -125,7 +134,7 @@ def _is_overlay(path: Path) -> bool:
     return isinstance(data, dict) and set(data) <= (_BASE_SECTIONS | stems)
 
 
-_BASE_SECTIONS = frozenset({"paths", "spark", "tables", "synth"})
+_BASE_SECTIONS = frozenset({"paths", "spark", "tables", "quality", "synth"})
 
 
 def load_settings(

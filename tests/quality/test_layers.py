@@ -3,6 +3,7 @@ and every table the pipeline writes has a suite that lists no personal values.""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import pkgutil
@@ -11,6 +12,7 @@ import re
 import pytest
 from pyspark.sql import SparkSession
 
+from cardlake.config import Config, QualityConfig
 from cardlake.governance.settings import load_governance
 from cardlake.quality.layers import (
     DQ_RESULTS,
@@ -21,6 +23,7 @@ from cardlake.quality.layers import (
     _after,
     _fk,
     _unique,
+    check_tables,
     raise_on_critical,
     run_suites,
     suites_for,
@@ -132,6 +135,26 @@ def test_type2_history_fails_on_overlap_and_two_current_versions(
     (broken,) = run_suites(rs_tables, suites=suites_for(["gold.dim_customer"]))
     assert {str(r.check.kwargs["column"]) for r in broken.critical_failures} == {
         "_rule_one_current_version", "_rule_versions_do_not_overlap"}
+
+
+def test_a_stage_gate_fails_on_a_critical_failure_unless_stage_checks_are_off(
+        spark: SparkSession, rs_tables: Tables, cfg: Config):
+    ts = dt.datetime
+    rs_tables.overwrite("silver.customers", spark.createDataFrame(
+        [("CK1",)], "customer_key string"))
+    rs_tables.overwrite("silver.interactions", spark.createDataFrame(
+        [("I1", "CK1", ts(2025, 6, 1, 9), ts(2025, 6, 1, 8), -1.0, "2025-06")],  # resolved first
+        "interaction_id string, customer_key string, opened_at timestamp, "
+        "resolved_at timestamp, resolution_hours double, month string"))
+    off = dataclasses.replace(cfg, quality=QualityConfig(stage_checks=False))
+    assert check_tables(rs_tables, off, ["silver.interactions"]) == []
+    assert not rs_tables.exists(DQ_RESULTS)  # nothing validated, nothing recorded
+
+    on = dataclasses.replace(off, quality=QualityConfig(stage_checks=True),
+                             paths=dataclasses.replace(cfg.paths, lake_root=rs_tables.lake_root))
+    with pytest.raises(DataQualityError, match=r"silver\.interactions"):
+        check_tables(rs_tables, on, ["silver.interactions"])
+    assert rs_tables.read(DQ_RESULTS).where("NOT success").count() >= 1
 
 
 def pipeline_tables() -> set[str]:
