@@ -16,7 +16,11 @@ from cardlake.governance.erasure import (
     ErasureRequest,
     erase,
 )
-from cardlake.governance.suppression import filter_suppressed, filter_suppressed_text
+from cardlake.governance.suppression import (
+    BRONZE_IDENTIFIERS,
+    filter_suppressed,
+    filter_suppressed_text,
+)
 from cardlake.tables import Tables
 from tests.governance.lake_scan import values_in_lake
 
@@ -25,7 +29,8 @@ KEY = b"k" * 32
 ZED = {"key": "CK00000000aa", "crm": "CRM0000777", "fin": "FIN0000777",
        "email": "Zed.Quix@mail.test", "phone": "+44 7700 900777", "first": "Zebulon",
        "last": "Quixoteson",
-       "dob": dt.date(1961, 7, 23), "device": "DEV-ZED-777"}
+       "dob": dt.date(1961, 7, 23), "device": "DEV-ZED-777", "card": "tok_zed_card_0777",
+       "wallet": "WAL-ZED-0777"}
 # Others: one whose ids contain Zed's as a prefix (CRM00007770), one plain.
 AMY = {"key": "CK00000000bb", "crm": "CRM00007770", "email": "amy@mail.test"}
 BOB = {"key": "CK00000000cc", "crm": "CRM0000888", "email": "bob@mail.test"}
@@ -62,6 +67,15 @@ def lake(spark: SparkSession, rs_tables: Tables) -> Tables:
         (ZED["fin"], f"{ZED['first']} {ZED['last']}", "1 Quiet Lane"),
         ("FIN0000888", "Bob", "2 Loud Road"),
     ], "fin_id string, holder string, address string")
+    # A card transaction names its payer only by card token or wallet id.
+    _write(t, spark, "silver.cards", [(ZED["card"], ZED["key"]), ("tok_amy_card_0001", AMY["key"])],
+           "card_id string, customer_key string")
+    _write(t, spark, "bronze.crm_customers", [(ZED["crm"], ZED["wallet"]), (AMY["crm"], None)],
+           "crm_id string, wallet_id string")
+    _write(t, spark, "bronze.card_transactions", [
+        ("TX1", ZED["card"], None, 5.0), ("TX2", None, ZED["wallet"], 6.0),
+        ("TX3", "tok_amy_card_0001", None, 7.0),
+    ], "transaction_id string, card_token string, wallet_id string, amount double")
     _write(t, spark, "_quarantine.crm_customers", [
         (f"{ZED['crm']},{ZED['first']},{ZED['last']},1961-07-23,not-a-date", "bad date"),
         (f"{AMY['crm']},Amy,Ash,1990-01-01,x", "bad date"),
@@ -86,28 +100,32 @@ def test_erasure_by_email_leaves_no_trace_and_others_unchanged(spark: SparkSessi
     root = Path(lake.lake_root)
     before = values_in_lake(root)
     assert ZED["last"] in before and ZED["fin"] in before  # the scan does see them
-    others = {n: [r for r in _rows(lake, n) if ZED["key"] not in r and ZED["fin"] not in r
+    others = {n: [r for r in _rows(lake, n) if not {ZED["key"], ZED["fin"], ZED["crm"],
+                                                    ZED["card"], ZED["wallet"]} & set(r)
                   and not any(ZED["crm"] + "," in str(v) for v in r)]
               for n in ("silver.customers", "silver.crosswalk", "bronze.financial_records",
-                        "_quarantine.crm_customers", "gold.fact_transactions")}
+                        "_quarantine.crm_customers", "gold.fact_transactions", "silver.cards",
+                        "bronze.crm_customers", "bronze.card_transactions")}
 
     result = erase(lake, ErasureRequest(email="zed.quix@MAIL.test"), key=KEY)
 
     after = values_in_lake(root)
     for value in (ZED["key"], ZED["crm"] + ",", ZED["fin"], ZED["email"], ZED["phone"],
-                  ZED["first"], ZED["last"], "1961-07-23", ZED["device"]):
+                  ZED["first"], ZED["last"], "1961-07-23", ZED["device"], ZED["card"],
+                  ZED["wallet"]):
         assert value not in after, value
     assert ZED["email"].lower() not in after.lower()
     for name, rows in others.items():
         assert _rows(lake, name) == rows, name
-    # customers 1, crosswalk 2, bronze 1, quarantine 1, facts 2
-    assert result.rows_removed == 7
+    # customers 1, crosswalk 2, bronze 1 + crm 1 + card transactions 2, quarantine 1, facts 2,
+    # cards 1
+    assert result.rows_removed == 11
     assert result.files_redacted == ["_ops/logs/run.jsonl"]
     assert result.files_not_handled == []
     # Nothing to travel back to: the rewritten tables start at their latest version.
     assert lake.history("silver.customers")[-1]["version"] == lake.version("silver.customers")
     audit = lake.read(AUDIT_TABLE).collect()
-    assert len(audit) == 1 and audit[0]["rows_removed"] == 7
+    assert len(audit) == 1 and audit[0]["rows_removed"] == 11
     assert ZED["email"].lower() not in str(audit[0]).lower()
 
 
@@ -122,6 +140,12 @@ def test_suppression_stops_a_redelivered_record(spark: SparkSession, lake: Table
                                                                 "email": "email"}, key=KEY)
     assert sorted(kept.collect(), key=str) == sorted(
         [(AMY["crm"], "Amy", AMY["email"]), (None, "Nul", None)], key=str)
+    card_feed = spark.createDataFrame(
+        [("TX9", ZED["card"], None), ("TX8", None, ZED["wallet"]),
+         ("TX7", "tok_amy_card_0001", None)],
+        "transaction_id string, card_token string, wallet_id string")
+    kept = filter_suppressed(card_feed, tables=lake, columns=BRONZE_IDENTIFIERS, key=KEY)
+    assert [r["transaction_id"] for r in kept.collect()] == ["TX7"]
 
 
 def test_suppression_stops_a_redelivered_quarantine_line_and_service_ref(spark: SparkSession,

@@ -2,7 +2,8 @@
 
 1. **Who.** A customer key, an e-mail or a source record id resolves, through
    ``silver.crosswalk`` and ``silver.customers``, to the person's identifiers: customer keys,
-   every source record id, e-mails, phones, device ids.
+   every source record id, e-mails, phones, device ids, card tokens and wallet ids (a card
+   transaction names its payer by nothing else).
 2. **Rows.** Every Delta table under the lake (bronze, silver, gold, quarantine, ops) loses the
    rows in which any text column (or nested value, as JSON) holds one of them as a whole token
    (not inside a longer id). Tables are rewritten from the kept rows rather than by a ``DELETE``
@@ -81,16 +82,19 @@ class Person:
     emails: frozenset[str]
     other: frozenset[str] = frozenset()  # device ids
     phones: frozenset[str] = frozenset()
+    instruments: frozenset[str] = frozenset()  # card tokens and wallet ids
 
     def tokens(self) -> list[str]:
-        values = self.customer_keys | self.record_ids | self.emails | self.other | self.phones
+        values = (self.customer_keys | self.record_ids | self.emails | self.other | self.phones
+                  | self.instruments)
         return sorted(v for v in values if len(v) >= MIN_TOKEN_CHARS)
 
     def suppression_pairs(self) -> list[tuple[str, str]]:
         return ([("customer_key", k) for k in sorted(self.customer_keys)]
                 + [("record", r) for r in sorted(self.record_ids)]
                 + [("email", e) for e in sorted(self.emails)]
-                + [("phone", p) for p in sorted(self.phones)])
+                + [("phone", p) for p in sorted(self.phones)]
+                + [("instrument", i) for i in sorted(self.instruments)])
 
 
 @dataclass
@@ -142,7 +146,30 @@ def find_person(tables: Tables, request: ErasureRequest) -> Person:
         if not emails:
             raise ErasureError("nobody in the lake matches the request")
     return Person(frozenset(keys), frozenset(records), frozenset(emails), frozenset(other),
-                  frozenset(phones))
+                  frozenset(phones), frozenset(_instruments(tables, keys, records)))
+
+
+def _instruments(tables: Tables, keys: set[str], records: set[str]) -> set[str]:
+    # A card transaction names its payer only by card token or wallet id: found through the
+    # person's cards (silver) and their source records (the bank's cards, the CRM's wallet).
+    found: set[str] = set()
+    if keys and tables.exists("silver.cards"):
+        found |= _values(tables.read("silver.cards")
+                         .where(F.col("customer_key").isin(sorted(keys))), "card_id")
+    if not records:
+        return found
+    ids = sorted(records)
+    if tables.exists("bronze.financial_records"):
+        fin = tables.read("bronze.financial_records")
+        if "cards" in fin.columns:
+            found |= _values(fin.where(F.col("fin_id").isin(ids))
+                             .select(F.explode("cards.card_token").alias("card_token")),
+                             "card_token")
+    if tables.exists("bronze.crm_customers"):
+        crm = tables.read("bronze.crm_customers")
+        if "wallet_id" in crm.columns:
+            found |= _values(crm.where(F.col("crm_id").isin(ids)), "wallet_id")
+    return found
 
 
 def _literal(token: str) -> str:

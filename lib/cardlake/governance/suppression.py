@@ -2,7 +2,8 @@
 
 ``_ops.erasure_suppression`` holds ``(kind, digest, request_id, erased_at)``, where ``digest`` is
 HMAC-SHA256 under the token key of ``kind:normalised value`` (kinds: ``customer_key``,
-``record`` for a source record id, ``email``, ``phone``). Nothing in it reads back to a person
+``record`` for a source record id, ``email``, ``phone``, ``instrument`` for a card token or
+wallet id). Nothing in it reads back to a person
 without the key. Bronze drops suppressed rows before they land (:func:`filter_suppressed` on
 identifier columns, :func:`filter_suppressed_text` on free text: a quarantined line's raw text,
 the service log's ``ref``), so a re-delivered file or next month's run does not bring an erased
@@ -28,14 +29,16 @@ if TYPE_CHECKING:
     from cardlake.tables import Tables
 
 SUPPRESSION_TABLE = "_ops.erasure_suppression"
-KINDS = ("customer_key", "record", "email", "phone")
+KINDS = ("customer_key", "record", "email", "phone", "instrument")
 # Bronze columns that identify a person, and the kind of digest they are checked against.
 BRONZE_IDENTIFIERS: Mapping[str, str] = {
     "crm_id": "record", "fin_id": "record", "demo_id": "record", "app_user_id": "record",
-    "contact_id": "record", "email": "email",
+    "contact_id": "record", "email": "email", "card_token": "instrument",
+    "wallet_id": "instrument",
 }
 # Bronze and quarantine text that may name a person inside it: each token is checked as a record
-# id and an e-mail, the whole value as a phone (the service log's ref is one of the three).
+# id, a card token or wallet id and an e-mail, the whole value as a phone (the service log's ref
+# is a record id, an e-mail or a phone).
 BRONZE_TEXT = ("ref",)
 QUARANTINE_TEXT = ("raw_text",)
 # A record id or an e-mail inside free text (CRM-1000001, FIN10000000, a.b+x@mail.test).
@@ -115,10 +118,12 @@ def filter_suppressed(df: DataFrame, *, tables: Tables, columns: Mapping[str, st
 
 
 def names_listed(text: str, listed: frozenset[str], key: bytes) -> bool:
-    """True when a token of ``text`` is a listed record id or e-mail, or ``text`` a listed phone."""
+    """True when a token of ``text`` is a listed record id, instrument or e-mail, or ``text`` a
+    listed phone."""
     found = {digest("phone", text, key)} if _PHONE.fullmatch(text.strip()) else set()
     for token in _TOKEN.findall(text):
         found.add(digest("record", token, key))
+        found.add(digest("instrument", token, key))
         if "@" in token:
             found.add(digest("email", token, key))
     return not found.isdisjoint(listed)
