@@ -13,7 +13,7 @@ from deltalake import write_deltalake
 
 from cardlake.serve import data
 from cardlake.serve.lake import Lake, TableNotBuilt
-from cardlake.serve.masking import mask_value
+from cardlake.serve.masking import GOVERNANCE_MASKS, mask_value
 from cardlake.serve.report import fmt_change, kpi_rows, narrative, shift_month
 
 
@@ -86,6 +86,9 @@ def test_masking_rules() -> None:
     assert mask_value("date_of_birth", date(1990, 1, 2), "analyst") == "1990"
     assert mask_value("phone", None, "analyst") is None
     assert mask_value("amount_usd", 12.5, "analyst") == 12.5
+    # conf/governance.yaml nullifies card tokens: shown as hidden, not as a blank (missing) cell
+    assert mask_value("card_token", "tok_1", "analyst", table="gold.fraud_alerts_live") == "•••"
+    assert GOVERNANCE_MASKS["nullify"](712.0) is None  # a number stays chartable
     with pytest.raises(ValueError, match="unknown dashboard role 'root'"):
         mask_value("email", "a@b.c", "root")
 

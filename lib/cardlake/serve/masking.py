@@ -91,7 +91,9 @@ GOVERNANCE_MASKS: Mapping[str, Callable[[Any], Any]] = {
     "phone": lambda v: _phone(str(v)),
     "year": _birth,
     "redact": _redact,
-    "nullify": lambda v: None,
+    # A text value is shown as present but hidden (a blank cell reads as missing data); other
+    # types stay None so charts still compute over the column.
+    "nullify": lambda v: MASK if isinstance(v, str) else None,
 }
 
 
