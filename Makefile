@@ -13,7 +13,7 @@ MONTH ?=
 MONTH_ARG := $(if $(MONTH),--month $(MONTH),)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test check lint typecheck generate bronze silver gold ml sql sql-server \
+.PHONY: help setup run test test-heavy check lint typecheck generate bronze silver gold ml sql sql-server \
         mlflow-ui train-segmentation train-engagement train-fraud train-risk train-propensity bench-tables \
         bench-bronze bench-er bench-gold bench-synth clean clean-lake java-check
 
@@ -38,7 +38,10 @@ run: setup ## Run the whole pipeline end to end on the embedded default (local S
 	$(PY) jobs/run_pipeline.py --env $(ENV) $(MONTH_ARG)
 
 test: setup ## Run the test suite (delta-spark tests skip with a reason where its jars can't load)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not heavy" $(PYTEST_ARGS)
+
+test-heavy: setup ## The tests marked heavy: ER on a whole world, the contract on S3, gold races on delta-rs
+	$(PY) -m pytest -m heavy $(PYTEST_ARGS)
 
 check: lint typecheck ## Lint (ruff) and type-check (mypy) the code
 

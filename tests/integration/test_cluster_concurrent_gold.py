@@ -60,6 +60,10 @@ def _copy(spark: SparkSession, engine: DeltaEngine, lake: Tables, root: Path) ->
     return Tables(spark=spark, lake_root=str(root), engine=engine, register_sql=False)
 
 
+# The default engine in `make test`; the delta-rs fallback's race (its own conflict check) in
+# `make test-heavy`, and both engines' table-level races in tests/tables/test_concurrency.py.
+@pytest.mark.parametrize(
+    "engine", [pytest.param("delta-rs", marks=pytest.mark.heavy), "delta-spark"], indirect=True)
 def test_two_runs_of_a_month_never_double_a_dimension_member(
     spark: SparkSession, engine: DeltaEngine, tmp_path: Path
 ) -> None:

@@ -71,6 +71,9 @@ def test_delta_rs_writes_and_reads_a_table_on_s3(s3_server: Any) -> None:
                     {"id": 3, "owner": "c"}, {"id": 4, "owner": "d"}]
 
 
+# Heavy: the whole contract in a second pytest with the S3A jars, about 5 minutes; `make
+# test-heavy` runs it. The delta-rs test above keeps a lake on the S3 server in `make test`.
+@pytest.mark.heavy
 def test_table_contract_passes_on_s3a(s3_server: Any, tmp_path: Path) -> None:
     s3 = load_infra("s3/server.py")
     conf = tmp_path / "conf"

@@ -35,7 +35,9 @@ F1_TARGET = 0.99
 # the suite at full size; every kind of record and drift the generator makes is still there.
 RESOLUTION_WORLD = SynthParams(n_customers=800)
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Heavy: 18 months of bronze and three resolutions, 5.5 minutes; `make test-heavy` runs it, and
+# tests/er and tests/silver cover resolution and key stability on small data in `make test`.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.heavy]
 
 
 class Lake:
