@@ -93,7 +93,7 @@ GOVERNANCE_MASKS: Mapping[str, Callable[[Any], Any]] = {
     "redact": _redact,
     # A text value is shown as present but hidden (a blank cell reads as missing data); other
     # types stay None so charts still compute over the column.
-    "nullify": lambda v: MASK if isinstance(v, str) else None,
+    "nullify": lambda v: _redact(v) if isinstance(v, str) else None,
 }
 
 
