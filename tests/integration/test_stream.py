@@ -115,6 +115,7 @@ def _batch_expected(spark: SparkSession, lake: MiniLake, good: list[str]) -> Dat
     rows of one table, scored by the champion; independent of the stream's state and sinks."""
     from cardlake.ml import tracking
     from cardlake.ml.common import with_score
+    from cardlake.ml.fraud import SMALL_AMOUNT_TAG
     from cardlake.ml.fraud_features import window_hours, with_transaction_features
     from cardlake.ml.settings import load_ml_settings
     from cardlake.stream import events as E
@@ -132,12 +133,14 @@ def _batch_expected(spark: SparkSession, lake: MiniLake, good: list[str]) -> Dat
     silver = ref.history.join(rows.select("transaction_id"), on="transaction_id",
                               how="left_anti").withColumn("is_new", F.lit(False))
     ml = load_ml_settings("test")
+    tracker = tracking.Tracker.configure(str(lake.lake_root), ml.tracking)
+    model, version = tracking.load_champion(ml.fraud.model_name)
+    small_usd = float(tracking.version_tags(tracker, ml.fraud.model_name, version)
+                      [SMALL_AMOUNT_TAG])  # the cut-off the champion learnt
     feats = with_transaction_features(rows.unionByName(silver, allowMissingColumns=True),
                                       hours=window_hours(ml.fraud),
-                                      small_amount_usd=ml.fraud.small_amount_usd,
+                                      small_amount_usd=small_usd,
                                       reports_df=ref.reports).where("is_new")
-    tracking.Tracker.configure(str(lake.lake_root), ml.tracking)
-    model, _ = tracking.load_champion(ml.fraud.model_name)
     return with_score(model, feats).select("event_id", "score")
 
 
@@ -332,6 +335,7 @@ def test_a_new_champion_is_picked_up_without_a_restart(base_lake: MiniLake, tmp_
     source = MlflowClient(tracking_uri=tracker.uri, registry_uri=tracker.uri).get_model_version(
         ml.fraud.model_name, "1").source
     tracking.register_and_promote(tracker, name=ml.fraud.model_name, model_uri=source,
-                                  metric="test_auc", value=0.9, tags={"threshold": "0.25"})
+                                  metric="test_auc", value=0.9,
+                                  tags={"threshold": "0.25", "small_amount_usd": "3.5"})
     _, version, threshold = champion.current()  # the next micro-batch's call
-    assert (version, threshold) == ("2", 0.25)
+    assert (version, threshold, champion.small_amount_usd) == ("2", 0.25, 3.5)

@@ -6,7 +6,9 @@ from datetime import datetime
 
 import pytest
 
+from cardlake.errors import JobFailed
 from cardlake.ml.fraud import reasons_column, split_bounds, with_transaction_features
+from cardlake.ml.fraud_features import learn_small_amount
 from cardlake.ml.settings import load_ml_settings
 from tests.ml.fakes import _tx, transactions_df
 
@@ -27,6 +29,31 @@ def test_history_counts_only_earlier_transactions(spark):
     assert fourth["tx_count_1h"] == 0 and fourth["tx_count_24h"] == 3
     assert first["is_new_device"] == 0  # the customer's very first transaction
     assert third["amount_ratio_30d"] == pytest.approx(500 / 2.5)
+
+
+def _amounts(spark, legit, fraud):
+    rows = [(a, 0) for a in legit] + [(a, 1) for a in fraud]
+    return spark.createDataFrame(rows, "amount_usd double, label int")
+
+
+@pytest.mark.parametrize(("probes", "small_legit", "low", "high"), [
+    # probes of 0.50-1.95 USD, every legitimate payment from 2.00 USD up: the cut lands at 2.00
+    ([0.5 + i * 0.05 for i in range(30)], [], 1.95, 2.0),
+    # probes of 5.00-8.77 USD under a ceiling the generator never uses, with legitimate small
+    # payments below them: the cut lands above the probes, at the next legitimate amount (10.00)
+    ([5.0 + i * 0.13 for i in range(30)], [1.0 + i * 0.2 for i in range(20)], 8.77, 10.0),
+])
+def test_small_amount_cut_off_is_learnt_above_the_probes(spark, probes, small_legit, low, high):
+    start = 2.0 if not small_legit else 10.0
+    legit = [start + i * 0.75 for i in range(400)] + small_legit
+    cashouts = [800.0] * 10  # large fraud: not small, must not drag the cut up
+    cut = learn_small_amount(_amounts(spark, legit, probes + cashouts), label="label")
+    assert low < cut <= high
+
+
+def test_small_amount_cut_off_needs_amounts(spark):
+    with pytest.raises(JobFailed, match="small-amount cut-off"):
+        learn_small_amount(_amounts(spark, [], []), label="label")
 
 
 def test_merchant_reports_count_only_reports_filed_before(spark):

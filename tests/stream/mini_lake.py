@@ -100,9 +100,11 @@ def build_mini_lake(spark: SparkSession, root: Path, *, token_key: bytes) -> Min
 
     from cardlake.ml import tracking
     from cardlake.ml.common import LABEL, feature_stages, with_score
+    from cardlake.ml.fraud import SMALL_AMOUNT_TAG
     from cardlake.ml.fraud_features import (
         CATEGORICAL,
         feature_columns,
+        learn_small_amount,
         window_hours,
         with_transaction_features,
     )
@@ -128,11 +130,12 @@ def build_mini_lake(spark: SparkSession, root: Path, *, token_key: bytes) -> Min
 
     ml = load_ml_settings("test")
     numeric = feature_columns(ml.fraud)
-    feats = with_transaction_features(
-        tables.read("silver.transactions").join(
-            spark.createDataFrame(pdf[["transaction_id", "label"]]), on="transaction_id",
-            how="inner"),
-        hours=window_hours(ml.fraud), small_amount_usd=ml.fraud.small_amount_usd).cache()
+    labelled = tables.read("silver.transactions").join(
+        spark.createDataFrame(pdf[["transaction_id", "label"]]), on="transaction_id",
+        how="inner")
+    small_usd = learn_small_amount(labelled, label=LABEL)  # as the fraud model learns it
+    feats = with_transaction_features(labelled, hours=window_hours(ml.fraud),
+                                      small_amount_usd=small_usd).cache()
     lr = LogisticRegression(labelCol=LABEL, featuresCol="features", maxIter=20, regParam=0.01)
     model = Pipeline(stages=[*feature_stages(numeric, CATEGORICAL, scale=True), lr]).fit(feats)
     scores = np.array([r[0] for r in with_score(model, feats).select("score").collect()])
@@ -143,6 +146,7 @@ def build_mini_lake(spark: SparkSession, root: Path, *, token_key: bytes) -> Min
         uri = tracking.log_spark_model(model, sample, pd.DataFrame({"score": [0.5] * 3}))
         tracking.register_and_promote(tracker, name=ml.fraud.model_name, model_uri=uri,
                                       metric="test_auc", value=0.5,
-                                      tags={"threshold": repr(threshold), "kind": "lr"})
+                                      tags={"threshold": repr(threshold), "kind": "lr",
+                                            SMALL_AMOUNT_TAG: repr(small_usd)})
     feats.unpersist()
     return MiniLake(cfg=cfg, root=root)

@@ -42,6 +42,7 @@ from cardlake.ml.fraud_features import (
     FAILED_STATES,
     REASONS,
     feature_columns,
+    learn_small_amount,
     merchant_reports,
     reasons_column,
     window_hours,
@@ -53,6 +54,8 @@ log = logging.getLogger("cardlake.ml")
 
 TRANSACTIONS_TABLE = "silver.transactions"
 ALERTS_TABLE = "gold.fraud_alerts"
+# Registry tag: the small-payment cut-off (USD) the version's features were computed with.
+SMALL_AMOUNT_TAG = "small_amount_usd"
 def choose_threshold(curve: metrics.Curve, *, rule: Literal["precision", "cost"],
                      precision_target: float, cost_fn: float, cost_fp: float) -> float:
     """The alert threshold on validation scores.
@@ -82,6 +85,40 @@ def split_bounds(months: Sequence[str], s: FraudSettings) -> dict[str, datetime]
     return {"test_start": test_start, "train_end": train_end, "valid_start": valid_start}
 
 
+def with_split(tx: DataFrame, bounds: dict[str, datetime]) -> DataFrame:
+    """``split`` (fit, valid, delay, test) by time, and the label known at the split's end.
+
+    Training and validation labels are the reports filed before the test period starts; the
+    test months' labels are every report, however late.
+    """
+    known = F.col("fraud_reported_at").isNotNull() & (F.col("fraud_reported_at")
+                                                       < F.lit(bounds["test_start"]))
+    ts = F.col("ts")
+    return tx.withColumn(
+        "split",
+        F.when(ts >= F.lit(bounds["test_start"]), "test")
+        .when(ts >= F.lit(bounds["train_end"]), "delay")
+        .when(ts >= F.lit(bounds["valid_start"]), "valid")
+        .otherwise("fit"),
+    ).withColumn(
+        LABEL,
+        F.when(F.col("split") == "test", F.col("fraud_reported_at").isNotNull().cast("int"))
+        .otherwise(known.cast("int")),
+    )
+
+
+def features(tx: DataFrame, bounds: dict[str, datetime], *, settings: FraudSettings,
+             small_amount_usd: float) -> DataFrame:
+    """The model's rows: features, split and label of every transaction."""
+    numeric = feature_columns(settings)
+    feats = with_split(with_transaction_features(tx, hours=window_hours(settings),
+                                                 small_amount_usd=small_amount_usd), bounds)
+    keep = ["transaction_id", "customer_key", "instrument_id", "ts", "txn_date", "amount_usd",
+            "month", "split", LABEL, *CATEGORICAL, *numeric, "is_night", "is_cross_border",
+            "tx_count_1h", "small_count_1h"]
+    return feats.select(*dict.fromkeys(keep))
+
+
 def run_fraud(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
               tracker: tracking.Tracker) -> dict[str, float]:
     """Trains both fraud models on the time split, compares them on the test months, registers
@@ -99,26 +136,14 @@ def run_fraud(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
     months = [r[0] for r in tx.select("month").distinct().collect()]
     b = split_bounds(months, s)
     numeric = feature_columns(s)
-    feats = with_transaction_features(tx, hours=window_hours(s),
-                                      small_amount_usd=s.small_amount_usd)
-    known = F.col("fraud_reported_at").isNotNull() & (F.col("fraud_reported_at")
-                                                       < F.lit(b["test_start"]))
-    ts = F.col("ts")
-    feats = feats.withColumn(
-        "split",
-        F.when(ts >= F.lit(b["test_start"]), "test")
-        .when(ts >= F.lit(b["train_end"]), "delay")
-        .when(ts >= F.lit(b["valid_start"]), "valid")
-        .otherwise("fit"),
-    ).withColumn(
-        LABEL,
-        F.when(F.col("split") == "test", F.col("fraud_reported_at").isNotNull().cast("int"))
-        .otherwise(known.cast("int")),
-    )
-    keep = ["transaction_id", "customer_key", "instrument_id", "ts", "txn_date", "amount_usd",
-            "month", "split", LABEL, *CATEGORICAL, *numeric, "is_night", "is_cross_border",
-            "tx_count_1h", "small_count_1h"]
-    feats = feats.select(*dict.fromkeys(keep)).cache()
+    # Small payments are those below a cut-off learnt from the training months' labels (unless
+    # the settings pin one); it travels with the model as a registry tag, for the stream.
+    small_usd = s.small_amount_usd
+    if small_usd is None:
+        small_usd = learn_small_amount(
+            with_split(tx, b).where(F.col("split") == "fit"), label=LABEL)
+        log.info("fraud: small payments are those below %.2f USD (learnt)", small_usd)
+    feats = features(tx, b, settings=s, small_amount_usd=small_usd).cache()
     sampled = (F.col(LABEL) == 1) | (hash_share(F.col("transaction_id"), seed) < s.negative_sample)
     fit_df = with_class_weight(feats.where((F.col("split") == "fit") & sampled)).cache()
     valid_df = feats.where(F.col("split") == "valid")
@@ -126,6 +151,7 @@ def run_fraud(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
     out: dict[str, float] = {}
     with tracker.run("fraud", "fraud") as run:
         tracking.log_params({"seed": seed, **{f"fraud.{k}": v for k, v in vars(s).items()}})
+        tracking.log_metrics({"small_amount_usd": small_usd})
         tracking.log_params({f"split.{k}": v.isoformat() for k, v in b.items()})
         tracking.log_data_versions({TRANSACTIONS_TABLE: version})
         counts = feats.groupBy("split").agg(F.count(F.lit(1)).alias("n"),
@@ -184,10 +210,15 @@ def run_fraud(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
         promotion = tracking.register_and_promote(
             tracker, name=s.model_name, model_uri=uri, metric="test_auc",
             value=out[f"{chosen}_test_auc"],
-            tags={"threshold": repr(thresholds[chosen]), "kind": chosen})
+            tags={"threshold": repr(thresholds[chosen]), "kind": chosen,
+                  SMALL_AMOUNT_TAG: repr(small_usd)})
         champion, champion_version = tracking.load_champion(s.model_name)
-        threshold = float(tracking.version_tags(tracker, s.model_name, champion_version)
-                          ["threshold"])
+        tags = tracking.version_tags(tracker, s.model_name, champion_version)
+        threshold = float(tags["threshold"])
+        champion_small = float(tags.get(SMALL_AMOUNT_TAG, small_usd))
+        if champion_small != small_usd:  # a champion kept from an earlier run: its own features
+            test_df = features(tx, b, settings=s, small_amount_usd=champion_small).where(
+                F.col("split") == "test")
         alerts_df = with_alerts(with_score(champion, test_df), threshold=threshold,
                                 model_version=champion_version, max_reasons=s.max_reasons)
         test_months = sorted(m for m in months if m >= b["test_start"].strftime("%Y-%m"))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
+from cardlake.errors import JobFailed
 from cardlake.ml.settings import FraudSettings
 
 DAY = 86_400
@@ -45,6 +46,47 @@ def feature_columns(settings: FraudSettings) -> list[str]:
     hours = window_hours(settings)
     history = [f"{kind}_{h}h" for h in hours for kind in ("tx_count", "amount_sum", "small_count")]
     return [*BASE_FEATURES, *history]
+
+
+def learn_small_amount(df: DataFrame, *, label: str, max_share: float = 0.25,
+                       steps: int = 25) -> float:
+    """The amount (USD) below which a payment counts as small, learnt from labelled payments.
+
+    A one-split tree on ``amount_usd``: among the amount quantiles up to ``max_share`` (small
+    means the low end of the distribution), the cut-off whose split into ``amount < cut`` and the
+    rest most reduces the Gini impurity of ``label``. Card-testing probes, small payments that
+    are fraud far more often than others of their size, put the cut-off just above them, at
+    whatever ceiling the fraudsters use. Ties go to the lowest cut-off; with no positive rows
+    every cut-off ties and the lowest candidate is returned.
+
+    Raises:
+        JobFailed: ``df`` has no row with an amount.
+    """
+    rows = df.where(F.col("amount_usd").isNotNull() & F.col(label).isNotNull())
+    probs = [max_share * (i + 1) / steps for i in range(steps)]
+    cuts = sorted({float(q) for q in rows.approxQuantile("amount_usd", probs, 0.001) if q > 0})
+    if not cuts:
+        raise JobFailed("no payment with a positive amount to learn the small-amount cut-off")
+    y = F.col(label).cast("double")
+    aggs = [F.count(F.lit(1)).alias("n"), F.sum(y).alias("pos")]
+    for i, cut in enumerate(cuts):
+        below = F.col("amount_usd") < F.lit(cut)
+        aggs += [F.sum(below.cast("long")).alias(f"n{i}"),
+                 F.sum(F.when(below, y).otherwise(0.0)).alias(f"p{i}")]
+    got = rows.agg(*aggs).collect()[0]
+    n, pos = float(got["n"]), float(got["pos"] or 0.0)
+
+    def impurity(count: float, positives: float) -> float:
+        share = positives / count if count else 0.0
+        return count * 2.0 * share * (1.0 - share)
+
+    best, best_cost = cuts[0], float("inf")
+    for i, cut in enumerate(cuts):
+        n_below, p_below = float(got[f"n{i}"] or 0.0), float(got[f"p{i}"] or 0.0)
+        cost = impurity(n_below, p_below) + impurity(n - n_below, pos - p_below)
+        if cost < best_cost - 1e-9:
+            best, best_cost = cut, cost
+    return best
 
 
 def _backwards(partition: str, seconds: int) -> WindowSpec:

@@ -89,7 +89,7 @@ class FraudSettings:
     feedback_delay_days: int = 30
     validation_months: int = 1
     negative_sample: float = 1.0
-    small_amount_usd: float = 5.0
+    small_amount_usd: float | None = None  # None: learnt from the training months
     history_windows_hours: tuple[int, ...] = (1, 24, 168)
     lr_grid: LrGrid = LrGrid()
     gbt_grid: GbtGrid = GbtGrid()

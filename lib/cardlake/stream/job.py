@@ -37,6 +37,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.config import Config
+from cardlake.errors import JobFailed
 from cardlake.stream import events as E
 from cardlake.stream.velocity import OUTPUT_SCHEMA, STATE_KEY, STATE_SCHEMA, velocity_state_fn
 from cardlake.tables import Idempotency, Tables
@@ -219,11 +220,13 @@ def with_enrichment(events_df: DataFrame, *, ref: Reference) -> DataFrame:
     )
 
 
-def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: Any) -> DataFrame:
+def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: Any,
+                       small_amount_usd: float) -> DataFrame:
     """The batch features for the new rows, over silver's history plus the state's events.
 
     ``rows_df`` is the state function's output (new events and the customers' retained
     history); silver rows already in it (same ``transaction_id``) are not counted twice.
+    ``small_amount_usd`` is the champion's own small-payment cut-off (:class:`Champion`).
     """
     from cardlake.ml.fraud_features import window_hours, with_transaction_features
 
@@ -236,7 +239,7 @@ def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: Any) -> Dat
     both = rows_df.withColumn("customer_key", F.col(STATE_KEY)).drop(STATE_KEY).unionByName(
         silver, allowMissingColumns=True)
     feats = with_transaction_features(both, hours=window_hours(fraud),
-                                      small_amount_usd=fraud.small_amount_usd,
+                                      small_amount_usd=small_amount_usd,
                                       reports_df=ref.reports)
     unknown = F.col("customer_key").startswith(UNKNOWN_PREFIX)
     return feats.where("is_new").withColumn(
@@ -247,14 +250,21 @@ def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: Any) -> Dat
 
 
 class Champion:
-    """The registry's ``@champion`` fraud model, reloaded when the alias moves."""
+    """The registry's ``@champion`` fraud model, reloaded when the alias moves.
 
-    def __init__(self, *, name: str, tracking_uri: str, refresh_seconds: float) -> None:
+    Besides the model, a version carries what its features need: the alert threshold and the
+    small-payment cut-off learnt with it (``fallback_small_usd`` for a version without one).
+    """
+
+    def __init__(self, *, name: str, tracking_uri: str, refresh_seconds: float,
+                 fallback_small_usd: float | None = None) -> None:
         self.name = name
         self.uri = tracking_uri
         self.refresh_seconds = refresh_seconds
+        self.fallback_small_usd = fallback_small_usd
         self.version = ""
         self.threshold = float("nan")
+        self.small_amount_usd = float("nan")
         self.model: Any = None
         self._checked = 0.0
 
@@ -271,12 +281,24 @@ class Champion:
 
                 self.model = mlflow.spark.load_model(f"models:/{self.name}/{found.version}")
                 self.threshold = float(found.tags["threshold"])
+                self.small_amount_usd = _small_amount(found.tags, self.fallback_small_usd)
                 if self.version:
                     log.warning("fraud stream: champion %s v%s replaces v%s", self.name,
                                 found.version, self.version)
                 self.version = str(found.version)
             self._checked = now
         return self.model, self.version, self.threshold
+
+
+def _small_amount(tags: dict[str, str], fallback: float | None) -> float:
+    from cardlake.ml.fraud import SMALL_AMOUNT_TAG
+
+    if SMALL_AMOUNT_TAG in tags:
+        return float(tags[SMALL_AMOUNT_TAG])
+    if fallback is None:
+        raise JobFailed(f"the fraud champion has no {SMALL_AMOUNT_TAG} tag and the settings pin "
+                        "none (ml.fraud.small_amount_usd); retrain it with `make ml`")
+    return fallback
 
 
 # -- the sinks -----------------------------------------------------------------------------
@@ -335,7 +357,8 @@ class AlertSink:
             model, version, threshold = self.champion.current()
             from cardlake.ml.common import with_score
 
-            feats = with_live_features(rows, ref=self.ref, fraud=self.fraud)
+            feats = with_live_features(rows, ref=self.ref, fraud=self.fraud,
+                                       small_amount_usd=self.champion.small_amount_usd)
             scored = with_score(model, feats).persist()
             now = datetime.now(UTC)
             app = self.settings.name
@@ -457,7 +480,8 @@ def start(spark: SparkSession, cfg: Config, tables: Tables, settings: StreamSett
     ml = load_ml_settings(cfg.env)
     tracker = tracking.Tracker.configure(cfg.paths.lake_root, ml.tracking)  # sets MLflow's URIs
     champion = Champion(name=ml.fraud.model_name, tracking_uri=tracker.uri,
-                        refresh_seconds=settings.model_refresh_seconds)
+                        refresh_seconds=settings.model_refresh_seconds,
+                        fallback_small_usd=ml.fraud.small_amount_usd)
     champion.current()  # fail at start, not in the first batch, when there is no champion
     ref = load_reference(tables)
     events_dir = settings.events_dir or str(Path(cfg.paths.landing_root) / "events")
