@@ -9,6 +9,10 @@ that is entirely null is left out). Every parameter is estimated from the data e
   is trained in at least one of them;
 - term-frequency adjustments on names, city and postcode.
 
+Phone, street, postcode and city are one comparison (``household``): they are correlated
+given match status, and as separate comparisons their Bayes factors multiplied into
+near-certain links between members of one household.
+
 Splink's fuzzy comparisons (Jaro-Winkler, Damerau-Levenshtein) are Scala UDFs in a jar
 shipped with Splink. The session must be built with :func:`splink_spark_conf` for them to
 load; without the jar the model falls back to Spark's built-in ``levenshtein``.
@@ -48,8 +52,9 @@ class ModelSettings:
     u_max_pairs: float = 1e6
     em_max_iterations: int = 25
     prior_recall: float = 0.8
-    """Recall assumed for the deterministic rules when estimating the prior; the EM passes then
-    refine m and u, and the threshold is read off the scored pairs, so this is only a start."""
+    """Recall assumed for the deterministic rules when estimating the prior (the probability
+    two random records match), which with the m and u probabilities gives every pair's match
+    probability; the link threshold is set on that probability."""
     candidate_match_probability: float = 0.01
     """Pairs scoring below this are not kept at all (they cannot be links)."""
     break_lineage_method: str = "persist"
@@ -112,19 +117,64 @@ def _comparisons(present: set[str], *, fuzzy: bool) -> list[Any]:
     if "email_canonical" in present:
         out.append(cl.EmailComparison("email_canonical") if fuzzy
                    else cl.LevenshteinAtThresholds("email_canonical", [1, 3]))
-    if "phone" in present:
-        out.append(cl.ExactMatch("phone"))  # E.164 already; near-misses are other numbers
-    if "street" in present:
-        out.append(cl.LevenshteinAtThresholds("street", [2, 5]))
-    elif "street_number" in present:
-        out.append(cl.ExactMatch("street_number"))
-    for col in ("city", "postcode"):
-        if col in present:
-            out.append(cl.ExactMatch(col).configure(term_frequency_adjustments=True))
+    household = _household_comparison(present, fuzzy=fuzzy)
+    if household is not None:
+        out.append(household)
     for col in ("state", "national_id"):
         if col in present:
             out.append(cl.ExactMatch(col))
     return out
+
+
+def _household_comparison(present: set[str], *, fuzzy: bool) -> Any | None:
+    """Phone and address as one comparison, strongest shared evidence first.
+
+    Fellegi-Sunter multiplies the Bayes factors of its comparisons as if they were independent
+    given match status. Street, postcode, city and phone are not: two members of one household
+    share all four, so as separate comparisons they add up to a near-certain match for any two
+    people under one roof (measured: different first names and birth dates ten years apart
+    still scored 0.9999). As levels of one comparison they count once, and the model estimates
+    how often a match and a non-match share a household; names and birth date decide the rest.
+    """
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    street = "street" if "street" in present else (
+        "street_number" if "street_number" in present else None)
+    parts = [c for c in (street, "postcode", "city", "phone") if c is not None and c in present]
+    if not parts:
+        return None
+
+    def same(col: str) -> Any:
+        return cll.ExactMatchLevel(col)
+
+    def near_street() -> Any:
+        assert street is not None
+        return (cll.JaroWinklerLevel(street, 0.9) if fuzzy and street == "street"
+                else cll.LevenshteinLevel(street, 2))
+
+    place = [same(c) for c in ("postcode", "city") if c in present]
+    levels: list[Any] = [cll.And(*[cll.NullLevel(c) for c in parts])]
+    if "phone" in present and street is not None:
+        levels.append(cll.And(same("phone"), same(street)).configure(
+            label_for_charts="same phone and street"))
+    if street is not None and place:
+        levels.append(cll.And(same(street), cll.Or(*place) if len(place) > 1 else place[0])
+                      .configure(label_for_charts="same address"))
+    if "phone" in present:
+        levels.append(same("phone").configure(label_for_charts="same phone"))
+    if street is not None and place:
+        levels.append(cll.And(near_street(), cll.Or(*place) if len(place) > 1 else place[0])
+                      .configure(label_for_charts="similar street, same postcode or city"))
+    for col in ("postcode", street, "city"):
+        if col is not None and col in present:
+            level = same(col)
+            if col in ("postcode", "city"):
+                level = level.configure(tf_adjustment_column=col)
+            levels.append(level)
+    levels.append(cll.ElseLevel())
+    return cl.CustomComparison(comparison_levels=levels, output_column_name="household",
+                               comparison_description="phone and address")
 
 
 _PREDICT_BLOCKS: tuple[tuple[str, ...], ...] = (
@@ -332,39 +382,6 @@ def _with_parameters(target: dict[str, Any], trained: dict[str, Any]) -> dict[st
         comparisons.append({**mine, "comparison_levels": levels})
     out["comparisons"] = comparisons
     return out
-
-
-def otsu_threshold(weights_df: DataFrame, *, col_name: str = "match_weight",
-                   bin_width: float = 0.5) -> float | None:
-    """The match weight that best splits the scored pairs into two groups (Otsu's method).
-
-    Scored pairs are bimodal: the many near-misses that blocking admitted and the true
-    matches. The cut that maximises the between-group variance is read off a histogram, so the
-    driver only sees the (bounded) bins, never the pairs.
-
-    Returns:
-        The weight at the cut, or None when there are fewer than two non-empty bins.
-    """
-    bins = (
-        weights_df.select(F.floor(F.col(col_name) / bin_width).cast("long").alias("b"))
-        .groupBy("b").count().collect()
-    )
-    if len(bins) < 2:
-        return None
-    hist = sorted((int(r["b"]), int(r["count"])) for r in bins)
-    total = sum(c for _, c in hist)
-    total_sum = sum((b + 0.5) * bin_width * c for b, c in hist)
-    best, best_cut = -1.0, None
-    w0 = s0 = 0.0
-    for b, c in hist[:-1]:
-        w0 += c
-        s0 += (b + 0.5) * bin_width * c
-        w1 = total - w0
-        mu0, mu1 = s0 / w0, (total_sum - s0) / w1
-        between = w0 * w1 * (mu0 - mu1) ** 2
-        if between > best:
-            best, best_cut = between, (b + 1) * bin_width
-    return best_cut
 
 
 def probability_from_weight(weight: float) -> float:

@@ -23,8 +23,6 @@ from cardlake.er.graph import DEFAULT_MAX_ITERATIONS, connected_components
 from cardlake.er.probabilistic import (
     NEW_FLAG,
     ModelSettings,
-    otsu_threshold,
-    probability_from_weight,
     score_new_pairs,
     score_pairs,
 )
@@ -40,10 +38,14 @@ class ResolverSettings:
     """How to resolve; the defaults suit any person data (nothing here is fitted to one set)."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
-    threshold_match_probability: float | None = None
-    """Fixed link threshold; None reads it off the scored pairs (Otsu on match weights)."""
-    min_match_probability: float = 0.5
-    """A data-derived threshold is never below this: a link must be likelier match than not."""
+    threshold_match_probability: float = 0.5
+    """Two records are linked when the model's match probability is at least this.
+
+    The probability is the Fellegi-Sunter posterior: the estimated prior (probability two
+    random records match) times the Bayes factors of the comparison levels, so the threshold
+    follows from the model estimated on the data, not from the shape of a score histogram.
+    0.5 links a pair when it is likelier the same person than not (the Bayes decision when a
+    false link and a missed one cost the same)."""
     max_cluster_iterations: int = DEFAULT_MAX_ITERATIONS
 
 
@@ -60,13 +62,16 @@ class Resolution:
     fuzzy: bool
 
 
-def choose_threshold(pairs_df: DataFrame, *, settings: ResolverSettings) -> float:
-    """The link threshold: fixed in settings, else Otsu's cut on the pairs' match weights."""
-    if settings.threshold_match_probability is not None:
-        return settings.threshold_match_probability
-    cut = otsu_threshold(pairs_df)
-    chosen = probability_from_weight(cut) if cut is not None else settings.min_match_probability
-    return max(chosen, settings.min_match_probability)
+def choose_threshold(*, settings: ResolverSettings) -> float:
+    """The link threshold on the model's match probability (see ``ResolverSettings``).
+
+    Raises:
+        ValueError: the configured probability is not in (0, 1].
+    """
+    threshold = settings.threshold_match_probability
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold_match_probability must be in (0, 1], got {threshold}")
+    return threshold
 
 
 def resolve_entities(
@@ -103,7 +108,7 @@ def resolve_entities(
     scored = score_pairs(spark, inputs, settings=settings.model)
     pairs_df = scored.pairs_df.localCheckpoint(eager=True)
     log.info("probabilistic pass: %.1fs", time.perf_counter() - started)
-    threshold = choose_threshold(pairs_df, settings=settings)
+    threshold = choose_threshold(settings=settings)
     log.info("link threshold: match probability >= %.8f (match weight %.1f)", threshold,
              math.log2(threshold / (1.0 - threshold)) if threshold < 1.0 else math.inf)
     links_df = det_df.unionByName(_probabilistic_links(pairs_df, threshold)).localCheckpoint(
