@@ -63,3 +63,30 @@ def test_connected_components_chains_stars_and_self_loops(spark: SparkSession) -
         "node string, component string")
     actual = connected_components(edges)
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def _split(spark: SparkSession, links: list[tuple[str, str, float]],
+           dobs: dict[str, str | None]) -> dict[str, str]:
+    from cardlake.er.resolve import without_bridges
+
+    links_df = spark.createDataFrame(links, "uid_l string, uid_r string, match_probability double")
+    records = spark.createDataFrame(sorted(dobs.items()), "uid string, dob string")
+    got = without_bridges(connected_components(links_df), links_df, records).collect()
+    return {r["node"]: r["component"] for r in got}
+
+
+def test_a_bridge_between_two_birth_dates_is_cut_at_its_weakest_link(spark: SparkSession
+                                                                       ) -> None:
+    # A household: Lucy (a1, a2) and David (b1, b2); x is David's second sign-up without a
+    # birth date, linked to David strongly and to Lucy's record weakly (the bridge).
+    links = [("a1", "a2", 1.0), ("b1", "b2", 0.999), ("b1", "x", 0.99999), ("a2", "x", 0.53)]
+    dobs = {"a1": "1993-03-03", "a2": None, "b1": "1966-05-14", "b2": "1966-05-41", "x": None}
+    assert _split(spark, links, dobs) == {
+        "a1": "a1", "a2": "a1", "b1": "b1", "b2": "b1", "x": "b1"}
+
+
+def test_birth_dates_a_typo_or_a_swap_apart_stay_one_person(spark: SparkSession) -> None:
+    # 1993-03-04 vs 1993-04-03: day and month swapped; vs 1993-04-08: and a digit wrong too
+    links = [("a", "b", 0.9), ("b", "c", 0.9), ("c", "d", 0.9)]
+    dobs = {"a": "1993-03-04", "b": "1993-04-03", "c": "1993-04-08", "d": None}
+    assert set(_split(spark, links, dobs).values()) == {"a"}

@@ -85,6 +85,25 @@ def test_split_keeps_the_key_with_the_larger_part(spark: SparkSession) -> None:
     assert_df_equality(events, expected, ignore_nullable=True)
 
 
+def test_a_split_off_part_never_gets_the_key_it_split_from(spark: SparkSession) -> None:
+    # Two people were keyed as one: fresh("crm:A"), the hash of the merged cluster's smallest
+    # record. A resolves apart from the larger part, which keeps the key by majority; the
+    # part holding crm:A must not get the same key back from its own smallest record.
+    merged = fresh("crm:A")
+    members = spark.createDataFrame(
+        [("small", "crm", "A"), ("big", "fin", "F"), ("big", "fin", "G")], MEMBERS
+    )
+    previous = spark.createDataFrame(
+        [("crm", "A", merged), ("fin", "F", merged), ("fin", "G", merged)], PREVIOUS
+    )
+    keyed, events = assign_keys(members, previous)
+    got = keys_of(keyed)
+    assert got["F"] == got["G"] == merged
+    assert got["A"] != merged and got["A"].startswith("CK") and len(got["A"]) == 12
+    assert [(r.event, r.customer_key, r.other_key) for r in events.collect()] == [
+        ("split", got["A"], merged)]
+
+
 def test_crosswalk_closes_changed_rows_and_keeps_history(spark: SparkSession) -> None:
     schema = (
         "source string, source_record_id string, customer_key string, match_method string, "

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.er.deterministic import deterministic_edges
-from cardlake.er.graph import DEFAULT_MAX_ITERATIONS, connected_components
+from cardlake.er.graph import DEFAULT_MAX_ITERATIONS, connected_components, split_conflicting
 from cardlake.er.probabilistic import (
     NEW_FLAG,
     ModelSettings,
@@ -31,6 +31,22 @@ log = logging.getLogger(__name__)
 
 DETERMINISTIC = "deterministic"
 PROBABILISTIC = "probabilistic"
+# Two birth dates more edits apart than this belong to two people: a wrong digit (1), a
+# swapped day and month (2) and both at once (3) are one person's dates.
+DOB_SAME_PERSON_EDITS = 3
+
+
+def birth_dates_apart(a: Column, b: Column) -> Column:
+    """True when two ``yyyy-MM-dd`` birth dates cannot be one person's (see the constant)."""
+    return F.levenshtein(a, b) > DOB_SAME_PERSON_EDITS
+
+
+def without_bridges(components_df: DataFrame, links_df: DataFrame,
+                    records_df: DataFrame) -> DataFrame:
+    """Components split where links bridged people with different birth dates
+    (:func:`cardlake.er.graph.split_conflicting`)."""
+    dobs = records_df.select(F.col("uid").alias("node"), F.col("dob").alias("value"))
+    return split_conflicting(components_df, links_df, dobs, conflict=birth_dates_apart)
 
 
 @dataclass(frozen=True)
@@ -115,9 +131,9 @@ def resolve_entities(
         eager=True)
 
     started = time.perf_counter()
-    components = connected_components(
+    components = without_bridges(connected_components(
         links_df, max_iterations=settings.max_cluster_iterations
-    ).localCheckpoint(eager=True)
+    ), links_df, union).localCheckpoint(eager=True)
     log.info("clustering: %.1fs", time.perf_counter() - started)
     ends = links_df.select(F.col("uid_l").alias("uid"), "match_probability").unionByName(
         links_df.select(F.col("uid_r").alias("uid"), "match_probability"))

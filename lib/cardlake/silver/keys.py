@@ -5,7 +5,8 @@ holds records of two old keys (a merge), the key with most records survives and 
 retired; when the records of one old key fall into several clusters (a split), the cluster with
 most of them keeps it and the others get new keys. Both are written to ``silver.key_events``.
 A cluster with no keyed record gets ``CK`` + the first 10 hex digits of the SHA-256 of its
-smallest record id, so a full rebuild from scratch gives the same keys.
+smallest record id, so a full rebuild from scratch gives the same keys; when that key was given
+out before (a part split off the cluster that record keyed), the hash also covers that key.
 """
 
 from __future__ import annotations
@@ -37,13 +38,23 @@ def assign_keys(
         ``(event, customer_key, other_key, records)`` for merges and splits.
     """
     ref = F.concat_ws(":", "source", "source_record_id")
-    fresh = members_df.groupBy("cluster").agg(new_key(F.min(ref)).alias("fresh_key"))
+    smallest = members_df.groupBy("cluster").agg(F.min(ref).alias("_ref"))
+    fresh = smallest.select("cluster", new_key(F.col("_ref")).alias("fresh_key"))
     if previous_df is None:
         keyed = members_df.join(fresh, on="cluster", how="inner").select(
             "cluster", "source", "source_record_id", F.col("fresh_key").alias("customer_key")
         )
         return keyed, empty_events(members_df.sparkSession)
 
+    # A part split off a cluster may hold the record whose hash keyed the whole: its fresh key
+    # would be the key the rest keeps. A fresh key never reuses one already given out.
+    given = previous_df.select(F.col("customer_key").alias("fresh_key")).distinct().withColumn(
+        "_given", F.lit(True))
+    fresh = smallest.select("cluster", "_ref", new_key(F.col("_ref")).alias("fresh_key")).join(
+        given, on="fresh_key", how="left").select(
+        "cluster",
+        F.when(F.col("_given"), new_key(F.concat_ws("|", "_ref", "fresh_key")))
+        .otherwise(F.col("fresh_key")).alias("fresh_key"))
     old = members_df.join(
         previous_df.select("source", "source_record_id", F.col("customer_key").alias("old_key")),
         on=["source", "source_record_id"],

@@ -281,6 +281,7 @@ def _incremental(
     threshold: float,
 ) -> tuple[DataFrame, DataFrame]:
     from cardlake.er import connected_components, match_new_records
+    from cardlake.er.resolve import without_bridges
 
     links = match_new_records(
         spark, records.drop("source_record_id"), model=dict(model),
@@ -298,9 +299,11 @@ def _incremental(
     # node standing for its key), so a bridge between two people shows as one cluster.
     touched = old_keys.join(best, on="uid", how="left_semi").select("customer_key").distinct()
     key_edges = old_keys.join(touched, on="customer_key", how="inner").select(
-        F.col("uid").alias("uid_l"), F.concat(F.lit(_KEY_NODE), "customer_key").alias("uid_r"))
-    components = connected_components(
-        links.select("uid_l", "uid_r").unionByName(key_edges)
+        F.col("uid").alias("uid_l"), F.concat(F.lit(_KEY_NODE), "customer_key").alias("uid_r"),
+        F.lit(1.0).alias("match_probability"))  # a known person's records stay together
+    edges = links.select("uid_l", "uid_r", "match_probability").unionByName(key_edges)
+    components = without_bridges(
+        connected_components(edges), edges, records
     ).localCheckpoint(eager=True)
     per_record = (
         records.select("uid", F.col("source_dataset").alias("source"), "source_record_id")
