@@ -25,6 +25,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 import pandas as pd
 
@@ -100,14 +102,14 @@ def _typo(rng: random.Random, text: str) -> str:
     return text[:i] + text[i] + text[i:]
 
 
-def _person(rng: random.Random, fakers: dict[str, object], locale: str) -> dict[str, str]:
+def _person(rng: random.Random, fakers: dict[str, Any], locale: str) -> dict[str, str]:
     fake = fakers[locale]
     female = rng.random() < 0.5
-    first = fake.first_name_female() if female else fake.first_name_male()  # type: ignore[attr-defined]
+    first = fake.first_name_female() if female else fake.first_name_male()
     if rng.random() < 0.1:
-        first = f"{first} {fake.first_name_female() if female else fake.first_name_male()}"  # type: ignore[attr-defined]
-    last = fake.last_name()  # type: ignore[attr-defined]
-    born = fake.date_of_birth(minimum_age=18, maximum_age=95)  # type: ignore[attr-defined]
+        first = f"{first} {fake.first_name_female() if female else fake.first_name_male()}"
+    last = fake.last_name()
+    born = fake.date_between_dates(BORN_FROM, BORN_TO)  # fixed, not relative to today
     prefix, lead, digits = _PHONE[locale]
     body = lead + "".join(rng.choice("0123456789") for _ in range(digits - len(lead)))
     if locale == "en_US":
@@ -127,15 +129,28 @@ def _address(fake: object) -> dict[str, str]:
             "town": fake.city(), "zip": fake.postcode()}  # type: ignore[attr-defined]
 
 
-def _people(n: int, *, seed: int, profile: Profile) -> list[dict[str, str]]:
+BORN_FROM, BORN_TO = date(1931, 1, 1), date(2007, 12, 31)  # ages 18 to 95 in 2026
+
+
+def _faker(locale: str, seed: int) -> Any:
+    """A seeded Faker whose output does not depend on the process's string-hash salt.
+
+    Some providers build their word lists from sets (it_IT's cities), so the same seed picked
+    other towns in another process; those lists are sorted here.
+    """
     from faker import Faker
 
+    fake = Faker(locale)
+    fake.seed_instance(seed)
+    for provider in fake.providers:
+        if isinstance(getattr(provider, "cities", None), list):
+            provider.cities = sorted(provider.cities)
+    return fake
+
+
+def _people(n: int, *, seed: int, profile: Profile) -> list[dict[str, str]]:
     rng = random.Random(seed)
-    fakers: dict[str, object] = {}
-    for i, locale in enumerate(LOCALES):
-        fake = Faker(locale)
-        fake.seed_instance(seed * 31 + i)
-        fakers[locale] = fake
+    fakers = {locale: _faker(locale, seed * 31 + i) for i, locale in enumerate(LOCALES)}
     locales, weights = list(LOCALES), list(LOCALES.values())
     out: list[dict[str, str]] = []
     while len(out) < n:
@@ -210,11 +225,7 @@ def _frame(rows: list[dict[str, str]], *, prefix: str, date_format: str,
 
 
 def _address_maker(seed: int) -> Callable[[str], dict[str, str]]:
-    from faker import Faker
-
-    fakers = {loc: Faker(loc) for loc in LOCALES}
-    for i, fake in enumerate(fakers.values()):
-        fake.seed_instance(seed * 17 + i)
+    fakers = {loc: _faker(loc, seed * 17 + i) for i, loc in enumerate(LOCALES)}
     return lambda locale: _address(fakers[locale])
 
 

@@ -86,7 +86,9 @@ def test_a_bridge_between_two_birth_dates_is_cut_at_its_weakest_link(spark: Spar
 
 
 def test_birth_dates_a_typo_or_a_swap_apart_stay_one_person(spark: SparkSession) -> None:
-    # 1993-03-04 vs 1993-04-03: day and month swapped; vs 1993-04-08: and a digit wrong too
-    links = [("a", "b", 0.9), ("b", "c", 0.9), ("c", "d", 0.9)]
-    dobs = {"a": "1993-03-04", "b": "1993-04-03", "c": "1993-04-08", "d": None}
+    # One person's 1982-07-12 read with day and month the other way round (four digits
+    # differ), with a wrong year digit, and with two digits transposed: each pair is one person
+    links = [("a", "b", 0.9), ("a", "c", 0.9), ("a", "d", 0.9), ("c", "d", 0.95),
+             ("b", "e", 0.9)]
+    dobs = {"a": "1982-07-12", "b": "1982-12-07", "c": "1983-07-12", "d": "1982-07-21", "e": None}
     assert set(_split(spark, links, dobs).values()) == {"a"}

@@ -31,14 +31,17 @@ log = logging.getLogger(__name__)
 
 DETERMINISTIC = "deterministic"
 PROBABILISTIC = "probabilistic"
-# Two birth dates more edits apart than this belong to two people: a wrong digit (1), a
-# swapped day and month (2) and both at once (3) are one person's dates.
-DOB_SAME_PERSON_EDITS = 3
+# Two birth dates are one person's when, day and month read either way round (a source that
+# writes dd/MM and one that writes MM/dd), they are at most this many edits apart: a wrong
+# digit in one record and two transposed ones in the other.
+DOB_TYPO_EDITS = 3
 
 
 def birth_dates_apart(a: Column, b: Column) -> Column:
     """True when two ``yyyy-MM-dd`` birth dates cannot be one person's (see the constant)."""
-    return F.levenshtein(a, b) > DOB_SAME_PERSON_EDITS
+    b_swapped = F.concat_ws("-", F.substring(b, 1, 4), F.substring(b, 9, 2), F.substring(b, 6, 2))
+    return ((F.levenshtein(a, b) > DOB_TYPO_EDITS)
+            & (F.levenshtein(a, b_swapped) > DOB_TYPO_EDITS))
 
 
 def without_bridges(components_df: DataFrame, links_df: DataFrame,
