@@ -23,42 +23,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.er.people_maker: the data maker the tests use too
 
 from tests.er.people_maker import (  # noqa: E402
-    MAPPING,
     PROFILES,
     make_dedupe_file,
     make_link_pair,
+    resolve_frames,
 )
 
 from cardlake.config import load_config  # noqa: E402
 from cardlake.er import (  # noqa: E402
-    ClusterMetrics,
     ModelSettings,
-    Resolution,
     ResolverSettings,
-    evaluate_clusters,
-    resolve_entities,
     splink_spark_conf,
-    to_person_records,
 )
 from cardlake.spark import build_session  # noqa: E402
-
-
-def resolve_frames(spark, frames, *, settings: ResolverSettings | None = None  # type: ignore[no-untyped-def]
-                   ) -> tuple[ClusterMetrics, Resolution]:
-    """Resolves pandas frames of :mod:`tests.er.people_maker` and scores them on ``person``."""
-    from pyspark.sql import functions as F
-
-    records, truths = [], []
-    for i, pdf in enumerate(frames):
-        raw = spark.createDataFrame(pdf.astype(str))
-        records.append(to_person_records(raw, mapping=MAPPING, dataset=f"in{i}"))
-        truths.append(raw.select(F.concat(F.lit(f"in{i}|"), "rid").alias("record_id"),
-                                 F.col("person").alias("true_id")))
-    resolution = resolve_entities(spark, records, settings=settings)
-    predicted = resolution.entities_df.select(
-        F.concat("source_dataset", F.lit("|"), "record_id").alias("record_id"), "entity_id")
-    truth = truths[0] if len(truths) == 1 else truths[0].unionByName(truths[1])
-    return evaluate_clusters(predicted, truth), resolution
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -260,3 +260,26 @@ def make_dedupe_file(n_people: int, *, profile: Profile, seed: int) -> pd.DataFr
         size = rng.choices([1, 2, 3, 4, 5], [40, 25, 15, 12, 8])[0]
         rows.extend(_noisy(rng, p, profile, moved) for _ in range(size))
     return _frame(rows, prefix="r", date_format="compact", rng=rng)
+
+
+def resolve_frames(spark: Any, frames: list[pd.DataFrame], *, settings: Any = None
+                   ) -> tuple[Any, Any]:
+    """Resolves frames of this module with the matcher and scores them on ``person``.
+
+    Returns ``(ClusterMetrics, Resolution)``; records are ``in<i>|<rid>``.
+    """
+    from pyspark.sql import functions as F
+
+    from cardlake.er import evaluate_clusters, resolve_entities, to_person_records
+
+    records, truths = [], []
+    for i, pdf in enumerate(frames):
+        raw = spark.createDataFrame(pdf.astype(str))
+        records.append(to_person_records(raw, mapping=MAPPING, dataset=f"in{i}"))
+        truths.append(raw.select(F.concat(F.lit(f"in{i}|"), "rid").alias("record_id"),
+                                 F.col("person").alias("true_id")))
+    resolution = resolve_entities(spark, records, settings=settings)
+    predicted = resolution.entities_df.select(
+        F.concat("source_dataset", F.lit("|"), "record_id").alias("record_id"), "entity_id")
+    truth = truths[0] if len(truths) == 1 else truths[0].unionByName(truths[1])
+    return evaluate_clusters(predicted, truth), resolution

@@ -9,17 +9,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from cardlake.er import (
     ClusterMetrics,
     ResolverSettings,
-    evaluate_clusters,
-    resolve_entities,
-    to_person_records,
 )
 from cardlake.er.resolve import choose_threshold
-from tests.er.people_maker import MAPPING, PROFILES, make_dedupe_file, make_link_pair
+from tests.er.people_maker import PROFILES, make_dedupe_file, make_link_pair, resolve_frames
 
 MIN_LINK_F1 = 0.995  # the goal of issue 17 for a two-file link
 MIN_DEDUPE_F1 = 0.99  # and for a one-file dedupe
@@ -28,16 +24,7 @@ SEED = 7
 
 
 def _resolve(spark: SparkSession, frames: list[pd.DataFrame]) -> ClusterMetrics:
-    records, truths = [], []
-    for i, pdf in enumerate(frames):
-        raw = spark.createDataFrame(pdf.astype(str))
-        records.append(to_person_records(raw, mapping=MAPPING, dataset=f"in{i}"))
-        truths.append(raw.select(F.concat(F.lit(f"in{i}|"), "rid").alias("record_id"),
-                                 F.col("person").alias("true_id")))
-    entities_df = resolve_entities(spark, records).entities_df.select(
-        F.concat("source_dataset", F.lit("|"), "record_id").alias("record_id"), "entity_id")
-    truth_df = truths[0] if len(truths) == 1 else truths[0].unionByName(truths[1])
-    metrics = evaluate_clusters(entities_df, truth_df)
+    metrics, _ = resolve_frames(spark, frames)
     assert metrics.records == sum(len(f) for f in frames)  # every record scored, none lost
     return metrics
 
