@@ -83,7 +83,7 @@ def test_rerandomisation_without_a_balanced_draw_keeps_the_most_balanced():
     pdf = _small_top(12)
     settings = ExperimentSettings(numeric=("spend", "age"), categorical=("plan",),
                                   strata=(), score_bins=1, test_share=0.5, smd_limit=0.0001,
-                                  draws=5)
+                                  draws=5, min_level_count=1)  # 12 customers: no pooling
     _, draw, report = rerandomise(pdf, settings=settings, seed=3)
     worst = []
     for d in range(5):
@@ -126,3 +126,29 @@ def test_different_groups_are_flagged():
     assert (report["p_value"] < 0.001).all()
     assert not report["balanced"].any()
     assert report.loc["age", "smd"] > 0.4
+
+
+def test_a_rare_level_is_pooled_and_a_lone_customer_does_not_block_balance():
+    # 100 customers: 49 in "a", 48 in "b", and three countries of one customer each. A level of
+    # one customer in a test group of 50 has SMD 0.02 / sqrt(0.02 * 0.98 / 2) = 0.202 whichever
+    # draw is taken, so checked level by level no split can pass a 0.1 limit.
+    pdf = _small_top(100).assign(country=["a"] * 49 + ["b"] * 48 + ["x", "y", "z"])
+    strict = ExperimentSettings(numeric=(), categorical=("country",), strata=(), score_bins=1,
+                                test_share=0.5, smd_limit=0.1, draws=30, min_level_count=1)
+    _, _, report = rerandomise(pdf, settings=strict, seed=3)
+    assert not report["balanced"].all()
+    assert report["smd"].abs().max() >= 0.02 / np.sqrt(0.02 * 0.98 / 2) - 1e-9
+
+    # Pooled (under 10 customers): x, y, z become one "other" level of 3, too small to weigh
+    # in the SMD; a and b are checked, and a draw balancing them exists among the first 30.
+    pooled = ExperimentSettings(numeric=(), categorical=("country",), strata=(), score_bins=1,
+                                test_share=0.5, smd_limit=0.1, draws=30, min_level_count=10)
+    groups, _, report = rerandomise(pdf, settings=pooled, seed=3)
+    assert report["balanced"].all()
+    split = pdf.assign(group=groups["group"])
+    test_a = ((split["country"] == "a") & (split["group"] == TEST)).sum()
+    test_b = ((split["country"] == "b") & (split["group"] == TEST)).sum()
+    p1a, p2a = test_a / 50, (49 - test_a) / 50
+    p1b, p2b = test_b / 50, (48 - test_b) / 50
+    for p1, p2 in ((p1a, p2a), (p1b, p2b)):  # the SMD recomputed by hand from the counts
+        assert abs(p1 - p2) / np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 2) <= 0.1

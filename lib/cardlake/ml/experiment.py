@@ -29,6 +29,7 @@ log = logging.getLogger("cardlake.ml")
 
 ASSIGNMENT_TABLE = "gold.experiment_assignment"
 TEST, CONTROL = "test", "control"
+OTHER_LEVEL = "other"  # rare categorical levels, pooled for the balance checks
 SKEW_LIMIT = 1.0  # |skewness| above this: rank test (Mann-Whitney) is the primary numeric test
 ASSIGNMENT_SCHEMA = StructType([
     StructField("customer_key", StringType(), True),
@@ -61,25 +62,93 @@ def assign_groups(pdf: pd.DataFrame, *, strata: Sequence[str], score_bins: int,
     (the first bands take the remainder, as Spark's ``ntile``). The top group is small (one
     month's top share), so this runs on the driver.
     """
+    stratum = strata_of(pdf, strata=strata, score_bins=score_bins, score_col=score_col)
+    is_test = _Draws(stratum, pdf["customer_key"], test_share=test_share, seed=seed).is_test(draw)
+    return pd.DataFrame({"stratum": stratum, "group": np.where(is_test, TEST, CONTROL)},
+                        index=pdf.index)
+
+
+def strata_of(pdf: pd.DataFrame, *, strata: Sequence[str], score_bins: int,
+              score_col: str = "score") -> pd.Series:
+    """Each row's stratum: its values of ``strata`` and its score band, ``"a|b|band1"``."""
     order = pdf.sort_values([score_col, "customer_key"], ascending=[False, True]).index
     n, bins = len(pdf), max(1, score_bins)
     size, extra = divmod(n, bins)
     bounds = np.cumsum([size + (1 if b < extra else 0) for b in range(bins)])
     band = pd.Series(np.searchsorted(bounds, np.arange(n), side="right") + 1, index=order)
     parts = [pdf[c].astype("string").fillna("null") for c in strata]
-    stratum = pd.Series(
+    return pd.Series(
         ["|".join([*vals, f"band{b}"]) for *vals, b in zip(*parts, band.reindex(pdf.index),
                                                           strict=True)],
         index=pdf.index, dtype="string")
-    rank_key = pdf["customer_key"].map(lambda k: hashlib.blake2b(
-        f"{seed}:{draw}:{k}".encode(), digest_size=8).hexdigest())
-    frame = pd.DataFrame({"stratum": stratum, "_h": rank_key, "_k": pdf["customer_key"]})
-    frame = frame.sort_values(["stratum", "_h", "_k"])
-    frame["_pos"] = frame.groupby("stratum").cumcount() + 1
-    frame["_n"] = frame.groupby("stratum")["_k"].transform("size")
-    frame["group"] = np.where(frame["_pos"] <= np.floor(frame["_n"] * test_share + 0.5),
-                              TEST, CONTROL)
-    return frame.loc[pdf.index, ["stratum", "group"]]
+
+
+class _Draws:
+    """Seeded draws of a stratified split; what does not change between draws is set up once.
+
+    A draw hashes (seed, draw, key) per customer and, within each stratum, orders customers by
+    that hash (then key) and puts the first ``round(test_share * n)`` in test.
+    """
+
+    def __init__(self, stratum: pd.Series, keys: pd.Series, *, test_share: float, seed: int
+                 ) -> None:
+        self._stratum = [str(v) for v in stratum]
+        self._keys = [str(k) for k in keys]
+        self._seed = seed
+        sizes = pd.Series(self._stratum).value_counts().to_dict()
+        self._quota = {s: int(np.floor(n * test_share + 0.5)) for s, n in sizes.items()}
+
+    def is_test(self, draw: int) -> np.ndarray:
+        hashes = [hashlib.blake2b(f"{self._seed}:{draw}:{k}".encode(), digest_size=8).hexdigest()
+                  for k in self._keys]
+        order = sorted(range(len(self._keys)),
+                       key=lambda i: (self._stratum[i], hashes[i], self._keys[i]))
+        taken: dict[str, int] = {}
+        out = np.zeros(len(self._keys), dtype=bool)
+        for i in order:
+            s = self._stratum[i]
+            taken[s] = taken.get(s, 0) + 1
+            out[i] = taken[s] <= self._quota[s]
+        return out
+
+
+def pooled_levels(values: pd.Series, *, min_count: int) -> pd.Series:
+    """``values`` with every level held by fewer than ``min_count`` rows pooled into ``other``.
+
+    A level of one customer cannot be balanced: whichever group holds it, its SMD is about
+    sqrt(2 / n) (0.14 with 100 customers), and chi-square is unreliable on such sparse cells.
+    Pooled, the rare levels are checked together; a pool still under ``min_count`` is left
+    out of the SMD (:func:`smd_categorical`) and stays in the chi-square test.
+    """
+    counts = values.value_counts()
+    rare = set(counts[counts < min_count].index)
+    return values.where(~values.isin(rare), OTHER_LEVEL) if rare else values
+
+
+class _Balance:
+    """The largest |SMD| of a split, with the characteristics turned into arrays once."""
+
+    def __init__(self, pdf: pd.DataFrame, *, numeric: Sequence[str],
+                 categorical: Sequence[str], min_level_count: int) -> None:
+        self._numeric = [pdf[n].astype(float).to_numpy() for n in numeric]
+        self._levels = []
+        for name in categorical:
+            column = pooled_levels(pdf[name], min_count=min_level_count)
+            counts = column.value_counts()
+            for level in sorted(counts[counts >= min_level_count].index):
+                self._levels.append((column == level).to_numpy(dtype=float))
+
+    def worst(self, is_test: np.ndarray) -> float:
+        worst = 0.0
+        for values in self._numeric:
+            a, b = values[is_test], values[~is_test]
+            worst = max(worst, abs(smd_numeric(a[~np.isnan(a)], b[~np.isnan(b)])))
+        for indicator in self._levels:
+            p1, p2 = float(indicator[is_test].mean()), float(indicator[~is_test].mean())
+            pooled = np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 2.0)
+            if pooled > 0:
+                worst = max(worst, abs(p1 - p2) / pooled)
+        return worst
 
 
 def rerandomise(pdf: pd.DataFrame, *, settings: ExperimentSettings, seed: int
@@ -90,46 +159,42 @@ def rerandomise(pdf: pd.DataFrame, *, settings: ExperimentSettings, seed: int
     standardised mean difference above 0.1 on one of ten characteristics is the rule, not the
     exception. Following Morgan and Rubin (2012), assignment ``0, 1, ...`` is drawn until every
     balance check passes, up to ``settings.draws``; if none passes, the draw with the smallest
-    largest |SMD| is kept. Draws are seeded, so the choice is the same on every run.
+    largest |SMD| is kept. Draws are seeded, so the choice is the same on every run. Categorical
+    levels held by fewer than ``settings.min_level_count`` customers are pooled for the checks
+    (:func:`pooled_levels`).
 
     Returns:
         ``(assignment, draw, report)``: the chosen ``(stratum, group)`` per row, its draw
         number, and its :func:`balance_report`.
     """
     numeric = list(settings.numeric)
-    best: tuple[float, int, pd.DataFrame] | None = None
+    stratum = strata_of(pdf, strata=settings.strata, score_bins=settings.score_bins)
+    draws = _Draws(stratum, pdf["customer_key"], test_share=settings.test_share, seed=seed)
+    balance = _Balance(pdf, numeric=numeric, categorical=settings.categorical,
+                       min_level_count=settings.min_level_count)
+
+    def outcome(is_test: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+        groups = pd.DataFrame({"stratum": stratum,
+                               "group": np.where(is_test, TEST, CONTROL)}, index=pdf.index)
+        report = balance_report(pdf.assign(group=groups["group"]), numeric=numeric,
+                                categorical=settings.categorical, alpha=settings.alpha,
+                                smd_limit=settings.smd_limit,
+                                min_level_count=settings.min_level_count)
+        return groups, report
+
+    best: tuple[float, int, np.ndarray] | None = None
     for draw in range(max(1, settings.draws)):
-        groups = assign_groups(pdf, strata=settings.strata, score_bins=settings.score_bins,
-                               test_share=settings.test_share, seed=seed, draw=draw)
-        worst = _max_abs_smd(pdf, groups["group"], numeric=numeric,
-                             categorical=settings.categorical)
+        is_test = draws.is_test(draw)
+        worst = balance.worst(is_test)
         if best is None or worst < best[0]:
-            best = (worst, draw, groups)
+            best = (worst, draw, is_test)
         if worst <= settings.smd_limit:
-            report = balance_report(pdf.assign(group=groups["group"]), numeric=numeric,
-                                    categorical=settings.categorical, alpha=settings.alpha,
-                                    smd_limit=settings.smd_limit)
+            groups, report = outcome(is_test)
             if report["balanced"].all():
                 return groups, draw, report
     assert best is not None
-    _, draw, groups = best
-    report = balance_report(pdf.assign(group=groups["group"]), numeric=numeric,
-                            categorical=settings.categorical, alpha=settings.alpha,
-                            smd_limit=settings.smd_limit)
-    return groups, draw, report
-
-
-def _max_abs_smd(pdf: pd.DataFrame, group: pd.Series, *, numeric: Sequence[str],
-                 categorical: Sequence[str]) -> float:
-    is_test = (group == TEST).to_numpy()
-    worst = 0.0
-    for name in numeric:
-        values = pdf[name].astype(float).to_numpy()
-        a, b = values[is_test], values[~is_test]
-        worst = max(worst, abs(smd_numeric(a[~np.isnan(a)], b[~np.isnan(b)])))
-    for name in categorical:
-        worst = max(worst, smd_categorical(pdf[name][is_test], pdf[name][~is_test]))
-    return worst
+    groups, report = outcome(best[2])
+    return groups, best[1], report
 
 
 def smd_numeric(a: np.ndarray, b: np.ndarray) -> float:
@@ -137,10 +202,12 @@ def smd_numeric(a: np.ndarray, b: np.ndarray) -> float:
     return float((np.mean(a) - np.mean(b)) / pooled) if pooled > 0 else 0.0
 
 
-def smd_categorical(a: pd.Series, b: pd.Series) -> float:
-    """Largest absolute SMD over the category's levels (each level as a proportion)."""
+def smd_categorical(a: pd.Series, b: pd.Series, *, min_count: int = 1) -> float:
+    """Largest absolute SMD over the category's levels (each level as a proportion), over the
+    levels held by at least ``min_count`` rows of ``a`` and ``b`` together."""
     worst = 0.0
-    for level in sorted(set(a.dropna()) | set(b.dropna())):
+    counts = pd.concat([a, b]).value_counts()
+    for level in sorted(counts[counts >= min_count].index):
         p1, p2 = float((a == level).mean()), float((b == level).mean())
         pooled = np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 2.0)
         if pooled > 0:
@@ -149,10 +216,14 @@ def smd_categorical(a: pd.Series, b: pd.Series) -> float:
 
 
 def balance_report(pdf: pd.DataFrame, *, numeric: Sequence[str], categorical: Sequence[str],
-                   alpha: float, smd_limit: float, group_col: str = "group") -> pd.DataFrame:
-    """One row per characteristic: the tests, their p-values, the SMD and a verdict."""
+                   alpha: float, smd_limit: float, group_col: str = "group",
+                   min_level_count: int = 1) -> pd.DataFrame:
+    """One row per characteristic: the tests, their p-values, the SMD and a verdict; levels
+    held by fewer than ``min_level_count`` rows are pooled (:func:`pooled_levels`)."""
     from scipy import stats
 
+    pdf = pdf.assign(**{name: pooled_levels(pdf[name], min_count=min_level_count)
+                        for name in categorical})
     test = pdf[pdf[group_col] == TEST]
     control = pdf[pdf[group_col] == CONTROL]
     rows: list[dict[str, Any]] = []
@@ -178,7 +249,7 @@ def balance_report(pdf: pd.DataFrame, *, numeric: Sequence[str], categorical: Se
         else:
             chi = stats.chi2_contingency(table.to_numpy())
             stat, p = float(chi.statistic), float(chi.pvalue)
-        smd = smd_categorical(test[name], control[name])
+        smd = smd_categorical(test[name], control[name], min_count=min_level_count)
         rows.append({"characteristic": name, "kind": "categorical", "test": "chi_square",
                      "statistic": stat, "p_value": p, "t_p_value": np.nan, "mw_p_value": np.nan,
                      "smd": smd, "mean_test": np.nan, "mean_control": np.nan,

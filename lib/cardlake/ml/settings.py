@@ -80,6 +80,7 @@ class ExperimentSettings:
     alpha: float = 0.05
     smd_limit: float = 0.1
     draws: int = 1000
+    min_level_count: int = 10
 
 
 @dataclass(frozen=True)
