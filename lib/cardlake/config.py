@@ -82,6 +82,9 @@ class QualityConfig:
     # the stage records nothing and never fails on quality: for tests that run a stage for its
     # other behaviour (the suites cost a Spark job per expectation).
     stage_checks: bool = True
+    # Frames up to this many rows are validated by GE's pandas engine on the driver (a Spark
+    # job per expectation costs more than the whole check on small data); None: always Spark.
+    pandas_max_rows: int | None = 2_000_000
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
+import pyarrow as pa
+import pytest
+
 from cardlake.quality import Check, Validator
+from cardlake.quality.expectations import nan_as_greatest
 
 
 def test_validate_reports_critical_failures_and_writes_docs(spark, tmp_path: Path) -> None:
@@ -24,3 +30,35 @@ def test_validate_reports_critical_failures_and_writes_docs(spark, tmp_path: Pat
     assert [(r["suite_name"], r["critical"], r["success"]) for r in rows] == [
         ("demo.table", True, True), ("demo.table", True, False), ("demo.table", False, False)]
     assert (tmp_path / "docs" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("pandas_max_rows", [None, 100], ids=["spark-engine", "pandas-engine"])
+def test_both_engines_give_the_verdicts_spark_semantics_give(spark, pandas_max_rows) -> None:
+    # Spark orders NaN above every number and does not count it as null; the pandas engine
+    # would read NaN as missing, so the driver path turns it into +inf first.
+    df = spark.createDataFrame(
+        [("a", 0.5, "2024-01"), ("b", float("nan"), "2024-02"), ("c", None, "2024-13x"),
+         ("a", 2.0, None)],
+        "k string, score double, month string")
+    checks = [
+        Check("ExpectColumnValuesToNotBeNull", {"column": "k"}),
+        Check("ExpectColumnValuesToBeBetween", {"column": "score", "min_value": 0,
+                                                "max_value": 1}),  # NaN and 2.0 fail
+        Check("ExpectColumnValuesToBeBetween", {"column": "score", "min_value": 0}),  # NaN >= 0
+        Check("ExpectColumnValuesToNotBeNull", {"column": "score"}),  # the None only
+        Check("ExpectColumnValuesToMatchRegex",
+              {"column": "month", "regex": r"^\d{4}-(0[1-9]|1[0-2])$"}),
+        Check("ExpectColumnValuesToBeUnique", {"column": "k"}),
+        Check("ExpectColumnValuesToBeInSet", {"column": "k", "value_set": ["a", "b", "c"]}),
+    ]
+    outcome = Validator(pandas_max_rows=pandas_max_rows).validate(df, "demo.engines", checks)
+    assert [r.success for r in outcome.results] == [True, False, True, False, False, False, True]
+    unexpected = [json.loads(r.observed).get("unexpected_count") for r in outcome.results]
+    assert unexpected == [0, 2, 0, 1, 1, 2, 0]
+
+
+def test_nan_becomes_greatest_and_null_stays_null() -> None:
+    table = pa.table({"x": pa.array([1.0, float("nan"), None]), "s": ["a", "b", None]})
+    out = nan_as_greatest(table)
+    assert out.column("x").to_pylist() == [1.0, math.inf, None]
+    assert out.column("s").to_pylist() == ["a", "b", None]

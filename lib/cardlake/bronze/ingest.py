@@ -82,6 +82,7 @@ from cardlake.governance.suppression import (
     filter_suppressed_text,
 )
 from cardlake.quality import Check, Validator
+from cardlake.quality.expectations import DEFAULT_PANDAS_MAX_ROWS
 from cardlake.tables import Tables
 from cardlake.tables.base import SchemaMode
 
@@ -821,6 +822,7 @@ def run_bronze(
     sources: Sequence[str] | None = None,
     months: Sequence[str] | None = None,
     data_docs_dir: str | None = None,
+    pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS,
 ) -> list[SourceReport]:
     """Ingests every (or the chosen) source, in reference order, all months found in landing.
 
@@ -830,7 +832,7 @@ def run_bronze(
         DataQualityError: after the other sources, when a source's critical expectation failed.
     """
     wanted = [name for name in INGEST_ORDER if not sources or name in sources]
-    validator = Validator(data_docs_dir=data_docs_dir)
+    validator = Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
     reports = []
     dq_errors: list[DataQualityError] = []
     recorded = Recorded.read(tables)

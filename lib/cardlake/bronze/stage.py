@@ -49,11 +49,13 @@ def run(
             sources=sources,
             months=[month] if month else None,
             data_docs_dir=docs,
+            pandas_max_rows=cfg.quality.pandas_max_rows,
         )
     except (BronzeContractError, DataQualityError) as exc:
         raise JobFailed(str(exc)) from exc
     stale = [o for o in run_freshness(tables, sources=list(sources or CONTRACTS),
-                                      settings=bronze.freshness, data_docs_dir=docs)
+                                      settings=bronze.freshness, data_docs_dir=docs,
+                                      pandas_max_rows=cfg.quality.pandas_max_rows)
              if not o.success]
     for r in reports:
         log.info("%-22s files %4d new, %3d skipped | rows read %7d accepted %7d quarantined "

@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
-from cardlake.quality.expectations import Check, ValidationOutcome, Validator
+from cardlake.quality.expectations import (
+    DEFAULT_PANDAS_MAX_ROWS,
+    Check,
+    ValidationOutcome,
+    Validator,
+)
 from cardlake.quality.layers import record
 
 if TYPE_CHECKING:
@@ -95,7 +100,9 @@ def freshness_frame(manifest_df: DataFrame, *, sources: Sequence[str],
 
 
 def run_freshness(tables: Tables, *, sources: Sequence[str], settings: FreshnessConfig,
-                  data_docs_dir: str | None = None) -> list[ValidationOutcome]:
+                  data_docs_dir: str | None = None,
+                  pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS
+                  ) -> list[ValidationOutcome]:
     """Checks each source's freshness as suite ``freshness.<source>``; records the results.
 
     Returns:
@@ -107,7 +114,7 @@ def run_freshness(tables: Tables, *, sources: Sequence[str], settings: Freshness
     frame = freshness_frame(tables.read(MANIFEST), sources=sources, settings=settings)
     rows: Mapping[str, DataFrame] = {
         s: frame.where(F.col("source") == s) for s in sources}
-    validator = Validator(data_docs_dir=data_docs_dir)
+    validator = Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
     outcomes = []
     try:
         for source, df in rows.items():

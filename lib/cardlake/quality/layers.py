@@ -28,7 +28,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cardlake.errors import JobFailed
-from cardlake.quality.expectations import Check, ValidationOutcome, Validator
+from cardlake.quality.expectations import (
+    DEFAULT_PANDAS_MAX_ROWS,
+    Check,
+    ValidationOutcome,
+    Validator,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -509,7 +514,8 @@ def record(tables: Tables, outcomes: Sequence[ValidationOutcome], *, batch_prefi
 
 
 def run_suites(tables: Tables, *, suites: Sequence[Suite] = SUITES,
-               data_docs_dir: str | None = None) -> list[ValidationOutcome]:
+               data_docs_dir: str | None = None,
+               pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS) -> list[ValidationOutcome]:
     """Validates every suite whose table exists; appends all results to ``_ops.dq_results``.
 
     A suite whose table or a foreign key's parent does not exist yet is skipped (a stage run
@@ -518,7 +524,7 @@ def run_suites(tables: Tables, *, suites: Sequence[Suite] = SUITES,
     Returns:
         The outcomes; the caller decides whether a critical failure fails its job.
     """
-    validator = Validator(data_docs_dir=data_docs_dir)
+    validator = Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
     outcomes = []
     try:
         for suite in suites:
@@ -579,6 +585,7 @@ def check_tables(tables: Tables, cfg: Config, names: Sequence[str]) -> list[Vali
     if not cfg.quality.stage_checks:
         log.info("quality.stage_checks is off: %d table(s) not validated", len(names))
         return []
-    outcomes = run_suites(tables, suites=suites_for(names), data_docs_dir=docs_dir(cfg))
+    outcomes = run_suites(tables, suites=suites_for(names), data_docs_dir=docs_dir(cfg),
+                          pandas_max_rows=cfg.quality.pandas_max_rows)
     raise_on_critical(outcomes)
     return outcomes
