@@ -111,7 +111,10 @@ def run_freshness(tables: Tables, *, sources: Sequence[str], settings: Freshness
     """
     if not tables.exists(MANIFEST):
         return []
-    frame = freshness_frame(tables.read(MANIFEST), sources=sources, settings=settings)
+    # One row per source, computed once: each suite below would otherwise read the manifest
+    # again (twice on the driver engine: a count and the rows).
+    frame = freshness_frame(tables.read(MANIFEST), sources=sources, settings=settings
+                            ).localCheckpoint(eager=True)
     rows: Mapping[str, DataFrame] = {
         s: frame.where(F.col("source") == s) for s in sources}
     validator = Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
