@@ -328,8 +328,8 @@ def test_a_new_champion_is_picked_up_without_a_restart(base_lake: MiniLake, tmp_
     ml = load_ml_settings("test")
     tracker = tracking.Tracker.configure(str(lake.lake_root), ml.tracking)
     champion = Champion(name=ml.fraud.model_name, tracking_uri=tracker.uri, refresh_seconds=0)
-    model, version, _ = champion.current()
-    assert version == "1" and model is not None
+    first = champion.current()
+    assert first.version == "1" and first.model is not None
     from mlflow.tracking import MlflowClient
 
     source = MlflowClient(tracking_uri=tracker.uri, registry_uri=tracker.uri).get_model_version(
@@ -337,5 +337,5 @@ def test_a_new_champion_is_picked_up_without_a_restart(base_lake: MiniLake, tmp_
     tracking.register_and_promote(tracker, name=ml.fraud.model_name, model_uri=source,
                                   metric="test_auc", value=0.9,
                                   tags={"threshold": "0.25", "small_amount_usd": "3.5"})
-    _, version, threshold = champion.current()  # the next micro-batch's call
-    assert (version, threshold, champion.small_amount_usd) == ("2", 0.25, 3.5)
+    now = champion.current()  # the next micro-batch's call
+    assert (now.version, now.threshold, now.small_amount_usd) == ("2", 0.25, 3.5)

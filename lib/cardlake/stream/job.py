@@ -249,6 +249,16 @@ def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: Any,
 # -- the model -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ChampionVersion:
+    """One registered version of the fraud model and what its features need."""
+
+    model: Any
+    version: str
+    threshold: float  # alerts at or above this score
+    small_amount_usd: float  # the small-payment cut-off learnt with it
+
+
 class Champion:
     """The registry's ``@champion`` fraud model, reloaded when the alias moves.
 
@@ -262,32 +272,33 @@ class Champion:
         self.uri = tracking_uri
         self.refresh_seconds = refresh_seconds
         self.fallback_small_usd = fallback_small_usd
-        self.version = ""
-        self.threshold = float("nan")
-        self.small_amount_usd = float("nan")
-        self.model: Any = None
+        self._held: ChampionVersion | None = None
         self._checked = 0.0
 
-    def current(self) -> tuple[Any, str, float]:
-        """(model, version, alert threshold); checks the alias at most every refresh period."""
+    def current(self) -> ChampionVersion:
+        """The champion now; checks the alias at most every refresh period."""
         now = time.monotonic()
-        if self.model is None or now - self._checked >= self.refresh_seconds:
+        if self._held is None or now - self._checked >= self.refresh_seconds:
             from mlflow.tracking import MlflowClient
 
             client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
             found = client.get_model_version_by_alias(self.name, "champion")
-            if str(found.version) != self.version:
+            held = self._held
+            if held is None or str(found.version) != held.version:
                 import mlflow.spark
 
-                self.model = mlflow.spark.load_model(f"models:/{self.name}/{found.version}")
-                self.threshold = float(found.tags["threshold"])
-                self.small_amount_usd = _small_amount(found.tags, self.fallback_small_usd)
-                if self.version:
+                self._held = ChampionVersion(
+                    model=mlflow.spark.load_model(f"models:/{self.name}/{found.version}"),
+                    version=str(found.version),
+                    threshold=float(found.tags["threshold"]),
+                    small_amount_usd=_small_amount(found.tags, self.fallback_small_usd),
+                )
+                if held is not None:
                     log.warning("fraud stream: champion %s v%s replaces v%s", self.name,
-                                found.version, self.version)
-                self.version = str(found.version)
+                                found.version, held.version)
             self._checked = now
-        return self.model, self.version, self.threshold
+        assert self._held is not None
+        return self._held
 
 
 def _small_amount(tags: dict[str, str], fallback: float | None) -> float:
@@ -354,20 +365,20 @@ class AlertSink:
         try:
             if not rows.where("is_new").limit(1).count():
                 return
-            model, version, threshold = self.champion.current()
+            champion = self.champion.current()
             from cardlake.ml.common import with_score
 
             feats = with_live_features(rows, ref=self.ref, fraud=self.fraud,
-                                       small_amount_usd=self.champion.small_amount_usd)
-            scored = with_score(model, feats).persist()
+                                       small_amount_usd=champion.small_amount_usd)
+            scored = with_score(champion.model, feats).persist()
             now = datetime.now(UTC)
             app = self.settings.name
             self.tables.append(
                 SCORED_TABLE,
-                scored_rows(scored, threshold=threshold, version=version, batch_id=batch_id,
-                            scored_at=now),
+                scored_rows(scored, threshold=champion.threshold, version=champion.version,
+                            batch_id=batch_id, scored_at=now),
                 partition_by=["month"], idempotency=Idempotency(f"{app}/scored", batch_id))
-            alerts = alert_rows(scored, threshold=threshold, version=version,
+            alerts = alert_rows(scored, threshold=champion.threshold, version=champion.version,
                                 max_reasons=self.fraud.max_reasons, batch_id=batch_id,
                                 alert_time=now).persist()
             alert_list = [r.asDict() for r in alerts.collect()]  # bounded by the batch size
