@@ -2,8 +2,10 @@
 
 Callers describe checks as :class:`Check` values (no GE import needed), call :func:`validate`
 and write the returned rows where they keep results (the caller owns the table). GE runs in an
-ephemeral context with a Spark datasource over the DataFrame itself; when ``data_docs_dir`` is
-given, the result is also rendered as Data Docs (static HTML) into that folder.
+ephemeral context: a frame of at most ``pandas_max_rows`` rows is collected through Arrow and
+checked by GE's pandas engine on the driver, a larger one by its Spark engine over the
+DataFrame itself. When ``data_docs_dir`` is given, the result is also rendered as Data Docs
+(static HTML) into that folder.
 """
 
 from __future__ import annotations
