@@ -164,18 +164,18 @@ class Fitted:
 
 
 def _lr(params: dict[str, Any], weighted: bool) -> LogisticRegression:
+    weight: dict[str, Any] = {"weightCol": WEIGHT} if weighted else {}
     return LogisticRegression(
         featuresCol="features", labelCol=LABEL, maxIter=100, regParam=params["reg_param"],
-        elasticNetParam=params["elastic_net"], standardization=False,
-        **({"weightCol": WEIGHT} if weighted else {}),
+        elasticNetParam=params["elastic_net"], standardization=False, **weight,
     )
 
 
 def _gbt(params: dict[str, Any], weighted: bool, seed: int, step: float) -> GBTClassifier:
+    weight: dict[str, Any] = {"weightCol": WEIGHT} if weighted else {}
     return GBTClassifier(
         featuresCol="features", labelCol=LABEL, maxDepth=params["max_depth"],
-        maxIter=params["max_iter"], stepSize=step, seed=seed, subsamplingRate=0.8,
-        **({"weightCol": WEIGHT} if weighted else {}),
+        maxIter=params["max_iter"], stepSize=step, seed=seed, subsamplingRate=0.8, **weight,
     )
 
 
@@ -251,7 +251,7 @@ def with_score(model: PipelineModel, df: DataFrame) -> DataFrame:
 def drivers(fitted: Fitted, sample: DataFrame) -> pd.Series:
     """Coefficients (standardised features) of a logistic regression, importances of trees."""
     names = feature_names(fitted.model, sample)
-    last = fitted.model.stages[-1]
+    last: Any = fitted.model.stages[-1]  # the fitted classifier
     values = last.coefficients.toArray() if fitted.kind == "lr" else (
         last.featureImportances.toArray())
     names = names + [f"f{i}" for i in range(len(names), len(values))]

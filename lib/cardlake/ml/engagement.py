@@ -106,8 +106,9 @@ def cluster_engagement(df: DataFrame, *, dimensions: Sequence[str], log_dimensio
         model = clustering_pipeline(bounds, log_dimensions, k=2, seed=seed, max_iter=max_iter,
                                     algorithm=algorithm).fit(df)
         silhouette = float(evaluator.evaluate(model.transform(df)))
-        scaler = model.stages[-2]
-        centres = np.array(model.stages[-1].clusterCenters()) * scaler.std.toArray()
+        scaler: Any = model.stages[-2]  # a StandardScalerModel
+        kmeans: Any = model.stages[-1]
+        centres = np.array(kmeans.clusterCenters()) * scaler.std.toArray()
         units = pd.DataFrame(centres, columns=list(dimensions))
         for d in log_dimensions:
             units[d] = np.expm1(units[d])
@@ -177,6 +178,7 @@ def run_engagement(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
     version = tables.version(FEATURES_TABLE)
     base = prepare(tables.read(FEATURES_TABLE, version=version), s).cache()
     bounds_idx = base.agg(F.min("month_idx"), F.max("month_idx")).first()
+    assert bounds_idx is not None  # an aggregate without grouping has one row
     first_index, last_index = int(bounds_idx[0]), int(bounds_idx[1])
     score_index = last_index
     oot_index = last_index - s.lead_months

@@ -279,7 +279,7 @@ def run_experiment(spark: Any, *, tables: Any, settings: MlSettings, scores_df: 
                        if c != "score"]
     enriched = top.join(features_df.where(F.col("month") == month).select(
         "customer_key", *characteristics), on="customer_key", how="left")
-    pdf = enriched.select("customer_key", "month", "score", "score_rank",
+    pdf: pd.DataFrame = enriched.select("customer_key", "month", "score", "score_rank",
                           *characteristics).toPandas()  # one month's top share: bounded
     groups, draw, report = rerandomise(pdf, settings=s, seed=settings.seed)
     assigned = pdf.assign(stratum=groups["stratum"].astype(object), group=groups["group"],

@@ -183,6 +183,7 @@ def run_fraud(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
             out[f"{kind}_threshold"] = thresholds[kind]
             alerts = scored.where(F.col(SCORE) >= thresholds[kind]).agg(
                 F.count(F.lit(1)), F.sum(LABEL)).first()
+            assert alerts is not None  # an aggregate without grouping has one row
             out[f"{kind}_test_alerts"] = float(alerts[0])
             out[f"{kind}_test_alert_precision"] = float(alerts[1] or 0) / max(alerts[0], 1)
             out[f"{kind}_training_seconds"] = model.seconds

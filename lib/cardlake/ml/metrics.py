@@ -38,7 +38,7 @@ class Curve:
 def score_curve(df: DataFrame, *, score_col: str = "score", label_col: str = "label") -> Curve:
     """Reduces ``df`` to one row per distinct (rounded) score; labels are 0/1 or booleans."""
     label = F.col(label_col).cast("int")
-    agg = (
+    agg: pd.DataFrame = (
         df.where(F.col(score_col).isNotNull() & F.col(label_col).isNotNull())
         .groupBy(F.round(F.col(score_col).cast("double"), SCORE_DIGITS).alias("s"))
         .agg(F.sum(label).alias("pos"), F.sum(1 - label).alias("neg"))
@@ -170,8 +170,9 @@ def card_precision_at_k(
         ),
     ).where(F.col("rank") <= k)
     daily = ranked.groupBy(day_col).agg((F.sum("fraud") / F.lit(k)).alias("precision"))
-    value = daily.agg(F.avg("precision")).first()[0]
-    return float(value) if value is not None else float("nan")
+    row = daily.agg(F.avg("precision")).first()
+    assert row is not None  # an aggregate without grouping has one row
+    return float(row[0]) if row[0] is not None else float("nan")
 
 
 def probability_of_class_one(col_name: str = "probability") -> Column:
@@ -186,13 +187,13 @@ def adjusted_rand_index(contingency: np.ndarray) -> float:
     table = np.asarray(contingency, dtype=float)
     n = table.sum()
 
-    def pairs(x: np.ndarray | float) -> np.ndarray | float:
+    def pairs(x: np.ndarray) -> np.ndarray:
         return x * (x - 1) / 2.0
 
     index = pairs(table).sum()
     rows = pairs(table.sum(axis=1)).sum()
     cols = pairs(table.sum(axis=0)).sum()
-    expected = rows * cols / pairs(n) if n > 1 else 0.0
+    expected = rows * cols / (n * (n - 1) / 2.0) if n > 1 else 0.0
     maximum = (rows + cols) / 2.0
     if maximum == expected:
         return 1.0
@@ -201,7 +202,7 @@ def adjusted_rand_index(contingency: np.ndarray) -> float:
 
 def contingency(df: DataFrame, left_col: str, right_col: str) -> np.ndarray:
     """Counts of (left, right) label pairs as a matrix (rows bounded by the label counts)."""
-    counts = df.groupBy(left_col, right_col).count().toPandas()
+    counts: pd.DataFrame = df.groupBy(left_col, right_col).count().toPandas()
     return counts.pivot_table(
         index=left_col, columns=right_col, values="count", fill_value=0, aggfunc="sum"
     ).to_numpy()

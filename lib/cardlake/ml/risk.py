@@ -115,7 +115,7 @@ def woe_table(df: DataFrame, bins: Mapping[str, BinSpec]) -> pd.DataFrame:
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
-    counts = union.groupBy("feature", "bin").agg(
+    counts: pd.DataFrame = union.groupBy("feature", "bin").agg(
         F.sum(LABEL).alias("bad"), F.count(F.lit(1)).alias("n")).toPandas()
     rows = []
     for f, spec in bins.items():
@@ -210,7 +210,9 @@ def tier_cutoffs(scores_df: DataFrame, shares: Mapping[str, float], *,
     def kth_highest(share: float) -> float:
         k = max(1, math.ceil(share * n))
         top = scores_df.select(score_col).orderBy(F.desc(score_col)).limit(k)
-        return float(top.agg(F.min(score_col)).first()[0])
+        row = top.agg(F.min(score_col)).first()
+        assert row is not None  # an aggregate without grouping has one row
+        return float(row[0])
 
     return {"high": kth_highest(high_share), "medium": kth_highest(upper_share)}
 
@@ -263,7 +265,9 @@ def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
     started = time.perf_counter()
     version = tables.version(FEATURES_TABLE)
     base = with_risk_features(tables.read(FEATURES_TABLE, version=version))
-    last_index = int(base.agg(F.max("month_idx")).first()[0])
+    row = base.agg(F.max("month_idx")).first()
+    assert row is not None  # an aggregate without grouping has one row
+    last_index = int(row[0])
     oot_index = last_index - s.horizon_months
     cutoff_index = oot_index - s.oot_gap_months
     features = list(s.bins)

@@ -144,7 +144,7 @@ def fit_restarts(df: DataFrame, bounds: Mapping[str, tuple[float, float] | None]
                                    max_iter=max_iter).fit(df)
 
     models = in_parallel(fit, list(range(max(1, restarts))))
-    costs = [float(m.stages[-1].summary.trainingCost) for m in models]
+    costs = [float(_last(m).summary.trainingCost) for m in models]
     return models[costs.index(min(costs))], costs
 
 
@@ -199,12 +199,17 @@ def clustering_pipeline(
     ])
 
 
+def _last(model: PipelineModel) -> Any:
+    """The pipeline's fitted clustering model (k-means or bisecting k-means)."""
+    return model.stages[-1]
+
+
 def centroids(model: PipelineModel, features: Sequence[str]) -> pd.DataFrame:
     """Cluster centres in z-scores, one row per cluster."""
-    scaler = model.stages[-2]
+    scaler: Any = model.stages[-2]  # a StandardScalerModel
     std = scaler.std.toArray()
     shift = np.divide(scaler.mean.toArray(), std, out=np.zeros_like(std), where=std > 0)
-    centres = np.array(model.stages[-1].clusterCenters()) - shift
+    centres = np.array(_last(model).clusterCenters()) - shift
     return pd.DataFrame(centres, columns=list(features)).rename_axis("cluster")
 
 
@@ -220,7 +225,7 @@ def name_segments(profile: pd.DataFrame, rules: Mapping[str, Mapping[str, float]
     """
     from scipy.optimize import linear_sum_assignment
 
-    clusters = [int(c) for c in profile.index]  # type: ignore[call-overload]
+    clusters = [int(c) for c in profile.index]
     names = list(rules)
     scores = np.array([[sum(w * float(profile.loc[c, f]) for f, w in rules[n].items()
                             if f in profile.columns) for n in names] for c in profile.index])
@@ -327,7 +332,8 @@ def run_segmentation(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
         km_profile = centroids(kmeans, s.features)
         bi_profile = _matched(km_profile, centroids(bisect, s.features))
         names = name_segments(km_profile, s.naming_rules)
-        sizes = km_scored.groupBy("km").count().toPandas().set_index("km")["count"]
+        size_rows: pd.DataFrame = km_scored.groupBy("km").count().toPandas()
+        sizes = size_rows.set_index("km")["count"]
         report = km_profile.assign(segment=[names[int(c)] for c in km_profile.index],
                                    rows=[int(sizes.get(c, 0)) for c in km_profile.index])
         tracking.log_frame(report.reset_index(), "kmeans_centroids_z.csv")
