@@ -134,8 +134,7 @@ class _Balance:
         self._levels = []
         for name in categorical:
             column = pooled_levels(pdf[name], min_count=min_level_count)
-            counts = column.value_counts()
-            for level in sorted(counts[counts >= min_level_count].index):
+            for level in _checked_levels(column, min_count=min_level_count):
                 self._levels.append((column == level).to_numpy(dtype=float))
 
     def worst(self, is_test: np.ndarray) -> float:
@@ -144,10 +143,8 @@ class _Balance:
             a, b = values[is_test], values[~is_test]
             worst = max(worst, abs(smd_numeric(a[~np.isnan(a)], b[~np.isnan(b)])))
         for indicator in self._levels:
-            p1, p2 = float(indicator[is_test].mean()), float(indicator[~is_test].mean())
-            pooled = np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 2.0)
-            if pooled > 0:
-                worst = max(worst, abs(p1 - p2) / pooled)
+            worst = max(worst, smd_proportions(float(indicator[is_test].mean()),
+                                               float(indicator[~is_test].mean())))
         return worst
 
 
@@ -206,13 +203,21 @@ def smd_categorical(a: pd.Series, b: pd.Series, *, min_count: int = 1) -> float:
     """Largest absolute SMD over the category's levels (each level as a proportion), over the
     levels held by at least ``min_count`` rows of ``a`` and ``b`` together."""
     worst = 0.0
-    counts = pd.concat([a, b]).value_counts()
-    for level in sorted(counts[counts >= min_count].index):
-        p1, p2 = float((a == level).mean()), float((b == level).mean())
-        pooled = np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 2.0)
-        if pooled > 0:
-            worst = max(worst, abs(p1 - p2) / pooled)
+    for level in _checked_levels(pd.concat([a, b]), min_count=min_count):
+        worst = max(worst, smd_proportions(float((a == level).mean()), float((b == level).mean())))
     return worst
+
+
+def smd_proportions(p1: float, p2: float) -> float:
+    """|SMD| of one level's share in two groups (0 when neither varies)."""
+    pooled = np.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 2.0)
+    return float(abs(p1 - p2) / pooled) if pooled > 0 else 0.0
+
+
+def _checked_levels(values: pd.Series, *, min_count: int) -> list[Any]:
+    """The levels held by at least ``min_count`` rows, in order: those the SMD weighs."""
+    counts = values.value_counts()
+    return sorted(counts[counts >= min_count].index)
 
 
 def balance_report(pdf: pd.DataFrame, *, numeric: Sequence[str], categorical: Sequence[str],

@@ -25,9 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
+from cardlake.config import QualityConfig
+
 log = logging.getLogger(__name__)
 _INDEX = "cardlake_index"  # carried in each expectation's meta to map results back to checks
-DEFAULT_PANDAS_MAX_ROWS = 2_000_000  # quality.pandas_max_rows: larger frames stay on Spark
+DEFAULT_PANDAS_MAX_ROWS = QualityConfig.pandas_max_rows  # larger frames stay on Spark
 
 
 @dataclass(frozen=True)
