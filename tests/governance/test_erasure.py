@@ -176,3 +176,36 @@ def test_a_request_naming_nobody_is_refused(lake: Tables):
         erase(lake, ErasureRequest(source_record_id="CRM_UNKNOWN"), key=KEY)
     with pytest.raises(ErasureError, match="needs a customer key"):
         ErasureRequest()
+
+
+def test_a_card_known_only_to_the_bank_record_goes_with_its_transactions(spark: SparkSession,
+                                                                        lake: Tables):
+    # A card the bank issued that silver never linked to a customer: the financial record lists
+    # it, and only its token names the payer in the card feed.
+    bank_only = "tok_zed_bank_only_0777"
+    lake.overwrite("bronze.financial_records", spark.createDataFrame([
+        (ZED["fin"], f"{ZED['first']} {ZED['last']}", "1 Quiet Lane", [(bank_only, "debit")]),
+        ("FIN0000888", "Bob", "2 Loud Road", [("tok_bob_card_0888", "credit")]),
+    ], "fin_id string, holder string, address string, "
+       "cards array<struct<card_token:string,kind:string>>"), schema_mode="merge")
+    _write(lake, spark, "bronze.card_transactions", [
+        ("TX1", bank_only, None, 5.0), ("TX2", "tok_bob_card_0888", None, 6.0),
+        ("TX3", "tok_amy_card_0001", None, 7.0),
+    ], "transaction_id string, card_token string, wallet_id string, amount double")
+
+    erase(lake, ErasureRequest(email=ZED["email"]), key=KEY)
+
+    assert [r["transaction_id"] for r in _rows_dicts(lake, "bronze.card_transactions")] == [
+        "TX2", "TX3"]
+    assert [r["fin_id"] for r in _rows_dicts(lake, "bronze.financial_records")] == ["FIN0000888"]
+    assert bank_only not in values_in_lake(Path(lake.lake_root))
+    # Redelivered, the card's transactions stay out.
+    feed = spark.createDataFrame([("TX9", bank_only, None), ("TX8", "tok_bob_card_0888", None)],
+                                 "transaction_id string, card_token string, wallet_id string")
+    kept = filter_suppressed(feed, tables=lake, columns=BRONZE_IDENTIFIERS, key=KEY)
+    assert [r["transaction_id"] for r in kept.collect()] == ["TX8"]
+
+
+def _rows_dicts(tables: Tables, name: str) -> list[dict[str, object]]:
+    return sorted((r.asDict() for r in tables.read(name).collect()),
+                  key=lambda r: str(r.get("transaction_id") or r.get("fin_id")))
