@@ -73,7 +73,12 @@ class Idempotency:
 
 
 class DeltaEngine(Protocol):
-    """Operations every engine provides on a table addressed by its path (URI or folder)."""
+    """Operations every engine provides on a table addressed by its path (URI or folder).
+
+    ``append`` and ``overwrite`` create an absent table from the frame's schema (made
+    nullable, column metadata kept), with ``properties`` as its table properties; for an
+    existing table ``properties`` is ignored.
+    """
 
     name: str
 
@@ -106,6 +111,7 @@ class DeltaEngine(Protocol):
         partition_by: Sequence[str] = (),
         idempotency: Idempotency | None = None,
         schema_mode: SchemaMode = "strict",
+        properties: Mapping[str, str] | None = None,
     ) -> WriteResult: ...
     def overwrite(
         self,
@@ -117,6 +123,7 @@ class DeltaEngine(Protocol):
         idempotency: Idempotency | None = None,
         schema_mode: SchemaMode = "strict",
         read_version: int | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> WriteResult: ...
     def merge(
         self,

@@ -374,8 +374,10 @@ class DeltaRsEngine:
         partition_by: Sequence[str] = (),
         idempotency: Idempotency | None = None,
         schema_mode: SchemaMode = "strict",
+        properties: Mapping[str, str] | None = None,
     ) -> WriteResult:
-        """Appends ``df``; creates the table (partitioned by ``partition_by``) if it is absent."""
+        """Appends ``df``; creates the table (partitioned by ``partition_by``, with
+        ``properties``) if it is absent."""
         return self._write(
             path,
             df,
@@ -383,6 +385,7 @@ class DeltaRsEngine:
             partition_by=partition_by,
             idempotency=idempotency,
             schema_mode=schema_mode,
+            properties=properties,
         )
 
     def overwrite(
@@ -395,6 +398,7 @@ class DeltaRsEngine:
         idempotency: Idempotency | None = None,
         schema_mode: SchemaMode = "strict",
         read_version: int | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> WriteResult:
         """Replaces the whole table, or only ``partitions`` (replaceWhere on partition columns).
 
@@ -411,6 +415,7 @@ class DeltaRsEngine:
             idempotency=idempotency,
             schema_mode=schema_mode,
             read_version=read_version,
+            properties=properties,
         )
 
     def _write(
@@ -424,10 +429,12 @@ class DeltaRsEngine:
         idempotency: Idempotency | None = None,
         schema_mode: SchemaMode = "strict",
         read_version: int | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> WriteResult:
         local = _local_dir(path)
         if not DeltaTable.is_deltatable(local):
-            self.create(path, nullable(df.schema), partition_by=partition_by)
+            self.create(path, nullable(df.schema), partition_by=partition_by,
+                        properties=properties)
         table = DeltaTable(local)
         if read_version is None:
             read_version = table.version()

@@ -194,8 +194,12 @@ class DeltaSparkEngine:
         idempotency: Idempotency | None,
         schema_mode: SchemaMode,
         partition_by: Sequence[str],
+        properties: Mapping[str, str] | None = None,
     ) -> Any:
         writer = df.write.format("delta").mode(mode)
+        # A write that creates the table takes options named delta.* as its table properties.
+        for key, value in (properties or {}).items():
+            writer = writer.option(key, value)
         if idempotency:
             writer = writer.option("txnAppId", idempotency.app_id).option(
                 "txnVersion", idempotency.version
@@ -218,13 +222,15 @@ class DeltaSparkEngine:
         partition_by: Sequence[str] = (),
         idempotency: Idempotency | None = None,
         schema_mode: SchemaMode = "strict",
+        properties: Mapping[str, str] | None = None,
     ) -> WriteResult:
         before = self.version(path) if self.exists(path) else None
         if before is not None:
             # Delta fills absent columns with nulls; our contract refuses them, naming them.
             check_schema(self._writable_schema(path, df), df.schema, path=path, mode=schema_mode)
+        new = properties if before is None else None
         with _conflicts_as_ours(path):
-            self._writer(df, "append", idempotency, schema_mode, partition_by).save(path)
+            self._writer(df, "append", idempotency, schema_mode, partition_by, new).save(path)
         return self._result(path, before)
 
     def overwrite(
@@ -237,13 +243,15 @@ class DeltaSparkEngine:
         idempotency: Idempotency | None = None,
         schema_mode: SchemaMode = "strict",
         read_version: int | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> WriteResult:
         before = self.version(path) if self.exists(path) else None
         if before is not None:
             check_schema(self._writable_schema(path, df), df.schema, path=path, mode=schema_mode)
             if read_version is not None and before != read_version:
                 self._check_since(path, read_version, partitions)
-        writer = self._writer(df, "overwrite", idempotency, schema_mode, partition_by)
+        writer = self._writer(df, "overwrite", idempotency, schema_mode, partition_by,
+                              properties if before is None else None)
         if partitions:
             writer = writer.option("replaceWhere", replace_where_clause(partitions))
         with _conflicts_as_ours(path):

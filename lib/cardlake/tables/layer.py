@@ -21,7 +21,6 @@ from cardlake.tables.base import (
     SchemaMode,
     TableError,
     WriteResult,
-    nullable,
 )
 
 LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
@@ -171,25 +170,35 @@ class Tables:
         """
         properties = None
         if self._policy:
-            properties = self._policy.properties(name, schema, tuple(partition_by))
-            schema = StructType([
-                StructField(f.name, f.dataType, f.nullable,
-                            {**f.metadata, **self._policy.column_metadata(name, f.name)})
-                for f in schema.fields
-            ])
+            schema, properties = self._governed(name, schema, partition_by)
         created = self.engine.create(self.path(name), schema, partition_by=partition_by,
                                      description=description, properties=properties)
         self._registered(name, created)
         return created
 
-    def _created_first(self, name: str, df: DataFrame, partition_by: Sequence[str]) -> bool:
-        """Whether ``name`` existed; with a policy, creates it first when absent, so its first
-        data files already follow the table's properties."""
+    def _governed(self, name: str, schema: StructType, partition_by: Sequence[str]
+                  ) -> tuple[StructType, Mapping[str, str]]:
+        """``schema`` with the policy's column metadata, and the policy's table properties."""
+        assert self._policy is not None
+        properties = self._policy.properties(name, schema, tuple(partition_by))
+        return StructType([
+            StructField(f.name, f.dataType, f.nullable,
+                        {**f.metadata, **self._policy.column_metadata(name, f.name)})
+            for f in schema.fields
+        ]), properties
+
+    def _first_write(self, name: str, df: DataFrame, partition_by: Sequence[str]
+                     ) -> tuple[bool, DataFrame, Mapping[str, str] | None]:
+        """Whether ``name`` existed, the frame to write and the properties the write gives a
+        table it creates. With a policy, a write that creates the table carries the policy's
+        properties and column metadata, so its first data files already follow them (one
+        commit; creating the table first cost a second, ~0.3 s a table on delta-spark)."""
         if self.exists(name):
-            return True
-        if self._policy:
-            self.create(name, nullable(df.schema), partition_by=partition_by)
-        return False
+            return True, df, None
+        if not self._policy:
+            return False, df, None
+        schema, properties = self._governed(name, df.schema, partition_by)
+        return False, df.to(schema), properties
 
     def schema(self, name: str) -> StructType:
         return self.engine.schema(self.path(name))
@@ -238,13 +247,14 @@ class Tables:
             SchemaMismatchError: the columns differ from the table's (named in the message);
                 ``schema_mode="merge"`` adds new columns instead.
         """
-        existed = self._created_first(name, df, partition_by)
+        existed, df, properties = self._first_write(name, df, partition_by)
         result = self.engine.append(
             self.path(name),
             df,
             partition_by=partition_by,
             idempotency=idempotency,
             schema_mode=schema_mode,
+            properties=properties,
         )
         self._registered(name, not existed or schema_mode == "merge")
         return result
@@ -259,13 +269,14 @@ class Tables:
         schema_mode: SchemaMode = "strict",
     ) -> WriteResult:
         """Replaces the whole table's contents with ``df``."""
-        existed = self._created_first(name, df, partition_by)
+        existed, df, properties = self._first_write(name, df, partition_by)
         result = self.engine.overwrite(
             self.path(name),
             df,
             partition_by=partition_by,
             idempotency=idempotency,
             schema_mode=schema_mode,
+            properties=properties,
         )
         self._registered(name, not existed or schema_mode == "merge")
         return result
@@ -287,7 +298,7 @@ class Tables:
             ConcurrentModificationError: another commit since ``read_version`` changed one of
                 these partitions; nothing was committed.
         """
-        existed = self._created_first(name, df, partition_by)
+        existed, df, properties = self._first_write(name, df, partition_by)
         result = self.engine.overwrite(
             self.path(name),
             df,
@@ -296,6 +307,7 @@ class Tables:
             idempotency=idempotency,
             schema_mode=schema_mode,
             read_version=read_version,
+            properties=properties,
         )
         self._registered(name, not existed or schema_mode == "merge")
         return result
