@@ -250,8 +250,8 @@ class DeltaSparkEngine:
             check_schema(self._writable_schema(path, df), df.schema, path=path, mode=schema_mode)
             if read_version is not None and before != read_version:
                 self._check_since(path, read_version, partitions)
-        writer = self._writer(df, "overwrite", idempotency, schema_mode, partition_by,
-                              properties if before is None else None)
+        new = properties if before is None else None
+        writer = self._writer(df, "overwrite", idempotency, schema_mode, partition_by, new)
         if partitions:
             writer = writer.option("replaceWhere", replace_where_clause(partitions))
         with _conflicts_as_ours(path):
