@@ -32,7 +32,10 @@ def test_validate_reports_critical_failures_and_writes_docs(spark, tmp_path: Pat
     assert (tmp_path / "docs" / "index.html").is_file()
 
 
-@pytest.mark.parametrize("pandas_max_rows", [None, 100], ids=["spark-engine", "pandas-engine"])
+# 4 rows: no limit or 3 rows go to Spark's engine, 4 (the limit met exactly) or 100 to pandas'.
+@pytest.mark.parametrize("pandas_max_rows", [None, 3, 4, 100],
+                         ids=["spark-engine", "one-row-past-the-limit", "at-the-limit",
+                              "pandas-engine"])
 def test_both_engines_give_the_verdicts_spark_semantics_give(spark, pandas_max_rows) -> None:
     # Spark orders NaN above every number and does not count it as null; the pandas engine
     # would read NaN as missing, so the driver path turns it into +inf first.
@@ -55,6 +58,19 @@ def test_both_engines_give_the_verdicts_spark_semantics_give(spark, pandas_max_r
     assert [r.success for r in outcome.results] == [True, False, True, False, False, False, True]
     unexpected = [json.loads(r.observed).get("unexpected_count") for r in outcome.results]
     assert unexpected == [0, 2, 0, 1, 1, 2, 0]
+
+
+@pytest.mark.parametrize("pandas_max_rows", [None, 1, 100])
+def test_a_frame_the_caller_cached_stays_cached_and_no_other_does(spark, pandas_max_rows) -> None:
+    checks = [Check("ExpectColumnValuesToNotBeNull", {"column": "k"})]
+    validator = Validator(pandas_max_rows=pandas_max_rows)
+    mine = spark.createDataFrame([("a",), ("b",)], "k string").cache()
+    assert validator.validate(mine, "demo.cached", checks).success
+    assert mine.is_cached  # bronze appends the frame it validated: its cache must survive
+    other = spark.createDataFrame([("a",), ("b",)], "k string")
+    assert validator.validate(other, "demo.uncached", checks).success
+    assert not other.is_cached
+    mine.unpersist()
 
 
 def test_nan_becomes_greatest_and_null_stays_null() -> None:

@@ -145,13 +145,24 @@ class Validator:
         self, df: DataFrame, suite_name: str, expectations: Sequence[Check]
     ) -> ValidationOutcome:
         """Runs ``expectations`` on ``df`` as the suite ``suite_name`` (see :func:`validate`)."""
+        on_driver = self._on_driver(df)
+        # On Spark each expectation reads the frame: cached here unless the caller cached it.
+        cache_here = on_driver is None and not df.is_cached
+        data: DataFrame | pd.DataFrame = (
+            on_driver if on_driver is not None else df.cache() if cache_here else df)
+        try:
+            return self._run(data, suite_name, expectations)
+        finally:
+            if cache_here:
+                df.unpersist()
+
+    def _run(self, data: DataFrame | pd.DataFrame, suite_name: str,
+             expectations: Sequence[Check]) -> ValidationOutcome:
         import great_expectations.expectations as gxe
 
         gx = self._gx
         token = uuid.uuid4().hex[:8]
-        on_driver = self._on_driver(df)
-        data: DataFrame | pd.DataFrame = df if on_driver is None else on_driver
-        if on_driver is None:
+        if isinstance(data, DataFrame):
             source = self._source
         else:
             if self._pandas_source is None:
@@ -200,10 +211,17 @@ class Validator:
         Spark computing the frames (``bench/bench_quality.py``). Spark's NaN, which it orders
         above every number, becomes +inf: pandas would read it as missing and let it through a
         range check that Spark fails.
+
+        The frame is computed once: at most ``pandas_max_rows + 1`` rows come back through
+        Arrow, and one row too many sends the suite to Spark (which caches the frame), rather
+        than counting first and collecting after.
         """
-        if self._pandas_max_rows is None or df.count() > self._pandas_max_rows:
+        if self._pandas_max_rows is None:
             return None
-        return nan_as_greatest(df.toArrow()).to_pandas()
+        table = df.limit(self._pandas_max_rows + 1).toArrow()
+        if table.num_rows > self._pandas_max_rows:
+            return None
+        return nan_as_greatest(table).to_pandas()
 
     def build_docs(self) -> None:
         """Renders every suite run so far into ``data_docs_dir`` (no-op without one)."""

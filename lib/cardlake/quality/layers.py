@@ -534,11 +534,8 @@ def run_suites(tables: Tables, *, suites: Sequence[Suite] = SUITES,
                 continue
             df = with_rules(
                 with_foreign_keys(tables.read(suite.table), suite.foreign_keys, tables.read),
-                suite.rules).cache()
-            try:
-                outcomes.append(validator.validate(df, suite.table, suite.expectations()))
-            finally:
-                df.unpersist()
+                suite.rules)
+            outcomes.append(validator.validate(df, suite.table, suite.expectations()))
     finally:
         validator.build_docs()
         record(tables, outcomes, batch_prefix="layers")
