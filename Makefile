@@ -105,9 +105,9 @@ bench-tables: setup ## Table layer write/read vs plain Parquet with Spark (ratio
 bench-bronze: setup ## Bronze ingest throughput per format vs plain Spark reads (ratio)
 	$(PY) bench/bench_bronze.py
 
-bench-er: setup ## Resolve 100,000 person records: ours vs plain Splink on Spark and on DuckDB
+bench-er: setup ## Resolve 100,000 person records (scored in DuckDB and on Spark) vs plain Splink on both
 	$(PY) bench/bench_er.py --records 100000 --peer spark --peer-timeout 1800
-	$(PY) bench/bench_er.py --records 100000 --peer duckdb
+	$(PY) bench/bench_er.py --records 100000 --peer duckdb --scoring duckdb
 
 bench-gold: setup ## Monthly features for 10M transactions vs DuckDB (ratio), incremental vs full
 	$(PY) bench/bench_gold.py --transactions 10000000

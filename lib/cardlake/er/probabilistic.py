@@ -1,4 +1,7 @@
-"""Probabilistic pass: a Fellegi-Sunter model trained and scored by Splink's Spark backend.
+"""Probabilistic pass: a Fellegi-Sunter model trained and scored by Splink.
+
+Training runs in DuckDB on a bounded seeded sample; scoring runs in DuckDB on one machine and
+on Spark on a cluster (``ModelSettings.scoring_backend``).
 
 Comparisons and blocking rules are chosen from the roles the data actually holds (a column
 that is entirely null is left out). Every parameter is estimated from the data each run:
@@ -60,8 +63,14 @@ class ModelSettings:
     break_lineage_method: str = "persist"
     training_backend: str = "duckdb"
     """Where m/u/prior are estimated: "duckdb" (in-process, on a bounded seeded sample) or
-    "spark" (Splink's Spark backend end to end). Scoring always runs in Spark."""
+    "spark" (Splink's Spark backend end to end)."""
     max_training_records: int = 200_000
+    scoring_backend: str = "auto"
+    """Where the blocked pairs are scored: "duckdb" (in the driver's process, the records
+    brought there through Arrow), "spark" (Splink's Spark backend, distributed), or "auto":
+    DuckDB when Spark's master is local (one machine: the driver is the machine, and DuckDB
+    scored 100,000 records in a fraction of Spark's time, ``bench/bench_er.py``), Spark on a
+    cluster."""
 
 
 @dataclass
@@ -240,13 +249,14 @@ def score_pairs(
     if settings.training_backend == "duckdb":
         trained = _train_in_duckdb(inputs, creator, present, settings=settings)
     else:
-        trained = _train(_spark_linker(spark, inputs, creator, settings), present,
+        trained = _train(_linker(spark, inputs, creator, settings, dialect=SPARK), present,
                          settings=settings)
-    linker = _spark_linker(spark, inputs, _with_parameters(creator.create_settings_dict(
-        "spark"), trained), settings)
+    dialect = scoring_dialect(spark, settings)
+    linker = _linker(spark, inputs, _with_parameters(creator.create_settings_dict(dialect),
+                                                     trained), settings, dialect=dialect)
     started = time.perf_counter()
-    pairs_df = _predicted_pairs(linker, settings)
-    log.info("predict: %.1fs", time.perf_counter() - started)
+    pairs_df = _predicted_pairs(spark, linker, settings, dialect=dialect)
+    log.info("predict (%s): %.1fs", dialect, time.perf_counter() - started)
     model = linker.misc.save_model_to_json()
     return ScoredPairs(
         pairs_df=pairs_df, model=model,
@@ -270,7 +280,9 @@ def score_new_pairs(
     Incremental matching: the model (m, u, prior, comparisons, blocking rules) is the one a
     full resolution trained and saved; nothing is re-estimated. Every blocking rule gets
     ``AND (l.is_new OR r.is_new)``, so pairs of two known records (already resolved) are not
-    scored again. Term frequencies still come from every record, as in the full pass.
+    scored again. Term frequencies still come from every record, as in the full pass. The
+    pairs are scored by the backend whose SQL the model holds (the one the full pass scored
+    with): a comparison's SQL is written in one dialect.
 
     Args:
         spark: the session (built with :func:`splink_spark_conf`).
@@ -281,36 +293,69 @@ def score_new_pairs(
     Returns:
         ``(uid_l, uid_r, match_weight, match_probability)`` above the candidate floor.
     """
+    dialect = model.get("sql_dialect", SPARK)
     flagged = dict(model)
     rules = []
     for rule in model["blocking_rules_to_generate_predictions"]:
         sql = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
         rules.append({"blocking_rule": f"({sql}) AND (l.{NEW_FLAG} OR r.{NEW_FLAG})",
-                      "sql_dialect": "spark"})
+                      "sql_dialect": dialect})
     flagged["blocking_rules_to_generate_predictions"] = rules
     flagged["link_type"] = "dedupe_only"
-    linker = _spark_linker(spark, [records_df.drop("xref_keys", "source_dataset")], flagged,
-                           settings)
-    return _predicted_pairs(linker, settings)
+    linker = _linker(spark, [records_df.drop("xref_keys", "source_dataset")], flagged,
+                     settings, dialect=dialect)
+    return _predicted_pairs(spark, linker, settings, dialect=dialect)
 
 
-def _predicted_pairs(linker: Any, settings: ModelSettings) -> DataFrame:
+SPARK, DUCKDB = "spark", "duckdb"
+
+
+def scoring_dialect(spark: SparkSession, settings: ModelSettings) -> str:
+    """``"duckdb"`` or ``"spark"``: where :func:`score_pairs` scores (see ``scoring_backend``).
+
+    Raises:
+        ValueError: an unknown ``scoring_backend``.
+    """
+    backend = settings.scoring_backend
+    if backend == "auto":
+        return DUCKDB if (spark.sparkContext.master or "").startswith("local") else SPARK
+    if backend not in (SPARK, DUCKDB):
+        raise ValueError(f"scoring_backend must be auto, spark or duckdb, got {backend!r}")
+    return backend
+
+
+def _predicted_pairs(spark: SparkSession, linker: Any, settings: ModelSettings, *,
+                     dialect: str) -> DataFrame:
     """The linker's scored pairs above the candidate floor, as ``ScoredPairs.pairs_df``."""
     predictions = linker.inference.predict(
         threshold_match_probability=settings.candidate_match_probability)
-    return predictions.as_spark_dataframe().select(
-        F.col("uid_l"), F.col("uid_r"),
+    if dialect == DUCKDB:
+        scored = spark.createDataFrame(predictions.as_pyarrow_table().select(
+            ["uid_l", "uid_r", "match_weight", "match_probability"]))
+        predictions.drop_table_from_database_and_remove_from_cache()
+    else:
+        scored = predictions.as_spark_dataframe()
+    return scored.select(
+        F.col("uid_l").cast("string"), F.col("uid_r").cast("string"),
         F.col("match_weight").cast("double").alias("match_weight"),
         F.col("match_probability").cast("double").alias("match_probability"),
     ).localCheckpoint(eager=True)
 
 
-def _spark_linker(spark: SparkSession, inputs: Sequence[DataFrame], settings_obj: Any,
-                  settings: ModelSettings) -> Any:
-    from splink import Linker, SparkAPI
+def _linker(spark: SparkSession, inputs: Sequence[DataFrame], settings_obj: Any,
+            settings: ModelSettings, *, dialect: str) -> Any:
+    """A Splink linker over ``inputs``: on Spark, or in DuckDB with the records brought to the
+    driver through Arrow."""
+    from splink import DuckDBAPI, Linker, SparkAPI
 
-    db_api = SparkAPI(spark_session=spark, break_lineage_method=settings.break_lineage_method)
-    registered = [db_api.register(df) for df in inputs]
+    db_api: Any
+    if dialect == DUCKDB:
+        db_api = DuckDBAPI()
+        registered = [db_api.register(df.toArrow()) for df in inputs]
+    else:
+        db_api = SparkAPI(spark_session=spark,
+                          break_lineage_method=settings.break_lineage_method)
+        registered = [db_api.register(df) for df in inputs]
     return Linker(registered if len(registered) > 1 else registered[0], settings_obj,
                   log_level=logging.WARNING)
 
@@ -319,7 +364,7 @@ def _train_in_duckdb(inputs: Sequence[DataFrame], creator: Any, present: set[str
                      settings: ModelSettings) -> dict[str, Any]:
     # EM iterates over the blocked pairs tens of times: in Spark every round is a job with
     # scheduling overhead that dwarfs the arithmetic, in DuckDB it is milliseconds. Training
-    # sees a seeded sample bounded by max_training_records; scoring stays in Spark.
+    # sees a seeded sample bounded by max_training_records; scoring is score_pairs' choice.
     from splink import DuckDBAPI, Linker
 
     total = sum(df.count() for df in inputs)
