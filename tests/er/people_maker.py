@@ -70,6 +70,11 @@ class Profile:
     other_mail: float = 0.05
     household_share: float = 0.15
     """Share of people who live with another person (same surname, address and phone)."""
+    name_pool: int = 0
+    """When set, given names and surnames are drawn from this many of each, so many people
+    share a name (and, e-mail user names being built from names, a similar mailbox)."""
+    default_birth: float = 0.0
+    """Share of people whose birth date is one default date (a system's minimum-age clamp)."""
 
 
 PROFILES = {
@@ -78,6 +83,8 @@ PROFILES = {
                      drop_token=0.1, dob_swap=0.05, dob_digit=0.05, moved=0.1, new_phone=0.1,
                      other_mail=0.1, household_share=0.25),
     "sparse": Profile("sparse", typo=0.2, missing=0.45, moved=0.08),
+    "namesakes": Profile("namesakes", typo=0.1, missing=0.05, household_share=0.0,
+                         name_pool=8, default_birth=0.1),
 }
 """Named noise profiles; tests and the bench run every one with the same matcher settings."""
 
@@ -114,14 +121,17 @@ def _person(rng: random.Random, fakers: dict[str, Any], locale: str) -> dict[str
     body = lead + "".join(rng.choice("0123456789") for _ in range(digits - len(lead)))
     if locale == "en_US":
         body = rng.choice("23456789") + body[1:]
-    user = f"{first.split()[0]}{rng.choice(['.', '_', ''])}{last}".lower().replace(" ", "")
-    user = user + (str(rng.randrange(10, 99)) if rng.random() < 0.5 else "")
     return {
-        "first": first, "last": last, "born": born.isoformat(),
-        "mail": f"{user}@{rng.choice(_MAIL_DOMAINS)}",
+        "first": first, "last": last, "born": born.isoformat(), "mail": _mail(rng, first, last),
         "tel": f"{prefix} {body}", **_address(fake), "land": _COUNTRY[locale],
         "locale": locale,
     }
+
+
+def _mail(rng: random.Random, first: str, last: str) -> str:
+    user = f"{first.split()[0]}{rng.choice(['.', '_', ''])}{last}".lower().replace(" ", "")
+    user = user + (str(rng.randrange(10, 99)) if rng.random() < 0.5 else "")
+    return f"{user}@{rng.choice(_MAIL_DOMAINS)}"
 
 
 def _address(fake: object) -> dict[str, str]:
@@ -161,6 +171,14 @@ def _people(n: int, *, seed: int, profile: Profile) -> list[dict[str, str]]:
             other = _person(rng, fakers, locale)
             other.update({k: person[k] for k in ("last", "addr", "town", "zip", "tel")})
             out.append(other)
+    if profile.name_pool:
+        pool = _people(profile.name_pool, seed=seed + 1, profile=PROFILES["light"])
+        for person in out:
+            named = rng.choice(pool)
+            person["first"], person["last"] = named["first"], named["last"]
+            person["mail"] = _mail(rng, person["first"], person["last"])
+            if rng.random() < profile.default_birth:
+                person["born"] = BORN_TO.isoformat()
     for i, person in enumerate(out):
         person["person"] = f"P{i:06d}"
     return out

@@ -121,8 +121,11 @@ def _comparisons(present: set[str], *, fuzzy: bool) -> list[Any]:
                 out.append(cl.LevenshteinAtThresholds(col, [1, 2]).configure(
                     term_frequency_adjustments=True))
     if "dob" in present:
-        out.append(cl.DateOfBirthComparison("dob", input_is_string=True) if fuzzy
-                   else cl.LevenshteinAtThresholds("dob", [1, 2]))
+        # Term frequencies: a birth date many records share (a system default, a date clamped
+        # at the minimum age) is weak evidence that two records are one person.
+        out.append((cl.DateOfBirthComparison("dob", input_is_string=True) if fuzzy
+                    else cl.LevenshteinAtThresholds("dob", [1, 2])).configure(
+                        term_frequency_adjustments=True))
     if "email_canonical" in present:
         out.append(cl.EmailComparison("email_canonical") if fuzzy
                    else cl.LevenshteinAtThresholds("email_canonical", [1, 3]))
@@ -190,8 +193,14 @@ _PREDICT_BLOCKS: tuple[tuple[str, ...], ...] = (
     ("email_canonical",), ("phone",), ("dob",), ("national_id",), ("given_name", "surname"),
     ("surname", "postcode"), ("given_name", "postcode"), ("surname", "city", "street_number"),
 )
+# EM estimates the m of every comparison but the blocked one from the blocked pairs, so a
+# blocking column must not predict the others among non-matches. A name does: e-mail user
+# names are built from names, and in a large file one name is shared by many people, so EM
+# blocked on the name learns "same name family" as the match class (bench_er, 100,814
+# records: m of a similar user name 0.25, of birth dates over ten years apart 0.44; pairwise
+# precision 0.73). A shared e-mail or birth date carries no such bias; the name comes after.
 _TRAINING_BLOCKS: tuple[tuple[str, ...], ...] = (
-    ("dob",), ("given_name", "surname"), ("email_canonical",), ("phone",), ("postcode",),
+    ("dob",), ("email_canonical",), ("given_name", "surname"), ("phone",), ("postcode",),
 )
 _PRIOR_RULES: tuple[tuple[str, ...], ...] = (
     ("email_canonical",), ("given_name", "surname", "dob"), ("national_id",),
