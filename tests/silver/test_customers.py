@@ -120,3 +120,30 @@ def test_person_inputs_drop_deliveries_repeating_a_record(spark: SparkSession) -
     # A device id links no one: households share devices, so the xref is the CRM id alone.
     assert {row["xref"] for row in rows} == {"CRM-1", "CRM-2"}
     assert mapping["record_id"] == "rid"
+
+
+def test_a_delivery_between_listed_months_counts_from_the_next_and_one_after_them_never(
+    spark: SparkSession,
+) -> None:
+    rows = [
+        cand("first_name", {"v": "Ann"}, "crm_customers", "CRM-1", "2024-01"),
+        # newer but less trusted: never replaces the CRM's name
+        cand("first_name", {"v": "Anna"}, "demographics", "D-1", "2024-02"),
+        cand("gender", {"v": "F"}, "demographics", "D-1", "2024-01"),
+        cand("gender", {"v": "X"}, "demographics", "D-2", "2024-02", day=3),
+        # same month, no delivery time: the timed delivery is newer
+        ("CK1", "gender", json.dumps({"v": "M"}), "demographics", "D-3", TRUST["demographics"],
+         "2024-02", None),
+        cand("email", {"v": "late@x.org"}, "crm_customers", "CRM-9", "2024-04"),
+    ]
+    snapshots = golden_snapshots(
+        spark.createDataFrame(rows, CANDIDATE), months=["2024-01", "2024-03"]
+    )
+    by_month = {r.month: r for r in snapshots.collect()}
+    assert sorted(by_month) == ["2024-01", "2024-03"]
+    jan, mar = by_month["2024-01"], by_month["2024-03"]
+    assert (jan.first_name, jan.gender) == ("Ann", "F")
+    assert jan.data_sources == "crm_customers,demographics"
+    assert (mar.first_name, mar.gender) == ("Ann", "X")  # February's delivery, seen by March's end
+    assert mar.lineage["gender"] == "demographics:D-2"
+    assert mar.email is None and mar.crm_ids == "CRM-1"  # April's delivery is after every month

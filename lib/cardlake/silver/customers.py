@@ -358,23 +358,58 @@ def golden_snapshots(candidates_df: DataFrame, *, months: Sequence[str]) -> Data
     """The golden record of every customer as of each month's end (silver.customer_snapshots).
 
     A candidate counts from the month it was delivered; the rule of each attribute picks one.
+
+    The choice is made where it can change, not in every month: each customer's attribute
+    keeps its best candidate per month of delivery, a running minimum over those months gives
+    the winner from that month on, and only then is each winner spread over the months until
+    the next change. Joining every candidate to every later month instead grows with the
+    square of the months (1.35 million rows for 18 months of the default world).
     """
     spark = candidates_df.sparkSession
-    month_df = spark.createDataFrame([(m,) for m in months], "month string")
-    visible = candidates_df.join(month_df, on=F.col("seen_month") <= F.col("month"), how="inner")
+    n = len(months)
+    month_array = F.array(*[F.lit(m) for m in months])
+    # The first month (index into ``months``) whose end sees the candidate; n: none does.
+    visible = candidates_df.filter(F.col("seen_month").isNotNull()).withColumn(
+        "from_idx", F.size(F.filter(month_array, lambda m: m < F.col("seen_month")))
+    ).filter(F.col("from_idx") < n)
+
+    def spread(df: DataFrame, until: Column) -> DataFrame:
+        """One row per month from ``from_idx`` up to (not including) ``until``."""
+        index = F.explode(F.sequence(F.col("from_idx"), until - 1))
+        return df.withColumn("_idx", index).withColumn(
+            "month", month_array[F.col("_idx")]).drop("_idx")
+
     rule_df = spark.createDataFrame(
         [(r.attribute, s, r.order) for r in RULES for s in r.sources],
         "attribute string, source string, rule string",
     )
-    ranked = visible.join(rule_df, on=["attribute", "source"], how="inner")
-    order = Window.partitionBy("customer_key", "month", "attribute").orderBy(
-        F.when(F.col("rule") == "trust", F.col("trust")).otherwise(F.lit(0)),
-        F.desc("seen_month"),
-        F.desc("seen_at"),
-        F.asc("trust"),
-        F.asc("record_id"),
+    # The rule's order as one ascending key (min wins): the most trusted source first where
+    # the rule is trust, then the newest delivery month and time (unknown time last), then the
+    # more trusted source, then the record id (unknown first).
+    ordinal = (F.substring("seen_month", 1, 4).cast("int") * 12
+               + F.substring("seen_month", 6, 2).cast("int"))
+    key = F.struct(
+        F.coalesce(F.when(F.col("rule") == "trust", F.col("trust")).otherwise(F.lit(0)),
+                   F.lit(-(2**31))).alias("k_rule"),
+        (-ordinal).alias("k_month"),
+        F.coalesce(-F.unix_micros("seen_at"), F.lit(2**63 - 1)).alias("k_seen_at"),
+        F.coalesce(F.col("trust"), F.lit(-(2**31))).alias("k_trust"),
+        F.col("record_id").isNotNull().alias("k_has_record"),
+        F.col("record_id").alias("k_record"),
+        F.col("value"), F.col("source"), F.col("seen_at"),
     )
-    chosen = ranked.withColumn("_rank", F.row_number().over(order)).filter("_rank = 1")
+    ranked = visible.join(rule_df, on=["attribute", "source"], how="inner").withColumn("c", key)
+    per_delivery = ranked.groupBy("customer_key", "attribute", "from_idx").agg(
+        F.min("c").alias("c"))
+    by_attribute = Window.partitionBy("customer_key", "attribute").orderBy("from_idx")
+    chosen = spread(
+        per_delivery.withColumn(
+            "c", F.min("c").over(by_attribute.rowsBetween(Window.unboundedPreceding,
+                                                          Window.currentRow)))
+        .withColumn("_until", F.lead("from_idx", 1, n).over(by_attribute)),
+        F.col("_until"),
+    ).select("customer_key", "month", "attribute", "c.value", "c.source",
+             F.col("c.k_record").alias("record_id"), "c.seen_at")
     wide = chosen.groupBy("customer_key", "month").agg(
         F.map_from_entries(F.collect_list(F.struct("attribute", "value"))).alias("values"),
         F.map_from_entries(
@@ -382,17 +417,27 @@ def golden_snapshots(candidates_df: DataFrame, *, months: Sequence[str]) -> Data
         ).alias("lineage"),
         F.max("seen_at").alias("updated_at"),
     )
-    sources = visible.groupBy("customer_key", "month").agg(
-        F.array_join(F.array_sort(F.collect_set("source")), ",").alias("data_sources"),
-        F.array_join(
-            F.array_sort(
-                F.collect_set(F.when(F.col("source") == "crm_customers", F.col("record_id")))
-            ),
-            ",",
-        ).alias("crm_ids"),
-        F.min(
-            F.when(F.col("attribute") == "status", F.get_json_object("value", "$.join_date"))
-        ).alias("first_join"),
+    # What every visible candidate (ruled or not) adds from its month on: its source, a CRM
+    # record id, a join date; each item from the first month it is seen.
+    items = visible.select(
+        "customer_key", "from_idx",
+        F.array(
+            F.struct(F.lit("source").alias("kind"), F.col("source").alias("item")),
+            F.struct(F.lit("crm").alias("kind"),
+                     F.when(F.col("source") == "crm_customers", F.col("record_id")).alias("item")),
+            F.struct(F.lit("join").alias("kind"),
+                     F.when(F.col("attribute") == "status",
+                            F.get_json_object("value", "$.join_date")).alias("item")),
+        ).alias("_items"),
+    ).select("customer_key", "from_idx", F.inline("_items")).filter(F.col("item").isNotNull())
+    first_seen = items.groupBy("customer_key", "kind", "item").agg(
+        F.min("from_idx").alias("from_idx"))
+    sources = spread(first_seen, F.lit(n)).groupBy("customer_key", "month").agg(
+        F.array_join(F.array_sort(F.collect_set(
+            F.when(F.col("kind") == "source", F.col("item")))), ",").alias("data_sources"),
+        F.array_join(F.array_sort(F.collect_set(
+            F.when(F.col("kind") == "crm", F.col("item")))), ",").alias("crm_ids"),
+        F.min(F.when(F.col("kind") == "join", F.col("item"))).alias("first_join"),
     )
 
     def field(attribute: str, path: str = "v") -> Column:
