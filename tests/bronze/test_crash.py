@@ -124,3 +124,42 @@ def test_killed_between_table_and_manifest_commits_loses_no_late_file(
     assert not tables.exists(MANIFEST)
     _ingest(spark, tables, bronze_settings, _landing(landing, late=True))
     assert _state(tables) == uninterrupted
+
+
+@pytest.mark.slow
+def test_a_crash_after_a_clean_run_is_rolled_back_though_that_run_noted_its_versions(
+    spark, bronze_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    uninterrupted: dict[str, set[tuple]],
+) -> None:
+    tables = Tables(spark=spark, lake_root=str(tmp_path / "lake"),
+                    engine=DeltaRsEngine(spark=spark))
+    landing = _landing(tmp_path / "landing", late=False)
+    _ingest(spark, tables, bronze_settings, landing)
+    checked = {r["table"]: r["version"] for r in tables.read(I.CHECKED).collect()}
+    assert checked == {"bronze.merchants": tables.version("bronze.merchants"),
+                       "_quarantine.merchants": tables.version("_quarantine.merchants")}
+
+    scanned: list[str] = []
+    batches_of = I._batches_of
+
+    def spy(tables_: Tables, table: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        scanned.append(table)
+        return batches_of(tables_, table, *args, **kwargs)
+
+    monkeypatch.setattr(I, "_batches_of", spy)
+    _ingest(spark, tables, bronze_settings, landing)  # nothing new: the noted tables unscanned
+    assert "bronze.merchants" not in scanned and "_quarantine.merchants" not in scanned
+    assert INGEST_LOG in scanned  # a run of one source notes no _ops table's version
+
+    def die(at: str) -> None:
+        if at == "before_manifest":  # after the bronze table's commit
+            raise _Killed(at)
+
+    monkeypatch.setattr(I, "_step", die)
+    with pytest.raises(_Killed):
+        _ingest(spark, tables, bronze_settings, _landing(tmp_path / "landing", late=True))
+    monkeypatch.setattr(I, "_step", lambda at: None)
+    scanned.clear()
+    _ingest(spark, tables, bronze_settings, landing)
+    assert "bronze.merchants" in scanned  # written by the dead run: scanned again
+    assert _state(tables) == uninterrupted

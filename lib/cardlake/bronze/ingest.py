@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +89,9 @@ from cardlake.tables.base import SchemaMode
 log = logging.getLogger(__name__)
 
 MANIFEST, INGEST_LOG, DQ_RESULTS = "_ops.ingest_manifest", "_ops.ingest_log", "_ops.dq_results"
+# The version of each table bronze writes as of a run's manifest commit, after which every batch
+# in it was recorded: a table still at that version needs no scan for unrecorded batches.
+CHECKED = "_ops.bronze_checked"
 PARTITION = "ingest_month"
 STATUS_INGESTED, STATUS_SKIPPED = "ingested", "skipped_duplicate_file"
 STATUS_EMPTY, STATUS_FAILED = "empty", "failed"
@@ -200,10 +203,12 @@ class OpsRows:
 
 @dataclass(frozen=True)
 class Recorded:
-    """What the manifest says was processed: (path, sha256, status) per source, batch ids."""
+    """What the manifest says was processed: (path, sha256, status) per source, batch ids, and
+    the table versions whose batches were all recorded (:data:`CHECKED`)."""
 
     files: dict[str, list[tuple[str, str, str]]]
     batches: set[str]
+    checked: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def read(cls, tables: Tables) -> Recorded:
@@ -214,7 +219,20 @@ class Recorded:
                                                   "batch_id").collect():
                 files.setdefault(r["source"], []).append((r["path"], r["sha256"], r["status"]))
                 batches.add(r["batch_id"])
-        return cls(files, batches)
+        checked: dict[str, int] = {}
+        if tables.exists(CHECKED):
+            checked = {r["table"]: int(r["version"]) for r in tables.read(CHECKED).collect()}
+        return cls(files, batches, checked)
+
+
+def _record_checked(spark: SparkSession, tables: Tables, names: Sequence[str],
+                    before: Mapping[str, int]) -> None:
+    """Notes the current version of ``names`` (called right after a manifest commit)."""
+    now = {**before, **{n: tables.version(n) for n in names if tables.exists(n)}}
+    if now == dict(before):  # nothing was written since the last note
+        return
+    tables.overwrite(CHECKED, spark.createDataFrame(sorted(now.items()),
+                                                    "table string, version long"))
 
 
 def sha256_file(path: str) -> str:
@@ -487,15 +505,20 @@ def _batches_of(tables: Tables, table: str, column: str, where: Column | None = 
 
 
 def _roll_back_unrecorded(
-    tables: Tables, targets: Sequence[tuple[str, str, Column | None]], recorded: set[str],
+    tables: Tables, targets: Sequence[tuple[str, str, Column | None]], recorded: Recorded,
     who: str,
 ) -> None:
     """Deletes the rows of batches that reached a table but not the manifest (a crashed run).
 
-    ``targets`` are (table, batch id column, filter on the rows that belong to ``who``).
+    ``targets`` are (table, batch id column, filter on the rows that belong to ``who``). A
+    table still at the version a clean manifest commit left (``recorded.checked``) is not
+    scanned: nothing has reached it since every batch in it was recorded.
     """
     for table, column, where in targets:
-        orphans = sorted(_batches_of(tables, table, column, where) - recorded)
+        if table in recorded.checked and tables.exists(table) \
+                and tables.version(table) == recorded.checked[table]:
+            continue
+        orphans = sorted(_batches_of(tables, table, column, where) - recorded.batches)
         if orphans:
             log.warning("bronze %s: %s holds batch(es) %s with no manifest entry (a run died "
                         "before its commit point); deleting them to ingest their files again",
@@ -548,7 +571,7 @@ def ingest_source(
                               files=files, validator=validator, now=now, ops=ops,
                               recorded=recorded)
     recorded = Recorded.read(tables)
-    _roll_back_unrecorded(tables, _ops_targets([contract.name]), recorded.batches, contract.name)
+    _roll_back_unrecorded(tables, _ops_targets([contract.name]), recorded, contract.name)
     with _committed(OpsRows(), spark, tables) as own:
         return _ingest_source(spark, tables, contract, settings, token_key=token_key,
                               files=files, validator=validator, now=now, ops=own,
@@ -573,7 +596,7 @@ def _ingest_source(
     now: datetime | None, ops: OpsRows, recorded: Recorded,
 ) -> SourceReport:
     report = SourceReport(contract.name)
-    _roll_back_unrecorded(tables, _source_targets(contract), recorded.batches, contract.name)
+    _roll_back_unrecorded(tables, _source_targets(contract), recorded, contract.name)
     fresh, skipped = plan_files(files, recorded.files.get(contract.name, []))
     if not fresh and not skipped:
         return report
@@ -836,7 +859,7 @@ def run_bronze(
     reports = []
     dq_errors: list[DataQualityError] = []
     recorded = Recorded.read(tables)
-    _roll_back_unrecorded(tables, _ops_targets(wanted), recorded.batches, ", ".join(wanted))
+    _roll_back_unrecorded(tables, _ops_targets(wanted), recorded, ", ".join(wanted))
     try:
         with _committed(OpsRows(), spark, tables) as ops:
             for name in wanted:
@@ -849,6 +872,11 @@ def run_bronze(
                 except DataQualityError as exc:  # the other sources still run
                     log.error("bronze %s: %s", name, exc)
                     dq_errors.append(exc)
+        if not dq_errors:  # a failed expectation's results have no manifest row: scan again
+            checked = [t for name in wanted for t, _, _ in _source_targets(CONTRACTS[name])]
+            if len(wanted) == len(INGEST_ORDER):  # the _ops tables were scanned for all sources
+                checked += [INGEST_LOG, DQ_RESULTS]
+            _record_checked(spark, tables, checked, recorded.checked)
     finally:
         if any(r.batch_id for r in reports) or not reports:
             validator.build_docs()
