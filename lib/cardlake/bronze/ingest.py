@@ -875,7 +875,7 @@ def run_bronze(
         if not dq_errors:  # a failed expectation's results have no manifest row: scan again
             checked = [t for name in wanted for t, _, _ in _source_targets(CONTRACTS[name])]
             if len(wanted) == len(INGEST_ORDER):  # the _ops tables were scanned for all sources
-                checked += [INGEST_LOG, DQ_RESULTS]
+                checked += [t for t, _, _ in _ops_targets(wanted)]
             _record_checked(spark, tables, checked, recorded.checked)
     finally:
         if any(r.batch_id for r in reports) or not reports:

@@ -18,6 +18,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from cardlake.er import standardise as S
+from cardlake.months import month_index
 from cardlake.silver.activity import latest_delivery
 from cardlake.silver.schemas import CUSTOMER_SNAPSHOTS, CUSTOMERS
 
@@ -386,12 +387,10 @@ def golden_snapshots(candidates_df: DataFrame, *, months: Sequence[str]) -> Data
     # The rule's order as one ascending key (min wins): the most trusted source first where
     # the rule is trust, then the newest delivery month and time (unknown time last), then the
     # more trusted source, then the record id (unknown first).
-    ordinal = (F.substring("seen_month", 1, 4).cast("int") * 12
-               + F.substring("seen_month", 6, 2).cast("int"))
     key = F.struct(
         F.coalesce(F.when(F.col("rule") == "trust", F.col("trust")).otherwise(F.lit(0)),
                    F.lit(-(2**31))).alias("k_rule"),
-        (-ordinal).alias("k_month"),
+        (-month_index(F.col("seen_month"))).alias("k_month"),
         F.coalesce(-F.unix_micros("seen_at"), F.lit(2**63 - 1)).alias("k_seen_at"),
         F.coalesce(F.col("trust"), F.lit(-(2**31))).alias("k_trust"),
         F.col("record_id").isNotNull().alias("k_has_record"),
