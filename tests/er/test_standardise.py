@@ -117,3 +117,22 @@ def test_iso_country(spark: SparkSession) -> None:
         ("Atlantis", None),
         (None, None),
     ], S.iso_country)
+
+
+def test_person_records_name_the_formal_folded_given_name(spark: SparkSession) -> None:
+    # to_person_records makes the given name formal from its already normalised form: the
+    # title, accents and case go once, and the nickname is still looked up after them.
+    from cardlake.er import to_person_records
+
+    raw = spark.createDataFrame([
+        ("1", " Dr. Bób ", "Smith", None),
+        ("2", None, None, "ZOË Ann, Kate"),  # "Surname, Given": given "Kate"
+        ("3", "Mrs", "Jones", None),  # nothing left of the given name
+    ], "id string, given string, family string, full string")
+    out = to_person_records(raw, mapping={"record_id": "id", "given_name": "given",
+                                          "surname": "family", "full_name": "full"})
+    got = {r["record_id"]: (r["given_name"], r["surname"], r["name_concat"])
+           for r in out.collect()}
+    assert got == {"1": ("robert", "smith", "robert smith"),
+                   "2": ("katherine", "zoe ann", "katherine zoe ann"),
+                   "3": (None, "jones", None)}

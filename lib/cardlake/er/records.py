@@ -153,7 +153,7 @@ def to_person_records(
         S.normalised_postcode(role("national_id")).alias("national_id"),
         xref.alias("xref_keys"),
     ).where(F.col("record_id").isNotNull() & (F.col("record_id") != ""))
-    given = S.canonical_given_name(F.col("given_raw"))
+    given = S.formal_given_name(F.col("given_raw"))  # given_raw is normalised already
     return staged.select(
         F.concat(F.lit(f"{dataset}|"), F.col("record_id")).alias("uid"),
         "record_id",

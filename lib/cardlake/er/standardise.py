@@ -146,7 +146,16 @@ def canonical_given_name(col: Column) -> Column:
 
     Only the first token is looked up, so ``"bob james"`` becomes ``"robert james"``.
     """
-    name = normalised_name(col)
+    return formal_given_name(normalised_name(col))
+
+
+def formal_given_name(name: Column) -> Column:
+    """A :func:`normalised_name` value with a known nickname as its first token made formal.
+
+    For a column that already holds normalised names: normalising again would give the same
+    values, but costs a second pass through the folding UDF (a second Python evaluation per
+    row, and ``name`` is used three times below).
+    """
     first = F.split(name, " ").getItem(0)
     lookup = literal_map(_nickname_pairs())
     formal = F.coalesce(F.try_element_at(lookup, first), first)
