@@ -28,6 +28,7 @@ from cardlake.gold.config import GoldConfig
 from cardlake.gold.job import run as run_gold
 from cardlake.ml.job import run as run_ml
 from cardlake.ml.settings import MlSettings
+from cardlake.quality.expectations import one_context_per_run
 from cardlake.silver.job import run as run_silver
 from cardlake.synth import generate
 from cardlake.synth.params import SynthParams
@@ -162,18 +163,22 @@ def run_stages(
         on_stage: a context-manager factory wrapped around each stage (the console's line).
     """
     outcomes = []
-    for stage in stages:
-        started = time.perf_counter()
-        log.info("stage %s: %s", stage.name, stage.description)
-        kwargs = (options or {}).get(stage.name, {})
-        # The stage's line first (it keeps the real console), then what libraries print.
-        with on_stage(stage) if on_stage else nullcontext(), library_output_to_log():
-            result = stage.run(
-                lake.tables() if stage.needs_lake else None, lake.settings, month=month, **kwargs
-            )
-        seconds = time.perf_counter() - started
-        log.info("stage %s done in %.1fs", stage.name, seconds)
-        outcomes.append(StageOutcome(stage.name, seconds, result))
+    # One Great Expectations context for all the stages' checks; Data Docs rendered once, after
+    # the last stage.
+    with one_context_per_run(around_docs=library_output_to_log):
+        for stage in stages:
+            started = time.perf_counter()
+            log.info("stage %s: %s", stage.name, stage.description)
+            kwargs = (options or {}).get(stage.name, {})
+            # The stage's line first (it keeps the real console), then what libraries print.
+            with on_stage(stage) if on_stage else nullcontext(), library_output_to_log():
+                result = stage.run(
+                    lake.tables() if stage.needs_lake else None, lake.settings, month=month,
+                    **kwargs,
+                )
+            seconds = time.perf_counter() - started
+            log.info("stage %s done in %.1fs", stage.name, seconds)
+            outcomes.append(StageOutcome(stage.name, seconds, result))
     return outcomes
 
 

@@ -78,3 +78,27 @@ def test_nan_becomes_greatest_and_null_stays_null() -> None:
     out = nan_as_greatest(table)
     assert out.column("x").to_pylist() == [1.0, math.inf, None]
     assert out.column("s").to_pylist() == ["a", "b", None]
+
+
+def test_a_run_shares_one_context_and_renders_docs_once_at_its_end(spark, tmp_path: Path
+                                                                   ) -> None:
+    from cardlake.quality.expectations import one_context_per_run, validator
+
+    docs = tmp_path / "docs"
+    df = spark.createDataFrame([("a",)], "k string")
+    checks = [Check("ExpectColumnValuesToNotBeNull", {"column": "k"})]
+    with pytest.raises(RuntimeError, match="a stage failed"), one_context_per_run():
+        first = validator(data_docs_dir=str(docs))
+        first.validate(df, "run.bronze_suite", checks)
+        first.build_docs()  # a stage's own call waits for the run's end
+        assert not docs.exists()
+        second = validator(data_docs_dir=str(docs))
+        assert second is first  # one GE context for every stage of the run
+        assert validator(data_docs_dir=str(docs), pandas_max_rows=None) is not first
+        second.validate(df, "run.silver_suite", checks)
+        raise RuntimeError("a stage failed")
+    # Rendered once on the way out, the failed run included, with both stages' suites.
+    index = (docs / "index.html").read_text()
+    assert "run.bronze_suite" in index and "run.silver_suite" in index
+    # Outside a run each call is its own context again.
+    assert validator() is not validator()

@@ -83,6 +83,7 @@ from cardlake.governance.suppression import (
 )
 from cardlake.quality import Check, Validator
 from cardlake.quality.expectations import DEFAULT_PANDAS_MAX_ROWS
+from cardlake.quality.expectations import validator as shared_validator
 from cardlake.tables import Tables
 from cardlake.tables.base import SchemaMode
 
@@ -855,7 +856,7 @@ def run_bronze(
         DataQualityError: after the other sources, when a source's critical expectation failed.
     """
     wanted = [name for name in INGEST_ORDER if not sources or name in sources]
-    validator = Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
+    checker = shared_validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
     reports = []
     dq_errors: list[DataQualityError] = []
     recorded = Recorded.read(tables)
@@ -867,7 +868,7 @@ def run_bronze(
                 try:
                     reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
                                                  token_key=token_key, files=files,
-                                                 validator=validator, ops=ops,
+                                                 validator=checker, ops=ops,
                                                  recorded=recorded))
                 except DataQualityError as exc:  # the other sources still run
                     log.error("bronze %s: %s", name, exc)
@@ -879,7 +880,7 @@ def run_bronze(
             _record_checked(spark, tables, checked, recorded.checked)
     finally:
         if any(r.batch_id for r in reports) or not reports:
-            validator.build_docs()
+            checker.build_docs()
     failures = [f for r in reports for f in r.failed]
     if failures:
         raise FilesFailedError(failures)

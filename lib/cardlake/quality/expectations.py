@@ -6,16 +6,22 @@ ephemeral context: a frame of at most ``pandas_max_rows`` rows is collected thro
 checked by GE's pandas engine on the driver, a larger one by its Spark engine over the
 DataFrame itself. When ``data_docs_dir`` is given, the result is also rendered as Data Docs
 (static HTML) into that folder.
+
+A pipeline run opens :func:`one_context_per_run` around its stages: every :func:`validator`
+inside it shares one GE context (building one costs about 1.5 s) and Data Docs are rendered
+once when the run ends (4 s a time), rather than once per stage and check family.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import math
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -121,6 +127,7 @@ class Validator:
         self._gx = gx
         self.data_docs_dir = data_docs_dir
         self._pandas_max_rows = pandas_max_rows
+        self._docs_deferred = False  # set by one_context_per_run: docs when the run ends
         self._pandas_source: Any = None
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -224,7 +231,14 @@ class Validator:
         return nan_as_greatest(table).to_pandas()
 
     def build_docs(self) -> None:
-        """Renders every suite run so far into ``data_docs_dir`` (no-op without one)."""
+        """Renders every suite run so far into ``data_docs_dir`` (no-op without one).
+
+        Inside :func:`one_context_per_run` this waits for the run's end, which renders once.
+        """
+        if not self._docs_deferred:
+            self._render_docs()
+
+    def _render_docs(self) -> None:
         if not self.data_docs_dir:
             return
         # Pages of earlier runs are kept (KeepingSiteIndexBuilder); GE warns once per page that
@@ -238,6 +252,53 @@ class Validator:
             log.warning("Data Docs not built in %s: %s", self.data_docs_dir, exc)
         finally:
             site_log.setLevel(level)
+
+
+# The run's validators while one_context_per_run is open, by (docs folder, pandas row limit).
+_run_validators: dict[tuple[str | None, int | None], Validator] | None = None
+
+
+def validator(*, data_docs_dir: str | None = None,
+              pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS) -> Validator:
+    """The run's validator for these settings inside :func:`one_context_per_run`, else a new one."""
+    if _run_validators is None:
+        return Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
+    key = (data_docs_dir, pandas_max_rows)
+    if key not in _run_validators:
+        shared = Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
+        shared._docs_deferred = True
+        _run_validators[key] = shared
+    return _run_validators[key]
+
+
+@contextlib.contextmanager
+def one_context_per_run(
+    around_docs: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> Iterator[None]:
+    """Within: :func:`validator` shares one GE context; Data Docs render once, at the end.
+
+    Args:
+        around_docs: a context around the rendering (the harness sends library output to the
+            run's log file there, as during its stages).
+
+    The docs are rendered on the way out whatever happened, a failed stage included, as each
+    stage did before. Nested use keeps the outer run's validators.
+    """
+    global _run_validators
+    if _run_validators is not None:
+        yield
+        return
+    _run_validators = {}
+    try:
+        yield
+    finally:
+        shared, _run_validators = list(_run_validators.values()), None
+        started = time.perf_counter()
+        with around_docs():
+            for v in shared:
+                v._render_docs()
+        if any(v.data_docs_dir for v in shared):
+            log.info("Data Docs rendered in %.1fs", time.perf_counter() - started)
 
 
 def nan_as_greatest(table: pa.Table) -> pa.Table:

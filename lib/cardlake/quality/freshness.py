@@ -32,7 +32,7 @@ from cardlake.quality.expectations import (
     DEFAULT_PANDAS_MAX_ROWS,
     Check,
     ValidationOutcome,
-    Validator,
+    validator,
 )
 from cardlake.quality.layers import record
 
@@ -117,7 +117,7 @@ def run_freshness(tables: Tables, *, sources: Sequence[str], settings: Freshness
                             ).localCheckpoint(eager=True)
     rows: Mapping[str, DataFrame] = {
         s: frame.where(F.col("source") == s) for s in sources}
-    validator = Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
+    checker = validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
     outcomes = []
     try:
         for source, df in rows.items():
@@ -128,8 +128,8 @@ def run_freshness(tables: Tables, *, sources: Sequence[str], settings: Freshness
                        "notes": f"{settings.cadence(source)} source: age in "
                                 f"{'days' if settings.cadence(source) == 'daily' else 'months'}"}),
             ]
-            outcomes.append(validator.validate(df, f"{SUITE_PREFIX}.{source}", checks))
+            outcomes.append(checker.validate(df, f"{SUITE_PREFIX}.{source}", checks))
     finally:
-        validator.build_docs()
+        checker.build_docs()
         record(tables, outcomes, batch_prefix=SUITE_PREFIX)
     return outcomes

@@ -32,7 +32,7 @@ from cardlake.quality.expectations import (
     DEFAULT_PANDAS_MAX_ROWS,
     Check,
     ValidationOutcome,
-    Validator,
+    validator,
 )
 
 if TYPE_CHECKING:
@@ -524,7 +524,7 @@ def run_suites(tables: Tables, *, suites: Sequence[Suite] = SUITES,
     Returns:
         The outcomes; the caller decides whether a critical failure fails its job.
     """
-    validator = Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
+    checker = validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
     outcomes = []
     try:
         for suite in suites:
@@ -535,9 +535,9 @@ def run_suites(tables: Tables, *, suites: Sequence[Suite] = SUITES,
             df = with_rules(
                 with_foreign_keys(tables.read(suite.table), suite.foreign_keys, tables.read),
                 suite.rules)
-            outcomes.append(validator.validate(df, suite.table, suite.expectations()))
+            outcomes.append(checker.validate(df, suite.table, suite.expectations()))
     finally:
-        validator.build_docs()
+        checker.build_docs()
         record(tables, outcomes, batch_prefix="layers")
     return outcomes
 
