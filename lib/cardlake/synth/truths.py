@@ -14,7 +14,6 @@ Evaluation combines the monthly figures over its own horizon (``cardlake.ml.eval
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from cardlake.synth import vocab as V
 from cardlake.synth.output import TruthSink
@@ -30,6 +29,10 @@ MAX_TX = 400  # Poisson tail beyond this many transactions in a month is negligi
 
 def _failed_share_probability(lam: np.ndarray) -> np.ndarray:
     """P(at least one transaction and failed/total >= FAILED_SHARE), N ~ Poisson(lam)."""
+    # Imported here: scipy.stats takes 2 s to import, and every cardlake command imports this
+    # package for its settings.
+    from scipy import stats
+
     n = np.arange(1, MAX_TX + 1)
     need = np.ceil(FAILED_SHARE * n - 1e-9).astype(int)
     tail = stats.binom.sf(need - 1, n, FAILED_P)  # P(failed >= need | N = n)
