@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
+from cardlake.months import month_end, month_index
 from cardlake.quality.expectations import (
     DEFAULT_PANDAS_MAX_ROWS,
     Check,
@@ -71,21 +72,20 @@ def freshness_frame(manifest_df: DataFrame, *, sources: Sequence[str],
     spark = manifest_df.sparkSession
     wanted = spark.createDataFrame(
         [(s, settings.cadence(s)) for s in sources], "source string, cadence string")
-    month_end = F.last_day(F.to_date(F.concat(F.col("month"), F.lit("-01"))))
+    month_last_day = month_end(F.col("month"))
     named_day = F.to_date(F.nullif(F.regexp_extract("path", _DAY_IN_NAME, 1), F.lit("")))
     delivered = (
         manifest_df.where((F.col("status") == "ingested") & (F.col("rows_accepted") > 0))
         .join(wanted, on="source", how="inner")
         .withColumn("data_date", F.when(F.col("cadence") == "daily",
-                                        F.coalesce(named_day, month_end)).otherwise(month_end))
+                                        F.coalesce(named_day, month_last_day))
+                    .otherwise(month_last_day))
         .groupBy("source")
         .agg(F.max("month").alias("newest_month"), F.max("data_date").alias("newest_date"))
     )
     reference = delivered.agg(F.max("newest_date").alias("reference_date"))
     due_month = F.date_format(F.add_months(F.date_add("reference_date", 1), -1), "yyyy-MM")
-
-    def month_index(col: str) -> F.Column:
-        return F.substring(col, 1, 4).cast("int") * 12 + F.substring(col, 6, 2).cast("int")
+    months_behind = month_index(F.col("due_month")) - month_index(F.col("newest_month"))
 
     return (
         wanted.join(delivered, on="source", how="left")
@@ -93,7 +93,7 @@ def freshness_frame(manifest_df: DataFrame, *, sources: Sequence[str],
         .withColumn("due_month", due_month)
         .withColumn("age", F.when(F.col("newest_date").isNull(), F.lit(None)).when(
             F.col("cadence") == "daily", F.datediff("reference_date", "newest_date")
-        ).otherwise(F.greatest(F.lit(0), month_index("due_month") - month_index("newest_month"))))
+        ).otherwise(F.greatest(F.lit(0), months_behind)))
         .select("source", "cadence", "newest_month", "newest_date", "reference_date",
                 "due_month", F.col("age").cast("int").alias("age"))
     )
