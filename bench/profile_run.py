@@ -1,7 +1,14 @@
 """Where a pipeline run's time goes: Spark's own event log, summed per stage and call site.
 
     python bench/profile_run.py [--env local] [--lake-root DIR] [--only bronze,silver] [--top 8]
+        [-- any other `cardlake run` options]
     python bench/profile_run.py --event-log DIR_OR_FILE --run-log FILE     # an earlier run
+
+The test suite's built lake (``tests/lake_fixture.py``), profiled in one command:
+
+    python bench/profile_run.py --env test --lake-root /tmp/built/lake -- \
+        --landing-root /tmp/built/landing --truth-root /tmp/built/truth \
+        --set synth.seed=5 --set synth.n_customers=300 --set quality.stage_checks=true
 
 Runs ``cardlake run`` with Spark's event log on (uncompressed), through a copy of ``conf/`` in a
 temporary folder (``CARDLAKE_CONF_DIR``), so the project's settings stay untouched; the lake
@@ -116,8 +123,12 @@ def summarise(event_log: Path, run_log: Path, top: int) -> str:
     return "\n".join(out + details)
 
 
-def run_profiled(env: str, lake_root: Path, only: str | None) -> tuple[Path, Path]:
-    """Runs the pipeline with the event log on; returns (event log folder, run log)."""
+def run_profiled(env: str, lake_root: Path, only: str | None,
+                 extra: list[str] | None = None) -> tuple[Path, Path]:
+    """Runs the pipeline with the event log on; returns (event log folder, run log).
+
+    ``extra``: more ``cardlake run`` options, passed as given (``--set``, ``--landing-root``).
+    """
     events = lake_root / "_ops" / "eventlog"
     events.mkdir(parents=True, exist_ok=True)
     conf_dir = Path(tempfile.mkdtemp(prefix="cardlake-profile-conf-"))
@@ -130,7 +141,8 @@ def run_profiled(env: str, lake_root: Path, only: str | None) -> tuple[Path, Pat
     })
     env_file.write_text(yaml.safe_dump(overlay, sort_keys=False))
     command = [sys.executable, "-m", "cardlake.cli", "run", "--env", env,
-               "--lake-root", str(lake_root), *(["--only", only] if only else [])]
+               "--lake-root", str(lake_root), *(["--only", only] if only else []),
+               *(extra or [])]
     print("running:", " ".join(command), flush=True)
     done = subprocess.run(command, cwd=ROOT, check=False,
                           env={**os.environ, "CARDLAKE_CONF_DIR": str(conf_dir)})
@@ -152,14 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=8, help="call sites shown per stage")
     parser.add_argument("--event-log", type=Path, help="summarise this event log instead")
     parser.add_argument("--run-log", type=Path, help="the run log of --event-log's run")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     if args.event_log:
         if not args.run_log:
             parser.error("--event-log needs --run-log (the stage lines come from it)")
         event_log, run_log = args.event_log, args.run_log
     else:
         lake = args.lake_root or Path(tempfile.mkdtemp(prefix="cardlake-profile-")) / "lake"
-        event_log, run_log = run_profiled(args.env, lake, args.only)
+        event_log, run_log = run_profiled(args.env, lake, args.only, extra)
     print(summarise(event_log, run_log, args.top))
     return 0
 

@@ -52,3 +52,22 @@ def test_job_time_and_busy_cores_are_summed_per_stage_and_call_site(tmp_path: Pa
     assert "4.0s 2 jobs cardlake/bronze/ingest.py:674" in words
     assert words.index("silver: the call sites with the most job time") + 1 == words.index(
         "8.0s 1 jobs save")
+
+
+def test_options_after_a_double_dash_go_to_cardlake_run(tmp_path: Path, monkeypatch) -> None:
+    import bench.profile_run as profile_run
+
+    seen: dict = {}
+
+    def fake_run(env: str, lake: Path, only: str | None, extra: list[str] | None = None):
+        seen.update(env=env, lake=lake, only=only, extra=extra)
+        return tmp_path / "events", tmp_path / "run.log"
+
+    monkeypatch.setattr(profile_run, "run_profiled", fake_run)
+    monkeypatch.setattr(profile_run, "summarise", lambda *a: "")
+    assert profile_run.main(["--env", "test", "--lake-root", str(tmp_path / "lake"), "--",
+                             "--set", "synth.n_customers=300", "--truth-root", "/t"]) == 0
+    assert seen == {"env": "test", "lake": tmp_path / "lake", "only": None,
+                    "extra": ["--set", "synth.n_customers=300", "--truth-root", "/t"]}
+    profile_run.main(["--only", "bronze", "--lake-root", str(tmp_path / "lake")])  # no "--"
+    assert seen["only"] == "bronze" and seen["extra"] == []
