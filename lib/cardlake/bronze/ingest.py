@@ -617,7 +617,7 @@ def _ingest_source(
     if fresh:
         _ingest_rows(spark, tables, contract, settings, token_key=token_key, files=fresh,
                      batch_id=batch_id, now=now, report=report, manifest_rows=manifest_rows,
-                     validator=validator or Validator(), ops=ops)
+                     validator=validator or shared_validator(), ops=ops)
     ops.manifest.extend(manifest_rows)
     for path, reason in report.failed:
         log.error("bronze %s: file %s failed: %s", contract.name, path, reason)

@@ -120,14 +120,15 @@ class Validator:
     """
 
     def __init__(self, *, data_docs_dir: str | None = None,
-                 pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS) -> None:
+                 pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS,
+                 defer_docs: bool = False) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self._gx = gx
         self.data_docs_dir = data_docs_dir
         self._pandas_max_rows = pandas_max_rows
-        self._docs_deferred = False  # set by one_context_per_run: docs when the run ends
+        self._docs_deferred = defer_docs  # one_context_per_run's: docs when the run ends
         self._pandas_source: Any = None
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -265,9 +266,8 @@ def validator(*, data_docs_dir: str | None = None,
         return Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
     key = (data_docs_dir, pandas_max_rows)
     if key not in _run_validators:
-        shared = Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
-        shared._docs_deferred = True
-        _run_validators[key] = shared
+        _run_validators[key] = Validator(data_docs_dir=data_docs_dir,
+                                         pandas_max_rows=pandas_max_rows, defer_docs=True)
     return _run_validators[key]
 
 
@@ -356,7 +356,7 @@ def validate(
     Returns:
         The outcome; the caller stores :meth:`ValidationOutcome.rows` and decides what fails.
     """
-    validator = Validator(data_docs_dir=data_docs_dir)
-    outcome = validator.validate(df, suite_name, expectations)
-    validator.build_docs()
+    checker = validator(data_docs_dir=data_docs_dir)  # the run's, inside one_context_per_run
+    outcome = checker.validate(df, suite_name, expectations)
+    checker.build_docs()
     return outcome
