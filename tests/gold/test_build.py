@@ -21,6 +21,7 @@ from cardlake.gold.config import (
 from cardlake.gold.dims import OPEN_END, UNKNOWN_SK
 from cardlake.gold.facts import foreign_key_violations
 from cardlake.gold.job import DIMENSIONS, MONTHLY_TABLES, build_gold
+from cardlake.gold.kpis import kpi_monthly
 from cardlake.silver.schemas import PARTITIONED_BY_MONTH
 from cardlake.tables import Tables
 from cardlake.tables.catalog import SQL_LAYERS
@@ -108,23 +109,56 @@ def test_kpi_monthly_hand_computed(spark: SparkSession, lakes: tuple[Tables, Tab
     actual = incremental.read("gold.kpi_monthly")
     cols = ["month", "tx_count", "tx_value_usd", "completed_count", "completed_value_usd",
             "success_rate", "fee_revenue_usd", "fx_margin_usd", "revenue_usd", "customers",
-            "active_customers", "new_customers", "notifications_sent", "notifications_failed",
-            "fraud_reported_count", "fraud_rate"]
+            "active_customers", "active_cards", "new_customers", "notifications_sent",
+            "notifications_failed", "fraud_reported_count", "fraud_rate"]
     # alert counts depend on the fraud model: gold.kpi_model_monthly, built after the models
     assert "fraud_alert_count" not in actual.columns
     # Margin: completed and in another currency than home (USD payments of GB/DE customers, FX).
     jan_margin = (100 + 50 + 5) * 0.005
+    # Active cards: January's T1, T2 and T7 are completed on CARD00000001 (one card); February's
+    # completed T5 is on a card missing from dim_card; March's T4 is a wallet payment.
     expected = spark.createDataFrame(
         [
-            ("2024-01", 4, 175.0, 3, 155.0, 0.75, 2.5, jan_margin, 2.5 + jan_margin, 2, 1, 0,
+            ("2024-01", 4, 175.0, 3, 155.0, 0.75, 2.5, jan_margin, 2.5 + jan_margin, 2, 1, 1, 0,
              10, 2, 1, 0.25),
-            ("2024-02", 2, 40.0, 1, 30.0, 0.5, 0.0, 0.15, 0.15, 2, 1, 1, 4, 0, 0, 0.0),
-            ("2024-03", 1, 200.0, 1, 200.0, 1.0, 0.5, 1.0, 1.5, 2, 1, 0, 0, 0, 0, 0.0),
+            ("2024-02", 2, 40.0, 1, 30.0, 0.5, 0.0, 0.15, 0.15, 2, 1, 0, 1, 4, 0, 0, 0.0),
+            ("2024-03", 1, 200.0, 1, 200.0, 1.0, 0.5, 1.0, 1.5, 2, 1, 0, 0, 0, 0, 0, 0.0),
         ],
         actual.select(cols).schema,
     )
     assert_approx_df_equality(actual.select(cols), expected, 1e-9, ignore_row_order=True,
                               ignore_nullable=True)
+
+
+def test_active_cards_are_distinct_known_cards_with_a_completed_transaction(
+    spark: SparkSession,
+):
+    facts = spark.createDataFrame(
+        [
+            ("2024-01", 11, "completed"),
+            ("2024-01", 11, "completed"),  # the same card twice: one active card
+            ("2024-01", 12, "failed"),
+            ("2024-01", 12, None),
+            ("2024-01", UNKNOWN_SK, "completed"),  # a wallet, or a card dim_card lacks
+            ("2024-02", 11, "completed"),
+            ("2024-02", 14, "completed"),
+            ("2024-02", 14, "pending"),
+            ("2024-03", 15, "declined"),
+        ],
+        "month string, card_sk long, state string",
+    ).select("*", F.lit(1.0).alias("amount_usd"), F.lit(0.0).alias("fee_usd"),
+             F.lit(0.0).alias("fx_margin_usd"), F.lit(False).alias("is_fraud_reported"))
+    features = spark.createDataFrame(
+        [(m, True, 3, 1, 0) for m in ("2024-01", "2024-02", "2024-03", "2024-04")],
+        "month string, is_active boolean, tenure_months int, notifications_sent long, "
+        "notifications_failed long",
+    )
+    actual = kpi_monthly(facts, features_df=features).select("month", "active_cards")
+    expected = spark.createDataFrame(
+        [("2024-01", 1), ("2024-02", 2), ("2024-03", 0), ("2024-04", 0)],
+        "month string, active_cards long",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_fact_keys_resolve_or_point_at_unknown(spark: SparkSession, lakes: tuple[Tables, Tables]):

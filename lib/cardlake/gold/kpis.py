@@ -1,10 +1,11 @@
 """Monthly KPIs from gold facts and features: ``kpi_monthly`` and its breakdowns.
 
 - ``kpi_monthly``: volume and value, success rate, revenue (fees and FX margin), customers on the
-  books, active (a completed transaction) and new (joined in the month), notifications, reported
-  fraud and its rate. KPIs that depend on model outputs (fraud alerts, risk tiers) are not
-  here: gold runs before the models, so they are ``gold.kpi_model_monthly``, built by the
-  analysts' stage after the models (``cardlake.analytics.model_kpis``);
+  books, active (a completed transaction) and new (joined in the month), active cards (a
+  completed transaction on a card of ``dim_card``), notifications, reported fraud and its rate.
+  KPIs that depend on model outputs (fraud alerts, risk tiers) are not here: gold runs before
+  the models, so they are ``gold.kpi_model_monthly``, built by the analysts' stage after the
+  models (``cardlake.analytics.model_kpis``);
 - ``kpi_state_monthly``: count, USD value and share of count by transaction state;
 - ``kpi_country_monthly``: customers, active, new, transactions and spend by customer country;
 - ``kpi_plan_monthly``: customers by plan type and their share (the plan mix).
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from cardlake.gold.dims import UNKNOWN_SK
 
 
 def _share(part: str, whole: str) -> F.Column:
@@ -37,6 +40,9 @@ def kpi_monthly(
         F.coalesce(F.sum("fee_usd"), F.lit(0.0)).alias("fee_revenue_usd"),
         F.coalesce(F.sum("fx_margin_usd"), F.lit(0.0)).alias("fx_margin_usd"),
         F.count(F.when(F.col("is_fraud_reported"), 1)).alias("fraud_reported_count"),
+        # wallets and cards missing from dim_card share the unknown key: not one card, so left out
+        F.count_distinct(F.when(completed & (F.col("card_sk") != UNKNOWN_SK), F.col("card_sk")))
+        .alias("active_cards"),
     )
     customers = features_df.groupBy("month").agg(
         F.count(F.lit(1)).alias("customers"),
@@ -64,6 +70,7 @@ def kpi_monthly(
         (zero("fee_revenue_usd", "double") + zero("fx_margin_usd", "double")).alias("revenue_usd"),
         zero("customers").alias("customers"),
         zero("active_customers").alias("active_customers"),
+        zero("active_cards").alias("active_cards"),
         zero("new_customers").alias("new_customers"),
         zero("notifications_sent").alias("notifications_sent"),
         zero("notifications_failed").alias("notifications_failed"),
