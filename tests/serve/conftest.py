@@ -38,8 +38,9 @@ def kpi_row(i: int, month: str) -> dict[str, object]:
         "completed_count": completed, "completed_value_usd": 45_000.0 + 900 * i,
         "success_rate": completed / tx, "fee_revenue_usd": 500.0 + 10 * i,
         "fx_margin_usd": 100.0 + i, "revenue_usd": 600.0 + 11 * i, "customers": 200 + i,
-        "active_customers": 150 + i, "new_customers": 5, "notifications_sent": 400 + i,
-        "notifications_failed": 20, "notification_fail_rate": 20 / (400 + i),
+        "active_customers": 150 + i, "active_cards": 240 + i, "new_customers": 5,
+        "notifications_sent": 400 + i, "notifications_failed": 20,
+        "notification_fail_rate": 20 / (400 + i),
         "fraud_reported_count": 3, "fraud_rate": 3 / tx, "fraud_alert_count": None,
     }
 

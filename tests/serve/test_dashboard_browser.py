@@ -83,6 +83,7 @@ def test_portfolio_numbers_are_the_lakes(page: Any, board: Any, board_lake: Path
     assert number(page.inner_text("#kpi-success_rate")) == pytest.approx(
         100 * row["success_rate"], abs=0.005)
     assert number(page.inner_text("#kpi-active_customers")) == row["active_customers"]
+    assert number(page.inner_text("#kpi-active_cards")) == 252  # 240 + 12 in 2025-01
     # the month picker redraws the cards for another month
     page.click("#month-picker")
     page.get_by_text("2024-06", exact=True).click()
