@@ -1,32 +1,59 @@
-"""Time to first render of each dashboard page, in Debian's Chromium, on a built lake.
+"""Time to first render of each dashboard page, in Debian's Chromium: cold, and warm for contrast.
 
-Starts the dashboard as ``make dashboard`` does (its own process on a free loopback port), then
-for each page: a fresh browser context (empty cache) navigates to it and the clock stops when
-the page's title and its charts or tables are drawn and the network is idle. Each page is
-measured ``--runs`` times; the first run of the whole session also pays the app's JS bundle.
+The dashboard caches drawn pages and query results by table version, so a page drawn once is
+not drawn again until a table changes. For each page and run the bench therefore starts the
+dashboard afresh as ``make dashboard`` does (its own process on a free loopback port: nothing
+cached, which needs no cache-clearing hook in the app) and opens the page in a new browser
+context (empty cache, the app's JS bundle fetched): that is the **cold** figure, the first
+render a user waits for, and the one graded against the goal. It includes what a fresh process
+pays once on its first page (Plotly's first figure, about 0.25 s). The same page opened again
+in the same context is the **warm** figure (the server's page cache and the browser's cache
+hit). The clock stops when the page's title and its charts or tables are drawn and the network
+is idle.
+
+The goal is a cold render within 1.5 s on the default lake (``make run``'s ``lake/``), and
+within 4 s at 10M transactions: ``--synthetic N`` first writes a lake of N transactions into a
+temporary folder and times the pages on it. The tables the pages read are written with
+delta-rs with the schema (column descriptions included), partitioning and table properties of
+the same table in ``--lake-root`` (the template), and scaled: those that grow with transactions
+(``gold.fact_transactions``, ``gold.fraud_alerts``, quarantine) to N transactions over 12
+months, those that grow with customers to N / (12 x 8) customers (the shape of bench_gold.py's
+data), per-month tables stay per month, and each keeps the months it covers in the template
+(all, or the latest only). Rows are drawn (seeded) from the template's own rows; customer keys
+and months are rewritten so the pages' joins match, identifiers unique in the template stay
+unique, and doubles are jittered so that they compress no better than real ones. Tables no page
+reads are copied as they are (the quality page only opens them for their version).
 
 With ``--compare-spark`` it also times the portfolio page's queries through Spark (the table
 layer's reads) against DuckDB over the delta-rs snapshot, the path the dashboard takes.
 
     python bench/bench_dashboard.py --lake-root lake [--runs 3] [--compare-spark]
+    python bench/bench_dashboard.py --lake-root lake --synthetic 10000000 [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("/", "/segments", "/risk", "/customer", "/live", "/experiment", "/quality")
-GOAL_S = 1.5
+GOAL_S = 1.5  # cold, on the default lake
+GOAL_SYNTHETIC_S = 4.0  # cold, at 10M transactions
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -36,6 +63,33 @@ DRAWN = """() => {
   if (document.querySelector('._dash-loading, .dash-spinner')) return false;
   return [...document.querySelectorAll('.js-plotly-plot')].every(g => g.querySelector('.main-svg'));
 }"""
+START_DEADLINE_S = 120
+
+# --- the synthetic lake --------------------------------------------------------------------
+
+LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
+# What each table a page reads grows with. Quarantine tables grow with transactions; any other
+# table is copied from the template unchanged.
+GROWS_WITH = {
+    "gold.fact_transactions": "transaction",
+    "gold.fraud_alerts": "transaction",
+    "gold.customer_monthly_features": "customer",
+    "gold.customer_segments": "customer",
+    "gold.engagement_scores": "customer",
+    "gold.customer_risk": "customer",
+    "gold.experiment_assignment": "customer",
+    "gold.fact_interactions": "customer",
+    "silver.customers": "customer",
+    "gold.kpi_monthly": "month",
+    "gold.kpi_country_monthly": "month",
+    "gold.kpi_plan_monthly": "month",
+    "silver.er_metrics": "month",
+}
+MONTH_COLUMNS = ("month", "ingest_month")
+SAMPLE_ROWS = 200_000  # template rows to draw from, per table
+MIN_UNIQUE_ROWS = 100
+BATCH_ROWS = 500_000
+JITTER = 1e-3  # doubles scaled by a factor in (1 - JITTER, 1]
 
 
 def free_port() -> int:
@@ -44,52 +98,188 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(lake_root: str, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "jobs" / "dashboard.py"), "--lake-root", lake_root,
-         "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    deadline = time.monotonic() + 120
+def grows_with(name: str) -> str | None:
+    return "transaction" if name.startswith("_quarantine.") else GROWS_WITH.get(name)
+
+
+def template_tables(lake_root: Path) -> dict[str, Path]:
+    """``layer.table`` to its folder, for every Delta table of the lake."""
+    return {f"{layer}.{d.name}": d for layer in LAYERS if (lake_root / layer).is_dir()
+            for d in sorted((lake_root / layer).iterdir()) if (d / "_delta_log").is_dir()}
+
+
+def _month_column(names: list[str]) -> str | None:
+    return next((c for c in MONTH_COLUMNS if c in names), None)
+
+
+def _distinct_months(dataset: Any, column: str | None) -> int:
+    if column is None:  # a table without months (silver.customers): one block of rows
+        return 1
+    import pyarrow.compute as pc
+
+    return max(1, len(pc.unique(dataset.to_table(columns=[column])[column])))
+
+
+def _sample(dataset: Any, rng: Any) -> Any:
+    """At most SAMPLE_ROWS of the template's rows, drawn without replacement."""
+    count = dataset.count_rows()
+    if count <= SAMPLE_ROWS:
+        return dataset.to_table()
+    return dataset.take(sorted(rng.choice(count, SAMPLE_ROWS, replace=False)))
+
+
+def _is_unique(column: Any) -> bool:
+    """An identifier (``transaction_id``, ``email``): text, and unique over enough rows that it
+    is not by chance (a KPI's few months)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = column.drop_null()
+    return (pa.types.is_string(column.type) and len(values) >= MIN_UNIQUE_ROWS
+            and pc.count_distinct(values).as_py() == len(values))
+
+
+def _batches(sample: Any, *, rows_per_month: int, months: list[str], customers: int,
+             rng: Any) -> Iterator[Any]:
+    """Month after month, ``rows_per_month`` rows drawn from ``sample``; row j of a month is
+    customer j mod ``customers`` (distinct customers while a month holds fewer rows)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = sample.column_names
+    month_col = _month_column(names)
+    unique = {c for c in names if c not in ("customer_key", month_col) and _is_unique(sample[c])}
+    for m, month in enumerate(months):
+        for start in range(0, rows_per_month, BATCH_ROWS):
+            n = min(BATCH_ROWS, rows_per_month - start)
+            drawn = sample.take(pa.array(rng.integers(0, sample.num_rows, n)))
+            row = np.arange(m * rows_per_month + start, m * rows_per_month + start + n)
+            columns = []
+            for name in names:
+                col = drawn[name].combine_chunks()
+                if name == "customer_key":
+                    col = pc.utf8_lpad(pc.cast(pa.array((row - m * rows_per_month) % customers),
+                                               pa.string()), 10, "0")
+                    col = pc.binary_join_element_wise("CK", col, "")
+                elif name == month_col:
+                    col = pa.repeat(pa.scalar(month, col.type), n)
+                elif name in unique:
+                    col = pc.binary_join_element_wise(col, pc.cast(pa.array(row), pa.string()), "-")
+                elif pa.types.is_float64(col.type):
+                    col = pc.multiply(col, pa.array(1 - JITTER * rng.random(n)))
+                columns.append(col)
+            yield pa.RecordBatch.from_arrays(columns, schema=sample.schema)
+
+
+def build_synthetic_lake(template: Path, out: Path, transactions: int) -> dict[str, int]:
+    """Writes the lake described in the module docstring; returns its sizes."""
+    import numpy as np
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from bench_gold import N_MONTHS, SEED, START, TX_PER_CUSTOMER_MONTH  # bench/, beside this
+    from cardlake.months import shift
+
+    tables = template_tables(template)
+    missing = [n for n in ("gold.fact_transactions", "gold.kpi_monthly", "silver.customers")
+               if n not in tables]
+    if missing:
+        raise SystemExit(f"template lake {template} lacks {', '.join(missing)}: build it first")
+    months = [shift(START, k) for k in range(N_MONTHS)]
+    customers = max(1, transactions // (N_MONTHS * TX_PER_CUSTOMER_MONTH))
+    # per month, what a unit of growth is in the template and here
+    template_months = DeltaTable(str(tables["gold.kpi_monthly"])).to_pyarrow_dataset().count_rows()
+    per_month = {
+        "transaction": (DeltaTable(str(tables["gold.fact_transactions"])).to_pyarrow_dataset()
+                        .count_rows() / template_months, transactions / N_MONTHS),
+        "customer": (DeltaTable(str(tables["silver.customers"])).to_pyarrow_dataset()
+                     .count_rows(), customers),
+        "month": (1, 1),
+    }
+    for name, folder in tables.items():
+        target = out / name.split(".")[0] / name.split(".")[1]
+        unit = grows_with(name)
+        if unit is None:
+            shutil.copytree(folder, target)
+            continue
+        table = DeltaTable(str(folder))
+        dataset = table.to_pyarrow_dataset()
+        rng = np.random.default_rng([SEED, zlib.crc32(name.encode())])
+        sample = _sample(dataset, rng)
+        # the months the template's table covers (all, or the latest only), the latest here
+        covered = _distinct_months(dataset, _month_column(sample.column_names))
+        then, now = per_month[unit]
+        rows_per_month = round(dataset.count_rows() / covered * now / then)
+        covered = min(covered, N_MONTHS)
+        metadata = table.metadata()
+        reader = pa.RecordBatchReader.from_batches(sample.schema, _batches(
+            sample, rows_per_month=rows_per_month, months=months[-covered:],
+            customers=customers, rng=rng))
+        write_deltalake(str(target), reader, partition_by=metadata.partition_columns or None,
+                        configuration=metadata.configuration or None)
+    return {"transactions": transactions, "customers": customers, "months": N_MONTHS}
+
+
+# --- timing --------------------------------------------------------------------------------
+
+
+def start(lake_root: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``jobs/dashboard.py`` on a free loopback port, once its health endpoint answers."""
+    port = free_port()
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "jobs" / "dashboard.py"), "--lake-root", lake_root,
+             "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"dashboard exited with {proc.returncode}")
+            raise SystemExit(f"dashboard exited with {proc.returncode}; log: {log_path}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return proc
+                return proc, f"http://127.0.0.1:{port}"
         except OSError:
             time.sleep(0.2)
+    stop(proc)
+    raise SystemExit(f"dashboard not ready in {START_DEADLINE_S} s; log: {log_path}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
-    raise SystemExit("dashboard not ready in 120 s")
+    proc.wait(timeout=30)
 
 
-def _visit(page: object, url: str) -> float:
+def _visit(page: Any, url: str) -> float:
     started = time.perf_counter()
-    page.goto(url)  # type: ignore[attr-defined]
-    page.wait_for_function(DRAWN, timeout=60_000, polling=20)  # type: ignore[attr-defined]
-    page.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
+    page.goto(url)
+    page.wait_for_function(DRAWN, timeout=60_000, polling=20)
+    page.wait_for_load_state("networkidle")
     return time.perf_counter() - started
 
 
-def time_pages(url: str, key: str | None, runs: int) -> dict[str, dict[str, list[float]]]:
-    """Per page: ``cold`` (a new browser context: empty cache, the app's JS bundle fetched) and
-    ``warm`` (a context that has opened the app before, as a user moving between pages)."""
+def time_pages(lake_root: str, key: str | None, runs: int, log_path: Path
+               ) -> dict[str, dict[str, list[float]]]:
+    """Per page: ``cold`` (a fresh dashboard process and browser context) and ``warm`` (the same
+    page again, in the same context on the same process: both caches hit)."""
     from playwright.sync_api import sync_playwright
 
     out: dict[str, dict[str, list[float]]] = {p: {"cold": [], "warm": []} for p in PAGES}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            warm = browser.new_context(viewport={"width": 1400, "height": 1000})
-            warm_page = warm.new_page()
-            _visit(warm_page, url + "/")  # primes the cache with the app's bundle
             for _ in range(runs):
                 for path in PAGES:
-                    target = url + (f"{path}?key={key}" if path == "/customer" and key else path)
+                    target = f"{path}?key={key}" if path == "/customer" and key else path
+                    proc, url = start(lake_root, log_path)
                     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-                    out[path]["cold"].append(_visit(context.new_page(), target))
-                    context.close()
-                    out[path]["warm"].append(_visit(warm_page, target))
-            warm.close()
+                    try:
+                        page = context.new_page()
+                        out[path]["cold"].append(_visit(page, url + target))
+                        out[path]["warm"].append(_visit(page, url + target))
+                    finally:
+                        context.close()
+                        stop(proc)
         finally:
             browser.close()
     return out
@@ -136,37 +326,55 @@ def compare_spark(lake_root: str) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lake-root", default=str(ROOT / "lake"))
+    parser.add_argument("--lake-root", default=str(ROOT / "lake"),
+                        help="the lake to time, or with --synthetic the template (default lake/)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--customer-key", help="customer for the 360 page (default: the first)")
+    parser.add_argument("--synthetic", type=int, metavar="N",
+                        help=f"time a synthetic lake of N transactions (goal {GOAL_SYNTHETIC_S} s)")
+    parser.add_argument("--keep", action="store_true", help="keep the synthetic lake")
     parser.add_argument("--compare-spark", action="store_true")
     args = parser.parse_args()
+    # the dashboards' log and the synthetic lake; kept when the bench fails, for a look
+    work = Path(tempfile.mkdtemp(prefix="bench_dashboard_"))
+    lake_root, goal, about = args.lake_root, GOAL_S, f"lake {args.lake_root}"
+    if args.synthetic:
+        started = time.perf_counter()
+        lake_root = str(work / "lake")
+        sizes = build_synthetic_lake(Path(args.lake_root), Path(lake_root), args.synthetic)
+        goal = GOAL_SYNTHETIC_S
+        about = (f"synthetic lake {lake_root}{'' if args.keep else ' (removed)'}: "
+                 f"{sizes['transactions']:,} transactions, {sizes['customers']:,} customers, "
+                 f"{sizes['months']} months, tables of {args.lake_root}; written in "
+                 f"{time.perf_counter() - started:.1f} s")
     key = args.customer_key
     if key is None:
         from cardlake.serve.lake import Lake
 
-        first = Lake(args.lake_root).query("select min(customer_key) as k from c",
-                                           c="silver.customers")
+        first = Lake(lake_root).query("select min(customer_key) as k from c",
+                                      c="silver.customers")
         key = str(first["k"].iloc[0])
-    port = free_port()
-    proc = start(args.lake_root, port)
-    try:
-        times = time_pages(f"http://127.0.0.1:{port}", key, args.runs)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+    times = time_pages(lake_root, key, args.runs, work / "dashboard.log")
+    spark_line = ""
     if args.compare_spark:
-        duck_s, spark_s = compare_spark(args.lake_root)
-        print(f"portfolio queries: DuckDB over delta-rs {duck_s:.2f} s, Spark {spark_s:.2f} s "
-              f"(Spark / DuckDB = {spark_s / duck_s:.1f}x; Spark session start not counted)")
-    print(f"first render per page, {args.runs} runs, lake {args.lake_root} (goal <= {GOAL_S} s)")
-    print(f"{'page':<12} {'cold median':>12} {'warm median':>12} {'warm max':>9}  goal (warm)")
+        duck_s, spark_s = compare_spark(lake_root)
+        spark_line = (f"portfolio queries: DuckDB over delta-rs {duck_s:.2f} s, Spark "
+                      f"{spark_s:.2f} s (Spark / DuckDB = {spark_s / duck_s:.1f}x; Spark "
+                      "session start not counted)")
+    if not args.keep:
+        shutil.rmtree(work)
+    print("command: " + shlex.join(["python", "bench/bench_dashboard.py", *sys.argv[1:]]))
+    print(about)
+    if spark_line:
+        print(spark_line)
+    print(f"first render per page, {args.runs} runs; cold: a fresh dashboard process and browser "
+          "context; warm: the same page again (page, query and browser caches hit)")
+    print(f"{'page':<12} {'cold median':>12} {'cold max':>9} {'warm median':>12}  "
+          f"cold <= {goal} s")
     for path, secs in times.items():
         cold, warm = statistics.median(secs["cold"]), statistics.median(secs["warm"])
-        print(f"{path:<12} {cold:>11.2f}s {warm:>11.2f}s {max(secs['warm']):>8.2f}s  "
-              f"{'ok' if warm <= GOAL_S else 'OVER'}")
-    print(f"command: python bench/bench_dashboard.py --lake-root {args.lake_root} "
-          f"--runs {args.runs}{' --compare-spark' if args.compare_spark else ''}")
+        print(f"{path:<12} {cold:>11.2f}s {max(secs['cold']):>8.2f}s {warm:>11.2f}s  "
+              f"{'ok' if cold <= goal else 'OVER'}")
     return 0
 
 
