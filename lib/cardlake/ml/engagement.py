@@ -14,12 +14,12 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pyspark.ml.evaluation import ClusteringEvaluator
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
@@ -46,6 +46,10 @@ from cardlake.ml.common import (
 )
 from cardlake.ml.segmentation import clustering_pipeline
 from cardlake.ml.settings import EngagementSettings, MlSettings
+
+if TYPE_CHECKING:
+    from cardlake.config import Config
+    from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.ml")
 
@@ -161,7 +165,7 @@ def model_columns(s: EngagementSettings) -> list[str]:
     return [*s.features, *(f"d_{c}" for c in s.trend_features)]
 
 
-def run_engagement(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
+def run_engagement(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
                    tracker: tracking.Tracker) -> dict[str, float]:
     """Engagement clustering and rule, disengagement models, champion scoring of the latest
     month into ``gold.engagement_scores`` and the test/control experiment on its top decile.

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from cardlake.ml import metrics
 
+if TYPE_CHECKING:
+    from cardlake.config import Config
+    from cardlake.tables import Tables
+
 log = logging.getLogger("cardlake.ml")
 
 
-def _truth(spark: Any, cfg: Any, table: str) -> DataFrame | None:
+def _truth(spark: SparkSession, cfg: Config, table: str) -> DataFrame | None:
     path = f"{cfg.paths.truth_root.rstrip('/')}/{table}"
     if "://" not in path and not Path(path).exists():
         log.info("truth %s not found at %s; skipping that evaluation", table, path)
@@ -27,7 +31,7 @@ def _truth(spark: Any, cfg: Any, table: str) -> DataFrame | None:
     return spark.read.parquet(path)
 
 
-def customer_persons(spark: Any, cfg: Any, *, tables: Any) -> DataFrame | None:
+def customer_persons(spark: SparkSession, cfg: Config, *, tables: Tables) -> DataFrame | None:
     """customer_key to the person most of its current source records belong to."""
     keys = _truth(spark, cfg, "source_keys")
     if keys is None or not tables.exists("silver.crosswalk"):
@@ -64,7 +68,7 @@ def modal_segments(segments_df: DataFrame) -> DataFrame:
     )
 
 
-def archetype_agreement(spark: Any, cfg: Any, *, tables: Any, segments_df: DataFrame
+def archetype_agreement(spark: SparkSession, cfg: Config, *, tables: Tables, segments_df: DataFrame
                         ) -> dict[str, float] | None:
     """The adjusted Rand index between each customer's most frequent active segment and their
     true archetype, and the share of customers whose segment has their archetype's name."""
@@ -93,13 +97,15 @@ def archetype_agreement(spark: Any, cfg: Any, *, tables: Any, segments_df: DataF
     return out
 
 
-def archetype_ari(spark: Any, cfg: Any, *, tables: Any, segments_df: DataFrame) -> float | None:
+def archetype_ari(spark: SparkSession, cfg: Config, *, tables: Tables, segments_df: DataFrame
+                  ) -> float | None:
     """ARI between each customer's most frequent active segment and their true archetype."""
     found = archetype_agreement(spark, cfg, tables=tables, segments_df=segments_df)
     return None if found is None else found["archetype_ari"]
 
 
-def fraud_against_truth(spark: Any, cfg: Any, *, scored_df: DataFrame) -> dict[str, float] | None:
+def fraud_against_truth(spark: SparkSession, cfg: Config, *, scored_df: DataFrame
+                        ) -> dict[str, float] | None:
     """The model's AUC and average precision against the true fraud flag, next to the best
     achievable: those of the generator's own fraud probability on the same rows."""
     truth = _truth(spark, cfg, "transactions_truth")
@@ -177,7 +183,7 @@ def ranking_against_best(joined_df: DataFrame, *, score_col: str = "score",
     return out
 
 
-def risk_against_truth(spark: Any, cfg: Any, *, tables: Any, scored_df: DataFrame,
+def risk_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables, scored_df: DataFrame,
                        horizon_months: int, score_col: str = "score"
                        ) -> dict[str, float] | None:
     """A risk score's AUC next to the best achievable (the generator's own probability of the
@@ -221,8 +227,9 @@ def adoption_oracle(use_df: DataFrame, *, horizon_months: int) -> DataFrame:
              (1.0 - F.coalesce(survive, F.lit(1.0))).alias("best_probability"))
 
 
-def propensity_against_truth(spark: Any, cfg: Any, *, tables: Any, scored_df: DataFrame,
-                             horizon_months: int) -> dict[str, float] | None:
+def propensity_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables,
+                             scored_df: DataFrame, horizon_months: int
+                             ) -> dict[str, float] | None:
     """The propensity model's AUC next to the generator's adoption probability on the same
     customer-product-months."""
     persons = customer_persons(spark, cfg, tables=tables)

@@ -14,16 +14,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
 from cardlake.ml import tracking
 from cardlake.ml.settings import ExperimentSettings, MlSettings
+
+if TYPE_CHECKING:
+    from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.ml")
 
@@ -274,8 +277,8 @@ def report_markdown(report: pd.DataFrame, *, month: str, sizes: dict[str, int],
     return "\n".join(lines) + "\n"
 
 
-def run_experiment(spark: Any, *, tables: Any, settings: MlSettings, scores_df: DataFrame,
-                   features_df: DataFrame, month: str) -> dict[str, float]:
+def run_experiment(spark: SparkSession, *, tables: Tables, settings: MlSettings,
+                   scores_df: DataFrame, features_df: DataFrame, month: str) -> dict[str, float]:
     """Assigns the month's top scorers to test and control, checks balance, writes
     ``gold.experiment_assignment`` (the month's partition) and logs the report to the run."""
     s: ExperimentSettings = settings.experiment

@@ -16,11 +16,11 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.errors import JobFailed
@@ -49,6 +49,10 @@ from cardlake.ml.fraud_features import (
     with_transaction_features,
 )
 from cardlake.ml.settings import FraudSettings, MlSettings
+
+if TYPE_CHECKING:
+    from cardlake.config import Config
+    from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.ml")
 
@@ -119,7 +123,7 @@ def features(tx: DataFrame, bounds: dict[str, datetime], *, settings: FraudSetti
     return feats.select(*dict.fromkeys(keep))
 
 
-def run_fraud(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
+def run_fraud(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
               tracker: tracking.Tracker) -> dict[str, float]:
     """Trains both fraud models on the time split, compares them on the test months, registers
     the better (promotion on test AUC) and writes the champion's alerts for the test months.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -91,7 +90,8 @@ def run_all(
 
 
 def _one(name: str) -> Callable[..., dict[str, float]]:
-    def run_model(spark: SparkSession, cfg: Config, *, tables: Any = None) -> dict[str, float]:
+    def run_model(spark: SparkSession, cfg: Config, *, tables: Tables | None = None
+                  ) -> dict[str, float]:
         return run_all(spark, cfg, tables=tables, only=[name])[name]
 
     run_model.__name__ = f"run_{name}"

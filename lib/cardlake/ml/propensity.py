@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from cardlake.ml import metrics, plots, tracking
@@ -41,6 +41,10 @@ from cardlake.ml.common import (
     with_time_split,
 )
 from cardlake.ml.settings import MlSettings
+
+if TYPE_CHECKING:
+    from cardlake.config import Config
+    from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.ml")
 
@@ -145,14 +149,14 @@ def gains_frame(curves: Mapping[str, metrics.Curve],
     return pd.concat(parts, ignore_index=True)[["ranking", "population_share", "gain", "lift"]]
 
 
-def _segments(tables: Any, month: str) -> DataFrame | None:
+def _segments(tables: Tables, month: str) -> DataFrame | None:
     if not tables.exists(SEGMENTS_TABLE):
         return None
     return tables.read(SEGMENTS_TABLE, partitions={"month": [month]}).select(
         "customer_key", "segment")
 
 
-def run_propensity(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
+def run_propensity(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
                    tracker: tracking.Tracker) -> dict[str, float]:
     """Trains the cross-sell propensity model, measures its gains out of time (and against the
     truth where it is on disk), registers it and writes the latest month's propensities and
@@ -170,7 +174,9 @@ def run_propensity(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
     features = tables.read(FEATURES_TABLE, version=versions[FEATURES_TABLE]).select(
         "customer_key", "month", *s.categorical, *s.numeric)
     usage = tables.read(USAGE_TABLE, version=versions[USAGE_TABLE])
-    last_index = int(features.agg(F.max(month_index(F.col("month")))).first()[0])
+    row = features.agg(F.max(month_index(F.col("month")))).first()
+    assert row is not None  # an aggregate without grouping has one row
+    last_index = int(row[0])
     oot_index = last_index - s.horizon_months
     cutoff_index = oot_index - s.horizon_months
     products = list(s.products)

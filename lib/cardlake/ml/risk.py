@@ -16,12 +16,12 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import VectorAssembler
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from cardlake.ml import metrics, plots, tracking
@@ -38,6 +38,10 @@ from cardlake.ml.common import (
     with_time_split,
 )
 from cardlake.ml.settings import BinSpec, MlSettings, RiskSettings
+
+if TYPE_CHECKING:
+    from cardlake.config import Config
+    from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.ml")
 
@@ -233,8 +237,8 @@ def fit_scorecard(train_df: DataFrame, s: RiskSettings, *, seed: int
                         base_score=s.base_score, base_odds=s.base_odds)
 
 
-def against_best(spark: Any, cfg: Any, *, tables: Any, oot_scored: Mapping[str, DataFrame],
-                 horizon_months: int) -> dict[str, float]:
+def against_best(spark: SparkSession, cfg: Config, *, tables: Tables,
+                 oot_scored: Mapping[str, DataFrame], horizon_months: int) -> dict[str, float]:
     """Each score's out-of-time AUC against the generator's truth, beside the best achievable
     on the same rows (the generator's own probability of the label); empty without the truth.
 
@@ -256,7 +260,7 @@ def against_best(spark: Any, cfg: Any, *, tables: Any, oot_scored: Mapping[str, 
     return out
 
 
-def run_risk(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
+def run_risk(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
              tracker: tracking.Tracker) -> dict[str, float]:
     """Fits the scorecard and both classifiers, compares them out of time, registers the better
     classifier and writes the latest month's risk queue to ``gold.customer_risk``."""

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.clustering import BisectingKMeans, KMeans
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
@@ -36,6 +36,10 @@ from cardlake.ml import metrics, plots, tracking
 from cardlake.ml.common import month_index
 from cardlake.ml.settings import MlSettings, SegmentationSettings
 from cardlake.threads import in_parallel
+
+if TYPE_CHECKING:
+    from cardlake.config import Config
+    from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.ml")
 
@@ -270,7 +274,7 @@ def _matched(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     return other.iloc[cols].reset_index(drop=True).rename_axis("cluster")
 
 
-def run_segmentation(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
+def run_segmentation(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
                      tracker: tracking.Tracker) -> dict[str, float]:
     """Fits K-means at the configured k from several seeded starts (lowest cost kept), names
     the segments by rule, logs bisecting K-means and the silhouette by k as diagnostics,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,13 +37,17 @@ from pyspark.ml.feature import (
     StopWordsRemover,
     StringIndexer,
 )
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType
 
 from cardlake.ml import plots, tracking
 from cardlake.ml.common import index_of_month, month_of_index
 from cardlake.ml.settings import MlSettings, TextSettings
+
+if TYPE_CHECKING:
+    from cardlake.config import Config
+    from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.ml")
 
@@ -125,7 +129,7 @@ def confusion(truth: pd.Series, predicted: pd.Series) -> pd.DataFrame:
     return table.div(table.sum(axis=1), axis=0).fillna(0.0)
 
 
-def run_text(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
+def run_text(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
              tracker: tracking.Tracker) -> dict[str, float]:
     """Trains the topic model up to the cut-off, scores every note (topic and sentiment),
     writes ``gold.service_note_topics`` and, where the truth is on disk, evaluates the test
@@ -181,7 +185,7 @@ def run_text(spark: Any, cfg: Any, *, tables: Any, settings: MlSettings,
 Evaluation = tuple[dict[str, float], dict[str, pd.DataFrame]]
 
 
-def evaluate_against_truth(spark: Any, cfg: Any, *, tables: Any, notes_df: DataFrame,
+def evaluate_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables, notes_df: DataFrame,
                            test_from: str) -> Evaluation | None:
     """Topic and sentiment of the notes from ``test_from`` on against ``notes_truth``; the
     agent's category scored the same way as the baseline. Labels only (a few columns of the
