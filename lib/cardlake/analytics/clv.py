@@ -35,7 +35,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,14 @@ from pyspark.sql import functions as F
 
 from cardlake.ml.settings import ClvSettings
 from cardlake.months import month_end, shift
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from matplotlib.figure import Figure
+    from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
+
+    from cardlake.tables import Tables
+    from cardlake.tracking import Tracker
 
 log = logging.getLogger("cardlake.analytics")
 
@@ -115,8 +123,8 @@ def spend_between(purchase_days_df: DataFrame, *, first_month: str, last_month: 
 class Fitted:
     """A fitted BG/NBD and Gamma-Gamma pair and the customers they were fitted on."""
 
-    purchases: Any  # pymc_marketing.clv.BetaGeoModel
-    spend: Any  # pymc_marketing.clv.GammaGammaModel
+    purchases: BetaGeoModel
+    spend: GammaGammaModel
     customers: int
     repeat_customers: int
 
@@ -166,7 +174,7 @@ def fit(summary: pd.DataFrame, *, seed: int, fit_customers: int,
                   repeat_customers=len(repeat))
 
 
-def _point(values: Any) -> np.ndarray:
+def _point(values: xr.DataArray) -> np.ndarray:
     # MAP leaves one chain of one draw; its mean is the point estimate.
     return np.asarray(values.mean(("chain", "draw")).values, dtype=float)
 
@@ -236,7 +244,7 @@ def decile_table(frame: pd.DataFrame) -> pd.DataFrame:
             [["predicted", "naive", "actual"]].mean())
 
 
-def decile_figure(table: pd.DataFrame, title: str) -> Any:
+def decile_figure(table: pd.DataFrame, title: str) -> Figure:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -272,8 +280,8 @@ def validate(purchase_days_df: DataFrame, *, last_month: str, holdout_months: in
     return validation_metrics(frame), decile_table(frame)
 
 
-def run_clv(tables: Any, *, month: str | None, settings: ClvSettings, seed: int,
-            margin_rate: float, monthly_discount: float, tracker: Any) -> dict[str, float]:
+def run_clv(tables: Tables, *, month: str | None, settings: ClvSettings, seed: int,
+            margin_rate: float, monthly_discount: float, tracker: Tracker) -> dict[str, float]:
     """Validates, refits on all history up to ``month`` (the latest when None) and writes
     ``gold.customer_clv``, one MLflow run in ``<prefix>-clv``.
 

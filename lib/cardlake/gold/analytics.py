@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -36,7 +35,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", help="run queries whose file name contains these")
 
 
-def _run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
+def _run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
     from cardlake.tables import Tables
 
     Tables.from_config(spark, cfg)  # registers bronze, silver and gold by name
