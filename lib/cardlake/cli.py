@@ -27,14 +27,25 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from cardlake.config import ENV_VAR, Config, ConfigError, default_env, load_all, load_config
+from cardlake.config import (
+    ENV_VAR,
+    Config,
+    ConfigError,
+    Settings,
+    default_env,
+    load_all,
+    load_config,
+)
 from cardlake.console import log_file_for, say, setup_logging
 from cardlake.errors import ConnectorMissing, JobFailed, LakeLocked
 from cardlake.months import parse_month
+
+if TYPE_CHECKING:
+    from cardlake.pipeline import Lake, Stage
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -228,7 +239,7 @@ def _run_command(args: argparse.Namespace) -> int:
     def body() -> None:
         from cardlake.lock import LakeLock
 
-        def on_stage(stage: Any) -> Any:
+        def on_stage(stage: Stage) -> _StageContext:
             return _StageContext(stage, lake)
 
         if writes_lake:
@@ -254,7 +265,7 @@ def _run_command(args: argparse.Namespace) -> int:
 class _StageContext:
     """The console line of one stage, ended with its outcome."""
 
-    def __init__(self, stage: Any, lake: Any) -> None:
+    def __init__(self, stage: Stage, lake: Lake) -> None:
         from cardlake.console import StageLine
 
         self.line = StageLine(stage.name, stage.description, lake.spark_context)
@@ -267,7 +278,7 @@ class _StageContext:
         self.line.finish("failed" if kind is not None else "done")
 
 
-def _stream(settings: Any, args: argparse.Namespace) -> None:
+def _stream(settings: Settings, args: argparse.Namespace) -> None:
     from cardlake.synth import stream
     from cardlake.synth.params import SynthParams
     from cardlake.synth.sources import EVENTS_DIR
@@ -316,6 +327,8 @@ def _guarded(body: Callable[[], Any], *, log_file: Path | None) -> int:
 
 
 def run_job(
+    # Any: the SparkSession, or None with needs_spark=False (one type for both would refuse
+    # every run that takes a SparkSession); the result is ignored.
     run: Callable[[Any, Config, argparse.Namespace], Any],
     *,
     description: str,

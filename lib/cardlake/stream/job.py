@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -41,6 +41,9 @@ from cardlake.errors import JobFailed
 from cardlake.stream import events as E
 from cardlake.stream.velocity import OUTPUT_SCHEMA, STATE_KEY, STATE_SCHEMA, velocity_state_fn
 from cardlake.tables import Idempotency, Tables
+
+if TYPE_CHECKING:
+    from cardlake.ml.settings import FraudSettings
 
 log = logging.getLogger("cardlake.stream")
 
@@ -220,7 +223,7 @@ def with_enrichment(events_df: DataFrame, *, ref: Reference) -> DataFrame:
     )
 
 
-def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: Any,
+def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: FraudSettings,
                        small_amount_usd: float) -> DataFrame:
     """The batch features for the new rows, over silver's history plus the state's events.
 
@@ -351,8 +354,8 @@ def alert_rows(scored_df: DataFrame, *, threshold: float, version: str, max_reas
 class AlertSink:
     """``foreachBatch`` of the alerts query: features, score, idempotent Delta appends."""
 
-    def __init__(self, *, tables: Tables, settings: StreamSettings, ref: Reference, fraud: Any,
-                 champion: Champion) -> None:
+    def __init__(self, *, tables: Tables, settings: StreamSettings, ref: Reference,
+                 fraud: FraudSettings, champion: Champion) -> None:
         self.tables = tables
         self.settings = settings
         self.ref = ref

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,6 +317,6 @@ def write_truth(truth_root: str | Path, summary: StreamSummary, *, name: str = "
     return path
 
 
-def params_of(synth: Any) -> SynthParams:
+def params_of(synth: SynthParams | Mapping[str, Any]) -> SynthParams:
     """The generator parameters from a config's ``synth`` (a mapping, or already parameters)."""
     return synth if isinstance(synth, SynthParams) else SynthParams(**dict(synth))
