@@ -14,7 +14,7 @@ from deltalake import write_deltalake
 from cardlake.serve import data
 from cardlake.serve.lake import Lake, TableNotBuilt
 from cardlake.serve.masking import GOVERNANCE_MASKS, mask_value
-from cardlake.serve.report import fmt_change, kpi_rows, narrative, shift_month
+from cardlake.serve.report import fmt_change, kpi_rows, narrative
 
 
 def test_risk_queue_is_high_then_medium_by_score(tiny_lake: Path) -> None:
@@ -104,12 +104,6 @@ def test_report_kpis_against_previous_month_and_a_year_ago(tiny_lake: Path) -> N
                             "up 0.9% on the previous month.")
     assert "Revenue from fees and FX margin was $732.00 (+22.0% against a year ago)." in sentences
     assert "2 customers are in the High risk tier and 2 in Medium." in sentences
-
-
-def test_report_month_arithmetic() -> None:
-    assert shift_month("2025-01", -1) == "2024-12"
-    assert shift_month("2025-01", -12) == "2024-01"
-    assert shift_month("2024-12", 1) == "2025-01"
 
 
 def test_segment_profile_words() -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from cardlake.months import shift
 from cardlake.serve import analytics, data
 from cardlake.serve.lake import Lake, TableNotBuilt
 
@@ -72,12 +73,6 @@ def fmt_change(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:+.1f}%"
 
 
-def shift_month(month: str, months: int) -> str:
-    year, mon = (int(p) for p in month.split("-"))
-    index = year * 12 + (mon - 1) + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
 @dataclass
 class KpiRow:
     key: str
@@ -115,7 +110,7 @@ def kpi_rows(kpis: pd.DataFrame, month: str) -> list[KpiRow]:
     def at(m: str, key: str) -> Any:
         return by_month.at[m, key] if m in by_month.index else None
 
-    prev, year = shift_month(month, -1), shift_month(month, -12)
+    prev, year = shift(month, -1), shift(month, -12)
     return [KpiRow(key, label, kind, at(month, key), at(prev, key), at(year, key))
             for key, label, kind in KPIS if key in by_month.columns]
 
@@ -294,7 +289,7 @@ def render_html(report: ReportData, *, plotly_js: str, geo_js: str) -> str:
         f"<td>{fmt(r.year_ago, r.kind)}</td><td>{fmt_change(r.vs_year_ago)}</td></tr>"
         for r in report.kpis
     )
-    prev, year = shift_month(report.month, -1), shift_month(report.month, -12)
+    prev, year = shift(report.month, -1), shift(report.month, -12)
     sections = "".join(f"<h2>{html.escape(title)}</h2>" + "".join(str(p) for p in parts)
                        for title, parts in report.sections)
     sentences = "".join(f"<li>{html.escape(s)}</li>" for s in report.narrative)
