@@ -13,6 +13,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from cardlake.months import month_index
+
 PROFILE = ("first_name", "last_name", "date_of_birth", "email", "phone", "city", "country",
            "plan_type", "join_date", "status", "income_bracket")
 FEATURES = ("tenure_months", "age", "credit_score", "tx_count", "spend_usd", "recency_days",
@@ -73,9 +75,7 @@ def customer_360(
         F.col("channel").alias("last_contact_channel"),
         F.col("topic").alias("last_contact_topic"))
     recent = contacts.join(as_of, on="customer_key", how="inner").where(
-        F.months_between(F.to_date(F.concat("_as_of", F.lit("-01"))),
-                         F.to_date(F.concat("month", F.lit("-01"))))
-        < INTERACTION_LOOKBACK_MONTHS
+        month_index(F.col("_as_of")) - month_index(F.col("month")) < INTERACTION_LOOKBACK_MONTHS
     ).groupBy("customer_key").agg(F.count(F.lit(1)).alias("contacts_3m"))
     out = (
         current.join(profile, on="customer_key", how="left")

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from cardlake.months import month_end, month_start
+
 ALL = "all"
 REPEAT_WINDOW_DAYS = 7
 COMPLAINT_TOPICS = ("fees_complaint", "dispute_charge")
@@ -87,8 +89,7 @@ def kpi_service_monthly(interactions_df: DataFrame, *, months: Sequence[str] | N
 
 def _weekdays_in_month(month: Column) -> Column:
     # Per month, how many times each weekday (1 = Sunday .. 7 = Saturday) occurs.
-    start = F.to_date(F.concat(month, F.lit("-01")))
-    days = F.sequence(start, F.date_sub(F.add_months(start, 1), 1))
+    days = F.sequence(month_start(month), month_end(month))
     return F.explode(F.transform(days, lambda d: F.dayofweek(d)))
 
 
