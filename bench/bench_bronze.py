@@ -42,7 +42,7 @@ def main() -> None:
     print(f"{'format':6} {'source':22} {'MB':>6} {'rows':>7} | {'bronze MB/s':>11} "
           f"{'rows/s':>8} | {'plain MB/s':>10} {'rows/s':>8} | ratio")
     for fmt, (source, reader) in CASES.items():
-        files = discover(landing, source)
+        files = discover(landing, source, key=b"bench")
         paths = [f.abs_path for f in files]
         mb = sum(f.size for f in files) / 1e6
         t0 = time.perf_counter()

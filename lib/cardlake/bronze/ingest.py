@@ -1,8 +1,11 @@
 """Bronze ingestion: landing files of a source in, ``bronze.<source>`` and quarantine out.
 
 Each file once: the driver lists and hashes the landing files, and ``_ops.ingest_manifest``
-says which (path, sha256) were processed; an identical re-delivery is recorded as
-``skipped_duplicate_file``. All new files of a source are one Spark read. Per file,
+says which (path, digest) were processed; an identical re-delivery is recorded as
+``skipped_duplicate_file``. The digest is HMAC-SHA256 with the token key, like every digest
+bronze stores: a landing file holds card numbers in clear, and a plain SHA-256 of it lets anyone
+who knows the rest of the file try a card number's masked digits against it (the manifest
+column keeps its name, ``sha256``). All new files of a source are one Spark read. Per file,
 ``rows_read = rows_accepted + rows_quarantined`` is recorded in ``_ops.ingest_log``; exact
 duplicate records (same raw text, within the batch or already in bronze) are accepted but not
 written again, and counted as ``rows_duplicate``.
@@ -28,6 +31,7 @@ the manifest still last). Delta commits are the fixed cost of a small run.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -96,7 +100,6 @@ CHECKED = "_ops.bronze_checked"
 PARTITION = "ingest_month"
 STATUS_INGESTED, STATUS_SKIPPED = "ingested", "skipped_duplicate_file"
 STATUS_EMPTY, STATUS_FAILED = "empty", "failed"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 CRASH_AT_ENV = "CARDLAKE_BRONZE_CRASH_AT"  # tests: die (os._exit) at this step of a batch
 LINEAGE = ("_source", "_source_file", "_line", "_ingested_at", "_batch_id", "_record_hash")
 _HASH_CHUNK = 1 << 20
@@ -149,7 +152,7 @@ class LandedFile:
     source: str
     month: str
     size: int
-    sha256: str
+    digest: str  # hex HMAC-SHA256(token key, the file's bytes): the manifest's ``sha256``
     lines: int = -1  # non-blank physical lines, counted from the bytes (-1: not counted)
     not_text: str | None = None  # why the bytes cannot be a text file at all (binary, NUL bytes)
 
@@ -204,7 +207,7 @@ class OpsRows:
 
 @dataclass(frozen=True)
 class Recorded:
-    """What the manifest says was processed: (path, sha256, status) per source, batch ids, and
+    """What the manifest says was processed: (path, digest, status) per source, batch ids, and
     the table versions whose batches were all recorded (:data:`CHECKED`)."""
 
     files: dict[str, list[tuple[str, str, str]]]
@@ -236,29 +239,43 @@ def _record_checked(spark: SparkSession, tables: Tables, names: Sequence[str],
                                                     "table string, version long"))
 
 
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: str, key: bytes) -> str:
+    """Hex HMAC-SHA256(key, the file's bytes), read in chunks."""
+    digest = hmac.new(key, digestmod=hashlib.sha256)
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def landed_file(path: Path, source: str, month: str) -> LandedFile:
-    """A landing file with its checksum, its non-blank line count and whether it is text at all
-    (one read of its bytes, in the driver: no Spark pass over every file for these)."""
+def _plain_sha256(path: str) -> str | None:
+    # Manifests written before file digests were keyed hold this; only compared, never stored.
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                digest.update(chunk)
+    except OSError:  # gone since it was listed: the accounting check names it
+        return None
+    return digest.hexdigest()
+
+
+def landed_file(path: Path, source: str, month: str, *, key: bytes) -> LandedFile:
+    """A landing file with its keyed digest, its non-blank line count and whether it is text at
+    all (one read of its bytes, in the driver: no Spark pass over every file for these)."""
     data = path.read_bytes()
     return LandedFile(
         rel_path=f"{source}/{month}/{path.name}", abs_path=str(path), source=source, month=month,
-        size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data), digest=hmac.new(key, data, hashlib.sha256).hexdigest(),
         lines=R.count_nonblank_lines(data), not_text=R.not_text(data),
     )
 
 
 def discover(
-    landing_root: str, source: str, months: Sequence[str] | None = None
+    landing_root: str, source: str, months: Sequence[str] | None = None, *, key: bytes
 ) -> list[LandedFile]:
-    """The landing files of ``source`` (all months, or ``months``), sorted by path, hashed."""
+    """The landing files of ``source`` (all months, or ``months``), sorted by path, with their
+    digests keyed by ``key`` (the token key)."""
     base = Path(landing_root) / source
     if not base.is_dir():
         return []
@@ -269,7 +286,7 @@ def discover(
         for f in sorted(p for p in month_dir.iterdir() if p.is_file()):
             if f.name.startswith("."):  # files still being written land under a dot name
                 continue
-            out.append(landed_file(f, source, month_dir.name))
+            out.append(landed_file(f, source, month_dir.name, key=key))
     return out
 
 
@@ -278,20 +295,29 @@ def plan_files(
 ) -> tuple[list[LandedFile], list[tuple[LandedFile, str]]]:
     """Splits files into (to ingest, identical re-deliveries with the path they repeat).
 
+    A lake whose manifest was written before file digests were keyed holds plain SHA-256s: a
+    file its keyed digest does not place is also looked up by its plain SHA-256 (read again,
+    compared, never stored), so such a lake re-ingests nothing and a re-delivery of one of its
+    files is still a duplicate. New manifest rows carry the keyed digest only.
+
     Args:
         files: the landed files, sorted by path (an original sorts before its re-delivery).
-        processed: (path, sha256, status) already in the manifest.
+        processed: (path, digest, status) already in the manifest.
     """
     done = {(p, s) for p, s, status in processed if status != STATUS_FAILED}  # failed: retried
-    by_hash = {s: p for p, s, status in processed if status == STATUS_INGESTED}
+    by_digest = {s: p for p, s, status in processed if status == STATUS_INGESTED}
     fresh, skipped = [], []
     for f in files:
-        if (f.rel_path, f.sha256) in done:
+        known = [f.digest]
+        if (f.rel_path, f.digest) not in done and f.digest not in by_digest:
+            known += [d for d in [_plain_sha256(f.abs_path)] if d is not None]
+        if any((f.rel_path, d) in done for d in known):
             continue
-        if f.sha256 in by_hash and f.sha256 != EMPTY_SHA256:  # empty files repeat nothing
-            skipped.append((f, by_hash[f.sha256]))
+        original = next((by_digest[d] for d in known if d in by_digest), None)
+        if original is not None and f.size > 0:  # empty files repeat nothing
+            skipped.append((f, original))
             continue
-        by_hash[f.sha256] = f.rel_path
+        by_digest[f.digest] = f.rel_path
         fresh.append(f)
     return fresh, skipped
 
@@ -602,13 +628,13 @@ def _ingest_source(
     if not fresh and not skipped:
         return report
     now = now or datetime.now(UTC).replace(microsecond=0)
-    batch_key = "\n".join(f"{f.rel_path}:{f.sha256}" for f in [*fresh, *(s for s, _ in skipped)])
+    batch_key = "\n".join(f"{f.rel_path}:{f.digest}" for f in [*fresh, *(s for s, _ in skipped)])
     batch_id = f"{contract.name}-{hashlib.sha256(batch_key.encode()).hexdigest()[:16]}"
     report.batch_id = batch_id
     report.files_skipped = len(skipped)
 
     manifest_rows: list[dict[str, Any]] = [
-        {"path": f.rel_path, "size_bytes": f.size, "sha256": f.sha256, "source": contract.name,
+        {"path": f.rel_path, "size_bytes": f.size, "sha256": f.digest, "source": contract.name,
          "month": f.month, "batch_id": batch_id, "status": STATUS_SKIPPED, "duplicate_of": dup,
          "rows_read": 0, "rows_accepted": 0, "rows_quarantined": 0, "rows_duplicate": 0,
          "ingested_at": now, "reason": None}
@@ -634,7 +660,7 @@ class DataQualityError(JobFailed):
 
 
 def _accounting_failures(
-    files: Sequence[LandedFile], covered: dict[str, int], failed: dict[str, str]
+    files: Sequence[LandedFile], covered: dict[str, int], failed: dict[str, str], *, key: bytes
 ) -> None:
     """Files whose non-blank lines the readers did not all account for, or that changed."""
     for f in files:
@@ -647,12 +673,12 @@ def _accounting_failures(
                 "the others would have been lost")
             continue
         try:
-            after = sha256_file(f.abs_path)
+            after = file_digest(f.abs_path, key)
         except OSError as exc:
             failed[f.rel_path] = f"the file vanished while being ingested ({exc.strerror})"
             continue
-        if after != f.sha256:
-            failed[f.rel_path] = (f"the file changed while being ingested (sha256 {f.sha256[:12]}"
+        if after != f.digest:
+            failed[f.rel_path] = (f"the file changed while being ingested (digest {f.digest[:12]}"
                                   f"... before, {after[:12]}... after); refused")
 
 
@@ -698,7 +724,8 @@ def _ingest_rows(
         ).collect()
     }
     _step("after_read")
-    _accounting_failures(files, {k: int(v["lines"] or 0) for k, v in counts.items()}, failed)
+    _accounting_failures(files, {k: int(v["lines"] or 0) for k, v in counts.items()}, failed,
+                         key=token_key)
     df = all_df.filter(~structural & ~F.col(R.FILE).isin(list(failed)))
     df = _with_references(df, contract, tables, settings)
     df = df.persist(StorageLevel.MEMORY_AND_DISK)
@@ -796,7 +823,7 @@ def _record(
         if f.rel_path in failed:
             report.failed.append((f.rel_path, failed[f.rel_path]))
             manifest_rows.append({
-                "path": f.rel_path, "size_bytes": f.size, "sha256": f.sha256,
+                "path": f.rel_path, "size_bytes": f.size, "sha256": f.digest,
                 "source": contract.name, "month": f.month, "batch_id": batch_id,
                 "status": STATUS_FAILED, "duplicate_of": None, "rows_read": 0,
                 "rows_accepted": 0, "rows_quarantined": 0, "rows_duplicate": 0,
@@ -820,7 +847,7 @@ def _record(
             "ingested_at": now,
         })
         manifest_rows.append({
-            "path": f.rel_path, "size_bytes": f.size, "sha256": f.sha256,
+            "path": f.rel_path, "size_bytes": f.size, "sha256": f.digest,
             "source": contract.name, "month": f.month, "batch_id": batch_id,
             "status": STATUS_EMPTY if empty else STATUS_INGESTED, "duplicate_of": None,
             "rows_read": read, "rows_accepted": acc, "rows_quarantined": quar,
@@ -864,7 +891,7 @@ def run_bronze(
     try:
         with _committed(OpsRows(), spark, tables) as ops:
             for name in wanted:
-                files = discover(landing_root, name, months)
+                files = discover(landing_root, name, months, key=token_key)
                 try:
                     reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
                                                  token_key=token_key, files=files,
