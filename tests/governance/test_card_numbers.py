@@ -1,5 +1,6 @@
 """No card number the generator issued is anywhere in the lake the pipeline wrote, in clear or
-behind a digest anyone can compute.
+behind a digest anyone can compute (of the number, of a line or of a whole file holding it), nor
+the token key that makes the lake's own digests safe.
 
 The scan reads every byte under the lake: Parquet values decompressed (tables, Delta
 checkpoints, model files in MLflow artefacts), and every other file as text (Delta logs with their
@@ -18,6 +19,7 @@ import hashlib
 import pyarrow.parquet as pq
 import pytest
 
+from cardlake.bronze.contracts import DEV_TOKEN_KEY
 from cardlake.synth.world import luhn_check_digit
 from tests.governance.lake_scan import (
     card_numbers_in,
@@ -68,3 +70,11 @@ def test_no_issued_card_number_is_in_the_lake(built_lake: BuiltLake) -> None:
     secrets = [*in_landing, *lines_holding(landing, in_landing)]
     reversible = set(unkeyed_digests(secrets)) & stored
     assert reversible == set()
+    # The key that makes the tokens and digests unguessable is not written beside them.
+    assert DEV_TOKEN_KEY not in lake_text
+    # No plain digest of a whole landing file either (the ingest manifest's digest is keyed).
+    whole_files = {hashlib.sha256(p.read_bytes()).hexdigest() for p in landing.rglob("*")
+                   if p.is_file()}
+    assert len(whole_files) > 100
+    plain_file_digests = len(whole_files & stored)  # counted: a failure must not print them
+    assert plain_file_digests == 0
