@@ -50,7 +50,6 @@ class ReferenceConfig:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    personal_data: tuple[str, ...] = ()
     on_new_column: Literal["evolve", "reject"] = "reject"
 
 
