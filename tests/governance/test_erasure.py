@@ -171,6 +171,33 @@ def test_suppression_stops_a_redelivered_quarantine_line_and_service_ref(spark: 
         [("INT-4", AMY["crm"]), ("INT-5", BOB["email"]), ("INT-6", None)], key=str)
 
 
+def test_erasure_by_a_source_record_id_finds_the_person_through_the_crosswalk(lake: Tables):
+    # The finance record id is named nowhere but the crosswalk and bronze's financial records:
+    # from it, erasure finds Zed's customer key, then his CRM id, e-mail, card and wallet.
+    result = erase(lake, ErasureRequest(source_record_id=ZED["fin"]), key=KEY)
+
+    def cells(name: str, *cols: str) -> set[tuple[object, ...]]:
+        return {tuple(r) for r in lake.read(name).select(*cols).collect()}
+
+    assert cells("silver.customers", "customer_key", "first_name", "crm_ids") == {
+        (AMY["key"], "Amy", AMY["crm"]), (BOB["key"], "Bob", None)}
+    assert cells("silver.crosswalk", "source_record_id", "customer_key") == {
+        (AMY["crm"], AMY["key"]), (BOB["crm"], BOB["key"])}
+    assert cells("bronze.financial_records", "fin_id", "holder") == {("FIN0000888", "Bob")}
+    assert cells("bronze.crm_customers", "crm_id", "wallet_id") == {(AMY["crm"], None)}
+    assert cells("bronze.card_transactions", "transaction_id") == {("TX3",)}
+    assert cells("silver.cards", "card_id") == {("tok_amy_card_0001",)}
+    assert cells("_quarantine.crm_customers", "raw_text") == {
+        (f"{AMY['crm']},Amy,Ash,1990-01-01,x",)}
+    assert cells("gold.fact_transactions", "transaction_id", "customer_key") == {
+        ("T2", AMY["key"]), ("T4", BOB["key"])}
+    # customers 1, crosswalk 2, bronze 1 + crm 1 + card transactions 2, quarantine 1, facts 2,
+    # cards 1; the log line naming his e-mail is redacted
+    assert result.rows_removed == 11
+    assert result.files_redacted == ["_ops/logs/run.jsonl"]
+    assert ZED["email"] not in (Path(lake.lake_root) / "_ops" / "logs" / "run.jsonl").read_text()
+
+
 def test_a_request_naming_nobody_is_refused(lake: Tables):
     with pytest.raises(ErasureError, match="nobody in the lake"):
         erase(lake, ErasureRequest(source_record_id="CRM_UNKNOWN"), key=KEY)
