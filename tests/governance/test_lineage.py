@@ -52,3 +52,23 @@ def test_runs_record_versions_column_lineage_and_the_graph(spark: SparkSession,
 def test_a_dataset_reached_twice_is_printed_once_in_full():
     graph = {"g": {"a", "b"}, "a": {"s"}, "b": {"s"}, "s": set()}
     assert lineage.render(graph, "g") == "g\n  <- a\n    <- s\n  <- b\n    <- s (see above)"
+
+
+def test_a_failure_the_fail_event_cannot_record_still_propagates_unchanged(
+    rs_tables: Tables, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+):
+    recorded: list[str] = []
+
+    def record(tables: Tables, run_event: lineage.RunEvent) -> None:
+        state = run_event.eventType.value if run_event.eventType else "?"
+        if state == "FAIL":
+            raise OSError("the lake's disk is full")
+        recorded.append(state)
+
+    monkeypatch.setattr(lineage, "record", record)
+    broke = RuntimeError("the stage failed")
+    with pytest.raises(RuntimeError) as caught, lineage.track(rs_tables, "broken", inputs=[]):
+        raise broke
+    assert caught.value is broke
+    assert recorded == ["START"]
+    assert "broken failed, and its FAIL event could not be recorded" in caplog.text

@@ -1,22 +1,24 @@
 """Lineage: OpenLineage run events (the ``openlineage-python`` client's model) in ``_ops.lineage``.
 
-A stage wraps its work in :func:`track`::
+Work is wrapped in :func:`track`::
 
-    with lineage.track(tables, "gold", inputs=["silver.transactions"],
-                       outputs=["gold.customer_monthly_features"]):
+    with lineage.track(tables, "gold", inputs=["silver.*"]):
         ...
 
-which records a START event, then COMPLETE (or FAIL) with each dataset's Delta version as it
-was after the run, and column-level lineage for the outputs that have it
-(:data:`COLUMN_LINEAGE`). ``python -m cardlake.governance.lineage gold.x`` (``make lineage
-TABLE=gold.x``) prints the upstream graph of a table from the recorded events; it reads the
-Delta table with delta-rs, so it needs no Spark.
+which records a START event, then COMPLETE (or FAIL) with the inputs' Delta versions as the run
+found them, the outputs' versions after it, and column-level lineage for the outputs that have
+it (:data:`COLUMN_LINEAGE`). Without ``outputs``, the outputs are the lake's tables whose version
+changed during the run. :func:`cardlake.pipeline.run_stages` wraps every stage that needs the
+lake this way. ``python -m cardlake.governance.lineage gold.x`` (``make lineage TABLE=gold.x``)
+prints the upstream graph of a table from the recorded events; it reads the Delta table with
+delta-rs, so it needs no Spark.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,9 +32,13 @@ from openlineage.client.facet_v2 import dataset_version_dataset as dv
 from openlineage.client.serde import Serde
 from pyspark.sql import types as T
 
+from cardlake.tables.base import TableError
+from cardlake.tables.layer import LAYERS
+
 if TYPE_CHECKING:
     from cardlake.tables import Tables
 
+log = logging.getLogger("cardlake.lineage")
 LINEAGE_TABLE = "_ops.lineage"
 NAMESPACE = "cardlake"
 PRODUCER = "https://github.com/cardlake/cardlake/tree/main/lib/cardlake/governance"
@@ -78,7 +84,56 @@ COLUMN_LINEAGE: Mapping[str, Mapping[str, tuple[tuple[str, tuple[str, ...]], ...
 
 
 def _version(tables: Tables, name: str) -> int | None:
-    return tables.version(name) if tables.exists(name) else None
+    # Datasets outside the lake's layers (landing files) have no Delta version.
+    if not _in_lake(name) or not tables.exists(name):
+        return None
+    return tables.version(name)
+
+
+def _in_lake(name: str) -> bool:
+    return name.partition(".")[0] in LAYERS
+
+
+def lake_versions(tables: Tables) -> dict[str, int]:
+    """Every Delta table of the lake (``_ops.lineage`` aside) with its latest version.
+
+    The table layer lists no tables, so one glob of ``<lake_root>/<layer>/*/_delta_log``
+    through the session's Hadoop file system finds them (a local folder and an object store
+    alike); the layer gives each version.
+    """
+    spark = tables.spark
+    jvm = spark._jvm
+    assert jvm is not None  # a classic session, as every engine of the layer needs
+    pattern = jvm.org.apache.hadoop.fs.Path(
+        f"{tables.lake_root}/{{{','.join(LAYERS)}}}/*/_delta_log")
+    found = pattern.getFileSystem(spark._jsc.hadoopConfiguration()).globStatus(pattern) or []
+    versions: dict[str, int] = {}
+    for status in found:
+        *_, layer, table, _log = str(status.getPath().toString()).rstrip("/").split("/")
+        name = f"{layer}.{table}"
+        if name == LINEAGE_TABLE:
+            continue
+        try:
+            versions[name] = tables.version(name)
+        except TableError:  # a log folder without a first commit (a create that crashed)
+            continue
+    return versions
+
+
+def _datasets(names: Sequence[str], versions: Mapping[str, int]) -> dict[str, int | None]:
+    """``names`` as datasets: ``layer.*`` is every table of the layer; tables not in
+    ``versions`` (absent) are left out; names outside the lake (landing files) have no version.
+    """
+    out: dict[str, int | None] = {}
+    for name in names:
+        layer, _, table = name.partition(".")
+        if not _in_lake(name):
+            out[name] = None
+        elif table == "*":
+            out.update({n: v for n, v in versions.items() if n.partition(".")[0] == layer})
+        elif name in versions:
+            out[name] = versions[name]
+    return out
 
 
 def _facets(version: int | None) -> dict[str, DatasetFacet]:
@@ -129,22 +184,57 @@ def record(tables: Tables, run_event: RunEvent) -> None:
 
 
 @contextmanager
-def track(tables: Tables, job: str, *, inputs: Sequence[str], outputs: Sequence[str]
-          ) -> Iterator[str]:
-    """Records START, then COMPLETE or FAIL with the datasets' versions; yields the run id."""
+def track(tables: Tables, job: str, *, inputs: Sequence[str],
+          outputs: Sequence[str] | None = None) -> Iterator[str]:
+    """Records START, then COMPLETE or FAIL, around the body; yields the run id.
+
+    Two appends to ``_ops.lineage`` per run, whatever the number of tables.
+
+    Args:
+        tables: the lake the events go to.
+        job: the job's name (a stage's name).
+        inputs: what the job reads: ``layer.table``, ``layer.*`` (every table of the layer)
+            or a dataset outside the lake (``landing.<source>``, recorded without a version).
+            Tables absent when the run starts are left out; each table's version is the one
+            the run started from.
+        outputs: what the job writes, with their versions after the run; None for the tables
+            whose Delta version changed during the run (another process writing the lake
+            meanwhile would be counted too; the lake lock keeps runs apart).
+
+    A FAIL event is recorded for an exception out of the body, with the tables the run had
+    written by then; the exception then propagates unchanged, even when the FAIL event
+    cannot be recorded (that is logged). A KeyboardInterrupt records nothing more.
+    """
     run_id = str(uuid.uuid4())
-    now = dt.datetime.now(dt.UTC)
-    record(tables, event(job=job, run_id=run_id, state=RunState.START,
-                         inputs={n: _version(tables, n) for n in inputs}, outputs={}, at=now))
-    state = RunState.FAIL
+    whole_lake = outputs is None or any(n.partition(".")[2] == "*" for n in inputs)
+    if whole_lake:
+        before = lake_versions(tables)
+    else:
+        before = {n: v for n in inputs if (v := _version(tables, n)) is not None}
+    read = _datasets(inputs, before)
+
+    def finished(state: RunState) -> RunEvent:
+        written: dict[str, int | None]
+        if outputs is None:
+            after = lake_versions(tables)
+            written = {n: v for n, v in after.items() if before.get(n) != v}
+        else:
+            written = {n: _version(tables, n) for n in outputs}
+        return event(job=job, run_id=run_id, state=state, inputs=read, outputs=written,
+                     at=dt.datetime.now(dt.UTC))
+
+    record(tables, event(job=job, run_id=run_id, state=RunState.START, inputs=read, outputs={},
+                         at=dt.datetime.now(dt.UTC)))
     try:
         yield run_id
-        state = RunState.COMPLETE
-    finally:
-        record(tables, event(
-            job=job, run_id=run_id, state=state,
-            inputs={n: _version(tables, n) for n in inputs},
-            outputs={n: _version(tables, n) for n in outputs}, at=dt.datetime.now(dt.UTC)))
+    except Exception:
+        try:
+            record(tables, finished(RunState.FAIL))
+        except Exception:
+            log.warning("%s failed, and its FAIL event could not be recorded", job,
+                        exc_info=True)
+        raise
+    record(tables, finished(RunState.COMPLETE))
 
 
 def upstream(rows: Sequence[Mapping[str, object]], table: str) -> dict[str, set[str]]:
