@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+from cardlake.spark import delta_spark_loaded
 from cardlake.tables import (
     Idempotency,
     SchemaMismatchError,
@@ -269,6 +270,17 @@ def test_restore_brings_back_an_old_version(seeded: Tables, spark: SparkSession)
 
 
 def test_sql_sees_the_latest_commit_by_name(seeded: Tables, spark: SparkSession) -> None:
+    described = {
+        r.col_name: r.data_type for r in spark.sql(f"DESCRIBE TABLE EXTENDED {NAME}").collect()
+    }
+    # A session with Delta's connector registers native Delta tables (its own scan, pruning and
+    # data skipping), whichever engine commits; only one without it uses the Python data source,
+    # which DESCRIBE names but gives no provider.
+    if seeded.engine.name == "delta-spark" or delta_spark_loaded(spark):
+        assert described["Provider"] == "delta"
+    else:
+        source = "cardlake_delta_gold_accounts"
+        assert (described.get("Provider"), described["Name"]) == (None, source)
     assert spark.sql(f"select count(*) from {NAME}").first()[0] == 3
     seeded.append(NAME, rows(spark, [(4, "2025-06", 40)]))
     assert spark.sql(f"select sum(amount) from {NAME}").first()[0] == 70
