@@ -13,7 +13,7 @@ import pytest
 from cardlake.config import ConfigError, load_config
 from cardlake.console import StageLine, jvm_log_settings, setup_logging
 from cardlake.gold.config import GoldConfig
-from cardlake.pipeline import STAGE_NAMES, Lake, run_stages, select, settings_for
+from cardlake.pipeline import STAGE_NAMES, STAGES, Lake, run_stages, select, settings_for
 from cardlake.synth.params import SynthParams
 
 
@@ -21,6 +21,18 @@ def test_stages_run_in_pipeline_order_whatever_the_order_asked() -> None:
     assert STAGE_NAMES[:5] == ("generate", "bronze", "silver", "gold", "ml")
     assert [s.name for s in select(["gold", "bronze"])] == ["bronze", "gold"]
     assert [s.name for s in select(None)] == list(STAGE_NAMES)
+
+
+def test_every_stage_on_the_lake_says_what_its_lineage_reads() -> None:
+    # What a stage writes is found by the versions that change; what it reads, it declares.
+    for stage in STAGES:
+        assert bool(stage.reads) == stage.needs_lake, stage.name
+        for name in stage.reads:
+            layer, _, table = name.partition(".")
+            assert layer in {"landing", "bronze", "silver", "gold"} and table, name
+    (bronze,) = select(["bronze"])
+    assert "landing.card_transactions" in bronze.reads
+    assert not [n for n in bronze.reads if not n.startswith("landing.")]
 
 
 def test_an_unknown_stage_is_a_usage_error_naming_it() -> None:

@@ -2,8 +2,9 @@
 
 Every stage has one shape, ``run(tables, settings, *, month)``. A run builds the SparkSession
 and the :class:`~cardlake.tables.Tables` once (only when a stage needs them: ``generate`` is
-plain Python) and hands both to each stage in turn. Adding a stage is one module and one line
-in :data:`STAGES`.
+plain Python) and hands both to each stage in turn, recording each stage's lineage in
+``_ops.lineage`` (:func:`cardlake.governance.lineage.track`). Adding a stage is one module and
+one line in :data:`STAGES`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from cardlake.analytics.job import run as run_analytics
-from cardlake.bronze.contracts import BronzeConfig
+from cardlake.bronze.contracts import INGEST_ORDER, BronzeConfig
 from cardlake.bronze.stage import run as run_bronze
 from cardlake.config import Config, ConfigError, Settings, load_settings
 from cardlake.console import library_output_to_log
@@ -29,6 +30,7 @@ from cardlake.gold.job import run as run_gold
 from cardlake.ml.job import run as run_ml
 from cardlake.ml.settings import MlSettings
 from cardlake.quality.expectations import one_context_per_run
+from cardlake.silver.job import BRONZE_INPUTS
 from cardlake.silver.job import run as run_silver
 from cardlake.synth import generate
 from cardlake.synth.params import SynthParams
@@ -74,19 +76,49 @@ def run_generate(tables: Tables | None, settings: Settings, *, month: str | None
 
 @dataclass(frozen=True)
 class Stage:
+    """One step of the pipeline.
+
+    Attributes:
+        reads: what its lineage names as inputs (see :func:`cardlake.governance.lineage.track`:
+            ``layer.table``, ``layer.*``, or ``landing.<source>`` for files); what it writes is
+            found by the tables whose version changed. A table a stage reads and also writes
+            (its own state, such as silver's crosswalk) is an output only.
+    """
+
     name: str
     run: Callable[..., Any]
     description: str
     needs_lake: bool = True
+    reads: tuple[str, ...] = ()
 
+
+# Bronze reads files: each landing source is a dataset of its own, without a Delta version.
+_LANDING = tuple(f"landing.{source}" for source in INGEST_ORDER)
+# The models' training and scoring data (silver.crosswalk and the truth they are evaluated
+# against feed metrics in MLflow, not tables); gold.customer_segments, read by propensity, is
+# the stage's own output.
+_ML_READS = ("gold.customer_monthly_features", "gold.fact_transactions",
+             "gold.fact_product_usage", "silver.transactions")
+# The models' outputs and what the analysts' tables join them with.
+_ANALYTICS_READS = ("gold.customer_monthly_features", "gold.fact_transactions",
+                    "gold.customer_segments", "gold.fraud_alerts", "gold.customer_risk",
+                    "gold.engagement_scores", "silver.interactions", "silver.debts",
+                    "silver.customers")
 
 STAGES: tuple[Stage, ...] = (
     Stage("generate", run_generate, "synthetic landing zone and ground truth", needs_lake=False),
-    Stage("bronze", run_bronze, "landing files into bronze, bad records into quarantine"),
-    Stage("silver", run_silver, "cleaned tables, resolved customers, stable keys"),
-    Stage("gold", run_gold, "star schema, monthly customer features, KPIs"),
-    Stage("ml", run_ml, "segments, disengagement and its experiment, fraud alerts, risk queue"),
-    Stage("analytics", run_analytics, "analysts' tables after the models: RFM, service, debt, 360"),
+    Stage("bronze", run_bronze, "landing files into bronze, bad records into quarantine",
+          reads=_LANDING),
+    # Silver reads the bronze sources it cleans; its crosswalk and matcher are its own state.
+    Stage("silver", run_silver, "cleaned tables, resolved customers, stable keys",
+          reads=tuple(f"bronze.{name}" for name in BRONZE_INPUTS)),
+    # Gold reads eight silver tables; the layer is named rather than a list that would drift
+    # from the code, at the cost of also naming silver's entity-resolution tables.
+    Stage("gold", run_gold, "star schema, monthly customer features, KPIs", reads=("silver.*",)),
+    Stage("ml", run_ml, "segments, disengagement and its experiment, fraud alerts, risk queue",
+          reads=_ML_READS),
+    Stage("analytics", run_analytics, "analysts' tables after the models: RFM, service, debt, 360",
+          reads=_ANALYTICS_READS),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
@@ -161,6 +193,10 @@ def run_stages(
         month: process only this month (incremental run); None for everything.
         options: extra keyword arguments per stage name (``{"silver": {"full_resolve": True}}``).
         on_stage: a context-manager factory wrapped around each stage (the console's line).
+
+    Each stage that needs the lake is wrapped in :func:`cardlake.governance.lineage.track`:
+    two events in ``_ops.lineage``, START and COMPLETE (or FAIL), naming the tables it declares
+    it reads (:attr:`Stage.reads`) and those whose Delta version changed while it ran.
     """
     outcomes = []
     # One Great Expectations context for all the stages' checks; Data Docs rendered once, after
@@ -172,14 +208,22 @@ def run_stages(
             kwargs = (options or {}).get(stage.name, {})
             # The stage's line first (it keeps the real console), then what libraries print.
             with on_stage(stage) if on_stage else nullcontext(), library_output_to_log():
-                result = stage.run(
-                    lake.tables() if stage.needs_lake else None, lake.settings, month=month,
-                    **kwargs,
-                )
+                tables = lake.tables() if stage.needs_lake else None
+                # START, then COMPLETE or FAIL (the stage's exception propagating unchanged)
+                with _lineage(tables, stage):
+                    result = stage.run(tables, lake.settings, month=month, **kwargs)
             seconds = time.perf_counter() - started
             log.info("stage %s done in %.1fs", stage.name, seconds)
             outcomes.append(StageOutcome(stage.name, seconds, result))
     return outcomes
+
+
+def _lineage(tables: Tables | None, stage: Stage) -> AbstractContextManager[Any]:
+    if tables is None:  # no lake, no lineage table to write to
+        return nullcontext()
+    from cardlake.governance import lineage  # the OpenLineage client: ~0.4 s to import
+
+    return lineage.track(tables, stage.name, inputs=stage.reads)
 
 
 def settings_for(cfg: Config) -> Settings:
