@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
@@ -18,8 +19,10 @@ from cardlake.governance.erasure import (
 )
 from cardlake.governance.suppression import (
     BRONZE_IDENTIFIERS,
+    REFERENCES,
     filter_suppressed,
     filter_suppressed_text,
+    without_suppressed_references,
 )
 from cardlake.tables import Tables
 from tests.governance.lake_scan import values_in_lake
@@ -34,6 +37,11 @@ ZED = {"key": "CK00000000aa", "crm": "CRM0000777", "fin": "FIN0000777",
 # Others: one whose ids contain Zed's as a prefix (CRM00007770), one plain.
 AMY = {"key": "CK00000000bb", "crm": "CRM00007770", "email": "amy@mail.test"}
 BOB = {"key": "CK00000000cc", "crm": "CRM0000888", "email": "bob@mail.test"}
+AMY_WALLET, BOB_WALLET = "WAL-AMY-0001", "WAL-BOB-0888"
+# The card feed's P2P transfer is one record, the receiver's: wallet_id theirs,
+# counterparty_wallet the sender's.
+P2P = ("transaction_id string, card_token string, wallet_id string, counterparty_wallet string, "
+       "channel string, direction string, amount double")
 
 CUSTOMERS = T.StructType([
     T.StructField("customer_key", T.StringType()), T.StructField("first_name", T.StringType()),
@@ -236,3 +244,53 @@ def test_a_card_known_only_to_the_bank_record_goes_with_its_transactions(spark: 
 def _rows_dicts(tables: Tables, name: str) -> list[dict[str, object]]:
     return sorted((r.asDict() for r in tables.read(name).collect()),
                   key=lambda r: str(r.get("transaction_id") or r.get("fin_id")))
+
+
+def test_a_transfer_from_the_person_keeps_the_receivers_record_without_the_reference(
+        spark: SparkSession, lake: Tables):
+    lake.overwrite("bronze.card_transactions", spark.createDataFrame([
+        ("TX1", ZED["card"], None, None, "POS", "debit", 5.0),
+        ("TX2", None, ZED["wallet"], AMY_WALLET, "P2P", "credit", 6.0),  # Zed's credit: goes
+        ("TX3", None, AMY_WALLET, ZED["wallet"], "P2P", "credit", 7.0),  # Amy's credit from Zed
+        ("TX4", None, AMY_WALLET, BOB_WALLET, "P2P", "credit", 8.0),
+        ("TX5", "tok_amy_card_0001", None, None, "POS", "debit", None),
+    ], P2P), schema_mode="merge")
+
+    result = erase(lake, ErasureRequest(customer_key=ZED["key"]), key=KEY)
+
+    expected = spark.createDataFrame([
+        ("TX3", None, AMY_WALLET, None, "P2P", "credit", 7.0),
+        ("TX4", None, AMY_WALLET, BOB_WALLET, "P2P", "credit", 8.0),
+        ("TX5", "tok_amy_card_0001", None, None, "POS", "debit", None),
+    ], P2P)
+    table = lake.read("bronze.card_transactions")
+    assert sorted(table.columns) == sorted(expected.columns)
+    assert_df_equality(table.select(*expected.columns), expected, ignore_row_order=True,
+                       ignore_nullable=True)
+    # customers 1, crosswalk 2, bronze 1 + crm 1 + card transactions 2, quarantine 1, facts 2,
+    # cards 1; Amy's TX3 is kept, only its reference to Zed removed
+    assert (result.rows_removed, result.references_removed) == (11, 1)
+    # Old versions went too: no file of the lake holds the wallet any more.
+    assert ZED["wallet"] not in values_in_lake(Path(lake.lake_root))
+
+
+def test_suppression_nulls_a_redelivered_reference_and_drops_the_persons_own_record(
+        spark: SparkSession, lake: Tables):
+    erase(lake, ErasureRequest(customer_key=ZED["key"]), key=KEY)
+    feed = spark.createDataFrame([
+        ("TX9", None, AMY_WALLET, ZED["wallet"], "P2P", "credit", 7.0),  # Zed to Amy: lands
+        ("TX8", None, ZED["wallet"], AMY_WALLET, "P2P", "credit", 6.0),  # Amy to Zed: dropped
+        ("TX7", None, AMY_WALLET, BOB_WALLET, "P2P", "credit", 8.0),
+        ("TX6", None, None, None, None, None, None),
+    ], P2P)
+
+    kept = without_suppressed_references(
+        filter_suppressed(feed, tables=lake, columns=BRONZE_IDENTIFIERS, key=KEY),
+        tables=lake, columns=REFERENCES, key=KEY)
+
+    expected = spark.createDataFrame([
+        ("TX9", None, AMY_WALLET, None, "P2P", "credit", 7.0),
+        ("TX7", None, AMY_WALLET, BOB_WALLET, "P2P", "credit", 8.0),
+        ("TX6", None, None, None, None, None, None),
+    ], P2P)
+    assert_df_equality(kept, expected, ignore_row_order=True, ignore_nullable=True)

@@ -6,8 +6,11 @@
    transaction names its payer by nothing else).
 2. **Rows.** Every Delta table under the lake (bronze, silver, gold, quarantine, ops) loses the
    rows in which any text column (or nested value, as JSON) holds one of them as a whole token
-   (not inside a longer id). Tables are rewritten from the kept rows rather than by a ``DELETE``
-   whose predicate, values included, Delta would keep in its commit log.
+   (not inside a longer id). A row that names them only in a column referring to another party
+   (:data:`cardlake.governance.suppression.REFERENCES`: the sender's wallet in the receiver's
+   P2P record) is someone else's: it stays, with that column set to NULL. Tables are rewritten
+   from the kept rows rather than by a ``DELETE`` or ``UPDATE`` whose predicate, values
+   included, Delta would keep in its commit log.
 3. **Old versions.** Each rewritten table is vacuumed with zero retention (the files that held
    the person are deleted, not merely unreferenced) and its log is checkpointed and cut at that
    checkpoint, so no old commit's statistics or actions name them.
@@ -25,7 +28,7 @@ import datetime as dt
 import os
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,6 +105,7 @@ class ErasureResult:
     request_id: str
     tables_changed: list[str] = field(default_factory=list)
     rows_removed: int = 0
+    references_removed: int = 0  # rows kept, someone else's, with the reference to them nulled
     files_redacted: list[str] = field(default_factory=list)
     files_not_handled: list[str] = field(default_factory=list)
 
@@ -185,14 +189,22 @@ def _token_pattern(tokens: Iterable[str]) -> str:
     return f"(?i)(^|[^A-Za-z0-9])({alternatives})([^A-Za-z0-9]|$)"
 
 
-def holds_person(df: DataFrame, pattern: str) -> Column:
-    """True for rows where a text column, or a nested value as JSON, holds a token."""
-    tests = []
-    for f in df.schema.fields:
-        if isinstance(f.dataType, T.StringType):
-            tests.append(F.coalesce(F.col(f.name).rlike(pattern), F.lit(False)))
-        elif isinstance(f.dataType, T.ArrayType | T.MapType | T.StructType):
-            tests.append(F.coalesce(F.to_json(F.col(f.name)).rlike(pattern), F.lit(False)))
+def _holds(f: T.StructField, pattern: str) -> Column | None:
+    # Text by its value, a nested value as JSON; other types cannot hold an identifier.
+    if isinstance(f.dataType, T.StringType):
+        return F.coalesce(F.col(f.name).rlike(pattern), F.lit(False))
+    if isinstance(f.dataType, T.ArrayType | T.MapType | T.StructType):
+        return F.coalesce(F.to_json(F.col(f.name)).rlike(pattern), F.lit(False))
+    return None
+
+
+def holds_person(df: DataFrame, pattern: str, *, skip: Collection[str] = ()) -> Column:
+    """True for rows where a text column, or a nested value as JSON, holds a token.
+
+    Columns named in ``skip`` are not looked at (the reference columns, handled apart).
+    """
+    tests = [t for f in df.schema.fields if f.name not in skip
+             for t in [_holds(f, pattern)] if t is not None]
     if not tests:
         return F.lit(False)
     out = tests[0]
@@ -307,13 +319,26 @@ def erase(tables: Tables, request: ErasureRequest, *, key: bytes,
         if name in OWN_TABLES:
             continue
         df = tables.read(name)
-        # Marked once and cached: the count and the rewrite see the same rows.
-        marked = df.withColumn("_erase", holds_person(df, pattern)).cache()
+        refs = {f.name: test for f in df.schema.fields if f.name in suppression.REFERENCES
+                for test in [_holds(f, pattern)] if test is not None}
+        marked = df.withColumn("_erase", holds_person(df, pattern, skip=refs))
+        for column, test in refs.items():
+            marked = marked.withColumn(f"_ref_{column}", test)
+        refers = F.lit(False)
+        for column in refs:
+            refers = refers | F.col(f"_ref_{column}")
+        # Marked once and cached: the counts and the rewrite see the same rows.
+        marked = marked.withColumn("_unref", ~F.col("_erase") & refers).cache()
         try:
-            removed = marked.where("_erase").count()
-            if removed == 0:
+            [(removed, unreferenced)] = marked.agg(F.count_if("_erase"),
+                                                   F.count_if("_unref")).collect()
+            if removed == 0 and unreferenced == 0:
                 continue
-            kept = marked.where(~F.col("_erase")).drop("_erase")
+            kept = marked.where(~F.col("_erase")).select(*[
+                F.when(F.col(f"_ref_{f.name}"), F.lit(None).cast(f.dataType))
+                .otherwise(F.col(f.name)).alias(f.name) if f.name in refs else F.col(f.name)
+                for f in df.schema.fields
+            ])
             path = tables.path(name)
             kept = kept.localCheckpoint(eager=True)  # the rewrite must not re-read what it replaces
             tables.overwrite(name, kept, partition_by=_partition_columns(path))
@@ -323,6 +348,7 @@ def erase(tables: Tables, request: ErasureRequest, *, key: bytes,
         purge_history(path)
         result.tables_changed.append(name)
         result.rows_removed += removed
+        result.references_removed += unreferenced
     _redact_files(tables.lake_root, tokens, result)
     if not (result.tables_changed or result.files_redacted or result.files_not_handled):
         raise ErasureError("nobody in the lake matches the request; nothing changed")

@@ -7,7 +7,8 @@ wallet id). Nothing in it reads back to a person
 without the key. Bronze drops suppressed rows before they land (:func:`filter_suppressed` on
 identifier columns, :func:`filter_suppressed_text` on free text: a quarantined line's raw text,
 the service log's ``ref``), so a re-delivered file or next month's run does not bring an erased
-person back.
+person back. A column that only refers to another party (:data:`REFERENCES`) is nulled instead,
+its row kept: the row is someone else's (:func:`without_suppressed_references`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ BRONZE_IDENTIFIERS: Mapping[str, str] = {
     "contact_id": "record", "email": "email", "card_token": "instrument",
     "wallet_id": "instrument",
 }
+# Columns that only refer to another party, by name in every layer, and their digest kind: the
+# sender's wallet in the receiver's P2P record. The record is the other party's, so an erased
+# person named there loses the reference (the value nulled), never the record: erasure nulls it
+# in every table, bronze in a re-delivered row (:func:`without_suppressed_references`).
+REFERENCES: Mapping[str, str] = {"counterparty_wallet": "instrument"}
 # Bronze and quarantine text that may name a person inside it: each token is checked as a record
 # id, a card token or wallet id and an e-mail, the whole value as a phone (the service log's ref
 # is a record id, an e-mail or a phone).
@@ -113,6 +119,37 @@ def filter_suppressed(df: DataFrame, *, tables: Tables, columns: Mapping[str, st
             out.withColumn(marker, digest_column(F.col(name), kind, key))
             .join(F.broadcast(listed), F.col(marker) == F.col("_suppressed"), how="left_anti")
             .drop(marker)
+        )
+    return out.select(*df.columns)
+
+
+def without_suppressed_references(df: DataFrame, *, tables: Tables, columns: Mapping[str, str],
+                                  key: bytes) -> DataFrame:
+    """``df`` with each reference to someone on the suppression list set to NULL, rows kept.
+
+    Args:
+        df: incoming rows (bronze, before they are written).
+        tables: the lake, where ``_ops.erasure_suppression`` lives.
+        columns: reference column name to kind (:data:`REFERENCES`); columns absent from ``df``
+            are skipped.
+        key: the token key the digests were made with.
+    """
+    listed = suppressed_digests(tables)
+    present = {c: k for c, k in columns.items() if c in df.columns}
+    if listed is None or not present:
+        return df
+    # A set: two requests may list the same digest, and a left join must not repeat the row.
+    listed = listed.groupBy(F.col("digest").alias("_listed")).agg(
+        F.lit(True).alias("_suppressed"))
+    out = df
+    for name, kind in present.items():
+        marker = f"_digest_{name}"
+        out = (
+            out.withColumn(marker, digest_column(F.col(name), kind, key))
+            .join(F.broadcast(listed), F.col(marker) == F.col("_listed"), how="left")
+            .withColumn(name, F.when(F.col("_suppressed"), F.lit(None).cast(
+                df.schema[name].dataType)).otherwise(F.col(name)))
+            .drop(marker, "_listed", "_suppressed")
         )
     return out.select(*df.columns)
 
