@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from cardlake.bronze import BronzeContractError, run_bronze
 from cardlake.bronze.evaluate import score_quarantine
 from cardlake.bronze.ingest import INGEST_LOG, MANIFEST
+from cardlake.governance import suppression
 from cardlake.synth import SynthParams, generate
 
 MONTHS = ["2024-01"]
@@ -88,3 +92,43 @@ def test_schema_drift_rejects_or_evolves(spark, rs_tables, bronze_settings, land
     with pytest.raises(BronzeContractError, match=r"lacks the required column\(s\) \['country'\]"):
         run_bronze(spark, rs_tables, bronze_settings, token_key=b"k", landing_root=str(root),
                    sources=["merchants"])
+
+
+def test_an_erased_wallet_is_kept_out_of_a_redelivered_p2p_line(spark, rs_tables,
+                                                                 bronze_settings, landing) -> None:
+    # The wallet of someone erased is on the suppression list (by two requests). A P2P line is
+    # the receiver's record: sent by the erased wallet, it lands without the reference; received
+    # by it, it is theirs and stays out.
+    key, erased = b"k" * 32, "W500000777"
+    listed = suppression.digest("instrument", erased, key)
+    at = dt.datetime(2024, 2, 1)
+    rs_tables.append(suppression.SUPPRESSION_TABLE, spark.createDataFrame(
+        [("instrument", listed, "req-1", at), ("instrument", listed, "req-2", at)],
+        suppression.SCHEMA))
+
+    def line(tx: str, wallet: str | None, counterparty: str | None) -> str:
+        return json.dumps({
+            "transaction_id": tx, "wallet_id": wallet, "timestamp": "2024-01-05T10:00:00",
+            "amount": "10.50", "currency": "EUR", "channel": "P2P", "direction": "credit",
+            "state": "completed", "counterparty_wallet": counterparty,
+            "device": {"id": "dev-1", "ip_country": "ES"}})
+
+    root = landing("card_transactions", "2024-01", "wallet_tx_2024-01-05.jsonl", "\n".join([
+        line("TX1", "W500000001", erased),  # erased wallet sent it: kept, reference nulled
+        line("TX2", erased, "W500000001"),  # erased wallet received it: dropped
+        line("TX3", "W500000001", "W500000002"),
+        line("TX4", "W500000002", None),
+    ]) + "\n").parents[2]
+
+    run_bronze(spark, rs_tables, bronze_settings, token_key=key, landing_root=str(root),
+               sources=["card_transactions"])
+
+    cols = ["transaction_id", "wallet_id", "counterparty_wallet", "device_id", "ip_country"]
+    expected = spark.createDataFrame([
+        ("TX1", "W500000001", None, "dev-1", "ES"),
+        ("TX3", "W500000001", "W500000002", "dev-1", "ES"),
+        ("TX4", "W500000002", None, "dev-1", "ES"),
+    ], ", ".join(f"{c} string" for c in cols))
+    landed = rs_tables.read("bronze.card_transactions")
+    assert_df_equality(landed.select(*cols), expected, ignore_row_order=True, ignore_nullable=True)
+    assert {str(r[0]) for r in landed.select("amount").collect()} == {"10.50"}

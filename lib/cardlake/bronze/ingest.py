@@ -82,8 +82,10 @@ from cardlake.governance.suppression import (
     BRONZE_IDENTIFIERS,
     BRONZE_TEXT,
     QUARANTINE_TEXT,
+    REFERENCES,
     filter_suppressed,
     filter_suppressed_text,
+    without_suppressed_references,
 )
 from cardlake.quality import Check, Validator
 from cardlake.quality.expectations import DEFAULT_PANDAS_MAX_ROWS
@@ -796,13 +798,15 @@ def _ingest_rows(
     schema_mode: SchemaMode = "merge" if extras else "strict"
     _step("before_quarantine")
     # Erased people stay erased: rows naming someone on the suppression list are not written,
-    # neither quarantined lines (their raw text) nor bronze rows (identifiers, the service ref).
+    # neither quarantined lines (their raw text) nor bronze rows (identifiers, the service ref);
+    # someone else's row that only refers to them (a P2P sender) is written without the reference.
     tables.append(contract.quarantine_table,
                   filter_suppressed_text(quarantine_df, tables=tables, key=token_key,
                                          columns=QUARANTINE_TEXT),
                   partition_by=[PARTITION])
     _step("before_bronze")
     kept = filter_suppressed(bronze_df, tables=tables, key=token_key, columns=BRONZE_IDENTIFIERS)
+    kept = without_suppressed_references(kept, tables=tables, key=token_key, columns=REFERENCES)
     tables.append(contract.table,
                   filter_suppressed_text(kept, tables=tables, key=token_key, columns=BRONZE_TEXT),
                   partition_by=[PARTITION], schema_mode=schema_mode)
