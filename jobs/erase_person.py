@@ -8,7 +8,7 @@ Every table, quarantine row, text file and old table version that names the pers
 ``cardlake.governance.erasure``); a keyed digest of their identifiers joins the suppression list
 bronze consults, and ``_ops.erasure_audit`` gets a row without personal data. Prints what
 changed (tables and counts, never values). Exit 0 done, 1 nobody matched or a file could not be
-erased, 2 bad arguments.
+erased, 2 bad arguments, 5 another run holds the lake's lock (``--wait [SECONDS]`` waits for it).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job(run, description=__doc__.splitlines()[0], add_arguments=_arguments, argv=argv)
+    return run_job(run, description=__doc__.splitlines()[0], add_arguments=_arguments,
+                   argv=argv, writes_lake=True)
 
 
 if __name__ == "__main__":

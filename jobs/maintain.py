@@ -4,7 +4,8 @@
     python jobs/maintain.py --env local --dictionary   # _ops.data_dictionary, docs/...md
 
 Retention per layer lives in ``conf/governance.yaml`` ``retention_hours``. Prints one line per
-table: the retention applied and the files removed.
+table: the retention applied and the files removed. Holds the lake's lock as ``cardlake`` does:
+exit 5 while another run holds it (``--wait [SECONDS]`` waits for it instead).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job(run, description=__doc__.splitlines()[0], add_arguments=_arguments, argv=argv)
+    return run_job(run, description=__doc__.splitlines()[0], add_arguments=_arguments,
+                   argv=argv, writes_lake=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ are fast; the two that ingest a landing file start one each (marked slow and int
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cardlake.errors import LakeLocked
+from cardlake.errors import JobFailed, LakeLocked
 from cardlake.lock import LOCK_NAME, LakeLock, read_holder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,15 @@ def cardlake(*argv: str, env: dict[str, str] | None = None,
     return subprocess.run(
         [str(CARDLAKE), *argv], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
         env={**os.environ, "CARDLAKE_ENV": "test", **(env or {})}, check=False,
+    )
+
+
+def job(script: str, *argv: str, env: dict[str, str] | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, f"jobs/{script}", *argv], capture_output=True, text=True,
+        timeout=timeout, cwd=ROOT, env={**os.environ, "CARDLAKE_ENV": "test", **(env or {})},
+        check=False,
     )
 
 
@@ -153,6 +163,72 @@ def test_lock_from_another_host_is_not_taken_over(tmp_path: Path) -> None:
     with pytest.raises(LakeLocked, match="pid 1 on elsewhere"):
         LakeLock(str(tmp_path), command="here").acquire()
     assert lock_file.exists()
+
+
+@pytest.mark.parametrize(
+    "argv", [["maintain.py"], ["erase_person.py", "--email", "someone@example.org"]]
+)
+def test_a_lake_writing_job_exits_5_naming_the_holder_before_starting_spark(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    lake = tmp_path / "lake"
+    # Without Java a session would exit 3: exit 5 means the lock was checked first.
+    no_java = {"JAVA_HOME": str(tmp_path / "no-jdk")}
+    with LakeLock(str(lake), command="run --month 2025-06"):
+        done = job(*argv, *paths(tmp_path), env=no_java)
+        waited = job(*argv, *paths(tmp_path), "--wait", "1", env=no_java)
+    assert done.returncode == 5, done.stderr
+    assert f"pid {os.getpid()} on {socket.gethostname()}" in done.stderr
+    assert "run --month 2025-06" in done.stderr and "--wait" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert waited.returncode == 5, waited.stderr
+    assert not (lake / "_ops" / LOCK_NAME).exists()  # released by the holder
+
+
+def test_a_job_that_only_reads_takes_no_lock(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    with LakeLock(str(lake), command="run --month 2025-06"):
+        done = job("sql_shell.py", "-e", "select 1;", *paths(tmp_path),
+                   env={"JAVA_HOME": str(tmp_path / "no-jdk")})
+    assert done.returncode == 3, done.stderr  # it went past the held lock, to the missing Java
+    assert "Spark needs Java 17+" in done.stderr
+
+
+def _who_holds(lake: Path, seen: list[str]) -> None:
+    holder = read_holder(lake / "_ops" / LOCK_NAME)
+    seen.append(holder.command if holder is not None else "nobody")
+
+
+def test_run_job_holds_the_lock_while_it_runs_and_releases_it(tmp_path: Path) -> None:
+    from cardlake.cli import run_job
+
+    lake = tmp_path / "lake"
+    seen: list[str] = []
+
+    def writes(spark: None, cfg: object, args: object) -> None:
+        _who_holds(lake, seen)
+
+    def fails(spark: None, cfg: object, args: object) -> None:
+        _who_holds(lake, seen)
+        raise JobFailed("nobody matched")
+
+    def person(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--email")
+
+    argv = ["--env", "test", "--lake-root", str(lake), "--email", "someone@example.org"]
+    ok = run_job(writes, description="writes", add_arguments=person, argv=argv,
+                 needs_spark=False, writes_lake=True)
+    assert ok == 0
+    assert not (lake / "_ops" / LOCK_NAME).exists()
+    failed = run_job(fails, description="fails", add_arguments=person, argv=argv,
+                     needs_spark=False, writes_lake=True)
+    assert failed == 1
+    assert not (lake / "_ops" / LOCK_NAME).exists()  # released on the exception too
+    # The holder names the job's file, never its arguments (an erasure's name the person).
+    assert seen == ["test_cli.py", "test_cli.py"]
+    reads = run_job(writes, description="reads", add_arguments=person, argv=argv,
+                    needs_spark=False)
+    assert reads == 0 and seen[-1] == "nobody"
 
 
 # ------------------------------------------------------------------------------ with Spark

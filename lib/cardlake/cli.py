@@ -21,6 +21,7 @@ an exit code that means the same for every job:
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import sys
 import tempfile
@@ -335,16 +336,25 @@ def run_job(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: list[str] | None = None,
     needs_spark: bool = True,
+    writes_lake: bool = False,
 ) -> int:
-    """The harness for jobs that are not pipeline stages (SQL shell and server, the matcher).
+    """The harness for jobs that are not pipeline stages (maintenance, erasure, SQL, the matcher).
 
     Parses arguments, loads config, builds the session, calls ``run(spark, cfg, args)`` and
     maps the outcome to the exit codes above.
+
+    Args:
+        writes_lake: the job changes the lake (maintenance, erasure): it takes the lake's lock
+            before the session is built, as ``cardlake`` does, exits 5 naming the holder when
+            another run has it (``--wait`` waits), and releases it when ``run`` returns or
+            raises. Jobs that only read take no lock.
     """
     setup_logging(None)
     parser = base_parser(description)
     if add_arguments:
         add_arguments(parser)
+    if writes_lake:
+        _wait_arg(parser)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -363,7 +373,17 @@ def run_job(
             spark = build_session(cfg)
         run(spark, cfg, args)
 
-    return _guarded(body, log_file=None)
+    def locked_body() -> None:
+        from cardlake.lock import LakeLock
+
+        # The job's file name, not its arguments: an erasure's arguments name the person, and
+        # the holder is written into the lake and printed to whoever waits.
+        command = Path(inspect.getfile(run)).name
+        with LakeLock(cfg.paths.lake_root, command=command,
+                      wait=None if args.wait < 0 else args.wait):
+            body()
+
+    return _guarded(locked_body if writes_lake else body, log_file=None)
 
 
 if __name__ == "__main__":
