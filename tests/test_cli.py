@@ -1,8 +1,10 @@
 """The ``cardlake`` command and the ``jobs/*.py`` shells: exit codes and the run lock.
 
-Every test here runs the installed console script (or a job file) as a subprocess, the way a
-scheduler does, and reads its exit code and its console. The ones that need no Spark session
-are fast; the two that ingest a landing file start one each (marked slow and integration).
+Nearly every test here runs the installed console script (or a job file) as a subprocess, the
+way a scheduler does, and reads its exit code and its console; one calls ``run_job`` in-process,
+as the erasure test does. The ones that need no Spark session are fast; the missing connector
+starts a JVM that stops at package resolution (marked slow); the two that ingest a landing file
+start a session each (marked slow and integration).
 """
 
 from __future__ import annotations
@@ -87,6 +89,30 @@ def test_no_java_exits_3_with_one_sentence(tmp_path: Path) -> None:
     assert done.returncode == 3, done.stderr
     assert "Spark needs Java 17+" in done.stderr and "no-jdk" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# An Ivy setup whose only repository is a closed port on loopback: Maven cannot be reached.
+NO_MAVEN = """<ivysettings>
+  <settings defaultResolver="nowhere"/>
+  <caches defaultCacheDir="{cache}"/>
+  <resolvers><ibiblio name="nowhere" m2compatible="true" root="http://127.0.0.1:9/maven2/"/>
+  </resolvers>
+</ivysettings>
+"""
+
+
+@pytest.mark.slow  # one JVM start, which stops at Spark's package resolution
+def test_a_connector_that_cannot_load_exits_3_with_one_line(tmp_path: Path) -> None:
+    ivy_settings = tmp_path / "ivysettings.xml"
+    ivy_settings.write_text(NO_MAVEN.format(cache=tmp_path / "ivy-cache"))
+    done = cardlake("gold", *paths(tmp_path), "--set", "tables.engine=delta-spark",
+                    "--set", f"spark.conf={{spark.jars.ivySettings: {ivy_settings}}}",
+                    env={"CARDLAKE_IVY_DIR": str(tmp_path / "ivy")}, timeout=300)
+    assert done.returncode == 3, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("cardlake: tables.engine is delta-spark, but Spark could not "
+                           "resolve io.delta:delta-spark_4.1_2.13:4.4.0"), line
+    assert "set tables.engine: auto" in line
 
 
 def test_a_crash_exits_4_not_1(tmp_path: Path) -> None:
