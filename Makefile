@@ -218,11 +218,11 @@ monthly: setup ## Every stage for one month (MONTH=YYYY-MM; WAIT=seconds waits f
 # -- governance (issue 14): maintenance, dictionary ------------------------------------------
 .PHONY: maintain dictionary
 
-maintain: setup ## Compact every table and VACUUM it with its layer's retention (conf/governance.yaml)
-	$(PY) jobs/maintain.py --env $(ENV)
+maintain: setup ## Compact every table and VACUUM it with its layer's retention (conf/governance.yaml; WAIT=seconds)
+	$(PY) jobs/maintain.py --env $(ENV) $(if $(WAIT),--wait $(WAIT),)
 
 dictionary: setup ## Write _ops.data_dictionary and docs/data_dictionary.md from conf/governance.yaml
-	$(PY) jobs/maintain.py --env $(ENV) --dictionary
+	$(PY) jobs/maintain.py --env $(ENV) --dictionary $(if $(WAIT),--wait $(WAIT),)
 
 .PHONY: lineage
 lineage: setup ## Upstream lineage graph of a table from _ops.lineage (TABLE=gold.x)
