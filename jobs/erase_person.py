@@ -48,6 +48,7 @@ def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
         raise JobFailed(str(exc)) from exc
     print(f"erasure {result.request_id}: {result.rows_removed} rows removed from "
           f"{len(result.tables_changed)} tables ({', '.join(result.tables_changed) or 'none'}); "
+          f"{result.references_removed} references in other people's rows removed; "
           f"{len(result.files_redacted)} files redacted")
     if result.files_not_handled:
         raise JobFailed("binary files under the lake hold the person and were not changed: "

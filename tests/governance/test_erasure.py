@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from cardlake.governance.erasure import (
+    AUDIT_SCHEMA,
     AUDIT_TABLE,
     ErasureError,
     ErasureRequest,
@@ -206,6 +207,23 @@ def test_erasure_by_a_source_record_id_finds_the_person_through_the_crosswalk(la
     assert ZED["email"] not in (Path(lake.lake_root) / "_ops" / "logs" / "run.jsonl").read_text()
 
 
+def test_an_audit_table_from_before_references_gains_the_column(spark: SparkSession,
+                                                                  lake: Tables):
+    # A lake that recorded an erasure before the audit counted references: the next erasure
+    # adds the column, the old row keeps null (it was not counted then), the new row its count.
+    before = T.StructType([f for f in AUDIT_SCHEMA.fields if f.name != "references_removed"])
+    lake.append(AUDIT_TABLE, spark.createDataFrame(
+        [("req-0", "ticket-0", dt.datetime(2026, 1, 5), "digest-0", ["silver.customers"], 3, 0,
+          0)], before))
+
+    erase(lake, ErasureRequest(customer_key=ZED["key"]), key=KEY)
+
+    rows = {r["request_id"]: r for r in lake.read(AUDIT_TABLE).collect()}
+    assert rows.pop("req-0")["references_removed"] is None
+    ((_, new),) = rows.items()
+    assert (new["rows_removed"], new["references_removed"]) == (11, 0)
+
+
 def test_a_request_naming_nobody_is_refused(lake: Tables):
     with pytest.raises(ErasureError, match="nobody in the lake"):
         erase(lake, ErasureRequest(source_record_id="CRM_UNKNOWN"), key=KEY)
@@ -270,6 +288,8 @@ def test_a_transfer_from_the_person_keeps_the_receivers_record_without_the_refer
     # customers 1, crosswalk 2, bronze 1 + crm 1 + card transactions 2, quarantine 1, facts 2,
     # cards 1; Amy's TX3 is kept, only its reference to Zed removed
     assert (result.rows_removed, result.references_removed) == (11, 1)
+    (audit,) = lake.read(AUDIT_TABLE).collect()
+    assert (audit["rows_removed"], audit["references_removed"]) == (11, 1)
     # Old versions went too: no file of the lake holds the wallet any more.
     assert ZED["wallet"] not in values_in_lake(Path(lake.lake_root))
 

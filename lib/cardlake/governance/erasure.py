@@ -58,6 +58,8 @@ AUDIT_SCHEMA = T.StructType([
     T.StructField("rows_removed", T.LongType(), False),
     T.StructField("files_redacted", T.IntegerType(), False),
     T.StructField("files_not_handled", T.IntegerType(), False),
+    # Last: an audit table from before it gains the column on the next erasure (schema merge).
+    T.StructField("references_removed", T.LongType(), True),
 ])
 
 
@@ -369,5 +371,6 @@ def _record(tables: Tables, person: Person, result: ErasureResult, *, key: bytes
     subject = suppression.digest("customer_key", ",".join(sorted(person.customer_keys))
                                  or ",".join(sorted(person.emails)), key)
     audit = [(result.request_id, requested_by, now, subject, sorted(result.tables_changed),
-              result.rows_removed, len(result.files_redacted), len(result.files_not_handled))]
-    tables.append(AUDIT_TABLE, spark.createDataFrame(audit, AUDIT_SCHEMA))
+              result.rows_removed, len(result.files_redacted), len(result.files_not_handled),
+              result.references_removed)]
+    tables.append(AUDIT_TABLE, spark.createDataFrame(audit, AUDIT_SCHEMA), schema_mode="merge")
