@@ -21,6 +21,7 @@ import pytest
 
 from cardlake.errors import JobFailed, LakeLocked
 from cardlake.lock import LOCK_NAME, LakeLock, read_holder
+from tests.test_spark import NO_MAVEN  # Ivy with no reachable repository
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDLAKE = Path(sys.executable).with_name("cardlake")
@@ -89,16 +90,6 @@ def test_no_java_exits_3_with_one_sentence(tmp_path: Path) -> None:
     assert done.returncode == 3, done.stderr
     assert "Spark needs Java 17+" in done.stderr and "no-jdk" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-# An Ivy setup whose only repository is a closed port on loopback: Maven cannot be reached.
-NO_MAVEN = """<ivysettings>
-  <settings defaultResolver="nowhere"/>
-  <caches defaultCacheDir="{cache}"/>
-  <resolvers><ibiblio name="nowhere" m2compatible="true" root="http://127.0.0.1:9/maven2/"/>
-  </resolvers>
-</ivysettings>
-"""
 
 
 @pytest.mark.slow  # one JVM start, which stops at Spark's package resolution
