@@ -241,25 +241,25 @@ def _record_checked(spark: SparkSession, tables: Tables, names: Sequence[str],
                                                     "table string, version long"))
 
 
-def file_digest(path: str, key: bytes) -> str:
-    """Hex HMAC-SHA256(key, the file's bytes), read in chunks."""
-    digest = hmac.new(key, digestmod=hashlib.sha256)
+def _hex_digest(path: str, digest: Any) -> str:
+    # The file's bytes through ``digest`` (a hashlib or hmac object), read in chunks.
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    return str(digest.hexdigest())
+
+
+def file_digest(path: str, key: bytes) -> str:
+    """Hex HMAC-SHA256(key, the file's bytes), read in chunks."""
+    return _hex_digest(path, hmac.new(key, digestmod=hashlib.sha256))
 
 
 def _plain_sha256(path: str) -> str | None:
     # Manifests written before file digests were keyed hold this; only compared, never stored.
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_HASH_CHUNK):
-                digest.update(chunk)
+        return _hex_digest(path, hashlib.sha256())
     except OSError:  # gone since it was listed: the accounting check names it
         return None
-    return digest.hexdigest()
 
 
 def landed_file(path: Path, source: str, month: str, *, key: bytes) -> LandedFile:
@@ -309,9 +309,11 @@ def plan_files(
     done = {(p, s) for p, s, status in processed if status != STATUS_FAILED}  # failed: retried
     by_digest = {s: p for p, s, status in processed if status == STATUS_INGESTED}
     fresh, skipped = [], []
+    # Only a manifest with rows can hold plain digests: a new lake reads no file twice.
+    legacy = bool(processed)
     for f in files:
         known = [f.digest]
-        if (f.rel_path, f.digest) not in done and f.digest not in by_digest:
+        if legacy and (f.rel_path, f.digest) not in done and f.digest not in by_digest:
             known += [d for d in [_plain_sha256(f.abs_path)] if d is not None]
         if any((f.rel_path, d) in done for d in known):
             continue
