@@ -128,6 +128,7 @@ def write_static_truth(world: World, truth_root: Path) -> None:
         "postcode": [a[2] for a in addr0], "street": [f"{a[0]} {a[3]}" for a in addr0],
         "email": w.email,
         "phone": [canonical_phone(c, ph) for c, ph in zip(w.country, w.phone, strict=True)],
+        "national_id": w.national_id,
         "household_id": w.household.tolist(),
         "join_date": [str(d) for d in w.join_date],
         "churn_month": [w.months[c] if c < len(w.months) else "" for c in w.churn_m.tolist()],

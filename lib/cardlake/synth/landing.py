@@ -12,7 +12,8 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from cardlake.synth import vocab as V
-from cardlake.synth.defects import break_text, corrupt_fields, pick_kind
+from cardlake.synth.defects import SYNTACTIC, break_text, corrupt_fields, pick_kind
+from cardlake.synth.national_id import delivered_national_id
 from cardlake.synth.noise import Identity, noisy_identity
 from cardlake.synth.output import FileBuilder, TruthSink
 from cardlake.synth.rng import np_rng, py_rng
@@ -159,10 +160,17 @@ def financial_records(ctx: MonthContext) -> None:
                      serializer=_json_line)
     who = (w.join_m == m) | ((_changed(w.plan, m) | _changed(w.addr_ver, m))
                              & (w.state[:, m] != 0))
+    # The holder's national id (KYC) comes from streams of its own, so ``rnd`` draws what it
+    # always drew and every other byte of the file is what it was before national ids.
+    nid_rnd = py_rng(p.seed, "national_id_written", ctx.month)
     for i in sorted(np.flatnonzero(who).tolist(), key=lambda j: w.fin_id[j]):
         ident = _identity(w, i, m, rnd)
         rec = _financial_doc(ctx, i, ident, rnd)
         bad = _maybe_bad(rec, "financial_records", p.bad_record_rate, rnd)
+        national = delivered_national_id(w.national_id[i], missing_rate=p.missing_field_rate,
+                                         rnd=nid_rnd)
+        if bad not in SYNTACTIC:  # a line cut in half keeps the cut it always had
+            rec["holder"]["national_id"] = national
         fb.add(rec, record_id=w.fin_id[i], person_id=w.person_id[i],
                noise=";".join(ident.noise), bad_kind=bad, rnd=rnd)
     ctx.finish(fb, rnd)

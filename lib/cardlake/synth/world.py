@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cardlake.synth import vocab as V
+from cardlake.synth.national_id import national_ids
 from cardlake.synth.params import SynthParams
 from cardlake.synth.rng import np_rng
 
@@ -61,6 +62,7 @@ class World:
     addresses: list[Addresses]  # [version][person] -> street, city, postcode, street type
     email: list[str]
     phone: list[str]  # national significant number, digits only
+    national_id: list[str]  # canonical, see cardlake.synth.national_id
     household: np.ndarray  # -1 when none
     join_date: np.ndarray
     join_m: np.ndarray  # delivery month of the first profile (0 for existing customers)
@@ -367,7 +369,8 @@ def build_world(params: SynthParams) -> World:
         person_id=[f"P{i:07d}" for i in range(n)], archetype=archetype, trajectory=trajectory,
         gender=gender, first=first, last=last, birth=birth, marital=marital,
         education=education, occupation=occupation, income=income, country=country,
-        currency=currency, addresses=addresses, email=email, phone=phone, household=household,
+        currency=currency, addresses=addresses, email=email, phone=phone,
+        national_id=national_ids(params.seed, country), household=household,
         join_date=join_date, join_m=join_m, churn_m=churn_m, engagement=eng, state=state,
         plan=plan, device_ver=device_ver, device_os=device_os, addr_ver=addr_ver,
         crm_id=crm_id, fin_id=fin_id, demo_id=demo_id, app_user_id=app_user_id,
