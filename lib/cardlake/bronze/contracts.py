@@ -198,7 +198,10 @@ _STR = StringType()
 # number belongs makes the document a type mismatch) and dates as text, checked afterwards.
 FINANCIAL_SCHEMA = _struct(
     ("fin_id", _STR), ("crm_ref", _STR),
-    ("holder", _struct(("name", _STR), ("date_of_birth", _STR), ("email", _STR), ("phone", _STR))),
+    # national_id (KYC) is kept as delivered, however written; a document from before it has
+    # none (null). Silver checks its format (cardlake.silver.customers.normalised_national_id).
+    ("holder", _struct(("name", _STR), ("date_of_birth", _STR), ("email", _STR), ("phone", _STR),
+                       ("national_id", _STR))),
     ("address", _struct(("street", _STR), ("city", _STR), ("postcode", _STR), ("country", _STR))),
     ("plan_type", _STR),
     ("accounts", ArrayType(_struct(("account_id", _STR), ("type", _STR), ("currency", _STR),
