@@ -62,6 +62,10 @@ def test_golden_record_follows_trust_recency_and_lineage(spark: SparkSession) ->
             "2024-03",
         ),
         cand("email", {"v": "ann@x.org"}, "marketing_monthly", "MK-1", "2024-02"),
+        # The newest of core banking's (KYC); a CRM value would not count (no rule source).
+        cand("national_id", {"v": "SYN-GB-482193750-Y"}, "financial_records", "FIN-1", "2024-01"),
+        cand("national_id", {"v": "SYN-GB-000000001-D"}, "financial_records", "FIN-1", "2024-03"),
+        cand("national_id", {"v": "SYN-GB-999999999-X"}, "crm_customers", "CRM-1", "2024-03", 9),
     ]
     snapshots = golden_snapshots(
         spark.createDataFrame(rows, CANDIDATE), months=["2024-01", "2024-02", "2024-03"]
@@ -76,6 +80,8 @@ def test_golden_record_follows_trust_recency_and_lineage(spark: SparkSession) ->
         None,
     )
     assert feb.email == "ann@x.org"  # delivered in February: not visible in January
+    assert (jan.national_id, feb.national_id, mar.national_id) == (
+        "SYN-GB-482193750-Y", "SYN-GB-482193750-Y", "SYN-GB-000000001-D")
     assert (mar.city, mar.street, mar.status, mar.closed_month) == (
         "York",
         "9 B Road",

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from cardlake.er import standardise as S
 from cardlake.months import month_index
 from cardlake.silver.activity import latest_delivery
 from cardlake.silver.schemas import CUSTOMER_SNAPSHOTS, CUSTOMERS
+from cardlake.synth import national_id as N
 
 # Person-bearing sources and how their columns map to the matcher's roles.
 PERSON_SOURCES = (
@@ -51,6 +53,40 @@ TRUST = {
 def _text(col: str | Column) -> Column:
     column = F.col(col) if isinstance(col, str) else col
     return F.nullif(F.trim(column.cast("string")), F.lit(""))
+
+
+# The landing contract's national id, however a clerk wrote it: case, spaces, dashes aside.
+NATIONAL_ID_SHAPE = rf"^{N.PREFIX}([A-Z]{{2}})([0-9]{{{N.DIGITS}}})([{N.CHECK_LETTERS}])$"
+_NATIONAL_ID_BODY = 2 + N.DIGITS  # country and digits: the characters the check letter weighs
+
+
+def normalised_national_id(col: Column) -> Column:
+    """``SYN-GB-482193750-Y`` from any spelling of it; NULL unless it has the synthetic format
+    and its check letter (:mod:`cardlake.synth.national_id`) is right."""
+    compact = F.regexp_replace(F.upper(col), r"[^A-Z0-9]", "")
+    country = F.regexp_extract(compact, NATIONAL_ID_SHAPE, 1)
+    digits = F.regexp_extract(compact, NATIONAL_ID_SHAPE, 2)
+    letter = F.regexp_extract(compact, NATIONAL_ID_SHAPE, 3)
+    body = F.concat(country, digits)
+
+    def weighted(total: Column, i: Column) -> Column:
+        ch = body.substr(i, F.lit(1))
+        value = F.ascii(ch) - F.when(ch.rlike("[0-9]"), F.ascii(F.lit("0"))).otherwise(
+            F.ascii(F.lit("A")) - 10)
+        return total + i * value
+
+    total = F.aggregate(F.sequence(F.lit(1), F.lit(_NATIONAL_ID_BODY)), F.lit(0), weighted)
+    expected = F.lit(N.CHECK_LETTERS).substr(F.pmod(total, F.lit(len(N.CHECK_LETTERS))) + 1,
+                                             F.lit(1))
+    return F.when(compact.rlike(NATIONAL_ID_SHAPE) & (letter == expected),
+                  F.concat_ws("-", F.lit(N.PREFIX), country, digits, letter))
+
+
+def _holder_national_id(fin: DataFrame) -> Column:
+    # A bronze table from before national ids has a holder without one.
+    holder = fin.schema["holder"].dataType
+    has_it = isinstance(holder, StructType) and "national_id" in holder.fieldNames()
+    return F.col("holder.national_id") if has_it else F.lit(None).cast("string")
 
 
 def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, dict[str, str]]]:
@@ -193,6 +229,9 @@ RULES: tuple[Rule, ...] = (
     Rule("first_name", ("crm_customers", "financial_records", "demographics"), "trust"),
     Rule("last_name", ("crm_customers", "financial_records", "demographics"), "trust"),
     Rule("date_of_birth", ("crm_customers", "financial_records", "demographics"), "trust"),
+    # KYC: only core banking holds it. Not a matcher comparison (cardlake.er): it would link
+    # core-banking records alone, and flatter the resolution figures of the other sources.
+    Rule("national_id", ("financial_records",), "recent"),
     Rule("gender", ("demographics",), "recent"),
     Rule("marital_status", ("demographics",), "recent"),
     Rule("education", ("demographics",), "recent"),
@@ -295,6 +334,9 @@ def candidates(bronze: dict[str, DataFrame], crosswalk_df: DataFrame) -> DataFra
                     ).alias("v")
                 ),
                 "date_of_birth": F.struct(_text("holder.date_of_birth").alias("v")),
+                "national_id": F.struct(
+                    normalised_national_id(_holder_national_id(fin)).alias("v")
+                ),
                 "email": F.struct(S.normalised_email(F.col("holder.email")).alias("v")),
                 "phone": F.struct(
                     S.e164_phone(
@@ -450,6 +492,7 @@ def golden_snapshots(candidates_df: DataFrame, *, months: Sequence[str]) -> Data
             field("first_name").alias("first_name"),
             field("last_name").alias("last_name"),
             F.to_date(field("date_of_birth")).alias("date_of_birth"),
+            field("national_id").alias("national_id"),
             field("gender").alias("gender"),
             field("marital_status").alias("marital_status"),
             field("education").alias("education"),

@@ -44,6 +44,7 @@ CUSTOMERS = _schema(
     ("first_name", S),
     ("last_name", S),
     ("date_of_birth", D),
+    ("national_id", S),  # core banking's (KYC), canonical; never in gold
     ("gender", S),
     ("marital_status", S),
     ("education", S),
