@@ -32,6 +32,7 @@ _LAYER_DIRS = {"bronze": "bronze", "silver": "silver", "gold": "gold",
                "_quarantine": "_quarantine", "_ops": "_ops"}
 _HARD_FEATURES = {"deletionVectors", "columnMapping"}
 RESULT_CACHE_SIZE = 256
+DUCKDB_THREADS = 2
 
 
 class TableNotBuilt(LookupError):
@@ -108,6 +109,10 @@ class Lake:
         self.root = root.removeprefix("file://")
         self._cache: dict[str, tuple[tuple[int, ...], Snapshot]] = {}
         self._lock = threading.Lock()
+        # one in-memory database; each query takes a cursor of it (a connection of its own,
+        # whose registered tables no other query sees) instead of a new database (~15 ms)
+        self._db = duckdb.connect()
+        self._db.execute(f"SET threads TO {DUCKDB_THREADS}")
         # results by (sql, params, table versions): a new commit makes a new key, so a cached
         # answer is never stale; pages viewed again on unchanged tables skip DuckDB
         self._results: OrderedDict[tuple[str, str, tuple[Any, ...]], pd.DataFrame] = (
@@ -161,9 +166,9 @@ class Lake:
 
     @contextmanager
     def _connection(self, bound: Mapping[str, Snapshot]) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect()
+        with self._lock:
+            con = self._db.cursor()
         try:
-            con.execute("SET threads TO 2")
             for alias, snap in bound.items():
                 con.register(alias, snap.data)
             yield con
