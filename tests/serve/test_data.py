@@ -126,3 +126,27 @@ def test_profile_of_a_source(tiny_lake: Path) -> None:
     assert df.loc["amount", "max"] == "100.0"
     assert df.loc["first_name", "min"] == ""  # a name is never copied into a profile
     assert pd.isna(df.loc["email", "iqr_outliers"])
+
+
+def test_experiment_balance_in_one_scan(tmp_path: Path) -> None:
+    """Means, sample variances and SMDs worked by hand: CK5 has no features that month (its
+    covariates are missing, its score counts); CK1's row of another month is not joined."""
+    write_deltalake(str(tmp_path / "gold" / "experiment_assignment"), pa.Table.from_pylist([
+        {"experiment": "e1", "month": "2025-01", "customer_key": k, "group": g, "score": s}
+        for k, g, s in [("CK1", "test", 0.2), ("CK2", "test", 0.4), ("CK3", "control", 0.1),
+                        ("CK4", "control", 0.3), ("CK5", "control", 0.2)]]))
+    features = [("CK1", "2025-01", 100.0, 5, 10), ("CK2", "2025-01", 300.0, 5, 20),
+                ("CK3", "2025-01", 100.0, 5, 10), ("CK4", "2025-01", 100.0, 5, 20),
+                ("CK1", "2024-12", 9999.0, 99, 99)]
+    write_deltalake(str(tmp_path / "gold" / "customer_monthly_features"), pa.Table.from_pylist([
+        {"customer_key": k, "month": m, "spend_usd": s, "tx_count": n, "tenure_months": v,
+         "age": v, "credit_score": v} for k, m, s, n, v in features]))
+    df = data.experiment_balance(Lake(str(tmp_path)))
+    expected = pd.DataFrame({
+        "covariate": ["score", "spend_usd", "tx_count", "tenure_months", "age", "credit_score"],
+        # score: test 0.2, 0.4 (var 0.02); control 0.1, 0.3, 0.2 (var 0.01); pooled 0.015
+        "test_mean": [0.3, 200.0, 5.0, 15.0, 15.0, 15.0],
+        "control_mean": [0.2, 100.0, 5.0, 15.0, 15.0, 15.0],
+        "smd": [0.1 / 0.015**0.5, 1.0, 0.0, 0.0, 0.0, 0.0],  # spend: 100 / sqrt(20000 / 2)
+    })
+    pd.testing.assert_frame_equal(df, expected, check_exact=False, rtol=1e-9)

@@ -322,26 +322,29 @@ def experiment_sizes(lake: Lake) -> pd.DataFrame:
 
 
 def experiment_balance(lake: Lake) -> pd.DataFrame:
-    """Mean of each covariate per group and the standardised mean difference (SMD)."""
+    """Mean of each covariate per group and the standardised mean difference (SMD), in one
+    scan of the assignment joined to the features."""
+    stats = ", ".join(
+        f"avg({source}.{col}) as {col}__mean, var_samp({source}.{col}) as {col}__var"
+        for col, source in ((c, "x" if c == "score" else "f") for c in BALANCE_FEATURES))
+    df = lake.query(
+        f"""
+        select x."group" as grp, {stats}
+        from x left join f on f.customer_key = x.customer_key and f.month = x.month
+        group by 1
+        """,
+        x="gold.experiment_assignment",
+        f="gold.customer_monthly_features",
+    ).set_index("grp")
     rows = []
-    for col in BALANCE_FEATURES:
-        source = "x" if col == "score" else "f"
-        df = lake.query(
-            f"""
-            select x."group" as grp, avg({source}.{col}) as mean, var_samp({source}.{col}) as var
-            from x left join f on f.customer_key = x.customer_key and f.month = x.month
-            group by 1
-            """,
-            x="gold.experiment_assignment",
-            f="gold.customer_monthly_features",
-        ).set_index("grp")
-        if not {"test", "control"} <= set(df.index):
-            continue
+    if {"test", "control"} <= set(df.index):
         t, c = df.loc["test"], df.loc["control"]
-        pooled = ((t["var"] or 0.0) + (c["var"] or 0.0)) / 2
-        smd = (t["mean"] - c["mean"]) / pooled**0.5 if pooled > 0 else 0.0
-        rows.append({"covariate": col, "test_mean": t["mean"], "control_mean": c["mean"],
-                     "smd": smd})
+        for col in BALANCE_FEATURES:
+            pooled = ((t[f"{col}__var"] or 0.0) + (c[f"{col}__var"] or 0.0)) / 2
+            diff = t[f"{col}__mean"] - c[f"{col}__mean"]
+            rows.append({"covariate": col, "test_mean": t[f"{col}__mean"],
+                         "control_mean": c[f"{col}__mean"],
+                         "smd": diff / pooled**0.5 if pooled > 0 else 0.0})
     return pd.DataFrame(rows, columns=["covariate", "test_mean", "control_mean", "smd"])
 
 
