@@ -11,16 +11,19 @@ versions it shows; a page whose table is not built yet says which ``make`` targe
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 import dash
+import flask
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -48,6 +51,14 @@ PAGES = (
     ("/quality", "Data quality"),
 )
 GRAPH_CONFIG: Any = {"displaylogo": False, "topojsonURL": "/assets/topojson/"}
+# where dcc.Graph loads Plotly.js from when served locally (it asks only once a page's content
+# has arrived); the pages whose first view draws charts have their index fetch it at once
+PLOTLY_JS = "_dash-component-suites/plotly/package_data/plotly.min.js"
+CHART_PAGES = ("/", "/segments", "/experiment", "/quality")
+# the portfolio's world outline, handed to Plotly with the page: Plotly otherwise fetches it
+# only after drawing the map's frame, one more round trip at the end of the first render
+WORLD_TOPOJSON = ("world_110m", os.path.join(ASSETS, "topojson", "world_110m.json"))
+WORLD_JS = "_cardlake/world.js"
 
 
 # --- formatting ----------------------------------------------------------------------------
@@ -450,14 +461,35 @@ def _query(search: str | None) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items() if v}
 
 
+class _Dashboard(dash.Dash):
+    """Dash whose first page load asks at once for what the page will draw with (see above)."""
+
+    def interpolate_index(self, **kwargs: Any) -> str:
+        prefix = self.config.requests_pathname_prefix
+        path = flask.request.path.removeprefix(prefix.rstrip("/")) or "/"
+        head = []
+        if path in CHART_PAGES or (path == "/customer" and "key" in flask.request.args):
+            head.append(f'<link rel="preload" as="script" href="{prefix}{PLOTLY_JS}">')
+        if path == "/":
+            head.append(f'<script src="{prefix}{WORLD_JS}"></script>')
+        kwargs["metas"] = kwargs.get("metas", "") + "".join(head)
+        return str(super().interpolate_index(**kwargs))
+
+
 def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LIVE_REFRESH_MS,
-               profiles_dir: str | None = None) -> dash.Dash:
-    """The dashboard over the lake at ``lake_root``, for viewers with ``role``."""
+               profiles_dir: str | None = None, warm: bool = False) -> dash.Dash:
+    """The dashboard over the lake at ``lake_root``, for viewers with ``role``.
+
+    With ``warm``, every page's first view (no query string) is drawn before this returns, so
+    that the first visitor finds it cached (tables opened, queries run, Plotly's first figure
+    built). It is cached by every table's commit like any drawn page: a table that changes
+    later draws the page afresh from its new version.
+    """
     check_role(role)
     lake = Lake(lake_root)
-    app = dash.Dash(__name__, assets_folder=ASSETS, title="Cardlake",
-                    suppress_callback_exceptions=True, update_title="",
-                    health_endpoint="health")
+    app = _Dashboard(__name__, assets_folder=ASSETS, title="Cardlake",
+                     suppress_callback_exceptions=True, update_title="",
+                     health_endpoint="health")
     nav = html.Nav([dcc.Link(label, href=path, className="nav-link") for path, label in PAGES]
                    + [html.Span(f"role: {role}", className="nav-role")])
     app.layout = html.Div([dcc.Location(id="url"), html.Header([html.H1("Cardlake"), nav]),
@@ -467,10 +499,9 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
     pages: OrderedDict[tuple[str, str, Any], Any] = OrderedDict()
     pages_lock = threading.Lock()
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
-    def route(pathname: str | None, search: str | None) -> Any:
+    def draw(pathname: str, search: str) -> Any:
         query = _query(search)
-        title = dict(PAGES).get(pathname or "/")
+        title = dict(PAGES).get(pathname)
         if title is None:
             return html.Div(f"no page at {pathname}", id="not-found")
         builders: dict[str, Callable[[], list[Any]]] = {
@@ -482,13 +513,13 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
             "/experiment": lambda: experiment_page(lake, query),
             "/quality": lambda: quality_page(lake, query, profiles_dir),
         }
-        key = (pathname or "/", search or "", lake.fingerprint())
+        key = (pathname, search, lake.fingerprint())
         with pages_lock:
             if key in pages:
                 pages.move_to_end(key)
                 return pages[key]
         try:
-            body = builders[pathname or "/"]()
+            body = builders[pathname]()
         except TableNotBuilt as missing:
             body = [not_built(missing.name)]
         out = html.Div([html.H2(title, id="page-title"), *body], id=f"page-{title.split()[0]}")
@@ -497,6 +528,16 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
             while len(pages) > PAGE_CACHE_SIZE:
                 pages.popitem(last=False)
         return out
+
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
+    def route(pathname: str | None, search: str | None) -> Any:
+        return draw(pathname or "/", search or "")
+
+    if warm:
+        started = time.perf_counter()
+        for path, _ in PAGES:
+            draw(path, "")
+        log.info("drew every page's first view in %.2f s", time.perf_counter() - started)
 
     @app.callback(Output("kpi-cards", "children"), Output("month-panels", "children"),
                   Input("month-picker", "value"), prevent_initial_call=True)
@@ -518,6 +559,15 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
     def refresh_live(_n: Any) -> Any:
         return live_content(lake, role)
 
+    name, topojson_path = WORLD_TOPOJSON
+    with open(topojson_path) as fh:
+        world_js = ("window.PlotlyGeoAssets = window.PlotlyGeoAssets || {topojson: {}};\n"
+                    f"window.PlotlyGeoAssets.topojson[{json.dumps(name)}] = {fh.read()};\n")
+
+    @app.server.route("/" + WORLD_JS)
+    def world() -> Any:
+        return flask.Response(world_js, mimetype="text/javascript")
+
     if profiles_dir:
         @app.server.route("/profiles/<path:name>")
         def profile(name: str) -> Any:
@@ -531,6 +581,6 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
 def serve(lake_root: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           role: str = DEFAULT_ROLE, profiles_dir: str | None = None) -> None:
     """Serves the dashboard until interrupted (Flask's threaded server, loopback by default)."""
-    app = create_app(lake_root, role=role, profiles_dir=profiles_dir)
+    app = create_app(lake_root, role=role, profiles_dir=profiles_dir, warm=True)
     log.info("dashboard on http://%s:%d (role %s, lake %s)", host, port, role, lake_root)
     app.run(host=host, port=port, debug=False)
