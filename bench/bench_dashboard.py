@@ -2,14 +2,23 @@
 
 The dashboard caches drawn pages and query results by table version, so a page drawn once is
 not drawn again until a table changes. For each page and run the bench therefore starts the
-dashboard afresh as ``make dashboard`` does (its own process on a free loopback port: nothing
-cached, which needs no cache-clearing hook in the app) and opens the page in a new browser
-context (empty cache, the app's JS bundle fetched): that is the **cold** figure, the first
-render a user waits for, and the one graded against the goal. It includes what a fresh process
-pays once on its first page (Plotly's first figure, about 0.25 s). The same page opened again
-in the same context is the **warm** figure (the server's page cache and the browser's cache
-hit). The clock stops when the page's title and its charts or tables are drawn and the network
-is idle.
+dashboard afresh as ``make dashboard`` does (its own process on a free loopback port) and opens
+the page in a new browser context (empty cache, the app's JS bundle and Plotly.js fetched): that
+is the **cold** figure, the first render a user waits for, and the one graded against the goal.
+The same page opened again in the same context is the **warm** figure (the server's page cache
+and the browser's cache hit). The clock stops when the page's title, its tables and every one
+of its charts are drawn (a map with its countries) and the network is idle (Playwright's
+``networkidle``: no request for 500 ms, so about half a second of every figure is that wait).
+Until 5 December 2026 the clock stopped before Plotly.js had even loaded (a page whose charts
+were not yet in the DOM counted as drawn), which flattered the pages with charts.
+
+The dashboard warms itself before it answers its health check: it opens the tables, runs the
+queries and draws every page's first view (no query string) into its page cache, so a fresh
+process's first visitor does not wait for them. What that costs is the **ready** figure: from
+the process's start to its first healthy answer, reported beside the render times. The cache is
+keyed by every table's latest commit, so a table that changes later is read and the page drawn
+afresh from its new version; the pages show the versions they read, as before. The customer 360
+is timed with a customer key (``?key=``), which no warming draws.
 
 The goal is a cold render within 1.5 s on the default lake (``make run``'s ``lake/``), and
 within 4 s at 10M transactions: ``--synthetic N`` first writes a lake of N transactions into a
@@ -57,11 +66,14 @@ GOAL_SYNTHETIC_S = 4.0  # cold, at 10M transactions
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+# every dcc.Graph is in the DOM (a pending one too) before Plotly.js has loaded and drawn it
 DRAWN = """() => {
   const page = document.querySelector('#page-title');
   if (!page) return false;
   if (document.querySelector('._dash-loading, .dash-spinner')) return false;
-  return [...document.querySelectorAll('.js-plotly-plot')].every(g => g.querySelector('.main-svg'));
+  return [...document.querySelectorAll('.dash-graph')].every(g => g.querySelector('.main-svg'))
+    && [...document.querySelectorAll('.geolayer .geo')].every(
+      g => g.querySelector('.countries path, .choroplethlayer path'));
 }"""
 START_DEADLINE_S = 120
 
@@ -224,9 +236,11 @@ def build_synthetic_lake(template: Path, out: Path, transactions: int) -> dict[s
 # --- timing --------------------------------------------------------------------------------
 
 
-def start(lake_root: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``jobs/dashboard.py`` on a free loopback port, once its health endpoint answers."""
+def start(lake_root: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str, float]:
+    """``jobs/dashboard.py`` on a free loopback port, once its health endpoint answers; the
+    seconds from the process's start to that answer."""
     port = free_port()
+    started = time.perf_counter()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "jobs" / "dashboard.py"), "--lake-root", lake_root,
@@ -238,7 +252,7 @@ def start(lake_root: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str]
             raise SystemExit(f"dashboard exited with {proc.returncode}; log: {log_path}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return proc, f"http://127.0.0.1:{port}"
+                return proc, f"http://127.0.0.1:{port}", time.perf_counter() - started
         except OSError:
             time.sleep(0.2)
     stop(proc)
@@ -260,18 +274,21 @@ def _visit(page: Any, url: str) -> float:
 
 def time_pages(lake_root: str, key: str | None, runs: int, log_path: Path
                ) -> dict[str, dict[str, list[float]]]:
-    """Per page: ``cold`` (a fresh dashboard process and browser context) and ``warm`` (the same
-    page again, in the same context on the same process: both caches hit)."""
+    """Per page: ``ready`` (a fresh dashboard process's start to its health check), ``cold`` (its
+    first render in a fresh browser context) and ``warm`` (the same page again, in the same
+    context on the same process: both caches hit)."""
     from playwright.sync_api import sync_playwright
 
-    out: dict[str, dict[str, list[float]]] = {p: {"cold": [], "warm": []} for p in PAGES}
+    out: dict[str, dict[str, list[float]]] = {
+        p: {"ready": [], "cold": [], "warm": []} for p in PAGES}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             for _ in range(runs):
                 for path in PAGES:
                     target = f"{path}?key={key}" if path == "/customer" and key else path
-                    proc, url = start(lake_root, log_path)
+                    proc, url, ready = start(lake_root, log_path)
+                    out[path]["ready"].append(ready)
                     context = browser.new_context(viewport={"width": 1400, "height": 1000})
                     try:
                         page = context.new_page()
@@ -368,13 +385,14 @@ def main() -> int:
     if spark_line:
         print(spark_line)
     print(f"first render per page, {args.runs} runs; cold: a fresh dashboard process and browser "
-          "context; warm: the same page again (page, query and browser caches hit)")
-    print(f"{'page':<12} {'cold median':>12} {'cold max':>9} {'warm median':>12}  "
-          f"cold <= {goal} s")
+          "context; warm: the same page again (page, query and browser caches hit); ready: the "
+          "fresh process's start to its health check (it warms its caches first)")
+    print(f"{'page':<12} {'cold median':>12} {'cold max':>9} {'warm median':>12} "
+          f"{'ready median':>13}  cold <= {goal} s")
     for path, secs in times.items():
         cold, warm = statistics.median(secs["cold"]), statistics.median(secs["warm"])
-        print(f"{path:<12} {cold:>11.2f}s {max(secs['cold']):>8.2f}s {warm:>11.2f}s  "
-              f"{'ok' if cold <= goal else 'OVER'}")
+        print(f"{path:<12} {cold:>11.2f}s {max(secs['cold']):>8.2f}s {warm:>11.2f}s "
+              f"{statistics.median(secs['ready']):>12.2f}s  {'ok' if cold <= goal else 'OVER'}")
     return 0
 
 
