@@ -3,7 +3,8 @@
 1. **Who.** A customer key, an e-mail or a source record id resolves, through
    ``silver.crosswalk`` and ``silver.customers``, to the person's identifiers: customer keys,
    every source record id, e-mails, phones, device ids, card tokens and wallet ids (a card
-   transaction names its payer by nothing else).
+   transaction names its payer by nothing else), and national ids as silver holds them and as
+   core banking typed them (bronze keeps every spelling).
 2. **Rows.** Every Delta table under the lake (bronze, silver, gold, quarantine, ops) loses the
    rows in which any text column (or nested value, as JSON) holds one of them as a whole token
    (not inside a longer id). A row that names them only in a column referring to another party
@@ -19,7 +20,8 @@
    in the result as not handled (never silently left).
 5. **Never again.** Keyed digests of the identifiers (keys, record ids, e-mails, phones) go to
    ``_ops.erasure_suppression`` (:mod:`cardlake.governance.suppression`), and an audit row
-   without personal data to ``_ops.erasure_audit``.
+   without personal data to ``_ops.erasure_audit``. National ids need no digest: a source
+   delivers one only inside a core-banking record, whose record id is suppressed.
 """
 
 from __future__ import annotations
@@ -88,10 +90,11 @@ class Person:
     other: frozenset[str] = frozenset()  # device ids
     phones: frozenset[str] = frozenset()
     instruments: frozenset[str] = frozenset()  # card tokens and wallet ids
+    national_ids: frozenset[str] = frozenset()  # canonical and every delivered spelling
 
     def tokens(self) -> list[str]:
         values = (self.customer_keys | self.record_ids | self.emails | self.other | self.phones
-                  | self.instruments)
+                  | self.instruments | self.national_ids)
         return sorted(v for v in values if len(v) >= MIN_TOKEN_CHARS)
 
     def suppression_pairs(self) -> list[tuple[str, str]]:
@@ -138,6 +141,7 @@ def find_person(tables: Tables, request: ErasureRequest) -> Person:
                            "source_record_id")
     other: set[str] = set()
     phones: set[str] = set()
+    national: set[str] = set()
     for name in person_tables:
         rows = tables.read(name).where(F.col("customer_key").isin(sorted(keys))) if keys else None
         if rows is None:
@@ -145,6 +149,8 @@ def find_person(tables: Tables, request: ErasureRequest) -> Person:
         emails |= {e.lower() for e in _values(rows, "email")}
         phones |= _values(rows, "phone")
         other |= _values(rows, "device_id")
+        if "national_id" in rows.columns:  # a silver table from before national ids has none
+            national |= _values(rows, "national_id")
         # silver.customers.crm_ids: the person's CRM record ids, comma-separated
         records |= {v for r in rows.select("crm_ids").collect() if r[0]
                     for v in str(r[0]).split(",") if v}
@@ -152,7 +158,21 @@ def find_person(tables: Tables, request: ErasureRequest) -> Person:
         if not emails:
             raise ErasureError("nobody in the lake matches the request")
     return Person(frozenset(keys), frozenset(records), frozenset(emails), frozenset(other),
-                  frozenset(phones), frozenset(_instruments(tables, keys, records)))
+                  frozenset(phones), frozenset(_instruments(tables, keys, records)),
+                  frozenset(national | _delivered_national_ids(tables, records)))
+
+
+def _delivered_national_ids(tables: Tables, records: set[str]) -> set[str]:
+    # Core banking's national ids as typed (spaced, lower-case, compact; a wrong check letter
+    # too, which silver left out): a copy of one may sit in text with no other identifier.
+    if not records or not tables.exists("bronze.financial_records"):
+        return set()
+    fin = tables.read("bronze.financial_records")
+    holder = fin.schema["holder"].dataType if "holder" in fin.columns else None
+    if not (isinstance(holder, T.StructType) and "national_id" in holder.fieldNames()):
+        return set()
+    return _values(fin.where(F.col("fin_id").isin(sorted(records)))
+                   .select(F.col("holder.national_id").alias("national_id")), "national_id")
 
 
 def _instruments(tables: Tables, keys: set[str], records: set[str]) -> set[str]:

@@ -12,6 +12,7 @@ from cardlake.governance.settings import Mask
 
 REDACTED = "[redacted]"
 PHONE_DIGITS_SHOWN = 4
+LAST_CHARS_SHOWN = 2  # of an identifier such as a national id
 
 
 def quote(name: str) -> str:
@@ -43,6 +44,11 @@ def mask_sql(column: str, mask: Mask | None, data_type: DataType) -> str:
         expression = (
             f"CASE WHEN {c} IS NULL THEN NULL ELSE concat('***', "
             f"right(regexp_replace({c}, '[^0-9]', ''), {PHONE_DIGITS_SHOWN})) END"
+        )
+    elif mask == "last_two" and is_text:
+        expression = (
+            f"CASE WHEN {c} IS NULL THEN NULL ELSE concat('***', "
+            f"right(regexp_replace({c}, '[^0-9A-Za-z]', ''), {LAST_CHARS_SHOWN})) END"
         )
     elif mask == "year" and isinstance(data_type, DateType | TimestampType | TimestampNTZType):
         expression = f"year({c})"

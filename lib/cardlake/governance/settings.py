@@ -16,7 +16,7 @@ GOVERNANCE_CONF_NAME = "governance"
 LAKE_LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
 
 Classification = Literal["none", "personal", "sensitive", "card"]
-Mask = Literal["keep", "initials", "email", "phone", "year", "redact", "nullify"]
+Mask = Literal["keep", "initials", "email", "phone", "last_two", "year", "redact", "nullify"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class GovernanceSettings:
 
 
 _CLASSES = ("none", "personal", "sensitive", "card")
-_MASKS = ("keep", "initials", "email", "phone", "year", "redact", "nullify")
+_MASKS = ("keep", "initials", "email", "phone", "last_two", "year", "redact", "nullify")
 
 
 _KEYS = {"class", "mask", "description", "rule"}
