@@ -181,8 +181,11 @@ CUSTOMER_360 = "customer_360"
 
 def write_customer_360(tables: Tables, *, month: str | None) -> int:
     """Rebuilds ``gold.customer_360`` as of the latest month (``month`` None), or upserts the
-    customers on the books in ``month`` and drops those whose latest month is older (closed).
-    A month older than the table's is a backfill: the table, a current view, is left alone."""
+    customers on the books in ``month`` and removes those whose latest month is older: they
+    closed (a customer's row says ``status`` closed in the month it closes; afterwards its
+    history is in ``gold.dim_customer`` and the monthly tables). A month older than the
+    table's is a backfill, and a month without features one gold has not built: either way the
+    table, a current view, is left alone."""
     from cardlake.silver.schemas import SCHEMAS as SILVER
 
     name = f"gold.{CUSTOMER_360}"
@@ -201,6 +204,11 @@ def write_customer_360(tables: Tables, *, month: str | None) -> int:
             if latest is not None and latest[0] is not None and latest[0] > month:
                 log.info("%s is as of %s; a run of %s leaves it alone", name, latest[0], month)
                 return tables.read(name).count()
+            if features.where(F.col("month") == F.lit(month)).isEmpty():
+                # Not "everyone closed": removing every row would empty the analysts' view.
+                log.warning("no customer on the books in %s (gold not run for it?); %s left "
+                            "alone", month, name)
+                return tables.read(name).count()
     row = customer360.customer_360(
         features.where(F.col("month") == F.lit(month)),
         customers_df=_read(tables, "silver.customers", None, SILVER["customers"]),
@@ -218,7 +226,11 @@ def write_customer_360(tables: Tables, *, month: str | None) -> int:
     ).localCheckpoint()
     if incremental:
         tables.merge(name, row, keys=["customer_key"])
-        tables.delete(name, f"as_of_month < '{month}'")
+        closed = f"as_of_month < '{month}'"
+        removed = tables.read(name).where(closed).count()
+        if removed:
+            tables.delete(name, closed)
+        log.info("%s: %d customer(s) no longer on the books in %s removed", name, removed, month)
     else:
         tables.overwrite(name, row)
     count = tables.read(name).count()
