@@ -1,9 +1,9 @@
 """Erasure on a lake the whole pipeline built (issue 14): a person with records in every source
-leaves no byte behind (name, e-mail, phone, date of birth), every other customer's rows stay as
-they were, and re-delivering the person's source records does not bring them back.
+leaves no byte behind (name, e-mail, phone, date of birth, national id), every other customer's
+rows stay as they were, and re-delivering the person's source records does not bring them back.
 
-The generator issues no national id (``cardlake.synth`` writes names, e-mail, phone, date of
-birth and addresses, nothing else that identifies a person), so there is none to scan for.
+The national id is the generator's synthetic one (:mod:`cardlake.synth.national_id`), which core
+banking delivers however a clerk typed it: the scan looks for every spelling.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ REDELIVERED = (*PERSON_SOURCES, "service_interactions")
 # Vocabulary constants holding people's names; every other one is written in other fields.
 NAME_VOCABULARIES = ("FIRST_NAMES_F", "FIRST_NAMES_M", "LAST_NAMES", "NICKNAMES")
 CLI_TIMEOUT_SECONDS = 1800
-NOTHING = {"names": 0, "birth": 0, "identifiers": 0, "record_ids": 0}
+NOTHING = {"names": 0, "birth": 0, "identifiers": 0, "record_ids": 0, "national_id": 0}
 
 
 def _job():
@@ -77,12 +77,19 @@ class Person:
     birth_date: str  # YYYY-MM-DD
     identifiers: tuple[str, ...]  # e-mail and phone, as silver.customers and the truth hold them
     record_ids: tuple[str, ...]  # their source records' ids (CRM, core banking, survey, app...)
+    national_id: str  # as the truth issued it: SYN-GB-482193750-Y
 
     def birth_pattern(self) -> re.Pattern[str]:
         # As the sources write it: ISO (CRM, core banking, Parquet dates) and dd/mm/yyyy (survey).
         year, month, day = self.birth_date.split("-")
         forms = (f"{year}-{month}-{day}", f"{day}/{month}/{year}")
         return re.compile(r"(?<!\d)(?:" + "|".join(re.escape(f) for f in forms) + r")(?!\d)")
+
+    def national_id_pattern(self) -> re.Pattern[str]:
+        # Any spelling (canonical, compact, spaced, any case), a whole token.
+        parts = [re.escape(p) for p in self.national_id.split("-")]
+        return re.compile(r"(?<![A-Za-z0-9])" + "[ -]?".join(parts) + r"(?![A-Za-z0-9])",
+                          re.IGNORECASE)
 
 
 def _words_elsewhere() -> set[str]:
@@ -165,17 +172,19 @@ def _choose(spark: SparkSession, lake: BuiltLake) -> tuple[Person, list[dict[str
         if shared:
             continue
         golden = customers[key]
+        if golden.asDict().get("national_id") != truth["national_id"]:
+            continue  # every delivery of theirs lacked it: nothing to scan for
         identifiers = {v for v in (golden["email"], golden["phone"], truth["email"]) if v}
         return Person(key, person_id, first, last, born, tuple(sorted(identifiers)),
-                      tuple(sorted(records[key]))), theirs
+                      tuple(sorted(records[key])), truth["national_id"]), theirs
     raise AssertionError("the small world has nobody in every source with a name and date of "
-                         "birth of their own")
+                         "birth of their own and a national id in silver")
 
 
 def _found(lake: BuiltLake, person: Person) -> dict[str, int]:
     """How many records hold the person's first and last name together, and their date of birth
     with either; how many of their identifiers (e-mail, phone, customer key) and source record
-    ids are anywhere in the lake."""
+    ids are anywhere in the lake; how often their national id is, in any spelling."""
     first, last, born = _word(person.first), _word(person.last), person.birth_pattern()
     counts: Counter[str] = Counter(names=0, birth=0)
     for record in records_in_lake(lake.lake_root, [person.first, person.last]):
@@ -190,6 +199,7 @@ def _found(lake: BuiltLake, person: Person) -> dict[str, int]:
                                                        for r in person.record_ids)
                      + r")(?![A-Za-z0-9])")
     counts["record_ids"] = len({m.group(0) for m in ids.finditer(text)})
+    counts["national_id"] = len(person.national_id_pattern().findall(text))
     return dict(counts)
 
 
@@ -268,6 +278,7 @@ def test_erasing_a_person_in_every_source(spark: SparkSession, built_lake: Built
     assert before["names"] > 0 and before["birth"] > 0
     assert before["identifiers"] == len(person.identifiers) + 1
     assert before["record_ids"] == len(person.record_ids)
+    assert before["national_id"] > 0
     others_before = _others(spark, lake, person.customer_key)
 
     code = _job().main(["--env", "test", "--lake-root", str(lake.lake_root),
