@@ -1,6 +1,8 @@
 """The dashboard in Chromium on the lake the whole pipeline built (``built_lake``): every page
 loads without console errors (a screenshot each), and what it shows equals the gold tables read
-independently here with delta-rs and PyArrow compute (not the dashboard's DuckDB queries).
+independently here with delta-rs and PyArrow compute (not the dashboard's DuckDB queries): the
+portfolio's KPIs, channels and countries (map and table), the segments' sizes, the risk queue's
+order, the experiment's group sizes and the quarantine counts by source.
 
 ``CARDLAKE_SERVE_TEST_LAKE=/path/to/lake`` points the module at a lake built beforehand (for
 development: building ``built_lake`` takes minutes)."""
@@ -126,3 +128,89 @@ def test_360_search_finds_a_known_customer(page: Any, board: Any, pipeline_lake:
     page.wait_for_selector("#customer-360")
     assert page.inner_text("#customer-title") == f"Customer {who['customer_key']}"
     assert page.errors == []
+
+
+# the traces of a drawn dcc.Graph as Plotly drew them (``_fullData``: the figure's binary-encoded
+# arrays decoded), typed arrays as lists
+TRACES = """(id) => {
+  const el = document.getElementById(id);
+  const gd = el && (el.classList.contains('js-plotly-plot') ? el
+                                                           : el.querySelector('.js-plotly-plot'));
+  if (!gd || !gd._fullData) return null;
+  const list = v => (v == null ? null : Array.from(v));
+  return gd._fullData.map(t => ({name: t.name, x: list(t.x), y: list(t.y), z: list(t.z),
+                            hovertext: list(t.hovertext)}));
+}"""
+
+
+def traces(page: Any, graph_id: str) -> list[dict[str, Any]]:
+    page.wait_for_function(f"({TRACES})({graph_id!r}) !== null", timeout=LOAD_TIMEOUT_MS)
+    return list(page.evaluate(TRACES, graph_id))
+
+
+def column(page: Any, table_id: str, name: str) -> list[str]:
+    return list(page.locator(f"#{table_id} td[data-dash-column='{name}']").all_inner_texts())
+
+
+def counts(table: pa.Table, keys: list[str]) -> dict[tuple[Any, ...], int]:
+    """Rows per value of ``keys``, counted here with PyArrow."""
+    grouped = table.group_by(keys).aggregate([([], "count_all")]).to_pylist()
+    return {tuple(r[k] for k in keys): r["count_all"] for r in grouped}
+
+
+def test_segment_sizes_equal_gold(page: Any, board: Any, pipeline_lake: Path) -> None:
+    segments = read(pipeline_lake, "gold.customer_segments")
+    expected = counts(segments, ["segment", "month"])
+    month = pc.max(segments["month"]).as_py()
+    open_page(page, board.url + "/segments")
+    assert page.inner_text("#page-Segments .picker") == f"Month: {month}"
+    shown = {(t["name"], x): y for t in traces(page, "segment-sizes")
+             for x, y in zip(t["x"], t["y"], strict=True)}
+    assert shown == expected
+    # the profiles of the month shown: one row per segment, its size
+    sizes = column(page, "segment-profiles", "customers")
+    assert dict(zip(column(page, "segment-profiles", "segment"), map(int, sizes),
+                    strict=True)) == {s: n for (s, m), n in expected.items() if m == month}
+
+
+def test_portfolio_countries_equal_gold(page: Any, board: Any, pipeline_lake: Path) -> None:
+    month = pc.max(read(pipeline_lake, "gold.kpi_monthly")["month"]).as_py()
+    countries = read(pipeline_lake, "gold.kpi_country_monthly")
+    rows = countries.filter(pc.equal(countries["month"], month)).to_pylist()
+    open_page(page, board.url + "/")
+    (world,) = traces(page, "country-map")
+    assert dict(zip(world["hovertext"], world["z"], strict=True)) == {
+        r["country"]: r["active_customers"] for r in rows}
+    # the table's first page: most customers first, then by country
+    rows.sort(key=lambda r: (-r["customers"], r["country"]))
+    shown = column(page, "country-table", "country")
+    assert shown == [r["country"] for r in rows[:len(shown)]] and len(shown) == min(10, len(rows))
+    assert [int(v) for v in column(page, "country-table", "tx_count")] == [
+        r["tx_count"] for r in rows[:len(shown)]]
+    assert [float(v) for v in column(page, "country-table", "spend_usd")] == pytest.approx(
+        [r["spend_usd"] for r in rows[:len(shown)]], abs=0.005)
+
+
+def test_experiment_sizes_equal_gold(page: Any, board: Any, pipeline_lake: Path) -> None:
+    expected = counts(read(pipeline_lake, "gold.experiment_assignment"),
+                      ["experiment", "month", "group"])
+    open_page(page, board.url + "/experiment")
+    shown = zip(column(page, "experiment-sizes", "experiment"),
+                column(page, "experiment-sizes", "month"),
+                column(page, "experiment-sizes", "group"),
+                column(page, "experiment-sizes", "customers"), strict=True)
+    assert {(e, m, g): int(n) for e, m, g, n in shown} == expected
+    assert {g for _, _, g in expected} == {"test", "control"}
+
+
+def test_quarantine_counts_by_source_equal_the_tables(page: Any, board: Any,
+                                                       pipeline_lake: Path) -> None:
+    expected = {}
+    for folder in sorted((pipeline_lake / "_quarantine").iterdir()):
+        rows = read(pipeline_lake, f"_quarantine.{folder.name}")
+        expected |= {(folder.name, m): n for (m,), n in counts(rows, ["ingest_month"]).items()}
+    open_page(page, board.url + "/quality")
+    shown = {(t["name"], x): y for t in traces(page, "quarantine-by-source")
+             for x, y in zip(t["x"], t["y"], strict=True)}
+    assert shown == expected
+    assert sum(expected.values()) > 0
