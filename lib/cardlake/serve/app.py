@@ -33,7 +33,13 @@ from flask import abort, send_from_directory
 from cardlake.serve import data
 from cardlake.serve.analytics import iso3
 from cardlake.serve.lake import Lake, TableNotBuilt
-from cardlake.serve.masking import DEFAULT_ROLE, check_role, mask_frame, mask_value
+from cardlake.serve.masking import (
+    DEFAULT_ROLE,
+    check_role,
+    governance_rules,
+    mask_frame,
+    mask_value,
+)
 
 log = logging.getLogger("cardlake.serve")
 
@@ -482,8 +488,8 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
 
     With ``warm``, every page's first view (no query string) is drawn before this returns, so
     that the first visitor finds it cached (tables opened, queries run, Plotly's first figure
-    built). It is cached by every table's commit like any drawn page: a table that changes
-    later draws the page afresh from its new version.
+    built, the masking rules read). It is cached by every table's commit like any drawn page:
+    a table that changes later draws the page afresh from its new version.
     """
     check_role(role)
     lake = Lake(lake_root)
@@ -535,6 +541,7 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
 
     if warm:
         started = time.perf_counter()
+        governance_rules()
         for path, _ in PAGES:
             draw(path, "")
         log.info("drew every page's first view in %.2f s", time.perf_counter() - started)
