@@ -2,7 +2,7 @@
 lake (``built_lake``, built with every month at once) gives the full build's rows for that month
 and leaves every other month's files alone.
 
-Two parts of the stage are left out of the run, to keep it to about a minute: the note topics
+Two parts of the stage, near half its time together, are left out of the run: the note topics
 (``cardlake.ml.text.run_text`` has no month path yet: it retrains and rewrites every month of
 ``gold.service_note_topics`` on each run), and the quality gate (the rows are compared to the
 full build's, which passed it).
