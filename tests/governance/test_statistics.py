@@ -36,22 +36,23 @@ SCHEMA = T.StructType([
     T.StructField("email", T.StringType()),             # personal
     T.StructField("first_name", T.StringType()),        # personal
     T.StructField("date_of_birth", T.DateType()),       # personal
+    T.StructField("national_id", T.StringType()),       # personal
     T.StructField("spend_usd", T.DoubleType()),         # none
     T.StructField("is_current", T.BooleanType()),       # none, but Delta keeps no min/max of it
     T.StructField("mystery_column", T.StringType()),    # classified nowhere: fail closed
     T.StructField("month", T.StringType()),             # the partition column
 ])
 ROWS = [
-    ("CK0000000001", "aaron.first@mail.test", "Aaron", dt.date(1931, 1, 2), 10.5, True,
-     "mystery-value-1", "2025-01"),
-    ("CK0000000002", "zoe.last@mail.test", "Zoe", dt.date(2001, 12, 30), 99.0, False,
-     "mystery-value-2", "2025-01"),
-    ("CK0000000003", "mid.dle@mail.test", "Mia", dt.date(1970, 6, 15), 42.0, True,
-     "mystery-value-3", "2025-02"),
+    ("CK0000000001", "aaron.first@mail.test", "Aaron", dt.date(1931, 1, 2),
+     "SYN-GB-000000001-D", 10.5, True, "mystery-value-1", "2025-01"),
+    ("CK0000000002", "zoe.last@mail.test", "Zoe", dt.date(2001, 12, 30),
+     "SYN-GB-999999999-X", 99.0, False, "mystery-value-2", "2025-01"),
+    ("CK0000000003", "mid.dle@mail.test", "Mia", dt.date(1970, 6, 15),
+     "SYN-FR-000001234-J", 42.0, True, "mystery-value-3", "2025-02"),
 ]
 PERSONAL = ["aaron.first@mail.test", "zoe.last@mail.test", "mid.dle@mail.test", "Aaron", "Zoe",
             "Mia", "1931-01-02", "2001-12-30", "1970-06-15", "mystery-value-1", "mystery-value-2",
-            "mystery-value-3"]
+            "mystery-value-3", "SYN-GB-000000001-D", "SYN-GB-999999999-X", "SYN-FR-000001234-J"]
 
 
 def test_only_columns_classified_none_get_statistics():
