@@ -150,3 +150,32 @@ def test_experiment_balance_in_one_scan(tmp_path: Path) -> None:
         "smd": [0.1 / 0.015**0.5, 1.0, 0.0, 0.0, 0.0, 0.0],  # spend: 100 / sqrt(20000 / 2)
     })
     pd.testing.assert_frame_equal(df, expected, check_exact=False, rtol=1e-9)
+
+
+def test_profile_top_values_and_histogram(tmp_path: Path) -> None:
+    """Fourteen rows worked by hand: a value is a top value when at least MIN_SHARED (5) rows
+    share it; amounts 0..10 fall into ten bins of width 1, each holding what lies above the
+    previous bound up to its own; a name repeated seven times is still never copied."""
+    from cardlake.serve.profiling import profile, render
+
+    amounts = [0.0, 1.0, 1.5, 2.0, 2.0, 3.0, 9.5] + [10.0] * 6 + [None]
+    write_deltalake(str(tmp_path / "bronze" / "feed"), pa.table({
+        "crm_id": [f"C{i:02d}" for i in range(14)],  # few distinct values, each one row's
+        "channel": ["pos"] * 6 + ["online"] * 5 + ["atm"] * 2 + [None],
+        "amount": pa.array(amounts, pa.float64()),
+        "first_name": ["Aoife"] * 7 + ["Bram"] * 7,
+    }))
+    lake = Lake(str(tmp_path))
+    df = profile(lake, "bronze.feed").set_index("column")
+    assert df.loc["channel", "top_values"] == [("pos", 6), ("online", 5)]  # atm: 2 rows
+    assert df.loc["amount", "top_values"] == [("10.0", 6)]
+    assert df.loc["crm_id", "top_values"] is None
+    assert df.loc["first_name", "top_values"] is None
+    assert df.loc["amount", "histogram"] == [
+        (1.0, 2), (2.0, 3), (3.0, 1), (4.0, 0), (5.0, 0), (6.0, 0), (7.0, 0), (8.0, 0), (9.0, 0),
+        (10.0, 7)]
+    assert df.loc["channel", "histogram"] is None
+    page = render("bronze.feed", lake.version_label("bronze.feed"), df.reset_index())
+    assert "pos (6), online (5)" in page
+    assert page.count("<rect ") == 10 and "<title>up to 10: 7</title>" in page
+    assert "Aoife" not in page and "Bram" not in page
