@@ -229,8 +229,9 @@ RULES: tuple[Rule, ...] = (
     Rule("first_name", ("crm_customers", "financial_records", "demographics"), "trust"),
     Rule("last_name", ("crm_customers", "financial_records", "demographics"), "trust"),
     Rule("date_of_birth", ("crm_customers", "financial_records", "demographics"), "trust"),
-    # KYC: only core banking holds it. Not a matcher comparison (cardlake.er): it would link
-    # core-banking records alone, and flatter the resolution figures of the other sources.
+    # KYC: only core banking holds it. Not given to the matcher (cardlake.er has a national_id
+    # role, left unmapped in person_inputs): the synthetic id is exact and unique, a key real
+    # deliveries seldom give so cleanly, and it would flatter the resolution figures.
     Rule("national_id", ("financial_records",), "recent"),
     Rule("gender", ("demographics",), "recent"),
     Rule("marital_status", ("demographics",), "recent"),
