@@ -470,16 +470,19 @@ def _query(search: str | None) -> dict[str, str]:
 class _Dashboard(dash.Dash):
     """Dash whose first page load asks at once for what the page will draw with (see above)."""
 
-    def interpolate_index(self, **kwargs: Any) -> str:
+    def interpolate_index(self, metas: Any = "", title: Any = "", css: Any = "",
+                          config: Any = "", scripts: Any = "", app_entry: Any = "",
+                          favicon: Any = "", renderer: Any = "") -> Any:
         prefix = self.config.requests_pathname_prefix
         path = flask.request.path.removeprefix(prefix.rstrip("/")) or "/"
-        head = []
+        head = [metas]
         if path in CHART_PAGES or (path == "/customer" and "key" in flask.request.args):
             head.append(f'<link rel="preload" as="script" href="{prefix}{PLOTLY_JS}">')
         if path == "/":
             head.append(f'<script src="{prefix}{WORLD_JS}"></script>')
-        kwargs["metas"] = kwargs.get("metas", "") + "".join(head)
-        return str(super().interpolate_index(**kwargs))
+        return super().interpolate_index(
+            metas="".join(head), title=title, css=css, config=config, scripts=scripts,
+            app_entry=app_entry, favicon=favicon, renderer=renderer)
 
 
 def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LIVE_REFRESH_MS,
