@@ -106,3 +106,14 @@ def test_index_asks_early_for_plotly_and_the_world_outline(lake_copy: Path) -> N
     assert head == "window.PlotlyGeoAssets = window.PlotlyGeoAssets || {topojson: {}};\n"
     shipped = Path(dashboard.ASSETS, "topojson", "world_110m.json").read_text()
     assert json.loads(assigned.rstrip().removesuffix(";")) == json.loads(shipped)
+
+
+def test_a_page_failing_at_start_up_leaves_the_others_served(
+        lake_copy: Path, portfolio_draws: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(lake: Any, query: dict[str, str]) -> list[Any]:
+        raise RuntimeError("a bug in the segments page")
+
+    monkeypatch.setattr(dashboard, "segments_page", broken)
+    client = dashboard.create_app(str(lake_copy), warm=True).server.test_client()
+    assert portfolio_draws == [""]
+    assert text_of(route(client, "/"), "kpi-tx_count") == "1,120"

@@ -546,7 +546,10 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
         started = time.perf_counter()
         governance_rules()
         for path, _ in PAGES:
-            draw(path, "")
+            try:
+                draw(path, "")
+            except Exception:  # a page that cannot be drawn must not keep the others from serving
+                log.exception("could not draw %s at start-up; it is drawn when visited", path)
         log.info("drew every page's first view in %.2f s", time.perf_counter() - started)
 
     @app.callback(Output("kpi-cards", "children"), Output("month-panels", "children"),
