@@ -22,7 +22,7 @@ from cardlake.gold.config import GoldConfig
 from cardlake.months import window
 from cardlake.quality.layers import check_tables
 from cardlake.silver.schemas import SCHEMAS as SILVER_SCHEMAS
-from cardlake.tables import Idempotency, Tables
+from cardlake.tables import Idempotency, Tables, watermarks
 
 log = logging.getLogger("cardlake.gold")
 
@@ -115,18 +115,26 @@ def _write_reference_dims(
             tables.overwrite(f"gold.{name}", build_static())
 
 
-def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full: bool) -> None:
-    """Builds gold for ``months``: all of them in one pass (``full``) or just ``months[0]``.
+def build_gold(
+    tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full: bool,
+    recompute: bool = False,
+) -> None:
+    """Builds gold for ``months``: all of them in one pass, just one new month, or again.
 
     Args:
         tables: the lake.
         gcfg: gold settings.
         months: the months to build; an incremental build takes exactly one.
         full: overwrite every gold table from the whole history of ``months``.
+        recompute: rebuild the dimensions from the whole history, as ``full`` does, and
+            replace only ``months``' partitions of the monthly tables, leaving the other
+            months' files as they are (what a full build would write there is unchanged: see
+            :func:`inputs` for which months a change reaches).
     """
-    if not full and len(months) != 1:
+    if not full and not recompute and len(months) != 1:
         raise ValueError("an incremental gold build processes exactly one month")
     months = sorted(months)
+    whole_dims = full or recompute
     lookback = gcfg.features.lookback_months
     tx_months = sorted({m for month in months for m in window(month, lookback)})
     snapshots = read_silver(tables, "customer_snapshots", months)
@@ -136,21 +144,30 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
     marketing = read_silver(tables, "marketing_monthly", months)
     usage = read_silver(tables, "product_usage", months)
     merchants = read_silver(tables, "merchants")
+    # The dimensions of a recompute come from every month, so they are the full build's.
+    history = {
+        "snapshots": read_silver(tables, "customer_snapshots") if recompute else snapshots,
+        "tx": read_silver(tables, "transactions") if recompute else month_tx,
+        "usage": read_silver(tables, "product_usage") if recompute else usage,
+        "marketing": read_silver(tables, "marketing_monthly") if recompute else marketing,
+    }
 
     # -- dimensions
-    _write_reference_dims(tables, gcfg, merchants=merchants, full=full)
+    _write_reference_dims(tables, gcfg, merchants=merchants, full=whole_dims)
     grown = {
         "dim_location": (
-            dims.dim_location(snapshots, transactions_df=month_tx, merchants_df=merchants),
+            dims.dim_location(history["snapshots"], transactions_df=history["tx"],
+                              merchants_df=merchants),
             "location_sk",
         ),
         "dim_product": (
-            dims.dim_product(snapshots, product_usage_df=usage, marketing_df=marketing),
+            dims.dim_product(history["snapshots"], product_usage_df=history["usage"],
+                             marketing_df=history["marketing"]),
             "product_sk",
         ),
     }
     for name, (df, key) in grown.items():  # conformed: keys are only ever added
-        if full or not tables.exists(f"gold.{name}"):
+        if whole_dims or not tables.exists(f"gold.{name}"):
             tables.overwrite(f"gold.{name}", df)
             continue
         known = tables.read(f"gold.{name}").select(key)
@@ -160,9 +177,10 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
             # above is skipped, and a run committing the same table meanwhile is a conflict
             # (ConcurrentModificationError, nothing written), so no surrogate key is duplicated.
             tables.merge(f"gold.{name}", added, keys=[key], when_matched="ignore")
-    if full or not tables.exists("gold.dim_customer"):
-        history = snapshots if full else snapshots.where(F.col("month") == months[0])
-        tables.overwrite("gold.dim_customer", dims.dim_customer_full(history))
+    if whole_dims or not tables.exists("gold.dim_customer"):
+        versions = history["snapshots"] if whole_dims else snapshots.where(
+            F.col("month") == months[0])
+        tables.overwrite("gold.dim_customer", dims.dim_customer_full(versions))
     else:
         upserts, stale = dims.dim_customer_month(
             snapshots, dim_customer_df=tables.read("gold.dim_customer"), month=months[0]
@@ -262,18 +280,26 @@ def build_gold(tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full:
             tables.replace_partitions(
                 f"gold.{name}", df, partitions={"month": list(months)}, partition_by=["month"]
             )
-    log.info("gold built for %s (%s)", ", ".join(months), "full" if full else "incremental")
+    kind = "full" if full else "recomputed" if recompute else "incremental"
+    log.info("gold built for %s (%s)", ", ".join(months), kind)
 
 
-def run(tables: Tables, settings: Settings, *, month: str | None) -> None:
-    """Builds gold from silver: one month incrementally, or every month in one pass.
+def run(tables: Tables, settings: Settings, *, month: str | None, full: bool = False) -> str:
+    """Builds gold from silver: one month, or the months whose silver inputs changed.
 
     Args:
         tables: the lake.
         settings: loaded at the edge; reads ``GoldConfig``.
         month: ``YYYY-MM`` to rewrite only that month's partitions (and the type-2 changes of
-            the customers it touches); None for a full rebuild of every month found in
-            ``silver.transactions``.
+            the customers it touches). None: every month found in ``silver.transactions``, as
+            far as they need it: from the commit log of silver since the last build
+            (:mod:`cardlake.tables.watermarks`), a month whose inputs did not change is not
+            recomputed, nothing at all when none changed, everything on the first build or
+            after a change of gold's code or settings or of a reference table.
+        full: rebuild every month whatever changed.
+
+    Returns:
+        What was built, in a few words (the console shows it).
 
     Raises:
         ForeignKeyError: a fact row resolves to no dimension row; nothing of that table written.
@@ -282,10 +308,73 @@ def run(tables: Tables, settings: Settings, *, month: str | None) -> None:
     gcfg = settings.of(GoldConfig)
     if month is not None:
         build_gold(tables, gcfg, months=[month], full=False)
-    else:
-        months = silver_months(tables)
-        if not months:
-            log.info("silver.transactions has no months yet; nothing to build")
-            return
+        check_tables(tables, settings.config, TABLES)
+        return f"month {month}"
+    months = silver_months(tables)
+    if not months:
+        log.info("silver.transactions has no months yet; nothing to build")
+        return "no months in silver yet"
+    plan = refresh(tables, gcfg, months=months, full=full)
+    if plan.mode != "skip":
+        check_tables(tables, settings.config, TABLES)
+    watermarks.record(tables, plan)  # only once the tables passed their checks
+    return _summary(plan, len(months))
+
+
+def refresh(
+    tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full: bool = False
+) -> watermarks.Plan:
+    """Builds what the commit log of gold's inputs says changed among ``months``.
+
+    Returns the plan it followed; the caller records it (:func:`watermarks.record`) once the
+    tables are checked, so a failed build is planned again.
+    """
+    plan = watermarks.plan(tables, "gold", inputs(gcfg), recipe=recipe(gcfg), months=months,
+                           force=full)
+    log.info("gold plan: %s (%s)", plan.mode, plan.reason)
+    if plan.mode == "full":
         build_gold(tables, gcfg, months=months, full=True)
-    check_tables(tables, settings.config, TABLES)
+    elif plan.mode == "months":
+        build_gold(tables, gcfg, months=plan.months, full=False, recompute=True)
+    return plan
+
+
+def inputs(gcfg: GoldConfig) -> tuple[watermarks.Input, ...]:
+    """Gold's silver inputs and the months a change to each reaches.
+
+    A month of transactions feeds the rolling features of the ``lookback_months`` that end
+    with it; a month of snapshots can open a type-2 version of ``dim_customer`` that the facts
+    of every later month point at; the other monthly inputs feed their own month. The
+    reference tables feed dimensions every month's facts resolve their keys in: a change in
+    their rows rebuilds everything.
+    """
+    lookback = gcfg.features.lookback_months
+    return (
+        watermarks.Input("silver.customer_snapshots", reach="onwards"),
+        watermarks.Input("silver.transactions", reach="following", months=lookback),
+        watermarks.Input("silver.interactions"),
+        watermarks.Input("silver.marketing_monthly"),
+        watermarks.Input("silver.product_usage"),
+        *(watermarks.Input(f"silver.{name}", reach="whole")
+          for name in ("merchants", "accounts", "cards")),
+    )
+
+
+def recipe(gcfg: GoldConfig) -> str:
+    """Gold's code, the months arithmetic and silver's contracts it reads, and its settings."""
+    import cardlake.gold
+    import cardlake.months
+    import cardlake.silver.schemas
+
+    return watermarks.recipe_digest(
+        [cardlake.gold, cardlake.months, cardlake.silver.schemas], [gcfg]
+    )
+
+
+def _summary(plan: watermarks.Plan, total: int) -> str:
+    if plan.mode == "skip":
+        return f"nothing recomputed: {plan.reason}"
+    if plan.mode == "full":
+        return f"all {total} months ({plan.reason})"
+    return (f"{len(plan.months)} of {total} months recomputed ({', '.join(plan.months)}); "
+            f"the others unchanged")
