@@ -75,8 +75,13 @@ def print_summary(lake: Lake, outcomes: Sequence[StageOutcome], *, seconds: floa
         say("    expectations: " + (f"non-critical failures in {', '.join(failed_dq)}"
                                     if failed_dq else "all passed")
             + " (results in _ops.dq_results, Data Docs in _ops/data_docs)")
-    er = by_name.get("silver") or {}
-    if er:
+    rebuilt = [(n, r) for n in ("silver", "gold") if isinstance(r := by_name.get(n), str)]
+    if rebuilt:  # what the commit log let the stages skip (cardlake.tables.watermarks)
+        say("\nrecomputed:")
+        for line in format_table(rebuilt, indent="    "):
+            say(line)
+    er = by_name.get("silver")
+    if isinstance(er, dict) and er:
         say("\nentity resolution (silver.er_metrics, vs the generator's truth):")
         say("    " + ", ".join(
             f"{k.replace('_', ' ')} {_metric(er[k])}"

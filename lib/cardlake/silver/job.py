@@ -31,7 +31,7 @@ from cardlake.silver.resolution import (
     resolve_customers,
 )
 from cardlake.silver.schemas import PARTITIONED_BY_MONTH, SCHEMAS
-from cardlake.tables import Tables
+from cardlake.tables import Tables, watermarks
 
 log = logging.getLogger("cardlake.silver")
 
@@ -52,6 +52,10 @@ BRONZE_INPUTS = (
     "merchants",
     "fx_rates",
 )
+# Silver reads every bronze table whole (entity resolution needs every record): a commit with
+# data in any of them rebuilds silver, where none has one since the last build nothing does.
+INPUTS = tuple(watermarks.Input(f"bronze.{name}", reach="whole", by_content=False)
+               for name in BRONZE_INPUTS)
 TRUTH_KEY_SOURCES = {
     "crm_id": "crm_customers",
     "fin_id": "financial_records",
@@ -150,14 +154,17 @@ def run(
     *,
     month: str | None = None,
     full_resolve: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, Any] | str:
     """Builds silver from bronze; returns the entity-resolution metrics (when truth exists).
 
     Args:
         tables: the lake (its session carries Splink's settings, see
             :func:`cardlake.er.splink_spark_conf`).
         settings: loaded at the edge; reads the truth root and the tracking settings.
-        month: rewrite only this month's partitions of the activity tables; None: all months.
+        month: rewrite only this month's partitions of the activity tables; None: all months,
+            unless no bronze table has had a commit with data since the last such build (the
+            commit log, :mod:`cardlake.tables.watermarks`) and silver's code is the same: then
+            nothing is recomputed and the reason is returned instead of the metrics.
         full_resolve: resolve every person record again instead of only the new ones.
 
     Raises:
@@ -165,6 +172,14 @@ def run(
             ``_ops.dq_results``; exit code 1).
     """
     spark, cfg = tables.spark, settings.config
+    plan = None
+    if month is None:
+        plan = watermarks.plan(tables, "silver", INPUTS, recipe=recipe(), months=(),
+                               force=full_resolve)
+        log.info("silver plan: %s (%s)", plan.mode, plan.reason)
+        if plan.mode == "skip":
+            watermarks.record(tables, plan)
+            return f"nothing recomputed: {plan.reason}"
     bronze = _bronze(tables)
     months = sorted(
         r[0] for r in bronze["card_transactions"].select("ingest_month").distinct().collect()
@@ -260,8 +275,19 @@ def run(
     )
     _log_to_mlflow(settings, resolved, figures, month=run_month)
     check_tables(tables, cfg, TABLES)
+    if plan is not None:
+        watermarks.record(tables, plan)
     log.info("silver done in %.1fs", time.perf_counter() - started)
     return metrics
+
+
+def recipe() -> str:
+    """Silver's code and the matcher's: a new version of either rebuilds silver."""
+    import cardlake.er
+    import cardlake.months
+    import cardlake.silver
+
+    return watermarks.recipe_digest([cardlake.er, cardlake.months, cardlake.silver])
 
 
 def _run_figures(resolved: CustomerResolution) -> dict[str, float]:
