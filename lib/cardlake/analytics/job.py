@@ -131,7 +131,7 @@ def run(tables: Tables, settings: Settings, *, month: str | None = None) -> dict
 
         tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
         figures = text.run_text(tables.spark, settings.config, tables=tables, settings=ml,
-                                tracker=tracker)
+                                tracker=tracker, month=month)
         written["service_note_topics"] = int(figures["rows"])
     for name, df in build(tables, ml, month=month).items():
         _write(tables, name, df, months)

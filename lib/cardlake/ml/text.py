@@ -130,10 +130,14 @@ def confusion(truth: pd.Series, predicted: pd.Series) -> pd.DataFrame:
 
 
 def run_text(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
-             tracker: tracking.Tracker) -> dict[str, float]:
+             tracker: tracking.Tracker, month: str | None = None) -> dict[str, float]:
     """Trains the topic model up to the cut-off, scores every note (topic and sentiment),
     writes ``gold.service_note_topics`` and, where the truth is on disk, evaluates the test
     months against it.
+
+    With ``month``, only that month's notes are scored and only its partition is replaced:
+    the model is trained as a full run trains it (on the notes up to the cut-off of the whole
+    history, seeded), so the month gets the rows a full run would write.
 
     Returns:
         Headline metrics: rows, and against the truth the topic's accuracy and macro-F1, the
@@ -155,7 +159,9 @@ def run_text(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSe
         tracking.log_data_versions({NOTES_TABLE: version})
         model = topic_pipeline(s, seed=settings.seed).fit(train)
         compound = sentiment_udf(s.lexicon_overrides)
-        scored = with_topic(model, notes).withColumn("sentiment_score", compound(F.col("note")))
+        to_score = notes if month is None else notes.where(F.col("month") == month)
+        scored = with_topic(model, to_score).withColumn("sentiment_score",
+                                                        compound(F.col("note")))
         result = scored.select(
             "interaction_id", "customer_key", "month", "agent_topic", "topic",
             "topic_probability",
@@ -164,9 +170,14 @@ def run_text(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSe
             "sentiment_score",
             F.lit(run.info.run_id).alias("model_run_id"),
         )
-        tables.overwrite(OUTPUT_TABLE, result, partition_by=["month"])
+        if month is None:
+            tables.overwrite(OUTPUT_TABLE, result, partition_by=["month"])
+        else:
+            tables.replace_partitions(OUTPUT_TABLE, result, partitions={"month": month},
+                                      partition_by=["month"])
         written = tables.read(OUTPUT_TABLE)
-        out["rows"] = float(written.count())
+        out["rows"] = float(written.count() if month is None
+                            else written.where(F.col("month") == month).count())
         evaluation = evaluate_against_truth(spark, cfg, tables=tables, notes_df=written,
                                             test_from=month_of_index(index_of_month(cutoff) + 1))
         if evaluation is not None:
