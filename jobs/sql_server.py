@@ -12,10 +12,12 @@ and take the role of their directory group (``sql_server.roles``): analysts read
 schemas. The tables themselves (``_lake_*``), file paths, reflection, SET and ADD JAR are
 refused by the guard (:mod:`cardlake.governance.sql_access`). There is no unauthenticated mode.
 
-The server runs inside this PySpark session, which registers the lake's tables (the embedded
-engine's tables are a Python data source, visible only to sessions that registered it, hence one
-shared session for every connection). Tables resolve their latest commit at every query.
-Ctrl-C or SIGTERM stops the server and the session; exit 0.
+The server runs inside this PySpark session, which registers the lake's tables (one shared
+session for every connection). With delta-spark, tables resolve their latest commit at every
+query. With the embedded delta-rs engine, Spark scans the files of each table's latest snapshot
+as plain Parquet, and a watcher thread links a table's new commit within
+``sql_server.refresh_seconds`` (conf/gold.yaml). Ctrl-C or SIGTERM stops the server and the
+session; exit 0.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from typing import Any
 
@@ -78,7 +82,13 @@ def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
     }
     spark = build_session(dataclasses.replace(cfg, spark=dataclasses.replace(cfg.spark, conf=conf)))
     engine = choose_engine(spark, cfg.tables.engine).name
-    names = sql_access.publish(spark, governance, lake_root=cfg.paths.lake_root, engine=engine)
+    links = tempfile.mkdtemp(prefix="cardlake-sql-snapshots-")
+    mirrors = (
+        sql_access.MirroredTables(spark, folder=links, refresh_seconds=listen.refresh_seconds)
+        if engine == "delta-rs" else None
+    )
+    names = sql_access.publish(spark, governance, lake_root=cfg.paths.lake_root, engine=engine,
+                               mirrors=mirrors)
     for item in args.parquet_view:
         name, _, path = item.partition("=")
         names += sql_access.publish_parquet(spark, governance, name=name, path=path)
@@ -96,6 +106,9 @@ def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
     server = jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
         spark._jsparkSession, False
     )
+    if mirrors is not None:
+        threading.Thread(target=mirrors.watch, args=(stop,), name="sql-snapshots",
+                         daemon=True).start()
     print(f"{READY} jdbc:hive2://{host}:{port} ({len(names)} views, {engine}, LDAP "
           f"{access.ldap.url})", flush=True)
     try:
@@ -104,6 +117,7 @@ def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
     finally:
         server.stop()
         spark.stop()
+        shutil.rmtree(links, ignore_errors=True)  # links only: the lake's files stay
         print("cardlake sql-server: stopped", flush=True)
 
 

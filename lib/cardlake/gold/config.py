@@ -44,6 +44,9 @@ class CalendarConfig:
 class SqlServerConfig:
     host: str = "127.0.0.1"
     port: int = 10000
+    # delta-rs engine only: a commit is visible to SQL users within this many seconds (delta-spark
+    # tables read the latest commit at every query).
+    refresh_seconds: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,14 @@ browsing (no SET, ADD JAR, CREATE FUNCTION, writes), no reflection (``reflect``,
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,9 +35,10 @@ from urllib.parse import urlsplit
 from cardlake.errors import ConnectorMissing
 from cardlake.governance.masking import mask_sql, quote
 from cardlake.governance.settings import GovernanceSettings, SqlAccessSettings
-from cardlake.tables.catalog import SQL_LAYERS, source_for
+from cardlake.tables.catalog import SQL_LAYERS, mirror_latest, source_for
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
     from pyspark.sql import SparkSession
     from pyspark.sql.types import StructField
 
@@ -48,6 +52,11 @@ CLEAR_SUFFIX = "_clear"
 RAW_PREFIX = "_lake_"
 LDAP_PORTS = {"ldap": 389, "ldaps": 636}
 DIRECTORY_TIMEOUT_S = 5.0
+# A query planned on a snapshot that has since been replaced still reads its links: they are
+# removed this long after the replacement (longer than any BI query, shorter than a workday).
+MIRROR_GRACE_S = 600.0
+
+log = logging.getLogger(__name__)
 
 
 class SqlAccessError(ConnectorMissing):
@@ -171,22 +180,125 @@ def _lake_tables(lake_root: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def _register_raw(spark: SparkSession, *, layer: str, name: str, path: str, engine: str) -> str:
+def _location(path: str) -> str:
+    return path.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _register_raw(spark: SparkSession, *, layer: str, name: str, path: str, engine: str,
+                  mirrors: MirroredTables | None) -> str:
     raw = f"{quote(RAW_PREFIX + layer)}.{quote(name)}"
-    spark.sql(f"DROP TABLE IF EXISTS {raw}")
     if engine == "delta-spark":
-        location = path.replace("\\", "\\\\").replace("'", "\\'")
-        spark.sql(f"CREATE TABLE {raw} USING delta LOCATION '{location}'")
-    else:
-        source = source_for(layer, name, path)
-        spark.dataSource.register(source)
-        spark.sql(f"CREATE TABLE {raw} USING {source.name()}")
+        spark.sql(f"DROP TABLE IF EXISTS {raw}")
+        spark.sql(f"CREATE TABLE {raw} USING delta LOCATION '{_location(path)}'")
+    elif mirrors is None or not mirrors.register(layer=layer, name=name, path=path):
+        spark.sql(f"DROP TABLE IF EXISTS {raw}")
+        _register_source(spark, raw, layer=layer, name=name, path=path)
     return raw
 
 
+def _register_source(spark: SparkSession, table: str, *, layer: str, name: str,
+                     path: str) -> None:
+    source = source_for(layer, name, path)
+    spark.dataSource.register(source)
+    spark.sql(f"CREATE TABLE {table} USING {source.name()}")
+
+
+class MirroredTables:
+    """The delta-rs engine's tables for the SQL server, scanned by Spark's own Parquet reader.
+
+    ``_lake_<layer>.<name>`` is a view over ``_lake_<layer>.<name>__v<version>``, an external
+    Parquet table over the links :func:`~cardlake.tables.catalog.mirror_latest` makes to exactly
+    that version's data files: column pruning and vectorised decoding, which the Python data
+    source cannot give. :meth:`refresh` (every ``refresh_seconds`` in :meth:`watch`) links a
+    table whose log has a new commit and points the view at it in one catalog update, so a
+    query sees every commit made ``refresh_seconds`` (plus the linking) before it starts.
+    A table a plain Parquet scan would misread stays on the Python data source.
+    """
+
+    def __init__(self, spark: SparkSession, *, folder: str, refresh_seconds: float) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._spark = spark
+        self._folder = folder
+        self._tables: dict[str, tuple[DeltaTable, str, int]] = {}  # "gold.x": table, path, version
+        self._retired: list[tuple[float, str, str]] = []  # (drop after, table, its links)
+
+    def register(self, *, layer: str, name: str, path: str) -> bool:
+        """Points ``_lake_<layer>.<name>`` at the latest snapshot; False if it cannot be."""
+        from deltalake import DeltaTable
+
+        table = DeltaTable(path)
+        if not self._link(table, path, layer, name):
+            return False
+        self._tables[f"{layer}.{name}"] = (table, path, table.version())
+        return True
+
+    def _link(self, table: DeltaTable, path: str, layer: str, name: str) -> bool:
+        mirror = mirror_latest(table, path, os.path.join(self._folder, f"{layer}.{name}"))
+        if mirror is None:
+            return False
+        versioned = f"{quote(RAW_PREFIX + layer)}.{quote(f'{name}__v{mirror.version}')}"
+        ddl = self._spark._jvm.org.apache.spark.sql.types.DataType.fromJson(  # type: ignore[union-attr]
+            mirror.schema.json()
+        ).toDDL()
+        by = ", ".join(quote(c) for c in mirror.partition_columns)
+        self._spark.sql(f"DROP TABLE IF EXISTS {versioned}")
+        self._spark.sql(f"CREATE TABLE {versioned} ({ddl}) USING parquet "
+                        f"{f'PARTITIONED BY ({by}) ' if by else ''}"
+                        f"LOCATION '{_location(mirror.folder)}'")
+        if by:
+            self._spark.sql(f"ALTER TABLE {versioned} RECOVER PARTITIONS")
+        columns = ", ".join(quote(f.name) for f in mirror.schema.fields)  # the log's order
+        _view(self._spark, f"{RAW_PREFIX}{layer}.{name}", f"SELECT {columns} FROM {versioned}")
+        previous = self._tables.get(f"{layer}.{name}")
+        if previous is not None:
+            old = f"{quote(RAW_PREFIX + layer)}.{quote(f'{name}__v{previous[2]}')}"
+            old_links = os.path.join(self._folder, f"{layer}.{name}", f"v{previous[2]}")
+            self._retired.append((time.monotonic() + MIRROR_GRACE_S, old, old_links))
+        return True
+
+    def refresh(self) -> list[str]:
+        """Re-links every table whose log has moved on; returns their names (``gold.x``)."""
+        moved = []
+        for label, (table, path, version) in list(self._tables.items()):
+            table.update_incremental()
+            if table.version() == version:
+                continue
+            layer, _, name = label.partition(".")
+            if self._link(table, path, layer, name):
+                self._tables[label] = (table, path, table.version())
+            else:  # deletion vectors or the like since: the Python source reads or refuses them
+                fallback = f"{quote(RAW_PREFIX + layer)}.{quote(name + '__latest')}"
+                self._spark.sql(f"DROP TABLE IF EXISTS {fallback}")
+                _register_source(self._spark, fallback, layer=layer, name=name, path=path)
+                _view(self._spark, f"{RAW_PREFIX}{label}", f"SELECT * FROM {fallback}")
+                del self._tables[label]
+            moved.append(label)
+        now = time.monotonic()
+        for entry in [r for r in self._retired if r[0] <= now]:
+            self._spark.sql(f"DROP TABLE IF EXISTS {entry[1]}")
+            shutil.rmtree(entry[2], ignore_errors=True)  # links only: the data stays
+            self._retired.remove(entry)
+        return moved
+
+    def watch(self, stop: threading.Event) -> None:
+        """Refreshes every ``refresh_seconds`` until ``stop`` is set (run it in a thread)."""
+        while not stop.wait(self.refresh_seconds):
+            try:
+                moved = self.refresh()
+            except Exception:  # a table being rewritten or removed: the next round retries
+                log.warning("refreshing the SQL tables failed; retrying in %s s",
+                            self.refresh_seconds, exc_info=True)
+                continue
+            if moved:
+                log.info("new commits linked: %s", ", ".join(moved))
+
+
 def publish(spark: SparkSession, governance: GovernanceSettings, *, lake_root: str,
-            engine: str) -> list[str]:
+            engine: str, mirrors: MirroredTables | None = None) -> list[str]:
     """Registers the lake's tables out of users' reach and publishes the views over them.
+
+    On the delta-rs engine, ``mirrors`` (when given) reads the tables with Spark's Parquet scan,
+    refreshed by its own :meth:`MirroredTables.watch`; without it, through the Python source.
 
     Returns:
         The views published, e.g. ``["gold.kpi_monthly", "gold_clear.kpi_monthly", ...]``.
@@ -196,7 +308,8 @@ def publish(spark: SparkSession, governance: GovernanceSettings, *, lake_root: s
         for schema in (RAW_PREFIX + layer, layer + CLEAR_SUFFIX, layer):
             spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(schema)}")
     for layer, name, path in _lake_tables(lake_root):
-        raw = _register_raw(spark, layer=layer, name=name, path=path, engine=engine)
+        raw = _register_raw(spark, layer=layer, name=name, path=path, engine=engine,
+                            mirrors=mirrors)
         clear = f"{layer}{CLEAR_SUFFIX}.{name}"
         _view(spark, clear, f"SELECT * FROM {raw}")
         published.append(clear)
@@ -226,10 +339,9 @@ def publish_parquet(spark: SparkSession, governance: GovernanceSettings, *, name
         raise SqlAccessError(f"a Parquet view is named <layer>.<table>, layer in "
                              f"{MASKED_LAYERS}: {name!r}")
     raw = f"{quote(RAW_PREFIX + layer)}.{quote(table)}"
-    location = path.replace("\\", "\\\\").replace("'", "\\'")
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(RAW_PREFIX + layer)}")
     spark.sql(f"DROP TABLE IF EXISTS {raw}")
-    spark.sql(f"CREATE TABLE {raw} USING parquet LOCATION '{location}'")
+    spark.sql(f"CREATE TABLE {raw} USING parquet LOCATION '{_location(path)}'")
     # A partitioned table's partitions live in the catalog: found on disk once, here.
     if spark.sql(f"DESCRIBE TABLE EXTENDED {raw}").filter("col_name = '# Partition Information'"
                                                           ).count():

@@ -7,12 +7,17 @@ registered through ``cardlake_delta``, a Spark Python data source that resolves 
 latest snapshot with delta-rs each time a query is planned and prunes files by the partition
 filters Spark pushes down, so ``select ... from gold.kpi_monthly`` always reads the latest
 commit, even one made by another process after the table was registered.
+
+The SQL server on the delta-rs engine reads instead through :func:`mirror_latest`: a folder of
+links to exactly the latest snapshot's data files, which Spark scans as a plain Parquet table
+(column pruning, vectorised decoding); the server re-links a table when its log has a new commit.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -36,6 +41,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
     from pyspark.sql import SparkSession
 
 SQL_LAYERS = ("bronze", "silver", "gold")
@@ -235,3 +241,67 @@ def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[s
                 register_table(spark, layer=layer, name=name, path=path, engine=engine)
                 names.append(f"{layer}.{name}")
     return names
+
+
+@dataclass(frozen=True)
+class MirroredSnapshot:
+    """One version of a table as a folder Spark's Parquet reader scans: links, Hive-style folders.
+
+    Attributes:
+        version: the Delta version linked.
+        folder: ``<into>/v<version>``, holding a link per data file at the file's path in the table.
+        schema: the table's schema (logical names, the log's column order).
+        partition_columns: the table's partition columns, in the folders' order.
+    """
+
+    version: int
+    folder: str
+    schema: StructType
+    partition_columns: tuple[str, ...]
+
+
+def mirror_latest(table: DeltaTable, path: str, into: str) -> MirroredSnapshot | None:
+    """Links every data file of ``table``'s loaded snapshot under ``into/v<version>``.
+
+    Returns:
+        The mirror, or None where a plain Parquet scan would read the table wrongly (deletion
+        vectors, column mapping, folders that do not spell the logged partition values): such a
+        table stays on :class:`CardlakeDeltaSource`, which refuses the first two with a clear error.
+    """
+    from cardlake.tables.base import UnsupportedTableFeatureError
+    from cardlake.tables.delta_rs import (
+        _file_entries,
+        _folders_agree_with_log,
+        _local_dir,
+        _refuse_unsupported,
+        _Snapshot,
+        _spark_schema,
+    )
+
+    local = _local_dir(path)
+    try:
+        _refuse_unsupported(table, path)
+    except UnsupportedTableFeatureError:
+        return None
+    snapshot = _Snapshot(
+        path=path,
+        version=table.version(),
+        schema=_spark_schema(table),
+        partition_columns=list(table.metadata().partition_columns),
+        files=_file_entries(table, local),
+    )
+    root = local + os.sep
+    if not _folders_agree_with_log(snapshot) or any(
+        not f.abs_path.startswith(root) for f in snapshot.files
+    ):
+        return None
+    folder = os.path.join(into, f"v{snapshot.version}")
+    os.makedirs(folder, exist_ok=True)  # a table without files is an empty folder
+    for entry in snapshot.files:
+        link = os.path.join(folder, entry.abs_path[len(root) :])
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if not os.path.lexists(link):
+            os.symlink(entry.abs_path, link)
+    return MirroredSnapshot(
+        snapshot.version, folder, snapshot.schema, tuple(snapshot.partition_columns)
+    )
