@@ -249,11 +249,6 @@ class MirroredTables:
             self._spark.sql(f"ALTER TABLE {versioned} RECOVER PARTITIONS")
         columns = ", ".join(quote(f.name) for f in mirror.schema.fields)  # the log's order
         _view(self._spark, f"{RAW_PREFIX}{layer}.{name}", f"SELECT {columns} FROM {versioned}")
-        previous = self._tables.get(f"{layer}.{name}")
-        if previous is not None:
-            old = f"{quote(RAW_PREFIX + layer)}.{quote(f'{name}__v{previous[2]}')}"
-            old_links = os.path.join(self._folder, f"{layer}.{name}", f"v{previous[2]}")
-            self._retired.append((time.monotonic() + MIRROR_GRACE_S, old, old_links))
         return True
 
     def refresh(self) -> list[str]:
@@ -272,6 +267,9 @@ class MirroredTables:
                 _register_source(self._spark, fallback, layer=layer, name=name, path=path)
                 _view(self._spark, f"{RAW_PREFIX}{label}", f"SELECT * FROM {fallback}")
                 del self._tables[label]
+            replaced = f"{quote(RAW_PREFIX + layer)}.{quote(f'{name}__v{version}')}"
+            links = os.path.join(self._folder, label, f"v{version}")
+            self._retired.append((time.monotonic() + MIRROR_GRACE_S, replaced, links))
             moved.append(label)
         now = time.monotonic()
         for entry in [r for r in self._retired if r[0] <= now]:
