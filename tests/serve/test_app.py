@@ -5,10 +5,12 @@ read again, and the index asks early for what a page draws with."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
+import plotly
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
@@ -117,3 +119,23 @@ def test_a_page_failing_at_start_up_leaves_the_others_served(
     client = dashboard.create_app(str(lake_copy), warm=True).server.test_client()
     assert portfolio_draws == [""]
     assert text_of(route(client, "/"), "kpi-tx_count") == "1,120"
+
+
+def test_graphs_load_the_custom_plotly_bundle_else_dashs_own(
+        lake_copy: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bundle = tmp_path / "plotly-cardlake.min.js"
+    bundle.write_text("window.Plotly = {custom: true};\n")
+    with caplog.at_level(logging.INFO, logger="cardlake.serve"):
+        custom = dashboard.create_app(str(lake_copy), plotly_js=str(bundle)).server.test_client()
+        own = dashboard.create_app(str(lake_copy), plotly_js=str(tmp_path / "missing.js"))
+    served = custom.get("/" + dashboard.PLOTLY_JS)
+    assert served.mimetype == "text/javascript"
+    assert served.get_data(as_text=True) == "window.Plotly = {custom: true};\n"
+    dash_own = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    fallback = own.server.test_client().get("/" + dashboard.PLOTLY_JS)
+    assert fallback.get_data() == dash_own.read_bytes()
+    messages = [r.getMessage() for r in caplog.records if "Plotly.js" in r.getMessage()]
+    assert messages == [
+        f"Plotly.js: the custom bundle {bundle} (0.0 MB)",
+        f"Plotly.js: no custom bundle at {tmp_path / 'missing.js'} (`make dashboard-assets` "
+        "builds it); charts use Dash's full bundle, slower to a first chart"]

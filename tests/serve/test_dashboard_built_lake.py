@@ -2,7 +2,8 @@
 loads without console errors (a screenshot each), and what it shows equals the gold tables read
 independently here with delta-rs and PyArrow compute (not the dashboard's DuckDB queries): the
 portfolio's KPIs, channels and countries (map and table), the segments' sizes, the risk queue's
-order, the experiment's group sizes and the quarantine counts by source.
+order, the experiment's group sizes and the quarantine counts by source; and the pages draw no
+trace type the custom Plotly.js bundle leaves out.
 
 ``CARDLAKE_SERVE_TEST_LAKE=/path/to/lake`` points the module at a lake built beforehand (for
 development: building ``built_lake`` takes minutes)."""
@@ -19,7 +20,9 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
+from cardlake.serve import app as dashboard
 from tests.serve.conftest import ROOT
+from tests.serve.test_app import route
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -214,3 +217,27 @@ def test_quarantine_counts_by_source_equal_the_tables(page: Any, board: Any,
              for x, y in zip(t["x"], t["y"], strict=True)}
     assert shown == expected
     assert sum(expected.values()) > 0
+
+
+def trace_types(tree: Any) -> set[str]:
+    """The trace types of every figure in a page's JSON (Plotly's default type is scatter)."""
+    if isinstance(tree, dict):
+        figure = tree.get("props", {}).get("figure")
+        found = {t.get("type", "scatter") for t in figure["data"]} if figure else set()
+        return found.union(*(trace_types(v) for v in tree.get("props", {}).values()))
+    if isinstance(tree, list):
+        return set().union(*(trace_types(v) for v in tree))
+    return set()
+
+
+def test_pages_draw_only_trace_types_the_plotly_bundle_registers(pipeline_lake: Path) -> None:
+    """The custom Plotly.js (infra/plotly/index.js) would leave a chart of any other type blank."""
+    entry = (ROOT / "infra" / "plotly" / "index.js").read_text()
+    registered = {"scatter", *re.findall(r"require\('plotly\.js/lib/(\w+)'\)", entry)} - {"core"}
+    client = dashboard.create_app(str(pipeline_lake)).server.test_client()
+    key = a_customer(pipeline_lake)["customer_key"]
+    drawn: set[str] = set()
+    for path, search in [*((p, "") for p, _ in dashboard.PAGES), ("/customer", f"?key={key}")]:
+        drawn |= trace_types(route(client, path, search))
+    assert drawn == {"bar", "scatter", "heatmap", "choropleth"}  # every chart, all pages built
+    assert drawn <= registered
