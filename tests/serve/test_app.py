@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import dash
 import plotly
 import pyarrow as pa
 import pytest
@@ -139,3 +140,11 @@ def test_graphs_load_the_custom_plotly_bundle_else_dashs_own(
         f"Plotly.js: the custom bundle {bundle} (0.0 MB)",
         f"Plotly.js: no custom bundle at {tmp_path / 'missing.js'} (`make dashboard-assets` "
         "builds it); charts use Dash's full bundle, slower to a first chart"]
+
+
+def test_dash_renderer_fetches_plotly_where_the_custom_bundle_is_served() -> None:
+    """dcc.Graph loads Plotly.js from this URL (unless window.Plotly exists): a Dash upgrade
+    that moves it would leave the custom bundle unused, charts drawn with Dash's own."""
+    renderer = Path(dash.__file__).parent / "dash-renderer" / "build" / "dash_renderer.min.js"
+    assert '"_dash-component-suites/plotly/package_data/plotly.min.js"' in renderer.read_text()
+    assert dashboard.PLOTLY_JS == "_dash-component-suites/plotly/package_data/plotly.min.js"
