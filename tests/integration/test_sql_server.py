@@ -25,6 +25,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from cardlake.config import PROJECT_ROOT
+from cardlake.gold.config import load_gold_config
 from cardlake.gold.job import build_gold
 from cardlake.governance.directory import Directory, DirectoryUser, free_port
 from cardlake.silver.schemas import PARTITIONED_BY_MONTH
@@ -38,6 +39,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BEELINE = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "pyspark" / "bin" / "beeline"
 START_TIMEOUT_S, QUERY_TIMEOUT_S, STOP_TIMEOUT_S = 480, 240, 60
+LINKING_SLACK_S = 3  # beyond sql_server.refresh_seconds: linking a commit on a loaded machine
 
 ANALYST = DirectoryUser("ana", "ana-secret-1", groups=("cardlake-analysts",))
 PRIVILEGED = DirectoryUser("pat", "pat-secret-2", groups=("cardlake-privileged",))
@@ -131,19 +133,17 @@ def _wait_for_port(port: int, server: subprocess.Popen[str], log: Path, deadline
     raise AssertionError(f"sql server not listening on 127.0.0.1:{port} in {START_TIMEOUT_S}s")
 
 
-@pytest.fixture(scope="module")
-def server(gold_lake: Path, directory: Directory,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def _start_server(lake: Path, directory: Directory, work: Path,
+                  *options: str) -> Iterator[Server]:
     assert BEELINE.is_file(), f"beeline not found at {BEELINE}"
-    work = tmp_path_factory.mktemp("sql-server")
     port = free_port()
     log_path = work / "server.log"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "lib")}
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, str(PROJECT_ROOT / "jobs" / "sql_server.py"), "--env", "test",
-             "--lake-root", str(gold_lake), "--host", "127.0.0.1", "--port", str(port),
-             "--ldap-url", directory.url],
+             "--lake-root", str(lake), "--host", "127.0.0.1", "--port", str(port),
+             "--ldap-url", directory.url, *options],
             stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(work),
             start_new_session=True,
         )
@@ -159,6 +159,12 @@ def server(gold_lake: Path, directory: Directory,
                 process.wait()
                 raise
     assert code == 0, log_path.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def server(gold_lake: Path, directory: Directory,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _start_server(gold_lake, directory, tmp_path_factory.mktemp("sql-server"))
 
 
 @pytest.mark.parametrize(
@@ -238,3 +244,34 @@ def test_guard_refuses_even_privileged_users(server: Server, sql: str, error: st
     answer = _beeline(server, sql, user=PRIVILEGED)
     assert answer.code != 0
     assert error in answer.output, answer.output[-2000:]
+
+
+def test_delta_rs_server_reads_new_commits_through_masks_and_guard(
+    spark: SparkSession, gold_lake: Path, directory: Directory,
+    tmp_path_factory: pytest.TempPathFactory,
+):
+    # The embedded engine's server scans linked snapshots as plain Parquet (no Delta connector):
+    # masks and the guard hold there too, and a commit shows within sql_server.refresh_seconds.
+    tables = Tables(spark=spark, lake_root=str(gold_lake), engine=DeltaRsEngine(spark=spark))
+    probe = spark.createDataFrame([("2024-01", 1)], "month string, tx_count int")
+    tables.overwrite("gold.refresh_probe", probe, partition_by=["month"])
+    started = _start_server(gold_lake, directory, tmp_path_factory.mktemp("sql-server-rs"),
+                            "--set", "tables.engine=delta-rs")
+    server = next(started)
+    try:
+        rows = _read(server, "SELECT first_name, email, date_of_birth FROM gold.dim_customer "
+                             f"WHERE {C1_WHERE};", ANALYST)
+        assert rows == [{"first_name": "A.", "email": "C***@x.io", "date_of_birth": "1990"}]
+        refused = _beeline(server, "SELECT * FROM _lake_gold.dim_customer;", user=PRIVILEGED)
+        assert refused.code != 0
+        assert f"{GUARD} role privileged may not read _lake_gold.dim_customer" in refused.output
+        tables.append("gold.refresh_probe", spark.createDataFrame([("2024-02", 2)], probe.schema))
+        committed = time.monotonic()
+        # The bound is the assertion: once it has passed, the next read must see the commit.
+        time.sleep(load_gold_config("test").sql_server.refresh_seconds + LINKING_SLACK_S)
+        rows = _read(server, "SELECT month, tx_count FROM gold.refresh_probe ORDER BY month;",
+                     ANALYST)
+        assert rows == [{"month": "2024-01", "tx_count": "1"},
+                        {"month": "2024-02", "tx_count": "2"}], time.monotonic() - committed
+    finally:
+        next(started, None)
