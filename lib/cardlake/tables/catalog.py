@@ -60,18 +60,14 @@ class _LatestSnapshotReader(DataSourceReader):
     def __init__(self, path: str, schema: StructType) -> None:
         from deltalake import DeltaTable
 
-        from cardlake.tables.delta_rs import (
-            _file_entries,
-            _local_dir,
-            _refuse_unsupported,
-        )
+        from cardlake.tables.delta_rs import file_entries, local_dir, refuse_unsupported
 
-        local = _local_dir(path)
+        local = local_dir(path)
         table = DeltaTable(local)
-        _refuse_unsupported(table, path)
+        refuse_unsupported(table, path)
         self._schema = schema
         self._partition_columns = list(table.metadata().partition_columns)
-        self._files = [(e.abs_path, e.partition) for e in _file_entries(table, local)]
+        self._files = [(e.abs_path, e.partition) for e in file_entries(table, local)]
 
     def pushFilters(self, filters: list[Filter]) -> Iterator[Filter]:
         """Prunes files by partition value; every other filter is left to Spark."""
@@ -176,9 +172,9 @@ class CardlakeDeltaSource(DataSource):
     def schema(self) -> StructType:
         from deltalake import DeltaTable
 
-        from cardlake.tables.delta_rs import _spark_schema
+        from cardlake.tables.delta_rs import spark_schema
 
-        return _spark_schema(DeltaTable(self._path()))
+        return spark_schema(DeltaTable(self._path()))
 
     def reader(self, schema: StructType) -> DataSourceReader:
         return _LatestSnapshotReader(self._path(), schema)
@@ -270,28 +266,28 @@ def mirror_latest(table: DeltaTable, path: str, into: str) -> MirroredSnapshot |
     """
     from cardlake.tables.base import UnsupportedTableFeatureError
     from cardlake.tables.delta_rs import (
-        _file_entries,
-        _folders_agree_with_log,
-        _local_dir,
-        _refuse_unsupported,
-        _Snapshot,
-        _spark_schema,
+        Snapshot,
+        file_entries,
+        folders_agree_with_log,
+        local_dir,
+        refuse_unsupported,
+        spark_schema,
     )
 
-    local = _local_dir(path)
+    local = local_dir(path)
     try:
-        _refuse_unsupported(table, path)
+        refuse_unsupported(table, path)
     except UnsupportedTableFeatureError:
         return None
-    snapshot = _Snapshot(
+    snapshot = Snapshot(
         path=path,
         version=table.version(),
-        schema=_spark_schema(table),
+        schema=spark_schema(table),
         partition_columns=list(table.metadata().partition_columns),
-        files=_file_entries(table, local),
+        files=file_entries(table, local),
     )
     root = local + os.sep
-    if not _folders_agree_with_log(snapshot) or any(
+    if not folders_agree_with_log(snapshot) or any(
         not f.abs_path.startswith(root) for f in snapshot.files
     ):
         return None

@@ -1,32 +1,42 @@
-"""The delta-rs engine, a package so that it can be split by concern; names as before the move."""
+"""The delta-rs engine: Spark computes and scans, delta-rs commits and resolves snapshots.
 
-from cardlake.tables.delta_rs.engine import (
-    FILE_COLUMN,
+- :mod:`.engine`: :class:`DeltaRsEngine`, its writes, commits and conflict checks.
+- :mod:`.log`: the log reader, a :class:`Snapshot` of one version (its :class:`FileEntry` files,
+  typed partition values and schema) and the refusal of features a scan cannot read; the
+  engine's reads and the SQL catalog's scans both use it.
+- :mod:`.schema`: Spark and delta-rs schemas, and column mapping.
+- :mod:`.stats`: the statistics a new file records.
+"""
+
+from cardlake.tables.delta_rs.engine import FILE_COLUMN, LOCK_FILE, STAGING_DIR, DeltaRsEngine
+from cardlake.tables.delta_rs.log import (
     HIVE_NULL_PARTITION,
-    LOCK_FILE,
-    STAGING_DIR,
-    DeltaRsEngine,
-    _file_entries,
-    _folders_agree_with_log,
-    _local_dir,
-    _refuse_unsupported,
-    _Snapshot,
-    _spark_schema,
-    stats_columns,
+    FileEntry,
+    Snapshot,
+    file_entries,
+    folders_agree_with_log,
+    local_dir,
+    read_snapshot,
+    refuse_unreadable,
+    refuse_unsupported,
 )
+from cardlake.tables.delta_rs.schema import spark_schema
+from cardlake.tables.delta_rs.stats import stats_columns
 
-# The private helpers are for the catalog, until the package gives it a public log reader.
 __all__ = [
     "FILE_COLUMN",
     "HIVE_NULL_PARTITION",
     "LOCK_FILE",
     "STAGING_DIR",
     "DeltaRsEngine",
-    "_Snapshot",
-    "_file_entries",
-    "_folders_agree_with_log",
-    "_local_dir",
-    "_refuse_unsupported",
-    "_spark_schema",
+    "FileEntry",
+    "Snapshot",
+    "file_entries",
+    "folders_agree_with_log",
+    "local_dir",
+    "read_snapshot",
+    "refuse_unreadable",
+    "refuse_unsupported",
+    "spark_schema",
     "stats_columns",
 ]

@@ -34,33 +34,26 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from functools import reduce
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
-from deltalake.schema import Field as DeltaField
-from deltalake.schema import Schema as DeltaSchema
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    ArrayType,
     BooleanType,
     ByteType,
-    DataType,
     DateType,
     IntegerType,
     LongType,
-    MapType,
     ShortType,
     StringType,
-    StructField,
     StructType,
     TimestampType,
 )
@@ -81,6 +74,17 @@ from cardlake.tables.base import (
     nullable,
     partition_value_string,
 )
+from cardlake.tables.delta_rs.log import (
+    Snapshot,
+    file_entries,
+    folders_agree_with_log,
+    local_dir,
+    partition_values_from_dir,
+    read_snapshot,
+    typed_partition_value,
+)
+from cardlake.tables.delta_rs.schema import spark_schema, to_delta_field, to_delta_schema
+from cardlake.tables.delta_rs.stats import file_stats, stats_columns
 from cardlake.tables.features import (
     enforce_constraints,
     refuse_unwritable,
@@ -89,7 +93,6 @@ from cardlake.tables.features import (
 
 STAGING_DIR = ".cardlake-staging"
 LOCK_FILE = ".cardlake.lock"
-HIVE_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 FILE_COLUMN = "_cardlake_file"
 _ROW_INDEX = "_cardlake_row_index"
 
@@ -103,44 +106,9 @@ _PARTITION_TYPES = (
     BooleanType,
     TimestampType,
 )
-# Reader features whose files a plain Parquet scan reads correctly (given delta-rs's log replay).
-_READABLE_FEATURES = {"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck", "deletionVectors"}
-_STATS_TYPES = ("int", "bigint", "smallint", "tinyint", "date", "timestamp", "boolean")
-_MAX_STRING_STAT = 32
 # Threads of one process share no flock (it is per open file): a process-wide lock per path too.
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
-
-
-@dataclass(frozen=True)
-class _FileEntry:
-    log_path: str  # as in the log (percent-encoded) and as delta-rs hands it back
-    abs_path: str  # on disk
-    size: int
-    partition: dict[str, Any]  # typed values
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    path: str
-    version: int
-    schema: StructType  # logical names
-    partition_columns: list[str]
-    files: list[_FileEntry]
-    # Column mapping (name mode): the schema with the Parquet files' physical names, else None.
-    physical_schema: StructType | None = None
-    # Deletion vectors: absolute file path -> row indexes deleted from that file.
-    deleted_rows: dict[str, list[int]] = field(default_factory=dict)
-
-
-def _local_dir(path: str) -> str:
-    parsed = urlparse(path)
-    if parsed.scheme in ("", "file"):
-        return os.path.abspath(unquote(parsed.path) if parsed.scheme else path)
-    raise TableError(
-        f"the delta-rs engine commits tables in local folders; {path} is on {parsed.scheme}://. "
-        "Use tables.engine: delta-spark for object storage or HDFS."
-    )
 
 
 class DeltaRsEngine:
@@ -155,7 +123,7 @@ class DeltaRsEngine:
     # ------------------------------------------------------------------ metadata
 
     def exists(self, path: str) -> bool:
-        return DeltaTable.is_deltatable(_local_dir(path))
+        return DeltaTable.is_deltatable(local_dir(path))
 
     def create(
         self,
@@ -167,14 +135,14 @@ class DeltaRsEngine:
         properties: Mapping[str, str] | None = None,
     ) -> bool:
         """Creates an empty table; returns False when it already exists (its schema is kept)."""
-        local = _local_dir(path)
+        local = local_dir(path)
         _check_partition_types(schema, partition_by, path)
         with self._commit_lock(local):
             if DeltaTable.is_deltatable(local):
                 return False
             DeltaTable.create(
                 local,
-                schema=_to_delta_schema(schema),
+                schema=to_delta_schema(schema),
                 partition_by=list(partition_by) or None,
                 mode="ignore",
                 description=description,
@@ -183,7 +151,7 @@ class DeltaRsEngine:
         return True
 
     def _table(self, path: str, version: int | None = None) -> DeltaTable:
-        local = _local_dir(path)
+        local = local_dir(path)
         if not DeltaTable.is_deltatable(local):
             raise TableNotFoundError(f"no Delta table at {path}")
         try:
@@ -197,7 +165,7 @@ class DeltaRsEngine:
             ) from exc
 
     def schema(self, path: str) -> StructType:
-        return _spark_schema(self._table(path))
+        return spark_schema(self._table(path))
 
     def partition_columns(self, path: str) -> list[str]:
         return list(self._table(path).metadata().partition_columns)
@@ -217,41 +185,11 @@ class DeltaRsEngine:
         version: int | None = None,
         timestamp: datetime | str | None = None,
         partitions: PartitionSpec | None = None,
-    ) -> _Snapshot:
+    ) -> Snapshot:
         table = self._table(path, version)
         if timestamp is not None:
             table.load_as_version(timestamp)
-        _refuse_unreadable(table, path)
-        schema = _spark_schema(table)
-        partition_columns = list(table.metadata().partition_columns)
-        wanted = normalise_partitions(partitions)
-        if wanted:
-            unknown = sorted(set(wanted) - set(partition_columns))
-            if unknown:
-                raise TableError(
-                    f"{path}: {unknown} are not partition columns (partitioned by "
-                    f"{partition_columns})"
-                )
-            wanted = {
-                col: [_typed_partition_value(v, schema[col].dataType) for v in values]
-                for col, values in wanted.items()
-            }
-        local = _local_dir(path)
-        files = [
-            entry
-            for entry in _file_entries(table, local)
-            if not wanted or all(entry.partition.get(c) in vs for c, vs in wanted.items())
-        ]
-        mapped = _column_mapping_mode(table) == "name"
-        return _Snapshot(
-            path,
-            table.version(),
-            _logical_schema(schema) if mapped else schema,
-            partition_columns,
-            files,
-            physical_schema=_physical_schema(schema) if mapped else None,
-            deleted_rows=_deleted_rows(table, {f.abs_path for f in files}, path),
-        )
+        return read_snapshot(table, path, partitions=partitions)
 
     def read(
         self,
@@ -266,7 +204,7 @@ class DeltaRsEngine:
             self._snapshot(path, version=version, timestamp=timestamp, partitions=partitions)
         )
 
-    def _scan(self, snapshot: _Snapshot, *, with_file: bool = False) -> DataFrame:
+    def _scan(self, snapshot: Snapshot, *, with_file: bool = False) -> DataFrame:
         schema = snapshot.schema
         missing = [f.abs_path for f in snapshot.files if not os.path.exists(f.abs_path)]
         if missing:
@@ -284,12 +222,12 @@ class DeltaRsEngine:
             return empty.select(*out_columns)
         if snapshot.physical_schema is not None or snapshot.deleted_rows:
             return self._scan_by_file_group(snapshot, with_file=with_file)
-        if _folders_agree_with_log(snapshot):
+        if folders_agree_with_log(snapshot):
             # One scan: Spark reads the partition values from the folder names, which we just
             # checked are the log's values for every file, typed by the table schema.
             frame = (
                 self._spark.read.schema(schema)
-                .option("basePath", _local_dir(snapshot.path))
+                .option("basePath", local_dir(snapshot.path))
                 .parquet(*[_hadoop_glob_escape(f.abs_path) for f in snapshot.files])
             )
             if with_file:
@@ -309,7 +247,7 @@ class DeltaRsEngine:
             frames.append(frame.select(*out_columns))
         return reduce(DataFrame.unionByName, frames)
 
-    def _scan_by_file_group(self, snapshot: _Snapshot, *, with_file: bool) -> DataFrame:
+    def _scan_by_file_group(self, snapshot: Snapshot, *, with_file: bool) -> DataFrame:
         """Scans tables whose files need more than a Parquet read: mapped names, deletion vectors.
 
         Files are grouped by partition (values from the log, as literals); data columns are read
@@ -431,7 +369,7 @@ class DeltaRsEngine:
         read_version: int | None = None,
         properties: Mapping[str, str] | None = None,
     ) -> WriteResult:
-        local = _local_dir(path)
+        local = local_dir(path)
         if not DeltaTable.is_deltatable(local):
             self.create(path, nullable(df.schema), partition_by=partition_by,
                         properties=properties)
@@ -441,7 +379,7 @@ class DeltaRsEngine:
         if idempotency and _already_committed(table, idempotency):
             return WriteResult(committed=False, version=table.version())
         _refuse_unwritable(table, path, kind)
-        table_schema = _spark_schema(table)
+        table_schema = spark_schema(table)
         df = with_generated_columns(df, table_schema)
         new_columns = check_schema(table_schema, df.schema, path=path, mode=schema_mode)
         table_partitions = list(table.metadata().partition_columns)
@@ -470,7 +408,7 @@ class DeltaRsEngine:
             return all(partition.get(c) in vs for c, vs in typed_wanted.items())
 
         typed_wanted = {
-            c: [_typed_partition_value(v, full_schema[c].dataType) for v in vs]
+            c: [typed_partition_value(v, full_schema[c].dataType) for v in vs]
             for c, vs in (wanted or {}).items()
         }
         return self._commit(
@@ -503,7 +441,7 @@ class DeltaRsEngine:
         holds), deleted, or left alone; unmatched source rows are inserted or ignored. A target
         row matched by two source rows is an error, as in Delta.
         """
-        local = _local_dir(path)
+        local = local_dir(path)
         if not DeltaTable.is_deltatable(local):
             raise TableNotFoundError(f"no Delta table at {path}; create it before merging into it")
         _refuse_unwritable(DeltaTable(local), path, "merge")
@@ -585,7 +523,7 @@ class DeltaRsEngine:
 
     def delete(self, path: str, predicate: str) -> WriteResult:
         """Deletes the rows where the SQL ``predicate`` is true (copy-on-write of their files)."""
-        local = _local_dir(path)
+        local = local_dir(path)
         table = self._table(path)
         _refuse_unwritable(table, path, "delete")
         snapshot = self._snapshot(path)
@@ -627,7 +565,7 @@ class DeltaRsEngine:
         self, path: str, *, zorder_by: Sequence[str] = (), partitions: PartitionSpec | None = None
     ) -> dict[str, Any]:
         """Compacts small files (or z-orders by ``zorder_by``) with delta-rs's optimizer."""
-        local = _local_dir(path)
+        local = local_dir(path)
         filters = None
         wanted = normalise_partitions(partitions)
         if wanted:
@@ -646,7 +584,7 @@ class DeltaRsEngine:
         A full vacuum: files that no commit references (left by a crashed write) go too, once
         older than the retention.
         """
-        local = _local_dir(path)
+        local = local_dir(path)
         with self._commit_lock(local):
             table = DeltaTable(local)
             removed = list(
@@ -669,7 +607,7 @@ class DeltaRsEngine:
 
     def restore(self, path: str, version: int) -> WriteResult:
         """Restores the table to ``version`` as a new commit (history is kept)."""
-        local = _local_dir(path)
+        local = local_dir(path)
         with self._commit_lock(local):
             metrics = DeltaTable(local).restore(version)
             return WriteResult(
@@ -712,7 +650,7 @@ class DeltaRsEngine:
                     continue
                 source = os.path.join(root, name)
                 relative = os.path.relpath(source, stage)
-                stats, num_rows = _file_stats(source, schema, partition_columns, indexed)
+                stats, num_rows = file_stats(source, schema, partition_columns, indexed)
                 if num_rows == 0:
                     continue
                 destination = os.path.join(local, relative)
@@ -724,7 +662,7 @@ class DeltaRsEngine:
                     AddAction(
                         path=relative,
                         size=os.path.getsize(destination),
-                        partition_values=_partition_values_from_dir(relative, partition_columns),
+                        partition_values=partition_values_from_dir(relative, partition_columns),
                         modification_time=now_ms,
                         data_change=True,
                         stats=json.dumps(stats),
@@ -735,7 +673,7 @@ class DeltaRsEngine:
             _StagedEntry(
                 action=a,
                 partition={
-                    c: _typed_partition_value(a.partition_values[c], schema[c].dataType)
+                    c: typed_partition_value(a.partition_values[c], schema[c].dataType)
                     for c in partition_columns
                 },
             )
@@ -771,7 +709,7 @@ class DeltaRsEngine:
                     # one of them (OPTIMIZE does so with dataChange false, which the partition
                     # check below skips), committing would resurrect deleted rows and duplicate
                     # kept ones: refuse instead.
-                    live = {e.abs_path for e in _file_entries(table, local)}
+                    live = {e.abs_path for e in file_entries(table, local)}
                     gone = sorted(remove_only - live)
                     if gone:
                         raise ConcurrentModificationError(
@@ -787,10 +725,10 @@ class DeltaRsEngine:
                         replaced,
                         conflict_on_any,
                         kind,
-                        _spark_schema(table),
+                        spark_schema(table),
                     )
                 # Re-check the schema against the latest version: it may have evolved since.
-                latest_schema = _spark_schema(table)
+                latest_schema = spark_schema(table)
                 check_schema(
                     latest_schema,
                     full_schema,
@@ -800,12 +738,12 @@ class DeltaRsEngine:
                 if new_columns:
                     added = [c for c in new_columns if c.name not in latest_schema.fieldNames()]
                     if added:
-                        table.alter.add_columns([_to_delta_field(c) for c in added])
+                        table.alter.add_columns([to_delta_field(c) for c in added])
                         table = DeltaTable(local)
                 removes: list[RemoveAction] = []
                 if kind != "append":
                     now_ms = int(time.time() * 1000)
-                    for entry in _file_entries(table, local):
+                    for entry in file_entries(table, local):
                         chosen = (
                             entry.abs_path in remove_only
                             if remove_only is not None
@@ -878,18 +816,6 @@ class _Staged:
 # ---------------------------------------------------------------------- helpers
 
 
-def _to_delta_schema(schema: StructType) -> DeltaSchema:
-    return DeltaSchema.from_json(schema.json())
-
-
-def _to_delta_field(field: Any) -> DeltaField:
-    return DeltaField.from_json(json.dumps(field.jsonValue()))
-
-
-def _spark_schema(table: DeltaTable) -> StructType:
-    return StructType.fromJson(json.loads(table.schema().to_json()))
-
-
 def _check_partition_types(schema: StructType, partition_by: Sequence[str], path: str) -> None:
     for col in partition_by:
         if col not in schema.fieldNames():
@@ -913,163 +839,9 @@ def _refuse_unwritable(table: DeltaTable, path: str, kind: str) -> None:
         kind=kind,
         writer_features=set(protocol.writer_features or []),
         configuration=table.metadata().configuration or {},
-        schema=_spark_schema(table),
+        schema=spark_schema(table),
         has_deletion_vectors=has_dvs,
     )
-
-
-def _column_mapping_mode(table: DeltaTable) -> str:
-    return (table.metadata().configuration or {}).get("delta.columnMapping.mode") or "none"
-
-
-def _refuse_unreadable(table: DeltaTable, path: str) -> None:
-    """Refuses what the engine's scan cannot read correctly; DVs and name mapping it applies."""
-    features = set(table.protocol().reader_features or [])
-    unknown = sorted(features - _READABLE_FEATURES - {"columnMapping"})
-    if unknown:
-        raise UnsupportedTableFeatureError(
-            f"{path} uses Delta reader feature(s) {unknown}, which the delta-rs engine cannot "
-            "read correctly; read it with the delta-spark engine"
-        )
-    mode = _column_mapping_mode(table)
-    if mode not in ("none", "name"):
-        raise UnsupportedTableFeatureError(
-            f"{path} uses column mapping mode {mode!r} (Parquet columns matched by field id), "
-            "which the delta-rs engine does not read; read it with the delta-spark engine"
-        )
-
-
-def _refuse_unsupported(table: DeltaTable, path: str) -> None:
-    """The SQL catalog's plain Parquet reader: refuses mapped columns and deletion vectors too."""
-    _refuse_unreadable(table, path)
-    mapping = _column_mapping_mode(table)
-    if mapping != "none":
-        raise UnsupportedTableFeatureError(
-            f"{path} uses column mapping (mode {mapping!r}): its Parquet column names differ from "
-            "the table's; read it with the delta-spark engine"
-        )
-    if "deletionVectors" in set(table.protocol().reader_features or []):
-        # get_add_actions does not show deletion vectors; deletion_vectors() lists them.
-        try:
-            with_dvs = pa.table(table.deletion_vectors()).num_rows
-        except Exception as exc:
-            raise UnsupportedTableFeatureError(
-                f"{path} has deletion vectors that delta-rs could not read ({exc}); refusing "
-                "rather than returning deleted rows. Read it with the delta-spark engine"
-            ) from exc
-        if with_dvs:
-            raise UnsupportedTableFeatureError(
-                f"{path} has {with_dvs} file(s) with deletion vectors (deleted rows still in the "
-                "Parquet files); a plain file scan would return them, so the delta-rs engine "
-                "refuses. Read it with the delta-spark engine, or purge them (REORG TABLE ... "
-                "APPLY (PURGE))"
-            )
-
-
-def _deleted_rows(table: DeltaTable, wanted: set[str], path: str) -> dict[str, list[int]]:
-    """Row indexes each file's deletion vector removes (only files in ``wanted``)."""
-    if "deletionVectors" not in set(table.protocol().reader_features or []):
-        return {}
-    try:
-        vectors = pa.table(table.deletion_vectors())
-    except Exception as exc:
-        raise UnsupportedTableFeatureError(
-            f"{path} has deletion vectors that delta-rs could not read ({exc}); refusing "
-            "rather than returning deleted rows. Read it with the delta-spark engine"
-        ) from exc
-    deleted: dict[str, list[int]] = {}
-    for uri, keep in zip(
-        vectors.column("filepath").to_pylist(),
-        vectors.column("selection_vector").to_pylist(),
-        strict=True,
-    ):
-        local = unquote(urlparse(uri).path) if "://" in uri else uri
-        if local in wanted:
-            deleted[local] = [i for i, kept in enumerate(keep or []) if not kept]
-    return deleted
-
-
-def _physical_name(field: StructField) -> str:
-    return str(field.metadata.get("delta.columnMapping.physicalName") or field.name)
-
-
-def _rename_type(data_type: DataType, physical: bool) -> DataType:
-    if isinstance(data_type, StructType):
-        return StructType(
-            [
-                StructField(
-                    _physical_name(f) if physical else f.name,
-                    _rename_type(f.dataType, physical),
-                    f.nullable,
-                    {} if physical else f.metadata,
-                )
-                for f in data_type.fields
-            ]
-        )
-    if isinstance(data_type, ArrayType):
-        return ArrayType(_rename_type(data_type.elementType, physical), data_type.containsNull)
-    if isinstance(data_type, MapType):
-        return MapType(
-            _rename_type(data_type.keyType, physical),
-            _rename_type(data_type.valueType, physical),
-            data_type.valueContainsNull,
-        )
-    return data_type
-
-
-def _physical_schema(schema: StructType) -> StructType:
-    """The schema as the Parquet files spell it under column mapping (same order and types)."""
-    renamed = _rename_type(schema, physical=True)
-    assert isinstance(renamed, StructType)
-    return renamed
-
-
-def _logical_schema(schema: StructType) -> StructType:
-    """The table's schema without the mapping metadata (what callers see)."""
-    return StructType(
-        [
-            StructField(f.name, _strip_mapping(f.dataType), f.nullable, _clean_metadata(f.metadata))
-            for f in schema.fields
-        ]
-    )
-
-
-def _strip_mapping(data_type: DataType) -> DataType:
-    if isinstance(data_type, StructType):
-        return _logical_schema(data_type)
-    if isinstance(data_type, ArrayType):
-        return ArrayType(_strip_mapping(data_type.elementType), data_type.containsNull)
-    if isinstance(data_type, MapType):
-        return MapType(
-            _strip_mapping(data_type.keyType),
-            _strip_mapping(data_type.valueType),
-            data_type.valueContainsNull,
-        )
-    return data_type
-
-
-def _clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metadata.items() if not k.startswith("delta.columnMapping.")}
-
-
-def _file_entries(table: DeltaTable, local: str) -> list[_FileEntry]:
-    actions = pa.table(table.get_add_actions(flatten=False))
-    if actions.num_rows == 0:
-        return []
-    paths = actions.column("path").to_pylist()
-    sizes = actions.column("size_bytes").to_pylist()
-    if "partition" in actions.column_names:
-        partitions = actions.column("partition").to_pylist()
-    else:
-        partitions = [{} for _ in paths]
-    entries = []
-    for log_path, size, partition in zip(paths, sizes, partitions, strict=True):
-        relative = unquote(log_path)
-        absolute = (
-            unquote(urlparse(relative).path) if "://" in relative else os.path.join(local, relative)
-        )
-        entries.append(_FileEntry(log_path, absolute, size, dict(partition or {})))
-    return entries
 
 
 def _already_committed(table: DeltaTable, idempotency: Idempotency) -> bool:
@@ -1107,7 +879,7 @@ def _check_conflicts(
                     continue
                 values = change.get("partitionValues") or {}
                 typed = {
-                    c: _typed_partition_value(v, schema[c].dataType) for c, v in values.items()
+                    c: typed_partition_value(v, schema[c].dataType) for c, v in values.items()
                 }
                 if conflict_on_any or replaced(typed):
                     raise ConcurrentModificationError(
@@ -1115,35 +887,6 @@ def _check_conflicts(
                         f"data in partition {values or '(whole table)'} that this {kind} (read at "
                         f"version {read_version}) replaces; nothing was committed, retry it"
                     )
-
-
-def _typed_partition_value(value: Any, data_type: DataType) -> Any:
-    if value is None:
-        return None
-    if isinstance(data_type, DateType):
-        return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-    if isinstance(data_type, TimestampType):
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=UTC)
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).replace(tzinfo=UTC)
-    if isinstance(data_type, IntegerType | LongType | ShortType | ByteType):
-        return int(value)
-    if isinstance(data_type, BooleanType):
-        return value if isinstance(value, bool) else str(value).lower() == "true"
-    return str(value)
-
-
-def _partition_values_from_dir(relative: str, partition_columns: list[str]) -> dict[str, Any]:
-    values: dict[str, str | None] = {}
-    for segment in relative.split("/")[:-1]:
-        name, _, raw = segment.partition("=")
-        if name in partition_columns:
-            text = unquote(raw)  # Spark escapes partition values like Hive (%XX)
-            values[name] = None if text == HIVE_NULL_PARTITION else text
-    missing = [c for c in partition_columns if c not in values]
-    if missing:
-        raise TableError(f"staged file {relative} has no folder for partition columns {missing}")
-    return values
 
 
 def _check_replace_partitions(
@@ -1160,7 +903,7 @@ def _check_replace_partitions(
         Column.__and__,
         [
             F.coalesce(
-                F.col(c).isin([_typed_partition_value(v, schema[c].dataType) for v in vs]),
+                F.col(c).isin([typed_partition_value(v, schema[c].dataType) for v in vs]),
                 F.lit(False),
             )
             for c, vs in wanted.items()
@@ -1174,102 +917,6 @@ def _check_replace_partitions(
         )
 
 
-def stats_columns(configuration: Mapping[str, str | None], schema: StructType,
-                  partition_columns: Sequence[str]) -> set[str]:
-    """The columns whose statistics a new file records, by the table's properties as Delta
-    defines them: ``delta.dataSkippingStatsColumns`` (a comma-separated list) when set, else the
-    first ``delta.dataSkippingNumIndexedCols`` data columns (-1: all). Without either, all (this
-    engine's behaviour before it honoured them). Personal columns are left out this way."""
-    data = [f.name for f in schema.fields if f.name not in partition_columns]
-    listed = configuration.get("delta.dataSkippingStatsColumns")
-    if listed is not None:
-        names = {n.strip().strip("`") for n in listed.split(",") if n.strip()}
-        return {n for n in data if n in names}
-    count = configuration.get("delta.dataSkippingNumIndexedCols")
-    if count is not None and int(count) >= 0:
-        return set(data[: int(count)])
-    return set(data)
-
-
-def _file_stats(
-    file_path: str, schema: StructType, partition_columns: list[str], indexed: set[str]
-) -> tuple[dict[str, Any], int]:
-    metadata = pq.read_metadata(file_path)
-    stats: dict[str, Any] = {"numRecords": metadata.num_rows}
-    minimum: dict[str, Any] = {}
-    maximum: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    kinds = {f.name: f.dataType.simpleString() for f in schema.fields}
-    arrow_schema = metadata.schema.to_arrow_schema()
-    for index, name in enumerate(arrow_schema.names):
-        if name in partition_columns or name not in kinds or name not in indexed:
-            continue
-        kind = kinds[name]
-        column_stats = [
-            metadata.row_group(g).column(index).statistics for g in range(metadata.num_row_groups)
-        ]
-        if not column_stats or any(s is None for s in column_stats):
-            continue
-        if all(s.has_null_count for s in column_stats):
-            nulls[name] = int(sum(s.null_count for s in column_stats))
-        with_values = [s for s in column_stats if s.has_min_max]
-        if not with_values or not (kind in _STATS_TYPES or kind == "string"):
-            continue
-        low = min(s.min for s in with_values)
-        high = max(s.max for s in with_values)
-        if kind == "string" and (len(low) > _MAX_STRING_STAT or len(high) > _MAX_STRING_STAT):
-            continue  # a truncated max would not bound the column; skip rather than mislead
-        minimum[name], maximum[name] = _stat_value(low), _stat_value(high)
-    if minimum:
-        stats["minValues"], stats["maxValues"] = minimum, maximum
-    if nulls:
-        stats["nullCount"] = nulls
-    return stats, metadata.num_rows
-
-
-def _stat_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        as_utc = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return as_utc.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return value
-
-
-def _folders_agree_with_log(snapshot: _Snapshot) -> bool:
-    """Whether every file sits in Hive-style folders that spell its logged partition values."""
-    if not snapshot.partition_columns:
-        return True
-    if any(
-        isinstance(snapshot.schema[c].dataType, TimestampType) for c in snapshot.partition_columns
-    ):
-        return False  # folder spellings of instants vary between writers; use the log's values
-    root = _local_dir(snapshot.path) + os.sep
-    for entry in snapshot.files:
-        if not entry.abs_path.startswith(root):
-            return False
-        relative = entry.abs_path[len(root) :]
-        segments = relative.split("/")[:-1]
-        if [s.partition("=")[0] for s in segments] != snapshot.partition_columns:
-            return False
-        try:
-            from_dirs = _partition_values_from_dir(relative, snapshot.partition_columns)
-        except TableError:
-            return False
-        for column in snapshot.partition_columns:
-            raw = from_dirs[column]
-            typed = (
-                None
-                if raw is None
-                else _typed_partition_value(raw, snapshot.schema[column].dataType)
-            )
-            if typed != entry.partition.get(column) or (raw is not None and raw == ""):
-                return False
-    return True
-
-
 def _hadoop_glob_escape(path: str) -> str:
     # Spark globs the paths it is given; a partition value with glob characters must not expand.
     return "".join("\\" + ch if ch in "[]{}*?\\" else ch for ch in path)
@@ -1280,3 +927,4 @@ def _spark_file_to_abs(spark_path: str) -> str:
 
 
 __all__ = ["DeltaRsEngine"]
+
