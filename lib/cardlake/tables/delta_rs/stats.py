@@ -40,9 +40,12 @@ def file_stats(
     maximum: dict[str, Any] = {}
     nulls: dict[str, int] = {}
     kinds = {f.name: f.dataType.simpleString() for f in schema.fields}
-    arrow_schema = metadata.schema.to_arrow_schema()
-    for index, name in enumerate(arrow_schema.names):
-        if name in partition_columns or name not in kinds or name not in indexed:
+    # Row groups number their leaf columns: a struct before a column shifts its index, so a
+    # top-level column is found by its path (a struct itself has no leaf of its own name).
+    leaves = {metadata.schema.column(i).path: i for i in range(len(metadata.schema))}
+    for name in metadata.schema.to_arrow_schema().names:
+        index = leaves.get(name)
+        if index is None or name in partition_columns or name not in kinds or name not in indexed:
             continue
         kind = kinds[name]
         column_stats = [
