@@ -152,7 +152,7 @@ def previous_marks(tables: Tables, consumer: str) -> tuple[str | None, list[Mark
     if not rows:
         return None, []
     marks = [Mark(r["source"], r["month"], r["version"], r["digest"]) for r in rows]
-    return rows[0]["recipe"], marks
+    return rows[0]["recipe"], sorted(marks, key=repr)
 
 
 def plan(
@@ -188,19 +188,21 @@ def plan(
         by_source.setdefault(mark.source, []).append(mark)
     marks: list[Mark] = []
     changed: dict[str, set[str]] = {}
-    for spec in inputs:
-        old = by_source.get(spec.name, [])
-        new, outcome = _compare(tables, spec, old, versions.get(spec.name))
+    whole: str | None = None  # the first change that reaches everything
+    for spec in inputs:  # every input compared once; a full plan records these marks as well
+        new, outcome = _compare(tables, spec, by_source.get(spec.name, []),
+                                versions.get(spec.name))
         marks.extend(new)
         if outcome is None:
             continue
         if spec.reach == "whole" and not isinstance(outcome, str):
             outcome = f"changed in {', '.join(sorted(outcome))}"
-        if isinstance(outcome, str):  # a change that reaches everything
-            full_marks = _all_marks(tables, inputs, versions)
-            return Plan(consumer, "full", tuple(months), f"{spec.name}: {outcome}", recipe,
-                        tuple(full_marks))
-        changed[spec.name] = outcome
+        if isinstance(outcome, str):
+            whole = whole or f"{spec.name}: {outcome}"
+        else:
+            changed[spec.name] = outcome
+    if whole is not None:
+        return Plan(consumer, "full", tuple(months), whole, recipe, tuple(marks))
     reached = set()
     for spec in inputs:
         for month in changed.get(spec.name, ()):
@@ -215,7 +217,10 @@ def plan(
 
 
 def record(tables: Tables, plan: Plan) -> None:
-    """Records ``plan``'s marks as what ``plan.consumer`` has now built from."""
+    """Records ``plan``'s marks as what ``plan.consumer`` has now built from (no commit when
+    they are what is recorded already, as after a run that skipped on unchanged inputs)."""
+    if previous_marks(tables, plan.consumer) == (plan.recipe, sorted(plan.marks, key=repr)):
+        return
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = [(plan.consumer, m.source, m.month, m.version, m.digest, plan.recipe, now)
             for m in plan.marks]
@@ -278,11 +283,12 @@ def _compare(
              if m.month is not None}
     looked_at = set(recorded) if candidates is None else set(candidates)
     gone = sorted(m for m in looked_at & set(recorded) if m not in fresh)
+    kept = [Mark(m.source, m.month, version, m.digest) for m in old
+            if m.month not in fresh and m.month not in gone]
     if gone:
-        return list(fresh.values()), f"month {', '.join(gone)} gone since the last build"
+        return kept + list(fresh.values()), f"month {', '.join(gone)} gone since the last build"
     months_changed = {m for m, mark in fresh.items()
                       if m not in recorded or recorded[m].digest != mark.digest}
-    kept = [Mark(m.source, m.month, version, m.digest) for m in old if m.month not in fresh]
     return kept + list(fresh.values()), (months_changed or None)
 
 
