@@ -144,10 +144,13 @@ def test_the_built_lake_holds_every_stages_events_and_the_graph_prints(
         ("silver.customer_snapshots", "date_of_birth")]
 
     # `make lineage TABLE=...` runs this module with --env; --lake-root points it at the lake.
-    printed = subprocess.run(
+    done_cli = subprocess.run(
         [sys.executable, "-m", "cardlake.governance.lineage", "--env", "test",
          "--lake-root", str(lake_root), "gold.customer_monthly_features"],
-        capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
+        capture_output=True, text=True, timeout=120)
+    # Its own words on failure (a CI run saw it die by SIGABRT with nothing else to go on).
+    assert done_cli.returncode == 0, done_cli.stderr[-4000:]
+    printed = done_cli.stdout.splitlines()
     assert printed[0] == "gold.customer_monthly_features"
     # Down to the landing files: features <- silver <- bronze <- landing (each expanded once).
     assert {"  <- silver.transactions", "  <- silver.customer_snapshots",
