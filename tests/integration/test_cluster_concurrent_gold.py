@@ -45,6 +45,12 @@ def _silver(spark: SparkSession) -> dict[str, DataFrame]:
     }
 
 
+def _gist(exc: BaseException) -> list[str]:
+    """A JVM error's text is a long stack: its first line and its causes say what happened."""
+    lines = str(exc).splitlines() or [repr(exc)]
+    return [lines[0], *[line for line in lines[1:] if line.startswith("Caused by")]]
+
+
 def _lake(spark: SparkSession, engine: DeltaEngine, root: Path) -> Tables:
     tables = Tables(spark=spark, lake_root=str(root), engine=engine, register_sql=False)
     for name, df in _silver(spark).items():
@@ -95,7 +101,7 @@ def test_two_runs_of_a_month_never_double_a_dimension_member(
         thread.start()
     for thread in threads:
         thread.join(timeout=600)
-    assert errors == []
+    assert errors == [], [_gist(exc) for exc in errors]
     assert len(outcomes) == RUNS and "committed" in outcomes, outcomes
     if "conflict" in outcomes:  # the run that lost re-runs, as the exit code 1 message says
         build_gold(raced, GOLD, months=[RACED], full=False)
