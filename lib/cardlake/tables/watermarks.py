@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.resources
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
@@ -117,12 +119,21 @@ def recipe_digest(modules: Iterable[ModuleType], settings: Iterable[object] = ()
 
 @functools.cache
 def _code_digest(name: str, file: str) -> str:
+    # Through the import system's resources, not the file system: spark-submit ships the
+    # project as a wheel (--py-files) and the driver imports it from that zip, where a
+    # module's __file__ is a path inside the archive that no open() can read.
     origin = Path(file)
-    files = sorted(origin.parent.glob("*.py")) if origin.name == "__init__.py" else [origin]
+    package = name if origin.name == "__init__.py" else name.rpartition(".")[0]
+    folder: Traversable = importlib.resources.files(package) if package else origin.parent
+    if origin.name == "__init__.py":
+        files = sorted((f for f in folder.iterdir() if f.name.endswith(".py") and f.is_file()),
+                       key=lambda f: f.name)
+    else:
+        files = [folder.joinpath(origin.name)]
     digest = hashlib.sha256(name.encode())
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    for source in files:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
