@@ -300,4 +300,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cardlake.cli import exit_now
+
+    exit_now(main())  # reads through delta-rs and pyarrow only: see exit_now
