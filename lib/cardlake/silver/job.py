@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from cardlake.config import Settings
 from cardlake.quality.layers import check_tables
-from cardlake.silver import activity, customers
+from cardlake.silver import activity, customers, steps
 from cardlake.silver.resolution import (
     ER_MODEL_TABLE,
     ER_RECORDS_TABLE,
@@ -196,6 +196,7 @@ def run(
     # earlier design) could leave tables of two different runs side by side after a code or
     # config change.
     def write(name: str, df: DataFrame) -> None:
+        steps.step(f"before_{name}")
         if name in PARTITIONED_BY_MONTH and month:
             tables.replace_partitions(
                 f"silver.{name}",
@@ -270,11 +271,15 @@ def run(
         [(run_month, k, float(v)) for k, v in sorted(figures.items())],
         "month string, metric string, value double",
     )
+    steps.step("before_er_metrics")
     tables.replace_partitions(
         ER_METRICS_TABLE, row, partitions={"month": run_month}, partition_by=["month"]
     )
+    steps.step("before_mlflow")
     _log_to_mlflow(settings, resolved, figures, month=run_month)
+    steps.step("before_checks")
     check_tables(tables, cfg, TABLES)
+    steps.step("before_watermark")
     if plan is not None:
         watermarks.record(tables, plan)
     log.info("silver done in %.1fs", time.perf_counter() - started)

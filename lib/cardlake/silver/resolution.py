@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cardlake.silver import customers, keys
+from cardlake.silver import customers, keys, steps
 from cardlake.tables import Idempotency, Tables
 
 log = logging.getLogger("cardlake.silver")
@@ -140,6 +140,7 @@ def commit_resolution(spark: SparkSession, tables: Tables, result: CustomerResol
     nothing to tell.
     """
     started_from = tables.version(ER_RECORDS_TABLE) if tables.exists(ER_RECORDS_TABLE) else -1
+    steps.step("before_key_events")
     if result.events.limit(1).count():
         tables.append(KEY_EVENTS_TABLE, result.events,
                       idempotency=Idempotency(KEY_EVENTS_APP, started_from + 1))
@@ -151,12 +152,14 @@ def commit_resolution(spark: SparkSession, tables: Tables, result: CustomerResol
 def save_state(spark: SparkSession, tables: Tables, result: CustomerResolution, *,
                month: str) -> None:
     """Writes the model (after a full resolution) and the resolved records' uids."""
+    steps.step("before_er_model")
     if result.mode == FULL and result.model is not None and result.threshold is not None:
         row = spark.createDataFrame(
             [(month, float(result.threshold), int(result.records), json.dumps(result.model))],
             "trained_month string, threshold double, records long, model_json string",
         )
         tables.overwrite(ER_MODEL_TABLE, row)
+    steps.step("before_er_records")
     if result.mode != UNCHANGED:
         tables.overwrite(
             ER_RECORDS_TABLE,
