@@ -13,11 +13,12 @@
 - champion swap: no job.
 
 Both Kafka tests run in ``make test``. Each streaming job costs a JVM start, the model load and
-its first micro-batch (about a minute and a half on a loaded two-core machine); the core test
-runs one job, two micro-batches; the crash test two jobs, three batches in all. On 2026-12-05,
-two cores at load 11 to 16 from other jobs: the module's mini lake and broker 70 s, core 180 s,
-crash 360 s, champion swap 8 s; 10.5 minutes for the file (before: 21 to 24 minutes at load 12
-to 36 with the embedded test, core 5 minutes and crash 9 at load 11 to 19). Kafka's jars come
+its first micro-batch (one and a half to three minutes on a loaded two-core machine); the core
+test runs one job, two micro-batches; the crash test two jobs, three batches in all. Two runs on
+2026-12-05, two cores shared with other jobs (mini lake and broker, core, crash, champion swap):
+at load 11 to 16, 70 s, 180 s, 360 s, 8 s, 10.5 minutes without the heavy test; at load 12 to
+26, 150 s, 360 s, 440 s, 8 s, and 300 s for the heavy test, 21 minutes in all. Before: 21 to 24
+minutes at load 12 to 36, core 5 minutes and crash 9 at load 11 to 19. Kafka's jars come
 from ``.ci/setup.d/30-kafka.sh`` (the broker fixture skips, saying so, where they cannot be
 resolved); Spark's Kafka connector from Maven Central at the first job's start, like Delta's.
 """
