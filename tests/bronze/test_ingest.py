@@ -34,7 +34,12 @@ def test_bronze_on_generated_data(spark, rs_tables, bronze_settings, tmp_path: P
         return run_bronze(spark, rs_tables, bronze_settings, landing_root=str(landing),
                           token_key=b"test-key", **kw)
 
+    cache = spark._jsparkSession.sharedState().cacheManager()
+    spark.catalog.clearCache()  # what other tests cached is theirs, not bronze's
     reports = ingest()
+    # Bronze caches each batch's file contents and rows while it checks them; none outlive it
+    # (they did: 205 cached frames held by the session after the test world's pipeline).
+    assert cache.isEmpty()
     assert sum(r.files_skipped for r in reports) > 0  # re-deliveries recognised
     score = score_quarantine(spark, rs_tables, str(truth))
     print(f"quarantine precision {score.precision:.4f} recall {score.recall:.4f}", score.by_kind)

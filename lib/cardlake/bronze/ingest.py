@@ -331,9 +331,11 @@ def plan_files(
 
 def _parse_feed(
     spark: SparkSession, contract: SourceContract, feed: Feed, files: Sequence[LandedFile],
-    settings: BronzeConfig, failed: dict[str, str], token_key: bytes,
+    settings: BronzeConfig, failed: dict[str, str], token_key: bytes, held: list[DataFrame],
 ) -> tuple[DataFrame, list[str]]:
     """Reads one feed's files; returns checked rows (typed fields + reason) and new columns.
+
+    The frames it caches are added to ``held``; the caller releases them.
 
     A file that breaks the contract as a whole (not text, an unreadable header, a required
     column missing, a new column where the source rejects them) is added to ``failed`` with
@@ -349,6 +351,7 @@ def _parse_feed(
     extra_checks: list[tuple[Column, str, Column]] = []
     if feed.format == "csv":
         records = R.csv_records(files_df, key=token_key).persist(StorageLevel.MEMORY_AND_DISK)
+        held.append(records)
         header_rows = records.filter(F.col(R.IS_HEADER)).select(
             R.FILE, R.LINE, R.FIELDS, R.ERROR).collect()
         headers: dict[tuple[str, ...], list[str]] = {}
@@ -376,6 +379,7 @@ def _parse_feed(
     elif feed.format == "jsonl":
         assert feed.json_schema is not None
         lines_df = R.lines(files_df, key=token_key).persist(StorageLevel.MEMORY_AND_DISK)
+        held.append(lines_df)
         known = set(feed.json_schema.fieldNames())
         top_level_of = {feed.paths.get(n, n).split(".")[0] for n in names}
         for path, keys in sorted(R.json_keys_by_file(lines_df).items()):
@@ -692,6 +696,25 @@ def _ingest_rows(
     report: SourceReport, manifest_rows: list[dict[str, Any]], validator: Validator,
     ops: OpsRows,
 ) -> None:
+    """Reads, checks and writes one batch of a source; the frames cached on the way are released
+    however it ends (a check that fails included): left cached, every batch's file contents
+    stayed in the session's memory (205 frames after the test world's pipeline)."""
+    held: list[DataFrame] = []
+    try:
+        _read_check_write(spark, tables, contract, settings, token_key=token_key, files=files,
+                          batch_id=batch_id, now=now, report=report,
+                          manifest_rows=manifest_rows, validator=validator, ops=ops, held=held)
+    finally:
+        for cached in reversed(held):  # the last first: releasing an input re-plans its users
+            cached.unpersist()
+
+
+def _read_check_write(
+    spark: SparkSession, tables: Tables, contract: SourceContract, settings: BronzeConfig, *,
+    token_key: bytes, files: Sequence[LandedFile], batch_id: str, now: datetime,
+    report: SourceReport, manifest_rows: list[dict[str, Any]], validator: Validator,
+    ops: OpsRows, held: list[DataFrame],
+) -> None:
     parts: list[DataFrame] = []
     extras: list[str] = []
     failed: dict[str, str] = {}
@@ -705,7 +728,7 @@ def _ingest_rows(
         if not feed_files:
             continue
         checked, extra = _parse_feed(spark, contract, feed, feed_files, settings, failed,
-                                     token_key)
+                                     token_key, held)
         extras.extend(e for e in extra if e not in extras)
         if len(contract.feeds) > 1:
             checked = checked.withColumn("feed", F.lit(feed.prefix.rstrip("_")))
@@ -716,6 +739,7 @@ def _ingest_rows(
     all_df = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
     all_df = all_df.withColumn("_record_hash", record_hash(F.col(R.RAW), token_key))
     all_df = all_df.persist(StorageLevel.MEMORY_AND_DISK)
+    held.append(all_df)
 
     structural = F.coalesce(F.col(REASON_CODE) == R.STRUCTURAL, F.lit(False))
     good = F.col(REASON_CODE).isNull()
@@ -733,6 +757,7 @@ def _ingest_rows(
     df = all_df.filter(~structural & ~F.col(R.FILE).isin(list(failed)))
     df = _with_references(df, contract, tables, settings)
     df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    held.append(df)
     if failed:  # references may have changed nothing, but the counts must not include them
         counts = {k: v for k, v in counts.items() if k not in failed}
 
@@ -750,6 +775,7 @@ def _ingest_rows(
     accepted = accepted.withColumn(
         "_duplicate", (F.col("_rank") > 1) | F.coalesce(F.col("_in_bronze"), F.lit(False))
     ).persist(StorageLevel.MEMORY_AND_DISK)
+    held.append(accepted)
 
     month = F.regexp_extract(R.FILE, r"^[^/]+/([^/]+)/", 1)
     lineage = [
@@ -767,6 +793,7 @@ def _ingest_rows(
             F.lit(None).cast(f.dataType).alias(f.name)
             for f in tables.schema(contract.table).fields if f.name not in have])
     bronze_df = bronze_df.persist(StorageLevel.MEMORY_AND_DISK)
+    held.append(bronze_df)
 
     quarantine_df = df.filter(~good).select(
         month.alias(PARTITION), F.col(R.FILE).alias("source_file"),
@@ -793,8 +820,6 @@ def _ingest_rows(
     ops.dq.extend({**r, "batch_id": batch_id} for r in outcome.rows())
     report.dq_success = outcome.success
     if not outcome.success:
-        for cached in (all_df, df, accepted, bronze_df):
-            cached.unpersist()
         raise DataQualityError(f"{contract.name}: {outcome.failure_message()}")
 
     schema_mode: SchemaMode = "merge" if extras else "strict"
@@ -814,8 +839,6 @@ def _ingest_rows(
                   partition_by=[PARTITION], schema_mode=schema_mode)
     ops.ingest_log.extend(_record(contract, files, counts, dups, failed, batch_id, now, report,
                                   manifest_rows))
-    for cached in (all_df, df, accepted, bronze_df):
-        cached.unpersist()
 
 
 def _record(
