@@ -51,6 +51,15 @@ def command(store: Path, *, host: str = "127.0.0.1", port: int = 5000) -> list[s
     ]
 
 
+def environment() -> dict[str, str]:
+    """The server's environment: no tracking URI of its own, and no job runner.
+
+    MLflow 3's server starts a pool of job consumers (huey, seven processes of ~250 MB each,
+    polling) for its GenAI jobs at every start; tracking and the registry need none of them.
+    """
+    return {**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=3) as response:
@@ -72,7 +81,7 @@ def start(store: Path, *, port: int, timeout_s: float = START_TIMEOUT_S) -> Mlfl
         process = subprocess.Popen(
             command(store, port=port), stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+            env=environment(),
         )
     server = MlflowServer(url=url, process=process, log=log)
     deadline = time.monotonic() + timeout_s
@@ -108,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.store.mkdir(parents=True, exist_ok=True)
     print(f"MLflow tracking server on http://{args.host}:{args.port} (store {args.store})")
-    os.execv(command(args.store, host=args.host, port=args.port)[0],
-             command(args.store, host=args.host, port=args.port))
+    cmd = command(args.store, host=args.host, port=args.port)
+    os.execve(cmd[0], cmd, environment())
     return 0  # not reached
 
 

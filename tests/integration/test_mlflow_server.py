@@ -22,7 +22,7 @@ from tests.infra.services import free_port, load_infra
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped when this file's tests are done
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """``mlflow server`` (SQLite backend, proxied artefacts) on a free loopback port."""
     server_module = load_infra("mlflow/server.py")
