@@ -109,7 +109,9 @@ _PROFILES: dict[str, dict[str, str]] = {
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     },
-    "test": {"spark.master": "local[2]", "spark.driver.memory": "2g", **_SMALL_DATA},
+    # 3g: one test session runs a whole pipeline and hundreds of small lakes. At 2g, with the
+    # caches bronze used to leave behind, a full GC left 1.6 GB live and a late test ran out.
+    "test": {"spark.master": "local[2]", "spark.driver.memory": "3g", **_SMALL_DATA},
     "cluster": {},  # master, executors and memory come from spark-submit
 }
 
