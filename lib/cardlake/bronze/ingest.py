@@ -77,6 +77,7 @@ from cardlake.bronze.tokenise import (
     masked_card_numbers,
     record_hash,
 )
+from cardlake.crashpoint import crash_point
 from cardlake.errors import JobFailed
 from cardlake.governance.suppression import (
     BRONZE_IDENTIFIERS,
@@ -161,9 +162,7 @@ class LandedFile:
 
 def _step(point: str) -> None:
     """A named step boundary of a batch; tests make the process die here (crash tests)."""
-    if os.environ.get(CRASH_AT_ENV) == point:
-        log.error("bronze: dying at %s (%s is set)", point, CRASH_AT_ENV)
-        os._exit(86)
+    crash_point(CRASH_AT_ENV, point, stage="bronze")
 
 
 @dataclass

@@ -6,13 +6,10 @@ run at each one and checks that every write of a run has its own boundary before
 
 from __future__ import annotations
 
-import logging
-import os
-
-log = logging.getLogger("cardlake.silver")
+from cardlake.crashpoint import CRASH_EXIT_CODE, crash_point
 
 CRASH_AT_ENV = "CARDLAKE_SILVER_CRASH_AT"  # tests: die (os._exit) at this step of a run
-CRASH_EXIT_CODE = 86
+__all__ = ["CRASH_AT_ENV", "CRASH_EXIT_CODE", "STEPS", "step"]
 
 STEPS = (
     # commit_resolution: the key events, the crosswalk (its boundary is job.run's ``write``),
@@ -30,6 +27,4 @@ STEPS = (
 
 def step(point: str) -> None:
     """A named boundary between two writes; the process dies here when ``CRASH_AT_ENV`` names it."""
-    if os.environ.get(CRASH_AT_ENV) == point:
-        log.error("silver: dying at %s (%s is set)", point, CRASH_AT_ENV)
-        os._exit(CRASH_EXIT_CODE)
+    crash_point(CRASH_AT_ENV, point, stage="silver")
