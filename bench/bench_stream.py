@@ -166,7 +166,10 @@ def main() -> int:
     lines = []
     best = 0.0
     for rate, start, end, n_sent in phases:
-        mine = [(lat, batch) for sent, lat, batch in sent_lat if start <= sent <= end]
+        # sent_ms is the send time cut to the millisecond: the phase's start is cut the same
+        # way, or its first event can fall before it and the rate look one event short.
+        first = int(start * 1000) / 1000
+        mine = [(lat, batch) for sent, lat, batch in sent_lat if first <= sent <= end]
         lat = np.array([lat for lat, _ in mine])
         batches = len({batch for _, batch in mine})
         if not len(lat):
