@@ -81,3 +81,17 @@ def test_files_that_are_not_python_are_not_part_of_the_recipe(
     other_notes = {**SOURCES, "notes.txt": "edited notes\n"}
     package, module = _import_from(_write_wheel(tmp_path / "probe.whl", other_notes), monkeypatch)
     assert _recipes(package, module) == folder
+
+
+def test_comments_and_layout_are_not_a_new_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A formatter's run over the code must not make every lake rebuild its gold.
+    folder = _recipes(*_import_from(_write_folder(tmp_path / "src", SOURCES), monkeypatch))
+    reformatted = {
+        **SOURCES,
+        "__init__.py": "# the probe\nVALUE = (\n    1\n)\n",
+        "steps.py": "def step(x):  # one more\n\n    return (x +\n            1)\n",
+    }
+    again = _recipes(*_import_from(_write_folder(tmp_path / "fmt", reformatted), monkeypatch))
+    assert again == folder

@@ -23,6 +23,7 @@ real change from a rewrite.
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import importlib.resources
@@ -103,11 +104,12 @@ class Plan:
 
 
 def recipe_digest(modules: Iterable[ModuleType], settings: Iterable[object] = ()) -> str:
-    """A digest of the source files of ``modules`` (a package: every ``.py`` in it) and the
-    ``repr`` of ``settings`` (frozen dataclasses), to tell one recipe from another.
+    """A digest of the code of ``modules`` (a package: every ``.py`` in it) and the ``repr``
+    of ``settings`` (frozen dataclasses), to tell one recipe from another.
 
-    A module's files are read once per process, so the digest is of the code this process
-    loaded even if the files change while it runs.
+    The code is digested as its syntax tree, so comments and layout (a formatter's run) are not
+    a new recipe and rebuild nothing. A module's files are read once per process, so the digest
+    is of the code this process loaded even if the files change while it runs.
     """
     digest = hashlib.sha256()
     for module in sorted(modules, key=lambda m: m.__name__):
@@ -133,7 +135,7 @@ def _code_digest(name: str, file: str) -> str:
     digest = hashlib.sha256(name.encode())
     for source in files:
         digest.update(source.name.encode())
-        digest.update(source.read_bytes())
+        digest.update(ast.dump(ast.parse(source.read_bytes())).encode())
     return digest.hexdigest()
 
 
