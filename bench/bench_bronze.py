@@ -39,8 +39,10 @@ def main() -> None:
     landing = args.landing or cfg.paths.landing_root
     settings = load_bronze_config(args.env)
     spark = build_session(cfg)
-    print(f"{'format':6} {'source':22} {'MB':>6} {'rows':>7} | {'bronze MB/s':>11} "
-          f"{'rows/s':>8} | {'plain MB/s':>10} {'rows/s':>8} | ratio")
+    print(
+        f"{'format':6} {'source':22} {'MB':>6} {'rows':>7} | {'bronze MB/s':>11} "
+        f"{'rows/s':>8} | {'plain MB/s':>10} {'rows/s':>8} | ratio"
+    )
     for fmt, (source, reader) in CASES.items():
         files = discover(landing, source, key=b"bench")
         paths = [f.abs_path for f in files]
@@ -50,18 +52,28 @@ def main() -> None:
         plain = time.perf_counter() - t0
         root = tempfile.mkdtemp(prefix="bench_bronze_")
         try:
-            tables = Tables(spark=spark, lake_root=root, engine=DeltaRsEngine(spark=spark),
-                            register_sql=False)
+            tables = Tables(
+                spark=spark, lake_root=root, engine=DeltaRsEngine(spark=spark), register_sql=False
+            )
             t0 = time.perf_counter()
-            report = ingest_source(spark, tables, CONTRACTS[source], settings,
-                                   token_key=b"bench", files=files, validator=Validator())
+            report = ingest_source(
+                spark,
+                tables,
+                CONTRACTS[source],
+                settings,
+                token_key=b"bench",
+                files=files,
+                validator=Validator(),
+            )
             bronze = time.perf_counter() - t0
         finally:
             shutil.rmtree(root, ignore_errors=True)
         rows = report.rows_read
-        print(f"{fmt:6} {source:22} {mb:6.2f} {rows:7d} | {mb / bronze:11.2f} "
-              f"{rows / bronze:8.0f} | {mb / plain:10.2f} {rows_plain / plain:8.0f} | "
-              f"{plain / bronze:.3f}")
+        print(
+            f"{fmt:6} {source:22} {mb:6.2f} {rows:7d} | {mb / bronze:11.2f} "
+            f"{rows / bronze:8.0f} | {mb / plain:10.2f} {rows_plain / plain:8.0f} | "
+            f"{plain / bronze:.3f}"
+        )
     spark.stop()
 
 

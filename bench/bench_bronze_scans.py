@@ -30,8 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session(cfg)
     tables = Tables.from_config(spark, cfg)
     recorded = I.Recorded.read(tables)
-    targets = [t for name in I.INGEST_ORDER for t in I._source_targets(CONTRACTS[name])
-               if tables.exists(t[0])]
+    targets = [
+        t
+        for name in I.INGEST_ORDER
+        for t in I._source_targets(CONTRACTS[name])
+        if tables.exists(t[0])
+    ]
     for round_ in range(args.rounds):
         started = time.perf_counter()
         for table, column, where in targets:
@@ -41,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         I._roll_back_unrecorded(tables, targets, recorded, "bench")
         guarded = time.perf_counter() - started
         noted = sum(t in recorded.checked for t, _, _ in targets)
-        print(f"round {round_ + 1}: {len(targets)} tables ({noted} noted): full scans "
-              f"{scans:.1f}s, with the guard {guarded:.2f}s", flush=True)
+        print(
+            f"round {round_ + 1}: {len(targets)} tables ({noted} noted): full scans "
+            f"{scans:.1f}s, with the guard {guarded:.2f}s",
+            flush=True,
+        )
     return 0
 
 

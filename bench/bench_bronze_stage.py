@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 return fn(*a, **k)
             finally:
                 spent[label(*a) if callable(label) else label] += time.perf_counter() - t0
+
         return wrapper
 
     ingest_source = ingest.ingest_source
@@ -55,13 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     def per_source(*a: Any, **k: Any) -> Any:
         t0 = time.perf_counter()
         report = ingest_source(*a, **k)
-        print(f"  {report.source:22} {time.perf_counter() - t0:7.1f}s  "
-              f"{report.rows_read:>8,} records", flush=True)
+        print(
+            f"  {report.source:22} {time.perf_counter() - t0:7.1f}s  "
+            f"{report.rows_read:>8,} records",
+            flush=True,
+        )
         return report
 
     ingest.ingest_source = per_source  # type: ignore[assignment]
-    Tables.append = timed(lambda self, name, *a: "write " + name.split(".")[0],  # type: ignore[method-assign]
-                          Tables.append)
+    Tables.append = timed(
+        lambda self, name, *a: "write " + name.split(".")[0],  # type: ignore[method-assign]
+        Tables.append,
+    )
     ingest.Validator.validate = timed("great expectations", ingest.Validator.validate)  # type: ignore[method-assign]
     try:
         tables = Tables.from_config(spark, cfg)

@@ -58,23 +58,34 @@ def build(data: Path, out: Path) -> None:
     snaps = spark.read.parquet(str(data / "snapshots"))
     months = sorted(r["month"] for r in snaps.select("month").distinct().collect())
     features = customer_monthly_features(
-        snaps, transactions_df=tx, interactions_df=spark.createDataFrame([], INTERACTIONS),
-        marketing_df=spark.createDataFrame([], MARKETING_MONTHLY), months=months,
-        discretionary_mccs=gcfg.discretionary_mccs, settings=gcfg.features,
+        snaps,
+        transactions_df=tx,
+        interactions_df=spark.createDataFrame([], INTERACTIONS),
+        marketing_df=spark.createDataFrame([], MARKETING_MONTHLY),
+        months=months,
+        discretionary_mccs=gcfg.discretionary_mccs,
+        settings=gcfg.features,
     )
     features.write.mode("overwrite").parquet(str(out))
     rows = spark.read.parquet(str(out)).count()
     elapsed = time.perf_counter() - started
-    print(RESULT_PREFIX + json.dumps({"rows": rows, "build_s": elapsed,
-                                      "master": spark.sparkContext.master}))
+    print(
+        RESULT_PREFIX
+        + json.dumps({"rows": rows, "build_s": elapsed, "master": spark.sparkContext.master})
+    )
     spark.stop()
 
 
 def _submit(master: str, data: Path, out: Path, wheel: Path, *, memory: str) -> dict[str, float]:
     submit = _infra("standalone/submit.py")
     command = submit.submit_command(
-        "bench/bench_cluster.py", ["--phase", "build", "--data", str(data), "--out", str(out)],
-        master=master, wheel=wheel, executor_memory=memory, executor_cores=1, max_cores=2,
+        "bench/bench_cluster.py",
+        ["--phase", "build", "--data", str(data), "--out", str(out)],
+        master=master,
+        wheel=wheel,
+        executor_memory=memory,
+        executor_cores=1,
+        max_cores=2,
         driver_memory="3g" if master.startswith("local") else "1g",
         conf={"spark.sql.shuffle.partitions": "8", "spark.ui.enabled": "false"},
     )
@@ -113,13 +124,17 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         synthesise(spark, args.transactions, data)
         spark.stop()
-        print(f"synthesised {args.transactions:,} transactions in "
-              f"{time.perf_counter() - started:.1f}s ({data})")
+        print(
+            f"synthesised {args.transactions:,} transactions in "
+            f"{time.perf_counter() - started:.1f}s ({data})"
+        )
     submit = _infra("standalone/submit.py")
     wheel = submit.build_wheel(work / "dist")
     local = _submit("local[2]", data, work / "out-local", wheel, memory="1g")
-    print(f"local[2]:            {local['build_s']:7.1f}s build, {local['wall_s']:7.1f}s with "
-          f"submit ({int(local['rows']):,} feature rows)")
+    print(
+        f"local[2]:            {local['build_s']:7.1f}s build, {local['wall_s']:7.1f}s with "
+        f"submit ({int(local['rows']):,} feature rows)"
+    )
     cluster = _infra("standalone/cluster.py")
     state = work / "cluster"
     shutil.rmtree(state, ignore_errors=True)
@@ -129,13 +144,17 @@ def main(argv: list[str] | None = None) -> int:
         remote = _submit(running.master_url, data, work / "out-cluster", wheel, memory=memory)
     finally:
         cluster.stop(state)
-    print(f"2-worker cluster:    {remote['build_s']:7.1f}s build, {remote['wall_s']:7.1f}s with "
-          f"submit ({int(remote['rows']):,} feature rows)")
+    print(
+        f"2-worker cluster:    {remote['build_s']:7.1f}s build, {remote['wall_s']:7.1f}s with "
+        f"submit ({int(remote['rows']):,} feature rows)"
+    )
     if remote["rows"] != local["rows"]:
         print("cardlake: the two runs disagree on the number of feature rows", file=sys.stderr)
         return 1
-    print(f"ratio cluster / local[2]: {remote['build_s'] / local['build_s']:.2f}x build, "
-          f"{remote['wall_s'] / local['wall_s']:.2f}x with submit")
+    print(
+        f"ratio cluster / local[2]: {remote['build_s'] / local['build_s']:.2f}x build, "
+        f"{remote['wall_s'] / local['wall_s']:.2f}x with submit"
+    )
     return 0
 
 

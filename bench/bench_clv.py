@@ -34,10 +34,15 @@ def fit_once(mode: str, customers: int, seed: int) -> None:
     frequency = rng.poisson(3, customers).astype(float)
     age = rng.integers(60, 540, customers).astype(float)
     recency = np.minimum(age, frequency * rng.uniform(5, 40, customers))
-    summary = pd.DataFrame({
-        "customer_key": np.arange(customers), "frequency": frequency, "recency": recency,
-        "T": age, "monetary_value": np.where(frequency > 0, rng.gamma(2.0, 30.0, customers), 0.0),
-    })
+    summary = pd.DataFrame(
+        {
+            "customer_key": np.arange(customers),
+            "frequency": frequency,
+            "recency": recency,
+            "T": age,
+            "monetary_value": np.where(frequency > 0, rng.gamma(2.0, 30.0, customers), 0.0),
+        }
+    )
     start = time.perf_counter()
     fitted = clv.fit(summary, seed=seed, fit_customers=customers, mode=mode)
     print(json.dumps({"seconds": time.perf_counter() - start, "params": fitted.params()}))
@@ -46,10 +51,21 @@ def fit_once(mode: str, customers: int, seed: int) -> None:
 def run_child(mode: str, customers: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-clv-") as cache:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", mode, "--customers", str(customers),
-             "--seed", str(seed)],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                mode,
+                "--customers",
+                str(customers),
+                "--seed",
+                str(seed),
+            ],
             env={**os.environ, "PYTENSOR_FLAGS": f"compiledir={cache}"},
-            capture_output=True, text=True, check=True)
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -62,15 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         fit_once(args.child, args.customers[0], args.seed)
         return 0
-    print(f"{'customers':>10} {'FAST_COMPILE s':>15} {'FAST_RUN s':>11} {'ratio':>6} "
-          f"{'max rel diff':>13}")
+    print(
+        f"{'customers':>10} {'FAST_COMPILE s':>15} {'FAST_RUN s':>11} {'ratio':>6} "
+        f"{'max rel diff':>13}"
+    )
     for customers in args.customers:
         runs = {mode: run_child(mode, customers, args.seed) for mode in MODES}
         ours, peer = runs["FAST_COMPILE"], runs["FAST_RUN"]
-        diff = max(abs(ours["params"][k] - v) / max(abs(v), 1e-12)
-                   for k, v in peer["params"].items())
-        print(f"{customers:>10} {ours['seconds']:>15.1f} {peer['seconds']:>11.1f} "
-              f"{peer['seconds'] / ours['seconds']:>6.1f} {diff:>13.1e}")
+        diff = max(
+            abs(ours["params"][k] - v) / max(abs(v), 1e-12) for k, v in peer["params"].items()
+        )
+        print(
+            f"{customers:>10} {ours['seconds']:>15.1f} {peer['seconds']:>11.1f} "
+            f"{peer['seconds'] / ours['seconds']:>6.1f} {diff:>13.1e}"
+        )
     return 0
 
 

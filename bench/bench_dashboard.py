@@ -73,8 +73,14 @@ PAGES = ("/", "/segments", "/risk", "/customer", "/live", "/experiment", "/quali
 GOAL_S = 1.5  # cold, on the default lake
 GOAL_SYNTHETIC_S = 4.0  # cold, at 10M transactions
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # every dcc.Graph is in the DOM (a pending one too) before Plotly.js has loaded and drawn it
 DRAWN = """() => {
   const page = document.querySelector('#page-title');
@@ -125,8 +131,13 @@ def grows_with(name: str) -> str | None:
 
 def template_tables(lake_root: Path) -> dict[str, Path]:
     """``layer.table`` to its folder, for every Delta table of the lake."""
-    return {f"{layer}.{d.name}": d for layer in LAYERS if (lake_root / layer).is_dir()
-            for d in sorted((lake_root / layer).iterdir()) if (d / "_delta_log").is_dir()}
+    return {
+        f"{layer}.{d.name}": d
+        for layer in LAYERS
+        if (lake_root / layer).is_dir()
+        for d in sorted((lake_root / layer).iterdir())
+        if (d / "_delta_log").is_dir()
+    }
 
 
 def _month_column(names: list[str]) -> str | None:
@@ -156,12 +167,16 @@ def _is_unique(column: Any) -> bool:
     import pyarrow.compute as pc
 
     values = column.drop_null()
-    return (pa.types.is_string(column.type) and len(values) >= MIN_UNIQUE_ROWS
-            and pc.count_distinct(values).as_py() == len(values))
+    return (
+        pa.types.is_string(column.type)
+        and len(values) >= MIN_UNIQUE_ROWS
+        and pc.count_distinct(values).as_py() == len(values)
+    )
 
 
-def _batches(sample: Any, *, rows_per_month: int, months: list[str], customers: int,
-             rng: Any) -> Iterator[Any]:
+def _batches(
+    sample: Any, *, rows_per_month: int, months: list[str], customers: int, rng: Any
+) -> Iterator[Any]:
     """Month after month, ``rows_per_month`` rows drawn from ``sample``; row j of a month is
     customer j mod ``customers`` (distinct customers while a month holds fewer rows)."""
     import numpy as np
@@ -180,8 +195,11 @@ def _batches(sample: Any, *, rows_per_month: int, months: list[str], customers: 
             for name in names:
                 col = drawn[name].combine_chunks()
                 if name == "customer_key":
-                    col = pc.utf8_lpad(pc.cast(pa.array((row - m * rows_per_month) % customers),
-                                               pa.string()), 10, "0")
+                    col = pc.utf8_lpad(
+                        pc.cast(pa.array((row - m * rows_per_month) % customers), pa.string()),
+                        10,
+                        "0",
+                    )
                     col = pc.binary_join_element_wise("CK", col, "")
                 elif name == month_col:
                     col = pa.repeat(pa.scalar(month, col.type), n)
@@ -203,8 +221,11 @@ def build_synthetic_lake(template: Path, out: Path, transactions: int) -> dict[s
     from cardlake.months import shift
 
     tables = template_tables(template)
-    missing = [n for n in ("gold.fact_transactions", "gold.kpi_monthly", "silver.customers")
-               if n not in tables]
+    missing = [
+        n
+        for n in ("gold.fact_transactions", "gold.kpi_monthly", "silver.customers")
+        if n not in tables
+    ]
     if missing:
         raise SystemExit(f"template lake {template} lacks {', '.join(missing)}: build it first")
     months = [shift(START, k) for k in range(N_MONTHS)]
@@ -212,10 +233,15 @@ def build_synthetic_lake(template: Path, out: Path, transactions: int) -> dict[s
     # per month, what a unit of growth is in the template and here
     template_months = DeltaTable(str(tables["gold.kpi_monthly"])).to_pyarrow_dataset().count_rows()
     per_month = {
-        "transaction": (DeltaTable(str(tables["gold.fact_transactions"])).to_pyarrow_dataset()
-                        .count_rows() / template_months, transactions / N_MONTHS),
-        "customer": (DeltaTable(str(tables["silver.customers"])).to_pyarrow_dataset()
-                     .count_rows(), customers),
+        "transaction": (
+            DeltaTable(str(tables["gold.fact_transactions"])).to_pyarrow_dataset().count_rows()
+            / template_months,
+            transactions / N_MONTHS,
+        ),
+        "customer": (
+            DeltaTable(str(tables["silver.customers"])).to_pyarrow_dataset().count_rows(),
+            customers,
+        ),
         "month": (1, 1),
     }
     for name, folder in tables.items():
@@ -234,11 +260,22 @@ def build_synthetic_lake(template: Path, out: Path, transactions: int) -> dict[s
         rows_per_month = round(dataset.count_rows() / covered * now / then)
         covered = min(covered, N_MONTHS)
         metadata = table.metadata()
-        reader = pa.RecordBatchReader.from_batches(sample.schema, _batches(
-            sample, rows_per_month=rows_per_month, months=months[-covered:],
-            customers=customers, rng=rng))
-        write_deltalake(str(target), reader, partition_by=metadata.partition_columns or None,
-                        configuration=metadata.configuration or None)
+        reader = pa.RecordBatchReader.from_batches(
+            sample.schema,
+            _batches(
+                sample,
+                rows_per_month=rows_per_month,
+                months=months[-covered:],
+                customers=customers,
+                rng=rng,
+            ),
+        )
+        write_deltalake(
+            str(target),
+            reader,
+            partition_by=metadata.partition_columns or None,
+            configuration=metadata.configuration or None,
+        )
     return {"transactions": transactions, "customers": customers, "months": N_MONTHS}
 
 
@@ -252,9 +289,19 @@ def start(lake_root: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str,
     started = time.perf_counter()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "jobs" / "dashboard.py"), "--lake-root", lake_root,
-             "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                str(ROOT / "jobs" / "dashboard.py"),
+                "--lake-root",
+                lake_root,
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -281,15 +328,17 @@ def _visit(page: Any, url: str) -> float:
     return time.perf_counter() - started
 
 
-def time_pages(lake_root: str, key: str | None, runs: int, log_path: Path
-               ) -> dict[str, dict[str, list[float]]]:
+def time_pages(
+    lake_root: str, key: str | None, runs: int, log_path: Path
+) -> dict[str, dict[str, list[float]]]:
     """Per page: ``ready`` (a fresh dashboard process's start to its health check), ``cold`` (its
     first render in a fresh browser context) and ``warm`` (the same page again, in the same
     context on the same process: both caches hit)."""
     from playwright.sync_api import sync_playwright
 
     out: dict[str, dict[str, list[float]]] = {
-        p: {"ready": [], "cold": [], "warm": []} for p in PAGES}
+        p: {"ready": [], "cold": [], "warm": []} for p in PAGES
+    }
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -334,15 +383,17 @@ def compare_spark(lake_root: str) -> tuple[float, float]:
     from cardlake.spark import build_session
     from cardlake.tables import Tables
 
-    cfg = load_config("local", overrides={"paths.lake_root": lake_root,
-                                          "spark.driver_memory": "2g"})
+    cfg = load_config(
+        "local", overrides={"paths.lake_root": lake_root, "spark.driver_memory": "2g"}
+    )
     spark = build_session(cfg)
     tables = Tables.from_config(spark, cfg)
     started = time.perf_counter()
     kpis = tables.read("gold.kpi_monthly").toPandas()
     month = sorted(kpis["month"])[-1]
-    tables.read("gold.fact_transactions").where(F.col("month") == month).groupBy(
-        "channel").agg(F.count(F.lit(1)), F.sum("amount_usd")).toPandas()
+    tables.read("gold.fact_transactions").where(F.col("month") == month).groupBy("channel").agg(
+        F.count(F.lit(1)), F.sum("amount_usd")
+    ).toPandas()
     tables.read("gold.kpi_country_monthly").where(F.col("month") == month).toPandas()
     tables.read("gold.kpi_plan_monthly").toPandas()
     spark_s = time.perf_counter() - started
@@ -352,12 +403,19 @@ def compare_spark(lake_root: str) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lake-root", default=str(ROOT / "lake"),
-                        help="the lake to time, or with --synthetic the template (default lake/)")
+    parser.add_argument(
+        "--lake-root",
+        default=str(ROOT / "lake"),
+        help="the lake to time, or with --synthetic the template (default lake/)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--customer-key", help="customer for the 360 page (default: the first)")
-    parser.add_argument("--synthetic", type=int, metavar="N",
-                        help=f"time a synthetic lake of N transactions (goal {GOAL_SYNTHETIC_S} s)")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="N",
+        help=f"time a synthetic lake of N transactions (goal {GOAL_SYNTHETIC_S} s)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the synthetic lake")
     parser.add_argument("--compare-spark", action="store_true")
     args = parser.parse_args()
@@ -369,39 +427,48 @@ def main() -> int:
         lake_root = str(work / "lake")
         sizes = build_synthetic_lake(Path(args.lake_root), Path(lake_root), args.synthetic)
         goal = GOAL_SYNTHETIC_S
-        about = (f"synthetic lake {lake_root}{'' if args.keep else ' (removed)'}: "
-                 f"{sizes['transactions']:,} transactions, {sizes['customers']:,} customers, "
-                 f"{sizes['months']} months, tables of {args.lake_root}; written in "
-                 f"{time.perf_counter() - started:.1f} s")
+        about = (
+            f"synthetic lake {lake_root}{'' if args.keep else ' (removed)'}: "
+            f"{sizes['transactions']:,} transactions, {sizes['customers']:,} customers, "
+            f"{sizes['months']} months, tables of {args.lake_root}; written in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
     key = args.customer_key
     if key is None:
         from cardlake.serve.lake import Lake
 
-        first = Lake(lake_root).query("select min(customer_key) as k from c",
-                                      c="silver.customers")
+        first = Lake(lake_root).query("select min(customer_key) as k from c", c="silver.customers")
         key = str(first["k"].iloc[0])
     times = time_pages(lake_root, key, args.runs, work / "dashboard.log")
     spark_line = ""
     if args.compare_spark:
         duck_s, spark_s = compare_spark(lake_root)
-        spark_line = (f"portfolio queries: DuckDB over delta-rs {duck_s:.2f} s, Spark "
-                      f"{spark_s:.2f} s (Spark / DuckDB = {spark_s / duck_s:.1f}x; Spark "
-                      "session start not counted)")
+        spark_line = (
+            f"portfolio queries: DuckDB over delta-rs {duck_s:.2f} s, Spark "
+            f"{spark_s:.2f} s (Spark / DuckDB = {spark_s / duck_s:.1f}x; Spark "
+            "session start not counted)"
+        )
     if not args.keep:
         shutil.rmtree(work)
     print("command: " + shlex.join(["python", "bench/bench_dashboard.py", *sys.argv[1:]]))
     print(about)
     if spark_line:
         print(spark_line)
-    print(f"first render per page, {args.runs} runs; cold: a fresh dashboard process and browser "
-          "context; warm: the same page again (page, query and browser caches hit); ready: the "
-          "fresh process's start to its health check (it warms its caches first)")
-    print(f"{'page':<12} {'cold median':>12} {'cold max':>9} {'warm median':>12} "
-          f"{'ready median':>13}  cold <= {goal} s")
+    print(
+        f"first render per page, {args.runs} runs; cold: a fresh dashboard process and browser "
+        "context; warm: the same page again (page, query and browser caches hit); ready: the "
+        "fresh process's start to its health check (it warms its caches first)"
+    )
+    print(
+        f"{'page':<12} {'cold median':>12} {'cold max':>9} {'warm median':>12} "
+        f"{'ready median':>13}  cold <= {goal} s"
+    )
     for path, secs in times.items():
         cold, warm = statistics.median(secs["cold"]), statistics.median(secs["warm"])
-        print(f"{path:<12} {cold:>11.2f}s {max(secs['cold']):>8.2f}s {warm:>11.2f}s "
-              f"{statistics.median(secs['ready']):>12.2f}s  {'ok' if cold <= goal else 'OVER'}")
+        print(
+            f"{path:<12} {cold:>11.2f}s {max(secs['cold']):>8.2f}s {warm:>11.2f}s "
+            f"{statistics.median(secs['ready']):>12.2f}s  {'ok' if cold <= goal else 'OVER'}"
+        )
     return 0
 
 

@@ -63,8 +63,10 @@ def _peer(spark, raw_df, backend: str):  # type: ignore[no-untyped-def]
         F.col("record_id").alias("unique_id"),
         F.coalesce(low("given_name"), F.lower(full.getItem(0))).alias("first_name"),
         F.coalesce(low("surname"), F.lower(F.element_at(full, -1))).alias("surname"),
-        F.col("date_of_birth").alias("dob"), low("email").alias("email"),
-        low("city").alias("city"), low("postcode").alias("postcode"),
+        F.col("date_of_birth").alias("dob"),
+        low("email").alias("email"),
+        low("city").alias("city"),
+        low("postcode").alias("postcode"),
     )
     settings = SettingsCreator(
         link_type="dedupe_only",
@@ -76,7 +78,9 @@ def _peer(spark, raw_df, backend: str):  # type: ignore[no-untyped-def]
             cl.EmailComparison("email"),
         ],
         blocking_rules_to_generate_predictions=[
-            block_on("first_name", "surname"), block_on("dob"), block_on("email"),
+            block_on("first_name", "surname"),
+            block_on("dob"),
+            block_on("email"),
         ],
     )
     if backend == "spark":
@@ -86,21 +90,24 @@ def _peer(spark, raw_df, backend: str):  # type: ignore[no-untyped-def]
         db_api, data = DuckDBAPI(), df.toPandas()
     linker = Linker(db_api.register(data), settings, log_level=logging.WARNING)
     linker.training.estimate_probability_two_random_records_match(
-        [block_on("first_name", "surname", "dob"), block_on("email")], recall=0.7)
+        [block_on("first_name", "surname", "dob"), block_on("email")], recall=0.7
+    )
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=1)
     linker.training.estimate_parameters_using_expectation_maximisation(
-        block_on("first_name", "surname"))
+        block_on("first_name", "surname")
+    )
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
     pred = linker.inference.predict(threshold_match_probability=0.5)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        pred, threshold_match_probability=PEER_THRESHOLD)
+        pred, threshold_match_probability=PEER_THRESHOLD
+    )
     if backend == "spark":
         out = clusters.as_spark_dataframe()
     else:
         out = spark.createDataFrame(
-            clusters.as_pandas_dataframe()[["unique_id", "cluster_id"]].astype(str))
-    return out.select(
-        F.col("unique_id").alias("record_id"), F.col("cluster_id").alias("entity_id"))
+            clusters.as_pandas_dataframe()[["unique_id", "cluster_id"]].astype(str)
+        )
+    return out.select(F.col("unique_id").alias("record_id"), F.col("cluster_id").alias("entity_id"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,12 +116,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=SynthParams().seed)
     parser.add_argument("--skip-peer", action="store_true", help="time Cardlake only")
-    parser.add_argument("--scoring", nargs="+", choices=("duckdb", "spark"),
-                        default=["duckdb", "spark"], help="Cardlake's scoring backends to time")
-    parser.add_argument("--peer", choices=("spark", "duckdb"), default="spark",
-                        help="the plain Splink pipeline's backend")
-    parser.add_argument("--peer-timeout", type=float, default=1800.0,
-                        help="seconds before the peer is cancelled and a bound printed")
+    parser.add_argument(
+        "--scoring",
+        nargs="+",
+        choices=("duckdb", "spark"),
+        default=["duckdb", "spark"],
+        help="Cardlake's scoring backends to time",
+    )
+    parser.add_argument(
+        "--peer",
+        choices=("spark", "duckdb"),
+        default="spark",
+        help="the plain Splink pipeline's backend",
+    )
+    parser.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds before the peer is cancelled and a bound printed",
+    )
     parser.add_argument("--out", type=Path, help="keep the data here (default: temp, removed)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -123,17 +143,20 @@ def main(argv: list[str] | None = None) -> int:
 
     n_customers = max(10, math.ceil(args.records / RECORDS_PER_CUSTOMER))
     # Transactions do not feed the matcher; few of them keep generation quick.
-    params = replace(SynthParams(seed=args.seed), n_customers=n_customers,
-                     tx_per_customer_month=0.2)
+    params = replace(
+        SynthParams(seed=args.seed), n_customers=n_customers, tx_per_customer_month=0.2
+    )
     out = args.out or Path(tempfile.mkdtemp(prefix="cardlake-bench-er-"))
-    cfg = load_config("local", overrides={"spark.conf": splink_spark_conf(),
-                                          "spark.profile": "large"})
+    cfg = load_config(
+        "local", overrides={"spark.conf": splink_spark_conf(), "spark.profile": "large"}
+    )
     spark = build_session(cfg)
     try:
         t0 = time.perf_counter()
         generate(landing_root=out / "landing", truth_root=out / "truth", params=params)
         records_path, truth_path = write_synth_person_records(
-            out / "landing", out / "truth", out / "er")
+            out / "landing", out / "truth", out / "er"
+        )
         print(f"data: {time.perf_counter() - t0:.1f}s for {n_customers} customers")
         raw_df = spark.read.parquet(str(records_path)).cache()
         truth_df = spark.read.parquet(str(truth_path)).cache()
@@ -145,15 +168,19 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             records_df = to_person_records(raw_df, mapping=SYNTH_MAPPING, dataset="synth")
             model = ModelSettings(seed=args.seed, scoring_backend=backend)
-            resolution = resolve_entities(spark, [records_df],
-                                          settings=ResolverSettings(model=model))
+            resolution = resolve_entities(
+                spark, [records_df], settings=ResolverSettings(model=model)
+            )
             ours = resolution.entities_df.select("record_id", "entity_id").localCheckpoint(True)
             ours_s = ours_times[backend] = time.perf_counter() - t0
             m = evaluate_clusters(ours, truth_df)
-            print(f"cardlake (scoring in {backend}): {n} records in {ours_s:.1f}s  precision "
-                  f"{m.pairwise_precision:.4f} recall {m.pairwise_recall:.4f} "
-                  f"F1 {m.pairwise_f1:.4f} (B-cubed F1 {m.bcubed_f1:.4f}; threshold "
-                  f"{resolution.threshold_match_probability:.10f})", flush=True)
+            print(
+                f"cardlake (scoring in {backend}): {n} records in {ours_s:.1f}s  precision "
+                f"{m.pairwise_precision:.4f} recall {m.pairwise_recall:.4f} "
+                f"F1 {m.pairwise_f1:.4f} (B-cubed F1 {m.bcubed_f1:.4f}; threshold "
+                f"{resolution.threshold_match_probability:.10f})",
+                flush=True,
+            )
         if args.skip_peer:
             return 0
         done: dict[str, object] = {}
@@ -179,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in done:
             raise RuntimeError(f"{label} failed") from done["error"]  # type: ignore[arg-type]
         p = evaluate_clusters(done["df"], truth_df)  # type: ignore[arg-type]
-        print(f"{label}: {n} records in {peer_s:.1f}s  precision "
-              f"{p.pairwise_precision:.4f} recall {p.pairwise_recall:.4f} "
-              f"F1 {p.pairwise_f1:.4f} (B-cubed F1 {p.bcubed_f1:.4f})")
+        print(
+            f"{label}: {n} records in {peer_s:.1f}s  precision "
+            f"{p.pairwise_precision:.4f} recall {p.pairwise_recall:.4f} "
+            f"F1 {p.pairwise_f1:.4f} (B-cubed F1 {p.bcubed_f1:.4f})"
+        )
         for backend, ours_s in ours_times.items():
             print(f"ratio cardlake ({backend})/{label} time: {ours_s / peer_s:.2f}")
     finally:

@@ -41,13 +41,14 @@ from cardlake.spark import build_session  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=2000,
-                        help="people per dataset (a link pair has 2x records)")
+    parser.add_argument(
+        "--people", type=int, default=2000, help="people per dataset (a link pair has 2x records)"
+    )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--profiles", nargs="+", default=sorted(PROFILES),
-                        choices=sorted(PROFILES))
-    parser.add_argument("--shapes", nargs="+", default=["link", "dedupe"],
-                        choices=["link", "dedupe"])
+    parser.add_argument("--profiles", nargs="+", default=sorted(PROFILES), choices=sorted(PROFILES))
+    parser.add_argument(
+        "--shapes", nargs="+", default=["link", "dedupe"], choices=["link", "dedupe"]
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("py4j", "splink"):
@@ -59,16 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.profiles:
             for shape in args.shapes:
                 profile = PROFILES[name]
-                frames = (list(make_link_pair(args.people, profile=profile, seed=args.seed))
-                          if shape == "link" else
-                          [make_dedupe_file(args.people, profile=profile, seed=args.seed)])
+                frames = (
+                    list(make_link_pair(args.people, profile=profile, seed=args.seed))
+                    if shape == "link"
+                    else [make_dedupe_file(args.people, profile=profile, seed=args.seed)]
+                )
                 t0 = time.perf_counter()
                 m, res = resolve_frames(spark, frames, settings=settings)
-                print(f"{shape:6s} {name:6s}: {m.records} records  precision "
-                      f"{m.pairwise_precision:.4f} recall {m.pairwise_recall:.4f} "
-                      f"F1 {m.pairwise_f1:.4f}  B-cubed F1 {m.bcubed_f1:.4f}  threshold "
-                      f"{res.threshold_match_probability:.6f}  "
-                      f"{time.perf_counter() - t0:.0f}s", flush=True)
+                print(
+                    f"{shape:6s} {name:6s}: {m.records} records  precision "
+                    f"{m.pairwise_precision:.4f} recall {m.pairwise_recall:.4f} "
+                    f"F1 {m.pairwise_f1:.4f}  B-cubed F1 {m.bcubed_f1:.4f}  threshold "
+                    f"{res.threshold_match_probability:.6f}  "
+                    f"{time.perf_counter() - t0:.0f}s",
+                    flush=True,
+                )
     finally:
         spark.stop()
     return 0

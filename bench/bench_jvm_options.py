@@ -32,12 +32,19 @@ def run_once(stage: str, env: str, options: str) -> float:
         child_env.pop("JAVA_TOOL_OPTIONS", None)
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "cardlake.cli", stage, "--env", env], cwd=ROOT, env=child_env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+        [sys.executable, "-m", "cardlake.cli", stage, "--env", env],
+        cwd=ROOT,
+        env=child_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"cardlake {stage} with {options!r} exited {done.returncode}:\n"
-                         f"{done.stderr[-2000:]}")
+        raise SystemExit(
+            f"cardlake {stage} with {options!r} exited {done.returncode}:\n{done.stderr[-2000:]}"
+        )
     return seconds
 
 
@@ -46,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default="gold", choices=["gold", "ml", "analytics"])
     parser.add_argument("--env", default="local")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--set", dest="options", action="append",
-                        help="JVM options of one run set (repeatable; default: %(default)s)")
+    parser.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        help="JVM options of one run set (repeatable; default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     args.options = args.options or list(DEFAULT_OPTIONS)
     times: dict[str, list[float]] = {o: [] for o in args.options}

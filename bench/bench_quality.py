@@ -29,11 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session(cfg)
     tables = Tables.from_config(spark, cfg)
     frames = [
-        (suite, layers.with_rules(layers.with_foreign_keys(
-            tables.read(suite.table), suite.foreign_keys, tables.read), suite.rules))
+        (
+            suite,
+            layers.with_rules(
+                layers.with_foreign_keys(tables.read(suite.table), suite.foreign_keys, tables.read),
+                suite.rules,
+            ),
+        )
         for suite in layers.SUITES
-        if tables.exists(suite.table) and all(tables.exists(fk.parent)
-                                              for fk in suite.foreign_keys)
+        if tables.exists(suite.table) and all(tables.exists(fk.parent) for fk in suite.foreign_keys)
     ]
     print(f"{len(frames)} suites, {sum(len(s.expectations()) for s, _ in frames)} expectations")
     timings: dict[str, float] = {}
@@ -45,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         for suite, df in frames:
             cached = df.cache()
             outcomes[engine][suite.table] = validator.validate(
-                cached, suite.table, suite.expectations())
+                cached, suite.table, suite.expectations()
+            )
             cached.unpersist()
         timings[engine] = time.perf_counter() - started
         print(f"{engine:7s} engine: {timings[engine]:7.1f} s", flush=True)
@@ -55,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         for a, b in zip(spark_outcome.results, outcomes["pandas"][table].results, strict=True):
             if (a.success, a.observed) != (b.success, b.observed):
                 differences += 1
-                print(f"differs: {table} {a.check.describe()}: spark {a.success} {a.observed} "
-                      f"| pandas {b.success} {b.observed}")
+                print(
+                    f"differs: {table} {a.check.describe()}: spark {a.success} {a.observed} "
+                    f"| pandas {b.success} {b.observed}"
+                )
     print(f"{differences} expectation(s) differ between the engines")
     return 1 if differences else 0
 

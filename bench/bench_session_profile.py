@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def workload() -> int:
         monthly = tx.groupBy("customer_id", "month").agg(
-            F.count("*").alias("n"), F.sum("amount").alias("spend"),
-            F.stddev("amount").alias("volatility"), F.countDistinct("channel").alias("channels"),
+            F.count("*").alias("n"),
+            F.sum("amount").alias("spend"),
+            F.stddev("amount").alias("volatility"),
+            F.countDistinct("channel").alias("channels"),
         )
         window = Window.partitionBy("customer_id").orderBy("month").rowsBetween(-2, 0)
         rolled = monthly.withColumn("spend_3m", F.avg("spend").over(window))
@@ -68,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
             times.append(time.perf_counter() - started)
         results.append((label, statistics.median(times)))
     baseline = results[0][1]
-    print(f"rows={args.rows:,} cores={spark.sparkContext.defaultParallelism} "
-          f"repeat={args.repeat} (median seconds)")
+    print(
+        f"rows={args.rows:,} cores={spark.sparkContext.defaultParallelism} "
+        f"repeat={args.repeat} (median seconds)"
+    )
     for label, seconds in results:
         print(f"{label:<42}{seconds:>8.2f}{seconds / baseline:>8.2f}")
     spark.stop()

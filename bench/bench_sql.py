@@ -72,15 +72,17 @@ def synthesise(spark: SparkSession, n: int, folder: Path) -> None:
 
     month = pick(months, SEED)
     day = (F.floor(F.rand(SEED + 1) * 28) + 1).cast("int")
-    txn_date = F.make_date(F.substring(month, 1, 4).cast("int"),
-                           F.substring(month, 6, 2).cast("int"), day)
+    txn_date = F.make_date(
+        F.substring(month, 1, 4).cast("int"), F.substring(month, 6, 2).cast("int"), day
+    )
     amount_usd = F.round(F.exp(F.randn(SEED + 2) + 3.5), 2)
     fee = F.when(F.rand(SEED + 3) < 0.3, F.lit(0.25)).otherwise(F.lit(0.0))
     facts = spark.range(n).select(
         F.format_string("TX%012d", F.col("id")).alias("transaction_id"),
         F.floor(F.rand(SEED + 4) * (n // 100 + 1)).cast("long").alias("customer_sk"),
-        F.format_string("CK%010d", F.floor(F.rand(SEED + 4) * (n // 100 + 1)).cast("long"))
-        .alias("customer_key"),
+        F.format_string("CK%010d", F.floor(F.rand(SEED + 4) * (n // 100 + 1)).cast("long")).alias(
+            "customer_key"
+        ),
         txn_date.alias("txn_date"),
         amount_usd.alias("amount_usd"),
         pick(CHANNELS, SEED + 5).alias("channel"),
@@ -93,12 +95,22 @@ def synthesise(spark: SparkSession, n: int, folder: Path) -> None:
         month.alias("month"),
     )
     facts = facts.select(
-        "transaction_id", "customer_sk",
+        "transaction_id",
+        "customer_sk",
         F.date_format("txn_date", "yyyyMMdd").cast("int").alias("date_sk"),
-        "customer_key", F.col("txn_date").cast("timestamp").alias("ts"), "amount_usd", "channel",
-        "direction", "state", "merchant_country", "customer_country", "is_night",
+        "customer_key",
+        F.col("txn_date").cast("timestamp").alias("ts"),
+        "amount_usd",
+        "channel",
+        "direction",
+        "state",
+        "merchant_country",
+        "customer_country",
+        "is_night",
         (F.col("merchant_country") != F.col("customer_country")).alias("is_cross_border"),
-        "fee_usd", (F.col("fee_usd") + F.col("amount_usd") * 0.001).alias("revenue_usd"), "month",
+        "fee_usd",
+        (F.col("fee_usd") + F.col("amount_usd") * 0.001).alias("revenue_usd"),
+        "month",
     )
     facts.write.mode("overwrite").partitionBy("month").parquet(str(folder))
 
@@ -107,8 +119,7 @@ def build_lake(root: Path, transactions: int) -> tuple[Path, Path]:
     """The Parquet folder, and a lake whose gold.fact_transactions holds the same rows."""
     parquet = root / "parquet" / "fact_transactions"
     lake = root / "lake"
-    cfg = load_config("local", overrides={"paths.lake_root": str(lake),
-                                          "spark.profile": "large"})
+    cfg = load_config("local", overrides={"paths.lake_root": str(lake), "spark.profile": "large"})
     spark = build_session(cfg)
     try:
         started = time.perf_counter()
@@ -123,10 +134,14 @@ def build_lake(root: Path, transactions: int) -> tuple[Path, Path]:
 
             engine = DeltaRsEngine(spark=spark)
         tables = Tables(spark=spark, lake_root=str(lake), engine=engine)
-        tables.overwrite("gold.fact_transactions", spark.read.parquet(str(parquet)),
-                         partition_by=["month"])
-        print(f"data: {transactions:,} rows, {N_MONTHS} months, written as Parquet and as Delta "
-              f"({engine_name}) in {time.perf_counter() - started:.0f} s", flush=True)
+        tables.overwrite(
+            "gold.fact_transactions", spark.read.parquet(str(parquet)), partition_by=["month"]
+        )
+        print(
+            f"data: {transactions:,} rows, {N_MONTHS} months, written as Parquet and as Delta "
+            f"({engine_name}) in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
     finally:
         spark.stop()
     return parquet, lake
@@ -136,15 +151,17 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"sql server exited with {process.returncode}:\n"
-                               + log.read_text()[-3000:])
+            raise RuntimeError(
+                f"sql server exited with {process.returncode}:\n" + log.read_text()[-3000:]
+            )
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(1)
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(1)
-    raise RuntimeError(f"sql server not listening on 127.0.0.1:{port} in {START_TIMEOUT_S} s; "
-                       f"log: {log}")
+    raise RuntimeError(
+        f"sql server not listening on 127.0.0.1:{port} in {START_TIMEOUT_S} s; log: {log}"
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -156,19 +173,38 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def bench_engine(engine: str, *, lake: Path, parquet: Path, directory: Directory, repeat: int,
-                 work: Path) -> tuple[list[float], list[float]]:
+def bench_engine(
+    engine: str, *, lake: Path, parquet: Path, directory: Directory, repeat: int, work: Path
+) -> tuple[list[float], list[float]]:
     """Times of the BI query on Delta and on Parquet through one server on ``engine``."""
     port = free_port()
     log = work / f"server-{engine}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "jobs" / "sql_server.py"), "--env", "local",
-             "--lake-root", str(lake), "--host", "127.0.0.1", "--port", str(port),
-             "--ldap-url", directory.url, "--set", f"tables.engine={engine}",
-             "--set", "spark.profile=large",
-             "--parquet-view", f"gold.fact_transactions_parquet={parquet}"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=str(work), start_new_session=True,
+            [
+                sys.executable,
+                str(PROJECT_ROOT / "jobs" / "sql_server.py"),
+                "--env",
+                "local",
+                "--lake-root",
+                str(lake),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--ldap-url",
+                directory.url,
+                "--set",
+                f"tables.engine={engine}",
+                "--set",
+                "spark.profile=large",
+                "--parquet-view",
+                f"gold.fact_transactions_parquet={parquet}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(work),
+            start_new_session=True,
         )
     try:
         _wait_ready(port, process, log)
@@ -176,9 +212,22 @@ def bench_engine(engine: str, *, lake: Path, parquet: Path, directory: Directory
         plain = bi_query("gold.fact_transactions_parquet")
         script = [delta, plain] + [delta, plain] * repeat  # a warm-up of each, then alternately
         result = subprocess.run(
-            [str(BEELINE), "-u", f"jdbc:hive2://127.0.0.1:{port}", "-n", ANALYST.uid,
-             "-p", ANALYST.password, "--outputformat=csv2", "-e", " ".join(script)],
-            capture_output=True, text=True, timeout=QUERY_TIMEOUT_S, check=False,
+            [
+                str(BEELINE),
+                "-u",
+                f"jdbc:hive2://127.0.0.1:{port}",
+                "-n",
+                ANALYST.uid,
+                "-p",
+                ANALYST.password,
+                "--outputformat=csv2",
+                "-e",
+                " ".join(script),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=QUERY_TIMEOUT_S,
+            check=False,
         )
         if result.returncode != 0:
             raise RuntimeError(f"beeline failed on {engine}:\n{result.stderr[-3000:]}")
@@ -189,8 +238,10 @@ def bench_engine(engine: str, *, lake: Path, parquet: Path, directory: Directory
         answers = _answers(result.stdout)
         # Sums of doubles in another order may differ in the last cent: compared rounded.
         if len(answers) != len(script) or len(set(answers)) != 1 or not answers[0]:
-            raise RuntimeError(f"{engine}: Delta and Parquet answered differently (or not at "
-                               f"all); beeline's output: {work / f'beeline-{engine}.out'}")
+            raise RuntimeError(
+                f"{engine}: Delta and Parquet answered differently (or not at "
+                f"all); beeline's output: {work / f'beeline-{engine}.out'}"
+            )
         print(f"{engine}: {len(answers[0])} groups, the same answer from both", flush=True)
         return times[2::2], times[3::2]
     finally:
@@ -200,9 +251,12 @@ def bench_engine(engine: str, *, lake: Path, parquet: Path, directory: Directory
 def _answers(stdout: str) -> list[tuple[str, ...]]:
     # Each result set starts with its header line; its rows are the lines that look like one.
     blocks = stdout.split("channel,country,transactions,value_usd,revenue_usd")[1:]
-    return [tuple(_rounded(line.strip()) for line in block.splitlines()
-                  if ANSWER_ROW.match(line.strip()))
-            for block in blocks]
+    return [
+        tuple(
+            _rounded(line.strip()) for line in block.splitlines() if ANSWER_ROW.match(line.strip())
+        )
+        for block in blocks
+    ]
 
 
 def _rounded(row: str) -> str:
@@ -228,24 +282,36 @@ def main(argv: list[str] | None = None) -> int:
         with Directory.start(work / "slapd", users=[ANALYST]) as directory:
             for engine in args.engines.split(","):
                 try:
-                    delta, plain = bench_engine(engine, lake=lake, parquet=parquet,
-                                                directory=directory, repeat=args.repeat,
-                                                work=work)
+                    delta, plain = bench_engine(
+                        engine,
+                        lake=lake,
+                        parquet=parquet,
+                        directory=directory,
+                        repeat=args.repeat,
+                        work=work,
+                    )
                 except RuntimeError as exc:
                     print(f"{engine}: not measured: {exc}", flush=True)
                     continue
-                print(f"{engine}: Delta {[round(t, 2) for t in delta]} s, "
-                      f"Parquet {[round(t, 2) for t in plain]} s", flush=True)
+                print(
+                    f"{engine}: Delta {[round(t, 2) for t in delta]} s, "
+                    f"Parquet {[round(t, 2) for t in plain]} s",
+                    flush=True,
+                )
                 results[engine] = (statistics.median(delta), statistics.median(plain))
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\n{command}")
-    print(f"BI query over JDBC ({args.transactions:,} fact rows, month {QUERY_MONTH}, "
-          f"median of {args.repeat}); goal <= 1.2 on delta-spark, <= 1.5 on delta-rs")
+    print(
+        f"BI query over JDBC ({args.transactions:,} fact rows, month {QUERY_MONTH}, "
+        f"median of {args.repeat}); goal <= 1.2 on delta-spark, <= 1.5 on delta-rs"
+    )
     for engine, (delta, plain) in results.items():
-        print(f"  {engine:12s} Delta {delta:6.2f} s   Parquet {plain:6.2f} s   "
-              f"ratio {delta / plain:.2f}")
+        print(
+            f"  {engine:12s} Delta {delta:6.2f} s   Parquet {plain:6.2f} s   "
+            f"ratio {delta / plain:.2f}"
+        )
     return 0 if results else 1
 
 

@@ -52,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     base = SynthParams(seed=args.seed)
     per_customer = expected_tx_per_customer(base)
     n_customers = max(10, math.ceil(MARGIN * args.transactions / per_customer))
-    params = replace(base, n_customers=n_customers,
-                     n_merchants=max(base.n_merchants, n_customers // 20))
+    params = replace(
+        base, n_customers=n_customers, n_merchants=max(base.n_merchants, n_customers // 20)
+    )
     out = args.out or Path(tempfile.mkdtemp(prefix="cardlake-bench-"))
     try:
         t0 = time.perf_counter()
-        summary = generate(landing_root=out / "landing", truth_root=out / "truth",
-                           params=params)
+        summary = generate(landing_root=out / "landing", truth_root=out / "truth", params=params)
         elapsed = time.perf_counter() - t0
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         landing_mb = _dir_bytes(out / "landing") / 1e6

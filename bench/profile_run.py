@@ -47,14 +47,18 @@ STAGE_LINE = re.compile(r"^(\S+ \S+) INFO cardlake\.pipeline: stage (\w+)(:| don
 
 def _events(path: Path) -> Iterator[dict]:
     """The events of a log file or of a rolling log's folder (zstd parts through ``zstd``)."""
-    files = sorted(p for p in path.iterdir() if p.name.startswith("events_")) \
-        if path.is_dir() else [path]
+    files = (
+        sorted(p for p in path.iterdir() if p.name.startswith("events_"))
+        if path.is_dir()
+        else [path]
+    )
     for f in files:
         if f.suffix in {".zstd", ".zst"}:
             if shutil.which("zstd") is None:
                 raise SystemExit(f"{f} is zstd-compressed and no zstd command is installed")
-            text = subprocess.run(["zstd", "-dc", str(f)], capture_output=True, check=False
-                                  ).stdout.decode()
+            text = subprocess.run(
+                ["zstd", "-dc", str(f)], capture_output=True, check=False
+            ).stdout.decode()
         else:
             text = f.read_text()
         for line in text.splitlines():
@@ -109,8 +113,10 @@ def summarise(event_log: Path, run_log: Path, top: int) -> str:
         busy = sum(f - s for s, f in tasks if start <= s <= end)
         wall = end - start
         job_time = sum(j[1] - j[0] for j in inside)
-        out.append(f"{stage:10} {wall:7.1f}s {len(inside):6d} {job_time:8.1f}s"
-                   f" {busy / wall if wall else 0:10.2f}")
+        out.append(
+            f"{stage:10} {wall:7.1f}s {len(inside):6d} {job_time:8.1f}s"
+            f" {busy / wall if wall else 0:10.2f}"
+        )
         if not inside:
             continue
         by_site: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
@@ -123,8 +129,9 @@ def summarise(event_log: Path, run_log: Path, top: int) -> str:
     return "\n".join(out + details)
 
 
-def run_profiled(env: str, lake_root: Path, only: str | None,
-                 extra: list[str] | None = None) -> tuple[Path, Path]:
+def run_profiled(
+    env: str, lake_root: Path, only: str | None, extra: list[str] | None = None
+) -> tuple[Path, Path]:
     """Runs the pipeline with the event log on; returns (event log folder, run log).
 
     ``extra``: more ``cardlake run`` options, passed as given (``--set``, ``--landing-root``).
@@ -135,17 +142,31 @@ def run_profiled(env: str, lake_root: Path, only: str | None,
     shutil.copytree(ROOT / "conf", conf_dir, dirs_exist_ok=True)
     env_file = conf_dir / f"{env}.yaml"
     overlay = yaml.safe_load(env_file.read_text()) or {}
-    overlay.setdefault("spark", {}).setdefault("conf", {}).update({
-        "spark.eventLog.enabled": "true", "spark.eventLog.dir": events.resolve().as_uri(),
-        "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false",
-    })
+    overlay.setdefault("spark", {}).setdefault("conf", {}).update(
+        {
+            "spark.eventLog.enabled": "true",
+            "spark.eventLog.dir": events.resolve().as_uri(),
+            "spark.eventLog.compress": "false",
+            "spark.eventLog.rolling.enabled": "false",
+        }
+    )
     env_file.write_text(yaml.safe_dump(overlay, sort_keys=False))
-    command = [sys.executable, "-m", "cardlake.cli", "run", "--env", env,
-               "--lake-root", str(lake_root), *(["--only", only] if only else []),
-               *(extra or [])]
+    command = [
+        sys.executable,
+        "-m",
+        "cardlake.cli",
+        "run",
+        "--env",
+        env,
+        "--lake-root",
+        str(lake_root),
+        *(["--only", only] if only else []),
+        *(extra or []),
+    ]
     print("running:", " ".join(command), flush=True)
-    done = subprocess.run(command, cwd=ROOT, check=False,
-                          env={**os.environ, "CARDLAKE_CONF_DIR": str(conf_dir)})
+    done = subprocess.run(
+        command, cwd=ROOT, check=False, env={**os.environ, "CARDLAKE_CONF_DIR": str(conf_dir)}
+    )
     shutil.rmtree(conf_dir, ignore_errors=True)
     if done.returncode != 0:
         raise SystemExit(f"cardlake run exited {done.returncode}")
@@ -165,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--event-log", type=Path, help="summarise this event log instead")
     parser.add_argument("--run-log", type=Path, help="the run log of --event-log's run")
     argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.event_log:
         if not args.run_log:
             parser.error("--event-log needs --run-log (the stage lines come from it)")

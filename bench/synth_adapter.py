@@ -40,8 +40,13 @@ SYNTH_MAPPING: dict[str, str] = {
 }
 """The role mapping for the adapter's Parquet (``xref_keys``: ``|``-separated source keys)."""
 
-_COLUMNS = ("record_id", "source", "source_record_id", "month", *sorted(
-    {v for k, v in SYNTH_MAPPING.items() if k != "record_id"}))
+_COLUMNS = (
+    "record_id",
+    "source",
+    "source_record_id",
+    "month",
+    *sorted({v for k, v in SYNTH_MAPPING.items() if k != "record_id"}),
+)
 
 
 def _files(landing_root: Path, source: str, pattern: str) -> list[tuple[str, Path]]:
@@ -59,16 +64,26 @@ def _crm(landing_root: Path) -> list[dict[str, Any]]:
             for rec in csv.DictReader(fh):
                 if None in rec or rec.get("updated_at") is None:  # malformed line
                     continue
-                keys = [f"crm:{rec['crm_id']}"] + ([f"fin:{rec['fin_ref']}"]
-                                                    if rec.get("fin_ref") else [])
-                rows.append({
-                    "source": "crm_customers", "source_record_id": rec["crm_id"],
-                    "month": month, "given_name": rec["first_name"],
-                    "surname": rec["last_name"], "date_of_birth": rec["date_of_birth"],
-                    "email": rec["email"], "phone": rec["phone"], "street": rec["street"],
-                    "city": rec["city"], "postcode": rec["postcode"], "country": rec["country"],
-                    "xref_keys": "|".join(keys),
-                })
+                keys = [f"crm:{rec['crm_id']}"] + (
+                    [f"fin:{rec['fin_ref']}"] if rec.get("fin_ref") else []
+                )
+                rows.append(
+                    {
+                        "source": "crm_customers",
+                        "source_record_id": rec["crm_id"],
+                        "month": month,
+                        "given_name": rec["first_name"],
+                        "surname": rec["last_name"],
+                        "date_of_birth": rec["date_of_birth"],
+                        "email": rec["email"],
+                        "phone": rec["phone"],
+                        "street": rec["street"],
+                        "city": rec["city"],
+                        "postcode": rec["postcode"],
+                        "country": rec["country"],
+                        "xref_keys": "|".join(keys),
+                    }
+                )
     return rows
 
 
@@ -85,14 +100,22 @@ def _financial(landing_root: Path) -> list[dict[str, Any]]:
             if not isinstance(holder, dict) or not isinstance(addr, dict):
                 continue
             keys = [f"fin:{fin_id}"] + ([f"crm:{doc['crm_ref']}"] if doc.get("crm_ref") else [])
-            rows.append({
-                "source": "financial_records", "source_record_id": fin_id, "month": month,
-                "full_name": holder.get("name"), "date_of_birth": holder.get("date_of_birth"),
-                "email": holder.get("email"), "phone": holder.get("phone"),
-                "street": addr.get("street"), "city": addr.get("city"),
-                "postcode": addr.get("postcode"), "country": addr.get("country"),
-                "xref_keys": "|".join(keys),
-            })
+            rows.append(
+                {
+                    "source": "financial_records",
+                    "source_record_id": fin_id,
+                    "month": month,
+                    "full_name": holder.get("name"),
+                    "date_of_birth": holder.get("date_of_birth"),
+                    "email": holder.get("email"),
+                    "phone": holder.get("phone"),
+                    "street": addr.get("street"),
+                    "city": addr.get("city"),
+                    "postcode": addr.get("postcode"),
+                    "country": addr.get("country"),
+                    "xref_keys": "|".join(keys),
+                }
+            )
     return rows
 
 
@@ -114,14 +137,22 @@ def _demographics(landing_root: Path) -> list[dict[str, Any]]:
 
             crm_ref = text("crm_ref")
             keys = [f"demo:{demo_id}"] + ([f"crm:{crm_ref}"] if crm_ref else [])
-            rows.append({
-                "source": "demographics", "source_record_id": demo_id, "month": month,
-                "given_name": text("name/given"), "surname": text("name/family"),
-                "date_of_birth": text("birth_date"), "phone": text("phone"),
-                "street": text("address/street"), "city": text("address/city"),
-                "postcode": text("address/postcode"), "country": text("address/country"),
-                "xref_keys": "|".join(keys),
-            })
+            rows.append(
+                {
+                    "source": "demographics",
+                    "source_record_id": demo_id,
+                    "month": month,
+                    "given_name": text("name/given"),
+                    "surname": text("name/family"),
+                    "date_of_birth": text("birth_date"),
+                    "phone": text("phone"),
+                    "street": text("address/street"),
+                    "city": text("address/city"),
+                    "postcode": text("address/postcode"),
+                    "country": text("address/country"),
+                    "xref_keys": "|".join(keys),
+                }
+            )
     return rows
 
 
@@ -144,10 +175,14 @@ def synth_truth(truth_root: str | Path, records: pd.DataFrame) -> pd.DataFrame:
     keys = keys.loc[keys["source"].isin(PERSON_SOURCES), ["source", "key_value", "person_id"]]
     keys = keys.drop_duplicates(subset=["source", "key_value"])
     merged = records.loc[:, ["record_id", "source", "source_record_id"]].merge(
-        keys, how="left", left_on=["source", "source_record_id"],
-        right_on=["source", "key_value"])
-    return merged.loc[merged["person_id"].notna(), ["record_id", "person_id"]].rename(
-        columns={"person_id": "true_id"}).astype("string").reset_index(drop=True)
+        keys, how="left", left_on=["source", "source_record_id"], right_on=["source", "key_value"]
+    )
+    return (
+        merged.loc[merged["person_id"].notna(), ["record_id", "person_id"]]
+        .rename(columns={"person_id": "true_id"})
+        .astype("string")
+        .reset_index(drop=True)
+    )
 
 
 def write_synth_person_records(

@@ -1,7 +1,7 @@
 """Serve the dashboard on http://127.0.0.1:8050 over the lake's Delta tables (read-only).
 
-    python jobs/dashboard.py [--env local] [--lake-root lake] [--host 127.0.0.1] [--port 8050]
-                             [--role analyst|privileged]
+python jobs/dashboard.py [--env local] [--lake-root lake] [--host 127.0.0.1] [--port 8050]
+                         [--role analyst|privileged]
 """
 
 from __future__ import annotations

@@ -26,8 +26,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     who.add_argument("--customer-key", help="the person's customer key (CK...)")
     who.add_argument("--email", help="an e-mail address the lake holds for the person")
     who.add_argument("--source-record-id", help="a source record id (crm, fin, app, ...)")
-    parser.add_argument("--requested-by", default="erase_person",
-                        help="ticket or role asking (kept in the audit; never the person)")
+    parser.add_argument(
+        "--requested-by",
+        default="erase_person",
+        help="ticket or role asking (kept in the audit; never the person)",
+    )
 
 
 def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
@@ -40,24 +43,37 @@ def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
     try:
         result = erase(
             tables,
-            ErasureRequest(customer_key=args.customer_key, email=args.email,
-                           source_record_id=args.source_record_id),
-            key=key, requested_by=args.requested_by,
+            ErasureRequest(
+                customer_key=args.customer_key,
+                email=args.email,
+                source_record_id=args.source_record_id,
+            ),
+            key=key,
+            requested_by=args.requested_by,
         )
     except ErasureError as exc:
         raise JobFailed(str(exc)) from exc
-    print(f"erasure {result.request_id}: {result.rows_removed} rows removed from "
-          f"{len(result.tables_changed)} tables ({', '.join(result.tables_changed) or 'none'}); "
-          f"{result.references_removed} references in other people's rows removed; "
-          f"{len(result.files_redacted)} files redacted")
+    print(
+        f"erasure {result.request_id}: {result.rows_removed} rows removed from "
+        f"{len(result.tables_changed)} tables ({', '.join(result.tables_changed) or 'none'}); "
+        f"{result.references_removed} references in other people's rows removed; "
+        f"{len(result.files_redacted)} files redacted"
+    )
     if result.files_not_handled:
-        raise JobFailed("binary files under the lake hold the person and were not changed: "
-                        + ", ".join(result.files_not_handled))
+        raise JobFailed(
+            "binary files under the lake hold the person and were not changed: "
+            + ", ".join(result.files_not_handled)
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job(run, description=__doc__.splitlines()[0], add_arguments=_arguments,
-                   argv=argv, writes_lake=True)
+    return run_job(
+        run,
+        description=__doc__.splitlines()[0],
+        add_arguments=_arguments,
+        argv=argv,
+        writes_lake=True,
+    )
 
 
 if __name__ == "__main__":

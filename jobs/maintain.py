@@ -20,8 +20,11 @@ from cardlake.jobs import run_job
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", help="only this table (layer.table)")
-    parser.add_argument("--dictionary", action="store_true",
-                        help="instead: write _ops.data_dictionary and docs/data_dictionary.md")
+    parser.add_argument(
+        "--dictionary",
+        action="store_true",
+        help="instead: write _ops.data_dictionary and docs/data_dictionary.md",
+    )
 
 
 def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
@@ -33,20 +36,29 @@ def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
 
     tables = Tables.from_config(spark, cfg)
     if args.dictionary:
-        found = dictionary.publish(tables, load_governance(cfg.env),
-                                   markdown=PROJECT_ROOT / "docs" / "data_dictionary.md")
+        found = dictionary.publish(
+            tables, load_governance(cfg.env), markdown=PROJECT_ROOT / "docs" / "data_dictionary.md"
+        )
         missing = dictionary.undescribed(found)
-        print(f"{dictionary.DICTIONARY_TABLE}: {len(found)} columns; "
-              f"{len(missing)} not described in conf/governance.yaml: {', '.join(missing)}")
+        print(
+            f"{dictionary.DICTIONARY_TABLE}: {len(found)} columns; "
+            f"{len(missing)} not described in conf/governance.yaml: {', '.join(missing)}"
+        )
         return
     for done in maintain(tables, load_governance(cfg.env), only=args.table):
-        print(f"{done.table}: retention {done.retention_hours} h, "
-              f"{done.files_removed} files removed")
+        print(
+            f"{done.table}: retention {done.retention_hours} h, {done.files_removed} files removed"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job(run, description=__doc__.splitlines()[0], add_arguments=_arguments,
-                   argv=argv, writes_lake=True)
+    return run_job(
+        run,
+        description=__doc__.splitlines()[0],
+        add_arguments=_arguments,
+        argv=argv,
+        writes_lake=True,
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Write the monthly executive report as HTML and PDF under reports/ (read-only on the lake).
 
-    python jobs/report.py --month 2025-06 [--env local] [--lake-root lake] [--out reports]
+python jobs/report.py --month 2025-06 [--env local] [--lake-root lake] [--out reports]
 """
 
 from __future__ import annotations

@@ -28,12 +28,22 @@ OUTPUT_COLUMNS = ("record_id", "entity_id", "match_probability")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", action="append", required=True, metavar="PATH",
-                        help="a .csv or .parquet file of person records; twice to link two")
-    parser.add_argument("--mapping", required=True, metavar="MAPPING.yaml",
-                        help="role -> column name (record_id required)")
-    parser.add_argument("--output", required=True, metavar="PATH",
-                        help="a .csv or .parquet file to write")
+    parser.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a .csv or .parquet file of person records; twice to link two",
+    )
+    parser.add_argument(
+        "--mapping",
+        required=True,
+        metavar="MAPPING.yaml",
+        help="role -> column name (record_id required)",
+    )
+    parser.add_argument(
+        "--output", required=True, metavar="PATH", help="a .csv or .parquet file to write"
+    )
     parser.add_argument("--seed", type=int, default=20240101, help="seed for u sampling")
 
 
@@ -46,8 +56,11 @@ def _write_single_file(df: Any, path: str) -> None:
     target = Path(path).resolve()
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex}"
     try:
-        (writer.option("header", True).csv(str(staging)) if fmt == "csv"
-         else writer.parquet(str(staging)))
+        (
+            writer.option("header", True).csv(str(staging))
+            if fmt == "csv"
+            else writer.parquet(str(staging))
+        )
         parts = sorted(staging.glob(f"part-*.{fmt}")) or sorted(staging.glob("part-*"))
         if len(parts) != 1:
             raise RuntimeError(f"expected one part file in {staging}, found {len(parts)}")
@@ -99,8 +112,7 @@ def run(spark: Any, cfg: Config, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job(run, description=__doc__.splitlines()[0], add_arguments=add_arguments,
-                   argv=argv)
+    return run_job(run, description=__doc__.splitlines()[0], add_arguments=add_arguments, argv=argv)
 
 
 if __name__ == "__main__":

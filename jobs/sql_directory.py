@@ -38,16 +38,21 @@ DEFAULT_PORT = 3890
 
 def _users(path: Path | None, roles: dict[str, str]) -> list[DirectoryUser]:
     if path is None:
-        return [DirectoryUser(role, secrets.token_urlsafe(12), (group,))
-                for role, group in roles.items()]
+        return [
+            DirectoryUser(role, secrets.token_urlsafe(12), (group,))
+            for role, group in roles.items()
+        ]
     entries = yaml.safe_load(path.read_text()) or []
     users = []
     for index, entry in enumerate(entries, start=1):
         missing = [key for key in ("uid", "password") if not (entry or {}).get(key)]
         if missing:
             raise SystemExit(f"{path}: user {index} lacks {', '.join(missing)}")
-        users.append(DirectoryUser(str(entry["uid"]), str(entry["password"]),
-                                   tuple(entry.get("groups") or ())))
+        users.append(
+            DirectoryUser(
+                str(entry["uid"]), str(entry["password"]), tuple(entry.get("groups") or ())
+            )
+        )
     return users
 
 
@@ -61,8 +66,9 @@ def _port(url: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="local", help="configuration (default: local)")
-    parser.add_argument("--port", type=int,
-                        help="port (default: that of conf/governance.yaml sql_server.ldap.url)")
+    parser.add_argument(
+        "--port", type=int, help="port (default: that of conf/governance.yaml sql_server.ldap.url)"
+    )
     parser.add_argument("--users", type=Path, help="YAML list of {uid, password, groups}")
     args = parser.parse_args(argv)
 
@@ -86,16 +92,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{READY} {directory.url}", flush=True)
             if args.users is None:
                 for user in users:
-                    print(f"  user {user.uid:<12} password {user.password:<18} "
-                          f"group {', '.join(user.groups)}", flush=True)
+                    print(
+                        f"  user {user.uid:<12} password {user.password:<18} "
+                        f"group {', '.join(user.groups)}",
+                        flush=True,
+                    )
             if directory.url != access.ldap.url:
-                print(f"  start the server with: make sql-server LDAP_URL={directory.url}",
-                      flush=True)
+                print(
+                    f"  start the server with: make sql-server LDAP_URL={directory.url}", flush=True
+                )
             print("  Ctrl-C stops it", flush=True)
             while not stop.wait(0.5):
                 if directory.process.poll() is not None:
-                    print(f"cardlake sql-directory: slapd exited; log: {directory.log}",
-                          file=sys.stderr)
+                    print(
+                        f"cardlake sql-directory: slapd exited; log: {directory.log}",
+                        file=sys.stderr,
+                    )
                     return 1
         finally:
             directory.stop()

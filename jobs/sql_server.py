@@ -42,12 +42,18 @@ READY = "cardlake sql-server: listening on"
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default: conf/gold.yaml sql_server.host)")
     parser.add_argument("--port", type=int, help="port (default: conf/gold.yaml sql_server.port)")
-    parser.add_argument("--ldap-url",
-                        help="directory users log in to (default: conf/governance.yaml "
-                             "sql_server.ldap.url)")
-    parser.add_argument("--parquet-view", action="append", default=[], metavar="LAYER.NAME=PATH",
-                        help="also publish a plain Parquet folder as a view, masked like the "
-                             "lake's tables (bench/bench_sql.py's baseline); repeatable")
+    parser.add_argument(
+        "--ldap-url",
+        help="directory users log in to (default: conf/governance.yaml sql_server.ldap.url)",
+    )
+    parser.add_argument(
+        "--parquet-view",
+        action="append",
+        default=[],
+        metavar="LAYER.NAME=PATH",
+        help="also publish a plain Parquet folder as a view, masked like the "
+        "lake's tables (bench/bench_sql.py's baseline); repeatable",
+    )
 
 
 def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
@@ -62,8 +68,9 @@ def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
     governance = load_governance(cfg.env)
     access = governance.sql_server
     if args.ldap_url:
-        access = dataclasses.replace(access, ldap=dataclasses.replace(access.ldap,
-                                                                      url=args.ldap_url))
+        access = dataclasses.replace(
+            access, ldap=dataclasses.replace(access.ldap, url=args.ldap_url)
+        )
     governance = dataclasses.replace(governance, sql_server=access)
     # Before the session starts: a server nobody can log in to is no use.
     sql_access.check_directory(access.ldap.url)
@@ -85,10 +92,12 @@ def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
     links = tempfile.mkdtemp(prefix="cardlake-sql-snapshots-")
     mirrors = (
         sql_access.MirroredTables(spark, folder=links, refresh_seconds=listen.refresh_seconds)
-        if engine == "delta-rs" else None
+        if engine == "delta-rs"
+        else None
     )
-    names = sql_access.publish(spark, governance, lake_root=cfg.paths.lake_root, engine=engine,
-                               mirrors=mirrors)
+    names = sql_access.publish(
+        spark, governance, lake_root=cfg.paths.lake_root, engine=engine, mirrors=mirrors
+    )
     for item in args.parquet_view:
         name, _, path = item.partition("=")
         names += sql_access.publish_parquet(spark, governance, name=name, path=path)
@@ -107,10 +116,14 @@ def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
         spark._jsparkSession, False
     )
     if mirrors is not None:
-        threading.Thread(target=mirrors.watch, args=(stop,), name="sql-snapshots",
-                         daemon=True).start()
-    print(f"{READY} jdbc:hive2://{host}:{port} ({len(names)} views, {engine}, LDAP "
-          f"{access.ldap.url})", flush=True)
+        threading.Thread(
+            target=mirrors.watch, args=(stop,), name="sql-snapshots", daemon=True
+        ).start()
+    print(
+        f"{READY} jdbc:hive2://{host}:{port} ({len(names)} views, {engine}, LDAP "
+        f"{access.ldap.url})",
+        flush=True,
+    )
     try:
         while not stop.wait(0.5):
             pass
@@ -123,8 +136,13 @@ def run(_: Any, cfg: Config, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     # The session is built in run(): the server needs settings fixed at session start.
-    return run_job(run, description=__doc__.splitlines()[0], add_arguments=_arguments,
-                   argv=argv, needs_spark=False)
+    return run_job(
+        run,
+        description=__doc__.splitlines()[0],
+        add_arguments=_arguments,
+        argv=argv,
+        needs_spark=False,
+    )
 
 
 if __name__ == "__main__":

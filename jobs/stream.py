@@ -35,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-refresh-seconds", type=float)
     parser.add_argument("--metrics-path")
     parser.add_argument("--driver-memory", help="Spark driver memory, e.g. 2g")
-    parser.add_argument("--idle-stop", type=float, default=0.0,
-                        help="stop after this many seconds without input (0: run until killed)")
+    parser.add_argument(
+        "--idle-stop",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds without input (0: run until killed)",
+    )
     parser.add_argument("--max-seconds", type=float, default=float("inf"))
     try:
         args = parser.parse_args(argv)
@@ -59,10 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.env, overrides=overrides)
         settings = job.StreamSettings.from_env(
-            source=args.source, bootstrap=args.bootstrap, topic=args.topic,
-            alerts_topic=args.alerts_topic, events_dir=args.events_dir, watermark=args.watermark,
-            trigger_seconds=args.trigger_seconds, max_per_trigger=args.max_per_trigger,
-            model_refresh_seconds=args.model_refresh_seconds, metrics_path=args.metrics_path)
+            source=args.source,
+            bootstrap=args.bootstrap,
+            topic=args.topic,
+            alerts_topic=args.alerts_topic,
+            events_dir=args.events_dir,
+            watermark=args.watermark,
+            trigger_seconds=args.trigger_seconds,
+            max_per_trigger=args.max_per_trigger,
+            model_refresh_seconds=args.model_refresh_seconds,
+            metrics_path=args.metrics_path,
+        )
     except (ConfigError, ValueError) as exc:
         print(f"stream: {exc}", file=sys.stderr)
         return 2
@@ -73,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     tables = Tables.from_config(spark, cfg)
     running = job.start(spark, cfg, tables, settings)
-    print(f"stream: {settings.source} -> {job.ALERTS_TABLE}, {job.SCORED_TABLE}, "
-          f"{job.QUARANTINE_TABLE} under {cfg.paths.lake_root}", flush=True)
+    print(
+        f"stream: {settings.source} -> {job.ALERTS_TABLE}, {job.SCORED_TABLE}, "
+        f"{job.QUARANTINE_TABLE} under {cfg.paths.lake_root}",
+        flush=True,
+    )
     try:
         job.await_idle(running, idle_seconds=args.idle_stop, max_seconds=args.max_seconds)
     except KeyboardInterrupt:

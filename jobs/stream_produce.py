@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stream_produce", description=__doc__.split("\n")[0])
     parser.add_argument("--env", default=os.environ.get("CARDLAKE_ENV", "local"))
-    parser.add_argument("--source", choices=("files", "kafka"),
-                        default=os.environ.get("STREAM_SOURCE", "files"))
+    parser.add_argument(
+        "--source", choices=("files", "kafka"), default=os.environ.get("STREAM_SOURCE", "files")
+    )
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     parser.add_argument("--topic", default="card-events")
     parser.add_argument("--landing-root")
@@ -39,38 +40,54 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
     if args.max_events < 0 or args.events_per_file < 1:
-        print("stream_produce: --max-events must be >= 0, --events-per-file >= 1",
-              file=sys.stderr)
+        print("stream_produce: --max-events must be >= 0, --events-per-file >= 1", file=sys.stderr)
         return 2
 
     from cardlake.bronze.contracts import load_bronze_config
     from cardlake.config import ConfigError, load_config
     from cardlake.synth.stream import params_of, publish, stream, write_truth
 
-    overrides = {k: v for k, v in (("paths.landing_root", args.landing_root),
-                                   ("paths.truth_root", args.truth_root)) if v}
+    overrides = {
+        k: v
+        for k, v in (
+            ("paths.landing_root", args.landing_root),
+            ("paths.truth_root", args.truth_root),
+        )
+        if v
+    }
     try:
         cfg = load_config(args.env, overrides=overrides)
         key = load_bronze_config(args.env).token_key(args.env)
     except ConfigError as exc:
         print(f"stream_produce: {exc}", file=sys.stderr)
         return 2
-    common = {"params": params_of(cfg.synth), "rate_per_second": args.rate,
-              "max_events": args.max_events,
-              "max_seconds": args.max_seconds, "month": args.month, "token_key": key,
-              "malformed_every": args.malformed_every, "duplicate_every": args.duplicate_every}
+    common = {
+        "params": params_of(cfg.synth),
+        "rate_per_second": args.rate,
+        "max_events": args.max_events,
+        "max_seconds": args.max_seconds,
+        "month": args.month,
+        "token_key": key,
+        "malformed_every": args.malformed_every,
+        "duplicate_every": args.duplicate_every,
+    }
     try:
         if args.source == "kafka":
             summary = publish(bootstrap=args.bootstrap, topic=args.topic, **common)
         else:
-            summary = stream(landing_dir=Path(cfg.paths.landing_root) / "events",
-                               events_per_file=args.events_per_file, **common)
+            summary = stream(
+                landing_dir=Path(cfg.paths.landing_root) / "events",
+                events_per_file=args.events_per_file,
+                **common,
+            )
     except RuntimeError as exc:
         print(f"stream_produce: {exc}", file=sys.stderr)
         return 1
     truth = write_truth(cfg.paths.truth_root, summary)
-    print(f"stream_produce: {summary.events} events of {summary.month} in {summary.seconds:.1f} s "
-          f"({args.source}); truth in {truth}")
+    print(
+        f"stream_produce: {summary.events} events of {summary.month} in {summary.seconds:.1f} s "
+        f"({args.source}); truth in {truth}"
+    )
     return 0
 
 

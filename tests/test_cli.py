@@ -28,27 +28,44 @@ CARDLAKE = Path(sys.executable).with_name("cardlake")
 FX_HEADER = "date,currency,units_per_usd"
 
 
-def cardlake(*argv: str, env: dict[str, str] | None = None,
-             timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def cardlake(
+    *argv: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CARDLAKE), *argv], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-        env={**os.environ, "CARDLAKE_ENV": "test", **(env or {})}, check=False,
+        [str(CARDLAKE), *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "CARDLAKE_ENV": "test", **(env or {})},
+        check=False,
     )
 
 
-def job(script: str, *argv: str, env: dict[str, str] | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def job(
+    script: str, *argv: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, f"jobs/{script}", *argv], capture_output=True, text=True,
-        timeout=timeout, cwd=ROOT, env={**os.environ, "CARDLAKE_ENV": "test", **(env or {})},
+        [sys.executable, f"jobs/{script}", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "CARDLAKE_ENV": "test", **(env or {})},
         check=False,
     )
 
 
 def paths(tmp_path: Path) -> list[str]:
     # Every lake-writing option points into tmp_path, so no test can touch ./lake.
-    return ["--lake-root", str(tmp_path / "lake"),
-            "--landing-root", str(tmp_path / "landing"), "--truth-root", str(tmp_path / "truth")]
+    return [
+        "--lake-root",
+        str(tmp_path / "lake"),
+        "--landing-root",
+        str(tmp_path / "landing"),
+        "--truth-root",
+        str(tmp_path / "truth"),
+    ]
 
 
 def test_help_lists_the_commands_and_exits_0() -> None:
@@ -66,19 +83,27 @@ def test_help_lists_the_commands_and_exits_0() -> None:
     [
         (["run", "--only", "bronze,silvr"], "no stage named 'silvr'"),
         (["gold", "--month", "2025-13"], "expected a month as YYYY-MM"),
-        (["run", "--only", "generate", "--env", "no-such-env"],
-         "no overlay for environment 'no-such-env'"),
+        (
+            ["run", "--only", "generate", "--env", "no-such-env"],
+            "no overlay for environment 'no-such-env'",
+        ),
         (["bogus"], "invalid choice: 'bogus'"),
-        (["gold", "--set", "gold.features.lookback_months=twelve"],
-         "gold.features.lookback_months: must be int"),
+        (
+            ["gold", "--set", "gold.features.lookback_months=twelve"],
+            "gold.features.lookback_months: must be int",
+        ),
         ([], "usage: cardlake"),
     ],
 )
 def test_usage_and_configuration_errors_exit_2(
     tmp_path: Path, argv: list[str], message: str
 ) -> None:
-    done = cardlake(*argv, *(paths(tmp_path) if argv and argv[0] != "bogus" else []),
-                    env={"CARDLAKE_ENV": "test"}, timeout=60)
+    done = cardlake(
+        *argv,
+        *(paths(tmp_path) if argv and argv[0] != "bogus" else []),
+        env={"CARDLAKE_ENV": "test"},
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -96,13 +121,22 @@ def test_no_java_exits_3_with_one_sentence(tmp_path: Path) -> None:
 def test_a_connector_that_cannot_load_exits_3_with_one_line(tmp_path: Path) -> None:
     ivy_settings = tmp_path / "ivysettings.xml"
     ivy_settings.write_text(NO_MAVEN.format(cache=tmp_path / "ivy-cache"))
-    done = cardlake("gold", *paths(tmp_path), "--set", "tables.engine=delta-spark",
-                    "--set", f"spark.conf={{spark.jars.ivySettings: {ivy_settings}}}",
-                    env={"CARDLAKE_IVY_DIR": str(tmp_path / "ivy")}, timeout=300)
+    done = cardlake(
+        "gold",
+        *paths(tmp_path),
+        "--set",
+        "tables.engine=delta-spark",
+        "--set",
+        f"spark.conf={{spark.jars.ivySettings: {ivy_settings}}}",
+        env={"CARDLAKE_IVY_DIR": str(tmp_path / "ivy")},
+        timeout=300,
+    )
     assert done.returncode == 3, done.stderr
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith("cardlake: tables.engine is delta-spark, but Spark could not "
-                           "resolve io.delta:delta-spark_4.1_2.13:4.4.0"), line
+    assert line.startswith(
+        "cardlake: tables.engine is delta-spark, but Spark could not "
+        "resolve io.delta:delta-spark_4.1_2.13:4.4.0"
+    ), line
     assert "set tables.engine: auto" in line
 
 
@@ -116,8 +150,9 @@ def test_a_crash_exits_4_not_1(tmp_path: Path) -> None:
 
 
 def test_generate_exits_0_and_writes_landing(tmp_path: Path) -> None:
-    done = cardlake("generate", *paths(tmp_path), "--month", "2024-02",
-                    "--set", "synth.n_customers=20")
+    done = cardlake(
+        "generate", *paths(tmp_path), "--month", "2024-02", "--set", "synth.n_customers=20"
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "landing" / "crm_customers" / "2024-02").is_dir()
     assert "ok generate" in " ".join(done.stdout.split())
@@ -139,7 +174,11 @@ def test_a_second_run_exits_5_naming_the_holder(tmp_path: Path) -> None:
 def test_job_shells_are_the_same_harness(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "jobs/run_pipeline.py", "--only", "nope", *paths(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT, check=False, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
     )
     assert done.returncode == 2 and "no stage named 'nope'" in done.stderr
 
@@ -161,12 +200,24 @@ def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lock_file = tmp_path / "_ops" / LOCK_NAME
     lock_file.parent.mkdir(parents=True)
-    lock_file.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(),
-                                     "command": "run", "started_at": "2026-01-01T00:00:00"}))
+    lock_file.write_text(
+        json.dumps(
+            {
+                "pid": int(dead.stdout),
+                "host": socket.gethostname(),
+                "command": "run",
+                "started_at": "2026-01-01T00:00:00",
+            }
+        )
+    )
     with LakeLock(str(tmp_path), command="after the crash"):
         holder = read_holder(lock_file)
         assert holder is not None and holder.pid == os.getpid()
@@ -175,8 +226,11 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
 def test_lock_from_another_host_is_not_taken_over(tmp_path: Path) -> None:
     lock_file = tmp_path / "_ops" / LOCK_NAME
     lock_file.parent.mkdir(parents=True)
-    lock_file.write_text(json.dumps({"pid": 1, "host": "elsewhere", "command": "run",
-                                     "started_at": "2026-01-01T00:00:00"}))
+    lock_file.write_text(
+        json.dumps(
+            {"pid": 1, "host": "elsewhere", "command": "run", "started_at": "2026-01-01T00:00:00"}
+        )
+    )
     with pytest.raises(LakeLocked, match="pid 1 on elsewhere"):
         LakeLock(str(tmp_path), command="here").acquire()
     assert lock_file.exists()
@@ -205,8 +259,13 @@ def test_a_lake_writing_job_exits_5_naming_the_holder_before_starting_spark(
 def test_a_job_that_only_reads_takes_no_lock(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     with LakeLock(str(lake), command="run --month 2025-06"):
-        done = job("sql_shell.py", "-e", "select 1;", *paths(tmp_path),
-                   env={"JAVA_HOME": str(tmp_path / "no-jdk")})
+        done = job(
+            "sql_shell.py",
+            "-e",
+            "select 1;",
+            *paths(tmp_path),
+            env={"JAVA_HOME": str(tmp_path / "no-jdk")},
+        )
     assert done.returncode == 3, done.stderr  # it went past the held lock, to the missing Java
     assert "Spark needs Java 17+" in done.stderr
 
@@ -233,18 +292,29 @@ def test_run_job_holds_the_lock_while_it_runs_and_releases_it(tmp_path: Path) ->
         parser.add_argument("--email")
 
     argv = ["--env", "test", "--lake-root", str(lake), "--email", "someone@example.org"]
-    ok = run_job(writes, description="writes", add_arguments=person, argv=argv,
-                 needs_spark=False, writes_lake=True)
+    ok = run_job(
+        writes,
+        description="writes",
+        add_arguments=person,
+        argv=argv,
+        needs_spark=False,
+        writes_lake=True,
+    )
     assert ok == 0
     assert not (lake / "_ops" / LOCK_NAME).exists()
-    failed = run_job(fails, description="fails", add_arguments=person, argv=argv,
-                     needs_spark=False, writes_lake=True)
+    failed = run_job(
+        fails,
+        description="fails",
+        add_arguments=person,
+        argv=argv,
+        needs_spark=False,
+        writes_lake=True,
+    )
     assert failed == 1
     assert not (lake / "_ops" / LOCK_NAME).exists()  # released on the exception too
     # The holder names the job's file, never its arguments (an erasure's name the person).
     assert seen == ["test_cli.py", "test_cli.py"]
-    reads = run_job(writes, description="reads", add_arguments=person, argv=argv,
-                    needs_spark=False)
+    reads = run_job(writes, description="reads", add_arguments=person, argv=argv, needs_spark=False)
     assert reads == 0 and seen[-1] == "nobody"
 
 

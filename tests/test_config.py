@@ -82,7 +82,10 @@ def test_env_variable_picks_the_overlay(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("CARDLAKE_LAKE_ROOT", "hdfs://nn/lake")
     cluster = load_config()
     assert (cluster.spark.profile, cluster.tables.engine, cluster.paths.lake_root) == (
-        "cluster", "delta-spark", "hdfs://nn/lake")
+        "cluster",
+        "delta-spark",
+        "hdfs://nn/lake",
+    )
 
 
 def test_config_is_frozen(tmp_path: Path) -> None:
@@ -132,7 +135,9 @@ def model_conf(tmp_path: Path, text: str = MODEL, overlay: str | None = None) ->
 def test_settings_build_nested_dataclasses_tuples_and_dates(tmp_path: Path) -> None:
     m = load_settings(Model, "model", env="dev", directory=model_conf(tmp_path))
     assert m == Model(
-        name="m1", grid=(1, 2, 3), weights={"a": 1.0, "b": 0.5},
+        name="m1",
+        grid=(1, 2, 3),
+        weights={"a": 1.0, "b": 0.5},
         window=Window(dt.date(2024, 1, 1), dt.date(2024, 12, 31)),
     )
     assert isinstance(m.weights["a"], float)
@@ -141,11 +146,17 @@ def test_settings_build_nested_dataclasses_tuples_and_dates(tmp_path: Path) -> N
 
 
 def test_env_overlay_section_overlays_the_file_and_is_named(tmp_path: Path) -> None:
-    directory = model_conf(tmp_path, overlay="spark:\n  shuffle_partitions: 3\nmodel:\n"
-                           "  window: {end: 2025-06-30}\n  mode: exact\n")
+    directory = model_conf(
+        tmp_path,
+        overlay="spark:\n  shuffle_partitions: 3\nmodel:\n"
+        "  window: {end: 2025-06-30}\n  mode: exact\n",
+    )
     m = load_settings(Model, "model", env="dev", directory=directory)
     assert (m.mode, m.window.start, m.window.end) == (
-        "exact", dt.date(2024, 1, 1), dt.date(2025, 6, 30))
+        "exact",
+        dt.date(2024, 1, 1),
+        dt.date(2025, 6, 30),
+    )
     # the same overlay file overlays base.yaml with its other sections
     assert load_config("dev", directory=directory).spark.shuffle_partitions == 3
     bad = model_conf(tmp_path, overlay="model:\n  mode: slow\n")
@@ -162,8 +173,10 @@ def test_env_overlay_section_overlays_the_file_and_is_named(tmp_path: Path) -> N
         (("grid: [1, 2, 3]", "grid: 3"), r"model\.yaml: grid: must be a list"),
         (("b: 0.5", "b: half"), r"model\.yaml: weights\.b: must be float"),
         (('end: "2024-12-31"', "end: someday"), r"model\.yaml: window\.end: must be a date"),
-        (("start: 2024-01-01, ", "start: 2024-01-01, middle: 1, "),
-         r"model\.yaml: window\.middle: unknown key"),
+        (
+            ("start: 2024-01-01, ", "start: 2024-01-01, middle: 1, "),
+            r"model\.yaml: window\.middle: unknown key",
+        ),
         (("grid: [1, 2, 3]", "grid: []"), r"model\.yaml: .*grid must not be empty"),
         (("name: m1", "name: true"), r"model\.yaml: name: must be str, got bool"),
     ],
@@ -180,8 +193,11 @@ def test_every_mistake_names_file_and_key(
 def test_env_references_in_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = model_conf(tmp_path, MODEL + "secret: ${CARDLAKE_TEST_SECRET}\n")
     monkeypatch.delenv("CARDLAKE_TEST_SECRET", raising=False)
-    with pytest.raises(ConfigError, match=r"model\.yaml: secret: environment variable "
-                                          r"CARDLAKE_TEST_SECRET is not set"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.yaml: secret: environment variable "
+        r"CARDLAKE_TEST_SECRET is not set",
+    ):
         load_settings(Model, "model", env="dev", directory=directory)
     monkeypatch.setenv("CARDLAKE_TEST_SECRET", "s3cret")
     assert load_settings(Model, "model", env="dev", directory=directory).secret == "s3cret"
@@ -199,7 +215,9 @@ def test_conf_dir_variable_moves_every_file(
 
 def test_load_all_routes_overrides_to_their_file(tmp_path: Path) -> None:
     settings = load_all(
-        "dev", sections={Model: "model"}, directory=model_conf(tmp_path),
+        "dev",
+        sections={Model: "model"},
+        directory=model_conf(tmp_path),
         overrides={"model.name": "m9", "paths.lake_root": "/tmp/x"},
     )
     assert settings.of(Model).name == "m9"
@@ -216,8 +234,12 @@ def test_shipped_files_load_for_every_environment(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setenv("CARDLAKE_LAKE_ROOT", "/tmp/lake")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    sections = {BronzeConfig: "bronze", GoldConfig: "gold", MlSettings: "ml",
-                SynthParams: "base.synth"}
+    sections = {
+        BronzeConfig: "bronze",
+        GoldConfig: "gold",
+        MlSettings: "ml",
+        SynthParams: "base.synth",
+    }
     for env in ("local", "test", "cluster"):
         settings = load_all(env, sections=sections)
         assert settings.of(BronzeConfig).allow_dev_key is (env != "cluster")
@@ -227,6 +249,10 @@ def test_shipped_files_load_for_every_environment(monkeypatch: pytest.MonkeyPatc
 
 def test_a_section_of_another_file_sees_that_files_overrides(tmp_path: Path) -> None:
     directory = model_conf(tmp_path)
-    settings = load_all("dev", sections={Model: "model", Window: "model.window"},
-                        directory=directory, overrides={"model.window.end": "2030-01-31"})
+    settings = load_all(
+        "dev",
+        sections={Model: "model", Window: "model.window"},
+        directory=directory,
+        overrides={"model.window.end": "2030-01-31"},
+    )
     assert settings.of(Window).end == settings.of(Model).window.end == dt.date(2030, 1, 31)

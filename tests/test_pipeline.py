@@ -52,10 +52,14 @@ def test_settings_for_a_config_keeps_its_synth_overrides() -> None:
 
 def test_a_stage_without_the_lake_starts_no_session(tmp_path: Path) -> None:
     # generate is plain Python: running it must not build a SparkSession.
-    cfg = load_config("test", overrides={
-        "paths.landing_root": str(tmp_path / "landing"), "paths.truth_root": str(tmp_path / "t"),
-        "synth": {"seed": 1, "n_customers": 10},
-    })
+    cfg = load_config(
+        "test",
+        overrides={
+            "paths.landing_root": str(tmp_path / "landing"),
+            "paths.truth_root": str(tmp_path / "t"),
+            "synth": {"seed": 1, "n_customers": 10},
+        },
+    )
     lake = Lake(settings_for(cfg))
     (outcome,) = run_stages(lake, select(["generate"]), month="2024-03")
     assert lake.spark is None
@@ -87,7 +91,8 @@ def test_library_logs_go_to_the_file_and_warnings_to_the_console_in_one_line(
         # the console with their words on one line.
         logging.getLogger("splink.internals.linker").warning(
             "\n-- WARNING --\nYou have called predict(), but there are some parameter estimates\n"
-            "which have neither been estimated or specified in your settings dictionary.")
+            "which have neither been estimated or specified in your settings dictionary."
+        )
         long_message = "ERROR:\nLevel x not observed" + "!" * 400
         logging.getLogger("splink.internals.em").error(long_message)
         try:
@@ -116,18 +121,19 @@ def test_library_logs_go_to_the_file_and_warnings_to_the_console_in_one_line(
 
 
 def test_what_a_stage_prints_goes_to_the_log_file_not_the_console(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import sys
     from dataclasses import replace
-
 
     def chatty(tables: object, settings: object, *, month: str | None) -> str:
         print("Created version '1' of model 'cardlake-fraud'.", file=sys.stderr)  # as MLflow does
         print("fitting  100%|##########|")
         # what logging.captureWarnings makes of warnings.warn (pytest records them itself)
         logging.getLogger("py.warnings").warning(
-            "mlflow/types/utils.py:440: UserWarning: Hint: Inferred schema contains integer")
+            "mlflow/types/utils.py:440: UserWarning: Hint: Inferred schema contains integer"
+        )
         logging.getLogger("cardlake.test").warning("a warning of ours")
         return "done"
 
@@ -148,6 +154,10 @@ def test_what_a_stage_prints_goes_to_the_log_file_not_the_console(
     assert console.out == ""
     assert console.err == "cardlake: warning: cardlake.test: a warning of ours\n"
     text = log_file.read_text()
-    for printed in ("Created version '1'", "fitting  100%", "Inferred schema contains integer",
-                    "a warning of ours"):
+    for printed in (
+        "Created version '1'",
+        "fitting  100%",
+        "Inferred schema contains integer",
+        "a warning of ours",
+    ):
         assert printed in text, printed

@@ -63,7 +63,9 @@ def test_profiles_differ_where_they_should() -> None:
     assert (local["spark.master"], local["spark.sql.shuffle.partitions"]) == ("local[*]", "2")
     assert (test["spark.master"], test["spark.sql.shuffle.partitions"]) == ("local[2]", "2")
     assert (large["spark.sql.shuffle.partitions"], large["spark.sql.adaptive.enabled"]) == (
-        "8", "true")
+        "8",
+        "true",
+    )
     assert local["spark.driver.memory"] == large["spark.driver.memory"] == "4g"
     for settings in (local, test, large):
         assert settings["spark.sql.session.timeZone"] == "UTC"

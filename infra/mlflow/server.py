@@ -41,13 +41,19 @@ def command(store: Path, *, host: str = "127.0.0.1", port: int = 5000) -> list[s
     """The ``mlflow server`` command line for a store folder."""
     mlflow = Path(sys.executable).with_name("mlflow")
     return [
-        str(mlflow), "server",
-        "--backend-store-uri", f"sqlite:///{store.resolve()}/mlflow.db",
-        "--artifacts-destination", str((store / "artifacts").resolve()),
+        str(mlflow),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{store.resolve()}/mlflow.db",
+        "--artifacts-destination",
+        str((store / "artifacts").resolve()),
         "--serve-artifacts",
-        "--host", host,
-        "--port", str(port),
-        "--workers", "1",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
 
 
@@ -79,8 +85,11 @@ def start(store: Path, *, port: int, timeout_s: float = START_TIMEOUT_S) -> Mlfl
     url = f"http://127.0.0.1:{port}"
     with log.open("ab") as out:
         process = subprocess.Popen(
-            command(store, port=port), stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command(store, port=port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             env=environment(),
         )
     server = MlflowServer(url=url, process=process, log=log)

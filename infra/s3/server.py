@@ -69,15 +69,17 @@ def s3a_settings(endpoint: str | None = None) -> dict[str, str]:
         "spark.hadoop.fs.s3a.fast.upload": "true",
     }
     if endpoint:
-        settings.update({
-            "spark.hadoop.fs.s3a.endpoint": endpoint,
-            "spark.hadoop.fs.s3a.endpoint.region": REGION,
-            "spark.hadoop.fs.s3a.path.style.access": "true",
-            "spark.hadoop.fs.s3a.connection.ssl.enabled": endpoint.startswith("https"),
-            "spark.hadoop.fs.s3a.change.detection.mode": "none",
-            "spark.hadoop.fs.s3a.attempts.maximum": "3",
-            "spark.hadoop.fs.s3a.retry.limit": "3",
-        })
+        settings.update(
+            {
+                "spark.hadoop.fs.s3a.endpoint": endpoint,
+                "spark.hadoop.fs.s3a.endpoint.region": REGION,
+                "spark.hadoop.fs.s3a.path.style.access": "true",
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": endpoint.startswith("https"),
+                "spark.hadoop.fs.s3a.change.detection.mode": "none",
+                "spark.hadoop.fs.s3a.attempts.maximum": "3",
+                "spark.hadoop.fs.s3a.retry.limit": "3",
+            }
+        )
     return {k: str(v).lower() if isinstance(v, bool) else v for k, v in settings.items()}
 
 
@@ -113,8 +115,11 @@ def start(state_dir: Path, *, port: int, timeout_s: float = START_TIMEOUT_S) -> 
     moto = Path(sys.executable).with_name("moto_server")
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     server = S3Server(endpoint=endpoint, pid=process.pid, log=str(log))
     (state_dir / "state.json").write_text(json.dumps(asdict(server)))
@@ -157,8 +162,11 @@ def create_bucket(endpoint: str, bucket: str) -> None:
     import boto3
 
     client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name=REGION,
-        aws_access_key_id=TEST_ACCESS_KEY, aws_secret_access_key=TEST_SECRET_KEY,
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=TEST_ACCESS_KEY,
+        aws_secret_access_key=TEST_SECRET_KEY,
     )
     client.create_bucket(Bucket=bucket)
 

@@ -159,8 +159,15 @@ def start(
         log = state_dir / "master.log"
         record(
             _launch(
-                [MASTER_CLASS, "--host", "127.0.0.1", "--port", str(port),
-                 "--webui-port", str(ui_port)],
+                [
+                    MASTER_CLASS,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--webui-port",
+                    str(ui_port),
+                ],
                 log,
             ),
             log,
@@ -172,9 +179,20 @@ def start(
             log = state_dir / f"worker-{index}.log"
             record(
                 _launch(
-                    [WORKER_CLASS, "--host", "127.0.0.1", "--cores", str(worker_cores),
-                     "--memory", worker_memory, "--webui-port", str(free_port()),
-                     "--work-dir", str(work), state.master_url],
+                    [
+                        WORKER_CLASS,
+                        "--host",
+                        "127.0.0.1",
+                        "--cores",
+                        str(worker_cores),
+                        "--memory",
+                        worker_memory,
+                        "--webui-port",
+                        str(free_port()),
+                        "--work-dir",
+                        str(work),
+                        state.master_url,
+                    ],
                     log,
                 ),
                 log,
@@ -254,8 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             state = start(
-                args.state, workers=args.workers, worker_cores=args.worker_cores,
-                worker_memory=args.worker_memory, master_port=args.port,
+                args.state,
+                workers=args.workers,
+                worker_cores=args.worker_cores,
+                worker_memory=args.worker_memory,
+                master_port=args.port,
             )
             print(f"{state.master_url} (status page {state.ui_url}; logs in {args.state})")
         elif args.action == "down":

@@ -42,6 +42,8 @@ DEFAULT_MASTER = os.environ.get("SPARK_MASTER", "spark://127.0.0.1:7077")
 DEFAULT_DIST = Path(os.environ.get("CARDLAKE_DIST", "/tmp/cardlake-dist"))
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
 def spark_home() -> Path:
     import pyspark
 
@@ -149,14 +151,22 @@ def submit_command(
         settings["spark.cores.max"] = str(max_cores)
     command = [
         str(spark_home() / "bin" / "spark-submit"),
-        "--master", master,
-        "--deploy-mode", "client",
-        "--name", f"cardlake-{Path(job).stem}",
-        "--driver-memory", driver_memory,
-        "--packages", packages,
-        "--exclude-packages", excludes,
-        "--jars", splink_jar(),
-        "--py-files", str(wheel),
+        "--master",
+        master,
+        "--deploy-mode",
+        "client",
+        "--name",
+        f"cardlake-{Path(job).stem}",
+        "--driver-memory",
+        driver_memory,
+        "--packages",
+        packages,
+        "--exclude-packages",
+        excludes,
+        "--jars",
+        splink_jar(),
+        "--py-files",
+        str(wheel),
     ]
     if python_env == "packed":
         if packed_env is None:
@@ -194,10 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     extra = dict(item.split("=", 1) for item in args.conf)
     wheel = args.dist / "cardlake-0.0-py3-none-any.whl" if args.dry_run else build_wheel(args.dist)
     command = submit_command(
-        args.job, args.job_args, master=args.master, wheel=wheel, python_env=args.python_env,
-        packed_env=args.packed_env, executor_memory=args.executor_memory,
-        executor_cores=args.executor_cores, max_cores=args.max_cores,
-        driver_memory=args.driver_memory, conf=extra,
+        args.job,
+        args.job_args,
+        master=args.master,
+        wheel=wheel,
+        python_env=args.python_env,
+        packed_env=args.packed_env,
+        executor_memory=args.executor_memory,
+        executor_cores=args.executor_cores,
+        max_cores=args.max_cores,
+        driver_memory=args.driver_memory,
+        conf=extra,
     )
     if args.dry_run:
         print(shlex.join(command))

@@ -71,7 +71,8 @@ def month_arg(value: str) -> str:
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--env", default=None,
+        "--env",
+        default=None,
         help=f"config overlay: local, test, cluster (default: ${ENV_VAR}, then local)",
     )
     common.add_argument("--month", type=month_arg, help="process only this month (YYYY-MM)")
@@ -79,12 +80,20 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--landing-root", help="override paths.landing_root")
     common.add_argument("--truth-root", help="override paths.truth_root")
     common.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="settings",
         help="override any setting by its dotted key, the value read as YAML "
-             "(--set synth.n_customers=300 --set gold.features.lookback_months=6)",
+        "(--set synth.n_customers=300 --set gold.features.lookback_months=6)",
     )
-    common.add_argument("-v", "--verbose", action="store_true",
-                        help="library logs on the console too (INFO), not only in the log file")
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="library logs on the console too (INFO), not only in the log file",
+    )
     return common
 
 
@@ -112,9 +121,14 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def _wait_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--wait", nargs="?", type=float, const=-1.0, default=0.0, metavar="SECONDS",
+        "--wait",
+        nargs="?",
+        type=float,
+        const=-1.0,
+        default=0.0,
+        metavar="SECONDS",
         help="if another run holds the lake, wait for it (for ever, or SECONDS) instead of "
-             "exiting with 5",
+        "exiting with 5",
     )
 
 
@@ -127,44 +141,58 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cardlake",
         description="Cardlake: landing → bronze → silver → gold → models on Delta tables.",
         epilog="Exit codes: 0 done, 1 data failed a check, 2 usage or configuration, "
-               "3 no Java or connector, 4 crash, 5 the lake is locked by another run.",
+        "3 no Java or connector, 4 crash, 5 the lake is locked by another run.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = _common()
 
     run = commands.add_parser("run", parents=[common], help="every stage in order (make run)")
     run.add_argument("--only", help=f"comma-separated stages, of: {', '.join(STAGE_NAMES)}")
-    run.add_argument("--full-resolve", action="store_true",
-                     help="silver: retrain the matcher and resolve every person record")
+    run.add_argument(
+        "--full-resolve",
+        action="store_true",
+        help="silver: retrain the matcher and resolve every person record",
+    )
     _wait_arg(run)
 
-    generate = commands.add_parser("generate", parents=[common],
-                                   help="the synthetic landing zone and its truth (no Spark)")
+    generate = commands.add_parser(
+        "generate", parents=[common], help="the synthetic landing zone and its truth (no Spark)"
+    )
     generate.add_argument("--stream", action="store_true", help="write transaction event files")
     generate.add_argument("--rate", type=float, default=100.0, help="stream events per second")
     generate.add_argument("--max-events", type=int, default=1000, help="stream stops after these")
     generate.add_argument("--max-seconds", type=float, default=60.0, help="stream time limit")
 
-    bronze = commands.add_parser("bronze", parents=[common],
-                                 help="landing files into bronze, bad records into quarantine")
+    bronze = commands.add_parser(
+        "bronze", parents=[common], help="landing files into bronze, bad records into quarantine"
+    )
     bronze.add_argument("--source", choices=INGEST_ORDER, help="only this source (default: all)")
     _wait_arg(bronze)
-    silver = commands.add_parser("silver", parents=[common],
-                                 help="cleaned tables, resolved customers, stable keys")
-    silver.add_argument("--full-resolve", action="store_true",
-                        help="retrain the matcher and resolve every person record again")
+    silver = commands.add_parser(
+        "silver", parents=[common], help="cleaned tables, resolved customers, stable keys"
+    )
+    silver.add_argument(
+        "--full-resolve",
+        action="store_true",
+        help="retrain the matcher and resolve every person record again",
+    )
     _wait_arg(silver)
-    gold = commands.add_parser("gold", parents=[common],
-                               help="star schema, monthly customer features, KPIs")
+    gold = commands.add_parser(
+        "gold", parents=[common], help="star schema, monthly customer features, KPIs"
+    )
     _wait_arg(gold)
     ml = commands.add_parser("ml", parents=[common], help="train, register and score the models")
-    ml.add_argument("--model", action="append",
-                    help="only this model: segmentation, engagement, fraud or risk "
-                         "(repeatable; default: all)")
+    ml.add_argument(
+        "--model",
+        action="append",
+        help="only this model: segmentation, engagement, fraud or risk (repeatable; default: all)",
+    )
     _wait_arg(ml)
     analytics = commands.add_parser(
-        "analytics", parents=[common],
-        help="the analysts' tables after the models: RFM, service, debt, segments, 360")
+        "analytics",
+        parents=[common],
+        help="the analysts' tables after the models: RFM, service, debt, segments, 360",
+    )
     _wait_arg(analytics)
     return parser
 
@@ -232,8 +260,10 @@ def _run_command(args: argparse.Namespace) -> int:
     # The log file sits in the lake it describes; a run that writes no lake logs nowhere.
     log_file = log_file_for(_log_dir(cfg), args.command) if writes_lake else None
     setup_logging(log_file, console_level=logging.INFO if args.verbose else logging.WARNING)
-    say(f"cardlake {args.command}: env {cfg.env}, lake {cfg.paths.lake_root}"
-        + (f", month {args.month}" if args.month else ""))
+    say(
+        f"cardlake {args.command}: env {cfg.env}, lake {cfg.paths.lake_root}"
+        + (f", month {args.month}" if args.month else "")
+    )
     if log_file:
         say(f"  log: {log_file}")
     lake = Lake(settings)
@@ -246,13 +276,18 @@ def _run_command(args: argparse.Namespace) -> int:
 
         if writes_lake:
             wait = getattr(args, "wait", 0.0)
-            with LakeLock(cfg.paths.lake_root, command=" ".join(sys.argv[1:]) or args.command,
-                          wait=None if wait is not None and wait < 0 else wait):
-                outcomes = run_stages(lake, stages, month=args.month, options=options,
-                                      on_stage=on_stage)
+            with LakeLock(
+                cfg.paths.lake_root,
+                command=" ".join(sys.argv[1:]) or args.command,
+                wait=None if wait is not None and wait < 0 else wait,
+            ):
+                outcomes = run_stages(
+                    lake, stages, month=args.month, options=options, on_stage=on_stage
+                )
         else:
-            outcomes = run_stages(lake, stages, month=args.month, options=options,
-                                  on_stage=on_stage)
+            outcomes = run_stages(
+                lake, stages, month=args.month, options=options, on_stage=on_stage
+            )
         from cardlake.summary import print_summary
 
         print_summary(lake, outcomes, seconds=time.perf_counter() - started)
@@ -286,8 +321,13 @@ def _stream(settings: Settings, args: argparse.Namespace) -> None:
     from cardlake.synth.sources import EVENTS_DIR
 
     out = Path(settings.config.paths.landing_root) / EVENTS_DIR
-    s = stream(landing_dir=out, params=settings.of(SynthParams), rate_per_second=args.rate,
-               max_events=args.max_events, max_seconds=args.max_seconds)
+    s = stream(
+        landing_dir=out,
+        params=settings.of(SynthParams),
+        rate_per_second=args.rate,
+        max_events=args.max_events,
+        max_seconds=args.max_seconds,
+    )
     say(f"stream: {s.events} events in {s.files} files to {out} in {s.seconds:.1f}s")
 
 
@@ -380,8 +420,9 @@ def run_job(
         # The job's file name, not its arguments: an erasure's arguments name the person, and
         # the holder is written into the lake and printed to whoever waits.
         command = Path(inspect.getfile(run)).name
-        with LakeLock(cfg.paths.lake_root, command=command,
-                      wait=None if args.wait < 0 else args.wait):
+        with LakeLock(
+            cfg.paths.lake_root, command=command, wait=None if args.wait < 0 else args.wait
+        ):
             body()
 
     return _guarded(locked_body if writes_lake else body, log_file=None)

@@ -168,8 +168,9 @@ def load_settings(
         ConfigError: a file is missing or malformed, or a key is unknown, missing or mistyped;
             the message names the file and the key.
     """
-    merged, origin = _layers(name, env or default_env(), directory=directory, file=file,
-                             overrides=overrides)
+    merged, origin = _layers(
+        name, env or default_env(), directory=directory, file=file, overrides=overrides
+    )
     if section is not None:
         value = merged.get(section, {})
         return typing.cast(T, _build(cls, {} if value is None else value, section, origin))
@@ -206,9 +207,7 @@ def load_config(
         )
     merged, origin = _layers(BASE, env, directory=directory, overrides=overrides)
     cfg = _build(Config, {**merged, "env": env}, "", origin)
-    paths = PathsConfig(
-        **{k: _resolve_path(v) for k, v in dataclasses.asdict(cfg.paths).items()}
-    )
+    paths = PathsConfig(**{k: _resolve_path(v) for k, v in dataclasses.asdict(cfg.paths).items()})
     return dataclasses.replace(cfg, paths=paths)
 
 
@@ -271,7 +270,11 @@ def load_all(
     for cls, name in pairs:
         file, _, section = name.partition(".")  # "base.synth": one section of base.yaml
         loaded[cls] = load_settings(
-            cls, file, env=config.env, section=section or None, directory=directory,
+            cls,
+            file,
+            env=config.env,
+            section=section or None,
+            directory=directory,
             overrides=base_overrides if file == BASE else own[file],
         )
     return Settings(config=config, sections=loaded)
@@ -389,7 +392,7 @@ def _where(dotted: str, origin: Mapping[str, _Origin], message: str) -> str:
     while probe:  # the file that wrote the key, else its nearest written parent
         found = origin.get(probe)
         if found is not None:
-            return f"{found.file}: {found.key}{dotted[len(probe):]}: {message}"
+            return f"{found.file}: {found.key}{dotted[len(probe) :]}: {message}"
         probe = _PARENT.sub("", probe) if _PARENT.search(probe) else ""
     child = next((o for k, o in origin.items() if k.startswith(f"{dotted}.") or not dotted), None)
     return f"{child.file if child else 'config'}: {dotted or 'top level'}: {message}"

@@ -31,8 +31,18 @@ _HANDLER_MARK = "_cardlake_handler"
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries that speak at INFO through Python logging; they reach the console only at WARNING.
 LIBRARY_LOGGERS = (
-    "py4j", "pyspark", "great_expectations", "mlflow", "splink", "alembic", "urllib3",
-    "matplotlib", "numba", "sqlalchemy", "duckdb", "py.warnings",
+    "py4j",
+    "pyspark",
+    "great_expectations",
+    "mlflow",
+    "splink",
+    "alembic",
+    "urllib3",
+    "matplotlib",
+    "numba",
+    "sqlalchemy",
+    "duckdb",
+    "py.warnings",
 )
 
 log = logging.getLogger("cardlake")
@@ -50,7 +60,7 @@ class _OneLine(logging.Formatter):
         lines = [line.strip() for line in record.getMessage().splitlines()]
         text = " ".join(line for line in lines if not _BANNER.match(line))
         if len(text) > CONSOLE_WIDTH:
-            text = text[:CONSOLE_WIDTH - 3].rstrip() + "..."
+            text = text[: CONSOLE_WIDTH - 3].rstrip() + "..."
         return f"cardlake: {record.levelname.lower()}: {record.name}: {text}"
 
 
@@ -78,10 +88,13 @@ def setup_logging(log_file: Path | None, *, console_level: int = logging.WARNING
     # So are Splink's training notes (max_pairs, levels not observed, parameters left at their
     # defaults): every training run makes them, nobody running a job can act on them, and the
     # matcher's quality is reported against truth in the run's summary instead.
-    console.addFilter(lambda record: not getattr(record, "cardlake_file_only", False)
-                      and record.name != "py.warnings"
-                      and not (record.name.startswith("splink")
-                               and record.levelno < logging.ERROR))
+    console.addFilter(
+        lambda record: (
+            not getattr(record, "cardlake_file_only", False)
+            and record.name != "py.warnings"
+            and not (record.name.startswith("splink") and record.levelno < logging.ERROR)
+        )
+    )
     setattr(console, _HANDLER_MARK, True)
     root.addHandler(console)
     logging.captureWarnings(True)
@@ -123,9 +136,7 @@ def jvm_log_settings() -> dict[str, str]:
     log_file = os.environ.get(LOG_FILE_VAR)
     if not log_file:
         return {}
-    options = (
-        f"-Dlog4j2.configurationFile=file:{LOG4J2_PROPERTIES} -Dcardlake.log.file={log_file}"
-    )
+    options = f"-Dlog4j2.configurationFile=file:{LOG4J2_PROPERTIES} -Dcardlake.log.file={log_file}"
     return {"spark.driver.extraJavaOptions": options}
 
 
@@ -170,8 +181,11 @@ def library_output_to_log() -> Iterator[None]:
     if not log_file:
         yield
         return
-    with open(log_file, "a", encoding="utf-8", buffering=1) as out, \
-            redirect_stdout(out), redirect_stderr(out):
+    with (
+        open(log_file, "a", encoding="utf-8", buffering=1) as out,
+        redirect_stdout(out),
+        redirect_stderr(out),
+    ):
         yield
 
 
@@ -245,14 +259,17 @@ class StageLine:
             self._thread.join()
         seconds = time.perf_counter() - self._started
         mark = {"done": "ok", "failed": "FAILED", "skipped": "skipped"}.get(outcome, outcome)
-        self._draw(f"{mark:>6} {self.name:<9} {seconds:7.1f}s  {note or self.description}",
-                   final=True)
+        self._draw(
+            f"{mark:>6} {self.name:<9} {seconds:7.1f}s  {note or self.description}", final=True
+        )
         return seconds
 
 
 @contextmanager
 def stage_line(
-    name: str, description: str, spark_context: Callable[[], SparkContext | None],
+    name: str,
+    description: str,
+    spark_context: Callable[[], SparkContext | None],
     stream: IO[str] | None = None,
 ) -> Iterator[StageLine]:
     """A :class:`StageLine` that ends as ``FAILED`` when the block raises."""

@@ -92,7 +92,9 @@ class LakeLock:
         self.wait = wait
         self.poll = poll
         self.holder = Holder(
-            pid=os.getpid(), host=socket.gethostname(), command=command,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            command=command,
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         self._held = False
@@ -109,8 +111,7 @@ class LakeLock:
             if current is None:  # a holder between create and write, or a torn file
                 return Holder(pid=-1, host="?", command="?", started_at="?")
             if current.host == self.holder.host and not _alive(current.pid):
-                log.warning("taking over a stale lake lock: %s no longer runs",
-                            current.describe())
+                log.warning("taking over a stale lake lock: %s no longer runs", current.describe())
                 self.path.unlink(missing_ok=True)
                 return self._try_once()
             return current
@@ -140,7 +141,8 @@ class LakeLock:
         if self._held:
             current = read_holder(self.path)
             if current is not None and (current.pid, current.host) == (
-                self.holder.pid, self.holder.host
+                self.holder.pid,
+                self.holder.host,
             ):
                 self.path.unlink(missing_ok=True)
             self._held = False
@@ -149,7 +151,9 @@ class LakeLock:
         return self.acquire()
 
     def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.release()

@@ -76,10 +76,16 @@ def inventory(lake: Lake) -> pd.DataFrame:
         folder = log_dir.parent
         table = DeltaTable(str(folder))
         files = pa.table(table.get_add_actions(flatten=True)).to_pandas()
-        rows.append({"layer": folder.parent.name, "table": folder.name,
-                     "version": table.version(), "files": len(files),
-                     "mib": round(float(files["size_bytes"].sum()) / 2**20, 3),
-                     "rows": table.to_pyarrow_dataset().count_rows()})
+        rows.append(
+            {
+                "layer": folder.parent.name,
+                "table": folder.name,
+                "version": table.version(),
+                "files": len(files),
+                "mib": round(float(files["size_bytes"].sum()) / 2**20, 3),
+                "rows": table.to_pyarrow_dataset().count_rows(),
+            }
+        )
     return pd.DataFrame(rows, columns=["layer", "table", "version", "files", "mib", "rows"])
 
 
@@ -130,14 +136,18 @@ def country_rings() -> dict[str, list[list[tuple[float, float]]]]:
             # A ring across the antimeridian (Russia, Fiji, the Aleutians): keep it whole on
             # the side most of it lies on; the part beyond 180 degrees falls outside the map.
             east = sum(x > 0 for x, _ in out) * 2 >= len(out)
-            out = [(x + 360 if east and x < 0 else x - 360 if not east and x > 0 else x, y)
-                   for x, y in out]
+            out = [
+                (x + 360 if east and x < 0 else x - 360 if not east and x > 0 else x, y)
+                for x, y in out
+            ]
         return out
 
     rings: dict[str, list[list[tuple[float, float]]]] = {}
     for geometry in topo["objects"]["countries"]["geometries"]:
-        polygons = {"Polygon": [geometry.get("arcs", [])],
-                    "MultiPolygon": geometry.get("arcs", [])}.get(geometry["type"], [])
+        polygons = {
+            "Polygon": [geometry.get("arcs", [])],
+            "MultiPolygon": geometry.get("arcs", []),
+        }.get(geometry["type"], [])
         rings[str(geometry.get("id"))] = [ring(r) for polygon in polygons for r in polygon]
     return rings
 
@@ -162,8 +172,7 @@ def world_map(ax: Axes, values: pd.Series, *, title: str, cmap: str = "Blues") -
         for r in rings:
             shapes.append(r)
             faces.append(colour(norm(by_iso3[country])) if country in by_iso3 else "#e5e5e5")
-    ax.add_collection(PolyCollection(shapes, facecolors=faces, edgecolors="white",
-                                     linewidths=0.3))
+    ax.add_collection(PolyCollection(shapes, facecolors=faces, edgecolors="white", linewidths=0.3))
     ax.set_xlim(-180, 180)
     ax.set_ylim(-60, 85)
     ax.set_aspect("equal")

@@ -97,28 +97,55 @@ _LANDING = tuple(f"landing.{source}" for source in INGEST_ORDER)
 # The models' training and scoring data (silver.crosswalk and the truth they are evaluated
 # against feed metrics in MLflow, not tables); gold.customer_segments, read by propensity, is
 # the stage's own output.
-_ML_READS = ("gold.customer_monthly_features", "gold.fact_transactions",
-             "gold.fact_product_usage", "silver.transactions")
+_ML_READS = (
+    "gold.customer_monthly_features",
+    "gold.fact_transactions",
+    "gold.fact_product_usage",
+    "silver.transactions",
+)
 # The models' outputs and what the analysts' tables join them with.
-_ANALYTICS_READS = ("gold.customer_monthly_features", "gold.fact_transactions",
-                    "gold.customer_segments", "gold.fraud_alerts", "gold.customer_risk",
-                    "gold.engagement_scores", "silver.interactions", "silver.debts",
-                    "silver.customers")
+_ANALYTICS_READS = (
+    "gold.customer_monthly_features",
+    "gold.fact_transactions",
+    "gold.customer_segments",
+    "gold.fraud_alerts",
+    "gold.customer_risk",
+    "gold.engagement_scores",
+    "silver.interactions",
+    "silver.debts",
+    "silver.customers",
+)
 
 STAGES: tuple[Stage, ...] = (
     Stage("generate", run_generate, "synthetic landing zone and ground truth", needs_lake=False),
-    Stage("bronze", run_bronze, "landing files into bronze, bad records into quarantine",
-          reads=_LANDING),
+    Stage(
+        "bronze",
+        run_bronze,
+        "landing files into bronze, bad records into quarantine",
+        reads=_LANDING,
+    ),
     # Silver reads the bronze sources it cleans; its crosswalk and matcher are its own state.
-    Stage("silver", run_silver, "cleaned tables, resolved customers, stable keys",
-          reads=tuple(f"bronze.{name}" for name in BRONZE_INPUTS)),
+    Stage(
+        "silver",
+        run_silver,
+        "cleaned tables, resolved customers, stable keys",
+        reads=tuple(f"bronze.{name}" for name in BRONZE_INPUTS),
+    ),
     # Gold reads eight silver tables; the layer is named rather than a list that would drift
     # from the code, at the cost of also naming silver's entity-resolution tables.
     Stage("gold", run_gold, "star schema, monthly customer features, KPIs", reads=("silver.*",)),
-    Stage("ml", run_ml, "segments, disengagement and its experiment, fraud alerts, risk queue",
-          reads=_ML_READS),
-    Stage("analytics", run_analytics, "analysts' tables after the models: RFM, service, debt, 360",
-          reads=_ANALYTICS_READS),
+    Stage(
+        "ml",
+        run_ml,
+        "segments, disengagement and its experiment, fraud alerts, risk queue",
+        reads=_ML_READS,
+    ),
+    Stage(
+        "analytics",
+        run_analytics,
+        "analysts' tables after the models: RFM, service, debt, 360",
+        reads=_ANALYTICS_READS,
+    ),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
@@ -245,7 +272,10 @@ def settings_for(cfg: Config) -> Settings:
 
 
 def run_pipeline(
-    spark: SparkSession, cfg: Config, *, month: str | None = None,
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    month: str | None = None,
     only: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Runs the stages on an existing session; returns each stage's wall time in seconds.

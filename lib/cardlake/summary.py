@@ -14,7 +14,11 @@ log = logging.getLogger("cardlake.summary")
 
 # The lake layers each stage writes (their tables are listed with row counts).
 STAGE_LAYERS = {
-    "bronze": "bronze", "silver": "silver", "gold": "gold", "ml": "gold", "analytics": "gold",
+    "bronze": "bronze",
+    "silver": "silver",
+    "gold": "gold",
+    "ml": "gold",
+    "analytics": "gold",
 }
 COLUMNS = 3
 NEXT_STEPS = (
@@ -68,13 +72,17 @@ def print_summary(lake: Lake, outcomes: Sequence[StageOutcome], *, seconds: floa
         duplicate = sum(r.rows_duplicate for r in reports)
         failed_dq = [r.source for r in reports if not r.dq_success]
         say("\ndata quality (bronze):")
-        say(f"    {sum(r.files_ingested for r in reports)} files new, "
+        say(
+            f"    {sum(r.files_ingested for r in reports)} files new, "
             f"{sum(r.files_skipped for r in reports)} already ingested; rows read {read:,}, "
             f"accepted {sum(r.rows_accepted for r in reports):,}, quarantined {quarantined:,}, "
-            f"duplicates {duplicate:,}")
-        say("    expectations: " + (f"non-critical failures in {', '.join(failed_dq)}"
-                                    if failed_dq else "all passed")
-            + " (results in _ops.dq_results, Data Docs in _ops/data_docs)")
+            f"duplicates {duplicate:,}"
+        )
+        say(
+            "    expectations: "
+            + (f"non-critical failures in {', '.join(failed_dq)}" if failed_dq else "all passed")
+            + " (results in _ops.dq_results, Data Docs in _ops/data_docs)"
+        )
     rebuilt = [(n, r) for n in ("silver", "gold") if isinstance(r := by_name.get(n), str)]
     if rebuilt:  # what the commit log let the stages skip (cardlake.tables.watermarks)
         say("\nrecomputed:")
@@ -83,11 +91,14 @@ def print_summary(lake: Lake, outcomes: Sequence[StageOutcome], *, seconds: floa
     er = by_name.get("silver")
     if isinstance(er, dict) and er:
         say("\nentity resolution (silver.er_metrics, vs the generator's truth):")
-        say("    " + ", ".join(
-            f"{k.replace('_', ' ')} {_metric(er[k])}"
-            for k in ("pairwise_precision", "pairwise_recall", "pairwise_f1", "bcubed_f1")
-            if k in er
-        ))
+        say(
+            "    "
+            + ", ".join(
+                f"{k.replace('_', ' ')} {_metric(er[k])}"
+                for k in ("pairwise_precision", "pairwise_recall", "pairwise_f1", "bcubed_f1")
+                if k in er
+            )
+        )
     models = by_name.get("ml") or {}
     if models:
         say("\nmodels (MLflow; champion aliases in the registry):")

@@ -34,6 +34,7 @@ class TrackingSettings:
     experiment_prefix: str = "cardlake"
     min_improvement: float = 0.0
 
+
 log = logging.getLogger("cardlake.ml")
 
 CHAMPION = "champion"
@@ -105,15 +106,18 @@ class Tracker:
         return mlflow.create_experiment(name, artifact_location=location)
 
     @contextlib.contextmanager
-    def run(self, model: str, run_name: str, *, tags: Mapping[str, str] | None = None
-            ) -> Iterator[Any]:
+    def run(
+        self, model: str, run_name: str, *, tags: Mapping[str, str] | None = None
+    ) -> Iterator[Any]:
         """Starts a run in the model's experiment (nested runs share it)."""
         import mlflow
 
         active = mlflow.active_run()
         with mlflow.start_run(
-            experiment_id=self.experiment_id(model), run_name=run_name,
-            nested=active is not None, tags=dict(tags or {}),
+            experiment_id=self.experiment_id(model),
+            run_name=run_name,
+            nested=active is not None,
+            tags=dict(tags or {}),
         ) as run:
             yield run
 
@@ -203,7 +207,12 @@ class Promotion:
 
 
 def register_and_promote(
-    tracker: Tracker, *, name: str, model_uri: str, metric: str, value: float,
+    tracker: Tracker,
+    *,
+    name: str,
+    model_uri: str,
+    metric: str,
+    value: float,
     tags: Mapping[str, str] | None = None,
 ) -> Promotion:
     """Registers ``model_uri`` as a new version of ``name`` and applies the promotion rule.
@@ -233,19 +242,33 @@ def register_and_promote(
         champion_value = float(champion.tags.get(VALUE_TAG, "nan"))
     except MlflowException:
         champion = None
-    promoted = champion is None or not (champion_value == champion_value) or (
-        float(value) > champion_value + tracker.min_improvement  # type: ignore[operator]
+    promoted = (
+        champion is None
+        or not (champion_value == champion_value)
+        or (
+            float(value) > champion_value + tracker.min_improvement  # type: ignore[operator]
+        )
     )
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     log.info(
         "registry %s: version %s %s=%.4f vs champion %s (%s): %s",
-        name, version, metric, value, champion_version, champion_value,
+        name,
+        version,
+        metric,
+        value,
+        champion_version,
+        champion_value,
         "promoted to champion" if promoted else "kept as challenger",
     )
     return Promotion(
-        name=name, version=str(version), metric=metric, value=float(value),
-        champion_version=champion_version, champion_value=champion_value, promoted=promoted,
+        name=name,
+        version=str(version),
+        metric=metric,
+        value=float(value),
+        champion_version=champion_version,
+        champion_value=champion_value,
+        promoted=promoted,
     )
 
 

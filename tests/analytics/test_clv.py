@@ -19,18 +19,28 @@ from cardlake.analytics import clv
 from cardlake.ml import tracking
 from cardlake.ml.settings import ClvSettings, TrackingSettings
 
-FACT_SCHEMA = ("customer_key string, ts timestamp, amount_usd double, instrument_type string, "
-               "state string, direction string, month string")
+FACT_SCHEMA = (
+    "customer_key string, ts timestamp, amount_usd double, instrument_type string, "
+    "state string, direction string, month string"
+)
 
 
-def _tx(customer: str | None, day: dt.date, amount: float, *, instrument: str = "card",
-        state: str = "completed", direction: str = "debit") -> tuple:
+def _tx(
+    customer: str | None,
+    day: dt.date,
+    amount: float,
+    *,
+    instrument: str = "card",
+    state: str = "completed",
+    direction: str = "debit",
+) -> tuple:
     ts = dt.datetime.combine(day, dt.time(12, 0))
     return (customer, ts, amount, instrument, state, direction, day.strftime("%Y-%m"))
 
 
-def _every(customer: str, start: dt.date, end: dt.date, step_days: int, amount: float
-           ) -> list[tuple]:
+def _every(
+    customer: str, start: dt.date, end: dt.date, step_days: int, amount: float
+) -> list[tuple]:
     rows, day = [], start
     while day <= end:
         rows.append(_tx(customer, day, amount))
@@ -41,8 +51,10 @@ def _every(customer: str, start: dt.date, end: dt.date, step_days: int, amount: 
 def test_summary_counts_repeat_purchase_days_of_completed_card_debits(spark):
     d = dt.date
     rows = [
-        _tx("c1", d(2024, 1, 5), 10.0), _tx("c1", d(2024, 1, 5), 5.0),  # one day worth 15
-        _tx("c1", d(2024, 1, 20), 30.0), _tx("c1", d(2024, 2, 10), 50.0),
+        _tx("c1", d(2024, 1, 5), 10.0),
+        _tx("c1", d(2024, 1, 5), 5.0),  # one day worth 15
+        _tx("c1", d(2024, 1, 20), 30.0),
+        _tx("c1", d(2024, 2, 10), 50.0),
         _tx("c1", d(2024, 2, 12), 900.0, state="failed"),
         _tx("c1", d(2024, 2, 13), 900.0, direction="credit"),
         _tx("c1", d(2024, 2, 14), 900.0, instrument="account"),
@@ -56,19 +68,29 @@ def test_summary_counts_repeat_purchase_days_of_completed_card_debits(spark):
         # c1: days Jan 5, Jan 20, Feb 10: 2 repeats, Jan 5 -> Feb 10 = 36 days, Jan 5 -> Feb 29
         # (2024 is a leap year) = 55 days, repeat days worth (30 + 50) / 2.
         [("c1", 2.0, 36.0, 55.0, 40.0), ("c2", 0.0, 0.0, 0.0, 0.0)],
-        "customer_key string, frequency double, recency double, T double, "
-        "monetary_value double")
+        "customer_key string, frequency double, recency double, T double, monetary_value double",
+    )
     assert_df_equality(summary, expected, ignore_row_order=True, ignore_nullable=True)
     spend = clv.spend_between(days, first_month="2024-02", last_month="2024-03")
     assert_df_equality(
-        spend, spark.createDataFrame([("c1", 120.0), ("c2", 25.0)],
-                                     "customer_key string, value_usd double"),
-        ignore_row_order=True, ignore_nullable=True)
+        spend,
+        spark.createDataFrame(
+            [("c1", 120.0), ("c2", 25.0)], "customer_key string, value_usd double"
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 def test_validation_metrics_on_paper():
-    frame = pd.DataFrame({"customer_key": ["a", "b", "c"], "actual": [10.0, 0.0, 30.0],
-                          "predicted": [12.0, 1.0, 20.0], "naive": [0.0, 5.0, 30.0]})
+    frame = pd.DataFrame(
+        {
+            "customer_key": ["a", "b", "c"],
+            "actual": [10.0, 0.0, 30.0],
+            "predicted": [12.0, 1.0, 20.0],
+            "naive": [0.0, 5.0, 30.0],
+        }
+    )
     metrics = clv.validation_metrics(frame)
     assert metrics["model_mae_usd"] == pytest.approx(13 / 3)  # |2| + |1| + |-10|
     assert metrics["naive_mae_usd"] == pytest.approx(5.0)  # |-10| + |5| + 0
@@ -81,9 +103,11 @@ def test_validation_frame_counts_missing_spend_as_zero():
     summary = pd.DataFrame({"customer_key": ["a", "b"]})
     predicted = pd.DataFrame({"customer_key": ["a", "b"], "expected_value_usd": [1.0, 2.0]})
     frame = clv.validation_frame(
-        summary, predicted,
+        summary,
+        predicted,
         actual=pd.DataFrame({"customer_key": ["a", "z"], "value_usd": [7.0, 99.0]}),
-        naive=pd.DataFrame({"customer_key": ["b"], "value_usd": [3.0]}))
+        naive=pd.DataFrame({"customer_key": ["b"], "value_usd": [3.0]}),
+    )
     assert frame.sort_values("customer_key").to_dict("records") == [
         {"customer_key": "a", "predicted": 1.0, "actual": 7.0, "naive": 0.0},
         {"customer_key": "b", "predicted": 2.0, "actual": 0.0, "naive": 3.0},
@@ -148,8 +172,7 @@ def tracker(tmp_path) -> Iterator[tracking.Tracker]:
 
 
 @pytest.mark.slow  # a MAP fit: seconds, plus PyTensor's compile on a cold cache
-def test_run_validates_against_a_hand_made_holdout_and_writes_the_table(
-        spark, rs_tables, tracker):
+def test_run_validates_against_a_hand_made_holdout_and_writes_the_table(spark, rs_tables, tracker):
     d = dt.date
     rows: list[tuple] = []
     months = range(1, 9)  # 2024-01..2024-08; a 2-month holdout: fit to June, score Jul-Aug
@@ -157,19 +180,29 @@ def test_run_validates_against_a_hand_made_holdout_and_writes_the_table(
     for i, amount in enumerate(steady):  # two purchases a month, every month
         rows += [_tx(f"steady-{i}", d(2024, m, day), amount) for m in months for day in (10, 20)]
     for i in range(3):  # the same until June, then nothing
-        rows += [_tx(f"churner-{i}", d(2024, m, day), 50.0) for m in range(1, 7)
-                 for day in (10, 20)]
+        rows += [
+            _tx(f"churner-{i}", d(2024, m, day), 50.0) for m in range(1, 7) for day in (10, 20)
+        ]
     for i in range(2):  # January and February only
         rows += [_tx(f"lapsed-{i}", d(2024, m, 5), 30.0) for m in (1, 2)]
-    rows += [_tx("newcomer", d(2024, 7, 15), 999.0),  # not a customer at the cut-off
-             _tx("steady-0", d(2024, 7, 11), 5000.0, state="failed"),
-             _tx("steady-0", d(2024, 7, 12), 5000.0, instrument="account")]
-    rs_tables.overwrite(clv.FACT_TABLE, spark.createDataFrame(rows, FACT_SCHEMA),
-                        partition_by=["month"])
+    rows += [
+        _tx("newcomer", d(2024, 7, 15), 999.0),  # not a customer at the cut-off
+        _tx("steady-0", d(2024, 7, 11), 5000.0, state="failed"),
+        _tx("steady-0", d(2024, 7, 12), 5000.0, instrument="account"),
+    ]
+    rs_tables.overwrite(
+        clv.FACT_TABLE, spark.createDataFrame(rows, FACT_SCHEMA), partition_by=["month"]
+    )
 
-    figures = clv.run_clv(rs_tables, month=None, settings=ClvSettings(holdout_months=2,
-                          horizon_months=12), seed=7, margin_rate=0.02,
-                          monthly_discount=0.01, tracker=tracker)
+    figures = clv.run_clv(
+        rs_tables,
+        month=None,
+        settings=ClvSettings(holdout_months=2, horizon_months=12),
+        seed=7,
+        margin_rate=0.02,
+        monthly_discount=0.01,
+        tracker=tracker,
+    )
 
     # On paper: 11 customers at the cut-off; the naive estimate (May-June spend) is right for
     # the steady and lapsed ones and 200 too high for each churner; the steady ones spend
@@ -206,10 +239,12 @@ def test_the_model_beats_the_naive_estimate_on_the_built_lake(spark, built_lake)
         metrics = MlflowClient().get_run(run_id).data.metrics
     finally:
         mlflow.set_tracking_uri(previous)
-    print(f"\nCLV holdout: MAE model {metrics['model_mae_usd']:.0f} vs naive "
-          f"{metrics['naive_mae_usd']:.0f} USD; total error model "
-          f"{metrics['model_total_error_pct']:+.1f}% vs naive "
-          f"{metrics['naive_total_error_pct']:+.1f}%")
+    print(
+        f"\nCLV holdout: MAE model {metrics['model_mae_usd']:.0f} vs naive "
+        f"{metrics['naive_mae_usd']:.0f} USD; total error model "
+        f"{metrics['model_total_error_pct']:+.1f}% vs naive "
+        f"{metrics['naive_total_error_pct']:+.1f}%"
+    )
     assert metrics["holdout_customers"] > 200
     assert metrics["model_mae_usd"] < metrics["naive_mae_usd"]
     assert abs(metrics["model_total_error_pct"]) < 10

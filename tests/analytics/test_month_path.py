@@ -38,11 +38,17 @@ RUN_ID = "model_run_id"  # names the MLflow run that wrote the rows: another run
 def comparable(df: DataFrame) -> DataFrame:
     """Doubles to ``DIGITS`` decimals (a month's sums add the same values in another order),
     maps as sorted entries (Spark neither sorts nor compares maps), no run id."""
-    return df.drop(RUN_ID).select([
-        F.round(f.name, DIGITS).alias(f.name) if isinstance(f.dataType, T.DoubleType)
-        else F.array_sort(F.map_entries(f.name)).alias(f.name)
-        if isinstance(f.dataType, T.MapType) else F.col(f.name)
-        for f in df.schema.fields if f.name != RUN_ID])
+    return df.drop(RUN_ID).select(
+        [
+            F.round(f.name, DIGITS).alias(f.name)
+            if isinstance(f.dataType, T.DoubleType)
+            else F.array_sort(F.map_entries(f.name)).alias(f.name)
+            if isinstance(f.dataType, T.MapType)
+            else F.col(f.name)
+            for f in df.schema.fields
+            if f.name != RUN_ID
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -54,16 +60,18 @@ class MonthRun:
 
 
 @pytest.fixture(scope="module")
-def month_run(spark: SparkSession, built_lake: BuiltLake, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[MonthRun]:
+def month_run(
+    spark: SparkSession, built_lake: BuiltLake, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MonthRun]:
     full = built_lake.tables(spark)
     copy = copy_lake(built_lake, Path(tmp_path_factory.mktemp("analytics_month")))
     after = copy.tables(spark)
     found = after.read("gold.customer_monthly_features").agg(F.max("month")).first()
     assert found is not None and found[0] is not None
     versions = {name: after.version(name) for name in (*MONTHLY, *CURRENT)}
-    cfg = dataclasses.replace(copy.cfg, quality=dataclasses.replace(copy.cfg.quality,
-                                                                    stage_checks=False))
+    cfg = dataclasses.replace(
+        copy.cfg, quality=dataclasses.replace(copy.cfg.quality, stage_checks=False)
+    )
     previous = mlflow.get_tracking_uri()
     job.run(after, settings_for(cfg), month=found[0])
     yield MonthRun(full=full, after=after, month=found[0], versions=versions)
@@ -75,8 +83,12 @@ def test_a_month_run_gives_the_full_builds_rows_for_the_month(month_run: MonthRu
     partition = {"month": [month_run.month]}
     expected = month_run.full.read(name, partitions=partition)
     assert expected.count() > 0, f"{name} has no rows for {month_run.month} in the built lake"
-    assert_df_equality(comparable(month_run.after.read(name, partitions=partition)),
-                       comparable(expected), ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        comparable(month_run.after.read(name, partitions=partition)),
+        comparable(expected),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 @pytest.mark.parametrize("name", MONTHLY)
@@ -85,15 +97,22 @@ def test_a_month_run_rewrites_no_other_month(month_run: MonthRun, name: str):
     changes = month_run.after.changes_since(name, month_run.versions[name])
     assert (changes.whole_table, changes.partitions) == (False, [{"month": month_run.month}])
     others = F.col("month") != F.lit(month_run.month)
-    assert_df_equality(comparable(month_run.after.read(name).where(others)),
-                       comparable(month_run.full.read(name).where(others)),
-                       ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        comparable(month_run.after.read(name).where(others)),
+        comparable(month_run.full.read(name).where(others)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 @pytest.mark.parametrize("name", CURRENT)
-def test_a_run_of_the_latest_month_gives_the_full_builds_current_view(month_run: MonthRun,
-                                                                     name: str):
+def test_a_run_of_the_latest_month_gives_the_full_builds_current_view(
+    month_run: MonthRun, name: str
+):
     assert month_run.after.version(name) > month_run.versions[name]  # it did run
-    assert_df_equality(comparable(month_run.after.read(name)),
-                       comparable(month_run.full.read(name)),
-                       ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        comparable(month_run.after.read(name)),
+        comparable(month_run.full.read(name)),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )

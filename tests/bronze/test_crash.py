@@ -25,8 +25,13 @@ KEY = b"crash-test-key-of-at-least-32-by"
 HEADER = "merchant_id,name,mcc,category,country,city,online,opened_on"
 FIRST = f"{HEADER}\nM000001,A,5411,grocery,GB,Leeds,false,2024-01-20\nM000002,B,5411,x,ZZ,L,no,\n"
 LATE = f"{HEADER}\nM000003,C,5411,grocery,GB,York,true,2024-01-21\n"
-POINTS = ("before_dq_results", "before_quarantine", "before_bronze", "before_ingest_log",
-          "before_manifest")
+POINTS = (
+    "before_dq_results",
+    "before_quarantine",
+    "before_bronze",
+    "before_ingest_log",
+    "before_manifest",
+)
 
 
 class _Killed(BaseException):
@@ -44,24 +49,33 @@ def _landing(root: Path, *, late: bool) -> Path:
 
 def _state(tables: Tables) -> dict[str, set[tuple]]:
     """What a reader sees, without the run-specific columns (batch ids, ingest times)."""
+
     def rows(name: str, cols: list[str]) -> set[tuple]:
         return {tuple(r) for r in tables.read(name).select(*cols).collect()}
 
     return {
-        "bronze": rows("bronze.merchants", ["merchant_id", "name", "country", "_source_file",
-                                            "_line", "_record_hash"]),
-        "quarantine": rows("_quarantine.merchants", ["source_file", "position", "reason_code",
-                                                     "raw_text", "record_hash"]),
-        "manifest": rows(MANIFEST, ["path", "status", "rows_read", "rows_accepted",
-                                    "rows_quarantined", "rows_duplicate"]),
-        "log": rows(INGEST_LOG, ["path", "rows_read", "rows_accepted", "rows_quarantined",
-                                 "rows_written"]),
+        "bronze": rows(
+            "bronze.merchants",
+            ["merchant_id", "name", "country", "_source_file", "_line", "_record_hash"],
+        ),
+        "quarantine": rows(
+            "_quarantine.merchants",
+            ["source_file", "position", "reason_code", "raw_text", "record_hash"],
+        ),
+        "manifest": rows(
+            MANIFEST,
+            ["path", "status", "rows_read", "rows_accepted", "rows_quarantined", "rows_duplicate"],
+        ),
+        "log": rows(
+            INGEST_LOG, ["path", "rows_read", "rows_accepted", "rows_quarantined", "rows_written"]
+        ),
     }
 
 
 def _ingest(spark, tables: Tables, settings, landing: Path) -> None:
-    run_bronze(spark, tables, settings, landing_root=str(landing), token_key=KEY,
-               sources=["merchants"])
+    run_bronze(
+        spark, tables, settings, landing_root=str(landing), token_key=KEY, sources=["merchants"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +90,16 @@ def uninterrupted(spark, bronze_settings, tmp_path_factory) -> dict[str, set[tup
 @pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS[:-1])
 def test_abort_at_each_step_then_rerun_converges(
-    spark, bronze_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str,
+    spark,
+    bronze_settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    point: str,
     uninterrupted: dict[str, set[tuple]],
 ) -> None:
-    tables = Tables(spark=spark, lake_root=str(tmp_path / "lake"),
-                    engine=DeltaRsEngine(spark=spark))
+    tables = Tables(
+        spark=spark, lake_root=str(tmp_path / "lake"), engine=DeltaRsEngine(spark=spark)
+    )
 
     def die(at: str) -> None:
         if at == point:
@@ -116,8 +135,13 @@ def test_killed_between_table_and_manifest_commits_loses_no_late_file(
 ) -> None:
     lake, landing = tmp_path / "lake", _landing(tmp_path / "landing", late=False)
     env = {**os.environ, CRASH_AT_ENV: "before_manifest"}
-    child = subprocess.run([sys.executable, "-c", CHILD % KEY, str(lake), str(landing)],
-                           env=env, capture_output=True, text=True, timeout=600)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD % KEY, str(lake), str(landing)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert child.returncode == 86, child.stderr[-2000:]
     tables = Tables(spark=spark, lake_root=str(lake), engine=DeltaRsEngine(spark=spark))
     assert tables.read("bronze.merchants").count() == 1  # committed before the kill
@@ -128,16 +152,22 @@ def test_killed_between_table_and_manifest_commits_loses_no_late_file(
 
 @pytest.mark.slow
 def test_a_crash_after_a_clean_run_is_rolled_back_though_that_run_noted_its_versions(
-    spark, bronze_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    spark,
+    bronze_settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     uninterrupted: dict[str, set[tuple]],
 ) -> None:
-    tables = Tables(spark=spark, lake_root=str(tmp_path / "lake"),
-                    engine=DeltaRsEngine(spark=spark))
+    tables = Tables(
+        spark=spark, lake_root=str(tmp_path / "lake"), engine=DeltaRsEngine(spark=spark)
+    )
     landing = _landing(tmp_path / "landing", late=False)
     _ingest(spark, tables, bronze_settings, landing)
     checked = {r["table"]: r["version"] for r in tables.read(I.CHECKED).collect()}
-    assert checked == {"bronze.merchants": tables.version("bronze.merchants"),
-                       "_quarantine.merchants": tables.version("_quarantine.merchants")}
+    assert checked == {
+        "bronze.merchants": tables.version("bronze.merchants"),
+        "_quarantine.merchants": tables.version("_quarantine.merchants"),
+    }
 
     scanned: list[str] = []
     batches_of = I._batches_of

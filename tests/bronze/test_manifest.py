@@ -19,8 +19,10 @@ KEY = DEV_TOKEN_KEY.encode()  # the test env's key: the scan also checks it is n
 HEADER = "merchant_id,name,mcc,category,country,city,online,opened_on"
 PAN = "4539578763621486"  # Luhn-valid; bronze writes it only as its token
 # A landing file that holds a card number in clear (in a free-text field).
-HOLDS_PAN = (f"{HEADER}\nM000001,Shop {PAN[:4]} {PAN[4:8]} {PAN[8:12]} {PAN[12:]},5411,grocery,"
-             "GB,Leeds,false,2024-01-20\nM000002,Cafe,5812,food,GB,York,true,2024-01-21\n")
+HOLDS_PAN = (
+    f"{HEADER}\nM000001,Shop {PAN[:4]} {PAN[4:8]} {PAN[8:12]} {PAN[12:]},5411,grocery,"
+    "GB,Leeds,false,2024-01-20\nM000002,Cafe,5812,food,GB,York,true,2024-01-21\n"
+)
 LATE = f"{HEADER}\nM000003,Late Shop,5411,grocery,GB,Hull,false,2024-01-22\n"
 
 
@@ -32,14 +34,17 @@ def _land(root: Path, name: str, text: str) -> bytes:
 
 
 def _ingest(spark, tables: Tables, settings, root: Path):
-    (report,) = run_bronze(spark, tables, settings, landing_root=str(root), token_key=KEY,
-                           sources=["merchants"])
+    (report,) = run_bronze(
+        spark, tables, settings, landing_root=str(root), token_key=KEY, sources=["merchants"]
+    )
     return report
 
 
 def _manifest(tables: Tables) -> dict[str, tuple[str, str, str | None]]:
-    return {r["path"].rsplit("/", 1)[1]: (r["status"], r["sha256"], r["duplicate_of"])
-            for r in tables.read(MANIFEST).collect()}
+    return {
+        r["path"].rsplit("/", 1)[1]: (r["status"], r["sha256"], r["duplicate_of"])
+        for r in tables.read(MANIFEST).collect()
+    }
 
 
 def test_the_file_digest_is_keyed_and_no_plain_one_or_key_is_in_the_lake(
@@ -84,12 +89,16 @@ def test_a_lake_whose_manifest_holds_plain_digests_ingests_nothing_twice(
     assert (report.files_ingested, report.files_skipped, report.rows_accepted) == (1, 1, 1)
     assert _manifest(rs_tables) == {
         "merchants_a.csv": ("ingested", plain, None),  # old rows are left as they are
-        "merchants_b.csv": ("skipped_duplicate_file", hmac.new(KEY, data, hashlib.sha256)
-                            .hexdigest(), "merchants/2024-01/merchants_a.csv"),
+        "merchants_b.csv": (
+            "skipped_duplicate_file",
+            hmac.new(KEY, data, hashlib.sha256).hexdigest(),
+            "merchants/2024-01/merchants_a.csv",
+        ),
         "merchants_c.csv": ("ingested", hmac.new(KEY, late, hashlib.sha256).hexdigest(), None),
     }
     ids = sorted(r[0] for r in rs_tables.read("bronze.merchants").select("merchant_id").collect())
     assert ids == ["M000001", "M000002", "M000003"]
-    logged = sorted(r[0].rsplit("/", 1)[1] for r in rs_tables.read(INGEST_LOG)
-                    .select("path").collect())
+    logged = sorted(
+        r[0].rsplit("/", 1)[1] for r in rs_tables.read(INGEST_LOG).select("path").collect()
+    )
     assert logged == ["merchants_a.csv", "merchants_c.csv"]

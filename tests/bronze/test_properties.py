@@ -24,11 +24,32 @@ PAN = "4539578763621486"
 # Digits glued to more digits or letters are another number (an id), not this card.
 STANDALONE_PAN = re.compile(rf"(?<![0-9A-Za-z_]){PAN}(?![0-9A-Za-z_])")
 PIECES = [
-    b"\n", b"\r\n", b"\r", b",", b'"', b'""', b" ", b"\t", b"\xef\xbb\xbf", b"\xff", b"\xe9",
-    b"\xc3\xa9", b"{", b"}", b'{"a":1}', b"<person", b"</person>", b"<?xml version='1.0'?>",
-    b"<demographics>", b"</demographics>", b"x" * 40, PAN.encode(), b"4539 5787 6362 1486",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b",",
+    b'"',
+    b'""',
+    b" ",
+    b"\t",
+    b"\xef\xbb\xbf",
+    b"\xff",
+    b"\xe9",
+    b"\xc3\xa9",
+    b"{",
+    b"}",
+    b'{"a":1}',
+    b"<person",
+    b"</person>",
+    b"<?xml version='1.0'?>",
+    b"<demographics>",
+    b"</demographics>",
+    b"x" * 40,
+    PAN.encode(),
+    b"4539 5787 6362 1486",
     b"merchant_id,name,mcc,category,country,city,online,opened_on\n",
-    b"M000001,Shop,5411,grocery,GB,Leeds,false,2024-01-20\n", b'"x"y,3\n',
+    b"M000001,Shop,5411,grocery,GB,Leeds,false,2024-01-20\n",
+    b'"x"y,3\n',
     b'{"transaction_id":"TX1","wallet_id":"W5","timestamp":"2024-01-02T10:00:00","amount":1}\n',
     b'<person id="D1"><name><given>A</given></name></person>\n',
     b"2024-01-01T06:44:58 | INT-1 | ref=CRM-1 | channel=phone | type=x | opened=2024-01-01T06:"
@@ -74,14 +95,20 @@ def _read(files_df: DataFrame, source: str, feed_index: int, reference) -> DataF
     names = [f.name for f in feed.fields]
     if feed.format == "csv":
         files = [r[0] for r in files_df.select(R.FILE).collect()]
-        parsed = R.parse_csv(R.csv_records(files_df, key=KEY),
-                             headers={tuple(names): files}, columns=names)
+        parsed = R.parse_csv(
+            R.csv_records(files_df, key=KEY), headers={tuple(names): files}, columns=names
+        )
     elif feed.format == "jsonl":
-        parsed = R.parse_json(R.lines(files_df, key=KEY), schema=feed.json_schema,
-                              paths=feed.paths, columns=names)
+        parsed = R.parse_json(
+            R.lines(files_df, key=KEY), schema=feed.json_schema, paths=feed.paths, columns=names
+        )
     elif feed.format == "xml":
-        parsed = R.parse_xml(R.lines(files_df, key=KEY, structural=R.xml_structure(feed)),
-                             feed=feed, row_tag="person", columns=names)
+        parsed = R.parse_xml(
+            R.lines(files_df, key=KEY, structural=R.xml_structure(feed)),
+            feed=feed,
+            row_tag="person",
+            columns=names,
+        )
     else:
         parsed = R.parse_log(R.lines(files_df, key=KEY), pattern=feed.pattern, columns=names)
     return with_checks(parsed, fields=feed.fields, reference=reference)
@@ -89,8 +116,12 @@ def _read(files_df: DataFrame, source: str, feed_index: int, reference) -> DataF
 
 def _check_reader(spark, files: list[bytes], source: str, feed_index: int, ref) -> None:
     out = _read(_files_df(spark, files), source, feed_index, ref)
-    got = {r[0]: (r[1], r[2]) for r in out.groupBy(R.FILE).agg(
-        F.sum(R.SPAN), F.count(F.when(F.col(REASON_CODE).isNull(), 1))).collect()}
+    got = {
+        r[0]: (r[1], r[2])
+        for r in out.groupBy(R.FILE)
+        .agg(F.sum(R.SPAN), F.count(F.when(F.col(REASON_CODE).isNull(), 1)))
+        .collect()
+    }
     for i, data in enumerate(files):
         covered, _ = got.get(f"src/2024-01/f{i}", (0, 0))
         if R.not_text(data) is None:
@@ -100,14 +131,22 @@ def _check_reader(spark, files: list[bytes], source: str, feed_index: int, ref) 
     assert out.filter(F.col(R.RAW).rlike(STANDALONE_PAN.pattern)).count() == 0
 
 
-READERS = [("merchants", 0), ("card_transactions", 1), ("demographics", 0),
-           ("service_interactions", 0)]
+READERS = [
+    ("merchants", 0),
+    ("card_transactions", 1),
+    ("demographics", 0),
+    ("service_interactions", 0),
+]
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                               HealthCheck.data_too_large])
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(st.lists(file_bytes, min_size=1, max_size=12))
-def test_every_spark_reader_accounts_for_arbitrary_bytes(spark, bronze_settings,
-                                                         files: list[bytes]) -> None:
+def test_every_spark_reader_accounts_for_arbitrary_bytes(
+    spark, bronze_settings, files: list[bytes]
+) -> None:
     for source, feed_index in READERS:
         _check_reader(spark, files, source, feed_index, bronze_settings.reference)

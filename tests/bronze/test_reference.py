@@ -13,7 +13,6 @@ def test_reference_lists_are_the_iso_lists() -> None:
     assert set(ref.countries) == {c.alpha_2 for c in pycountry.countries}
     assert set(ref.currencies) == {c.alpha_3 for c in pycountry.currencies} - {"XTS", "XXX"}
     # Real codes the generator never uses are valid; its invented bad codes are not.
-    assert {"NZ", "BR", "KE"} <= set(ref.countries) and {"NZD", "BRL", "KES"} <= set(
-        ref.currencies)
+    assert {"NZ", "BR", "KE"} <= set(ref.countries) and {"NZD", "BRL", "KES"} <= set(ref.currencies)
     assert not set(V.UNKNOWN_COUNTRIES) & set(ref.countries)
     assert not set(V.UNKNOWN_CURRENCIES) & set(ref.currencies)

@@ -31,26 +31,34 @@ def test_luhn() -> None:
 
 def test_card_numbers_found_in_any_shape_and_only_real_ones() -> None:
     seen: dict[str, str] = {}
-    text = (f"TX20240100000012,{PAN},x 4539 5787 6362 1486 and 4539-5787-6362-1486;"
-            " not 4539578763621487 nor W500000001 nor CARD{PAN}")
+    text = (
+        f"TX20240100000012,{PAN},x 4539 5787 6362 1486 and 4539-5787-6362-1486;"
+        " not 4539578763621487 nor W500000001 nor CARD{PAN}"
+    )
     out = tokenise_text(text, KEY, seen)
-    assert out == (f"TX20240100000012,{_tok(PAN)},x {_tok(PAN)} and {_tok(PAN)};"
-                   " not 4539578763621487 nor W500000001 nor CARD{PAN}")
+    assert out == (
+        f"TX20240100000012,{_tok(PAN)},x {_tok(PAN)} and {_tok(PAN)};"
+        " not 4539578763621487 nor W500000001 nor CARD{PAN}"
+    )
     assert seen == {_tok(PAN): "1486"}
     assert PAN[-8:] not in out.replace("4539578763621487", "")
 
 
 def test_card_token_and_record_hash_are_keyed(spark) -> None:
-    df = spark.createDataFrame([(PAN,), ("4539 5787 6362 1486",), (_tok(PAN),), (None,)],
-                               "c string")
+    df = spark.createDataFrame(
+        [(PAN,), ("4539 5787 6362 1486",), (_tok(PAN),), (None,)], "c string"
+    )
     got = [r[0] for r in df.select(card_token(F.col("c"), KEY)).collect()]
     assert got == [_tok(PAN), _tok(PAN), _tok(PAN), None]
     line = "a,b,c"
     (h,) = df.limit(1).select(record_hash(F.lit(line), KEY)).first()
     assert h == hmac.new(KEY, line.encode(), hashlib.sha256).hexdigest()
     assert h != hashlib.sha256(line.encode()).hexdigest()
-    plan = df.select(card_token(F.col("c"), KEY), record_hash(F.col("c"), KEY))._jdf \
-        .queryExecution().toString()
+    plan = (
+        df.select(card_token(F.col("c"), KEY), record_hash(F.col("c"), KEY))
+        ._jdf.queryExecution()
+        .toString()
+    )
     assert "kkkk" not in plan and KEY.hex() not in plan  # the key is in no plan
 
 

@@ -31,23 +31,61 @@ from typing import Any
 import pandas as pd
 
 MAPPING = {
-    "record_id": "rid", "given_name": "first", "surname": "last", "date_of_birth": "born",
-    "email": "mail", "phone": "tel", "address_1": "addr", "city": "town", "postcode": "zip",
+    "record_id": "rid",
+    "given_name": "first",
+    "surname": "last",
+    "date_of_birth": "born",
+    "email": "mail",
+    "phone": "tel",
+    "address_1": "addr",
+    "city": "town",
+    "postcode": "zip",
     "country": "land",
 }
 """Role -> column of the files made here (``person`` holds the truth)."""
 
-LOCALES = {"en_GB": 0.3, "en_US": 0.2, "de_DE": 0.15, "fr_FR": 0.15, "es_ES": 0.1,
-           "it_IT": 0.1}
-_PHONE = {"en_GB": ("+44", "7", 10), "en_US": ("+1", "", 10), "de_DE": ("+49", "15", 11),
-          "fr_FR": ("+33", "6", 9), "es_ES": ("+34", "6", 9), "it_IT": ("+39", "3", 10)}
-_COUNTRY = {"en_GB": "GB", "en_US": "US", "de_DE": "DE", "fr_FR": "FR", "es_ES": "ES",
-            "it_IT": "IT"}
-_MAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "gmx.de", "orange.fr", "web.de",
-                 "hotmail.com", "libero.it", "icloud.com")
-_NICK = {"william": "bill", "robert": "bob", "margaret": "peggy", "elizabeth": "liz",
-         "richard": "rick", "michael": "mike", "thomas": "tom", "james": "jim",
-         "katherine": "kate", "christopher": "chris", "daniel": "dan", "joseph": "joe"}
+LOCALES = {"en_GB": 0.3, "en_US": 0.2, "de_DE": 0.15, "fr_FR": 0.15, "es_ES": 0.1, "it_IT": 0.1}
+_PHONE = {
+    "en_GB": ("+44", "7", 10),
+    "en_US": ("+1", "", 10),
+    "de_DE": ("+49", "15", 11),
+    "fr_FR": ("+33", "6", 9),
+    "es_ES": ("+34", "6", 9),
+    "it_IT": ("+39", "3", 10),
+}
+_COUNTRY = {
+    "en_GB": "GB",
+    "en_US": "US",
+    "de_DE": "DE",
+    "fr_FR": "FR",
+    "es_ES": "ES",
+    "it_IT": "IT",
+}
+_MAIL_DOMAINS = (
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "gmx.de",
+    "orange.fr",
+    "web.de",
+    "hotmail.com",
+    "libero.it",
+    "icloud.com",
+)
+_NICK = {
+    "william": "bill",
+    "robert": "bob",
+    "margaret": "peggy",
+    "elizabeth": "liz",
+    "richard": "rick",
+    "michael": "mike",
+    "thomas": "tom",
+    "james": "jim",
+    "katherine": "kate",
+    "christopher": "chris",
+    "daniel": "dan",
+    "joseph": "joe",
+}
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 
 
@@ -79,12 +117,24 @@ class Profile:
 
 PROFILES = {
     "light": Profile("light", typo=0.1, missing=0.05),
-    "heavy": Profile("heavy", typo=0.3, missing=0.2, swap_names=0.05, nickname=0.1,
-                     drop_token=0.1, dob_swap=0.05, dob_digit=0.05, moved=0.1, new_phone=0.1,
-                     other_mail=0.1, household_share=0.25),
+    "heavy": Profile(
+        "heavy",
+        typo=0.3,
+        missing=0.2,
+        swap_names=0.05,
+        nickname=0.1,
+        drop_token=0.1,
+        dob_swap=0.05,
+        dob_digit=0.05,
+        moved=0.1,
+        new_phone=0.1,
+        other_mail=0.1,
+        household_share=0.25,
+    ),
     "sparse": Profile("sparse", typo=0.2, missing=0.45, moved=0.08),
-    "namesakes": Profile("namesakes", typo=0.1, missing=0.05, household_share=0.0,
-                         name_pool=8, default_birth=0.1),
+    "namesakes": Profile(
+        "namesakes", typo=0.1, missing=0.05, household_share=0.0, name_pool=8, default_birth=0.1
+    ),
 }
 """Named noise profiles; tests and the bench run every one with the same matcher settings."""
 
@@ -99,13 +149,13 @@ def _typo(rng: random.Random, text: str) -> str:
         for row in _ROWS:
             j = row.find(ch)
             if j >= 0:
-                near = row[max(j - 1, 0):j] + row[j + 1:j + 2]
-                return text[:i] + rng.choice(near) + text[i + 1:]
+                near = row[max(j - 1, 0) : j] + row[j + 1 : j + 2]
+                return text[:i] + rng.choice(near) + text[i + 1 :]
         return text
     if kind < 0.6:
-        return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
     if kind < 0.85:
-        return text[:i] + text[i + 1:]
+        return text[:i] + text[i + 1 :]
     return text[:i] + text[i] + text[i:]
 
 
@@ -122,8 +172,13 @@ def _person(rng: random.Random, fakers: dict[str, Any], locale: str) -> dict[str
     if locale == "en_US":
         body = rng.choice("23456789") + body[1:]
     return {
-        "first": first, "last": last, "born": born.isoformat(), "mail": _mail(rng, first, last),
-        "tel": f"{prefix} {body}", **_address(fake), "land": _COUNTRY[locale],
+        "first": first,
+        "last": last,
+        "born": born.isoformat(),
+        "mail": _mail(rng, first, last),
+        "tel": f"{prefix} {body}",
+        **_address(fake),
+        "land": _COUNTRY[locale],
         "locale": locale,
     }
 
@@ -135,8 +190,11 @@ def _mail(rng: random.Random, first: str, last: str) -> str:
 
 
 def _address(fake: object) -> dict[str, str]:
-    return {"addr": fake.street_address().replace("\n", " "),  # type: ignore[attr-defined]
-            "town": fake.city(), "zip": fake.postcode()}  # type: ignore[attr-defined]
+    return {
+        "addr": fake.street_address().replace("\n", " "),  # type: ignore[attr-defined]
+        "town": fake.city(),
+        "zip": fake.postcode(),
+    }  # type: ignore[attr-defined]
 
 
 BORN_FROM, BORN_TO = date(1931, 1, 1), date(2007, 12, 31)  # ages 18 to 95 in 2026
@@ -184,8 +242,12 @@ def _people(n: int, *, seed: int, profile: Profile) -> list[dict[str, str]]:
     return out
 
 
-def _noisy(rng: random.Random, person: dict[str, str], profile: Profile,
-           fakers_address: Callable[[str], dict[str, str]]) -> dict[str, str]:
+def _noisy(
+    rng: random.Random,
+    person: dict[str, str],
+    profile: Profile,
+    fakers_address: Callable[[str], dict[str, str]],
+) -> dict[str, str]:
     rec = dict(person)
     first = rec["first"]
     if rng.random() < profile.nickname and first.split()[0].lower() in _NICK:
@@ -233,8 +295,9 @@ def _write_date(iso: str, fmt: str) -> str:
     return {"iso": iso, "dmy": f"{day}/{month}/{year}", "compact": f"{year}{month}{day}"}[fmt]
 
 
-def _frame(rows: list[dict[str, str]], *, prefix: str, date_format: str,
-           rng: random.Random) -> pd.DataFrame:
+def _frame(
+    rows: list[dict[str, str]], *, prefix: str, date_format: str, rng: random.Random
+) -> pd.DataFrame:
     rng.shuffle(rows)
     df = pd.DataFrame(rows)
     df["born"] = [_write_date(d, date_format) for d in df["born"]]
@@ -256,13 +319,25 @@ def make_link_pair(n: int, *, profile: Profile, seed: int) -> tuple[pd.DataFrame
     rng = random.Random(seed + 1)
     people = _people(n, seed=seed, profile=profile)
     moved = _address_maker(seed)
-    clean = Profile("a", typo=profile.typo / 3, missing=profile.missing / 2, swap_names=0,
-                    nickname=0, drop_token=0, dob_swap=0, dob_digit=0, moved=0, new_phone=0,
-                    other_mail=0)
+    clean = Profile(
+        "a",
+        typo=profile.typo / 3,
+        missing=profile.missing / 2,
+        swap_names=0,
+        nickname=0,
+        drop_token=0,
+        dob_swap=0,
+        dob_digit=0,
+        moved=0,
+        new_phone=0,
+        other_mail=0,
+    )
     a = [_noisy(rng, p, clean, moved) for p in people]
     b = [_noisy(rng, p, profile, moved) for p in people]
-    return (_frame(a, prefix="a", date_format="iso", rng=rng),
-            _frame(b, prefix="b", date_format="dmy", rng=rng))
+    return (
+        _frame(a, prefix="a", date_format="iso", rng=rng),
+        _frame(b, prefix="b", date_format="dmy", rng=rng),
+    )
 
 
 def make_dedupe_file(n_people: int, *, profile: Profile, seed: int) -> pd.DataFrame:
@@ -280,8 +355,9 @@ def make_dedupe_file(n_people: int, *, profile: Profile, seed: int) -> pd.DataFr
     return _frame(rows, prefix="r", date_format="compact", rng=rng)
 
 
-def resolve_frames(spark: Any, frames: list[pd.DataFrame], *, settings: Any = None
-                   ) -> tuple[Any, Any]:
+def resolve_frames(
+    spark: Any, frames: list[pd.DataFrame], *, settings: Any = None
+) -> tuple[Any, Any]:
     """Resolves frames of this module with the matcher and scores them on ``person``.
 
     Returns ``(ClusterMetrics, Resolution)``; records are ``in<i>|<rid>``.
@@ -294,10 +370,15 @@ def resolve_frames(spark: Any, frames: list[pd.DataFrame], *, settings: Any = No
     for i, pdf in enumerate(frames):
         raw = spark.createDataFrame(pdf.astype(str))
         records.append(to_person_records(raw, mapping=MAPPING, dataset=f"in{i}"))
-        truths.append(raw.select(F.concat(F.lit(f"in{i}|"), "rid").alias("record_id"),
-                                 F.col("person").alias("true_id")))
+        truths.append(
+            raw.select(
+                F.concat(F.lit(f"in{i}|"), "rid").alias("record_id"),
+                F.col("person").alias("true_id"),
+            )
+        )
     resolution = resolve_entities(spark, records, settings=settings)
     predicted = resolution.entities_df.select(
-        F.concat("source_dataset", F.lit("|"), "record_id").alias("record_id"), "entity_id")
+        F.concat("source_dataset", F.lit("|"), "record_id").alias("record_id"), "entity_id"
+    )
     truth = truths[0] if len(truths) == 1 else truths[0].unionByName(truths[1])
     return evaluate_clusters(predicted, truth), resolution

@@ -18,8 +18,9 @@ MAPPING = Path(__file__).parent / "data" / "people_mapping.yaml"
 
 
 def _job() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("resolve_entities_job",
-                                                  ROOT / "jobs" / "resolve_entities.py")
+    spec = importlib.util.spec_from_file_location(
+        "resolve_entities_job", ROOT / "jobs" / "resolve_entities.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -31,8 +32,9 @@ def test_dedupes_an_unseen_csv_with_its_own_mapping(spark: SparkSession, tmp_pat
     people, mapping = PEOPLE, MAPPING
     out = tmp_path / "entities.csv"
 
-    code = _job().main(["--env", "test", "--input", str(people), "--mapping", str(mapping),
-                        "--output", str(out)])
+    code = _job().main(
+        ["--env", "test", "--input", str(people), "--mapping", str(mapping), "--output", str(out)]
+    )
 
     assert code == 0
     got = pd.read_csv(out, dtype={"record_id": str, "entity_id": str})
@@ -54,6 +56,16 @@ def test_bad_mapping_is_a_usage_error(spark: SparkSession, tmp_path: Path) -> No
     people = PEOPLE
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("given_name: forename\nshoe_size: zip\n")
-    code = _job().main(["--env", "test", "--input", str(people), "--mapping", str(mapping),
-                        "--output", str(tmp_path / "out.csv")])
+    code = _job().main(
+        [
+            "--env",
+            "test",
+            "--input",
+            str(people),
+            "--mapping",
+            str(mapping),
+            "--output",
+            str(tmp_path / "out.csv"),
+        ]
+    )
     assert code == 2

@@ -18,10 +18,10 @@ MIN_PAIRWISE_F1 = 0.98  # measured 0.99+ on this world; 0.997 on the default wor
 
 @pytest.mark.slow
 def test_pairwise_f1_against_generator_truth(spark: SparkSession, tmp_path: Path) -> None:
-    generate(landing_root=tmp_path / "landing", truth_root=tmp_path / "truth",
-             params=SMALL_WORLD)
+    generate(landing_root=tmp_path / "landing", truth_root=tmp_path / "truth", params=SMALL_WORLD)
     records_path, truth_path = write_synth_person_records(
-        tmp_path / "landing", tmp_path / "truth", tmp_path / "er")
+        tmp_path / "landing", tmp_path / "truth", tmp_path / "er"
+    )
     raw_df = spark.read.parquet(str(records_path))
     truth_df = spark.read.parquet(str(truth_path))
 
@@ -42,8 +42,12 @@ def test_pairwise_f1_against_generator_truth(spark: SparkSession, tmp_path: Path
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_id = log_metrics_to_mlflow(
-        metrics, experiment="er-test", run_name="synth-300", tracking_uri=uri,
-        params={"threshold": resolution.threshold_match_probability, "seed": SMALL_WORLD.seed})
+        metrics,
+        experiment="er-test",
+        run_name="synth-300",
+        tracking_uri=uri,
+        params={"threshold": resolution.threshold_match_probability, "seed": SMALL_WORLD.seed},
+    )
     logged = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id).data.metrics
     assert logged["pairwise_precision"] == pytest.approx(metrics.pairwise_precision)
     assert logged["pairwise_recall"] == pytest.approx(metrics.pairwise_recall)

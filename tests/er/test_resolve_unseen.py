@@ -58,11 +58,15 @@ def test_links_two_unseen_files(spark: SparkSession) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(run=False, reason=(
-    "goal of issue 17 not met yet: measured P 0.968, R 0.981, F1 0.975 on this file with EM "
-    "blocked on birth date and e-mail (on birth date and name: F1 0.961; Otsu threshold "
-    "before: 0.923); the heavy profile's households share surname, address and phone, and "
-    "birth dates a few edits apart do not tell them apart"))
+@pytest.mark.xfail(
+    run=False,
+    reason=(
+        "goal of issue 17 not met yet: measured P 0.968, R 0.981, F1 0.975 on this file with EM "
+        "blocked on birth date and e-mail (on birth date and name: F1 0.961; Otsu threshold "
+        "before: 0.923); the heavy profile's households share surname, address and phone, and "
+        "birth dates a few edits apart do not tell them apart"
+    ),
+)
 def test_dedupes_an_unseen_file(spark: SparkSession) -> None:
     frame = make_dedupe_file(500, profile=PROFILES["heavy"], seed=SEED)
     metrics = _resolve(spark, [frame])

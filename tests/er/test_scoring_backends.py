@@ -20,8 +20,9 @@ SEED = 11
 
 def _records(spark: SparkSession) -> DataFrame:
     frame = make_dedupe_file(PEOPLE, profile=PROFILES["light"], seed=SEED)
-    return to_person_records(spark.createDataFrame(frame.astype(str)), mapping=MAPPING,
-                             dataset="in0").cache()
+    return to_person_records(
+        spark.createDataFrame(frame.astype(str)), mapping=MAPPING, dataset="in0"
+    ).cache()
 
 
 def _pairs(df: DataFrame) -> dict[tuple[str, str], float]:
@@ -38,7 +39,8 @@ def test_auto_scores_in_duckdb_on_a_local_master(spark: SparkSession) -> None:
 
 @pytest.mark.slow
 def test_both_backends_score_the_same_pairs_alike_and_incremental_follows_the_model(
-        spark: SparkSession) -> None:
+    spark: SparkSession,
+) -> None:
     records = _records(spark)
     in_duckdb = score_pairs(spark, [records], settings=ModelSettings(scoring_backend="duckdb"))
     on_spark = score_pairs(spark, [records], settings=ModelSettings(scoring_backend="spark"))
@@ -58,11 +60,13 @@ def test_both_backends_score_the_same_pairs_alike_and_incremental_follows_the_mo
 
     # Incremental: the records of one in ten people are new; only pairs touching them are
     # scored, with the DuckDB model in DuckDB, as the full pass scored them.
-    new_uids = {r["uid"] for r in records.where(F.abs(F.hash("uid")) % 10 == 0)
-                .select("uid").collect()}
+    new_uids = {
+        r["uid"] for r in records.where(F.abs(F.hash("uid")) % 10 == 0).select("uid").collect()
+    }
     flagged = records.withColumn(NEW_FLAG, F.col("uid").isin(sorted(new_uids)))
-    incremental = _pairs(score_new_pairs(spark, flagged, model=in_duckdb.model,
-                                         settings=ModelSettings()))
+    incremental = _pairs(
+        score_new_pairs(spark, flagged, model=in_duckdb.model, settings=ModelSettings())
+    )
     touching = {p: prob for p, prob in duck.items() if new_uids & set(p)}
     assert incremental.keys() == touching.keys()
     for pair, prob in touching.items():

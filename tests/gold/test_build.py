@@ -80,8 +80,9 @@ def test_month_by_month_equals_full_build(lakes: tuple[Tables, Tables], name: st
     incremental, full = lakes
     a, b = incremental.read(f"gold.{name}"), full.read(f"gold.{name}")
     assert b.count() > 0
-    assert_approx_df_equality(a, b.select(a.columns), 1e-9, ignore_row_order=True,
-                              ignore_nullable=True)
+    assert_approx_df_equality(
+        a, b.select(a.columns), 1e-9, ignore_row_order=True, ignore_nullable=True
+    )
 
 
 def test_dim_customer_keeps_type2_history(spark: SparkSession, lakes: tuple[Tables, Tables]):
@@ -107,10 +108,25 @@ def test_dim_customer_keeps_type2_history(spark: SparkSession, lakes: tuple[Tabl
 def test_kpi_monthly_hand_computed(spark: SparkSession, lakes: tuple[Tables, Tables]):
     incremental, _ = lakes
     actual = incremental.read("gold.kpi_monthly")
-    cols = ["month", "tx_count", "tx_value_usd", "completed_count", "completed_value_usd",
-            "success_rate", "fee_revenue_usd", "fx_margin_usd", "revenue_usd", "customers",
-            "active_customers", "active_cards", "new_customers", "notifications_sent",
-            "notifications_failed", "fraud_reported_count", "fraud_rate"]
+    cols = [
+        "month",
+        "tx_count",
+        "tx_value_usd",
+        "completed_count",
+        "completed_value_usd",
+        "success_rate",
+        "fee_revenue_usd",
+        "fx_margin_usd",
+        "revenue_usd",
+        "customers",
+        "active_customers",
+        "active_cards",
+        "new_customers",
+        "notifications_sent",
+        "notifications_failed",
+        "fraud_reported_count",
+        "fraud_rate",
+    ]
     # alert counts depend on the fraud model: gold.kpi_model_monthly, built after the models
     assert "fraud_alert_count" not in actual.columns
     # Margin: completed and in another currency than home (USD payments of GB/DE customers, FX).
@@ -119,15 +135,33 @@ def test_kpi_monthly_hand_computed(spark: SparkSession, lakes: tuple[Tables, Tab
     # completed T5 is on a card missing from dim_card; March's T4 is a wallet payment.
     expected = spark.createDataFrame(
         [
-            ("2024-01", 4, 175.0, 3, 155.0, 0.75, 2.5, jan_margin, 2.5 + jan_margin, 2, 1, 1, 0,
-             10, 2, 1, 0.25),
+            (
+                "2024-01",
+                4,
+                175.0,
+                3,
+                155.0,
+                0.75,
+                2.5,
+                jan_margin,
+                2.5 + jan_margin,
+                2,
+                1,
+                1,
+                0,
+                10,
+                2,
+                1,
+                0.25,
+            ),
             ("2024-02", 2, 40.0, 1, 30.0, 0.5, 0.0, 0.15, 0.15, 2, 1, 0, 1, 4, 0, 0, 0.0),
             ("2024-03", 1, 200.0, 1, 200.0, 1.0, 0.5, 1.0, 1.5, 2, 1, 0, 0, 0, 0, 0, 0.0),
         ],
         actual.select(cols).schema,
     )
-    assert_approx_df_equality(actual.select(cols), expected, 1e-9, ignore_row_order=True,
-                              ignore_nullable=True)
+    assert_approx_df_equality(
+        actual.select(cols), expected, 1e-9, ignore_row_order=True, ignore_nullable=True
+    )
 
 
 def test_active_cards_are_distinct_known_cards_with_a_completed_transaction(
@@ -146,8 +180,13 @@ def test_active_cards_are_distinct_known_cards_with_a_completed_transaction(
             ("2024-03", 15, "declined"),
         ],
         "month string, card_sk long, state string",
-    ).select("*", F.lit(1.0).alias("amount_usd"), F.lit(0.0).alias("fee_usd"),
-             F.lit(0.0).alias("fx_margin_usd"), F.lit(False).alias("is_fraud_reported"))
+    ).select(
+        "*",
+        F.lit(1.0).alias("amount_usd"),
+        F.lit(0.0).alias("fee_usd"),
+        F.lit(0.0).alias("fx_margin_usd"),
+        F.lit(False).alias("is_fraud_reported"),
+    )
     features = spark.createDataFrame(
         [(m, True, 3, 1, 0) for m in ("2024-01", "2024-02", "2024-03", "2024-04")],
         "month string, is_active boolean, tenure_months int, notifications_sent long, "
@@ -166,7 +205,8 @@ def test_fact_keys_resolve_or_point_at_unknown(spark: SparkSession, lakes: tuple
     fact = incremental.read("gold.fact_transactions")
     plans = incremental.read("gold.dim_customer").select("customer_sk", "plan_type")
     actual = fact.join(plans, on="customer_sk", how="left").select(
-        "transaction_id", "plan_type",
+        "transaction_id",
+        "plan_type",
         (F.col("customer_sk") == UNKNOWN_SK).alias("no_customer"),
         (F.col("account_sk") == UNKNOWN_SK).alias("no_account"),
         (F.col("card_sk") == UNKNOWN_SK).alias("no_card"),

@@ -83,20 +83,35 @@ def _assert_rewritten(tables: Tables, before: dict[str, int], months: list[str])
 
 
 def _same_as_full_build(spark: SparkSession, tables: Tables, root: Path, tag: str) -> None:
-    silver = {name: tables.read(f"silver.{name}") for name in (
-        "customer_snapshots", "transactions", "interactions", "marketing_monthly",
-        "product_usage", "merchants", "accounts", "cards")}
+    silver = {
+        name: tables.read(f"silver.{name}")
+        for name in (
+            "customer_snapshots",
+            "transactions",
+            "interactions",
+            "marketing_monthly",
+            "product_usage",
+            "merchants",
+            "accounts",
+            "cards",
+        )
+    }
     full = _lake(spark, root / f"full-{tag}", {n: df.localCheckpoint() for n, df in silver.items()})
     build_gold(full, SHORT, months=list(MONTHS), full=True)
     for name in GOLD_TABLES:
         a, b = tables.read(name), full.read(name)
-        assert_approx_df_equality(a, b.select(*a.columns), precision=1e-9,
-                                  ignore_row_order=True, ignore_nullable=True)
+        assert_approx_df_equality(
+            a, b.select(*a.columns), precision=1e-9, ignore_row_order=True, ignore_nullable=True
+        )
 
 
 def _edit(tables: Tables, name: str, month: str, change: DataFrame) -> None:
-    tables.replace_partitions(f"silver.{name}", change.localCheckpoint(),
-                              partitions={"month": month}, partition_by=["month"])
+    tables.replace_partitions(
+        f"silver.{name}",
+        change.localCheckpoint(),
+        partitions={"month": month},
+        partition_by=["month"],
+    )
 
 
 def test_nothing_changed_nothing_recomputed(lake: tuple[Tables, Path]) -> None:
@@ -121,21 +136,31 @@ def test_silver_rewritten_with_the_same_rows_is_no_change(lake: tuple[Tables, Pa
 EDITS = {
     # T4, C1's FX payment in March, was 200.0: corrected to 250.0. March only.
     "a changed last month recomputes that month only": (
-        "transactions", "2024-03",
-        lambda df: df.withColumn("amount_usd", F.when(F.col("transaction_id") == "T4", 250.0)
-                                 .otherwise(F.col("amount_usd"))),
-        ["2024-03"]),
+        "transactions",
+        "2024-03",
+        lambda df: df.withColumn(
+            "amount_usd",
+            F.when(F.col("transaction_id") == "T4", 250.0).otherwise(F.col("amount_usd")),
+        ),
+        ["2024-03"],
+    ),
     # C1's January ATM withdrawal T2 was a duplicate: with a two-month window, January's
     # features and February's change; March's window starts in February.
     "a january transaction reaches the window after it": (
-        "transactions", "2024-01", lambda df: df.where(F.col("transaction_id") != "T2"),
-        ["2024-01", "2024-02"]),
+        "transactions",
+        "2024-01",
+        lambda df: df.where(F.col("transaction_id") != "T2"),
+        ["2024-01", "2024-02"],
+    ),
     # C2 moved city in February: a type-2 version of dim_customer that March's facts point at.
     "a snapshot change reaches every later month": (
-        "customer_snapshots", "2024-02",
-        lambda df: df.withColumn("city", F.when(F.col("city") == "Berlin", "Hamburg")
-                                 .otherwise(F.col("city"))),
-        ["2024-02", "2024-03"]),
+        "customer_snapshots",
+        "2024-02",
+        lambda df: df.withColumn(
+            "city", F.when(F.col("city") == "Berlin", "Hamburg").otherwise(F.col("city"))
+        ),
+        ["2024-02", "2024-03"],
+    ),
 }
 
 
@@ -163,8 +188,9 @@ def test_a_reference_table_or_a_new_recipe_rebuilds_everything(
     assert plan.reason == "silver.merchants: its rows changed"
     _same_as_full_build(spark, tables, root, "merchants")
 
-    other = dataclasses.replace(SHORT, revenue=dataclasses.replace(SHORT.revenue,
-                                                                   fx_margin_rate=0.01))
+    other = dataclasses.replace(
+        SHORT, revenue=dataclasses.replace(SHORT.revenue, fx_margin_rate=0.01)
+    )
     plan, _ = _step(tables, other)
     assert (plan.mode, plan.reason) == ("full", "its code or settings changed")
     plan, _ = _step(tables, SHORT)  # and back: the recorded recipe is the other one now

@@ -14,8 +14,10 @@ import pyarrow.parquet as pq
 # A digit run that may hold a card number: 13 to 19 digits, single spaces or dashes between them.
 DIGIT_RUN = re.compile(r"\d(?:[ -]?\d)+")
 # Hex digests of the usual unkeyed functions (MD5, SHA-1, SHA-256), as text anywhere in a value.
-HEX_DIGEST = re.compile(r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{40}|[0-9a-fA-F]{32})"
-                        r"(?![0-9a-fA-F])")
+HEX_DIGEST = re.compile(
+    r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{40}|[0-9a-fA-F]{32})"
+    r"(?![0-9a-fA-F])"
+)
 DIGESTS = (hashlib.md5, hashlib.sha1, hashlib.sha256)
 
 
@@ -61,8 +63,14 @@ def _rows_holding(table: pa.Table, needles: list[str]) -> pa.Array:
         try:
             text = pc.cast(column, pa.string())
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-            text = pa.chunked_array([pa.array([None if v is None else str(v)
-                                               for v in column.to_pylist()], type=pa.string())])
+            text = pa.chunked_array(
+                [
+                    pa.array(
+                        [None if v is None else str(v) for v in column.to_pylist()],
+                        type=pa.string(),
+                    )
+                ]
+            )
         for needle in needles:
             found = pc.match_substring(text, needle, ignore_case=True)
             hit = pc.or_(hit, pc.fill_null(found, False))
@@ -79,8 +87,8 @@ def card_numbers_in(text: str, pans: set[str]) -> set[str]:
     for run in DIGIT_RUN.findall(text):
         digits = run.replace(" ", "").replace("-", "")
         for start in range(len(digits) - width + 1):
-            if digits[start:start + width] in pans:
-                found.add(digits[start:start + width])
+            if digits[start : start + width] in pans:
+                found.add(digits[start : start + width])
     return found
 
 

@@ -73,8 +73,9 @@ def test_no_issued_card_number_is_in_the_lake(built_lake: BuiltLake) -> None:
     # The key that makes the tokens and digests unguessable is not written beside them.
     assert DEV_TOKEN_KEY not in lake_text
     # No plain digest of a whole landing file either (the ingest manifest's digest is keyed).
-    whole_files = {hashlib.sha256(p.read_bytes()).hexdigest() for p in landing.rglob("*")
-                   if p.is_file()}
+    whole_files = {
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in landing.rglob("*") if p.is_file()
+    }
     assert len(whole_files) > 100
     plain_file_digests = len(whole_files & stored)  # counted: a failure must not print them
     assert plain_file_digests == 0

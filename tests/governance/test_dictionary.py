@@ -41,13 +41,16 @@ def test_the_generated_block_is_replaced_and_the_rest_kept(tmp_path: Path):
     assert doc.read_text() == f"# Landing\n\nhand-written\n\n{BEGIN_MARK}\nsecond\n{END_MARK}\n"
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"class": "personal", "description": "x"}, "needs a mask other than keep"),
-    ({"class": "secret", "description": "x"}, "class 'secret'"),
-    ({"class": "none"}, "missing key 'description'"),
-    ({"class": "none", "description": "x", "colour": "red"}, "unknown key 'colour'"),
-    ({"class": "card", "mask": "blur", "description": "x"}, "mask 'blur'"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"class": "personal", "description": "x"}, "needs a mask other than keep"),
+        ({"class": "secret", "description": "x"}, "class 'secret'"),
+        ({"class": "none"}, "missing key 'description'"),
+        ({"class": "none", "description": "x", "colour": "red"}, "unknown key 'colour'"),
+        ({"class": "card", "mask": "blur", "description": "x"}, "mask 'blur'"),
+    ],
+)
 def test_bad_column_rules_are_refused_naming_the_column(raw: dict[str, str], message: str):
     with pytest.raises(ConfigError, match=message) as caught:
         _rule(raw, "columns.some_column")

@@ -26,11 +26,14 @@ class StageBroke(RuntimeError):
 
 
 def test_each_stage_records_start_then_complete_or_fail_with_what_it_wrote(
-    spark: SparkSession, engine: DeltaEngine, tmp_path: Path,
+    spark: SparkSession,
+    engine: DeltaEngine,
+    tmp_path: Path,
 ) -> None:
     # Not registered for SQL: a third of this test's time went to registering its tables.
-    tables = Tables(spark=spark, lake_root=str(tmp_path / "lake"), engine=engine,
-                    register_sql=False)
+    tables = Tables(
+        spark=spark, lake_root=str(tmp_path / "lake"), engine=engine, register_sql=False
+    )
     one_row = spark.createDataFrame([(1,)], "x int")
     # Created first, so that each version is the same on both engines (delta-rs commits an
     # append to an absent table as a create and a write).
@@ -50,21 +53,46 @@ def test_each_stage_records_start_then_complete_or_fail_with_what_it_wrote(
 
     lake = Lake(settings_for(load_config("test")), spark=spark, _tables=tables)
     gold_stage = Stage("gold", gold, "features", reads=("silver.*",))
-    reader = Stage("reader", lambda t, s, *, month: None, "reads only",
-                   reads=("gold.customer_monthly_features",))
+    reader = Stage(
+        "reader",
+        lambda t, s, *, month: None,
+        "reads only",
+        reads=("gold.customer_monthly_features",),
+    )
     outcome, _ = run_stages(lake, [gold_stage, reader], month="2024-03")
     assert outcome.result == "built"
     events_committed = tables.version(lineage.LINEAGE_TABLE)
     with pytest.raises(StageBroke) as caught:
-        run_stages(lake, [Stage("kpis", kpis, "KPIs", reads=(
-            "gold.customer_monthly_features", "gold.absent", "landing.card_transactions"))],
-            month=None)
+        run_stages(
+            lake,
+            [
+                Stage(
+                    "kpis",
+                    kpis,
+                    "KPIs",
+                    reads=(
+                        "gold.customer_monthly_features",
+                        "gold.absent",
+                        "landing.card_transactions",
+                    ),
+                )
+            ],
+            month=None,
+        )
     assert caught.value is broke  # the stage's own exception, not one from the FAIL event
 
-    rows = {(r["job_name"], r["event_type"]): r.asDict(recursive=True)
-            for r in tables.read(lineage.LINEAGE_TABLE).collect()}
-    assert sorted(rows) == [("gold", "COMPLETE"), ("gold", "START"), ("kpis", "FAIL"),
-                            ("kpis", "START"), ("reader", "COMPLETE"), ("reader", "START")]
+    rows = {
+        (r["job_name"], r["event_type"]): r.asDict(recursive=True)
+        for r in tables.read(lineage.LINEAGE_TABLE).collect()
+    }
+    assert sorted(rows) == [
+        ("gold", "COMPLETE"),
+        ("gold", "START"),
+        ("kpis", "FAIL"),
+        ("kpis", "START"),
+        ("reader", "COMPLETE"),
+        ("reader", "START"),
+    ]
     assert tables.version(lineage.LINEAGE_TABLE) == events_committed + 2  # two commits a stage
     assert rows["gold", "START"]["run_id"] == rows["gold", "COMPLETE"]["run_id"]
     assert rows["kpis", "START"]["run_id"] == rows["kpis", "FAIL"]["run_id"]
@@ -75,21 +103,26 @@ def test_each_stage_records_start_then_complete_or_fail_with_what_it_wrote(
     assert rows["gold", "START"]["outputs"] == []
     assert rows["gold", "COMPLETE"]["inputs"] == silver_v1
     assert rows["gold", "COMPLETE"]["outputs"] == [
-        {"name": "gold.customer_monthly_features", "version": 1}]
+        {"name": "gold.customer_monthly_features", "version": 1}
+    ]
     facets = json.loads(rows["gold", "COMPLETE"]["event"])["outputs"][0]["facets"]
     assert facets["version"]["datasetVersion"] == "1"
     spend_from = facets["columnLineage"]["fields"]["spend_usd"]["inputFields"]
     assert [(f["name"], f["field"]) for f in spend_from] == [
-        ("silver.transactions", "amount_usd"), ("silver.transactions", "state"),
-        ("silver.transactions", "direction")]
+        ("silver.transactions", "amount_usd"),
+        ("silver.transactions", "state"),
+        ("silver.transactions", "direction"),
+    ]
 
     assert rows["reader", "COMPLETE"]["inputs"] == [
-        {"name": "gold.customer_monthly_features", "version": 1}]
+        {"name": "gold.customer_monthly_features", "version": 1}
+    ]
     assert rows["reader", "COMPLETE"]["outputs"] == []  # it wrote nothing
     # gold.absent did not exist: not an input; landing files have no Delta version.
     assert rows["kpis", "FAIL"]["inputs"] == [
         {"name": "gold.customer_monthly_features", "version": 1},
-        {"name": "landing.card_transactions", "version": None}]
+        {"name": "landing.card_transactions", "version": None},
+    ]
     assert rows["kpis", "FAIL"]["outputs"] == [{"name": "gold.kpi_monthly", "version": 0}]
 
 
@@ -97,9 +130,13 @@ def test_the_column_lineage_names_real_columns_of_gold_and_silver() -> None:
     features = dict(lineage.COLUMN_LINEAGE["gold.customer_monthly_features"])
     assert set(features) <= set(CUSTOMER_MONTHLY_FEATURES.fieldNames())
     assert {"spend_usd", "age", "service_contacts"} <= set(features)
-    unknown = [f"{table}.{column}" for sources in features.values()
-               for table, columns in sources for column in columns
-               if column not in SILVER_SCHEMAS[table.removeprefix("silver.")].fieldNames()]
+    unknown = [
+        f"{table}.{column}"
+        for sources in features.values()
+        for table, columns in sources
+        for column in columns
+        if column not in SILVER_SCHEMAS[table.removeprefix("silver.")].fieldNames()
+    ]
     assert unknown == []
 
 
@@ -127,8 +164,10 @@ def test_the_built_lake_holds_every_stages_events_and_the_graph_prints(
     lake_root = built_lake.lake_root
     rows = DeltaTable(str(lake_root / "_ops" / "lineage")).to_pyarrow_table().to_pylist()
     assert sorted((r["job_name"], r["event_type"]) for r in rows) == [
-        (stage, event) for stage in ("analytics", "bronze", "gold", "ml", "silver")
-        for event in ("COMPLETE", "START")]
+        (stage, event)
+        for stage in ("analytics", "bronze", "gold", "ml", "silver")
+        for event in ("COMPLETE", "START")
+    ]
     (done,) = [r for r in rows if r["job_name"] == "gold" and r["event_type"] == "COMPLETE"]
     outputs = {d["name"]: d["version"] for d in done["outputs"]}
     features_dir = lake_root / "gold" / "customer_monthly_features"
@@ -137,22 +176,40 @@ def test_the_built_lake_holds_every_stages_events_and_the_graph_prints(
     assert not [name for name in outputs if not name.startswith(("gold.", "_ops."))]
     transactions = DeltaTable(str(lake_root / "silver" / "transactions")).version()
     assert {"name": "silver.transactions", "version": transactions} in done["inputs"]
-    (features,) = [o for o in json.loads(done["event"])["outputs"]
-                   if o["name"] == "gold.customer_monthly_features"]
+    (features,) = [
+        o
+        for o in json.loads(done["event"])["outputs"]
+        if o["name"] == "gold.customer_monthly_features"
+    ]
     age_from = features["facets"]["columnLineage"]["fields"]["age"]["inputFields"]
     assert [(f["name"], f["field"]) for f in age_from] == [
-        ("silver.customer_snapshots", "date_of_birth")]
+        ("silver.customer_snapshots", "date_of_birth")
+    ]
 
     # `make lineage TABLE=...` runs this module with --env; --lake-root points it at the lake.
     done_cli = subprocess.run(
-        [sys.executable, "-m", "cardlake.governance.lineage", "--env", "test",
-         "--lake-root", str(lake_root), "gold.customer_monthly_features"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "cardlake.governance.lineage",
+            "--env",
+            "test",
+            "--lake-root",
+            str(lake_root),
+            "gold.customer_monthly_features",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # Its own words on failure (a CI run saw it die by SIGABRT with nothing else to go on).
     assert done_cli.returncode == 0, done_cli.stderr[-4000:]
     printed = done_cli.stdout.splitlines()
     assert printed[0] == "gold.customer_monthly_features"
     # Down to the landing files: features <- silver <- bronze <- landing (each expanded once).
-    assert {"  <- silver.transactions", "  <- silver.customer_snapshots",
-            "    <- bronze.card_transactions", "      <- landing.card_transactions"
-            } <= set(printed)
+    assert {
+        "  <- silver.transactions",
+        "  <- silver.customer_snapshots",
+        "    <- bronze.card_transactions",
+        "      <- landing.card_transactions",
+    } <= set(printed)

@@ -29,7 +29,10 @@ def test_compacts_then_vacuums_with_the_layers_retention(spark: SparkSession, rs
     assert [(d.table, d.retention_hours, d.files_removed) for d in done] == [("gold.t", 0, 3)]
     assert len(_data_files(rs_tables, "gold.t")) == 1
     assert sorted(tuple(r) for r in rs_tables.read("gold.t").collect()) == [
-        (0, "v0"), (1, "v1"), (2, "v2")]
+        (0, "v0"),
+        (1, "v1"),
+        (2, "v2"),
+    ]
     assert len(_data_files(rs_tables, "silver.s")) == 1  # not asked for: untouched
     # The default retention keeps a week of gold versions.
     assert settings.retention_hours["gold"] == 168

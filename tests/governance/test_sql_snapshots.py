@@ -27,12 +27,14 @@ from cardlake.governance.sql_access import (
 from cardlake.tables import Tables
 from cardlake.tables.catalog import SQL_LAYERS
 
-SCHEMA = StructType([
-    StructField("customer_key", StringType()),
-    StructField("email", StringType()),  # masked for analysts: first letter and domain
-    StructField("amount_usd", DoubleType()),
-    StructField("month", StringType()),
-])
+SCHEMA = StructType(
+    [
+        StructField("customer_key", StringType()),
+        StructField("email", StringType()),  # masked for analysts: first letter and domain
+        StructField("amount_usd", DoubleType()),
+        StructField("month", StringType()),
+    ]
+)
 REFRESH_S = 0.2
 # The stated bound is refresh_seconds plus the linking (a catalog update, milliseconds when
 # idle); this slack covers a test machine at a load of 10 on two cores.
@@ -44,31 +46,49 @@ def _frame(spark: SparkSession, rows: list[tuple[str, str | None, float, str]]) 
 
 
 @pytest.fixture
-def published(spark: SparkSession, rs_tables: Tables,
-              tmp_path: Path) -> Iterator[tuple[Tables, MirroredTables]]:
-    rs_tables.overwrite("gold.people_spend", _frame(spark, [
-        ("CK1", "ann@x.io", 10.0, "2024-01"),
-        ("CK2", None, 20.0, "2024-01"),
-        ("CK3", "bo@y.org", 30.0, "2024-02"),
-    ]), partition_by=["month"])
+def published(
+    spark: SparkSession, rs_tables: Tables, tmp_path: Path
+) -> Iterator[tuple[Tables, MirroredTables]]:
+    rs_tables.overwrite(
+        "gold.people_spend",
+        _frame(
+            spark,
+            [
+                ("CK1", "ann@x.io", 10.0, "2024-01"),
+                ("CK2", None, 20.0, "2024-01"),
+                ("CK3", "bo@y.org", 30.0, "2024-02"),
+            ],
+        ),
+        partition_by=["month"],
+    )
     mirrors = MirroredTables(spark, folder=str(tmp_path / "links"), refresh_seconds=REFRESH_S)
-    publish(spark, load_governance("test"), lake_root=rs_tables.lake_root, engine="delta-rs",
-            mirrors=mirrors)
+    publish(
+        spark,
+        load_governance("test"),
+        lake_root=rs_tables.lake_root,
+        engine="delta-rs",
+        mirrors=mirrors,
+    )
     yield rs_tables, mirrors
     for layer in (*SQL_LAYERS, *MASKED_LAYERS):
         for schema in (RAW_PREFIX + layer, layer + CLEAR_SUFFIX, layer):
             spark.sql(f"DROP DATABASE IF EXISTS `{schema}` CASCADE")
 
 
-def test_analysts_read_the_snapshot_through_masks(spark: SparkSession,
-                                                  published: tuple[Tables, MirroredTables]):
-    expected = _frame(spark, [
-        ("CK1", "a***@x.io", 10.0, "2024-01"),
-        ("CK2", None, 20.0, "2024-01"),
-        ("CK3", "b***@y.org", 30.0, "2024-02"),
-    ])
-    assert_df_equality(spark.table("gold.people_spend"), expected, ignore_row_order=True,
-                       ignore_nullable=True)
+def test_analysts_read_the_snapshot_through_masks(
+    spark: SparkSession, published: tuple[Tables, MirroredTables]
+):
+    expected = _frame(
+        spark,
+        [
+            ("CK1", "a***@x.io", 10.0, "2024-01"),
+            ("CK2", None, 20.0, "2024-01"),
+            ("CK3", "b***@y.org", 30.0, "2024-02"),
+        ],
+    )
+    assert_df_equality(
+        spark.table("gold.people_spend"), expected, ignore_row_order=True, ignore_nullable=True
+    )
 
 
 def test_the_scan_is_sparks_parquet_reader_with_both_prunings(
@@ -87,15 +107,26 @@ def test_a_new_commit_is_visible_within_refresh_seconds(
 ):
     tables, mirrors = published
     # Replaces January's files (the old ones stay on disk, out of the snapshot) and adds March.
-    tables.replace_partitions("gold.people_spend", _frame(spark, [
-        ("CK1", "ann@x.io", 11.0, "2024-01"),
-        ("CK4", "cy@z.net", 40.0, "2024-03"),
-    ]), partitions={"month": ["2024-01", "2024-03"]}, partition_by=["month"])
-    expected = _frame(spark, [
-        ("CK1", "ann@x.io", 11.0, "2024-01"),
-        ("CK3", "bo@y.org", 30.0, "2024-02"),
-        ("CK4", "cy@z.net", 40.0, "2024-03"),
-    ])
+    tables.replace_partitions(
+        "gold.people_spend",
+        _frame(
+            spark,
+            [
+                ("CK1", "ann@x.io", 11.0, "2024-01"),
+                ("CK4", "cy@z.net", 40.0, "2024-03"),
+            ],
+        ),
+        partitions={"month": ["2024-01", "2024-03"]},
+        partition_by=["month"],
+    )
+    expected = _frame(
+        spark,
+        [
+            ("CK1", "ann@x.io", 11.0, "2024-01"),
+            ("CK3", "bo@y.org", 30.0, "2024-02"),
+            ("CK4", "cy@z.net", 40.0, "2024-03"),
+        ],
+    )
     stop = threading.Event()
     watcher = threading.Thread(target=mirrors.watch, args=(stop,), daemon=True)
     started = time.monotonic()
@@ -110,5 +141,9 @@ def test_a_new_commit_is_visible_within_refresh_seconds(
     finally:
         stop.set()
         watcher.join()
-    assert_df_equality(spark.table("gold_clear.people_spend"), expected, ignore_row_order=True,
-                       ignore_nullable=True)
+    assert_df_equality(
+        spark.table("gold_clear.people_spend"),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )

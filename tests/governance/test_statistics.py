@@ -31,28 +31,71 @@ from cardlake.tables.base import DeltaEngine
 from tests.lake_fixture import BuiltLake
 
 GOVERNANCE = load_governance("test")
-SCHEMA = T.StructType([
-    T.StructField("customer_key", T.StringType()),      # none
-    T.StructField("email", T.StringType()),             # personal
-    T.StructField("first_name", T.StringType()),        # personal
-    T.StructField("date_of_birth", T.DateType()),       # personal
-    T.StructField("national_id", T.StringType()),       # personal
-    T.StructField("spend_usd", T.DoubleType()),         # none
-    T.StructField("is_current", T.BooleanType()),       # none, but Delta keeps no min/max of it
-    T.StructField("mystery_column", T.StringType()),    # classified nowhere: fail closed
-    T.StructField("month", T.StringType()),             # the partition column
-])
+SCHEMA = T.StructType(
+    [
+        T.StructField("customer_key", T.StringType()),  # none
+        T.StructField("email", T.StringType()),  # personal
+        T.StructField("first_name", T.StringType()),  # personal
+        T.StructField("date_of_birth", T.DateType()),  # personal
+        T.StructField("national_id", T.StringType()),  # personal
+        T.StructField("spend_usd", T.DoubleType()),  # none
+        T.StructField("is_current", T.BooleanType()),  # none, but Delta keeps no min/max of it
+        T.StructField("mystery_column", T.StringType()),  # classified nowhere: fail closed
+        T.StructField("month", T.StringType()),  # the partition column
+    ]
+)
 ROWS = [
-    ("CK0000000001", "aaron.first@mail.test", "Aaron", dt.date(1931, 1, 2),
-     "SYN-GB-000000001-D", 10.5, True, "mystery-value-1", "2025-01"),
-    ("CK0000000002", "zoe.last@mail.test", "Zoe", dt.date(2001, 12, 30),
-     "SYN-GB-999999999-X", 99.0, False, "mystery-value-2", "2025-01"),
-    ("CK0000000003", "mid.dle@mail.test", "Mia", dt.date(1970, 6, 15),
-     "SYN-FR-000001234-J", 42.0, True, "mystery-value-3", "2025-02"),
+    (
+        "CK0000000001",
+        "aaron.first@mail.test",
+        "Aaron",
+        dt.date(1931, 1, 2),
+        "SYN-GB-000000001-D",
+        10.5,
+        True,
+        "mystery-value-1",
+        "2025-01",
+    ),
+    (
+        "CK0000000002",
+        "zoe.last@mail.test",
+        "Zoe",
+        dt.date(2001, 12, 30),
+        "SYN-GB-999999999-X",
+        99.0,
+        False,
+        "mystery-value-2",
+        "2025-01",
+    ),
+    (
+        "CK0000000003",
+        "mid.dle@mail.test",
+        "Mia",
+        dt.date(1970, 6, 15),
+        "SYN-FR-000001234-J",
+        42.0,
+        True,
+        "mystery-value-3",
+        "2025-02",
+    ),
 ]
-PERSONAL = ["aaron.first@mail.test", "zoe.last@mail.test", "mid.dle@mail.test", "Aaron", "Zoe",
-            "Mia", "1931-01-02", "2001-12-30", "1970-06-15", "mystery-value-1", "mystery-value-2",
-            "mystery-value-3", "SYN-GB-000000001-D", "SYN-GB-999999999-X", "SYN-FR-000001234-J"]
+PERSONAL = [
+    "aaron.first@mail.test",
+    "zoe.last@mail.test",
+    "mid.dle@mail.test",
+    "Aaron",
+    "Zoe",
+    "Mia",
+    "1931-01-02",
+    "2001-12-30",
+    "1970-06-15",
+    "mystery-value-1",
+    "mystery-value-2",
+    "mystery-value-3",
+    "SYN-GB-000000001-D",
+    "SYN-GB-999999999-X",
+    "SYN-FR-000001234-J",
+]
 
 
 def test_only_columns_classified_none_get_statistics():
@@ -61,10 +104,12 @@ def test_only_columns_classified_none_get_statistics():
     assert GOVERNANCE.rule("gold.x", "customer_key").classification == "none"
     assert GOVERNANCE.rule("gold.x", "mystery_column") is None
     assert statistics_properties(GOVERNANCE, "gold.x", SCHEMA, ("month",)) == {
-        STATS_COLUMNS: "customer_key,spend_usd"}
+        STATS_COLUMNS: "customer_key,spend_usd"
+    }
     personal_only = T.StructType([SCHEMA["email"], SCHEMA["month"]])
     assert statistics_properties(GOVERNANCE, "gold.x", personal_only, ("month",)) == {
-        NUM_INDEXED: "0"}
+        NUM_INDEXED: "0"
+    }
 
 
 def _log_stats(table_dir: Path) -> list[dict[str, object]]:
@@ -92,10 +137,15 @@ def _log_text(table_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def test_personal_values_never_reach_the_log(spark: SparkSession, engine: DeltaEngine,
-                                             tmp_path: Path, clean_catalog: None):
-    tables = Tables(spark=spark, lake_root=str(tmp_path / "lake"), engine=engine,
-                    policy=table_policy(GOVERNANCE))
+def test_personal_values_never_reach_the_log(
+    spark: SparkSession, engine: DeltaEngine, tmp_path: Path, clean_catalog: None
+):
+    tables = Tables(
+        spark=spark,
+        lake_root=str(tmp_path / "lake"),
+        engine=engine,
+        policy=table_policy(GOVERNANCE),
+    )
     df = spark.createDataFrame(ROWS, SCHEMA)
     tables.append("gold.people", df.where("month = '2025-01'"), partition_by=("month",))
     if engine.name == "delta-spark":
@@ -139,9 +189,11 @@ def test_the_built_lake_logs_statistics_of_unclassified_columns_only(built_lake:
             for kind in ("minValues", "maxValues"):
                 columns = set(entry.get(kind, {}))
                 with_stats += bool(columns)
-                leaks += [f"{name}.{c}" for c in sorted(columns)
-                          if (rule := GOVERNANCE.rule(name, c)) is None
-                          or rule.classification != "none"]
+                leaks += [
+                    f"{name}.{c}"
+                    for c in sorted(columns)
+                    if (rule := GOVERNANCE.rule(name, c)) is None or rule.classification != "none"
+                ]
     assert tables_seen >= 40 and with_stats > 0
     assert sorted(set(leaks)) == []
 
@@ -155,8 +207,11 @@ def test_every_column_of_the_built_lake_is_described_in_its_delta_schema(built_l
         tables_seen += 1
         for f in DeltaTable(str(table_dir)).schema().fields:
             rule = GOVERNANCE.rule(name, f.name)
-            if rule is None or f.metadata.get(CLASSIFICATION_KEY) != rule.classification \
-                    or not f.metadata.get("comment", "").startswith(rule.description):
+            if (
+                rule is None
+                or f.metadata.get(CLASSIFICATION_KEY) != rule.classification
+                or not f.metadata.get("comment", "").startswith(rule.description)
+            ):
                 undescribed.append(f"{name}.{f.name}")
     assert tables_seen >= 40
     assert undescribed == []

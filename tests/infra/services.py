@@ -55,8 +55,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(ready: Callable[[], bool], *, timeout_s: float, what: str,
-               alive: Callable[[], bool] = lambda: True) -> None:
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    timeout_s: float,
+    what: str,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
     """Polls ``ready`` until it holds; fails naming ``what`` on the deadline or a dead process."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -81,8 +86,10 @@ def table_fingerprint(df: DataFrame) -> tuple[int, int]:
         if isinstance(field.dataType, DoubleType | FloatType):
             col = F.round(col, FLOAT_DIGITS)
         cols.append(col)
-    row = df.select(F.xxhash64(*cols).cast("decimal(38,0)").alias("h")).agg(
-        F.count(F.lit(1)).alias("n"), F.coalesce(F.sum("h"), F.lit(0)).alias("s")
-    ).first()
+    row = (
+        df.select(F.xxhash64(*cols).cast("decimal(38,0)").alias("h"))
+        .agg(F.count(F.lit(1)).alias("n"), F.coalesce(F.sum("h"), F.lit(0)).alias("s"))
+        .first()
+    )
     assert row is not None
     return int(row["n"]), int(row["s"])

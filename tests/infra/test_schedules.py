@@ -248,8 +248,14 @@ def test_monthly_script_calls_the_make_target_for_the_month_just_ended(tmp_path:
     # ... and the target exists in the Makefile.
     make = shutil.which("make")
     assert make is not None
-    dry = subprocess.run([make, "-n", "monthly", f"MONTH={SAMPLE_MONTH}"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60, check=False)
+    dry = subprocess.run(
+        [make, "-n", "monthly", f"MONTH={SAMPLE_MONTH}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert dry.returncode == 0, dry.stderr
 
 
@@ -269,14 +275,18 @@ def test_systemd_units_are_valid_and_restart_only_when_the_lake_is_locked(tmp_pa
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze not installed: unit files checked as INI only")
-    out = subprocess.run([analyze, "calendar", calendar], capture_output=True, text=True,
-                         timeout=30, check=False)
+    out = subprocess.run(
+        [analyze, "calendar", calendar], capture_output=True, text=True, timeout=30, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert "-02 06:00:00 UTC" in out.stdout
     for unit in (SERVICE, TIMER):  # with the checkout where the example expects it
         (tmp_path / unit.name).write_text(unit.read_text().replace(DEPLOYED_AT, str(ROOT)))
     verify = subprocess.run(
         [analyze, "verify", str(tmp_path / TIMER.name), str(tmp_path / SERVICE.name)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert verify.returncode == 0, verify.stderr

@@ -75,8 +75,11 @@ def _cluster_conf_dir(dest: Path, built: BuiltLake, lake: Path) -> Path:
     overlay = yaml.safe_load((conf / "test.yaml").read_text()) or {}
     overlay["spark"] = {**overlay.get("spark", {}), "profile": "cluster", "conf": SMALL_DATA}
     overlay["tables"] = {**overlay.get("tables", {}), "engine": "delta-spark"}
-    overlay["paths"] = {"lake_root": str(lake), "landing_root": str(built.root / "landing"),
-                        "truth_root": str(built.truth_root)}
+    overlay["paths"] = {
+        "lake_root": str(lake),
+        "landing_root": str(built.root / "landing"),
+        "truth_root": str(built.truth_root),
+    }
     overlay["synth"] = dict(BUILT_WORLD)
     (conf / "test.yaml").write_text(yaml.safe_dump(overlay))
     return conf
@@ -103,18 +106,33 @@ def cluster_lake(
         shutil.copytree(built_lake.lake_root / "bronze", lake / "bronze")
     wheel = submit.build_wheel(work / "dist")
     command = submit.submit_command(
-        "jobs/run_pipeline.py", ["--env", "test", "--only", STAGES],
-        master=standalone_cluster.master_url, wheel=wheel, executor_memory="512m",
-        executor_cores=1, max_cores=2, driver_memory="1g",
+        "jobs/run_pipeline.py",
+        ["--env", "test", "--only", STAGES],
+        master=standalone_cluster.master_url,
+        wheel=wheel,
+        executor_memory="512m",
+        executor_cores=1,
+        max_cores=2,
+        driver_memory="1g",
     )
-    env = {**os.environ, "CARDLAKE_CONF_DIR": str(conf), "CARDLAKE_HOME": str(ROOT),
-           "PYSPARK_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "CARDLAKE_CONF_DIR": str(conf),
+        "CARDLAKE_HOME": str(ROOT),
+        "PYSPARK_PYTHON": sys.executable,
+    }
     log = work / "submit.log"
     with log.open("w") as out:
         # Its own process group: on a timeout or an interrupt the driver's Python goes too,
         # not only the spark-submit JVM that started it.
-        submitted = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        submitted = subprocess.Popen(
+            command,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             returncode = submitted.wait(timeout=SUBMIT_TIMEOUT_S)
         finally:
@@ -152,15 +170,18 @@ def test_gold_on_the_cluster_equals_the_local_run(
     spark: SparkSession, built_lake: BuiltLake, cluster_lake: Path
 ) -> None:
     cluster_tables = sorted(p.name for p in (cluster_lake / "gold").iterdir() if p.is_dir())
-    assert {"dim_customer", "fact_transactions", "customer_monthly_features"} <= set(
-        cluster_tables
-    )
+    assert {"dim_customer", "fact_transactions", "customer_monthly_features"} <= set(cluster_tables)
     local = built_lake.tables(spark)
     remote = Tables.from_config(
         spark,
-        load_config("test", overrides={"paths.lake_root": str(cluster_lake),
-                                       "paths.landing_root": str(built_lake.root / "landing"),
-                                       "paths.truth_root": str(built_lake.truth_root)}),
+        load_config(
+            "test",
+            overrides={
+                "paths.lake_root": str(cluster_lake),
+                "paths.landing_root": str(built_lake.root / "landing"),
+                "paths.truth_root": str(built_lake.truth_root),
+            },
+        ),
     )
     differing = {}
     for name in cluster_tables:

@@ -28,8 +28,11 @@ from tests.gold.test_build import GOLD
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RUNS = 2
-CONFORMED = {"dim_location": "location_sk", "dim_product": "product_sk",
-             "dim_customer": "customer_sk"}
+CONFORMED = {
+    "dim_location": "location_sk",
+    "dim_product": "product_sk",
+    "dim_customer": "customer_sk",
+}
 # C2 (Berlin, DE) first appears in February: February brings new dim_location members.
 FIRST, RACED = "2024-01", "2024-02"
 
@@ -69,15 +72,18 @@ def _copy(spark: SparkSession, engine: DeltaEngine, lake: Tables, root: Path) ->
 # The default engine in `make test`; the delta-rs fallback's race (its own conflict check) in
 # `make test-heavy`, and both engines' table-level races in tests/tables/test_concurrency.py.
 @pytest.mark.parametrize(
-    "engine", [pytest.param("delta-rs", marks=pytest.mark.heavy), "delta-spark"], indirect=True)
+    "engine", [pytest.param("delta-rs", marks=pytest.mark.heavy), "delta-spark"], indirect=True
+)
 def test_two_runs_of_a_month_never_double_a_dimension_member(
     spark: SparkSession, engine: DeltaEngine, tmp_path: Path
 ) -> None:
     first = _lake(spark, engine, tmp_path / "first")
     serial = _copy(spark, engine, first, tmp_path / "serial")
     build_gold(serial, GOLD, months=[RACED], full=False)
-    expected = {name: sorted(r[key] for r in serial.read(f"gold.{name}").select(key).collect())
-                for name, key in CONFORMED.items()}
+    expected = {
+        name: sorted(r[key] for r in serial.read(f"gold.{name}").select(key).collect())
+        for name, key in CONFORMED.items()
+    }
     raced = _copy(spark, engine, first, tmp_path / "raced")
     before = raced.read("gold.dim_location").count()
     assert len(expected["dim_location"]) > before  # the raced month adds members

@@ -39,8 +39,10 @@ SLOW_VAR = "CARDLAKE_ERASURE_LAKE_TEST"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get(SLOW_VAR) != "1",
-                       reason=f"erasure on a whole built lake takes ~20 minutes; set {SLOW_VAR}=1"),
+    pytest.mark.skipif(
+        os.environ.get(SLOW_VAR) != "1",
+        reason=f"erasure on a whole built lake takes ~20 minutes; set {SLOW_VAR}=1",
+    ),
 ]
 CARDLAKE = Path(sys.executable).with_name("cardlake")
 # Sources re-delivered after the erasure: every person source, and the service log, whose
@@ -53,8 +55,9 @@ NOTHING = {"names": 0, "birth": 0, "identifiers": 0, "record_ids": 0, "national_
 
 
 def _job():
-    spec = importlib.util.spec_from_file_location("erase_person",
-                                                  PROJECT_ROOT / "jobs" / "erase_person.py")
+    spec = importlib.util.spec_from_file_location(
+        "erase_person", PROJECT_ROOT / "jobs" / "erase_person.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -88,8 +91,9 @@ class Person:
     def national_id_pattern(self) -> re.Pattern[str]:
         # Any spelling (canonical, compact, spaced, any case), a whole token.
         parts = [re.escape(p) for p in self.national_id.split("-")]
-        return re.compile(r"(?<![A-Za-z0-9])" + "[ -]?".join(parts) + r"(?![A-Za-z0-9])",
-                          re.IGNORECASE)
+        return re.compile(
+            r"(?<![A-Za-z0-9])" + "[ -]?".join(parts) + r"(?![A-Za-z0-9])", re.IGNORECASE
+        )
 
 
 def _words_elsewhere() -> set[str]:
@@ -131,8 +135,11 @@ def _choose(spark: SparkSession, lake: BuiltLake) -> tuple[Person, list[dict[str
     name and date of birth no other customer (in silver.customers or the truth) shares in pairs,
     so that a record holding two of them is theirs; and the truth's records of that person."""
     tables = lake.tables(spark)
-    crosswalk = tables.read("silver.crosswalk").select("customer_key", "source",
-                                                       "source_record_id").collect()
+    crosswalk = (
+        tables.read("silver.crosswalk")
+        .select("customer_key", "source", "source_record_id")
+        .collect()
+    )
     sources: dict[str, set[str]] = {}
     records: dict[str, set[str]] = {}
     for r in crosswalk:
@@ -145,8 +152,11 @@ def _choose(spark: SparkSession, lake: BuiltLake) -> tuple[Person, list[dict[str
     customers = {r["customer_key"]: r for r in tables.read("silver.customers").collect()}
     elsewhere = _words_elsewhere()
     for key in sorted(k for k, s in sources.items() if s >= set(PERSON_SOURCES)):
-        owners = {owner.get((r["source"], r["source_record_id"])) for r in crosswalk
-                  if r["customer_key"] == key}
+        owners = {
+            owner.get((r["source"], r["source_record_id"]))
+            for r in crosswalk
+            if r["customer_key"] == key
+        }
         if len(owners) != 1 or None in owners:
             continue  # not exactly one person behind the key
         (person_id,) = owners
@@ -160,25 +170,45 @@ def _choose(spark: SparkSession, lake: BuiltLake) -> tuple[Person, list[dict[str
         if {first.lower(), last.lower()} & elsewhere:
             continue
         names = {first.lower(), last.lower()}
-        others = [(c["first_name"], c["last_name"], c["date_of_birth"])
-                  for k, c in customers.items() if k != key]
-        others += [(p["first_name"], p["last_name"], p["birth_date"])
-                   for pid, p in persons.items() if pid != person_id]
+        others = [
+            (c["first_name"], c["last_name"], c["date_of_birth"])
+            for k, c in customers.items()
+            if k != key
+        ]
+        others += [
+            (p["first_name"], p["last_name"], p["birth_date"])
+            for pid, p in persons.items()
+            if pid != person_id
+        ]
         # Either order: sources swap first and last names.
-        shared = [o for o in others
-                  if {str(o[0]).strip().lower(), str(o[1]).strip().lower()} == names
-                  or (str(o[2]) == born
-                      and {str(o[0]).strip().lower(), str(o[1]).strip().lower()} & names)]
+        shared = [
+            o
+            for o in others
+            if {str(o[0]).strip().lower(), str(o[1]).strip().lower()} == names
+            or (
+                str(o[2]) == born and {str(o[0]).strip().lower(), str(o[1]).strip().lower()} & names
+            )
+        ]
         if shared:
             continue
         golden = customers[key]
         if golden.asDict().get("national_id") != truth["national_id"]:
             continue  # every delivery of theirs lacked it: nothing to scan for
         identifiers = {v for v in (golden["email"], golden["phone"], truth["email"]) if v}
-        return Person(key, person_id, first, last, born, tuple(sorted(identifiers)),
-                      tuple(sorted(records[key])), truth["national_id"]), theirs
-    raise AssertionError("the small world has nobody in every source with a name and date of "
-                         "birth of their own and a national id in silver")
+        return Person(
+            key,
+            person_id,
+            first,
+            last,
+            born,
+            tuple(sorted(identifiers)),
+            tuple(sorted(records[key])),
+            truth["national_id"],
+        ), theirs
+    raise AssertionError(
+        "the small world has nobody in every source with a name and date of "
+        "birth of their own and a national id in silver"
+    )
 
 
 def _found(lake: BuiltLake, person: Person) -> dict[str, int]:
@@ -192,12 +222,15 @@ def _found(lake: BuiltLake, person: Person) -> dict[str, int]:
         counts["names"] += has_first and has_last
         counts["birth"] += (has_first or has_last) and bool(born.search(record))
     text = values_in_lake(lake.lake_root).lower()
-    counts["identifiers"] = sum(i.lower() in text for i in
-                                (*person.identifiers, person.customer_key))
+    counts["identifiers"] = sum(
+        i.lower() in text for i in (*person.identifiers, person.customer_key)
+    )
     # Whole tokens: CRM-100001 is not inside CRM-1000010.
-    ids = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(r.lower())
-                                                       for r in person.record_ids)
-                     + r")(?![A-Za-z0-9])")
+    ids = re.compile(
+        r"(?<![A-Za-z0-9])(?:"
+        + "|".join(re.escape(r.lower()) for r in person.record_ids)
+        + r")(?![A-Za-z0-9])"
+    )
     counts["record_ids"] = len({m.group(0) for m in ids.finditer(text)})
     counts["national_id"] = len(person.national_id_pattern().findall(text))
     return dict(counts)
@@ -215,11 +248,14 @@ def _others(spark: SparkSession, lake: BuiltLake, key: str) -> dict[str, tuple[i
         # A map's entries sorted: silver writes the same lineage map in another order on a re-run.
         # Doubles to 6 decimals: a month's re-run sums the same amounts in another order
         # (300.3637386990829 against 300.36373869908283).
-        values = [F.array_sort(F.map_entries(f.name)).alias(f.name)
-                  if isinstance(f.dataType, T.MapType)
-                  else F.round(f.name, 6).alias(f.name)
-                  if isinstance(f.dataType, T.DoubleType | T.FloatType) else F.col(f.name)
-                  for f in df.schema.fields]
+        values = [
+            F.array_sort(F.map_entries(f.name)).alias(f.name)
+            if isinstance(f.dataType, T.MapType)
+            else F.round(f.name, 6).alias(f.name)
+            if isinstance(f.dataType, T.DoubleType | T.FloatType)
+            else F.col(f.name)
+            for f in df.schema.fields
+        ]
         checksum = F.sum(F.xxhash64(F.to_json(F.struct(*values))).cast("decimal(38,0)"))
         row = rest.select(F.count(F.lit(1)), checksum).first()
         out[name] = (int(row[0]), int(row[1] or 0))
@@ -236,8 +272,9 @@ def _redeliver(lake: BuiltLake, theirs: list[dict[str, Any]]) -> list[str]:
     by_source: dict[str, set[str]] = {}
     for r in theirs:
         by_source.setdefault(r["source"], set()).add(r["file"])
-    months_of = Counter(m for files in by_source.values() for m in {Path(f).parent.name
-                                                                      for f in files})
+    months_of = Counter(
+        m for files in by_source.values() for m in {Path(f).parent.name for f in files}
+    )
     best = max(sorted(months_of), key=lambda m: months_of[m])
     months = set()
     for source in REDELIVERED:
@@ -257,23 +294,44 @@ def _run_stages(lake: BuiltLake, month: str) -> None:
     # The console script in its own process, as an operator runs it (it stops its session).
     world = [f"--set=synth.{k}={v}" for k, v in BUILT_WORLD.items()]
     done = subprocess.run(
-        [str(CARDLAKE), "run", "--only", "bronze,silver,gold", "--month", month, "--env", "test",
-         "--lake-root", str(lake.lake_root), "--landing-root", str(lake.root / "landing"),
-         "--truth-root", str(lake.truth_root), *world],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_SECONDS, cwd=PROJECT_ROOT,
-        env={**os.environ, "CARDLAKE_ENV": "test"}, check=False,
+        [
+            str(CARDLAKE),
+            "run",
+            "--only",
+            "bronze,silver,gold",
+            "--month",
+            month,
+            "--env",
+            "test",
+            "--lake-root",
+            str(lake.lake_root),
+            "--landing-root",
+            str(lake.root / "landing"),
+            "--truth-root",
+            str(lake.truth_root),
+            *world,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "CARDLAKE_ENV": "test"},
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def test_erasing_a_person_in_every_source(spark: SparkSession, built_lake: BuiltLake,
-                                          tmp_path: Path):
+def test_erasing_a_person_in_every_source(
+    spark: SparkSession, built_lake: BuiltLake, tmp_path: Path
+):
     lake = copy_lake(built_lake, tmp_path)
     person, theirs = _choose(spark, lake)
     before = _found(lake, person)
-    print(f"\nchosen: {len(theirs)} landing records, {len(person.record_ids)} record ids, "
-          f"{len(person.identifiers)} identifiers; "
-          f"before erasure {before}")
+    print(
+        f"\nchosen: {len(theirs)} landing records, {len(person.record_ids)} record ids, "
+        f"{len(person.identifiers)} identifiers; "
+        f"before erasure {before}"
+    )
     # The scans see the person before: names together, date of birth with a name, identifiers.
     assert before["names"] > 0 and before["birth"] > 0
     assert before["identifiers"] == len(person.identifiers) + 1
@@ -281,8 +339,18 @@ def test_erasing_a_person_in_every_source(spark: SparkSession, built_lake: Built
     assert before["national_id"] > 0
     others_before = _others(spark, lake, person.customer_key)
 
-    code = _job().main(["--env", "test", "--lake-root", str(lake.lake_root),
-                        "--customer-key", person.customer_key, "--requested-by", "test-ticket-1"])
+    code = _job().main(
+        [
+            "--env",
+            "test",
+            "--lake-root",
+            str(lake.lake_root),
+            "--customer-key",
+            person.customer_key,
+            "--requested-by",
+            "test-ticket-1",
+        ]
+    )
 
     assert code == 0
     after = _found(lake, person)

@@ -60,18 +60,30 @@ def test_runs_models_and_aliases_over_http(
     df = spark.createDataFrame(
         [(0.0, 0), (0.1, 0), (0.2, 0), (0.8, 1), (0.9, 1), (1.0, 1)], "x double, label int"
     )
-    model = Pipeline(stages=[VectorAssembler(inputCols=["x"], outputCol="features"),
-                             LogisticRegression(maxIter=50, regParam=0.0)]).fit(df)
+    model = Pipeline(
+        stages=[
+            VectorAssembler(inputCols=["x"], outputCol="features"),
+            LogisticRegression(maxIter=50, regParam=0.0),
+        ]
+    ).fit(df)
     promotions = []
     for value in (0.80, 0.75):  # first becomes champion; a worse one stays challenger
         with remote_tracker.run("server", f"run-{value}") as run:
             tracking.log_params({"seed": 1})
             tracking.log_metrics({"oot_auc": value})
-            uri = tracking.log_spark_model(model, pd.DataFrame({"x": [0.5]}),
-                                           pd.DataFrame({"prediction": [1.0]}))
-            promotions.append(tracking.register_and_promote(
-                remote_tracker, name="server-model", model_uri=uri, metric="oot_auc",
-                value=value, tags={"threshold": "0.5"}))
+            uri = tracking.log_spark_model(
+                model, pd.DataFrame({"x": [0.5]}), pd.DataFrame({"prediction": [1.0]})
+            )
+            promotions.append(
+                tracking.register_and_promote(
+                    remote_tracker,
+                    name="server-model",
+                    model_uri=uri,
+                    metric="oot_auc",
+                    value=value,
+                    tags={"threshold": "0.5"},
+                )
+            )
     assert [p.promoted for p in promotions] == [True, False]
 
     client = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)

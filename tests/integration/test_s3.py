@@ -62,13 +62,18 @@ def test_delta_rs_writes_and_reads_a_table_on_s3(s3_server: Any) -> None:
     uri = f"s3://{BUCKET}/delta-rs/accounts"
     data = pa.table({"id": [1, 2, 3], "owner": ["a", None, "c"]})
     write_deltalake(uri, data, storage_options=options)
-    write_deltalake(uri, pa.table({"id": [4], "owner": ["d"]}), mode="append",
-                    storage_options=options)
+    write_deltalake(
+        uri, pa.table({"id": [4], "owner": ["d"]}), mode="append", storage_options=options
+    )
     table = DeltaTable(uri, storage_options=options)
     assert table.version() == 1
     rows = sorted(table.to_pyarrow_table().to_pylist(), key=lambda r: r["id"])
-    assert rows == [{"id": 1, "owner": "a"}, {"id": 2, "owner": None},
-                    {"id": 3, "owner": "c"}, {"id": 4, "owner": "d"}]
+    assert rows == [
+        {"id": 1, "owner": "a"},
+        {"id": 2, "owner": None},
+        {"id": 3, "owner": "c"},
+        {"id": 4, "owner": "d"},
+    ]
 
 
 # Heavy: the whole contract in a second pytest with the S3A jars, about 5 minutes; `make
@@ -79,17 +84,36 @@ def test_table_contract_passes_on_s3a(s3_server: Any, tmp_path: Path) -> None:
     conf = tmp_path / "conf"
     shutil.copytree(ROOT / "conf", conf)
     overlay = yaml.safe_load((conf / "test.yaml").read_text()) or {}
-    spark_conf = {**s3.s3a_settings(s3_server.endpoint),
-                  "spark.jars.packages": s3.hadoop_aws_package()}
+    spark_conf = {
+        **s3.s3a_settings(s3_server.endpoint),
+        "spark.jars.packages": s3.hadoop_aws_package(),
+    }
     overlay["spark"] = {**overlay.get("spark", {}), "conf": spark_conf}
     (conf / "test.yaml").write_text(yaml.safe_dump(overlay))
     report = tmp_path / "contract.xml"
-    env = {**os.environ, **s3.client_env(s3_server.endpoint),
-           "CARDLAKE_CONF_DIR": str(conf), "CARDLAKE_TEST_LAKE_URI": f"s3a://{BUCKET}/contract"}
+    env = {
+        **os.environ,
+        **s3.client_env(s3_server.endpoint),
+        "CARDLAKE_CONF_DIR": str(conf),
+        "CARDLAKE_TEST_LAKE_URI": f"s3a://{BUCKET}/contract",
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/tables/test_contract.py", "-q", "-p",
-         "no:cacheprovider", f"--junitxml={report}", f"--basetemp={tmp_path / 'pt'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=CONTRACT_TIMEOUT_S,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/tables/test_contract.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={report}",
+            f"--basetemp={tmp_path / 'pt'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CONTRACT_TIMEOUT_S,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
@@ -104,10 +128,19 @@ def test_table_contract_passes_on_s3a(s3_server: Any, tmp_path: Path) -> None:
 
     import boto3
 
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name=s3.REGION,
-                          aws_access_key_id=s3.TEST_ACCESS_KEY,
-                          aws_secret_access_key=s3.TEST_SECRET_KEY)
-    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=BUCKET, Prefix="contract/") for o in page.get("Contents", [])]
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint,
+        region_name=s3.REGION,
+        aws_access_key_id=s3.TEST_ACCESS_KEY,
+        aws_secret_access_key=s3.TEST_SECRET_KEY,
+    )
+    keys = [
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix="contract/"
+        )
+        for o in page.get("Contents", [])
+    ]
     assert any("/_delta_log/00000000000000000000.json" in k for k in keys), keys[:20]
     assert any(k.endswith(".parquet") for k in keys), keys[:20]

@@ -28,7 +28,11 @@ from cardlake.tables.catalog import SQL_LAYERS
 from cardlake.tables.delta_rs import DeltaRsEngine
 
 PERSON_SOURCES = (
-    "crm_customers", "financial_records", "demographics", "product_usage", "marketing_monthly",
+    "crm_customers",
+    "financial_records",
+    "demographics",
+    "product_usage",
+    "marketing_monthly",
 )
 F1_TARGET = 0.99
 # Smaller than the embedded default (2,000): 18 months of ER three times over cost 8.5 minutes of
@@ -44,37 +48,50 @@ class Lake:
     def __init__(self, spark: SparkSession, root: Path) -> None:
         self.spark = spark
         self.landing, self.truth = root / "landing", root / "truth"
-        self.tables = Tables(spark=spark, lake_root=str(root / "lake"),
-                             engine=DeltaRsEngine(spark=spark))
-        self.months = generate(landing_root=self.landing, truth_root=self.truth,
-                               params=RESOLUTION_WORLD).months
+        self.tables = Tables(
+            spark=spark, lake_root=str(root / "lake"), engine=DeltaRsEngine(spark=spark)
+        )
+        self.months = generate(
+            landing_root=self.landing, truth_root=self.truth, params=RESOLUTION_WORLD
+        ).months
 
     def ingest(self, months: list[str]) -> dict[str, DataFrame]:
-        run_bronze(self.spark, self.tables, load_bronze_config("test"),
-                   landing_root=str(self.landing), token_key=b"test-key",
-                   sources=PERSON_SOURCES, months=months)
+        run_bronze(
+            self.spark,
+            self.tables,
+            load_bronze_config("test"),
+            landing_root=str(self.landing),
+            token_key=b"test-key",
+            sources=PERSON_SOURCES,
+            months=months,
+        )
         return {n: self.tables.read(f"bronze.{n}") for n in PERSON_SOURCES}
 
-    def resolve(self, bronze: dict[str, DataFrame], month: str, *, full: bool = False
-                ) -> R.CustomerResolution:
-        result = R.resolve_customers(self.spark, bronze, R.load_state(self.tables),
-                                     month=month, full=full)
+    def resolve(
+        self, bronze: dict[str, DataFrame], month: str, *, full: bool = False
+    ) -> R.CustomerResolution:
+        result = R.resolve_customers(
+            self.spark, bronze, R.load_state(self.tables), month=month, full=full
+        )
         self.tables.overwrite("silver.crosswalk", result.crosswalk)
         R.save_state(self.spark, self.tables, result, month=month)
         return result
 
     def f1(self, crosswalk: DataFrame) -> dict[str, float]:
         bronze = {n: self.tables.read(f"bronze.{n}") for n in PERSON_SOURCES}
-        metrics = evaluate_against_truth(self.spark, crosswalk, str(self.truth),
-                                         delivered=delivered_records(bronze))
+        metrics = evaluate_against_truth(
+            self.spark, crosswalk, str(self.truth), delivered=delivered_records(bronze)
+        )
         assert metrics is not None
         assert metrics["missing_records"] == 0  # every record bronze accepted has a key
         return metrics
 
 
 def current_keys(crosswalk: DataFrame) -> dict[tuple[str, str], str]:
-    return {(r["source"], r["source_record_id"]): r["customer_key"]
-            for r in crosswalk.filter("is_current").collect()}
+    return {
+        (r["source"], r["source_record_id"]): r["customer_key"]
+        for r in crosswalk.filter("is_current").collect()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +111,11 @@ def test_full_resolution_meets_f1_target(lake: Lake, first) -> None:
     _, result = first
     assert result.mode == R.FULL
     metrics = lake.f1(result.crosswalk)
-    print(f"\nfull resolution, {result.records} records in {result.seconds:.1f}s: pairwise P "
-          f"{metrics['pairwise_precision']:.4f} R {metrics['pairwise_recall']:.4f} "
-          f"F1 {metrics['pairwise_f1']:.4f}, B-cubed F1 {metrics['bcubed_f1']:.4f}")
+    print(
+        f"\nfull resolution, {result.records} records in {result.seconds:.1f}s: pairwise P "
+        f"{metrics['pairwise_precision']:.4f} R {metrics['pairwise_recall']:.4f} "
+        f"F1 {metrics['pairwise_f1']:.4f}, B-cubed F1 {metrics['bcubed_f1']:.4f}"
+    )
     assert metrics["pairwise_f1"] >= F1_TARGET
     assert metrics["pairwise_precision"] >= F1_TARGET
     assert metrics["pairwise_recall"] >= F1_TARGET
@@ -142,9 +161,11 @@ def test_next_month_is_incremental_and_keeps_unchanged_people(lake: Lake) -> Non
     assert moved <= events
 
     metrics = lake.f1(result.crosswalk)
-    print(f"\nincremental month {month}: {result.new_records} new of {result.records} records, "
-          f"{result.seconds:.1f}s; pairwise P {metrics['pairwise_precision']:.4f} "
-          f"R {metrics['pairwise_recall']:.4f} F1 {metrics['pairwise_f1']:.4f}")
+    print(
+        f"\nincremental month {month}: {result.new_records} new of {result.records} records, "
+        f"{result.seconds:.1f}s; pairwise P {metrics['pairwise_precision']:.4f} "
+        f"R {metrics['pairwise_recall']:.4f} F1 {metrics['pairwise_f1']:.4f}"
+    )
     assert metrics["pairwise_f1"] >= F1_TARGET
     new_rows = result.crosswalk.filter(F.col("valid_from") == month).count()
     assert new_rows >= 1

@@ -32,13 +32,21 @@ needs_ldap = pytest.mark.skipif(
 
 
 def _bind(url: str, uid: str, password: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ldapwhoami", "-x", "-H", url, "-D", f"uid={uid},{PEOPLE}",
-                           "-w", password], capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["ldapwhoami", "-x", "-H", url, "-D", f"uid={uid},{PEOPLE}", "-w", password],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def _start(*extra: str) -> tuple[subprocess.Popen[str], str, list[str]]:
-    process = subprocess.Popen([sys.executable, str(JOB), "--env", "test", *extra],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(JOB), "--env", "test", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert process.stdout is not None
     lines: list[str] = []
     for line in process.stdout:
@@ -54,8 +62,9 @@ def _start(*extra: str) -> tuple[subprocess.Popen[str], str, list[str]]:
 def directory() -> Iterator[tuple[str, dict[str, tuple[str, str]]]]:
     process, url, lines = _start("--port", str(free_port()))
     try:
-        users = {m.group(1): (m.group(2), m.group(3)) for line in lines
-                 if (m := USER_LINE.search(line))}
+        users = {
+            m.group(1): (m.group(2), m.group(3)) for line in lines if (m := USER_LINE.search(line))
+        }
         yield url, users
     finally:
         process.send_signal(signal.SIGTERM)
@@ -68,7 +77,9 @@ def directory() -> Iterator[tuple[str, dict[str, tuple[str, str]]]]:
 def test_one_trial_user_per_role_logs_in_with_the_printed_password(directory):
     url, users = directory
     assert {uid: group for uid, (_, group) in users.items()} == {
-        "analyst": "cardlake-analysts", "privileged": "cardlake-privileged"}
+        "analyst": "cardlake-analysts",
+        "privileged": "cardlake-privileged",
+    }
     for uid, (password, _) in users.items():
         answer = _bind(url, uid, password)
         assert answer.returncode == 0, answer.stderr
@@ -89,9 +100,24 @@ def test_each_user_is_a_member_of_its_role_group(directory):
     url, users = directory
     password, _ = users["privileged"]
     answer = subprocess.run(
-        ["ldapsearch", "-x", "-LLL", "-H", url, "-D", f"uid=privileged,{PEOPLE}", "-w", password,
-         "-b", GROUPS, f"(member=uid=privileged,{PEOPLE})", "cn"],
-        capture_output=True, text=True, timeout=30,
+        [
+            "ldapsearch",
+            "-x",
+            "-LLL",
+            "-H",
+            url,
+            "-D",
+            f"uid=privileged,{PEOPLE}",
+            "-w",
+            password,
+            "-b",
+            GROUPS,
+            f"(member=uid=privileged,{PEOPLE})",
+            "cn",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert answer.returncode == 0, answer.stderr
     assert re.findall(r"^cn: (\S+)$", answer.stdout, re.M) == ["cardlake-privileged"]

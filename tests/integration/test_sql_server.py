@@ -62,13 +62,26 @@ class Answer:
     output: str  # stdout and stderr, for the error a refused statement gets
 
 
-def _beeline(server: Server, sql: str, *, user: DirectoryUser | None,
-             password: str | None = None) -> Answer:
+def _beeline(
+    server: Server, sql: str, *, user: DirectoryUser | None, password: str | None = None
+) -> Answer:
     login = [] if user is None else ["-n", user.uid, "-p", password or user.password]
     result = subprocess.run(
-        [str(BEELINE), "-u", f"jdbc:hive2://127.0.0.1:{server.port}", *login, "--silent=true",
-         "--showHeader=true", "--outputformat=csv2", "-e", sql],
-        capture_output=True, text=True, timeout=QUERY_TIMEOUT_S, check=False,
+        [
+            str(BEELINE),
+            "-u",
+            f"jdbc:hive2://127.0.0.1:{server.port}",
+            *login,
+            "--silent=true",
+            "--showHeader=true",
+            "--outputformat=csv2",
+            "-e",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=QUERY_TIMEOUT_S,
+        check=False,
     )
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     rows = list(csv.DictReader(io.StringIO("\n".join(lines)))) if result.returncode == 0 else []
@@ -105,8 +118,9 @@ def gold_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     }
     for name, rows in frames.items():
         by = ["month"] if name in PARTITIONED_BY_MONTH else []
-        tables.overwrite(f"silver.{name}", silver_rows.silver_df(spark, name, rows),
-                         partition_by=by)
+        tables.overwrite(
+            f"silver.{name}", silver_rows.silver_df(spark, name, rows), partition_by=by
+        )
     build_gold(tables, GOLD, months=list(silver_rows.MONTHS), full=True)
     yield root
     for layer in SQL_LAYERS:
@@ -115,16 +129,18 @@ def gold_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
-    with Directory.start(tmp_path_factory.mktemp("slapd"),
-                         users=[ANALYST, PRIVILEGED, NO_ROLE]) as started:
+    with Directory.start(
+        tmp_path_factory.mktemp("slapd"), users=[ANALYST, PRIVILEGED, NO_ROLE]
+    ) as started:
         yield started
 
 
 def _wait_for_port(port: int, server: subprocess.Popen[str], log: Path, deadline: float) -> None:
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise AssertionError(f"sql server exited early with {server.returncode}:\n"
-                                 + log.read_text()[-3000:])
+            raise AssertionError(
+                f"sql server exited early with {server.returncode}:\n" + log.read_text()[-3000:]
+            )
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(1)
             if sock.connect_ex(("127.0.0.1", port)) == 0:
@@ -133,18 +149,33 @@ def _wait_for_port(port: int, server: subprocess.Popen[str], log: Path, deadline
     raise AssertionError(f"sql server not listening on 127.0.0.1:{port} in {START_TIMEOUT_S}s")
 
 
-def _start_server(lake: Path, directory: Directory, work: Path,
-                  *options: str) -> Iterator[Server]:
+def _start_server(lake: Path, directory: Directory, work: Path, *options: str) -> Iterator[Server]:
     assert BEELINE.is_file(), f"beeline not found at {BEELINE}"
     port = free_port()
     log_path = work / "server.log"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "lib")}
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "jobs" / "sql_server.py"), "--env", "test",
-             "--lake-root", str(lake), "--host", "127.0.0.1", "--port", str(port),
-             "--ldap-url", directory.url, *options],
-            stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(work),
+            [
+                sys.executable,
+                str(PROJECT_ROOT / "jobs" / "sql_server.py"),
+                "--env",
+                "test",
+                "--lake-root",
+                str(lake),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--ldap-url",
+                directory.url,
+                *options,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=str(work),
             start_new_session=True,
         )
         try:
@@ -162,8 +193,9 @@ def _start_server(lake: Path, directory: Directory, work: Path,
 
 
 @pytest.fixture(scope="module")
-def server(gold_lake: Path, directory: Directory,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    gold_lake: Path, directory: Directory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     yield from _start_server(gold_lake, directory, tmp_path_factory.mktemp("sql-server"))
 
 
@@ -172,8 +204,9 @@ def server(gold_lake: Path, directory: Directory,
     [(None, None), (ANALYST, "not-her-password"), (DirectoryUser("mallory", "x"), None)],
     ids=["no-credentials", "wrong-password", "unknown-user"],
 )
-def test_login_is_refused_without_valid_credentials(server: Server, user: DirectoryUser | None,
-                                                    password: str | None):
+def test_login_is_refused_without_valid_credentials(
+    server: Server, user: DirectoryUser | None, password: str | None
+):
     answer = _beeline(server, "SELECT 1 AS one;", user=user, password=password)
     assert answer.code != 0
     assert LOGIN_REFUSED in answer.output, answer.output[-2000:]
@@ -186,21 +219,45 @@ def test_user_of_no_mapped_group_reads_nothing(server: Server):
 
 
 def test_analyst_sees_masked_values_only(server: Server):
-    rows = _read(server, "SELECT first_name, last_name, email, date_of_birth, city, country "
-                         f"FROM gold.dim_customer WHERE {C1_WHERE};", ANALYST)
-    assert rows == [{"first_name": "A.", "last_name": "L.", "email": "C***@x.io",
-                     "date_of_birth": "1990", "city": "[redacted]", "country": "GB"}]
-    refused = _beeline(server, f"SELECT email FROM gold_clear.dim_customer WHERE {C1_WHERE};",
-                       user=ANALYST)
+    rows = _read(
+        server,
+        "SELECT first_name, last_name, email, date_of_birth, city, country "
+        f"FROM gold.dim_customer WHERE {C1_WHERE};",
+        ANALYST,
+    )
+    assert rows == [
+        {
+            "first_name": "A.",
+            "last_name": "L.",
+            "email": "C***@x.io",
+            "date_of_birth": "1990",
+            "city": "[redacted]",
+            "country": "GB",
+        }
+    ]
+    refused = _beeline(
+        server, f"SELECT email FROM gold_clear.dim_customer WHERE {C1_WHERE};", user=ANALYST
+    )
     assert refused.code != 0
     assert f"{GUARD} role analyst may not read gold_clear.dim_customer" in refused.output
 
 
 def test_privileged_sees_clear_values(server: Server):
-    rows = _read(server, "SELECT first_name, last_name, email, date_of_birth, city "
-                         f"FROM gold_clear.dim_customer WHERE {C1_WHERE};", PRIVILEGED)
-    assert rows == [{"first_name": "Ann", "last_name": "Lee", "email": "CK00000000c1@x.io",
-                     "date_of_birth": "1990-06-15", "city": "London"}]
+    rows = _read(
+        server,
+        "SELECT first_name, last_name, email, date_of_birth, city "
+        f"FROM gold_clear.dim_customer WHERE {C1_WHERE};",
+        PRIVILEGED,
+    )
+    assert rows == [
+        {
+            "first_name": "Ann",
+            "last_name": "Lee",
+            "email": "CK00000000c1@x.io",
+            "date_of_birth": "1990-06-15",
+            "city": "London",
+        }
+    ]
 
 
 def test_kpis_over_jdbc_match_silver(server: Server):
@@ -210,8 +267,9 @@ def test_kpis_over_jdbc_match_silver(server: Server):
         "FROM gold.kpi_monthly ORDER BY month;",
         ANALYST,
     )
-    actual = {r["month"]: (int(r["tx_count"]), int(r["completed_count"]), float(r["value"]))
-              for r in rows}
+    actual = {
+        r["month"]: (int(r["tx_count"]), int(r["completed_count"]), float(r["value"])) for r in rows
+    }
     assert actual == _expected_from_silver()
     joined = _read(
         server,
@@ -229,10 +287,14 @@ def test_kpis_over_jdbc_match_silver(server: Server):
 @pytest.mark.parametrize(
     ("sql", "error"),
     [
-        ("SELECT reflect('java.lang.System', 'getProperty', 'user.home');",
-         f"{GUARD} function reflect is disabled"),
-        ("SELECT java_method('java.lang.System', 'getenv', 'HOME');",
-         f"{GUARD} function java_method is disabled"),
+        (
+            "SELECT reflect('java.lang.System', 'getProperty', 'user.home');",
+            f"{GUARD} function reflect is disabled",
+        ),
+        (
+            "SELECT java_method('java.lang.System', 'getenv', 'HOME');",
+            f"{GUARD} function java_method is disabled",
+        ),
         ("SELECT * FROM parquet.`/etc/ssl`;", "TABLE_OR_VIEW_NOT_FOUND"),
         ("SELECT * FROM _lake_gold.dim_customer;", f"{GUARD} role privileged may read only"),
         ("SET spark.sql.runSQLOnFiles=true;", f"{GUARD} SQL users may only read; SetCommand"),
@@ -247,7 +309,9 @@ def test_guard_refuses_even_privileged_users(server: Server, sql: str, error: st
 
 
 def test_delta_rs_server_reads_new_commits_through_masks_and_guard(
-    spark: SparkSession, gold_lake: Path, directory: Directory,
+    spark: SparkSession,
+    gold_lake: Path,
+    directory: Directory,
     tmp_path_factory: pytest.TempPathFactory,
 ):
     # The embedded engine's server scans linked snapshots as plain Parquet (no Delta connector):
@@ -255,12 +319,20 @@ def test_delta_rs_server_reads_new_commits_through_masks_and_guard(
     tables = Tables(spark=spark, lake_root=str(gold_lake), engine=DeltaRsEngine(spark=spark))
     probe = spark.createDataFrame([("2024-01", 1)], "month string, tx_count int")
     tables.overwrite("gold.refresh_probe", probe, partition_by=["month"])
-    started = _start_server(gold_lake, directory, tmp_path_factory.mktemp("sql-server-rs"),
-                            "--set", "tables.engine=delta-rs")
+    started = _start_server(
+        gold_lake,
+        directory,
+        tmp_path_factory.mktemp("sql-server-rs"),
+        "--set",
+        "tables.engine=delta-rs",
+    )
     server = next(started)
     try:
-        rows = _read(server, "SELECT first_name, email, date_of_birth FROM gold.dim_customer "
-                             f"WHERE {C1_WHERE};", ANALYST)
+        rows = _read(
+            server,
+            f"SELECT first_name, email, date_of_birth FROM gold.dim_customer WHERE {C1_WHERE};",
+            ANALYST,
+        )
         assert rows == [{"first_name": "A.", "email": "C***@x.io", "date_of_birth": "1990"}]
         refused = _beeline(server, "SELECT * FROM _lake_gold.dim_customer;", user=PRIVILEGED)
         assert refused.code != 0
@@ -269,9 +341,12 @@ def test_delta_rs_server_reads_new_commits_through_masks_and_guard(
         committed = time.monotonic()
         # The bound is the assertion: once it has passed, the next read must see the commit.
         time.sleep(load_gold_config("test").sql_server.refresh_seconds + LINKING_SLACK_S)
-        rows = _read(server, "SELECT month, tx_count FROM gold.refresh_probe ORDER BY month;",
-                     ANALYST)
-        assert rows == [{"month": "2024-01", "tx_count": "1"},
-                        {"month": "2024-02", "tx_count": "2"}], time.monotonic() - committed
+        rows = _read(
+            server, "SELECT month, tx_count FROM gold.refresh_probe ORDER BY month;", ANALYST
+        )
+        assert rows == [
+            {"month": "2024-01", "tx_count": "1"},
+            {"month": "2024-02", "tx_count": "2"},
+        ], time.monotonic() - committed
     finally:
         next(started, None)

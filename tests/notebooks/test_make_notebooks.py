@@ -31,20 +31,36 @@ async def _execute(base: str, token: str, code: str) -> str:
     """Starts a kernel through the server's REST API and runs ``code`` over its websocket."""
     from tornado.websocket import websocket_connect
 
-    request = urllib.request.Request(f"{base}/api/kernels?token={token}", data=b"{}",
-                                     method="POST")
+    request = urllib.request.Request(f"{base}/api/kernels?token={token}", data=b"{}", method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:
         kernel = json.loads(response.read())["id"]
-    ws = await websocket_connect(f"{base.replace('http', 'ws')}/api/kernels/{kernel}/channels"
-                                 f"?token={token}")
+    ws = await websocket_connect(
+        f"{base.replace('http', 'ws')}/api/kernels/{kernel}/channels?token={token}"
+    )
     msg_id = uuid.uuid4().hex
-    await ws.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                   "session": uuid.uuid4().hex, "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False,
-                    "user_expressions": {}, "allow_stdin": False},
-    }))
+    await ws.write_message(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "username": "test",
+                    "session": uuid.uuid4().hex,
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": False,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                },
+            }
+        )
+    )
     out: list[str] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -78,9 +94,14 @@ def test_make_notebooks_serves_on_loopback_with_a_kernel_that_imports_cardlake(
     log = tmp_path / "jupyter.log"
     env = {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["make", "-s", "notebooks", f"NOTEBOOK_PORT={port}"],
-                                cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["make", "-s", "notebooks", f"NOTEBOOK_PORT={port}"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_DEADLINE_S
@@ -93,8 +114,11 @@ def test_make_notebooks_serves_on_loopback_with_a_kernel_that_imports_cardlake(
                 assert time.monotonic() < deadline, f"no Jupyter on {base}: {log.read_text()}"
                 time.sleep(1)
         # Bound to loopback only: nothing answers on the machine's other addresses.
-        listening = [line for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
-                     if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A"]
+        listening = [
+            line
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+            if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A"
+        ]
         assert listening and all(line.split()[1].startswith("0100007F:") for line in listening)
         with pytest.raises(urllib.error.HTTPError) as refused:  # the token is required
             _get(f"{base}/api/kernelspecs")

@@ -33,8 +33,9 @@ def test_committed_without_outputs(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def kernel(built_lake: BuiltLake, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[dict[str, Any]]:
+def kernel(
+    built_lake: BuiltLake, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
     """One IPython kernel for the five notebooks: it starts Spark once, not five times.
 
     The kernel inherits this environment: the test settings, pointed at the built lake. Each
@@ -62,8 +63,13 @@ def kernel(built_lake: BuiltLake, tmp_path_factory: pytest.TempPathFactory
 def test_runs_top_to_bottom(path: Path, kernel: dict[str, Any], tmp_path: Path) -> None:
     book = nbformat.read(path, as_version=4)
     book.cells.insert(0, nbformat.v4.new_code_cell("%reset -f"))
-    client = NotebookClient(book, km=kernel["km"], timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(kernel["cwd"])}})
+    client = NotebookClient(
+        book,
+        km=kernel["km"],
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(kernel["cwd"])}},
+    )
     try:
         client.execute(cleanup_kc=False)
     except CellExecutionError as exc:
@@ -71,6 +77,11 @@ def test_runs_top_to_bottom(path: Path, kernel: dict[str, Any], tmp_path: Path) 
     finally:
         kernel["km"] = client.km  # the first notebook started it; the others reuse it
         nbformat.write(book, tmp_path / path.name)  # the executed copy, kept with the test's files
-    images = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
-              if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for c in book.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
     assert images, f"{path.name} rendered no inline plot"

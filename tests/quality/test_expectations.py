@@ -14,43 +14,64 @@ from cardlake.quality.expectations import nan_as_greatest
 def test_validate_reports_critical_failures_and_writes_docs(spark, tmp_path: Path) -> None:
     df = spark.createDataFrame([("a", 1.0), ("b", None), (None, 5e7)], "k string, amount double")
     validator = Validator(data_docs_dir=str(tmp_path / "docs"))
-    outcome = validator.validate(df, "demo.table", [
-        Check("ExpectColumnToExist", {"column": "k"}),
-        Check("ExpectColumnValuesToNotBeNull", {"column": "k"}),
-        Check("ExpectColumnValuesToBeBetween",
-              {"column": "amount", "min_value": 0, "max_value": 1e6}, critical=False),
-    ])
+    outcome = validator.validate(
+        df,
+        "demo.table",
+        [
+            Check("ExpectColumnToExist", {"column": "k"}),
+            Check("ExpectColumnValuesToNotBeNull", {"column": "k"}),
+            Check(
+                "ExpectColumnValuesToBeBetween",
+                {"column": "amount", "min_value": 0, "max_value": 1e6},
+                critical=False,
+            ),
+        ],
+    )
     validator.build_docs()
     assert [r.success for r in outcome.results] == [True, False, False]
     assert not outcome.success
     assert [r.check.expectation for r in outcome.critical_failures] == [
-        "ExpectColumnValuesToNotBeNull"]
+        "ExpectColumnValuesToNotBeNull"
+    ]
     assert "ExpectColumnValuesToNotBeNull(column='k')" in outcome.failure_message()
     rows = outcome.rows()
     assert [(r["suite_name"], r["critical"], r["success"]) for r in rows] == [
-        ("demo.table", True, True), ("demo.table", True, False), ("demo.table", False, False)]
+        ("demo.table", True, True),
+        ("demo.table", True, False),
+        ("demo.table", False, False),
+    ]
     assert (tmp_path / "docs" / "index.html").is_file()
 
 
 # 4 rows: no limit or 3 rows go to Spark's engine, 4 (the limit met exactly) or 100 to pandas'.
-@pytest.mark.parametrize("pandas_max_rows", [None, 3, 4, 100],
-                         ids=["spark-engine", "one-row-past-the-limit", "at-the-limit",
-                              "pandas-engine"])
+@pytest.mark.parametrize(
+    "pandas_max_rows",
+    [None, 3, 4, 100],
+    ids=["spark-engine", "one-row-past-the-limit", "at-the-limit", "pandas-engine"],
+)
 def test_both_engines_give_the_verdicts_spark_semantics_give(spark, pandas_max_rows) -> None:
     # Spark orders NaN above every number and does not count it as null; the pandas engine
     # would read NaN as missing, so the driver path turns it into +inf first.
     df = spark.createDataFrame(
-        [("a", 0.5, "2024-01"), ("b", float("nan"), "2024-02"), ("c", None, "2024-13x"),
-         ("a", 2.0, None)],
-        "k string, score double, month string")
+        [
+            ("a", 0.5, "2024-01"),
+            ("b", float("nan"), "2024-02"),
+            ("c", None, "2024-13x"),
+            ("a", 2.0, None),
+        ],
+        "k string, score double, month string",
+    )
     checks = [
         Check("ExpectColumnValuesToNotBeNull", {"column": "k"}),
-        Check("ExpectColumnValuesToBeBetween", {"column": "score", "min_value": 0,
-                                                "max_value": 1}),  # NaN and 2.0 fail
+        Check(
+            "ExpectColumnValuesToBeBetween", {"column": "score", "min_value": 0, "max_value": 1}
+        ),  # NaN and 2.0 fail
         Check("ExpectColumnValuesToBeBetween", {"column": "score", "min_value": 0}),  # NaN >= 0
         Check("ExpectColumnValuesToNotBeNull", {"column": "score"}),  # the None only
-        Check("ExpectColumnValuesToMatchRegex",
-              {"column": "month", "regex": r"^\d{4}-(0[1-9]|1[0-2])$"}),
+        Check(
+            "ExpectColumnValuesToMatchRegex",
+            {"column": "month", "regex": r"^\d{4}-(0[1-9]|1[0-2])$"},
+        ),
         Check("ExpectColumnValuesToBeUnique", {"column": "k"}),
         Check("ExpectColumnValuesToBeInSet", {"column": "k", "value_set": ["a", "b", "c"]}),
     ]
@@ -80,8 +101,7 @@ def test_nan_becomes_greatest_and_null_stays_null() -> None:
     assert out.column("s").to_pylist() == ["a", "b", None]
 
 
-def test_a_run_shares_one_context_and_renders_docs_once_at_its_end(spark, tmp_path: Path
-                                                                   ) -> None:
+def test_a_run_shares_one_context_and_renders_docs_once_at_its_end(spark, tmp_path: Path) -> None:
     from cardlake.quality.expectations import one_context_per_run, validator
 
     docs = tmp_path / "docs"

@@ -35,123 +35,204 @@ TABLE_NAME = re.compile(r"^(silver|gold)\.[a-z0-9_]+$")
 
 def test_keys_foreign_keys_and_cross_field_rules(spark: SparkSession, rs_tables: Tables):
     d = dt.date
-    rs_tables.overwrite("silver.customers", spark.createDataFrame([
-        ("CK1", d(1990, 1, 1), d(2020, 1, 1)),
-        ("CK2", d(2001, 1, 1), d(2000, 1, 1)),   # joined before birth
-        ("CK2", None, d(2021, 1, 1)),            # duplicate key; a NULL birth date is skipped
-    ], "customer_key string, date_of_birth date, join_date date"))
-    rs_tables.overwrite("silver.crosswalk", spark.createDataFrame([
-        ("crm", "R1", "CK1"), ("crm", "R2", "CK9"), ("crm", "R3", None),  # CK9 is nobody
-    ], "source string, source_record_id string, customer_key string"))
+    rs_tables.overwrite(
+        "silver.customers",
+        spark.createDataFrame(
+            [
+                ("CK1", d(1990, 1, 1), d(2020, 1, 1)),
+                ("CK2", d(2001, 1, 1), d(2000, 1, 1)),  # joined before birth
+                ("CK2", None, d(2021, 1, 1)),  # duplicate key; a NULL birth date is skipped
+            ],
+            "customer_key string, date_of_birth date, join_date date",
+        ),
+    )
+    rs_tables.overwrite(
+        "silver.crosswalk",
+        spark.createDataFrame(
+            [
+                ("crm", "R1", "CK1"),
+                ("crm", "R2", "CK9"),
+                ("crm", "R3", None),  # CK9 is nobody
+            ],
+            "source string, source_record_id string, customer_key string",
+        ),
+    )
     suites = (
-        Suite("silver.customers", (_unique("customer_key"),
-                                   _after("join_date", "date_of_birth", or_equal=False))),
-        Suite("silver.crosswalk", (_unique("source", "source_record_id"),),
-              (_fk("customer", "customer_key", "silver.customers"),)),
+        Suite(
+            "silver.customers",
+            (_unique("customer_key"), _after("join_date", "date_of_birth", or_equal=False)),
+        ),
+        Suite(
+            "silver.crosswalk",
+            (_unique("source", "source_record_id"),),
+            (_fk("customer", "customer_key", "silver.customers"),),
+        ),
         Suite("gold.not_built", (_unique("x"),)),
     )
 
     outcomes = run_suites(rs_tables, suites=suites)
 
-    assert {(o.suite_name, r.check.expectation, r.success)
-            for o in outcomes for r in o.results} == {
+    assert {
+        (o.suite_name, r.check.expectation, r.success) for o in outcomes for r in o.results
+    } == {
         ("silver.customers", "ExpectColumnValuesToBeUnique", False),
         ("silver.customers", "ExpectColumnValuesToBeInSet", False),  # the rule's booleans
         ("silver.crosswalk", "ExpectCompoundColumnsToBeUnique", True),
         ("silver.crosswalk", "ExpectColumnValuesToBeInSet", False),
     }
-    rule = next(r for o in outcomes for r in o.results
-                if r.check.kwargs.get("column") == "_rule_join_date_after_date_of_birth")
+    rule = next(
+        r
+        for o in outcomes
+        for r in o.results
+        if r.check.kwargs.get("column") == "_rule_join_date_after_date_of_birth"
+    )
     assert "2001" not in rule.observed and "[false]" in rule.observed.lower()  # no birth date
     stored = rs_tables.read(DQ_RESULTS).where("suite_name = 'silver.crosswalk'").collect()
     assert sorted((r["expectation"], r["success"]) for r in stored) == [
-        ("ExpectColumnValuesToBeInSet", False), ("ExpectCompoundColumnsToBeUnique", True)]
+        ("ExpectColumnValuesToBeInSet", False),
+        ("ExpectCompoundColumnsToBeUnique", True),
+    ]
 
 
 def test_interactions_suite_passes_clean_data_and_fails_resolution_before_opening(
-        spark: SparkSession, rs_tables: Tables):
+    spark: SparkSession, rs_tables: Tables
+):
     ts = dt.datetime
-    rs_tables.overwrite("silver.customers", spark.createDataFrame(
-        [("CK1",)], "customer_key string"))
-    rows = [("I1", "CK1", ts(2025, 6, 1, 9), ts(2025, 6, 1, 11), 2.0, "2025-06"),
-            ("I2", None, ts(2025, 6, 2, 9), None, None, "2025-06")]  # unknown caller, open
-    schema = ("interaction_id string, customer_key string, opened_at timestamp, "
-              "resolved_at timestamp, resolution_hours double, month string")
+    rs_tables.overwrite(
+        "silver.customers", spark.createDataFrame([("CK1",)], "customer_key string")
+    )
+    rows = [
+        ("I1", "CK1", ts(2025, 6, 1, 9), ts(2025, 6, 1, 11), 2.0, "2025-06"),
+        ("I2", None, ts(2025, 6, 2, 9), None, None, "2025-06"),
+    ]  # unknown caller, open
+    schema = (
+        "interaction_id string, customer_key string, opened_at timestamp, "
+        "resolved_at timestamp, resolution_hours double, month string"
+    )
     rs_tables.overwrite("silver.interactions", spark.createDataFrame(rows, schema))
     (clean,) = run_suites(rs_tables, suites=suites_for(["silver.interactions"]))
     assert clean.success and all(r.success for r in clean.results)
 
-    rs_tables.overwrite("silver.interactions", spark.createDataFrame(
-        [*rows, ("I3", "CK1", ts(2025, 6, 3, 9), ts(2025, 6, 3, 8), -1.0, "2025-06")], schema))
+    rs_tables.overwrite(
+        "silver.interactions",
+        spark.createDataFrame(
+            [*rows, ("I3", "CK1", ts(2025, 6, 3, 9), ts(2025, 6, 3, 8), -1.0, "2025-06")], schema
+        ),
+    )
     (broken,) = run_suites(rs_tables, suites=suites_for(["silver.interactions"]))
     assert {str(r.check.kwargs["column"]) for r in broken.critical_failures} == {
-        "_rule_resolved_at_after_opened_at", "resolution_hours"}
+        "_rule_resolved_at_after_opened_at",
+        "resolution_hours",
+    }
     with pytest.raises(DataQualityError, match=r"silver\.interactions"):
         raise_on_critical([broken])
 
 
 def test_model_outputs_fail_on_orphans_duplicates_and_bad_probabilities(
-        spark: SparkSession, rs_tables: Tables):
-    rs_tables.overwrite("silver.customers", spark.createDataFrame(
-        [("CK1",), ("CK2",)], "customer_key string"))
-    schema = ("customer_key string, month string, score double, score_rank int, "
-              "score_decile int, is_engaged boolean, model_version string")
+    spark: SparkSession, rs_tables: Tables
+):
+    rs_tables.overwrite(
+        "silver.customers", spark.createDataFrame([("CK1",), ("CK2",)], "customer_key string")
+    )
+    schema = (
+        "customer_key string, month string, score double, score_rank int, "
+        "score_decile int, is_engaged boolean, model_version string"
+    )
     good = [("CK1", "2025-06", 0.9, 1, 1, True, "3"), ("CK2", "2025-06", 0.1, 2, 10, True, "3")]
     rs_tables.overwrite("gold.engagement_scores", spark.createDataFrame(good, schema))
     (clean,) = run_suites(rs_tables, suites=suites_for(["gold.engagement_scores"]))
     assert [r.check.describe() for r in clean.results if not r.success] == []
 
-    rs_tables.overwrite("gold.engagement_scores", spark.createDataFrame([
-        *good,
-        ("CK2", "2025-06", 0.5, 3, 5, True, "3"),    # a second score for one customer-month
-        ("CK7", "2025-06", 1.5, 4, 11, True, "3"),   # nobody; a probability above 1; decile 11
-        ("CK1", "2025-13", 0.2, 5, 9, True, "3"),    # no such month
-    ], schema))
+    rs_tables.overwrite(
+        "gold.engagement_scores",
+        spark.createDataFrame(
+            [
+                *good,
+                ("CK2", "2025-06", 0.5, 3, 5, True, "3"),  # a second score for one customer-month
+                (
+                    "CK7",
+                    "2025-06",
+                    1.5,
+                    4,
+                    11,
+                    True,
+                    "3",
+                ),  # nobody; a probability above 1; decile 11
+                ("CK1", "2025-13", 0.2, 5, 9, True, "3"),  # no such month
+            ],
+            schema,
+        ),
+    )
     (broken,) = run_suites(rs_tables, suites=suites_for(["gold.engagement_scores"]))
-    assert {str(r.check.kwargs.get("column", r.check.kwargs.get("column_list")))
-            for r in broken.critical_failures} == {
-        "['customer_key', 'month']", "_fk_customer", "score", "score_decile", "month"}
+    assert {
+        str(r.check.kwargs.get("column", r.check.kwargs.get("column_list")))
+        for r in broken.critical_failures
+    } == {"['customer_key', 'month']", "_fk_customer", "score", "score_decile", "month"}
 
 
 def test_type2_history_fails_on_overlap_and_two_current_versions(
-        spark: SparkSession, rs_tables: Tables):
+    spark: SparkSession, rs_tables: Tables
+):
     d = dt.date
     rs_tables.overwrite("gold.dim_location", spark.createDataFrame([(1,)], "location_sk long"))
-    rs_tables.overwrite("gold.dim_product", spark.createDataFrame(
-        [(-1, "UNKNOWN")], "product_sk long, product string"))
-    schema = ("customer_sk long, customer_key string, date_of_birth date, join_date date, "
-              "location_sk long, plan_sk long, effective_from date, effective_to date, "
-              "is_current boolean")
+    rs_tables.overwrite(
+        "gold.dim_product",
+        spark.createDataFrame([(-1, "UNKNOWN")], "product_sk long, product string"),
+    )
+    schema = (
+        "customer_sk long, customer_key string, date_of_birth date, join_date date, "
+        "location_sk long, plan_sk long, effective_from date, effective_to date, "
+        "is_current boolean"
+    )
     end = d(9999, 12, 31)
-    good = [(1, "CK1", d(1990, 1, 1), d(2020, 1, 1), 1, -1, d(2024, 1, 1), d(2024, 3, 31), False),
-            (2, "CK1", d(1990, 1, 1), d(2020, 1, 1), 1, -1, d(2024, 4, 1), end, True)]
+    good = [
+        (1, "CK1", d(1990, 1, 1), d(2020, 1, 1), 1, -1, d(2024, 1, 1), d(2024, 3, 31), False),
+        (2, "CK1", d(1990, 1, 1), d(2020, 1, 1), 1, -1, d(2024, 4, 1), end, True),
+    ]
     rs_tables.overwrite("gold.dim_customer", spark.createDataFrame(good, schema))
     (clean,) = run_suites(rs_tables, suites=suites_for(["gold.dim_customer"]))
     assert [r.check.describe() for r in clean.results if not r.success] == []
 
-    rs_tables.overwrite("gold.dim_customer", spark.createDataFrame([
-        *good, (3, "CK1", d(1990, 1, 1), d(2020, 1, 1), 1, -1, d(2024, 3, 1), end, True)],
-        schema))
+    rs_tables.overwrite(
+        "gold.dim_customer",
+        spark.createDataFrame(
+            [*good, (3, "CK1", d(1990, 1, 1), d(2020, 1, 1), 1, -1, d(2024, 3, 1), end, True)],
+            schema,
+        ),
+    )
     (broken,) = run_suites(rs_tables, suites=suites_for(["gold.dim_customer"]))
     assert {str(r.check.kwargs["column"]) for r in broken.critical_failures} == {
-        "_rule_one_current_version", "_rule_versions_do_not_overlap"}
+        "_rule_one_current_version",
+        "_rule_versions_do_not_overlap",
+    }
 
 
 def test_a_stage_gate_fails_on_a_critical_failure_unless_stage_checks_are_off(
-        spark: SparkSession, rs_tables: Tables, cfg: Config):
+    spark: SparkSession, rs_tables: Tables, cfg: Config
+):
     ts = dt.datetime
-    rs_tables.overwrite("silver.customers", spark.createDataFrame(
-        [("CK1",)], "customer_key string"))
-    rs_tables.overwrite("silver.interactions", spark.createDataFrame(
-        [("I1", "CK1", ts(2025, 6, 1, 9), ts(2025, 6, 1, 8), -1.0, "2025-06")],  # resolved first
-        "interaction_id string, customer_key string, opened_at timestamp, "
-        "resolved_at timestamp, resolution_hours double, month string"))
+    rs_tables.overwrite(
+        "silver.customers", spark.createDataFrame([("CK1",)], "customer_key string")
+    )
+    rs_tables.overwrite(
+        "silver.interactions",
+        spark.createDataFrame(
+            [
+                ("I1", "CK1", ts(2025, 6, 1, 9), ts(2025, 6, 1, 8), -1.0, "2025-06")
+            ],  # resolved first
+            "interaction_id string, customer_key string, opened_at timestamp, "
+            "resolved_at timestamp, resolution_hours double, month string",
+        ),
+    )
     off = dataclasses.replace(cfg, quality=QualityConfig(stage_checks=False))
     assert check_tables(rs_tables, off, ["silver.interactions"]) == []
     assert not rs_tables.exists(DQ_RESULTS)  # nothing validated, nothing recorded
 
-    on = dataclasses.replace(off, quality=QualityConfig(stage_checks=True),
-                             paths=dataclasses.replace(cfg.paths, lake_root=rs_tables.lake_root))
+    on = dataclasses.replace(
+        off,
+        quality=QualityConfig(stage_checks=True),
+        paths=dataclasses.replace(cfg.paths, lake_root=rs_tables.lake_root),
+    )
     with pytest.raises(DataQualityError, match=r"silver\.interactions"):
         check_tables(rs_tables, on, ["silver.interactions"])
     assert rs_tables.read(DQ_RESULTS).where("NOT success").count() >= 1
@@ -174,8 +255,11 @@ def pipeline_tables() -> set[str]:
     for package in (cardlake.silver, cardlake.gold, cardlake.ml, cardlake.analytics):
         for info in pkgutil.iter_modules(package.__path__):
             module = importlib.import_module(f"{package.__name__}.{info.name}")
-            names |= {v for k, v in vars(module).items()
-                      if k.endswith("_TABLE") and isinstance(v, str) and TABLE_NAME.match(v)}
+            names |= {
+                v
+                for k, v in vars(module).items()
+                if k.endswith("_TABLE") and isinstance(v, str) and TABLE_NAME.match(v)
+            }
     return names
 
 

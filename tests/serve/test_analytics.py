@@ -40,8 +40,9 @@ def _rows(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("name", sorted(analytics.queries()))
-def test_duckdb_answers_equal_spark(name: str, pipeline_lake: Path, spark: Any,
-                                    clean_catalog: None) -> None:
+def test_duckdb_answers_equal_spark(
+    name: str, pipeline_lake: Path, spark: Any, clean_catalog: None
+) -> None:
     from cardlake.tables import Tables
 
     sql = analytics.queries()[name]

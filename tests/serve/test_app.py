@@ -22,10 +22,16 @@ from tests.serve.conftest import kpi_row
 
 def route(client: Any, path: str, search: str = "") -> Any:
     """The page the callback answers for ``path`` (the browser's first request), as JSON."""
-    body = {"output": "page.children", "outputs": {"id": "page", "property": "children"},
-            "inputs": [{"id": "url", "property": "pathname", "value": path},
-                       {"id": "url", "property": "search", "value": search}],
-            "changedPropIds": ["url.pathname"], "state": []}
+    body = {
+        "output": "page.children",
+        "outputs": {"id": "page", "property": "children"},
+        "inputs": [
+            {"id": "url", "property": "pathname", "value": path},
+            {"id": "url", "property": "search", "value": search},
+        ],
+        "changedPropIds": ["url.pathname"],
+        "state": [],
+    }
     resp = client.post("/_dash-update-component", json=body)
     assert resp.status_code == 200
     return resp.get_json()["response"]["page"]["children"]
@@ -39,8 +45,7 @@ def text_of(tree: Any, component_id: str) -> Any:
             return props.get("children")
         return text_of(list(props.values()), component_id)
     if isinstance(tree, list):
-        return next((t for t in (text_of(v, component_id) for v in tree) if t is not None),
-                    None)
+        return next((t for t in (text_of(v, component_id) for v in tree) if t is not None), None)
     return None
 
 
@@ -66,7 +71,8 @@ def portfolio_draws(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_warm_start_draws_first_views_and_rereads_a_changed_table(
-        lake_copy: Path, portfolio_draws: list[str]) -> None:
+    lake_copy: Path, portfolio_draws: list[str]
+) -> None:
     drawn = portfolio_draws
     client = dashboard.create_app(str(lake_copy), warm=True).server.test_client()
     assert drawn == [""]  # drawn once, at start-up
@@ -74,8 +80,11 @@ def test_warm_start_draws_first_views_and_rereads_a_changed_table(
     assert drawn == [""]  # the first visitor gets the page drawn at start-up
     assert "gold.kpi_monthly v0 " in text_of(first, "versions")
     assert text_of(first, "kpi-tx_count") == "1,120"  # 2025-01: 1000 + 10 x 12
-    write_deltalake(str(lake_copy / "gold" / "kpi_monthly"),
-                    pa.Table.from_pylist([kpi_row(13, "2025-02")]), mode="append")
+    write_deltalake(
+        str(lake_copy / "gold" / "kpi_monthly"),
+        pa.Table.from_pylist([kpi_row(13, "2025-02")]),
+        mode="append",
+    )
     second = route(client, "/")
     assert drawn == ["", ""]  # drawn afresh from the new commit
     assert "gold.kpi_monthly v1 " in text_of(second, "versions")
@@ -83,7 +92,8 @@ def test_warm_start_draws_first_views_and_rereads_a_changed_table(
 
 
 def test_without_warm_nothing_is_drawn_before_the_first_visit(
-        lake_copy: Path, portfolio_draws: list[str]) -> None:
+    lake_copy: Path, portfolio_draws: list[str]
+) -> None:
     drawn = portfolio_draws
     client = dashboard.create_app(str(lake_copy)).server.test_client()
     assert drawn == []
@@ -105,14 +115,16 @@ def test_index_asks_early_for_plotly_and_the_world_outline(lake_copy: Path) -> N
     script = client.get("/" + dashboard.WORLD_JS)
     assert script.mimetype == "text/javascript"
     head, assigned = script.get_data(as_text=True).split(
-        'window.PlotlyGeoAssets.topojson["world_110m"] = ')
+        'window.PlotlyGeoAssets.topojson["world_110m"] = '
+    )
     assert head == "window.PlotlyGeoAssets = window.PlotlyGeoAssets || {topojson: {}};\n"
     shipped = Path(dashboard.ASSETS, "topojson", "world_110m.json").read_text()
     assert json.loads(assigned.rstrip().removesuffix(";")) == json.loads(shipped)
 
 
 def test_a_page_failing_at_start_up_leaves_the_others_served(
-        lake_copy: Path, portfolio_draws: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    lake_copy: Path, portfolio_draws: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(lake: Any, query: dict[str, str]) -> list[Any]:
         raise RuntimeError("a bug in the segments page")
 
@@ -123,7 +135,8 @@ def test_a_page_failing_at_start_up_leaves_the_others_served(
 
 
 def test_graphs_load_the_custom_plotly_bundle_else_dashs_own(
-        lake_copy: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    lake_copy: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bundle = tmp_path / "plotly-cardlake.min.js"
     bundle.write_text("window.Plotly = {custom: true};\n")
     with caplog.at_level(logging.INFO, logger="cardlake.serve"):
@@ -139,7 +152,8 @@ def test_graphs_load_the_custom_plotly_bundle_else_dashs_own(
     assert messages == [
         f"Plotly.js: the custom bundle {bundle} (0.0 MB)",
         f"Plotly.js: no custom bundle at {tmp_path / 'missing.js'} (`make dashboard-assets` "
-        "builds it); charts use Dash's full bundle, slower to a first chart"]
+        "builds it); charts use Dash's full bundle, slower to a first chart",
+    ]
 
 
 def test_dash_renderer_fetches_plotly_where_the_custom_bundle_is_served() -> None:

@@ -19,8 +19,16 @@ from tests.serve.conftest import ROOT
 pytestmark = pytest.mark.integration
 
 SHOTS = ROOT / "reports" / "test-artefacts" / "screenshots"
-PAGES = ["/", "/segments", "/risk", "/customer?q=santos", "/customer?key=CK-A", "/live",
-         "/experiment", "/quality"]
+PAGES = [
+    "/",
+    "/segments",
+    "/risk",
+    "/customer?q=santos",
+    "/customer?key=CK-A",
+    "/live",
+    "/experiment",
+    "/quality",
+]
 LOAD_TIMEOUT_MS = 30_000
 
 
@@ -81,7 +89,8 @@ def test_portfolio_numbers_are_the_lakes(page: Any, board: Any, board_lake: Path
     assert number(page.inner_text("#kpi-tx_value_usd")) == pytest.approx(row["tx_value_usd"])
     assert number(page.inner_text("#kpi-revenue_usd")) == pytest.approx(row["revenue_usd"])
     assert number(page.inner_text("#kpi-success_rate")) == pytest.approx(
-        100 * row["success_rate"], abs=0.005)
+        100 * row["success_rate"], abs=0.005
+    )
     assert number(page.inner_text("#kpi-active_customers")) == row["active_customers"]
     assert number(page.inner_text("#kpi-active_cards")) == 252  # 240 + 12 in 2025-01
     # the month picker redraws the cards for another month
@@ -94,9 +103,13 @@ def test_portfolio_numbers_are_the_lakes(page: Any, board: Any, board_lake: Path
 def test_risk_queue_order_follows_scores(page: Any, board: Any, board_lake: Path) -> None:
     risk = DeltaTable(str(board_lake / "gold" / "customer_risk")).to_pyarrow_table().to_pylist()
     tier_rank = {"High": 0, "Medium": 1}
-    expected = [r["customer_key"] for r in sorted(
-        (r for r in risk if r["tier"] in tier_rank),
-        key=lambda r: (tier_rank[r["tier"]], -r["risk_score"]))]
+    expected = [
+        r["customer_key"]
+        for r in sorted(
+            (r for r in risk if r["tier"] in tier_rank),
+            key=lambda r: (tier_rank[r["tier"]], -r["risk_score"]),
+        )
+    ]
     open_page(page, board.url + "/risk")
     cells = page.locator("#risk-queue td[data-dash-column='customer_key']").all_inner_texts()
     assert cells == expected
@@ -113,7 +126,8 @@ def test_customer_search_finds_a_known_customer(page: Any, board: Any) -> None:
     page.press("#customer-search", "Enter")
     page.wait_for_selector("#search-results")
     assert page.locator("#search-results li").all_inner_texts() == [
-        "CK-A A. S. · a•••@example.com · IE"]
+        "CK-A A. S. · a•••@example.com · IE"
+    ]
     page.click("#search-results a")
     page.wait_for_selector("#customer-360")
     assert page.inner_text("#customer-title") == "Customer CK-A"
@@ -129,22 +143,43 @@ SEND_DELAY_S = 0.5  # the producer sends each event half a second after its even
 def _alert(event_id: str, event_time: datetime, alert_after_s: float) -> dict[str, Any]:
     """A row of gold.fraud_alerts_live as the stream writes it (lib/cardlake/stream/job.py)."""
     sent = event_time + timedelta(seconds=SEND_DELAY_S)
-    return {"event_id": event_id, "card_token": "tok_" + event_id, "customer_key": "CK-A",
-            "transaction_id": "T" + event_id, "score": 0.97, "threshold": 0.8,
-            "reason_codes": ["new country", "high amount"], "model_version": "3",
-            "event_time": event_time, "broker_time": sent + timedelta(seconds=0.1),
-            "sent_time": sent, "alert_time": event_time + timedelta(seconds=alert_after_s),
-            "batch_id": 1, "month": event_time.strftime("%Y-%m")}
+    return {
+        "event_id": event_id,
+        "card_token": "tok_" + event_id,
+        "customer_key": "CK-A",
+        "transaction_id": "T" + event_id,
+        "score": 0.97,
+        "threshold": 0.8,
+        "reason_codes": ["new country", "high amount"],
+        "model_version": "3",
+        "event_time": event_time,
+        "broker_time": sent + timedelta(seconds=0.1),
+        "sent_time": sent,
+        "alert_time": event_time + timedelta(seconds=alert_after_s),
+        "batch_id": 1,
+        "month": event_time.strftime("%Y-%m"),
+    }
 
 
 TS = pa.timestamp("us", tz="UTC")
-ALERT_SCHEMA = pa.schema([
-    ("event_id", pa.string()), ("card_token", pa.string()), ("customer_key", pa.string()),
-    ("transaction_id", pa.string()), ("score", pa.float64()), ("threshold", pa.float64()),
-    ("reason_codes", pa.list_(pa.string())), ("model_version", pa.string()),
-    ("event_time", TS), ("broker_time", TS), ("sent_time", TS), ("alert_time", TS),
-    ("batch_id", pa.int64()), ("month", pa.string()),
-])
+ALERT_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("card_token", pa.string()),
+        ("customer_key", pa.string()),
+        ("transaction_id", pa.string()),
+        ("score", pa.float64()),
+        ("threshold", pa.float64()),
+        ("reason_codes", pa.list_(pa.string())),
+        ("model_version", pa.string()),
+        ("event_time", TS),
+        ("broker_time", TS),
+        ("sent_time", TS),
+        ("alert_time", TS),
+        ("batch_id", pa.int64()),
+        ("month", pa.string()),
+    ]
+)
 
 
 def test_live_page_shows_a_new_alert(page: Any, board: Any, board_lake: Path) -> None:
@@ -155,11 +190,16 @@ def test_live_page_shows_a_new_alert(page: Any, board: Any, board_lake: Path) ->
     now = datetime.now(tz=UTC).replace(microsecond=0)
     write_deltalake(table, pa.Table.from_pylist([_alert("E1", now, 1.5)], schema=ALERT_SCHEMA))
     page.wait_for_selector("#live-alerts td[data-dash-column='event_id']", timeout=10_000)
-    write_deltalake(table, pa.Table.from_pylist(
-        [_alert("E2", now + timedelta(seconds=5), 2.25)], schema=ALERT_SCHEMA), mode="append")
+    write_deltalake(
+        table,
+        pa.Table.from_pylist([_alert("E2", now + timedelta(seconds=5), 2.25)], schema=ALERT_SCHEMA),
+        mode="append",
+    )
     page.wait_for_function(
         "document.querySelector(\"#live-alerts td[data-dash-column='event_id']\")"
-        ".innerText === 'E2'", timeout=10_000)
+        ".innerText === 'E2'",
+        timeout=10_000,
+    )
     ids = page.locator("#live-alerts td[data-dash-column='event_id']").all_inner_texts()
     latencies = page.locator("#live-alerts td[data-dash-column='latency_s']").all_inner_texts()
     assert ids == ["E2", "E1"]  # newest first, without reloading the page

@@ -64,16 +64,25 @@ def a_customer(lake: Path) -> dict[str, Any]:
     return with_email.slice(0, 1).to_pylist()[0]
 
 
-PAGES = ["/", "/segments", "/risk", "/customer?q={email}", "/customer?key={key}", "/live",
-         "/experiment", "/quality"]
+PAGES = [
+    "/",
+    "/segments",
+    "/risk",
+    "/customer?q={email}",
+    "/customer?key={key}",
+    "/live",
+    "/experiment",
+    "/quality",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_page_loads_without_console_errors(page: Any, board: Any, pipeline_lake: Path,
-                                           path: str) -> None:
+def test_page_loads_without_console_errors(
+    page: Any, board: Any, pipeline_lake: Path, path: str
+) -> None:
     who = a_customer(pipeline_lake)
     open_page(page, board.url + path.format(key=who["customer_key"], email=who["email"]))
-    name = (re.sub(r"\W+", "-", path.split("?")[0].strip("/")) or "portfolio")
+    name = re.sub(r"\W+", "-", path.split("?")[0].strip("/")) or "portfolio"
     if "{key}" in path:
         name += "-360"
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -89,15 +98,19 @@ def test_portfolio_equals_gold(page: Any, board: Any, pipeline_lake: Path) -> No
     open_page(page, board.url + "/")
     assert number(page.inner_text("#kpi-tx_count")) == row["tx_count"]
     assert number(page.inner_text("#kpi-tx_value_usd")) == pytest.approx(
-        row["tx_value_usd"], abs=0.005)
+        row["tx_value_usd"], abs=0.005
+    )
     assert number(page.inner_text("#kpi-revenue_usd")) == pytest.approx(
-        row["revenue_usd"], abs=0.005)
+        row["revenue_usd"], abs=0.005
+    )
     assert number(page.inner_text("#kpi-active_customers")) == row["active_customers"]
     # transactions by channel for the month, grouped here with PyArrow
     tx = read(pipeline_lake, "gold.fact_transactions")
     tx = tx.filter(pc.equal(tx["month"], month))
-    expected = {r["channel"]: r["channel_count"]
-                for r in tx.group_by("channel").aggregate([("channel", "count")]).to_pylist()}
+    expected = {
+        r["channel"]: r["channel_count"]
+        for r in tx.group_by("channel").aggregate([("channel", "count")]).to_pylist()
+    }
     channels = page.locator("#channel-table td[data-dash-column='channel']").all_inner_texts()
     counts = page.locator("#channel-table td[data-dash-column='tx_count']").all_inner_texts()
     assert dict(zip(channels, (int(c) for c in counts), strict=True)) == expected
@@ -109,8 +122,10 @@ def test_risk_queue_order_matches_scores(page: Any, board: Any, pipeline_lake: P
     rows = [r for r in risk.to_pylist() if r["tier"] in ("High", "Medium")]
     rows.sort(key=lambda r: (r["tier"] != "High", -r["risk_score"], r["customer_key"]))
     open_page(page, board.url + "/risk")
-    shown_scores = [int(v) for v in page.locator(
-        "#risk-queue td[data-dash-column='risk_score']").all_inner_texts()]
+    shown_scores = [
+        int(v)
+        for v in page.locator("#risk-queue td[data-dash-column='risk_score']").all_inner_texts()
+    ]
     shown_tiers = page.locator("#risk-queue td[data-dash-column='tier']").all_inner_texts()
     first_page = len(shown_scores)
     assert first_page > 0
@@ -167,13 +182,17 @@ def test_segment_sizes_equal_gold(page: Any, board: Any, pipeline_lake: Path) ->
     month = pc.max(segments["month"]).as_py()
     open_page(page, board.url + "/segments")
     assert page.inner_text("#page-Segments .picker") == f"Month: {month}"
-    shown = {(t["name"], x): y for t in traces(page, "segment-sizes")
-             for x, y in zip(t["x"], t["y"], strict=True)}
+    shown = {
+        (t["name"], x): y
+        for t in traces(page, "segment-sizes")
+        for x, y in zip(t["x"], t["y"], strict=True)
+    }
     assert shown == expected
     # the profiles of the month shown: one row per segment, its size
     sizes = column(page, "segment-profiles", "customers")
-    assert dict(zip(column(page, "segment-profiles", "segment"), map(int, sizes),
-                    strict=True)) == {s: n for (s, m), n in expected.items() if m == month}
+    assert dict(zip(column(page, "segment-profiles", "segment"), map(int, sizes), strict=True)) == {
+        s: n for (s, m), n in expected.items() if m == month
+    }
 
 
 def test_portfolio_countries_equal_gold(page: Any, board: Any, pipeline_lake: Path) -> None:
@@ -183,38 +202,49 @@ def test_portfolio_countries_equal_gold(page: Any, board: Any, pipeline_lake: Pa
     open_page(page, board.url + "/")
     (world,) = traces(page, "country-map")
     assert dict(zip(world["hovertext"], world["z"], strict=True)) == {
-        r["country"]: r["active_customers"] for r in rows}
+        r["country"]: r["active_customers"] for r in rows
+    }
     # the table's first page: most customers first, then by country
     rows.sort(key=lambda r: (-r["customers"], r["country"]))
     shown = column(page, "country-table", "country")
-    assert shown == [r["country"] for r in rows[:len(shown)]] and len(shown) == min(10, len(rows))
+    assert shown == [r["country"] for r in rows[: len(shown)]] and len(shown) == min(10, len(rows))
     assert [int(v) for v in column(page, "country-table", "tx_count")] == [
-        r["tx_count"] for r in rows[:len(shown)]]
+        r["tx_count"] for r in rows[: len(shown)]
+    ]
     assert [float(v) for v in column(page, "country-table", "spend_usd")] == pytest.approx(
-        [r["spend_usd"] for r in rows[:len(shown)]], abs=0.005)
+        [r["spend_usd"] for r in rows[: len(shown)]], abs=0.005
+    )
 
 
 def test_experiment_sizes_equal_gold(page: Any, board: Any, pipeline_lake: Path) -> None:
-    expected = counts(read(pipeline_lake, "gold.experiment_assignment"),
-                      ["experiment", "month", "group"])
+    expected = counts(
+        read(pipeline_lake, "gold.experiment_assignment"), ["experiment", "month", "group"]
+    )
     open_page(page, board.url + "/experiment")
-    shown = zip(column(page, "experiment-sizes", "experiment"),
-                column(page, "experiment-sizes", "month"),
-                column(page, "experiment-sizes", "group"),
-                column(page, "experiment-sizes", "customers"), strict=True)
+    shown = zip(
+        column(page, "experiment-sizes", "experiment"),
+        column(page, "experiment-sizes", "month"),
+        column(page, "experiment-sizes", "group"),
+        column(page, "experiment-sizes", "customers"),
+        strict=True,
+    )
     assert {(e, m, g): int(n) for e, m, g, n in shown} == expected
     assert {g for _, _, g in expected} == {"test", "control"}
 
 
-def test_quarantine_counts_by_source_equal_the_tables(page: Any, board: Any,
-                                                       pipeline_lake: Path) -> None:
+def test_quarantine_counts_by_source_equal_the_tables(
+    page: Any, board: Any, pipeline_lake: Path
+) -> None:
     expected = {}
     for folder in sorted((pipeline_lake / "_quarantine").iterdir()):
         rows = read(pipeline_lake, f"_quarantine.{folder.name}")
         expected |= {(folder.name, m): n for (m,), n in counts(rows, ["ingest_month"]).items()}
     open_page(page, board.url + "/quality")
-    shown = {(t["name"], x): y for t in traces(page, "quarantine-by-source")
-             for x, y in zip(t["x"], t["y"], strict=True)}
+    shown = {
+        (t["name"], x): y
+        for t in traces(page, "quarantine-by-source")
+        for x, y in zip(t["x"], t["y"], strict=True)
+    }
     assert shown == expected
     assert sum(expected.values()) > 0
 

@@ -20,8 +20,12 @@ from cardlake.serve.report import fmt_change, kpi_rows, narrative
 def test_risk_queue_is_high_then_medium_by_score(tiny_lake: Path) -> None:
     queue = data.risk_queue(Lake(str(tiny_lake)))
     assert list(queue["customer_key"]) == ["CK-C", "CK-A", "CK-E", "CK-B"]  # CK-D is Low
-    assert list(queue["reasons"]) == ["fraud history; low credit score", "debt; inactivity",
-                                      "failed transactions; debt", "spend spike"]
+    assert list(queue["reasons"]) == [
+        "fraud history; low credit score",
+        "debt; inactivity",
+        "failed transactions; debt",
+        "spend spike",
+    ]
 
 
 def test_channel_figures(tiny_lake: Path) -> None:
@@ -48,10 +52,17 @@ def test_snapshot_follows_new_commits(tiny_lake: Path, tmp_path: Path) -> None:
     lake = Lake(str(root))
     before = lake.snapshot("gold.customer_risk")
     assert before.version == 0
-    extra = pa.table({"customer_key": ["CK-F"], "month": ["2025-01"],
-                      "risk_score": pa.array([800], pa.int32()), "tier": ["High"],
-                      "reasons": pa.array([["debt"]], pa.list_(pa.string())),
-                      "at_risk_probability": [0.8], "model_version": ["1"]})
+    extra = pa.table(
+        {
+            "customer_key": ["CK-F"],
+            "month": ["2025-01"],
+            "risk_score": pa.array([800], pa.int32()),
+            "tier": ["High"],
+            "reasons": pa.array([["debt"]], pa.list_(pa.string())),
+            "at_risk_probability": [0.8],
+            "model_version": ["1"],
+        }
+    )
     write_deltalake(str(root / "gold" / "customer_risk"), extra, mode="append")
     assert lake.snapshot("gold.customer_risk").version == 1
     assert data.risk_queue(lake)["customer_key"].iloc[0] == "CK-F"
@@ -100,8 +111,10 @@ def test_report_kpis_against_previous_month_and_a_year_ago(tiny_lake: Path) -> N
     assert fmt_change(tx.vs_previous) == "+0.9%"
     assert fmt_change(tx.vs_year_ago) == "+12.0%"
     sentences = narrative("2025-01", list(rows.values()), {"high_risk": 2, "medium_risk": 2})
-    assert sentences[0] == ("In 2025-01 customers made 1,120 transactions worth $62,000.00, "
-                            "up 0.9% on the previous month.")
+    assert sentences[0] == (
+        "In 2025-01 customers made 1,120 transactions worth $62,000.00, "
+        "up 0.9% on the previous month."
+    )
     assert "Revenue from fees and FX margin was $732.00 (+22.0% against a year ago)." in sentences
     assert "2 customers are in the High risk tier and 2 in Medium." in sentences
 
@@ -112,8 +125,10 @@ def test_segment_profile_words() -> None:
     assert data.describe_profile(row, overall) == "high online share, low cash (ATM) share"
     assert data.describe_profile(overall, overall) == "close to the average customer"
     far = row | {"spend_usd": 300.0, "tx_count": 10.0}  # the three furthest from the mean
-    assert data.describe_profile(far, overall) == "high monthly spend, low transactions, " \
+    assert (
+        data.describe_profile(far, overall) == "high monthly spend, low transactions, "
         "high online share"
+    )
 
 
 def test_profile_of_a_source(tiny_lake: Path) -> None:
@@ -131,24 +146,55 @@ def test_profile_of_a_source(tiny_lake: Path) -> None:
 def test_experiment_balance_in_one_scan(tmp_path: Path) -> None:
     """Means, sample variances and SMDs worked by hand: CK5 has no features that month (its
     covariates are missing, its score counts); CK1's row of another month is not joined."""
-    write_deltalake(str(tmp_path / "gold" / "experiment_assignment"), pa.Table.from_pylist([
-        {"experiment": "e1", "month": "2025-01", "customer_key": k, "group": g, "score": s}
-        for k, g, s in [("CK1", "test", 0.2), ("CK2", "test", 0.4), ("CK3", "control", 0.1),
-                        ("CK4", "control", 0.3), ("CK5", "control", 0.2)]]))
-    features = [("CK1", "2025-01", 100.0, 5, 10), ("CK2", "2025-01", 300.0, 5, 20),
-                ("CK3", "2025-01", 100.0, 5, 10), ("CK4", "2025-01", 100.0, 5, 20),
-                ("CK1", "2024-12", 9999.0, 99, 99)]
-    write_deltalake(str(tmp_path / "gold" / "customer_monthly_features"), pa.Table.from_pylist([
-        {"customer_key": k, "month": m, "spend_usd": s, "tx_count": n, "tenure_months": v,
-         "age": v, "credit_score": v} for k, m, s, n, v in features]))
+    write_deltalake(
+        str(tmp_path / "gold" / "experiment_assignment"),
+        pa.Table.from_pylist(
+            [
+                {"experiment": "e1", "month": "2025-01", "customer_key": k, "group": g, "score": s}
+                for k, g, s in [
+                    ("CK1", "test", 0.2),
+                    ("CK2", "test", 0.4),
+                    ("CK3", "control", 0.1),
+                    ("CK4", "control", 0.3),
+                    ("CK5", "control", 0.2),
+                ]
+            ]
+        ),
+    )
+    features = [
+        ("CK1", "2025-01", 100.0, 5, 10),
+        ("CK2", "2025-01", 300.0, 5, 20),
+        ("CK3", "2025-01", 100.0, 5, 10),
+        ("CK4", "2025-01", 100.0, 5, 20),
+        ("CK1", "2024-12", 9999.0, 99, 99),
+    ]
+    write_deltalake(
+        str(tmp_path / "gold" / "customer_monthly_features"),
+        pa.Table.from_pylist(
+            [
+                {
+                    "customer_key": k,
+                    "month": m,
+                    "spend_usd": s,
+                    "tx_count": n,
+                    "tenure_months": v,
+                    "age": v,
+                    "credit_score": v,
+                }
+                for k, m, s, n, v in features
+            ]
+        ),
+    )
     df = data.experiment_balance(Lake(str(tmp_path)))
-    expected = pd.DataFrame({
-        "covariate": ["score", "spend_usd", "tx_count", "tenure_months", "age", "credit_score"],
-        # score: test 0.2, 0.4 (var 0.02); control 0.1, 0.3, 0.2 (var 0.01); pooled 0.015
-        "test_mean": [0.3, 200.0, 5.0, 15.0, 15.0, 15.0],
-        "control_mean": [0.2, 100.0, 5.0, 15.0, 15.0, 15.0],
-        "smd": [0.1 / 0.015**0.5, 1.0, 0.0, 0.0, 0.0, 0.0],  # spend: 100 / sqrt(20000 / 2)
-    })
+    expected = pd.DataFrame(
+        {
+            "covariate": ["score", "spend_usd", "tx_count", "tenure_months", "age", "credit_score"],
+            # score: test 0.2, 0.4 (var 0.02); control 0.1, 0.3, 0.2 (var 0.01); pooled 0.015
+            "test_mean": [0.3, 200.0, 5.0, 15.0, 15.0, 15.0],
+            "control_mean": [0.2, 100.0, 5.0, 15.0, 15.0, 15.0],
+            "smd": [0.1 / 0.015**0.5, 1.0, 0.0, 0.0, 0.0, 0.0],  # spend: 100 / sqrt(20000 / 2)
+        }
+    )
     pd.testing.assert_frame_equal(df, expected, check_exact=False, rtol=1e-9)
 
 
@@ -159,12 +205,17 @@ def test_profile_top_values_and_histogram(tmp_path: Path) -> None:
     from cardlake.serve.profiling import profile, render
 
     amounts = [0.0, 1.0, 1.5, 2.0, 2.0, 3.0, 9.5] + [10.0] * 6 + [None]
-    write_deltalake(str(tmp_path / "bronze" / "feed"), pa.table({
-        "crm_id": [f"C{i:02d}" for i in range(14)],  # few distinct values, each one row's
-        "channel": ["pos"] * 6 + ["online"] * 5 + ["atm"] * 2 + [None],
-        "amount": pa.array(amounts, pa.float64()),
-        "first_name": ["Aoife"] * 7 + ["Bram"] * 7,
-    }))
+    write_deltalake(
+        str(tmp_path / "bronze" / "feed"),
+        pa.table(
+            {
+                "crm_id": [f"C{i:02d}" for i in range(14)],  # few distinct values, each one row's
+                "channel": ["pos"] * 6 + ["online"] * 5 + ["atm"] * 2 + [None],
+                "amount": pa.array(amounts, pa.float64()),
+                "first_name": ["Aoife"] * 7 + ["Bram"] * 7,
+            }
+        ),
+    )
     lake = Lake(str(tmp_path))
     df = profile(lake, "bronze.feed").set_index("column")
     assert df.loc["channel", "top_values"] == [("pos", 6), ("online", 5)]  # atm: 2 rows
@@ -172,8 +223,17 @@ def test_profile_top_values_and_histogram(tmp_path: Path) -> None:
     assert df.loc["crm_id", "top_values"] is None
     assert df.loc["first_name", "top_values"] is None
     assert df.loc["amount", "histogram"] == [
-        (1.0, 2), (2.0, 3), (3.0, 1), (4.0, 0), (5.0, 0), (6.0, 0), (7.0, 0), (8.0, 0), (9.0, 0),
-        (10.0, 7)]
+        (1.0, 2),
+        (2.0, 3),
+        (3.0, 1),
+        (4.0, 0),
+        (5.0, 0),
+        (6.0, 0),
+        (7.0, 0),
+        (8.0, 0),
+        (9.0, 0),
+        (10.0, 7),
+    ]
     assert df.loc["channel", "histogram"] is None
     page = render("bronze.feed", lake.version_label("bronze.feed"), df.reset_index())
     assert "pos (6), online (5)" in page

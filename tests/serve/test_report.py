@@ -24,28 +24,51 @@ def report(tiny_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("needs Debian's chromium and poppler-utils: run .ci/setup.d/20-chromium.sh")
     out = tmp_path_factory.mktemp("reports")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "report.py"), "--env", "test", "--lake-root",
-         str(tiny_lake), "--month", "2025-01", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            str(ROOT / "jobs" / "report.py"),
+            "--env",
+            "test",
+            "--lake-root",
+            str(tiny_lake),
+            "--month",
+            "2025-01",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == [str(out / "cardlake-2025-01.html"),
-                                   str(out / "cardlake-2025-01.pdf"),
-                                   str(out / "profiling" / "crm_customers.html")]
+    assert done.stdout.split() == [
+        str(out / "cardlake-2025-01.html"),
+        str(out / "cardlake-2025-01.pdf"),
+        str(out / "profiling" / "crm_customers.html"),
+    ]
     return out
 
 
 def test_pdf_renders_to_pages_with_the_months_figures(report: Path) -> None:
     pdf = report / "cardlake-2025-01.pdf"
-    subprocess.run(["pdftoppm", "-r", "60", "-png", str(pdf), str(report / "page")],
-                   check=True, timeout=120)
+    subprocess.run(
+        ["pdftoppm", "-r", "60", "-png", str(pdf), str(report / "page")], check=True, timeout=120
+    )
     pages = sorted(report.glob("page-*.png"))
     assert len(pages) >= 2
     assert all(p.stat().st_size > 10_000 for p in pages)  # drawn pages, not blank ones
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     for p in pages:
         shutil.copy(p, ARTEFACTS / p.name)
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True,
-                          capture_output=True, text=True, timeout=60).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     # tx_count = 1000 + 10 i: 1,120 now, 1,110 the month before, 1,000 a year ago
     assert "In 2025-01 customers made 1,120 transactions worth $62,000.00, up 0.9% on the" in text
     row = next(line for line in text.splitlines() if line.strip().startswith("Transactions "))

@@ -30,18 +30,33 @@ def _resolution(spark: SparkSession, *, key: str, merged: str | None) -> R.Custo
         "event string, month string, customer_key string, other_key string, records long",
     )
     person_keys = spark.createDataFrame(
-        [("crm_customers|CRM-1", "crm_customers", "CRM-1", key),
-         ("product_usage|APP-7", "product_usage", "APP-7", key)],
+        [
+            ("crm_customers|CRM-1", "crm_customers", "CRM-1", key),
+            ("product_usage|APP-7", "product_usage", "APP-7", key),
+        ],
         "uid string, source_dataset string, source_record_id string, customer_key string",
     )
-    return R.CustomerResolution(crosswalk=crosswalk, events=events, person_keys=person_keys,
-                                mode=R.INCREMENTAL, records=2, new_records=1, seconds=0.1,
-                                threshold=None, model=None)
+    return R.CustomerResolution(
+        crosswalk=crosswalk,
+        events=events,
+        person_keys=person_keys,
+        mode=R.INCREMENTAL,
+        records=2,
+        new_records=1,
+        seconds=0.1,
+        threshold=None,
+        model=None,
+    )
 
 
 def _commit(spark: SparkSession, tables: Tables, result: R.CustomerResolution) -> None:
-    R.commit_resolution(spark, tables, result, month=MONTH,
-                        write_crosswalk=lambda df: tables.overwrite("silver.crosswalk", df))
+    R.commit_resolution(
+        spark,
+        tables,
+        result,
+        month=MONTH,
+        write_crosswalk=lambda df: tables.overwrite("silver.crosswalk", df),
+    )
 
 
 def _events(tables: Tables) -> list[tuple[object, ...]]:
@@ -52,7 +67,8 @@ def _events(tables: Tables) -> list[tuple[object, ...]]:
 
 @pytest.mark.parametrize("step", ["crosswalk", "state"])
 def test_a_crash_after_the_events_neither_loses_nor_doubles_them(
-        spark: SparkSession, rs_tables: Tables, monkeypatch: pytest.MonkeyPatch, step: str):
+    spark: SparkSession, rs_tables: Tables, monkeypatch: pytest.MonkeyPatch, step: str
+):
     first = _resolution(spark, key="CK000000000A", merged="CK000000000B")
     real_save, real_overwrite = R.save_state, rs_tables.overwrite
 
@@ -74,7 +90,8 @@ def test_a_crash_after_the_events_neither_loses_nor_doubles_them(
     assert _events(rs_tables) == [("merge", MONTH, "CK000000000A", "CK000000000B", 2)]
     assert rs_tables.read("silver.er_records").count() == 2
     assert {r["customer_key"] for r in rs_tables.read("silver.crosswalk").collect()} == {
-        "CK000000000A"}
+        "CK000000000A"
+    }
 
 
 def test_a_later_resolution_records_its_own_events(spark: SparkSession, rs_tables: Tables):
@@ -83,4 +100,6 @@ def test_a_later_resolution_records_its_own_events(spark: SparkSession, rs_table
     _commit(spark, rs_tables, _resolution(spark, key="CK000000000C", merged="CK000000000D"))
     _commit(spark, rs_tables, _resolution(spark, key="CK000000000C", merged=None))
     assert [(e[2], e[3]) for e in _events(rs_tables)] == [
-        ("CK000000000A", "CK000000000B"), ("CK000000000C", "CK000000000D")]
+        ("CK000000000A", "CK000000000B"),
+        ("CK000000000C", "CK000000000D"),
+    ]

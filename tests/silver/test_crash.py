@@ -69,8 +69,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 PEOPLE, MONTHS = 30, 3
 PERSON_KEYS = {  # truth key name -> bronze table keyed by it
-    "crm_id": "crm_customers", "fin_id": "financial_records", "demo_id": "demographics",
-    "app_user_id": "product_usage", "contact_id": "marketing_monthly",
+    "crm_id": "crm_customers",
+    "fin_id": "financial_records",
+    "demo_id": "demographics",
+    "app_user_id": "product_usage",
+    "contact_id": "marketing_monthly",
 }
 WHOLE = ("merchants", "fx_rates", "service_interactions")
 CHILD_STEP = "before_er_records"
@@ -81,41 +84,73 @@ WRITES = ("append", "overwrite", "merge", "delete", "create", "restore")
 
 def _small_bronze(spark: SparkSession, built: BuiltLake, lake: Path) -> None:
     """Bronze of the first ``PEOPLE`` people of the built world in its first ``MONTHS``."""
-    source = Tables(spark=spark, lake_root=str(built.lake_root),
-                    engine=DeltaRsEngine(spark=spark), register_sql=False)
-    small = Tables(spark=spark, lake_root=str(lake), engine=DeltaRsEngine(spark=spark),
-                   register_sql=False)
+    source = Tables(
+        spark=spark,
+        lake_root=str(built.lake_root),
+        engine=DeltaRsEngine(spark=spark),
+        register_sql=False,
+    )
+    small = Tables(
+        spark=spark, lake_root=str(lake), engine=DeltaRsEngine(spark=spark), register_sql=False
+    )
     truth = spark.read.parquet(str(built.truth_root / "source_keys"))
-    people = [r[0] for r in truth.select("person_id").distinct().orderBy("person_id")
-              .limit(PEOPLE).collect()]
+    people = [
+        r[0]
+        for r in truth.select("person_id").distinct().orderBy("person_id").limit(PEOPLE).collect()
+    ]
     keys = truth.filter(F.col("person_id").isin(people))
 
     def keep(name: str, df: DataFrame) -> None:
         small.overwrite(f"bronze.{name}", df.localCheckpoint(), partition_by=["ingest_month"])
 
-    months = sorted(r[0] for r in source.read("bronze.crm_customers")
-                    .select("ingest_month").distinct().collect())[:MONTHS]
-    bronze = {name: source.read(f"bronze.{name}", partitions={"ingest_month": months})
-              for name in job.BRONZE_INPUTS}
+    months = sorted(
+        r[0]
+        for r in source.read("bronze.crm_customers").select("ingest_month").distinct().collect()
+    )[:MONTHS]
+    bronze = {
+        name: source.read(f"bronze.{name}", partitions={"ingest_month": months})
+        for name in job.BRONZE_INPUTS
+    }
     for key, name in PERSON_KEYS.items():
         ids = keys.filter(F.col("key_name") == key).select(F.col("key_value").alias(key))
         keep(name, bronze[name].join(ids, on=key, how="left_semi"))
-    tokens = [r[0] for r in small.read("bronze.financial_records")
-              .select(F.explode("cards.card_token")).distinct().collect()]  # theirs: a few dozen
-    wallets = [r[0] for r in small.read("bronze.crm_customers").select("wallet_id")
-               .filter("wallet_id is not null").distinct().collect()]
-    keep("card_transactions", bronze["card_transactions"].filter(
-        F.col("card_token").isin(tokens) | F.col("wallet_id").isin(wallets)))
-    keep("chargebacks", bronze["chargebacks"].join(
-        small.read("bronze.card_transactions").select("transaction_id"),
-        on="transaction_id", how="left_semi"))
+    tokens = [
+        r[0]
+        for r in small.read("bronze.financial_records")
+        .select(F.explode("cards.card_token"))
+        .distinct()
+        .collect()
+    ]  # theirs: a few dozen
+    wallets = [
+        r[0]
+        for r in small.read("bronze.crm_customers")
+        .select("wallet_id")
+        .filter("wallet_id is not null")
+        .distinct()
+        .collect()
+    ]
+    keep(
+        "card_transactions",
+        bronze["card_transactions"].filter(
+            F.col("card_token").isin(tokens) | F.col("wallet_id").isin(wallets)
+        ),
+    )
+    keep(
+        "chargebacks",
+        bronze["chargebacks"].join(
+            small.read("bronze.card_transactions").select("transaction_id"),
+            on="transaction_id",
+            how="left_semi",
+        ),
+    )
     for name in WHOLE:
         keep(name, bronze[name])
 
 
 @pytest.fixture(scope="module")
-def small_bronze(spark: SparkSession, built_lake: BuiltLake,
-                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_bronze(
+    spark: SparkSession, built_lake: BuiltLake, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     lake = tmp_path_factory.mktemp("silver-crash-bronze") / "lake"
     _small_bronze(spark, built_lake, lake)
     return lake
@@ -133,11 +168,20 @@ def _lake(spark: SparkSession, small_bronze: Path | None, root: Path) -> Lake:
     quality figures to compute)."""
     if small_bronze is not None:
         shutil.copytree(small_bronze / "bronze", root / "lake" / "bronze")
-    cfg = load_config("test", overrides={"paths.lake_root": str(root / "lake"),
-                                         "paths.landing_root": str(root / "landing"),
-                                         "paths.truth_root": str(root / "no-truth")})
-    tables = Tables(spark=spark, lake_root=str(root / "lake"), engine=DeltaRsEngine(spark=spark),
-                    register_sql=False)
+    cfg = load_config(
+        "test",
+        overrides={
+            "paths.lake_root": str(root / "lake"),
+            "paths.landing_root": str(root / "landing"),
+            "paths.truth_root": str(root / "no-truth"),
+        },
+    )
+    tables = Tables(
+        spark=spark,
+        lake_root=str(root / "lake"),
+        engine=DeltaRsEngine(spark=spark),
+        register_sql=False,
+    )
     return Lake(root=root, tables=tables, settings=settings_for(cfg))
 
 
@@ -176,8 +220,13 @@ def _silver_marks(tables: Tables) -> list[watermarks.Mark]:
     return watermarks.previous_marks(tables, "silver")[1]
 
 
-STATE = ("silver.crosswalk", resolution.ER_MODEL_TABLE, resolution.ER_RECORDS_TABLE,
-         resolution.KEY_EVENTS_TABLE, watermarks.TABLE)
+STATE = (
+    "silver.crosswalk",
+    resolution.ER_MODEL_TABLE,
+    resolution.ER_RECORDS_TABLE,
+    resolution.KEY_EVENTS_TABLE,
+    watermarks.TABLE,
+)
 """What a silver run reads besides bronze: the resolution state, the key events' idempotency
 marks and the watermark. Two lakes that agree on these and on bronze get the same writes."""
 WRITTEN = 1  # a table's version after its first write: created (0), then its rows (1)
@@ -189,11 +238,17 @@ GROUPS: dict[str, tuple[dict[str, int | None], tuple[str, ...]]] = {
     "a crosswalk alone": ({**NOTHING, "silver.crosswalk": WRITTEN}, ("before_er_model",)),
     "a crosswalk and its model": (
         {**NOTHING, "silver.crosswalk": WRITTEN, resolution.ER_MODEL_TABLE: WRITTEN},
-        (CHILD_STEP,)),
+        (CHILD_STEP,),
+    ),
     "the whole resolution state": (
-        {**NOTHING, "silver.crosswalk": WRITTEN, resolution.ER_MODEL_TABLE: WRITTEN,
-         resolution.ER_RECORDS_TABLE: WRITTEN},
-        STEPS[STEPS.index(CHILD_STEP) + 1:]),
+        {
+            **NOTHING,
+            "silver.crosswalk": WRITTEN,
+            resolution.ER_MODEL_TABLE: WRITTEN,
+            resolution.ER_RECORDS_TABLE: WRITTEN,
+        },
+        STEPS[STEPS.index(CHILD_STEP) + 1 :],
+    ),
 }
 
 
@@ -213,9 +268,14 @@ def _name(tables: Tables, path: str) -> str:
     return path.removeprefix(tables.lake_root + "/").replace("/", ".")
 
 
-def _spy(mp: pytest.MonkeyPatch, tables: Tables, events: list[tuple[str, str]],
-         at_step: Callable[[str], None] = lambda at: None) -> None:
+def _spy(
+    mp: pytest.MonkeyPatch,
+    tables: Tables,
+    events: list[tuple[str, str]],
+    at_step: Callable[[str], None] = lambda at: None,
+) -> None:
     """Notes each boundary passed, each write made and each table read, in order."""
+
     def step(at: str) -> None:
         events.append(("step", at))
         at_step(at)
@@ -235,6 +295,7 @@ def _spy(mp: pytest.MonkeyPatch, tables: Tables, events: list[tuple[str, str]],
                 return real(*args, **kwargs)
             finally:
                 inside.pop()
+
         return call
 
     for method in WRITES:
@@ -253,8 +314,9 @@ def _run(lake: Lake) -> object:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(spark: SparkSession, small_bronze: Path,
-                  tmp_path_factory: pytest.TempPathFactory) -> Uninterrupted:
+def uninterrupted(
+    spark: SparkSession, small_bronze: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Uninterrupted:
     """One run, the lake copied at each boundary it passes: what a kill there would leave."""
     root = tmp_path_factory.mktemp("silver-uninterrupted")
     lake, killed = _lake(spark, small_bronze, root / "run"), root / "killed"
@@ -270,7 +332,8 @@ def uninterrupted(spark: SparkSession, small_bronze: Path,
 
 
 def test_every_write_of_a_run_has_a_boundary_of_its_own_before_it(
-        uninterrupted: Uninterrupted) -> None:
+    uninterrupted: Uninterrupted,
+) -> None:
     events = [e for e in uninterrupted.events if e[0] != "read"]
     assert [name for kind, name in events if kind == "step"] == list(STEPS)
     for before, (kind, what) in zip([("start", ""), *events], events, strict=False):
@@ -290,23 +353,32 @@ def _reads_bronze_and_the_state_alone(events: list[tuple[str, str]]) -> None:
 def test_a_first_build_reads_bronze_alone(uninterrupted: Uninterrupted) -> None:
     _reads_bronze_and_the_state_alone(uninterrupted.events)
     assert {what for kind, what in uninterrupted.events if kind == "read"} == {
-        f"bronze.{name}" for name in job.BRONZE_INPUTS}
+        f"bronze.{name}" for name in job.BRONZE_INPUTS
+    }
 
 
 def test_the_boundaries_are_grouped_by_the_state_a_kill_leaves(
-        uninterrupted: Uninterrupted, spark: SparkSession) -> None:
+    uninterrupted: Uninterrupted, spark: SparkSession
+) -> None:
     assert sorted(s for _, members in GROUPS.values() for s in members) == sorted(STEPS)
     for group, (versions, members) in GROUPS.items():
         for at in members:
-            tables = Tables(spark=spark, lake_root=str(uninterrupted.killed / at / "lake"),
-                            engine=DeltaRsEngine(spark=spark), register_sql=False)
+            tables = Tables(
+                spark=spark,
+                lake_root=str(uninterrupted.killed / at / "lake"),
+                engine=DeltaRsEngine(spark=spark),
+                register_sql=False,
+            )
             assert _state_versions(tables) == versions, (group, at)
             assert _silver_marks(tables) == []  # nothing tells the next run silver is built
 
 
 def _rewritten(events: list[tuple[str, str]]) -> set[str]:
-    return {what.split(" ", 1)[1] for kind, what in events
-            if kind == "write" and what.startswith("overwrite ")}
+    return {
+        what.split(" ", 1)[1]
+        for kind, what in events
+        if kind == "write" and what.startswith("overwrite ")
+    }
 
 
 def _converges(lake: Lake, uninterrupted: Uninterrupted, left: set[str]) -> None:
@@ -331,17 +403,23 @@ def _silver_tables(tables: Tables) -> set[str]:
 
 
 def test_a_kill_before_any_silver_write_leaves_the_lake_as_it_was(
-        spark: SparkSession, uninterrupted: Uninterrupted) -> None:
+    spark: SparkSession, uninterrupted: Uninterrupted
+) -> None:
     # so the uninterrupted run is the run after such a kill
     for at in GROUPS["no silver yet"][1]:
-        tables = Tables(spark=spark, lake_root=str(uninterrupted.killed / at / "lake"),
-                        engine=DeltaRsEngine(spark=spark), register_sql=False)
+        tables = Tables(
+            spark=spark,
+            lake_root=str(uninterrupted.killed / at / "lake"),
+            engine=DeltaRsEngine(spark=spark),
+            register_sql=False,
+        )
         assert _silver_tables(tables) == set()
 
 
 @pytest.mark.parametrize("group", ["a crosswalk alone", "the whole resolution state"])
-def test_a_run_after_a_kill_converges(spark: SparkSession, tmp_path: Path, group: str,
-                                      uninterrupted: Uninterrupted) -> None:
+def test_a_run_after_a_kill_converges(
+    spark: SparkSession, tmp_path: Path, group: str, uninterrupted: Uninterrupted
+) -> None:
     at = GROUPS[group][1][-1]  # the last boundary of the group: the most tables left behind
     shutil.copytree(uninterrupted.killed / at / "lake", tmp_path / "lake")
     lake = _lake(spark, None, tmp_path)
@@ -368,18 +446,27 @@ CHILD = textwrap.dedent("""
 
 
 def test_killed_between_the_crosswalk_and_the_resolved_records_then_run_again_converges(
-        spark: SparkSession, small_bronze: Path, tmp_path: Path,
-        uninterrupted: Uninterrupted) -> None:
+    spark: SparkSession, small_bronze: Path, tmp_path: Path, uninterrupted: Uninterrupted
+) -> None:
     lake = _lake(spark, small_bronze, tmp_path)
     env = {**os.environ, CRASH_AT_ENV: CHILD_STEP}
-    child = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], env=env,
-                           capture_output=True, text=True, timeout=900)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert child.returncode == CRASH_EXIT_CODE, child.stderr[-2000:]
     versions, _ = GROUPS["a crosswalk and its model"]
     assert _state_versions(lake.tables) == versions
     # the real kill left what the copy taken at the same boundary holds
-    copied = Tables(spark=spark, lake_root=str(uninterrupted.killed / CHILD_STEP / "lake"),
-                    engine=DeltaRsEngine(spark=spark), register_sql=False)
+    copied = Tables(
+        spark=spark,
+        lake_root=str(uninterrupted.killed / CHILD_STEP / "lake"),
+        engine=DeltaRsEngine(spark=spark),
+        register_sql=False,
+    )
     assert _silver_tables(lake.tables) == _silver_tables(copied)
     assert _rows(lake.tables.read("silver.crosswalk")) == _rows(copied.read("silver.crosswalk"))
     model, model_copied = (_rows(t.read(resolution.ER_MODEL_TABLE)) for t in (lake.tables, copied))

@@ -81,7 +81,10 @@ def test_golden_record_follows_trust_recency_and_lineage(spark: SparkSession) ->
     )
     assert feb.email == "ann@x.org"  # delivered in February: not visible in January
     assert (jan.national_id, feb.national_id, mar.national_id) == (
-        "SYN-GB-482193750-Y", "SYN-GB-482193750-Y", "SYN-GB-000000001-D")
+        "SYN-GB-482193750-Y",
+        "SYN-GB-482193750-Y",
+        "SYN-GB-000000001-D",
+    )
     assert (mar.city, mar.street, mar.status, mar.closed_month) == (
         "York",
         "9 B Road",
@@ -103,15 +106,26 @@ CRM_BRONZE = (
 
 
 def test_person_inputs_drop_deliveries_repeating_a_record(spark: SparkSession) -> None:
-    ann = ("CRM-1", "Ann", "Lee", "1980-02-01", "ann@x.com", None, "1 Main St", "Leeds",
-           "LS1", "GB", None, "D1")
+    ann = (
+        "CRM-1",
+        "Ann",
+        "Lee",
+        "1980-02-01",
+        "ann@x.com",
+        None,
+        "1 Main St",
+        "Leeds",
+        "LS1",
+        "GB",
+        None,
+        "D1",
+    )
     crm = spark.createDataFrame(
         [
             (*ann, "standard", "h1"),
             (*ann, "premium", "h2"),  # a plan change: same identity, same person record
             (*ann[:4], "ann.lee@y.com", *ann[5:], "premium", "h3"),  # a new e-mail: a new one
-            ("CRM-2", None, None, None, None, None, None, None, None, None, None, None, None,
-             "h4"),
+            ("CRM-2", None, None, None, None, None, None, None, None, None, None, None, None, "h4"),
         ],
         CRM_BRONZE,
     )
@@ -138,8 +152,16 @@ def test_a_delivery_between_listed_months_counts_from_the_next_and_one_after_the
         cand("gender", {"v": "F"}, "demographics", "D-1", "2024-01"),
         cand("gender", {"v": "X"}, "demographics", "D-2", "2024-02", day=3),
         # same month, no delivery time: the timed delivery is newer
-        ("CK1", "gender", json.dumps({"v": "M"}), "demographics", "D-3", TRUST["demographics"],
-         "2024-02", None),
+        (
+            "CK1",
+            "gender",
+            json.dumps({"v": "M"}),
+            "demographics",
+            "D-3",
+            TRUST["demographics"],
+            "2024-02",
+            None,
+        ),
         cand("email", {"v": "late@x.org"}, "crm_customers", "CRM-9", "2024-04"),
     ]
     snapshots = golden_snapshots(

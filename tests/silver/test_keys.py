@@ -101,7 +101,8 @@ def test_a_split_off_part_never_gets_the_key_it_split_from(spark: SparkSession) 
     assert got["F"] == got["G"] == merged
     assert got["A"] != merged and got["A"].startswith("CK") and len(got["A"]) == 12
     assert [(r.event, r.customer_key, r.other_key) for r in events.collect()] == [
-        ("split", got["A"], merged)]
+        ("split", got["A"], merged)
+    ]
 
 
 def test_crosswalk_closes_changed_rows_and_keeps_history(spark: SparkSession) -> None:

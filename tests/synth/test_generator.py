@@ -25,23 +25,50 @@ from cardlake.bronze.tokenise import luhn_valid
 from cardlake.synth import SOURCES, SynthParams, generate
 
 PARAMS = SynthParams(
-    seed=7, n_customers=700, start_month="2024-01", n_months=18, bad_record_rate=0.03,
-    duplicate_record_rate=0.01, redelivery_rate=0.05,
+    seed=7,
+    n_customers=700,
+    start_month="2024-01",
+    n_months=18,
+    bad_record_rate=0.03,
+    duplicate_record_rate=0.01,
+    redelivery_rate=0.05,
 )
 MONTHS = [f"{2024 + (i // 12)}-{i % 12 + 1:02d}" for i in range(18)]
 
 DATE, TS, DMY = "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y"
-COUNTRIES = {"GB", "IE", "DE", "FR", "ES", "NL", "PL", "US", "CH", "SE", "JP", "TR", "AE",
-             "TH", "MX", "PT", "IT"}
+COUNTRIES = {
+    "GB",
+    "IE",
+    "DE",
+    "FR",
+    "ES",
+    "NL",
+    "PL",
+    "US",
+    "CH",
+    "SE",
+    "JP",
+    "TR",
+    "AE",
+    "TH",
+    "MX",
+    "PT",
+    "IT",
+}
 CURRENCIES = {"USD", "EUR", "GBP", "PLN", "CHF", "SEK", "JPY", "TRY", "AED", "THB", "MXN"}
 SERVICE_RE = re.compile(
-    r'^(?P<logged_at>\S+) \| (?P<interaction_id>INT-\d+) \| ref=(?P<ref>[^|]*?) \| '
+    r"^(?P<logged_at>\S+) \| (?P<interaction_id>INT-\d+) \| ref=(?P<ref>[^|]*?) \| "
     r"channel=(?P<channel>\w+) \| type=(?P<type>\w+) \| opened=(?P<opened>\S+) \| "
     r'resolved=(?P<resolved>\S*) \| note="(?P<note>[^"]*)"$'
 )
 CSV_COLUMNS = {
-    "crm_customers": 18, "product_usage": 12, "marketing_monthly": 13, "chargebacks": 7,
-    "merchants": 8, "fx_rates": 3, "card_transactions": 13,
+    "crm_customers": 18,
+    "product_usage": 12,
+    "marketing_monthly": 13,
+    "chargebacks": 7,
+    "merchants": 8,
+    "fx_rates": 3,
+    "card_transactions": 13,
 }
 SYNTACTIC = {"malformed_csv", "invalid_json", "broken_xml", "malformed_line"}
 
@@ -55,15 +82,24 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def truth(run: Path) -> dict[str, list[dict]]:
-    names = ("source_records", "bad_records", "persons", "source_keys", "transactions_truth",
-             "notes_truth", "engagement_monthly", "deliveries")
+    names = (
+        "source_records",
+        "bad_records",
+        "persons",
+        "source_keys",
+        "transactions_truth",
+        "notes_truth",
+        "engagement_monthly",
+        "deliveries",
+    )
     return {n: pq.read_table(run / "truth" / n).to_pylist() for n in names}
 
 
 def _digests(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -90,32 +126,47 @@ def _landing_files(run: Path) -> list[Path]:
 def _check_record(source: str, name: str, rec: dict, keys: dict[str, set[str]]) -> bool:
     """True when a parsed record meets the documented contract of its source."""
     if source == "crm_customers":
-        return (_ok_date(rec["join_date"], DATE) and _ok_date(rec["updated_at"], TS)
-                and (rec["date_of_birth"] == "" or _ok_date(rec["date_of_birth"], DATE))
-                and rec["country"] in COUNTRIES)
+        return (
+            _ok_date(rec["join_date"], DATE)
+            and _ok_date(rec["updated_at"], TS)
+            and (rec["date_of_birth"] == "" or _ok_date(rec["date_of_birth"], DATE))
+            and rec["country"] in COUNTRIES
+        )
     if source == "financial_records":
-        return (_ok_date(rec["holder"]["date_of_birth"], DATE)
-                and rec["address"]["country"] in COUNTRIES
-                and all(a["currency"] in CURRENCIES for a in rec["accounts"]))
+        return (
+            _ok_date(rec["holder"]["date_of_birth"], DATE)
+            and rec["address"]["country"] in COUNTRIES
+            and all(a["currency"] in CURRENCIES for a in rec["accounts"])
+        )
     if source == "demographics":
         return _ok_date(rec["birth_date"], DMY) and rec["country"] in COUNTRIES
     if source == "service_interactions":
-        return (_ok_date(rec["opened"], TS) and _ok_date(rec["logged_at"], TS)
-                and (rec["resolved"] == "" or _ok_date(rec["resolved"], TS)))
+        return (
+            _ok_date(rec["opened"], TS)
+            and _ok_date(rec["logged_at"], TS)
+            and (rec["resolved"] == "" or _ok_date(rec["resolved"], TS))
+        )
     if source == "product_usage":
         return _ok_date(rec["last_seen"], DATE) and float(rec["minutes"]) >= 0
     if source == "marketing_monthly":
         return _ok_date(rec["extracted_on"], DATE)
     if source == "chargebacks":
-        return (_ok_date(rec["reported_at"], TS)
-                and rec["transaction_id"] in keys["transaction_id"])
+        return _ok_date(rec["reported_at"], TS) and rec["transaction_id"] in keys["transaction_id"]
     if source == "card_transactions" and name.endswith(".csv"):
-        return (_ok_date(rec["timestamp"], TS) and _ok_amount(rec["amount"])
-                and rec["currency"] in CURRENCIES and rec["merchant_country"] in COUNTRIES
-                and re.sub(r"[ -]", "", rec["card_id"]) in keys["card_id"])
+        return (
+            _ok_date(rec["timestamp"], TS)
+            and _ok_amount(rec["amount"])
+            and rec["currency"] in CURRENCIES
+            and rec["merchant_country"] in COUNTRIES
+            and re.sub(r"[ -]", "", rec["card_id"]) in keys["card_id"]
+        )
     if source == "card_transactions":
-        return (_ok_date(rec["timestamp"], TS) and _ok_amount(rec["amount"])
-                and rec["currency"] in CURRENCIES and rec["wallet_id"] in keys["wallet_id"])
+        return (
+            _ok_date(rec["timestamp"], TS)
+            and _ok_amount(rec["amount"])
+            and rec["currency"] in CURRENCIES
+            and rec["wallet_id"] in keys["wallet_id"]
+        )
     return True  # reference files carry no defects
 
 
@@ -131,7 +182,8 @@ def _parse_file(path: Path, source: str, keys: dict[str, set[str]]) -> tuple[int
         assert len(header) == CSV_COLUMNS[source]
         for no, row in enumerate(rows[1:], start=2):
             if len(row) != len(header) or not _check_record(
-                    source, path.name, dict(zip(header, row, strict=True)), keys):
+                source, path.name, dict(zip(header, row, strict=True)), keys
+            ):
                 failed.add(no)
         return len(rows) - 1, failed
     if path.suffix == ".jsonl":
@@ -153,8 +205,10 @@ def _parse_file(path: Path, source: str, keys: dict[str, set[str]]) -> tuple[int
             except ET.ParseError:
                 failed.add(no)
                 continue
-            rec = {"birth_date": el.findtext("birth_date") or "",
-                   "country": el.findtext("address/country") or ""}
+            rec = {
+                "birth_date": el.findtext("birth_date") or "",
+                "country": el.findtext("address/country") or "",
+            }
             if not _check_record(source, path.name, rec, keys):
                 failed.add(no)
         good = "\n".join(x for i, x in enumerate(lines, start=1) if i not in failed)
@@ -176,18 +230,28 @@ def test_same_seed_gives_byte_identical_output(run: Path, tmp_path: Path) -> Non
 
 def test_another_seed_gives_other_data(run: Path, tmp_path: Path) -> None:
     other = replace(PARAMS, seed=PARAMS.seed + 1)
-    generate(landing_root=tmp_path / "landing", truth_root=tmp_path / "truth", params=other,
-             months=["2024-03"])
+    generate(
+        landing_root=tmp_path / "landing",
+        truth_root=tmp_path / "truth",
+        params=other,
+        months=["2024-03"],
+    )
     mine, theirs = _digests(run / "landing"), _digests(tmp_path / "landing")
-    for rel in ("crm_customers/2024-03/crm_customers_2024-03.csv",
-                "card_transactions/2024-03/card_tx_2024-03-12.csv",
-                "service_interactions/2024-03/service_2024-03.log"):
+    for rel in (
+        "crm_customers/2024-03/crm_customers_2024-03.csv",
+        "card_transactions/2024-03/card_tx_2024-03-12.csv",
+        "service_interactions/2024-03/service_2024-03.log",
+    ):
         assert theirs[rel] != mine[rel]
 
 
 def test_month_only_run_equals_the_full_runs_month(run: Path, tmp_path: Path) -> None:
-    generate(landing_root=tmp_path / "landing", truth_root=tmp_path / "truth", params=PARAMS,
-             months=["2024-09", "2025-06"])
+    generate(
+        landing_root=tmp_path / "landing",
+        truth_root=tmp_path / "truth",
+        params=PARAMS,
+        months=["2024-09", "2025-06"],
+    )
     full, part = _digests(run / "landing"), _digests(tmp_path / "landing")
     expected = {k: v for k, v in full.items() if k.split("/")[1] in ("2024-09", "2025-06")}
     assert part == expected
@@ -200,10 +264,22 @@ def test_month_only_run_equals_the_full_runs_month(run: Path, tmp_path: Path) ->
 
 def test_layout_has_every_source_every_month_and_daily_files(run: Path) -> None:
     landing = run / "landing"
-    assert {p.name for p in landing.iterdir()} == set(SOURCES) == {
-        "crm_customers", "financial_records", "demographics", "service_interactions",
-        "product_usage", "card_transactions", "marketing_monthly", "chargebacks",
-        "merchants", "fx_rates"}
+    assert (
+        {p.name for p in landing.iterdir()}
+        == set(SOURCES)
+        == {
+            "crm_customers",
+            "financial_records",
+            "demographics",
+            "service_interactions",
+            "product_usage",
+            "card_transactions",
+            "marketing_monthly",
+            "chargebacks",
+            "merchants",
+            "fx_rates",
+        }
+    )
     for month in MONTHS:
         y, m = (int(x) for x in month.split("-"))
         days = calendar.monthrange(y, m)[1]
@@ -214,8 +290,13 @@ def test_layout_has_every_source_every_month_and_daily_files(run: Path) -> None:
         assert f"wallet_tx_{month}-01.jsonl" in tx
         fx = (landing / "fx_rates" / month / f"fx_rates_{month}.csv").read_text()
         assert len(fx.strip().split("\n")) == 1 + days * len(CURRENCIES)
-        for source in ("crm_customers", "financial_records", "service_interactions",
-                       "product_usage", "marketing_monthly"):
+        for source in (
+            "crm_customers",
+            "financial_records",
+            "service_interactions",
+            "product_usage",
+            "marketing_monthly",
+        ):
             assert any((landing / source / month).iterdir()), (source, month)
 
 
@@ -228,7 +309,8 @@ def test_every_file_parses_except_the_records_the_manifest_marks_bad(
     keys["transaction_id"] = {r["transaction_id"] for r in truth["transactions_truth"]}
     # The key universe really is what the reference sources deliver.
     fin_text = "".join(
-        p.read_text() for p in (run / "landing" / "financial_records").rglob("*.jsonl"))
+        p.read_text() for p in (run / "landing" / "financial_records").rglob("*.jsonl")
+    )
     written = re.findall(r'"card_id": ?"([0-9 -]+)"', fin_text)
     assert written and {re.sub(r"[ -]", "", c) for c in written} <= keys["card_id"]
     assert len(keys["card_id"]) > PARAMS.n_customers
@@ -245,35 +327,58 @@ def test_every_file_parses_except_the_records_the_manifest_marks_bad(
     manifest = {(r["file"], r["line"]) for r in truth["bad_records"]}
     assert failures == manifest
     kinds = Counter(r["kind"] for r in truth["bad_records"])
-    for kind in ("malformed_csv", "invalid_json", "broken_xml", "malformed_line",
-                 "unparseable_date", "negative_amount", "absurd_amount", "unknown_currency",
-                 "unknown_country", "orphan_reference"):
+    for kind in (
+        "malformed_csv",
+        "invalid_json",
+        "broken_xml",
+        "malformed_line",
+        "unparseable_date",
+        "negative_amount",
+        "absurd_amount",
+        "unknown_currency",
+        "unknown_country",
+        "orphan_reference",
+    ):
         assert kinds[kind] > 0, kind
 
 
 def test_bad_record_and_duplicate_rates_are_near_their_parameters(
-    truth: dict[str, list[dict]]
+    truth: dict[str, list[dict]],
 ) -> None:
-    defect_sources = {"crm_customers", "financial_records", "demographics",
-                      "service_interactions", "product_usage", "card_transactions",
-                      "marketing_monthly", "chargebacks"}
-    originals = [r for r in truth["source_records"]
-                 if r["source"] in defect_sources and not r["is_duplicate"]]
+    defect_sources = {
+        "crm_customers",
+        "financial_records",
+        "demographics",
+        "service_interactions",
+        "product_usage",
+        "card_transactions",
+        "marketing_monthly",
+        "chargebacks",
+    }
+    originals = [
+        r
+        for r in truth["source_records"]
+        if r["source"] in defect_sources and not r["is_duplicate"]
+    ]
     bad = [r for r in truth["bad_records"] if "_redelivery" not in r["file"]]
     n = len(originals)
     sd = math.sqrt(PARAMS.bad_record_rate * (1 - PARAMS.bad_record_rate) / n)
     assert abs(len(bad) / n - PARAMS.bad_record_rate) < 4 * sd
-    dup_records = [r for r in truth["source_records"]
-                   if r["is_duplicate"] and "_redelivery" not in r["file"]
-                   and r["source"] in defect_sources]
+    dup_records = [
+        r
+        for r in truth["source_records"]
+        if r["is_duplicate"] and "_redelivery" not in r["file"] and r["source"] in defect_sources
+    ]
     sd = math.sqrt(PARAMS.duplicate_record_rate / n)
     assert abs(len(dup_records) / n - PARAMS.duplicate_record_rate) < 4 * sd
-    originals_files = [d for d in truth["deliveries"] if d["kind"] == "original"
-                       and d["source"] in defect_sources]
+    originals_files = [
+        d for d in truth["deliveries"] if d["kind"] == "original" and d["source"] in defect_sources
+    ]
     redelivered = [d for d in truth["deliveries"] if d["kind"] == "redelivery"]
     rate = len(redelivered) / len(originals_files)
     assert abs(rate - PARAMS.redelivery_rate) < 4 * math.sqrt(
-        PARAMS.redelivery_rate / len(originals_files))
+        PARAMS.redelivery_rate / len(originals_files)
+    )
 
 
 def test_redelivered_files_are_exact_copies(run: Path, truth: dict[str, list[dict]]) -> None:
@@ -288,8 +393,9 @@ def test_identity_noise_is_applied_at_its_rates_and_really_changes_fields(
     run: Path, truth: dict[str, list[dict]]
 ) -> None:
     persons = {p["person_id"]: p for p in truth["persons"]}
-    where = {(r["file"], r["line"]): r for r in truth["source_records"]
-             if r["source"] == "crm_customers"}
+    where = {
+        (r["file"], r["line"]): r for r in truth["source_records"] if r["source"] == "crm_customers"
+    }
     bad = {(r["file"], r["line"]) for r in truth["bad_records"]}
     counts: Counter[str] = Counter()
     n = 0
@@ -311,7 +417,9 @@ def test_identity_noise_is_applied_at_its_rates_and_really_changes_fields(
                 assert names == (person["first_name"], person["last_name"])
             if "name_typo" in noise and "name_swap" not in noise:
                 assert (names[0].strip().lower(), names[1].strip().lower()) != (
-                    person["first_name"].lower(), person["last_name"].lower())
+                    person["first_name"].lower(),
+                    person["last_name"].lower(),
+                )
             if not noise & {"email_variant", "missing_field"}:
                 assert rec["email"] == person["email"]
             if "email_variant" in noise and rec["email"]:
@@ -323,13 +431,15 @@ def test_identity_noise_is_applied_at_its_rates_and_really_changes_fields(
                 assert rec["phone"] != person["phone"]
                 assert digits.lstrip("0")[-8:] == person["phone"][-8:]
     assert n > 500
-    for kind, rate in (("name_typo", PARAMS.name_typo_rate),
-                       ("name_swap", PARAMS.name_swap_rate),
-                       ("case_whitespace", PARAMS.case_whitespace_rate),
-                       ("email_variant", PARAMS.email_variant_rate),
-                       ("phone_format", PARAMS.phone_format_variation_rate),
-                       ("address_abbreviation", PARAMS.address_abbreviation_rate),
-                       ("missing_field", PARAMS.missing_field_rate)):
+    for kind, rate in (
+        ("name_typo", PARAMS.name_typo_rate),
+        ("name_swap", PARAMS.name_swap_rate),
+        ("case_whitespace", PARAMS.case_whitespace_rate),
+        ("email_variant", PARAMS.email_variant_rate),
+        ("phone_format", PARAMS.phone_format_variation_rate),
+        ("address_abbreviation", PARAMS.address_abbreviation_rate),
+        ("missing_field", PARAMS.missing_field_rate),
+    ):
         sd = math.sqrt(rate * (1 - rate) / n)
         # A second sign-up adds its own typo, so name_typo may run a little high.
         assert abs(counts[kind] / n - rate) < 4 * sd + (0.02 if kind == "name_typo" else 0)
@@ -374,8 +484,7 @@ def test_a_person_appears_in_several_sources_under_different_keys(
     for r in truth["source_keys"]:
         keys_of[r["person_id"]][r["key_name"]] = r["key_value"]
     sample = keys_of["P0000001"]
-    assert len({sample["crm_id"], sample["fin_id"], sample["demo_id"],
-                sample["contact_id"]}) == 4
+    assert len({sample["crm_id"], sample["fin_id"], sample["demo_id"], sample["contact_id"]}) == 4
     crm_keys = Counter(r["person_id"] for r in truth["source_keys"] if r["key_name"] == "crm_id")
     assert any(c == 2 for c in crm_keys.values())  # duplicate sign-ups exist
     households = Counter(p["phone"] for p in truth["persons"])
@@ -420,13 +529,14 @@ def test_fraud_labels_follow_their_probabilities(truth: dict[str, list[dict]]) -
     for t in tx:
         if t["reported_at"]:
             assert t["is_fraud"]
-            delay = (datetime.strptime(t["reported_at"], TS)
-                     - datetime.strptime(t["timestamp"], TS)).total_seconds() / 86400
+            delay = (
+                datetime.strptime(t["reported_at"], TS) - datetime.strptime(t["timestamp"], TS)
+            ).total_seconds() / 86400
             assert 1 <= delay <= PARAMS.max_report_delay_days + 1
 
 
 def test_customers_are_18_to_91_and_engagement_decays_before_churn(
-    truth: dict[str, list[dict]]
+    truth: dict[str, list[dict]],
 ) -> None:
     start = datetime(2024, 1, 1)
     for p in truth["persons"]:
@@ -503,10 +613,13 @@ def test_product_use_follows_its_probabilities(run: Path) -> None:
 
 
 def test_adverse_event_probability_only_while_on_the_books(
-        run: Path, truth: dict[str, list[dict]]) -> None:
+    run: Path, truth: dict[str, list[dict]]
+) -> None:
     events = pq.read_table(run / "truth" / "adverse_event_monthly").to_pylist()
-    state = {(e["person_id"], str(e["month"])): e["state"] for e in
-             pq.read_table(run / "truth" / "engagement_monthly").to_pylist()}
+    state = {
+        (e["person_id"], str(e["month"])): e["state"]
+        for e in pq.read_table(run / "truth" / "engagement_monthly").to_pylist()
+    }
     assert len(events) == PARAMS.n_customers * len(MONTHS)
     for e in events:
         p = e["adverse_event_probability"]

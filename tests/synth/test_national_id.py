@@ -24,8 +24,14 @@ from cardlake.synth.national_id import (
 )
 
 CANONICAL = re.compile(r"^SYN-[A-Z]{2}-\d{9}-[A-HJ-NP-Y]$")
-TINY = SynthParams(seed=11, n_customers=30, n_months=18, bad_record_rate=0.2,
-                   duplicate_record_rate=0.05, redelivery_rate=0.2)
+TINY = SynthParams(
+    seed=11,
+    n_customers=30,
+    n_months=18,
+    bad_record_rate=0.2,
+    duplicate_record_rate=0.05,
+    redelivery_rate=0.2,
+)
 # sha256 over (relative path, NUL, bytes, NUL) of each source's landing files in path order,
 # financial_records with holder.national_id taken out of every document that parses.
 LANDING_BEFORE = {
@@ -93,9 +99,9 @@ def test_the_check_letter_catches_one_wrong_digit_and_adjacent_swaps() -> None:
     for i, d in enumerate(digits):
         for other in "0123456789":
             if other != d:
-                assert check_letter("GB", digits[:i] + other + digits[i + 1:]) != letter
+                assert check_letter("GB", digits[:i] + other + digits[i + 1 :]) != letter
     for i in range(len(digits) - 1):
-        swapped = digits[:i] + digits[i + 1] + digits[i] + digits[i + 2:]
+        swapped = digits[:i] + digits[i + 1] + digits[i] + digits[i + 2 :]
         if swapped != digits:
             assert check_letter("GB", swapped) != letter
 
@@ -103,7 +109,11 @@ def test_the_check_letter_catches_one_wrong_digit_and_adjacent_swaps() -> None:
 def test_written_forms() -> None:
     value = "SYN-GB-482193750-Y"
     assert [written_national_id(value, s) for s in range(4)] == [
-        "SYN-GB-482193750-Y", "SYNGB482193750Y", "SYN GB 482193750 Y", "syn-gb-482193750-y"]
+        "SYN-GB-482193750-Y",
+        "SYNGB482193750Y",
+        "SYN GB 482193750 Y",
+        "syn-gb-482193750-y",
+    ]
 
 
 class _Draws:
@@ -119,13 +129,17 @@ class _Draws:
         return self.ranges.pop(0)
 
 
-@pytest.mark.parametrize(("uniforms", "ranges", "expected"), [
-    ([0.01], [], None),  # below the missing rate
-    ([0.5, 0.9], [], "SYN-GB-482193750-Y"),  # present, not varied
-    ([0.5, 0.1], [1], "SYN GB 482193750 Y"),  # varied: style 1 + 1
-])
-def test_a_delivery_drops_or_varies_the_id(uniforms: list[float], ranges: list[int],
-                                           expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("uniforms", "ranges", "expected"),
+    [
+        ([0.01], [], None),  # below the missing rate
+        ([0.5, 0.9], [], "SYN-GB-482193750-Y"),  # present, not varied
+        ([0.5, 0.1], [1], "SYN GB 482193750 Y"),  # varied: style 1 + 1
+    ],
+)
+def test_a_delivery_drops_or_varies_the_id(
+    uniforms: list[float], ranges: list[int], expected: str | None
+) -> None:
     rnd = _Draws(uniforms, ranges)
     got = delivered_national_id("SYN-GB-482193750-Y", missing_rate=0.04, rnd=rnd)  # type: ignore[arg-type]
     assert got == expected

@@ -19,8 +19,9 @@ SMALL = SynthParams(seed=3, n_customers=60)
 
 
 def _job() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_data", ROOT / "jobs" /
-                                                  "generate_data.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_data", ROOT / "jobs" / "generate_data.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -29,8 +30,9 @@ def _job() -> ModuleType:
 
 def test_stream_writes_bounded_json_event_files(tmp_path: Path) -> None:
     out = tmp_path / "events"
-    summary = stream(landing_dir=out, params=SMALL, rate_per_second=0, max_events=120,
-                     events_per_file=50)
+    summary = stream(
+        landing_dir=out, params=SMALL, rate_per_second=0, max_events=120, events_per_file=50
+    )
     files = sorted(out.iterdir())
     assert [f.name for f in files] == [f"events-2025-06-{i:06d}.jsonl" for i in range(3)]
     events = [json.loads(line) for f in files for line in f.read_text().splitlines()]
@@ -43,17 +45,29 @@ def test_stream_writes_bounded_json_event_files(tmp_path: Path) -> None:
 
 def test_stream_is_paced_and_stops_at_its_time_limit(tmp_path: Path) -> None:
     t0 = time.monotonic()
-    paced = stream(landing_dir=tmp_path / "a", params=SMALL, rate_per_second=200,
-                   max_events=100, events_per_file=20)
+    paced = stream(
+        landing_dir=tmp_path / "a",
+        params=SMALL,
+        rate_per_second=200,
+        max_events=100,
+        events_per_file=20,
+    )
     assert paced.events == 100 and time.monotonic() - t0 >= 0.4
-    capped = stream(landing_dir=tmp_path / "b", params=SMALL, rate_per_second=20,
-                    max_events=10_000, max_seconds=0.5, events_per_file=5)
+    capped = stream(
+        landing_dir=tmp_path / "b",
+        params=SMALL,
+        rate_per_second=20,
+        max_events=10_000,
+        max_seconds=0.5,
+        events_per_file=5,
+    )
     assert capped.events < 100 and capped.seconds < 3
 
 
 def test_stream_replays_the_same_events_for_the_same_seed(tmp_path: Path) -> None:
     for name in ("a", "b"):
         stream(landing_dir=tmp_path / name, params=SMALL, rate_per_second=0, max_events=30)
+
     def without_sent_time(name: str) -> list[dict[str, object]]:
         lines = (tmp_path / name / "events-2025-06-000000.jsonl").read_text().splitlines()
         return [{k: v for k, v in json.loads(x).items() if k != "sent_ms"} for x in lines]
@@ -83,15 +97,23 @@ def test_job_writes_one_month_and_exits_0(conf_dir: Path) -> None:
 
 def test_job_stream_writes_events_under_landing(conf_dir: Path) -> None:
     assert _job().main(["--stream", "--rate", "0", "--max-events", "7"]) == 0
-    lines = [x for f in (conf_dir / "landing" / "events").iterdir()
-             for x in f.read_text().splitlines()]
+    lines = [
+        x for f in (conf_dir / "landing" / "events").iterdir() for x in f.read_text().splitlines()
+    ]
     assert len(lines) == 7
 
 
-@pytest.mark.parametrize("argv", [
-    ["--month", "2024-13"], ["--month", "1999-01"], ["--env", "no-such-env"],
-    ["--stream", "--month", "2024-02"], ["--max-events", "-1", "--stream"], ["--bogus"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--month", "2024-13"],
+        ["--month", "1999-01"],
+        ["--env", "no-such-env"],
+        ["--stream", "--month", "2024-02"],
+        ["--max-events", "-1", "--stream"],
+        ["--bogus"],
+    ],
+)
 def test_job_rejects_bad_arguments_with_exit_2(conf_dir: Path, argv: list[str]) -> None:
     assert _job().main(argv) == 2
     assert not (conf_dir / "landing").exists()

@@ -42,8 +42,10 @@ READERS = 3  # tables read at once
 
 def type_name(data_type: pa.DataType) -> str:
     """The type with Arrow's alternative spellings of one logical type made the same."""
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or (
-        pa.types.is_string_view(data_type)
+    if (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or (pa.types.is_string_view(data_type))
     ):
         return "string"
     if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
@@ -72,9 +74,7 @@ def canonical(data_type: pa.DataType) -> Canonical | None:
         return _or_none(lambda value: tuple(element(v) if element else v for v in value))
     if pa.types.is_struct(data_type):
         fields = [(f.name, canonical(f.type)) for f in data_type]
-        return _or_none(
-            lambda value: tuple(c(value[n]) if c else value[n] for n, c in fields)
-        )
+        return _or_none(lambda value: tuple(c(value[n]) if c else value[n] for n, c in fields))
     if pa.types.is_floating(data_type):
         return _or_none(repr)
     if pa.types.is_timestamp(data_type) or pa.types.is_date(data_type):

@@ -256,8 +256,10 @@ def test_vacuum_removes_files_old_versions_needed(seeded: Tables, spark: SparkSe
     assert current.isdisjoint(old_files)
     # The old version's files are gone: delta-rs refuses in the table layer, Spark's reader
     # fails on the first missing file (raised by the JVM, as Py4JJavaError).
-    with pytest.raises((TableError, Py4JJavaError),
-                       match=r"data file\(s\) that do not exist|FAILED_READ_FILE\.FILE_NOT_EXIST"):
+    with pytest.raises(
+        (TableError, Py4JJavaError),
+        match=r"data file\(s\) that do not exist|FAILED_READ_FILE\.FILE_NOT_EXIST",
+    ):
         seeded.read(NAME, version=old_version).collect()
 
 

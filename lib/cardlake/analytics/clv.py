@@ -74,9 +74,12 @@ def card_purchase_days(fact_tx_df: DataFrame) -> DataFrame:
     value_usd``."""
     return (
         fact_tx_df.where(
-            (F.col("instrument_type") == "card") & (F.col("state") == "completed")
-            & (F.col("direction") == "debit") & F.col("customer_key").isNotNull()
-            & (F.col("amount_usd") > 0))
+            (F.col("instrument_type") == "card")
+            & (F.col("state") == "completed")
+            & (F.col("direction") == "debit")
+            & F.col("customer_key").isNotNull()
+            & (F.col("amount_usd") > 0)
+        )
         .groupBy("customer_key", F.to_date("ts").alias("day"), "month")
         .agg(F.sum("amount_usd").alias("value_usd"))
         .select("customer_key", "day", "month", "value_usd")
@@ -105,16 +108,17 @@ def rfm_summary(purchase_days_df: DataFrame, *, through_month: str) -> DataFrame
         F.datediff("_last", "_first").cast("double").alias("recency"),
         F.datediff(end, "_first").cast("double").alias("T"),
         F.when(frequency > 0, (F.col("_total") - F.col("_first_value")) / frequency)
-        .otherwise(F.lit(0.0)).alias("monetary_value"),
+        .otherwise(F.lit(0.0))
+        .alias("monetary_value"),
     )
 
 
-def spend_between(purchase_days_df: DataFrame, *, first_month: str, last_month: str
-                  ) -> DataFrame:
+def spend_between(purchase_days_df: DataFrame, *, first_month: str, last_month: str) -> DataFrame:
     """Each customer's card spend in ``first_month..last_month``: ``customer_key, value_usd``."""
     return (
         purchase_days_df.where(F.col("month").between(first_month, last_month))
-        .groupBy("customer_key").agg(F.sum("value_usd").alias("value_usd"))
+        .groupBy("customer_key")
+        .agg(F.sum("value_usd").alias("value_usd"))
         .select("customer_key", "value_usd")
     )
 
@@ -143,8 +147,7 @@ def _model_frame(summary: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def fit(summary: pd.DataFrame, *, seed: int, fit_customers: int,
-        mode: str | None = None) -> Fitted:
+def fit(summary: pd.DataFrame, *, seed: int, fit_customers: int, mode: str | None = None) -> Fitted:
     """Fits BG/NBD on every customer of ``summary`` (a seeded sample of ``fit_customers`` when
     there are more) and Gamma-Gamma on those with repeat purchases, by MAP, compiled in
     PyTensor's ``mode`` (:func:`compile_mode` of the customers fitted when None).
@@ -165,13 +168,20 @@ def fit(summary: pd.DataFrame, *, seed: int, fit_customers: int,
     with warnings.catch_warnings(), pytensor.config.change_flags(mode=mode):
         warnings.simplefilter("ignore")  # BLAS and deprecation notices, once per process
         purchases = BetaGeoModel()
-        purchases.fit(data=frame[["customer_id", "frequency", "recency", "T"]], method="map",
-                      progressbar=False)
+        purchases.fit(
+            data=frame[["customer_id", "frequency", "recency", "T"]],
+            method="map",
+            progressbar=False,
+        )
         spend = GammaGammaModel()
-        spend.fit(data=repeat[["customer_id", "frequency", "monetary_value"]], method="map",
-                  progressbar=False)
-    return Fitted(purchases=purchases, spend=spend, customers=len(frame),
-                  repeat_customers=len(repeat))
+        spend.fit(
+            data=repeat[["customer_id", "frequency", "monetary_value"]],
+            method="map",
+            progressbar=False,
+        )
+    return Fitted(
+        purchases=purchases, spend=spend, customers=len(frame), repeat_customers=len(repeat)
+    )
 
 
 def _point(values: xr.DataArray) -> np.ndarray:
@@ -179,8 +189,14 @@ def _point(values: xr.DataArray) -> np.ndarray:
     return np.asarray(values.mean(("chain", "draw")).values, dtype=float)
 
 
-def predict(fitted: Fitted, summary: pd.DataFrame, *, months: int, margin_rate: float = 1.0,
-            monthly_discount: float = 0.0) -> pd.DataFrame:
+def predict(
+    fitted: Fitted,
+    summary: pd.DataFrame,
+    *,
+    months: int,
+    margin_rate: float = 1.0,
+    monthly_discount: float = 0.0,
+) -> pd.DataFrame:
     """Each customer's outlook over the next ``months``.
 
     Returns:
@@ -192,29 +208,35 @@ def predict(fitted: Fitted, summary: pd.DataFrame, *, months: int, margin_rate: 
     data = frame[["customer_id", "frequency", "recency", "T"]]
     cumulative = [np.zeros(len(frame))]
     for k in range(1, months + 1):  # closed form: one vectorised evaluation per month
-        cumulative.append(_point(fitted.purchases.expected_purchases(
-            data=data, future_t=k * DAYS_PER_MONTH)))
+        cumulative.append(
+            _point(fitted.purchases.expected_purchases(data=data, future_t=k * DAYS_PER_MONTH))
+        )
     by_month = np.diff(np.vstack(cumulative), axis=0)
     discount = (1.0 + monthly_discount) ** -np.arange(1, months + 1)
-    avg_value = _point(fitted.spend.expected_customer_spend(
-        frame[["customer_id", "frequency", "monetary_value"]]))
+    avg_value = _point(
+        fitted.spend.expected_customer_spend(frame[["customer_id", "frequency", "monetary_value"]])
+    )
     expected = cumulative[-1]
-    return pd.DataFrame({
-        "customer_key": summary["customer_key"].to_numpy(),
-        "prob_alive": _point(fitted.purchases.expected_probability_alive(data=data)),
-        "expected_purchases": expected,
-        "expected_avg_value_usd": avg_value,
-        "expected_value_usd": expected * avg_value,
-        "clv_usd": (discount @ by_month) * avg_value * margin_rate,
-    })
+    return pd.DataFrame(
+        {
+            "customer_key": summary["customer_key"].to_numpy(),
+            "prob_alive": _point(fitted.purchases.expected_probability_alive(data=data)),
+            "expected_purchases": expected,
+            "expected_avg_value_usd": avg_value,
+            "expected_value_usd": expected * avg_value,
+            "clv_usd": (discount @ by_month) * avg_value * margin_rate,
+        }
+    )
 
 
-def validation_frame(summary: pd.DataFrame, predicted: pd.DataFrame, *, actual: pd.DataFrame,
-                     naive: pd.DataFrame) -> pd.DataFrame:
+def validation_frame(
+    summary: pd.DataFrame, predicted: pd.DataFrame, *, actual: pd.DataFrame, naive: pd.DataFrame
+) -> pd.DataFrame:
     """Per customer of ``summary``: ``predicted``, ``actual`` and ``naive`` value (0 when a
     customer did not buy in a window)."""
     out = summary[["customer_key"]].merge(
-        predicted[["customer_key", "expected_value_usd"]], on="customer_key", how="left")
+        predicted[["customer_key", "expected_value_usd"]], on="customer_key", how="left"
+    )
     for name, frame in (("actual", actual), ("naive", naive)):
         out = out.merge(frame.rename(columns={"value_usd": name}), on="customer_key", how="left")
     out = out.rename(columns={"expected_value_usd": "predicted"})
@@ -232,7 +254,8 @@ def validation_metrics(frame: pd.DataFrame) -> dict[str, float]:
         out[f"{label}_mae_usd"] = float(error.abs().mean())
         out[f"{label}_total_usd"] = float(frame[name].sum())
         out[f"{label}_total_error_pct"] = (
-            100.0 * float(error.sum()) / total if total else float("nan"))
+            100.0 * float(error.sum()) / total if total else float("nan")
+        )
     return out
 
 
@@ -240,8 +263,11 @@ def decile_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean predicted, naive and actual value by decile of the prediction (1 = lowest)."""
     ranks = frame["predicted"].rank(method="first")
     deciles = np.ceil(ranks * DECILES / len(frame)).astype(int) if len(frame) else ranks
-    return (frame.assign(decile=deciles).groupby("decile", as_index=False)
-            [["predicted", "naive", "actual"]].mean())
+    return (
+        frame.assign(decile=deciles)
+        .groupby("decile", as_index=False)[["predicted", "naive", "actual"]]
+        .mean()
+    )
 
 
 def decile_figure(table: pd.DataFrame, title: str) -> Figure:
@@ -254,14 +280,21 @@ def decile_figure(table: pd.DataFrame, title: str) -> Figure:
     ax.plot(table["decile"], table["actual"], "o-", label="actual")
     ax.plot(table["decile"], table["predicted"], "s--", label="BG/NBD + Gamma-Gamma")
     ax.plot(table["decile"], table["naive"], "^:", label="naive (last period)")
-    ax.set(xlabel="decile of predicted value", ylabel="mean card spend per customer (USD)",
-           title=title)
+    ax.set(
+        xlabel="decile of predicted value", ylabel="mean card spend per customer (USD)", title=title
+    )
     ax.legend(fontsize=8)
     return fig
 
 
-def validate(purchase_days_df: DataFrame, *, last_month: str, holdout_months: int, seed: int,
-             fit_customers: int) -> tuple[dict[str, float], pd.DataFrame]:
+def validate(
+    purchase_days_df: DataFrame,
+    *,
+    last_month: str,
+    holdout_months: int,
+    seed: int,
+    fit_customers: int,
+) -> tuple[dict[str, float], pd.DataFrame]:
     """Fits up to ``holdout_months`` before ``last_month`` and scores the holdout.
 
     Returns:
@@ -272,16 +305,26 @@ def validate(purchase_days_df: DataFrame, *, last_month: str, holdout_months: in
     summary = rfm_summary(purchase_days_df, through_month=cutoff).toPandas()
     fitted = fit(summary, seed=seed, fit_customers=fit_customers)
     predicted = predict(fitted, summary, months=holdout_months)
-    actual = spend_between(purchase_days_df, first_month=shift(cutoff, 1),
-                           last_month=last_month).toPandas()
-    naive = spend_between(purchase_days_df, first_month=shift(cutoff, 1 - holdout_months),
-                          last_month=cutoff).toPandas()
+    actual = spend_between(
+        purchase_days_df, first_month=shift(cutoff, 1), last_month=last_month
+    ).toPandas()
+    naive = spend_between(
+        purchase_days_df, first_month=shift(cutoff, 1 - holdout_months), last_month=cutoff
+    ).toPandas()
     frame = validation_frame(summary, predicted, actual=actual, naive=naive)
     return validation_metrics(frame), decile_table(frame)
 
 
-def run_clv(tables: Tables, *, month: str | None, settings: ClvSettings, seed: int,
-            margin_rate: float, monthly_discount: float, tracker: Tracker) -> dict[str, float]:
+def run_clv(
+    tables: Tables,
+    *,
+    month: str | None,
+    settings: ClvSettings,
+    seed: int,
+    margin_rate: float,
+    monthly_discount: float,
+    tracker: Tracker,
+) -> dict[str, float]:
     """Validates, refits on all history up to ``month`` (the latest when None) and writes
     ``gold.customer_clv``, one MLflow run in ``<prefix>-clv``.
 
@@ -306,30 +349,52 @@ def run_clv(tables: Tables, *, month: str | None, settings: ClvSettings, seed: i
     with tracker.run(EXPERIMENT, "bgnbd-gamma-gamma-map") as run:
         import pymc_marketing
 
-        tracking.log_params({
-            "seed": seed, "last_month": last_month, "first_month": first_month,
-            "cutoff_month": shift(last_month, -holdout_months), "margin_rate": margin_rate,
-            "monthly_discount": monthly_discount, "fit_method": "map",
-            "pymc_marketing": pymc_marketing.__version__,
-            **{f"clv.{k}": v for k, v in vars(settings).items()}})
+        tracking.log_params(
+            {
+                "seed": seed,
+                "last_month": last_month,
+                "first_month": first_month,
+                "cutoff_month": shift(last_month, -holdout_months),
+                "margin_rate": margin_rate,
+                "monthly_discount": monthly_discount,
+                "fit_method": "map",
+                "pymc_marketing": pymc_marketing.__version__,
+                **{f"clv.{k}": v for k, v in vars(settings).items()},
+            }
+        )
         tracking.log_data_versions({FACT_TABLE: version})
         if shift(last_month, -holdout_months) >= first_month:
-            metrics, deciles = validate(days, last_month=last_month,
-                                        holdout_months=holdout_months, seed=seed,
-                                        fit_customers=settings.fit_customers)
+            metrics, deciles = validate(
+                days,
+                last_month=last_month,
+                holdout_months=holdout_months,
+                seed=seed,
+                fit_customers=settings.fit_customers,
+            )
             out.update(metrics)
             tracking.log_frame(deciles, "holdout_deciles.csv")
-            plots.log_png(decile_figure(
-                deciles, f"Holdout {holdout_months} months to {last_month}: value by decile"),
-                "holdout_deciles.png")
+            plots.log_png(
+                decile_figure(
+                    deciles, f"Holdout {holdout_months} months to {last_month}: value by decile"
+                ),
+                "holdout_deciles.png",
+            )
         else:
-            log.warning("%s: history too short for a %d-month holdout; not validated",
-                        OUTPUT_TABLE, holdout_months)
+            log.warning(
+                "%s: history too short for a %d-month holdout; not validated",
+                OUTPUT_TABLE,
+                holdout_months,
+            )
         summary = rfm_summary(days, through_month=last_month).toPandas()
         fitted = fit(summary, seed=seed, fit_customers=settings.fit_customers)
         tracking.log_metrics({f"param.{k}": v for k, v in fitted.params().items()})
-        predicted = predict(fitted, summary, months=horizon_months, margin_rate=margin_rate,
-                            monthly_discount=monthly_discount)
+        predicted = predict(
+            fitted,
+            summary,
+            months=horizon_months,
+            margin_rate=margin_rate,
+            monthly_discount=monthly_discount,
+        )
         result = tables.spark.createDataFrame(predicted).select(
             "customer_key",
             F.lit(last_month).alias("month"),
@@ -339,8 +404,9 @@ def run_clv(tables: Tables, *, month: str | None, settings: ClvSettings, seed: i
             "expected_value_usd",
             "clv_usd",
             F.lit(horizon_months).alias("horizon_months"),
-            F.lit(f"pymc-marketing {pymc_marketing.__version__} BG/NBD+Gamma-Gamma MAP")
-            .alias("model_version"),
+            F.lit(f"pymc-marketing {pymc_marketing.__version__} BG/NBD+Gamma-Gamma MAP").alias(
+                "model_version"
+            ),
             F.lit(run.info.run_id).alias("model_run_id"),
         )
         tables.overwrite(OUTPUT_TABLE, result)

@@ -15,11 +15,32 @@ from pyspark.sql import functions as F
 
 from cardlake.months import month_index
 
-PROFILE = ("first_name", "last_name", "date_of_birth", "email", "phone", "city", "country",
-           "plan_type", "join_date", "status", "income_bracket")
-FEATURES = ("tenure_months", "age", "credit_score", "tx_count", "spend_usd", "recency_days",
-            "frequency_12m", "monetary_12m_usd", "eng_count_3m", "eng_days_3m",
-            "clv_estimate_usd")
+PROFILE = (
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "email",
+    "phone",
+    "city",
+    "country",
+    "plan_type",
+    "join_date",
+    "status",
+    "income_bracket",
+)
+FEATURES = (
+    "tenure_months",
+    "age",
+    "credit_score",
+    "tx_count",
+    "spend_usd",
+    "recency_days",
+    "frequency_12m",
+    "monetary_12m_usd",
+    "eng_count_3m",
+    "eng_days_3m",
+    "clv_estimate_usd",
+)
 INTERACTION_LOOKBACK_MONTHS = 3
 
 
@@ -50,33 +71,64 @@ def customer_360(
     """
     month = features_df.agg(F.max("month").alias("month"))
     current = features_df.join(month, on="month", how="inner").select(
-        "customer_key", "month", *FEATURES)
+        "customer_key", "month", *FEATURES
+    )
     as_of = current.select("customer_key", F.col("month").alias("_as_of"))
 
     def up_to(df: DataFrame) -> DataFrame:
-        return df.join(as_of, on="customer_key", how="inner").where(
-            F.col("month") <= F.col("_as_of")).drop("_as_of")
+        return (
+            df.join(as_of, on="customer_key", how="inner")
+            .where(F.col("month") <= F.col("_as_of"))
+            .drop("_as_of")
+        )
 
     profile = customers_df.select("customer_key", *PROFILE)
     segment = segments_df.select("customer_key", "month", "segment")
     rfm = rfm_df.select("customer_key", "month", "rfm_cell", "rfm_group")
-    engagement = _latest(up_to(engagement_df.select(
-        "customer_key", "month", F.col("score").alias("disengagement_score"))))
-    risk = _latest(up_to(risk_df.select(
-        "customer_key", "month", "risk_score", F.col("tier").alias("risk_tier"),
-        F.col("reasons").alias("risk_reasons")))).drop("month")
-    alerts = alerts_df.join(month, on="month", how="inner").groupBy("customer_key").agg(
-        F.count(F.lit(1)).alias("fraud_alerts_month"),
-        F.max("ts").alias("last_fraud_alert_at"))
-    contacts = up_to(interactions_df.select("customer_key", "month", "opened_at", "channel",
-                                            F.col("type").alias("topic")))
+    engagement = _latest(
+        up_to(
+            engagement_df.select(
+                "customer_key", "month", F.col("score").alias("disengagement_score")
+            )
+        )
+    )
+    risk = _latest(
+        up_to(
+            risk_df.select(
+                "customer_key",
+                "month",
+                "risk_score",
+                F.col("tier").alias("risk_tier"),
+                F.col("reasons").alias("risk_reasons"),
+            )
+        )
+    ).drop("month")
+    alerts = (
+        alerts_df.join(month, on="month", how="inner")
+        .groupBy("customer_key")
+        .agg(
+            F.count(F.lit(1)).alias("fraud_alerts_month"), F.max("ts").alias("last_fraud_alert_at")
+        )
+    )
+    contacts = up_to(
+        interactions_df.select(
+            "customer_key", "month", "opened_at", "channel", F.col("type").alias("topic")
+        )
+    )
     last_contact = _latest(contacts, order="opened_at").select(
-        "customer_key", F.col("opened_at").alias("last_contact_at"),
+        "customer_key",
+        F.col("opened_at").alias("last_contact_at"),
         F.col("channel").alias("last_contact_channel"),
-        F.col("topic").alias("last_contact_topic"))
-    recent = contacts.join(as_of, on="customer_key", how="inner").where(
-        month_index(F.col("_as_of")) - month_index(F.col("month")) < INTERACTION_LOOKBACK_MONTHS
-    ).groupBy("customer_key").agg(F.count(F.lit(1)).alias("contacts_3m"))
+        F.col("topic").alias("last_contact_topic"),
+    )
+    recent = (
+        contacts.join(as_of, on="customer_key", how="inner")
+        .where(
+            month_index(F.col("_as_of")) - month_index(F.col("month")) < INTERACTION_LOOKBACK_MONTHS
+        )
+        .groupBy("customer_key")
+        .agg(F.count(F.lit(1)).alias("contacts_3m"))
+    )
     out = (
         current.join(profile, on="customer_key", how="left")
         .join(segment, on=["customer_key", "month"], how="left")
@@ -89,8 +141,11 @@ def customer_360(
     )
     clv = F.col("clv_estimate_usd")
     if clv_df is not None:
-        out = out.join(clv_df.select("customer_key", F.col("clv_usd").alias("_clv")),
-                       on="customer_key", how="left")
+        out = out.join(
+            clv_df.select("customer_key", F.col("clv_usd").alias("_clv")),
+            on="customer_key",
+            how="left",
+        )
         clv = F.coalesce(F.col("_clv"), clv)
     return out.select(
         "customer_key",

@@ -46,15 +46,22 @@ from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.analytics")
 
-TABLES = ("kpi_model_monthly", "segment_monthly", "customer_rfm", "kpi_service_monthly",
-          "kpi_service_workload", "kpi_debt_monthly")
+TABLES = (
+    "kpi_model_monthly",
+    "segment_monthly",
+    "customer_rfm",
+    "kpi_service_monthly",
+    "kpi_service_workload",
+    "kpi_debt_monthly",
+)
 ALERTS_SCHEMA = "transaction_id string, customer_key string, amount_usd double, month string"
 RISK_SCHEMA = "customer_key string, month string, tier string"
 SEGMENTS_SCHEMA = "customer_key string, month string, segment string"
 
 
-def _read(tables: Tables, name: str, months: Sequence[str] | None,
-          empty: str | StructType | None = None) -> DataFrame:
+def _read(
+    tables: Tables, name: str, months: Sequence[str] | None, empty: str | StructType | None = None
+) -> DataFrame:
     """``name`` (pruned to ``months``); empty with ``empty``'s schema when it does not exist."""
     if not tables.exists(name):
         if empty is None:
@@ -70,8 +77,12 @@ def _write(tables: Tables, name: str, df: DataFrame, months: Sequence[str] | Non
     if months is None:
         tables.overwrite(f"gold.{name}", df, partition_by=["month"])
     else:
-        tables.replace_partitions(f"gold.{name}", df.where(F.col("month").isin(list(months))),
-                                  partitions={"month": list(months)}, partition_by=["month"])
+        tables.replace_partitions(
+            f"gold.{name}",
+            df.where(F.col("month").isin(list(months))),
+            partitions={"month": list(months)},
+            partition_by=["month"],
+        )
 
 
 def build(tables: Tables, ml: MlSettings, *, month: str | None) -> dict[str, DataFrame]:
@@ -85,24 +96,30 @@ def build(tables: Tables, ml: MlSettings, *, month: str | None) -> dict[str, Dat
     features = _read(tables, "gold.customer_monthly_features", months)
     fact_tx = _read(tables, "gold.fact_transactions", months)
     segments_df = _read(tables, "gold.customer_segments", with_previous, SEGMENTS_SCHEMA)
-    behaviour = behaviour_features(_read(tables, "gold.fact_transactions", tx_window),
-                                   window_months=seg.window_months)
+    behaviour = behaviour_features(
+        _read(tables, "gold.fact_transactions", tx_window), window_months=seg.window_months
+    )
     interactions = _read(tables, "silver.interactions", with_previous, SILVER["interactions"])
     out = {
         "kpi_model_monthly": model_kpis.kpi_model_monthly(
             fact_tx,
             fraud_alerts_df=_read(tables, "gold.fraud_alerts", months, ALERTS_SCHEMA),
-            customer_risk_df=_read(tables, "gold.customer_risk", months, RISK_SCHEMA)),
+            customer_risk_df=_read(tables, "gold.customer_risk", months, RISK_SCHEMA),
+        ),
         "segment_monthly": segments.segment_monthly(
-            segments_df, behaviour_df=behaviour, profile_columns=list(seg.features)),
+            segments_df, behaviour_df=behaviour, profile_columns=list(seg.features)
+        ),
         "customer_rfm": rfm.customer_rfm(features),
         "kpi_service_monthly": service.kpi_service_monthly(interactions, months=months),
         "kpi_service_workload": service.kpi_service_workload(
-            interactions if months is None else interactions.where(F.col("month").isin(months))),
+            interactions if months is None else interactions.where(F.col("month").isin(months))
+        ),
         "kpi_debt_monthly": debt.kpi_debt_monthly(
-            _read(tables, "silver.debts", None, SILVER["debts"]), features_df=features,
+            _read(tables, "silver.debts", None, SILVER["debts"]),
+            features_df=features,
             customers_df=_read(tables, "silver.customers", None, SILVER["customers"]),
-            segments_df=segments_df),
+            segments_df=segments_df,
+        ),
     }
     return out
 
@@ -130,13 +147,17 @@ def run(tables: Tables, settings: Settings, *, month: str | None = None) -> dict
         from cardlake.ml import text, tracking
 
         tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
-        figures = text.run_text(tables.spark, settings.config, tables=tables, settings=ml,
-                                tracker=tracker, month=month)
+        figures = text.run_text(
+            tables.spark, settings.config, tables=tables, settings=ml, tracker=tracker, month=month
+        )
         written["service_note_topics"] = int(figures["rows"])
     for name, df in build(tables, ml, month=month).items():
         _write(tables, name, df, months)
-        written[name] = tables.read(f"gold.{name}").count() if months is None else \
-            tables.read(f"gold.{name}", partitions={"month": months}).count()
+        written[name] = (
+            tables.read(f"gold.{name}").count()
+            if months is None
+            else tables.read(f"gold.{name}", partitions={"month": months}).count()
+        )
         log.info("gold.%s: %d rows%s", name, written[name], f" for {month}" if month else "")
     written.update(_write_clv(tables, settings, ml, month=month))
     written[CUSTOMER_360] = write_customer_360(tables, month=month)
@@ -146,15 +167,20 @@ def run(tables: Tables, settings: Settings, *, month: str | None = None) -> dict
 
 def written_tables() -> tuple[str, ...]:
     """Every table this stage writes (each has a suite in :mod:`cardlake.quality.layers`)."""
-    return (*(f"gold.{name}" for name in TABLES), f"gold.{CUSTOMER_360}", clv.OUTPUT_TABLE,
-            NOTE_TOPICS_TABLE)
+    return (
+        *(f"gold.{name}" for name in TABLES),
+        f"gold.{CUSTOMER_360}",
+        clv.OUTPUT_TABLE,
+        NOTE_TOPICS_TABLE,
+    )
 
 
 CLV_SCHEMA = "customer_key string, month string, clv_usd double"
 
 
-def _write_clv(tables: Tables, settings: Settings, ml: MlSettings, *, month: str | None
-               ) -> dict[str, int]:
+def _write_clv(
+    tables: Tables, settings: Settings, ml: MlSettings, *, month: str | None
+) -> dict[str, int]:
     # A current view like customer_360: a backfill of a month older than the table's leaves
     # it alone.
     from cardlake.gold.config import GoldConfig
@@ -165,14 +191,21 @@ def _write_clv(tables: Tables, settings: Settings, ml: MlSettings, *, month: str
     if month is not None and tables.exists(clv.OUTPUT_TABLE):
         latest = tables.read(clv.OUTPUT_TABLE).agg(F.max("month")).first()
         if latest is not None and latest[0] is not None and latest[0] > month:
-            log.info("%s is as of %s; a run of %s leaves it alone", clv.OUTPUT_TABLE,
-                     latest[0], month)
+            log.info(
+                "%s is as of %s; a run of %s leaves it alone", clv.OUTPUT_TABLE, latest[0], month
+            )
             return {}
     gold = settings.of(GoldConfig).features
     tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
-    figures = clv.run_clv(tables, month=month, settings=ml.clv, seed=ml.seed,
-                          margin_rate=gold.clv_margin_rate,
-                          monthly_discount=gold.clv_monthly_discount, tracker=tracker)
+    figures = clv.run_clv(
+        tables,
+        month=month,
+        settings=ml.clv,
+        seed=ml.seed,
+        margin_rate=gold.clv_margin_rate,
+        monthly_discount=gold.clv_monthly_discount,
+        tracker=tracker,
+    )
     return {"customer_clv": int(figures["rows"])} if "rows" in figures else {}
 
 
@@ -206,21 +239,33 @@ def write_customer_360(tables: Tables, *, month: str | None) -> int:
                 return tables.read(name).count()
             if features.where(F.col("month") == F.lit(month)).isEmpty():
                 # Not "everyone closed": removing every row would empty the analysts' view.
-                log.warning("no customer on the books in %s (gold not run for it?); %s left "
-                            "alone", month, name)
+                log.warning(
+                    "no customer on the books in %s (gold not run for it?); %s left alone",
+                    month,
+                    name,
+                )
                 return tables.read(name).count()
     row = customer360.customer_360(
         features.where(F.col("month") == F.lit(month)),
         customers_df=_read(tables, "silver.customers", None, SILVER["customers"]),
         segments_df=_read(tables, "gold.customer_segments", [month], SEGMENTS_SCHEMA),
         rfm_df=_read(tables, "gold.customer_rfm", [month]),
-        engagement_df=_read(tables, "gold.engagement_scores", None,
-                            "customer_key string, month string, score double"),
-        risk_df=_read(tables, "gold.customer_risk", None,
-                      "customer_key string, month string, risk_score double, tier string, "
-                      "reasons array<string>"),
-        alerts_df=_read(tables, "gold.fraud_alerts", [month],
-                        "customer_key string, ts timestamp, month string"),
+        engagement_df=_read(
+            tables,
+            "gold.engagement_scores",
+            None,
+            "customer_key string, month string, score double",
+        ),
+        risk_df=_read(
+            tables,
+            "gold.customer_risk",
+            None,
+            "customer_key string, month string, risk_score double, tier string, "
+            "reasons array<string>",
+        ),
+        alerts_df=_read(
+            tables, "gold.fraud_alerts", [month], "customer_key string, ts timestamp, month string"
+        ),
         interactions_df=_read(tables, "silver.interactions", None, SILVER["interactions"]),
         clv_df=_read(tables, clv.OUTPUT_TABLE, None, CLV_SCHEMA),
     ).localCheckpoint()

@@ -21,9 +21,13 @@ def kpi_model_monthly(
     scored_months = fraud_alerts_df.select("month").distinct().withColumn("_scored", F.lit(True))
     alerts = fraud_alerts_df.select("transaction_id", "customer_key", "amount_usd", "month")
     tx = fact_transactions_df.select(
-        "transaction_id", "month", F.col("is_fraud_reported").alias("_reported"))
-    joined = tx.join(alerts.select("transaction_id", F.lit(True).alias("_alerted")),
-                     on="transaction_id", how="left")
+        "transaction_id", "month", F.col("is_fraud_reported").alias("_reported")
+    )
+    joined = tx.join(
+        alerts.select("transaction_id", F.lit(True).alias("_alerted")),
+        on="transaction_id",
+        how="left",
+    )
     per_month = joined.groupBy("month").agg(
         F.count(F.when(F.col("_alerted"), 1)).alias("fraud_alert_count"),
         F.count(F.when(F.col("_alerted") & F.col("_reported"), 1)).alias("alerts_reported_fraud"),
@@ -34,8 +38,10 @@ def kpi_model_monthly(
         F.coalesce(F.sum("amount_usd"), F.lit(0.0)).alias("alert_value_usd"),
     )
     tiers = customer_risk_df.groupBy("month").agg(
-        *[F.count(F.when(F.lower("tier") == t, 1)).alias(f"risk_{t}_customers")
-          for t in ("high", "medium", "low")]
+        *[
+            F.count(F.when(F.lower("tier") == t, 1)).alias(f"risk_{t}_customers")
+            for t in ("high", "medium", "low")
+        ]
     )
     out = (
         per_month.join(scored_months, on="month", how="left")
@@ -52,15 +58,26 @@ def kpi_model_monthly(
         scored.alias("fraud_scored"),
         when_scored(F.col("fraud_alert_count").cast("long")).alias("fraud_alert_count"),
         when_scored(F.col("alerts_reported_fraud").cast("long")).alias("alerts_reported_fraud"),
-        when_scored(F.when(F.col("fraud_alert_count") > 0, F.col("alerts_reported_fraud")
-                           / F.col("fraud_alert_count")).otherwise(F.lit(0.0)))
-        .alias("alert_precision"),
-        when_scored(F.when(F.col("fraud_reported_count") > 0, F.col("alerts_reported_fraud")
-                           / F.col("fraud_reported_count")).otherwise(F.lit(0.0)))
-        .alias("alert_recall"),
-        when_scored(F.coalesce(F.col("customers_alerted"), F.lit(0)).cast("long"))
-        .alias("customers_alerted"),
+        when_scored(
+            F.when(
+                F.col("fraud_alert_count") > 0,
+                F.col("alerts_reported_fraud") / F.col("fraud_alert_count"),
+            ).otherwise(F.lit(0.0))
+        ).alias("alert_precision"),
+        when_scored(
+            F.when(
+                F.col("fraud_reported_count") > 0,
+                F.col("alerts_reported_fraud") / F.col("fraud_reported_count"),
+            ).otherwise(F.lit(0.0))
+        ).alias("alert_recall"),
+        when_scored(F.coalesce(F.col("customers_alerted"), F.lit(0)).cast("long")).alias(
+            "customers_alerted"
+        ),
         when_scored(F.coalesce(F.col("alert_value_usd"), F.lit(0.0))).alias("alert_value_usd"),
-        *[F.coalesce(F.col(f"risk_{t}_customers"), F.lit(0)).cast("long")
-          .alias(f"risk_{t}_customers") for t in ("high", "medium", "low")],
+        *[
+            F.coalesce(F.col(f"risk_{t}_customers"), F.lit(0))
+            .cast("long")
+            .alias(f"risk_{t}_customers")
+            for t in ("high", "medium", "low")
+        ],
     )

@@ -39,8 +39,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
 OTHERWISE = "need_attention"
 
 
-def quintile(value: Column, *, partition: str = "month", higher_is_better: bool = True
-             ) -> Column:
+def quintile(value: Column, *, partition: str = "month", higher_is_better: bool = True) -> Column:
     """1..5 by percent rank within ``partition`` (ties share a score); null values score 1."""
     order = value.asc_nulls_first() if higher_is_better else value.desc_nulls_first()
     rank = F.percent_rank().over(Window.partitionBy(partition).orderBy(order))
@@ -58,7 +57,11 @@ def rfm_group() -> Column:
 def customer_rfm(features_df: DataFrame) -> DataFrame:
     """Scores and group per customer and month from ``gold.customer_monthly_features``."""
     scored = features_df.select(
-        "customer_key", "month", "recency_days", "frequency_12m", "monetary_12m_usd",
+        "customer_key",
+        "month",
+        "recency_days",
+        "frequency_12m",
+        "monetary_12m_usd",
         quintile(F.col("recency_days"), higher_is_better=False).alias("r_score"),
         quintile(F.col("frequency_12m")).alias("f_score"),
         quintile(F.col("monetary_12m_usd")).alias("m_score"),

@@ -30,17 +30,23 @@ def with_repeat_flag(interactions_df: DataFrame, *, days: int = REPEAT_WINDOW_DA
     """Adds ``is_repeat``: the same customer opened another contact in the ``days`` before this
     one (ties in time count, once: the later row in interaction-id order is the repeat)."""
     previous = F.lag("opened_at").over(
-        Window.partitionBy("customer_key").orderBy("opened_at", "interaction_id"))
+        Window.partitionBy("customer_key").orderBy("opened_at", "interaction_id")
+    )
     gap = F.unix_timestamp("opened_at") - F.unix_timestamp(previous)
     return interactions_df.withColumn(
         "is_repeat",
-        F.coalesce(F.col("customer_key").isNotNull() & (gap <= days * SECONDS_PER_DAY),
-                   F.lit(False)),
+        F.coalesce(
+            F.col("customer_key").isNotNull() & (gap <= days * SECONDS_PER_DAY), F.lit(False)
+        ),
     )
 
 
-def kpi_service_monthly(interactions_df: DataFrame, *, months: Sequence[str] | None = None,
-                        complaint_topics: Sequence[str] = COMPLAINT_TOPICS) -> DataFrame:
+def kpi_service_monthly(
+    interactions_df: DataFrame,
+    *,
+    months: Sequence[str] | None = None,
+    complaint_topics: Sequence[str] = COMPLAINT_TOPICS,
+) -> DataFrame:
     """KPIs of ``months`` (all months present when None); ``interactions_df`` should reach a
     week before the first month, so repeats across a month boundary are seen."""
     flagged = with_repeat_flag(interactions_df)
@@ -55,16 +61,20 @@ def kpi_service_monthly(interactions_df: DataFrame, *, months: Sequence[str] | N
         "is_repeat",
         F.col("type").isin(*complaint_topics).alias("is_complaint"),
     )
-    cubed = prepared.cube("month", "channel", "topic").agg(
-        F.grouping("month").alias("_gm"),
-        F.count(F.lit(1)).alias("contacts"),
-        F.countDistinct("customer_key").alias("customers"),
-        F.percentile("hours", 0.5).alias("resolution_hours_median"),
-        F.percentile("hours", 0.9).alias("resolution_hours_p90"),
-        F.count("hours").alias("_resolved"),
-        F.count(F.when(F.col("is_repeat"), 1)).alias("repeat_contacts_7d"),
-        F.count(F.when(F.col("is_complaint"), 1)).alias("complaints"),
-    ).where(F.col("_gm") == 0)
+    cubed = (
+        prepared.cube("month", "channel", "topic")
+        .agg(
+            F.grouping("month").alias("_gm"),
+            F.count(F.lit(1)).alias("contacts"),
+            F.countDistinct("customer_key").alias("customers"),
+            F.percentile("hours", 0.5).alias("resolution_hours_median"),
+            F.percentile("hours", 0.9).alias("resolution_hours_p90"),
+            F.count("hours").alias("_resolved"),
+            F.count(F.when(F.col("is_repeat"), 1)).alias("repeat_contacts_7d"),
+            F.count(F.when(F.col("is_complaint"), 1)).alias("complaints"),
+        )
+        .where(F.col("_gm") == 0)
+    )
 
     def share(part: str) -> Column:
         return F.col(part) / F.col("contacts")
@@ -75,8 +85,9 @@ def kpi_service_monthly(interactions_df: DataFrame, *, months: Sequence[str] | N
         F.coalesce(F.col("topic"), F.lit(ALL)).alias("topic"),
         F.col("contacts").cast("long").alias("contacts"),
         F.col("customers").cast("long").alias("customers"),
-        F.when(F.col("customers") > 0, F.col("contacts") / F.col("customers"))
-        .alias("contacts_per_customer"),
+        F.when(F.col("customers") > 0, F.col("contacts") / F.col("customers")).alias(
+            "contacts_per_customer"
+        ),
         "resolution_hours_median",
         "resolution_hours_p90",
         share("_resolved").alias("resolved_share"),
@@ -106,15 +117,19 @@ def kpi_service_workload(interactions_df: DataFrame) -> DataFrame:
         F.coalesce(F.sum("resolution_hours"), F.lit(0.0)).alias("resolution_hours_total"),
     )
     occurrences = (
-        counts.select("month").distinct()
+        counts.select("month")
+        .distinct()
         .select("month", _weekdays_in_month(F.col("month")).alias("weekday"))
-        .groupBy("month", "weekday").agg(F.count(F.lit(1)).alias("days"))
+        .groupBy("month", "weekday")
+        .agg(F.count(F.lit(1)).alias("days"))
     )
     return counts.join(occurrences, on=["month", "weekday"], how="inner").select(
         "month",
         "weekday",
-        F.date_format(F.date_add(F.next_day(F.lit("2024-01-01").cast("date"), "Sun"),
-                                 F.col("weekday") - 1), "EEE").alias("weekday_name"),
+        F.date_format(
+            F.date_add(F.next_day(F.lit("2024-01-01").cast("date"), "Sun"), F.col("weekday") - 1),
+            "EEE",
+        ).alias("weekday_name"),
         "hour",
         F.col("contacts").cast("long").alias("contacts"),
         (F.col("contacts") / F.col("days")).alias("contacts_per_day"),

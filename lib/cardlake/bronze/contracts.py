@@ -197,35 +197,89 @@ _STR = StringType()
 # Nested JSON is parsed with an explicit schema; numbers are parsed as numbers (a string where a
 # number belongs makes the document a type mismatch) and dates as text, checked afterwards.
 FINANCIAL_SCHEMA = _struct(
-    ("fin_id", _STR), ("crm_ref", _STR),
+    ("fin_id", _STR),
+    ("crm_ref", _STR),
     # national_id (KYC) is kept as delivered, however written; a document from before it has
     # none (null). Silver checks its format (cardlake.silver.customers.normalised_national_id).
-    ("holder", _struct(("name", _STR), ("date_of_birth", _STR), ("email", _STR), ("phone", _STR),
-                       ("national_id", _STR))),
+    (
+        "holder",
+        _struct(
+            ("name", _STR),
+            ("date_of_birth", _STR),
+            ("email", _STR),
+            ("phone", _STR),
+            ("national_id", _STR),
+        ),
+    ),
     ("address", _struct(("street", _STR), ("city", _STR), ("postcode", _STR), ("country", _STR))),
     ("plan_type", _STR),
-    ("accounts", ArrayType(_struct(("account_id", _STR), ("type", _STR), ("currency", _STR),
-                                   ("opened", _STR), ("balance", DoubleType())))),
-    ("cards", ArrayType(_struct(("card_id", _STR), ("network", _STR), ("type", _STR),
-                                ("last4", _STR), ("issued", _STR), ("status", _STR)))),
+    (
+        "accounts",
+        ArrayType(
+            _struct(
+                ("account_id", _STR),
+                ("type", _STR),
+                ("currency", _STR),
+                ("opened", _STR),
+                ("balance", DoubleType()),
+            )
+        ),
+    ),
+    (
+        "cards",
+        ArrayType(
+            _struct(
+                ("card_id", _STR),
+                ("network", _STR),
+                ("type", _STR),
+                ("last4", _STR),
+                ("issued", _STR),
+                ("status", _STR),
+            )
+        ),
+    ),
     ("payment_methods", ArrayType(_struct(("type", _STR), ("provider", _STR), ("added", _STR)))),
     ("credit_score", _struct(("score", LongType()), ("bureau", _STR), ("as_of", _STR))),
-    ("debts", ArrayType(_struct(("debt_id", _STR), ("type", _STR), ("principal", DoubleType()),
-                                ("outstanding", DoubleType()), ("interest_rate", DoubleType()),
-                                ("status", _STR), ("opened", _STR)))),
+    (
+        "debts",
+        ArrayType(
+            _struct(
+                ("debt_id", _STR),
+                ("type", _STR),
+                ("principal", DoubleType()),
+                ("outstanding", DoubleType()),
+                ("interest_rate", DoubleType()),
+                ("status", _STR),
+                ("opened", _STR),
+            )
+        ),
+    ),
     ("updated_at", _STR),
 )
 WALLET_SCHEMA = _struct(
-    ("transaction_id", _STR), ("wallet_id", _STR), ("timestamp", _STR), ("amount", _STR),
-    ("currency", _STR), ("channel", _STR), ("direction", _STR), ("state", _STR),
-    ("counterparty_wallet", _STR), ("device", _struct(("id", _STR), ("ip_country", _STR))),
+    ("transaction_id", _STR),
+    ("wallet_id", _STR),
+    ("timestamp", _STR),
+    ("amount", _STR),
+    ("currency", _STR),
+    ("channel", _STR),
+    ("direction", _STR),
+    ("state", _STR),
+    ("counterparty_wallet", _STR),
+    ("device", _struct(("id", _STR), ("ip_country", _STR))),
 )
 DEMOGRAPHICS_SCHEMA = _struct(
-    ("_id", _STR), ("name", _struct(("given", _STR), ("family", _STR))), ("birth_date", _STR),
-    ("gender", _STR), ("marital_status", _STR), ("education", _STR), ("occupation", _STR),
+    ("_id", _STR),
+    ("name", _struct(("given", _STR), ("family", _STR))),
+    ("birth_date", _STR),
+    ("gender", _STR),
+    ("marital_status", _STR),
+    ("education", _STR),
+    ("occupation", _STR),
     ("income_bracket", _STR),
     ("address", _struct(("street", _STR), ("city", _STR), ("postcode", _STR), ("country", _STR))),
-    ("phone", _STR), ("crm_ref", _STR),
+    ("phone", _STR),
+    ("crm_ref", _STR),
 )
 SERVICE_PATTERN = (
     r"^([^|]*?) \| (INT-\d+) \| ref=([^|]*?) \| channel=(\w+) \| type=(\w+) \| "
@@ -233,105 +287,268 @@ SERVICE_PATTERN = (
 )
 
 CARD_TX_FIELDS = (
-    Field("transaction_id", required=True), Field("card_id", required=True), _t("timestamp"),
-    Field("amount", "decimal", check="amount"), Field("currency", check="currency"),
-    *_s("merchant_id", "mcc"), Field("merchant_country", check="country"),
+    Field("transaction_id", required=True),
+    Field("card_id", required=True),
+    _t("timestamp"),
+    Field("amount", "decimal", check="amount"),
+    Field("currency", check="currency"),
+    *_s("merchant_id", "mcc"),
+    Field("merchant_country", check="country"),
     *_s("channel", "direction", "state", "device_id", "ip_country"),
 )
 WALLET_TX_FIELDS = (
-    Field("transaction_id", required=True), Field("wallet_id", required=True), _t("timestamp"),
-    Field("amount", "decimal", check="amount"), Field("currency", check="currency"),
+    Field("transaction_id", required=True),
+    Field("wallet_id", required=True),
+    _t("timestamp"),
+    Field("amount", "decimal", check="amount"),
+    Field("currency", check="currency"),
     *_s("channel", "direction", "state", "counterparty_wallet", "device_id", "ip_country"),
 )
 
 CONTRACTS: dict[str, SourceContract] = {
     c.name: c
     for c in (
-        SourceContract("crm_customers", ("crm_id",), (Feed("crm_customers_", "csv", (
-            Field("crm_id", required=True), *_s("first_name", "last_name"), _d("date_of_birth"),
-            *_s("email", "phone", "street", "city", "postcode"), Field("country", check="country"),
-            *_s("plan_type", "status"), _d("join_date"),
-            *_s("wallet_id", "device_os", "device_id", "fin_ref"), _t("updated_at"),
-        ), header_lines=1),)),
-        SourceContract("financial_records", ("fin_id",), (Feed(
-            "financial_records_", "jsonl",
-            (Field("fin_id", required=True), _t("updated_at")),
-            json_schema=FINANCIAL_SCHEMA, nested=True,
-        ),), card_column="cards"),
-        SourceContract("demographics", ("demo_id",), (Feed(
-            "demographics_", "xml", (
-                Field("demo_id", required=True), *_s("given_name", "family_name"),
-                _d("birth_date", "dd/MM/yyyy"),
-                *_s("gender", "marital_status", "education", "occupation", "income_bracket",
-                    "street", "city", "postcode"),
-                Field("country", check="country"), *_s("phone", "crm_ref"),
-            ),
-            header_lines=2, footer="</demographics>", xml_schema=DEMOGRAPHICS_SCHEMA,
-            paths={"demo_id": "_id", "given_name": "name.given",
-                       "family_name": "name.family", "street": "address.street",
-                       "city": "address.city", "postcode": "address.postcode",
-                       "country": "address.country"},
-        ),)),
-        SourceContract("service_interactions", ("interaction_id",), (Feed(
-            "service_", "txt", (
-                _t("logged_at"), Field("interaction_id", required=True),
-                *_s("ref", "channel", "interaction_type"), _t("opened_at"), _t("resolved_at"),
-                Field("note"),
-            ), pattern=SERVICE_PATTERN,
-        ),)),
-        SourceContract("product_usage", ("usage_id",), (Feed("product_usage_", "csv", (
-            Field("usage_id", required=True), *_s("app_user_id", "email", "crm_id"),
-            Field("month", "month"), Field("product"), Field("sessions", "int", check="positive"),
-            Field("minutes", "double", check="non_negative"), _d("last_seen"),
-            *_s("device_id", "device_os", "app_version"),
-        ), header_lines=1),)),
         SourceContract(
-            "card_transactions", ("transaction_id",),
-            (Feed("card_tx_", "csv", CARD_TX_FIELDS, header_lines=1),
-             Feed("wallet_tx_", "jsonl", WALLET_TX_FIELDS, json_schema=WALLET_SCHEMA,
-                  paths={"device_id": "device.id", "ip_country": "device.ip_country"})),
+            "crm_customers",
+            ("crm_id",),
+            (
+                Feed(
+                    "crm_customers_",
+                    "csv",
+                    (
+                        Field("crm_id", required=True),
+                        *_s("first_name", "last_name"),
+                        _d("date_of_birth"),
+                        *_s("email", "phone", "street", "city", "postcode"),
+                        Field("country", check="country"),
+                        *_s("plan_type", "status"),
+                        _d("join_date"),
+                        *_s("wallet_id", "device_os", "device_id", "fin_ref"),
+                        _t("updated_at"),
+                    ),
+                    header_lines=1,
+                ),
+            ),
+        ),
+        SourceContract(
+            "financial_records",
+            ("fin_id",),
+            (
+                Feed(
+                    "financial_records_",
+                    "jsonl",
+                    (Field("fin_id", required=True), _t("updated_at")),
+                    json_schema=FINANCIAL_SCHEMA,
+                    nested=True,
+                ),
+            ),
+            card_column="cards",
+        ),
+        SourceContract(
+            "demographics",
+            ("demo_id",),
+            (
+                Feed(
+                    "demographics_",
+                    "xml",
+                    (
+                        Field("demo_id", required=True),
+                        *_s("given_name", "family_name"),
+                        _d("birth_date", "dd/MM/yyyy"),
+                        *_s(
+                            "gender",
+                            "marital_status",
+                            "education",
+                            "occupation",
+                            "income_bracket",
+                            "street",
+                            "city",
+                            "postcode",
+                        ),
+                        Field("country", check="country"),
+                        *_s("phone", "crm_ref"),
+                    ),
+                    header_lines=2,
+                    footer="</demographics>",
+                    xml_schema=DEMOGRAPHICS_SCHEMA,
+                    paths={
+                        "demo_id": "_id",
+                        "given_name": "name.given",
+                        "family_name": "name.family",
+                        "street": "address.street",
+                        "city": "address.city",
+                        "postcode": "address.postcode",
+                        "country": "address.country",
+                    },
+                ),
+            ),
+        ),
+        SourceContract(
+            "service_interactions",
+            ("interaction_id",),
+            (
+                Feed(
+                    "service_",
+                    "txt",
+                    (
+                        _t("logged_at"),
+                        Field("interaction_id", required=True),
+                        *_s("ref", "channel", "interaction_type"),
+                        _t("opened_at"),
+                        _t("resolved_at"),
+                        Field("note"),
+                    ),
+                    pattern=SERVICE_PATTERN,
+                ),
+            ),
+        ),
+        SourceContract(
+            "product_usage",
+            ("usage_id",),
+            (
+                Feed(
+                    "product_usage_",
+                    "csv",
+                    (
+                        Field("usage_id", required=True),
+                        *_s("app_user_id", "email", "crm_id"),
+                        Field("month", "month"),
+                        Field("product"),
+                        Field("sessions", "int", check="positive"),
+                        Field("minutes", "double", check="non_negative"),
+                        _d("last_seen"),
+                        *_s("device_id", "device_os", "app_version"),
+                    ),
+                    header_lines=1,
+                ),
+            ),
+        ),
+        SourceContract(
+            "card_transactions",
+            ("transaction_id",),
+            (
+                Feed("card_tx_", "csv", CARD_TX_FIELDS, header_lines=1),
+                Feed(
+                    "wallet_tx_",
+                    "jsonl",
+                    WALLET_TX_FIELDS,
+                    json_schema=WALLET_SCHEMA,
+                    paths={"device_id": "device.id", "ip_country": "device.ip_country"},
+                ),
+            ),
             references=(
-                Reference("card_token", "bronze.financial_records",
-                          "explode(transform(cards, c -> c.card_token))"),
+                Reference(
+                    "card_token",
+                    "bronze.financial_records",
+                    "explode(transform(cards, c -> c.card_token))",
+                ),
                 Reference("wallet_id", "bronze.crm_customers", "wallet_id"),
             ),
             card_column="card_id",
         ),
-        SourceContract("marketing_monthly", ("contact_id", "month"), (Feed("marketing_", "csv", (
-            Field("contact_id", required=True), *_s("crm_id", "email"), Field("month", "month"),
-            Field("plan_type"), Field("plan_changed", "boolean"),
-            Field("device_changed", "boolean"), Field("notifications_sent", "int"),
-            Field("notifications_failed", "int"), Field("notifications_opened", "int"),
-            Field("campaign"), Field("opted_in", "boolean"), _d("extracted_on"),
-        ), header_lines=1),)),
         SourceContract(
-            "chargebacks", ("report_id",),
-            (Feed("chargebacks_", "csv", (
-                Field("report_id", required=True), Field("transaction_id", required=True),
-                Field("instrument_id", required=True), _t("reported_at"), Field("reason_code"),
-                Field("amount", "decimal", check="amount"), Field("currency", check="currency"),
-            ), header_lines=1),),
+            "marketing_monthly",
+            ("contact_id", "month"),
+            (
+                Feed(
+                    "marketing_",
+                    "csv",
+                    (
+                        Field("contact_id", required=True),
+                        *_s("crm_id", "email"),
+                        Field("month", "month"),
+                        Field("plan_type"),
+                        Field("plan_changed", "boolean"),
+                        Field("device_changed", "boolean"),
+                        Field("notifications_sent", "int"),
+                        Field("notifications_failed", "int"),
+                        Field("notifications_opened", "int"),
+                        Field("campaign"),
+                        Field("opted_in", "boolean"),
+                        _d("extracted_on"),
+                    ),
+                    header_lines=1,
+                ),
+            ),
+        ),
+        SourceContract(
+            "chargebacks",
+            ("report_id",),
+            (
+                Feed(
+                    "chargebacks_",
+                    "csv",
+                    (
+                        Field("report_id", required=True),
+                        Field("transaction_id", required=True),
+                        Field("instrument_id", required=True),
+                        _t("reported_at"),
+                        Field("reason_code"),
+                        Field("amount", "decimal", check="amount"),
+                        Field("currency", check="currency"),
+                    ),
+                    header_lines=1,
+                ),
+            ),
             references=(
-                Reference("transaction_id", "bronze.card_transactions", "transaction_id",
-                          corroborate=False, quarantine_pattern=r"(TX\d{14})"),
+                Reference(
+                    "transaction_id",
+                    "bronze.card_transactions",
+                    "transaction_id",
+                    corroborate=False,
+                    quarantine_pattern=r"(TX\d{14})",
+                ),
             ),
             card_column="instrument_id",
         ),
-        SourceContract("merchants", ("merchant_id",), (Feed("merchants_", "csv", (
-            Field("merchant_id", required=True), *_s("name", "mcc", "category"),
-            Field("country", check="country"), Field("city"), Field("online", "boolean"),
-            _d("opened_on"),
-        ), header_lines=1),)),
-        SourceContract("fx_rates", ("date", "currency"), (Feed("fx_rates_", "csv", (
-            _d("date", required=True), Field("currency", required=True, check="currency"),
-            Field("units_per_usd", "double", check="positive"),
-        ), header_lines=1),)),
+        SourceContract(
+            "merchants",
+            ("merchant_id",),
+            (
+                Feed(
+                    "merchants_",
+                    "csv",
+                    (
+                        Field("merchant_id", required=True),
+                        *_s("name", "mcc", "category"),
+                        Field("country", check="country"),
+                        Field("city"),
+                        Field("online", "boolean"),
+                        _d("opened_on"),
+                    ),
+                    header_lines=1,
+                ),
+            ),
+        ),
+        SourceContract(
+            "fx_rates",
+            ("date", "currency"),
+            (
+                Feed(
+                    "fx_rates_",
+                    "csv",
+                    (
+                        _d("date", required=True),
+                        Field("currency", required=True, check="currency"),
+                        Field("units_per_usd", "double", check="positive"),
+                    ),
+                    header_lines=1,
+                ),
+            ),
+        ),
     )
 }
 
 # Ingest order: a source's references are ingested before it.
 INGEST_ORDER = (
-    "merchants", "fx_rates", "crm_customers", "financial_records", "demographics",
-    "card_transactions", "chargebacks", "service_interactions", "product_usage",
+    "merchants",
+    "fx_rates",
+    "crm_customers",
+    "financial_records",
+    "demographics",
+    "card_transactions",
+    "chargebacks",
+    "service_interactions",
+    "product_usage",
     "marketing_monthly",
 )

@@ -29,12 +29,19 @@ class QuarantineScore:
 
 def score_quarantine(spark: SparkSession, tables: Tables, truth_root: str) -> QuarantineScore:
     truth = spark.read.parquet(f"{truth_root}/bad_records").select(
-        F.col("file").alias("source_file"), F.col("line").cast("int").alias("position"), "kind")
-    ingested = tables.read(MANIFEST).filter(F.col("status") == STATUS_INGESTED).select(
-        F.col("path").alias("source_file"))
+        F.col("file").alias("source_file"), F.col("line").cast("int").alias("position"), "kind"
+    )
+    ingested = (
+        tables.read(MANIFEST)
+        .filter(F.col("status") == STATUS_INGESTED)
+        .select(F.col("path").alias("source_file"))
+    )
     expected = truth.join(ingested, "source_file", how="left_semi")
-    parts = [tables.read(f"_quarantine.{n}").select("source_file", "position", "reason_code")
-             for n in CONTRACTS if tables.exists(f"_quarantine.{n}")]
+    parts = [
+        tables.read(f"_quarantine.{n}").select("source_file", "position", "reason_code")
+        for n in CONTRACTS
+        if tables.exists(f"_quarantine.{n}")
+    ]
     quarantined = parts[0]
     for p in parts[1:]:
         quarantined = quarantined.unionByName(p)
@@ -45,6 +52,10 @@ def score_quarantine(spark: SparkSession, tables: Tables, truth_root: str) -> Qu
     n_e = sum(r["count"] for r in rows if r["kind"])
     by_kind = sorted((r["kind"] or "-", r["reason_code"] or "-", r["count"]) for r in rows)
     return QuarantineScore(
-        precision=tp / n_q if n_q else 1.0, recall=tp / n_e if n_e else 1.0,
-        quarantined=n_q, expected=n_e, true_positive=tp, by_kind=by_kind,
+        precision=tp / n_q if n_q else 1.0,
+        recall=tp / n_e if n_e else 1.0,
+        quarantined=n_q,
+        expected=n_e,
+        true_positive=tp,
+        by_kind=by_kind,
     )

@@ -107,30 +107,52 @@ CRASH_AT_ENV = "CARDLAKE_BRONZE_CRASH_AT"  # tests: die (os._exit) at this step 
 LINEAGE = ("_source", "_source_file", "_line", "_ingested_at", "_batch_id", "_record_hash")
 _HASH_CHUNK = 1 << 20
 
-MANIFEST_SCHEMA = StructType([
-    StructField("path", StringType()), StructField("size_bytes", LongType()),
-    StructField("sha256", StringType()), StructField("source", StringType()),
-    StructField("month", StringType()), StructField("batch_id", StringType()),
-    StructField("status", StringType()), StructField("duplicate_of", StringType()),
-    StructField("rows_read", LongType()), StructField("rows_accepted", LongType()),
-    StructField("rows_quarantined", LongType()), StructField("rows_duplicate", LongType()),
-    StructField("ingested_at", TimestampType()), StructField("reason", StringType()),
-])
-LOG_SCHEMA = StructType([
-    StructField("batch_id", StringType()), StructField("source", StringType()),
-    StructField("month", StringType()), StructField("path", StringType()),
-    StructField("rows_read", LongType()), StructField("rows_accepted", LongType()),
-    StructField("rows_quarantined", LongType()), StructField("rows_duplicate", LongType()),
-    StructField("rows_written", LongType()), StructField("reconciled", BooleanType()),
-    StructField("ingested_at", TimestampType()),
-])
-DQ_SCHEMA = StructType([
-    StructField("run_id", StringType()), StructField("run_at", TimestampType()),
-    StructField("suite_name", StringType()), StructField("expectation", StringType()),
-    StructField("kwargs", StringType()), StructField("critical", BooleanType()),
-    StructField("success", BooleanType()), StructField("observed", StringType()),
-    StructField("batch_id", StringType()),
-])
+MANIFEST_SCHEMA = StructType(
+    [
+        StructField("path", StringType()),
+        StructField("size_bytes", LongType()),
+        StructField("sha256", StringType()),
+        StructField("source", StringType()),
+        StructField("month", StringType()),
+        StructField("batch_id", StringType()),
+        StructField("status", StringType()),
+        StructField("duplicate_of", StringType()),
+        StructField("rows_read", LongType()),
+        StructField("rows_accepted", LongType()),
+        StructField("rows_quarantined", LongType()),
+        StructField("rows_duplicate", LongType()),
+        StructField("ingested_at", TimestampType()),
+        StructField("reason", StringType()),
+    ]
+)
+LOG_SCHEMA = StructType(
+    [
+        StructField("batch_id", StringType()),
+        StructField("source", StringType()),
+        StructField("month", StringType()),
+        StructField("path", StringType()),
+        StructField("rows_read", LongType()),
+        StructField("rows_accepted", LongType()),
+        StructField("rows_quarantined", LongType()),
+        StructField("rows_duplicate", LongType()),
+        StructField("rows_written", LongType()),
+        StructField("reconciled", BooleanType()),
+        StructField("ingested_at", TimestampType()),
+    ]
+)
+DQ_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType()),
+        StructField("run_at", TimestampType()),
+        StructField("suite_name", StringType()),
+        StructField("expectation", StringType()),
+        StructField("kwargs", StringType()),
+        StructField("critical", BooleanType()),
+        StructField("success", BooleanType()),
+        StructField("observed", StringType()),
+        StructField("batch_id", StringType()),
+    ]
+)
 
 
 class BronzeContractError(JobFailed):
@@ -144,8 +166,10 @@ class FilesFailedError(BronzeContractError):
         self.failures = list(failures)
         shown = "; ".join(f"{path}: {reason}" for path, reason in self.failures[:10])
         more = f" (and {len(self.failures) - 10} more)" if len(self.failures) > 10 else ""
-        super().__init__(f"bronze: {len(self.failures)} file(s) failed and were not ingested "
-                         f"(the next run retries them): {shown}{more}")
+        super().__init__(
+            f"bronze: {len(self.failures)} file(s) failed and were not ingested "
+            f"(the next run retries them): {shown}{more}"
+        )
 
 
 @dataclass(frozen=True)
@@ -201,8 +225,9 @@ class OpsRows:
             tables.append(INGEST_LOG, spark.createDataFrame(self.ingest_log, LOG_SCHEMA))
         _step("before_manifest")
         if self.manifest:
-            tables.append(MANIFEST, spark.createDataFrame(self.manifest, MANIFEST_SCHEMA),
-                          schema_mode="merge")
+            tables.append(
+                MANIFEST, spark.createDataFrame(self.manifest, MANIFEST_SCHEMA), schema_mode="merge"
+            )
         self.dq, self.ingest_log, self.manifest = [], [], []
 
 
@@ -220,8 +245,11 @@ class Recorded:
         files: dict[str, list[tuple[str, str, str]]] = {}
         batches: set[str] = set()
         if tables.exists(MANIFEST):
-            for r in tables.read(MANIFEST).select("source", "path", "sha256", "status",
-                                                  "batch_id").collect():
+            for r in (
+                tables.read(MANIFEST)
+                .select("source", "path", "sha256", "status", "batch_id")
+                .collect()
+            ):
                 files.setdefault(r["source"], []).append((r["path"], r["sha256"], r["status"]))
                 batches.add(r["batch_id"])
         checked: dict[str, int] = {}
@@ -230,14 +258,16 @@ class Recorded:
         return cls(files, batches, checked)
 
 
-def _record_checked(spark: SparkSession, tables: Tables, names: Sequence[str],
-                    before: Mapping[str, int]) -> None:
+def _record_checked(
+    spark: SparkSession, tables: Tables, names: Sequence[str], before: Mapping[str, int]
+) -> None:
     """Notes the current version of ``names`` (called right after a manifest commit)."""
     now = {**before, **{n: tables.version(n) for n in names if tables.exists(n)}}
     if now == dict(before):  # nothing was written since the last note
         return
-    tables.overwrite(CHECKED, spark.createDataFrame(sorted(now.items()),
-                                                    "table string, version long"))
+    tables.overwrite(
+        CHECKED, spark.createDataFrame(sorted(now.items()), "table string, version long")
+    )
 
 
 def _hex_digest(path: str, digest: Any) -> str:
@@ -266,9 +296,14 @@ def landed_file(path: Path, source: str, month: str, *, key: bytes) -> LandedFil
     all (one read of its bytes, in the driver: no Spark pass over every file for these)."""
     data = path.read_bytes()
     return LandedFile(
-        rel_path=f"{source}/{month}/{path.name}", abs_path=str(path), source=source, month=month,
-        size=len(data), digest=hmac.new(key, data, hashlib.sha256).hexdigest(),
-        lines=R.count_nonblank_lines(data), not_text=R.not_text(data),
+        rel_path=f"{source}/{month}/{path.name}",
+        abs_path=str(path),
+        source=source,
+        month=month,
+        size=len(data),
+        digest=hmac.new(key, data, hashlib.sha256).hexdigest(),
+        lines=R.count_nonblank_lines(data),
+        not_text=R.not_text(data),
     )
 
 
@@ -329,8 +364,14 @@ def plan_files(
 
 
 def _parse_feed(
-    spark: SparkSession, contract: SourceContract, feed: Feed, files: Sequence[LandedFile],
-    settings: BronzeConfig, failed: dict[str, str], token_key: bytes, held: list[DataFrame],
+    spark: SparkSession,
+    contract: SourceContract,
+    feed: Feed,
+    files: Sequence[LandedFile],
+    settings: BronzeConfig,
+    failed: dict[str, str],
+    token_key: bytes,
+    held: list[DataFrame],
 ) -> tuple[DataFrame, list[str]]:
     """Reads one feed's files; returns checked rows (typed fields + reason) and new columns.
 
@@ -351,8 +392,9 @@ def _parse_feed(
     if feed.format == "csv":
         records = R.csv_records(files_df, key=token_key).persist(StorageLevel.MEMORY_AND_DISK)
         held.append(records)
-        header_rows = records.filter(F.col(R.IS_HEADER)).select(
-            R.FILE, R.LINE, R.FIELDS, R.ERROR).collect()
+        header_rows = (
+            records.filter(F.col(R.IS_HEADER)).select(R.FILE, R.LINE, R.FIELDS, R.ERROR).collect()
+        )
         headers: dict[tuple[str, ...], list[str]] = {}
         for row in header_rows:
             path = row[R.FILE]
@@ -362,15 +404,21 @@ def _parse_feed(
             header = tuple(row[R.FIELDS])
             missing = [c for c in names if c not in header]
             if missing:
-                failed.setdefault(path, f"line {row[R.LINE]}: the header lacks the required "
-                                        f"column(s) {missing} (is this a {feed.format} file of "
-                                        f"{contract.name}?)")
+                failed.setdefault(
+                    path,
+                    f"line {row[R.LINE]}: the header lacks the required "
+                    f"column(s) {missing} (is this a {feed.format} file of "
+                    f"{contract.name}?)",
+                )
                 continue
             new = [c for c in header if c not in names]
             if new and source_cfg.on_new_column == "reject":
-                failed.setdefault(path, f"line {row[R.LINE]}: the header has column(s) {new} "
-                                        "the contract does not know (conf/bronze.yaml: "
-                                        "on_new_column: reject)")
+                failed.setdefault(
+                    path,
+                    f"line {row[R.LINE]}: the header has column(s) {new} "
+                    "the contract does not know (conf/bronze.yaml: "
+                    "on_new_column: reject)",
+                )
                 continue
             extra.extend(c for c in new if c not in extra)
             headers.setdefault(header, []).append(path)
@@ -384,21 +432,26 @@ def _parse_feed(
         for path, keys in sorted(R.json_keys_by_file(lines_df).items()):
             missing = sorted(top_level_of - keys)
             if missing:
-                failed.setdefault(path, f"no JSON object in the file has the required field(s) "
-                                        f"{missing}")
+                failed.setdefault(
+                    path, f"no JSON object in the file has the required field(s) {missing}"
+                )
                 continue
             new = sorted(keys - known)
             if new and source_cfg.on_new_column == "reject":
-                failed.setdefault(path, f"field(s) {new} the contract does not know "
-                                        "(conf/bronze.yaml: on_new_column: reject)")
+                failed.setdefault(
+                    path,
+                    f"field(s) {new} the contract does not know "
+                    "(conf/bronze.yaml: on_new_column: reject)",
+                )
                 continue
             extra.extend(c for c in new if c not in extra)
         if feed.paths or (feed.fields and len(feed.fields) > 2):
             columns = names
         else:  # a nested document: keep its whole structure
             columns = list(dict.fromkeys([*feed.json_schema.fieldNames()]))
-        parsed = R.parse_json(lines_df, schema=feed.json_schema, paths=feed.paths,
-                              columns=columns, extra=extra)
+        parsed = R.parse_json(
+            lines_df, schema=feed.json_schema, paths=feed.paths, columns=columns, extra=extra
+        )
         if contract.name == "financial_records":
             extra_checks = _financial_checks(settings)
     elif feed.format == "xml":
@@ -407,8 +460,9 @@ def _parse_feed(
     else:
         assert feed.pattern is not None
         parsed = R.parse_log(R.lines(files_df, key=token_key), pattern=feed.pattern, columns=names)
-    checked = with_checks(parsed, fields=feed.fields, reference=settings.reference,
-                          extra_checks=extra_checks)
+    checked = with_checks(
+        parsed, fields=feed.fields, reference=settings.reference, extra_checks=extra_checks
+    )
     return checked, extra
 
 
@@ -416,13 +470,23 @@ def _financial_checks(settings: BronzeConfig) -> list[tuple[Column, str, Column]
     ref = settings.reference
     return [
         nested_date_check("holder.date_of_birth", "holder.date_of_birth"),
-        nested_set_check(None, "address.country", ref.countries, "unknown_country",
-                         "address.country"),
-        nested_set_check("accounts", "currency", ref.currencies, "unknown_currency",
-                         "accounts[].currency"),
-        (F.exists("accounts", lambda a: F.try_to_timestamp(a["opened"], F.lit("yyyy-MM-dd"))
-                  .isNull() & a["opened"].isNotNull()), "unparseable_date",
-         F.lit("accounts[].opened: not a valid date")),
+        nested_set_check(
+            None, "address.country", ref.countries, "unknown_country", "address.country"
+        ),
+        nested_set_check(
+            "accounts", "currency", ref.currencies, "unknown_currency", "accounts[].currency"
+        ),
+        (
+            F.exists(
+                "accounts",
+                lambda a: (
+                    F.try_to_timestamp(a["opened"], F.lit("yyyy-MM-dd")).isNull()
+                    & a["opened"].isNotNull()
+                ),
+            ),
+            "unparseable_date",
+            F.lit("accounts[].opened: not a valid date"),
+        ),
     ]
 
 
@@ -435,17 +499,23 @@ def _tokenised(df: DataFrame, contract: SourceContract, key: bytes) -> DataFrame
     if col_name == "cards":
         # Spark runs no Python function inside a higher-order one: a card number in the
         # document is a token already; any other card id is not a card number (null).
-        cards = F.transform("cards", lambda c: F.struct(
-            F.when(c["card_id"].startswith(TOKEN_PREFIX), c["card_id"]).alias("card_token"),
-            c["network"].alias("network"),
-            c["type"].alias("type"), c["last4"].alias("last4"), c["issued"].alias("issued"),
-            c["status"].alias("status"),
-        ))
+        cards = F.transform(
+            "cards",
+            lambda c: F.struct(
+                F.when(c["card_id"].startswith(TOKEN_PREFIX), c["card_id"]).alias("card_token"),
+                c["network"].alias("network"),
+                c["type"].alias("type"),
+                c["last4"].alias("last4"),
+                c["issued"].alias("issued"),
+                c["status"].alias("status"),
+            ),
+        )
         return df.withColumn("cards", cards)
     value = F.col(col_name)
     is_card = is_card_number(value) if col_name == "instrument_id" else value.isNotNull()
-    last4 = F.coalesce(F.element_at(F.col(R.PANS), value),
-                       F.when(value.startswith("CARD"), last_four(value)))
+    last4 = F.coalesce(
+        F.element_at(F.col(R.PANS), value), F.when(value.startswith("CARD"), last_four(value))
+    )
     out = df.withColumn("card_token", F.when(is_card, card_token(value, key))).withColumn(
         "card_last4", F.when(is_card, last4)
     )
@@ -471,13 +541,18 @@ def _with_references(
         # Keys named by quarantined records of the referenced source are real too. Card
         # numbers are tokens in the raw text already, so every token there counts.
         pattern = ref.quarantine_pattern or (
-            rf"({TOKEN_PREFIX}[0-9a-f]{{64}})" if ref.column == "card_token" else None)
+            rf"({TOKEN_PREFIX}[0-9a-f]{{64}})" if ref.column == "card_token" else None
+        )
         if pattern and tables.exists(quarantine):
-            known_parts.append(tables.read(quarantine).select(
-                F.explode(F.regexp_extract_all("raw_text", F.lit(pattern), 1)).alias("k")))
+            known_parts.append(
+                tables.read(quarantine).select(
+                    F.explode(F.regexp_extract_all("raw_text", F.lit(pattern), 1)).alias("k")
+                )
+            )
         if ref.table == contract.table:
-            known_parts.append(df.filter(F.col(REASON_CODE).isNull()).select(
-                F.col(ref.column).alias("k")))
+            known_parts.append(
+                df.filter(F.col(REASON_CODE).isNull()).select(F.col(ref.column).alias("k"))
+            )
         if not known_parts:
             continue
         known = reduce(DataFrame.unionByName, known_parts).filter(F.col("k").isNotNull())
@@ -489,15 +564,20 @@ def _with_references(
             seen = [df.filter(F.col(REASON_CODE).isNull()).select(F.col(ref.column).alias("c"))]
             if tables.exists(contract.table) and ref.column in tables.schema(contract.table).names:
                 seen.append(tables.read(contract.table).select(F.col(ref.column).alias("c")))
-            counts = reduce(DataFrame.unionByName, seen).groupBy("c").agg(
-                F.count(F.lit(1)).alias("_seen"))
+            counts = (
+                reduce(DataFrame.unionByName, seen)
+                .groupBy("c")
+                .agg(F.count(F.lit(1)).alias("_seen"))
+            )
             joined = joined.join(counts, key == F.col("c"), how="left").drop("c")
             orphan = orphan & (F.coalesce(F.col("_seen"), F.lit(0)) < settings.min_corroboration)
-        message = F.format_string("%s: %s names no known record of %s", F.lit(ref.column),
-                                  key, F.lit(ref.table))
+        message = F.format_string(
+            "%s: %s names no known record of %s", F.lit(ref.column), key, F.lit(ref.table)
+        )
         df = joined.select(
             *[c for c in df.columns if c not in (REASON_CODE, REASON)],
-            F.when(orphan, F.lit("orphan_reference")).otherwise(F.col(REASON_CODE))
+            F.when(orphan, F.lit("orphan_reference"))
+            .otherwise(F.col(REASON_CODE))
             .alias(REASON_CODE),
             F.when(orphan, message).otherwise(F.col(REASON)).alias(REASON),
         )
@@ -507,29 +587,42 @@ def _with_references(
 # ---------------------------------------------------------------------------- the batch
 
 
-def _expectations(contract: SourceContract, columns: Sequence[str], settings: BronzeConfig
-                  ) -> list[Check]:
-    checks = [Check("ExpectTableColumnsToMatchSet",
-                    {"column_set": list(columns), "exact_match": False})]
+def _expectations(
+    contract: SourceContract, columns: Sequence[str], settings: BronzeConfig
+) -> list[Check]:
+    checks = [
+        Check("ExpectTableColumnsToMatchSet", {"column_set": list(columns), "exact_match": False})
+    ]
     checks += [Check("ExpectColumnValuesToNotBeNull", {"column": k}) for k in contract.key]
     fields = {f.name: f for feed in contract.feeds for f in feed.fields}
     for name, f in fields.items():
         if name not in columns:
             continue
         if f.check == "amount":
-            checks.append(Check("ExpectColumnValuesToBeBetween", {
-                "column": name, "min_value": 0, "max_value": settings.reference.max_amount,
-                "strict_min": True}))
+            checks.append(
+                Check(
+                    "ExpectColumnValuesToBeBetween",
+                    {
+                        "column": name,
+                        "min_value": 0,
+                        "max_value": settings.reference.max_amount,
+                        "strict_min": True,
+                    },
+                )
+            )
         elif f.check == "currency":
-            checks.append(Check("ExpectColumnValuesToBeInSet", {
-                "column": name, "value_set": list(settings.reference.currencies)}))
+            checks.append(
+                Check(
+                    "ExpectColumnValuesToBeInSet",
+                    {"column": name, "value_set": list(settings.reference.currencies)},
+                )
+            )
     if "_line" in columns:
         checks.append(Check("ExpectColumnValuesToNotBeNull", {"column": "_record_hash"}))
     return checks
 
 
-def _batches_of(tables: Tables, table: str, column: str, where: Column | None = None
-                ) -> set[str]:
+def _batches_of(tables: Tables, table: str, column: str, where: Column | None = None) -> set[str]:
     if not tables.exists(table) or column not in tables.schema(table).names:
         return set()
     df = tables.read(table)
@@ -539,7 +632,9 @@ def _batches_of(tables: Tables, table: str, column: str, where: Column | None = 
 
 
 def _roll_back_unrecorded(
-    tables: Tables, targets: Sequence[tuple[str, str, Column | None]], recorded: Recorded,
+    tables: Tables,
+    targets: Sequence[tuple[str, str, Column | None]],
+    recorded: Recorded,
     who: str,
 ) -> None:
     """Deletes the rows of batches that reached a table but not the manifest (a crashed run).
@@ -549,14 +644,21 @@ def _roll_back_unrecorded(
     scanned: nothing has reached it since every batch in it was recorded.
     """
     for table, column, where in targets:
-        if table in recorded.checked and tables.exists(table) \
-                and tables.version(table) == recorded.checked[table]:
+        if (
+            table in recorded.checked
+            and tables.exists(table)
+            and tables.version(table) == recorded.checked[table]
+        ):
             continue
         orphans = sorted(_batches_of(tables, table, column, where) - recorded.batches)
         if orphans:
-            log.warning("bronze %s: %s holds batch(es) %s with no manifest entry (a run died "
-                        "before its commit point); deleting them to ingest their files again",
-                        who, table, orphans)
+            log.warning(
+                "bronze %s: %s holds batch(es) %s with no manifest entry (a run died "
+                "before its commit point); deleting them to ingest their files again",
+                who,
+                table,
+                orphans,
+            )
             listed = ", ".join(f"'{b}'" for b in orphans)
             tables.delete(table, f"{column} IN ({listed})")
 
@@ -569,8 +671,10 @@ def _ops_targets(names: Sequence[str]) -> list[tuple[str, str, Column | None]]:
     if not names:
         return []
     of_dq = reduce(lambda a, b: a | b, [F.col("batch_id").startswith(f"{n}-") for n in names])
-    return [(INGEST_LOG, "batch_id", F.col("source").isin(list(names))),
-            (DQ_RESULTS, "batch_id", of_dq)]
+    return [
+        (INGEST_LOG, "batch_id", F.col("source").isin(list(names))),
+        (DQ_RESULTS, "batch_id", of_dq),
+    ]
 
 
 def ingest_source(
@@ -601,15 +705,33 @@ def ingest_source(
     """
     if ops is not None:
         assert recorded is not None
-        return _ingest_source(spark, tables, contract, settings, token_key=token_key,
-                              files=files, validator=validator, now=now, ops=ops,
-                              recorded=recorded)
+        return _ingest_source(
+            spark,
+            tables,
+            contract,
+            settings,
+            token_key=token_key,
+            files=files,
+            validator=validator,
+            now=now,
+            ops=ops,
+            recorded=recorded,
+        )
     recorded = Recorded.read(tables)
     _roll_back_unrecorded(tables, _ops_targets([contract.name]), recorded, contract.name)
     with _committed(OpsRows(), spark, tables) as own:
-        return _ingest_source(spark, tables, contract, settings, token_key=token_key,
-                              files=files, validator=validator, now=now, ops=own,
-                              recorded=recorded)
+        return _ingest_source(
+            spark,
+            tables,
+            contract,
+            settings,
+            token_key=token_key,
+            files=files,
+            validator=validator,
+            now=now,
+            ops=own,
+            recorded=recorded,
+        )
 
 
 @contextmanager
@@ -625,9 +747,17 @@ def _committed(ops: OpsRows, spark: SparkSession, tables: Tables) -> Iterator[Op
 
 
 def _ingest_source(
-    spark: SparkSession, tables: Tables, contract: SourceContract, settings: BronzeConfig, *,
-    token_key: bytes, files: Sequence[LandedFile], validator: Validator | None,
-    now: datetime | None, ops: OpsRows, recorded: Recorded,
+    spark: SparkSession,
+    tables: Tables,
+    contract: SourceContract,
+    settings: BronzeConfig,
+    *,
+    token_key: bytes,
+    files: Sequence[LandedFile],
+    validator: Validator | None,
+    now: datetime | None,
+    ops: OpsRows,
+    recorded: Recorded,
 ) -> SourceReport:
     report = SourceReport(contract.name)
     _roll_back_unrecorded(tables, _source_targets(contract), recorded, contract.name)
@@ -641,24 +771,55 @@ def _ingest_source(
     report.files_skipped = len(skipped)
 
     manifest_rows: list[dict[str, Any]] = [
-        {"path": f.rel_path, "size_bytes": f.size, "sha256": f.digest, "source": contract.name,
-         "month": f.month, "batch_id": batch_id, "status": STATUS_SKIPPED, "duplicate_of": dup,
-         "rows_read": 0, "rows_accepted": 0, "rows_quarantined": 0, "rows_duplicate": 0,
-         "ingested_at": now, "reason": None}
+        {
+            "path": f.rel_path,
+            "size_bytes": f.size,
+            "sha256": f.digest,
+            "source": contract.name,
+            "month": f.month,
+            "batch_id": batch_id,
+            "status": STATUS_SKIPPED,
+            "duplicate_of": dup,
+            "rows_read": 0,
+            "rows_accepted": 0,
+            "rows_quarantined": 0,
+            "rows_duplicate": 0,
+            "ingested_at": now,
+            "reason": None,
+        }
         for f, dup in skipped
     ]
     if fresh:
-        _ingest_rows(spark, tables, contract, settings, token_key=token_key, files=fresh,
-                     batch_id=batch_id, now=now, report=report, manifest_rows=manifest_rows,
-                     validator=validator or shared_validator(), ops=ops)
+        _ingest_rows(
+            spark,
+            tables,
+            contract,
+            settings,
+            token_key=token_key,
+            files=fresh,
+            batch_id=batch_id,
+            now=now,
+            report=report,
+            manifest_rows=manifest_rows,
+            validator=validator or shared_validator(),
+            ops=ops,
+        )
     ops.manifest.extend(manifest_rows)
     for path, reason in report.failed:
         log.error("bronze %s: file %s failed: %s", contract.name, path, reason)
-    log.info("bronze %s: %d file(s) ingested (%d empty), %d skipped as re-deliveries, %d failed; "
-             "%d read, %d accepted, %d quarantined, %d duplicate", contract.name,
-             report.files_ingested, report.files_empty, report.files_skipped, len(report.failed),
-             report.rows_read, report.rows_accepted, report.rows_quarantined,
-             report.rows_duplicate)
+    log.info(
+        "bronze %s: %d file(s) ingested (%d empty), %d skipped as re-deliveries, %d failed; "
+        "%d read, %d accepted, %d quarantined, %d duplicate",
+        contract.name,
+        report.files_ingested,
+        report.files_empty,
+        report.files_skipped,
+        len(report.failed),
+        report.rows_read,
+        report.rows_accepted,
+        report.rows_quarantined,
+        report.rows_duplicate,
+    )
     return report
 
 
@@ -677,7 +838,8 @@ def _accounting_failures(
         if f.lines >= 0 and seen != f.lines:
             failed[f.rel_path] = (
                 f"the reader accounted for {seen} of the file's {f.lines} non-blank lines; "
-                "the others would have been lost")
+                "the others would have been lost"
+            )
             continue
         try:
             after = file_digest(f.abs_path, key)
@@ -685,14 +847,25 @@ def _accounting_failures(
             failed[f.rel_path] = f"the file vanished while being ingested ({exc.strerror})"
             continue
         if after != f.digest:
-            failed[f.rel_path] = (f"the file changed while being ingested (digest {f.digest[:12]}"
-                                  f"... before, {after[:12]}... after); refused")
+            failed[f.rel_path] = (
+                f"the file changed while being ingested (digest {f.digest[:12]}"
+                f"... before, {after[:12]}... after); refused"
+            )
 
 
 def _ingest_rows(
-    spark: SparkSession, tables: Tables, contract: SourceContract, settings: BronzeConfig, *,
-    token_key: bytes, files: Sequence[LandedFile], batch_id: str, now: datetime,
-    report: SourceReport, manifest_rows: list[dict[str, Any]], validator: Validator,
+    spark: SparkSession,
+    tables: Tables,
+    contract: SourceContract,
+    settings: BronzeConfig,
+    *,
+    token_key: bytes,
+    files: Sequence[LandedFile],
+    batch_id: str,
+    now: datetime,
+    report: SourceReport,
+    manifest_rows: list[dict[str, Any]],
+    validator: Validator,
     ops: OpsRows,
 ) -> None:
     """Reads, checks and writes one batch of a source; the frames cached on the way are released
@@ -700,34 +873,60 @@ def _ingest_rows(
     stayed in the session's memory (205 frames after the test world's pipeline)."""
     held: list[DataFrame] = []
     try:
-        _read_check_write(spark, tables, contract, settings, token_key=token_key, files=files,
-                          batch_id=batch_id, now=now, report=report,
-                          manifest_rows=manifest_rows, validator=validator, ops=ops, held=held)
+        _read_check_write(
+            spark,
+            tables,
+            contract,
+            settings,
+            token_key=token_key,
+            files=files,
+            batch_id=batch_id,
+            now=now,
+            report=report,
+            manifest_rows=manifest_rows,
+            validator=validator,
+            ops=ops,
+            held=held,
+        )
     finally:
         for cached in reversed(held):  # the last first: releasing an input re-plans its users
             cached.unpersist()
 
 
 def _read_check_write(
-    spark: SparkSession, tables: Tables, contract: SourceContract, settings: BronzeConfig, *,
-    token_key: bytes, files: Sequence[LandedFile], batch_id: str, now: datetime,
-    report: SourceReport, manifest_rows: list[dict[str, Any]], validator: Validator,
-    ops: OpsRows, held: list[DataFrame],
+    spark: SparkSession,
+    tables: Tables,
+    contract: SourceContract,
+    settings: BronzeConfig,
+    *,
+    token_key: bytes,
+    files: Sequence[LandedFile],
+    batch_id: str,
+    now: datetime,
+    report: SourceReport,
+    manifest_rows: list[dict[str, Any]],
+    validator: Validator,
+    ops: OpsRows,
+    held: list[DataFrame],
 ) -> None:
     parts: list[DataFrame] = []
     extras: list[str] = []
     failed: dict[str, str] = {}
     for f in files:
         if contract.feed_for(os.path.basename(f.rel_path)) is None:
-            failed[f.rel_path] = (f"the file name matches no feed of {contract.name} (expected "
-                                  f"a prefix in {[fd.prefix for fd in contract.feeds]})")
+            failed[f.rel_path] = (
+                f"the file name matches no feed of {contract.name} (expected "
+                f"a prefix in {[fd.prefix for fd in contract.feeds]})"
+            )
     for feed in contract.feeds:
-        feed_files = [f for f in files if os.path.basename(f.rel_path).startswith(feed.prefix)
-                      and f.size > 0]
+        feed_files = [
+            f for f in files if os.path.basename(f.rel_path).startswith(feed.prefix) and f.size > 0
+        ]
         if not feed_files:
             continue
-        checked, extra = _parse_feed(spark, contract, feed, feed_files, settings, failed,
-                                     token_key, held)
+        checked, extra = _parse_feed(
+            spark, contract, feed, feed_files, settings, failed, token_key, held
+        )
         extras.extend(e for e in extra if e not in extras)
         if len(contract.feeds) > 1:
             checked = checked.withColumn("feed", F.lit(feed.prefix.rstrip("_")))
@@ -743,16 +942,20 @@ def _read_check_write(
     structural = F.coalesce(F.col(REASON_CODE) == R.STRUCTURAL, F.lit(False))
     good = F.col(REASON_CODE).isNull()
     counts = {
-        r[R.FILE]: r for r in all_df.groupBy(R.FILE).agg(
+        r[R.FILE]: r
+        for r in all_df.groupBy(R.FILE)
+        .agg(
             F.sum(R.SPAN).alias("lines"),
             F.count(F.when(~structural, 1)).alias("read"),
             F.count(F.when(good, 1)).alias("accepted"),
             F.count(F.when(~good & ~structural, 1)).alias("quarantined"),
-        ).collect()
+        )
+        .collect()
     }
     _step("after_read")
-    _accounting_failures(files, {k: int(v["lines"] or 0) for k, v in counts.items()}, failed,
-                         key=token_key)
+    _accounting_failures(
+        files, {k: int(v["lines"] or 0) for k, v in counts.items()}, failed, key=token_key
+    )
     df = all_df.filter(~structural & ~F.col(R.FILE).isin(list(failed)))
     df = _with_references(df, contract, tables, settings)
     df = df.persist(StorageLevel.MEMORY_AND_DISK)
@@ -763,12 +966,17 @@ def _read_check_write(
     first = Window.partitionBy("_record_hash").orderBy(R.FILE, R.LINE)
     existing_hashes = None
     if tables.exists(contract.table):
-        existing_hashes = tables.read(contract.table).select(
-            F.col("_record_hash").alias("_h")).groupBy("_h").agg(F.lit(True).alias("_in_bronze"))
+        existing_hashes = (
+            tables.read(contract.table)
+            .select(F.col("_record_hash").alias("_h"))
+            .groupBy("_h")
+            .agg(F.lit(True).alias("_in_bronze"))
+        )
     accepted = df.filter(good).withColumn("_rank", F.row_number().over(first))
     if existing_hashes is not None:
-        accepted = accepted.join(existing_hashes, F.col("_record_hash") == F.col("_h"),
-                                 how="left").drop("_h")
+        accepted = accepted.join(
+            existing_hashes, F.col("_record_hash") == F.col("_h"), how="left"
+        ).drop("_h")
     else:
         accepted = accepted.withColumn("_in_bronze", F.lit(None).cast("boolean"))
     accepted = accepted.withColumn(
@@ -778,44 +986,79 @@ def _read_check_write(
 
     month = F.regexp_extract(R.FILE, r"^[^/]+/([^/]+)/", 1)
     lineage = [
-        F.lit(contract.name).alias("_source"), F.col(R.FILE).alias("_source_file"),
-        F.col(R.LINE).alias("_line"), F.lit(now).cast("timestamp").alias("_ingested_at"),
-        F.lit(batch_id).alias("_batch_id"), F.col("_record_hash"), month.alias(PARTITION),
+        F.lit(contract.name).alias("_source"),
+        F.col(R.FILE).alias("_source_file"),
+        F.col(R.LINE).alias("_line"),
+        F.lit(now).cast("timestamp").alias("_ingested_at"),
+        F.lit(batch_id).alias("_batch_id"),
+        F.col("_record_hash"),
+        month.alias(PARTITION),
     ]
-    skip = {R.FILE, R.LINE, R.RAW, R.SPAN, R.PANS, REASON_CODE, REASON, "_record_hash", "_rank",
-            "_in_bronze", "_duplicate", "_known", "_seen"}
+    skip = {
+        R.FILE,
+        R.LINE,
+        R.RAW,
+        R.SPAN,
+        R.PANS,
+        REASON_CODE,
+        REASON,
+        "_record_hash",
+        "_rank",
+        "_in_bronze",
+        "_duplicate",
+        "_known",
+        "_seen",
+    }
     data_cols = [c for c in df.columns if c not in skip]
     bronze_df = accepted.filter(~F.col("_duplicate")).select(*data_cols, *lineage)
     if tables.exists(contract.table):  # columns evolved in by earlier files stay, as nulls
         have = set(bronze_df.columns)
-        bronze_df = bronze_df.select("*", *[
-            F.lit(None).cast(f.dataType).alias(f.name)
-            for f in tables.schema(contract.table).fields if f.name not in have])
+        bronze_df = bronze_df.select(
+            "*",
+            *[
+                F.lit(None).cast(f.dataType).alias(f.name)
+                for f in tables.schema(contract.table).fields
+                if f.name not in have
+            ],
+        )
     bronze_df = bronze_df.persist(StorageLevel.MEMORY_AND_DISK)
     held.append(bronze_df)
 
     quarantine_df = df.filter(~good).select(
-        month.alias(PARTITION), F.col(R.FILE).alias("source_file"),
-        F.col(R.LINE).cast("int").alias("position"), F.col(REASON_CODE).alias("reason_code"),
-        F.col(REASON).alias("reason"), masked_card_numbers(F.col(R.RAW)).alias("raw_text"),
-        F.col("_record_hash").alias("record_hash"), F.lit(batch_id).alias("batch_id"),
+        month.alias(PARTITION),
+        F.col(R.FILE).alias("source_file"),
+        F.col(R.LINE).cast("int").alias("position"),
+        F.col(REASON_CODE).alias("reason_code"),
+        F.col(REASON).alias("reason"),
+        masked_card_numbers(F.col(R.RAW)).alias("raw_text"),
+        F.col("_record_hash").alias("record_hash"),
+        F.lit(batch_id).alias("batch_id"),
         F.lit(now).cast("timestamp").alias("ingested_at"),
     )
     # Orphan references turn accepted records into quarantined ones: count after them.
     counts = {
-        r[R.FILE]: r for r in df.groupBy(R.FILE).agg(
+        r[R.FILE]: r
+        for r in df.groupBy(R.FILE)
+        .agg(
             F.count(F.lit(1)).alias("read"),
             F.count(F.when(good, 1)).alias("accepted"),
             F.count(F.when(~good, 1)).alias("quarantined"),
-        ).collect()
+        )
+        .collect()
     }
-    dups = {r[R.FILE]: r["n"] for r in accepted.filter("_duplicate").groupBy(R.FILE)
-            .agg(F.count(F.lit(1)).alias("n")).collect()}
+    dups = {
+        r[R.FILE]: r["n"]
+        for r in accepted.filter("_duplicate")
+        .groupBy(R.FILE)
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    }
 
     # Great Expectations on what bronze is about to receive; a critical failure writes nothing.
     suite_cols = bronze_df.columns
-    outcome = validator.validate(bronze_df, contract.table,
-                                 _expectations(contract, suite_cols, settings))
+    outcome = validator.validate(
+        bronze_df, contract.table, _expectations(contract, suite_cols, settings)
+    )
     ops.dq.extend({**r, "batch_id": batch_id} for r in outcome.rows())
     report.dq_success = outcome.success
     if not outcome.success:
@@ -826,37 +1069,61 @@ def _read_check_write(
     # Erased people stay erased: rows naming someone on the suppression list are not written,
     # neither quarantined lines (their raw text) nor bronze rows (identifiers, the service ref);
     # someone else's row that only refers to them (a P2P sender) is written without the reference.
-    tables.append(contract.quarantine_table,
-                  filter_suppressed_text(quarantine_df, tables=tables, key=token_key,
-                                         columns=QUARANTINE_TEXT),
-                  partition_by=[PARTITION])
+    tables.append(
+        contract.quarantine_table,
+        filter_suppressed_text(
+            quarantine_df, tables=tables, key=token_key, columns=QUARANTINE_TEXT
+        ),
+        partition_by=[PARTITION],
+    )
     _step("before_bronze")
     kept = filter_suppressed(bronze_df, tables=tables, key=token_key, columns=BRONZE_IDENTIFIERS)
     kept = without_suppressed_references(kept, tables=tables, key=token_key, columns=REFERENCES)
-    tables.append(contract.table,
-                  filter_suppressed_text(kept, tables=tables, key=token_key, columns=BRONZE_TEXT),
-                  partition_by=[PARTITION], schema_mode=schema_mode)
-    ops.ingest_log.extend(_record(contract, files, counts, dups, failed, batch_id, now, report,
-                                  manifest_rows))
+    tables.append(
+        contract.table,
+        filter_suppressed_text(kept, tables=tables, key=token_key, columns=BRONZE_TEXT),
+        partition_by=[PARTITION],
+        schema_mode=schema_mode,
+    )
+    ops.ingest_log.extend(
+        _record(contract, files, counts, dups, failed, batch_id, now, report, manifest_rows)
+    )
 
 
 def _record(
-    contract: SourceContract, files: Sequence[LandedFile], counts: dict[str, Any],
-    dups: dict[str, int], failed: dict[str, str], batch_id: str, now: datetime,
-    report: SourceReport, manifest_rows: list[dict[str, Any]],
+    contract: SourceContract,
+    files: Sequence[LandedFile],
+    counts: dict[str, Any],
+    dups: dict[str, int],
+    failed: dict[str, str],
+    batch_id: str,
+    now: datetime,
+    report: SourceReport,
+    manifest_rows: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """The ingest log rows and manifest rows of a batch's files; fills the report."""
     log_rows = []
     for f in files:
         if f.rel_path in failed:
             report.failed.append((f.rel_path, failed[f.rel_path]))
-            manifest_rows.append({
-                "path": f.rel_path, "size_bytes": f.size, "sha256": f.digest,
-                "source": contract.name, "month": f.month, "batch_id": batch_id,
-                "status": STATUS_FAILED, "duplicate_of": None, "rows_read": 0,
-                "rows_accepted": 0, "rows_quarantined": 0, "rows_duplicate": 0,
-                "ingested_at": now, "reason": failed[f.rel_path],
-            })
+            manifest_rows.append(
+                {
+                    "path": f.rel_path,
+                    "size_bytes": f.size,
+                    "sha256": f.digest,
+                    "source": contract.name,
+                    "month": f.month,
+                    "batch_id": batch_id,
+                    "status": STATUS_FAILED,
+                    "duplicate_of": None,
+                    "rows_read": 0,
+                    "rows_accepted": 0,
+                    "rows_quarantined": 0,
+                    "rows_duplicate": 0,
+                    "ingested_at": now,
+                    "reason": failed[f.rel_path],
+                }
+            )
             continue
         c = counts.get(f.rel_path)
         read = int(c["read"]) if c else 0
@@ -865,23 +1132,46 @@ def _record(
         dup = int(dups.get(f.rel_path, 0))
         empty = f.lines == 0
         if empty:
-            log.warning("bronze %s: %s is empty (%d bytes, no non-blank line)", contract.name,
-                        f.rel_path, f.size)
+            log.warning(
+                "bronze %s: %s is empty (%d bytes, no non-blank line)",
+                contract.name,
+                f.rel_path,
+                f.size,
+            )
             report.files_empty += 1
-        log_rows.append({
-            "batch_id": batch_id, "source": contract.name, "month": f.month, "path": f.rel_path,
-            "rows_read": read, "rows_accepted": acc, "rows_quarantined": quar,
-            "rows_duplicate": dup, "rows_written": acc - dup, "reconciled": read == acc + quar,
-            "ingested_at": now,
-        })
-        manifest_rows.append({
-            "path": f.rel_path, "size_bytes": f.size, "sha256": f.digest,
-            "source": contract.name, "month": f.month, "batch_id": batch_id,
-            "status": STATUS_EMPTY if empty else STATUS_INGESTED, "duplicate_of": None,
-            "rows_read": read, "rows_accepted": acc, "rows_quarantined": quar,
-            "rows_duplicate": dup, "ingested_at": now,
-            "reason": "the file holds no record" if empty else None,
-        })
+        log_rows.append(
+            {
+                "batch_id": batch_id,
+                "source": contract.name,
+                "month": f.month,
+                "path": f.rel_path,
+                "rows_read": read,
+                "rows_accepted": acc,
+                "rows_quarantined": quar,
+                "rows_duplicate": dup,
+                "rows_written": acc - dup,
+                "reconciled": read == acc + quar,
+                "ingested_at": now,
+            }
+        )
+        manifest_rows.append(
+            {
+                "path": f.rel_path,
+                "size_bytes": f.size,
+                "sha256": f.digest,
+                "source": contract.name,
+                "month": f.month,
+                "batch_id": batch_id,
+                "status": STATUS_EMPTY if empty else STATUS_INGESTED,
+                "duplicate_of": None,
+                "rows_read": read,
+                "rows_accepted": acc,
+                "rows_quarantined": quar,
+                "rows_duplicate": dup,
+                "ingested_at": now,
+                "reason": "the file holds no record" if empty else None,
+            }
+        )
         report.rows_read += read
         report.rows_accepted += acc
         report.rows_quarantined += quar
@@ -921,10 +1211,19 @@ def run_bronze(
             for name in wanted:
                 files = discover(landing_root, name, months, key=token_key)
                 try:
-                    reports.append(ingest_source(spark, tables, CONTRACTS[name], settings,
-                                                 token_key=token_key, files=files,
-                                                 validator=checker, ops=ops,
-                                                 recorded=recorded))
+                    reports.append(
+                        ingest_source(
+                            spark,
+                            tables,
+                            CONTRACTS[name],
+                            settings,
+                            token_key=token_key,
+                            files=files,
+                            validator=checker,
+                            ops=ops,
+                            recorded=recorded,
+                        )
+                    )
                 except DataQualityError as exc:  # the other sources still run
                     log.error("bronze %s: %s", name, exc)
                     dq_errors.append(exc)

@@ -53,9 +53,12 @@ _BLANK_RE = r" \t\r\x0b\x0c"
 UTF8_BOM = b"\xef\xbb\xbf"
 # Signatures of files that are not text at all, whatever their name says.
 _BINARY_MAGIC = {
-    b"\x1f\x8b": "gzip-compressed data", b"PK\x03\x04": "a ZIP archive",
-    b"%PDF": "a PDF document", b"\xff\xfe": "UTF-16 text (little-endian BOM)",
-    b"\xfe\xff": "UTF-16 text (big-endian BOM)", b"PAR1": "a Parquet file",
+    b"\x1f\x8b": "gzip-compressed data",
+    b"PK\x03\x04": "a ZIP archive",
+    b"%PDF": "a PDF document",
+    b"\xff\xfe": "UTF-16 text (little-endian BOM)",
+    b"\xfe\xff": "UTF-16 text (big-endian BOM)",
+    b"PAR1": "a Parquet file",
 }
 
 # line, text (None: undecodable), raw, why not text, card token -> last four digits
@@ -74,7 +77,7 @@ def count_nonblank_lines(data: bytes) -> int:
     readers account for, so a parser that silently stops early fails the file.
     """
     if data.startswith(UTF8_BOM):
-        data = data[len(UTF8_BOM):]
+        data = data[len(UTF8_BOM) :]
     sep = b"\n" if b"\n" in data else b"\r"
     return sum(1 for part in data.split(sep) if part.strip(_BLANK.encode()))
 
@@ -109,7 +112,7 @@ def physical_lines(
     if problem is not None:
         return problem, []
     if data.startswith(UTF8_BOM):
-        data = data[len(UTF8_BOM):]
+        data = data[len(UTF8_BOM) :]
     crlf = b"\n" in data
     parts = data.split(b"\n" if crlf else b"\r")
     if parts and parts[-1] == b"":
@@ -125,8 +128,15 @@ def physical_lines(
             raw = part.decode("utf-8", "backslashreplace")
             if key is not None:
                 raw = tokenise_text(raw, key, pans)
-            out.append((number, None, raw,
-                        f"line {number}: not valid UTF-8 (byte {exc.start + 1} of the line)", pans))
+            out.append(
+                (
+                    number,
+                    None,
+                    raw,
+                    f"line {number}: not valid UTF-8 (byte {exc.start + 1} of the line)",
+                    pans,
+                )
+            )
             continue
         if key is not None:
             text = tokenise_text(text, key, pans)
@@ -136,19 +146,25 @@ def physical_lines(
 
 def read_files(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
     """One row per file: ``_source_file`` (relative: <source>/<month>/<file>) and its bytes."""
-    return spark.read.format("binaryFile").load(list(paths)).select(
-        F.regexp_extract(F.col("path"), r"([^/]+/[^/]+/[^/]+)$", 1).alias(FILE),
-        F.col(CONTENT),
+    return (
+        spark.read.format("binaryFile")
+        .load(list(paths))
+        .select(
+            F.regexp_extract(F.col("path"), r"([^/]+/[^/]+/[^/]+)$", 1).alias(FILE),
+            F.col(CONTENT),
+        )
     )
 
 
-_LINE = StructType([
-    StructField("line", IntegerType()),
-    StructField("text", StringType()),
-    StructField("raw", StringType()),
-    StructField("error", StringType()),
-    StructField("pans", MapType(StringType(), StringType())),
-])
+_LINE = StructType(
+    [
+        StructField("line", IntegerType()),
+        StructField("text", StringType()),
+        StructField("raw", StringType()),
+        StructField("error", StringType()),
+        StructField("pans", MapType(StringType(), StringType())),
+    ]
+)
 
 
 def _decoded_lines(data: bytes | None, key: bytes | None = None) -> list[PhysicalLine]:
@@ -167,6 +183,7 @@ def lines(
         structural: a pattern for lines that frame the records (an XML root tag): they are
             kept, with the error code ``structural``, so the line accounting sees them.
     """
+
     def decoded_lines(data: bytes | None) -> list[PhysicalLine]:
         return _decoded_lines(data, key)  # the key rides in the closure, never in the plan
 
@@ -187,29 +204,32 @@ def lines(
     )
 
 
-
 def _framed(code: Column, message: Column) -> tuple[Column, Column]:
     """A parser's code and message, after the framing's own (undecodable, structural)."""
     prior = F.col(ERROR_CODE)
-    return (F.coalesce(prior, code),
-            F.when(prior.isNotNull(), F.coalesce(F.col(ERROR), F.lit("framing line")))
-            .otherwise(message))
+    return (
+        F.coalesce(prior, code),
+        F.when(prior.isNotNull(), F.coalesce(F.col(ERROR), F.lit("framing line"))).otherwise(
+            message
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------------- CSV
 
-_CSV_RECORD = StructType([
-    StructField("line", IntegerType()),
-    StructField("span", IntegerType()),
-    StructField("raw", StringType()),
-    StructField("fields", ArrayType(StringType())),
-    StructField("is_header", BooleanType()),
-    StructField("error_code", StringType()),
-    StructField("error", StringType()),
-    StructField("pans", MapType(StringType(), StringType())),
-])
-CsvRecord = tuple[
-    int, int, str, list[str] | None, bool, str | None, str | None, dict[str, str]]
+_CSV_RECORD = StructType(
+    [
+        StructField("line", IntegerType()),
+        StructField("span", IntegerType()),
+        StructField("raw", StringType()),
+        StructField("fields", ArrayType(StringType())),
+        StructField("is_header", BooleanType()),
+        StructField("error_code", StringType()),
+        StructField("error", StringType()),
+        StructField("pans", MapType(StringType(), StringType())),
+    ]
+)
+CsvRecord = tuple[int, int, str, list[str] | None, bool, str | None, str | None, dict[str, str]]
 
 
 def split_csv(physical: Sequence[PhysicalLine]) -> list[CsvRecord]:
@@ -255,12 +275,22 @@ def split_csv(physical: Sequence[PhysicalLine]) -> list[CsvRecord]:
         if fields is None and used[0] != 1:
             used[0] = 1  # lose only the line that opened the quote; re-read what it swallowed
             error = f"line {number}: unparseable CSV (a quote that is never closed)"
-        block = physical[i:i + used[0]]
+        block = physical[i : i + used[0]]
         texts = [line[1] or "" for line in block]
         span = sum(1 for t in texts if not is_blank(t))
         found = {tok: last for line in block for tok, last in line[4].items()}
-        out.append((number, span, "\n".join(texts), fields, not out,
-                    None if fields is not None else "malformed_csv", error, found))
+        out.append(
+            (
+                number,
+                span,
+                "\n".join(texts),
+                fields,
+                not out,
+                None if fields is not None else "malformed_csv",
+                error,
+                found,
+            )
+        )
         i += used[0]
     return out
 
@@ -270,6 +300,7 @@ def csv_records(files_df: DataFrame, *, key: bytes | None = None) -> DataFrame:
 
     With ``key``, card numbers are tokens before the CSV parser sees the line (see :func:`lines`).
     """
+
     def split_file(data: bytes | None) -> list[CsvRecord]:
         return split_csv(_decoded_lines(data, key))  # the key rides in the closure
 
@@ -319,11 +350,16 @@ def parse_csv(
     width = _by_file(headers, lambda h: F.lit(len(h)))
     n = F.size(FIELDS)
     header = F.col(IS_HEADER) & F.col(ERROR_CODE).isNull()
-    code = (F.when(header, F.lit(STRUCTURAL)).when(F.col(ERROR_CODE).isNotNull(), F.col(ERROR_CODE))
-            .when(n != width, F.lit("malformed_csv")))
-    error = F.when(header, F.lit("the header")).when(F.col(ERROR_CODE).isNotNull(), F.col(ERROR)
-                                                      ).when(n != width, F.format_string(
-        "expected %d fields, got %d", width, n))
+    code = (
+        F.when(header, F.lit(STRUCTURAL))
+        .when(F.col(ERROR_CODE).isNotNull(), F.col(ERROR_CODE))
+        .when(n != width, F.lit("malformed_csv"))
+    )
+    error = (
+        F.when(header, F.lit("the header"))
+        .when(F.col(ERROR_CODE).isNotNull(), F.col(ERROR))
+        .when(n != width, F.format_string("expected %d fields, got %d", width, n))
+    )
 
     def field_of(column: str) -> Callable[[tuple[str, ...]], Column]:
         def pick(header: tuple[str, ...]) -> Column:
@@ -335,7 +371,13 @@ def parse_csv(
 
     values = [_by_file(headers, field_of(c)).cast("string").alias(c) for c in columns]
     return records_df.select(
-        FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE), error.alias(ERROR),
+        FILE,
+        LINE,
+        SPAN,
+        RAW,
+        PANS,
+        code.alias(ERROR_CODE),
+        error.alias(ERROR),
         *[F.when(code.isNull(), v).alias(c) for v, c in zip(values, columns, strict=True)],
     )
 
@@ -344,8 +386,12 @@ def parse_csv(
 
 
 def parse_json(
-    lines_df: DataFrame, *, schema: StructType, paths: Mapping[str, str],
-    columns: Sequence[str], extra: Sequence[str] = (),
+    lines_df: DataFrame,
+    *,
+    schema: StructType,
+    paths: Mapping[str, str],
+    columns: Sequence[str],
+    extra: Sequence[str] = (),
 ) -> DataFrame:
     """JSON lines parsed with the explicit ``schema`` (no inference).
 
@@ -357,19 +403,31 @@ def parse_json(
     doc = F.from_json(
         RAW, with_corrupt, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
     )
-    parsed = lines_df.select(FILE, LINE, SPAN, RAW, PANS, ERROR_CODE, ERROR, doc.alias("doc"),
-                             F.json_object_keys(RAW).alias("keys"))
+    parsed = lines_df.select(
+        FILE,
+        LINE,
+        SPAN,
+        RAW,
+        PANS,
+        ERROR_CODE,
+        ERROR,
+        doc.alias("doc"),
+        F.json_object_keys(RAW).alias("keys"),
+    )
     code, message = _framed(
         F.when(F.col("keys").isNull(), F.lit("invalid_json")).when(
-            F.col(f"doc.{_CORRUPT}").isNotNull(), F.lit("type_mismatch")),
+            F.col(f"doc.{_CORRUPT}").isNotNull(), F.lit("type_mismatch")
+        ),
         F.when(F.col("keys").isNull(), F.lit("not a complete JSON object")).when(
             F.col(f"doc.{_CORRUPT}").isNotNull(),
-            F.lit("a value does not have the type the contract gives its field")),
+            F.lit("a value does not have the type the contract gives its field"),
+        ),
     )
     values = [F.col(f"doc.{paths.get(c, c)}").alias(c) for c in columns]
     extras = [F.get_json_object(RAW, f"$.{c}").alias(c) for c in extra]
-    return parsed.select(FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE),
-                         message.alias(ERROR), *values, *extras)
+    return parsed.select(
+        FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE), message.alias(ERROR), *values, *extras
+    )
 
 
 def json_keys_by_file(lines_df: DataFrame) -> dict[str, set[str]]:
@@ -377,7 +435,9 @@ def json_keys_by_file(lines_df: DataFrame) -> dict[str, set[str]]:
     rows = (
         lines_df.filter(F.col(ERROR_CODE).isNull())
         .select(FILE, F.explode(F.json_object_keys(RAW)).alias("key"))
-        .groupBy(FILE).agg(F.collect_set("key").alias("keys")).collect()
+        .groupBy(FILE)
+        .agg(F.collect_set("key").alias("keys"))
+        .collect()
     )
     return {r[FILE]: set(r["keys"]) for r in rows}
 
@@ -396,16 +456,25 @@ def parse_xml(
     """
     assert feed.xml_schema is not None
     with_corrupt = StructType([*feed.xml_schema.fields, StructField(_CORRUPT, StringType())])
-    doc = F.from_xml(RAW, with_corrupt,
-                     {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
+    doc = F.from_xml(
+        RAW, with_corrupt, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+    )
     parsed = lines_df.select(FILE, LINE, SPAN, RAW, PANS, ERROR_CODE, ERROR, doc.alias("doc"))
     closed = F.col(RAW).rlike(rf"^\s*<{row_tag}[\s>].*</{row_tag}>\s*$")
     broken = F.col(f"doc.{_CORRUPT}").isNotNull() | ~closed
-    code, message = _framed(F.when(broken, F.lit("broken_xml")),
-                            F.when(broken, F.lit(f"not a well-formed <{row_tag}> element")))
+    code, message = _framed(
+        F.when(broken, F.lit("broken_xml")),
+        F.when(broken, F.lit(f"not a well-formed <{row_tag}> element")),
+    )
     values = [F.col(f"doc.{feed.paths.get(c, c)}").cast("string").alias(c) for c in columns]
     return parsed.select(
-        FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE), message.alias(ERROR),
+        FILE,
+        LINE,
+        SPAN,
+        RAW,
+        PANS,
+        code.alias(ERROR_CODE),
+        message.alias(ERROR),
         *[F.when(code.isNull(), v).alias(c) for v, c in zip(values, columns, strict=True)],
     )
 
@@ -423,11 +492,14 @@ def xml_structure(feed: Feed) -> str:
 def parse_log(lines_df: DataFrame, *, pattern: str, columns: Sequence[str]) -> DataFrame:
     """Log lines matched against ``pattern`` (one group per column, in order)."""
     matches = F.col(RAW).rlike(pattern)
-    code, message = _framed(F.when(~matches, F.lit("malformed_line")),
-                            F.when(~matches, F.lit("the line does not match the log pattern")))
+    code, message = _framed(
+        F.when(~matches, F.lit("malformed_line")),
+        F.when(~matches, F.lit("the line does not match the log pattern")),
+    )
     values = [
         F.when(code.isNull(), F.regexp_extract(RAW, pattern, i + 1)).alias(c)
         for i, c in enumerate(columns)
     ]
-    return lines_df.select(FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE),
-                           message.alias(ERROR), *values)
+    return lines_df.select(
+        FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE), message.alias(ERROR), *values
+    )

@@ -43,7 +43,9 @@ def run(
     docs = cfg.lake_path("_ops", "data_docs") if bronze.data_docs else None
     try:
         reports = run_bronze(
-            tables.spark, tables, bronze,
+            tables.spark,
+            tables,
+            bronze,
             landing_root=cfg.paths.landing_root,
             token_key=bronze.token_key(cfg.env),
             sources=sources,
@@ -53,14 +55,29 @@ def run(
         )
     except (BronzeContractError, DataQualityError) as exc:
         raise JobFailed(str(exc)) from exc
-    stale = [o for o in run_freshness(tables, sources=list(sources or CONTRACTS),
-                                      settings=bronze.freshness, data_docs_dir=docs,
-                                      pandas_max_rows=cfg.quality.pandas_max_rows)
-             if not o.success]
+    stale = [
+        o
+        for o in run_freshness(
+            tables,
+            sources=list(sources or CONTRACTS),
+            settings=bronze.freshness,
+            data_docs_dir=docs,
+            pandas_max_rows=cfg.quality.pandas_max_rows,
+        )
+        if not o.success
+    ]
     for r in reports:
-        log.info("%-22s files %4d new, %3d skipped | rows read %7d accepted %7d quarantined "
-                 "%5d duplicate %4d", r.source, r.files_ingested, r.files_skipped, r.rows_read,
-                 r.rows_accepted, r.rows_quarantined, r.rows_duplicate)
+        log.info(
+            "%-22s files %4d new, %3d skipped | rows read %7d accepted %7d quarantined "
+            "%5d duplicate %4d",
+            r.source,
+            r.files_ingested,
+            r.files_skipped,
+            r.rows_read,
+            r.rows_accepted,
+            r.rows_quarantined,
+            r.rows_duplicate,
+        )
     if stale:  # after the report: what was delivered is in bronze, but later stages wait
         raise JobFailed("; ".join(o.failure_message() for o in stale))
     return reports

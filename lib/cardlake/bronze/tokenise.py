@@ -81,8 +81,11 @@ def _tokenise_run(run: str, key: bytes, seen: dict[str, str] | None) -> str:
             digits = "".join(parts[i:j])
             if len(digits) < 13:
                 break
-            if len(digits) <= 19 and luhn_valid(digits) and (
-                    best is None or j - i > best[1] - best[0]):
+            if (
+                len(digits) <= 19
+                and luhn_valid(digits)
+                and (best is None or j - i > best[1] - best[0])
+            ):
                 best = (i, j)
     if best is None:
         return run
@@ -97,8 +100,11 @@ def _tokenise_run(run: str, key: bytes, seen: dict[str, str] | None) -> str:
 
     left = joined(0, i) + seps[i - 1] if i > 0 else ""
     right = seps[j - 1] + joined(j, len(parts)) if j < len(parts) else ""
-    return (_tokenise_run(left[:-1], key, seen) + left[-1:] if left else "") + token + (
-        right[:1] + _tokenise_run(right[1:], key, seen) if right else "")
+    return (
+        (_tokenise_run(left[:-1], key, seen) + left[-1:] if left else "")
+        + token
+        + (right[:1] + _tokenise_run(right[1:], key, seen) if right else "")
+    )
 
 
 def check_token_key(key: bytes, *, env: str, dev_key: bytes | None = None) -> bytes:
@@ -108,11 +114,15 @@ def check_token_key(key: bytes, *, env: str, dev_key: bytes | None = None) -> by
         ConfigError: naming the rule broken, never the key.
     """
     if dev_key is not None and hmac.compare_digest(key, dev_key) and env not in DEV_ENVS:
-        raise ConfigError(f"env {env!r}: the card-token key is the public development key; "
-                          "set a secret key (only local and test may use it)")
+        raise ConfigError(
+            f"env {env!r}: the card-token key is the public development key; "
+            "set a secret key (only local and test may use it)"
+        )
     if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(f"env {env!r}: the card-token key is {len(key)} bytes; at least "
-                          f"{MIN_KEY_BYTES} are required")
+        raise ConfigError(
+            f"env {env!r}: the card-token key is {len(key)} bytes; at least "
+            f"{MIN_KEY_BYTES} are required"
+        )
     return key
 
 
@@ -129,6 +139,7 @@ def card_token(col: Column, key: bytes) -> Column:
 
     A value that is not a card number (an old ``CARD...`` id, say) is tokenised as it stands.
     """
+
     def one(value: str) -> str:
         if value.startswith(TOKEN_PREFIX):
             return value
@@ -141,16 +152,22 @@ def card_token(col: Column, key: bytes) -> Column:
 
 def record_hash(col: Column, key: bytes) -> Column:
     """Hex HMAC-SHA256(key, text): a digest of raw text nobody can brute-force without the key."""
-    udf = _keyed(key, lambda v: hmac.new(key, v.encode(), hashlib.sha256).hexdigest(),
-                 "record_hmac")
+    udf = _keyed(
+        key, lambda v: hmac.new(key, v.encode(), hashlib.sha256).hexdigest(), "record_hmac"
+    )
     return udf(col)  # type: ignore[operator]
 
 
 def is_card_number(col: Column) -> Column:
     """A value that is a card number, or already its token (for mixed card/wallet columns)."""
-    return col.startswith(TOKEN_PREFIX) | col.rlike(r"^CARD\d+$") | (
-        col.rlike(r"^[0-9][0-9 -]{11,36}[0-9]$")
-        & (F.length(F.regexp_replace(col, "[ -]", "")).between(13, 19)))
+    return (
+        col.startswith(TOKEN_PREFIX)
+        | col.rlike(r"^CARD\d+$")
+        | (
+            col.rlike(r"^[0-9][0-9 -]{11,36}[0-9]$")
+            & (F.length(F.regexp_replace(col, "[ -]", "")).between(13, 19))
+        )
+    )
 
 
 def last_four(col: Column) -> Column:

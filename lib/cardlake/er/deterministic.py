@@ -18,10 +18,12 @@ def strong_keys(records_df: DataFrame) -> DataFrame:
     """``(uid, source_dataset, key)``: every strong identifier of every record, typed by kind."""
     keys = F.concat(
         F.transform(F.col("xref_keys"), lambda k: F.concat(F.lit("x:"), k)),
-        F.array_compact(F.array(
-            F.concat(F.lit("n:"), F.col("national_id")),
-            F.concat(F.lit("e:"), F.col("email_canonical")),
-        )),
+        F.array_compact(
+            F.array(
+                F.concat(F.lit("n:"), F.col("national_id")),
+                F.concat(F.lit("e:"), F.col("email_canonical")),
+            )
+        ),
     )
     return records_df.select("uid", "source_dataset", F.explode(keys).alias("key"))
 
@@ -37,14 +39,18 @@ def deterministic_edges(records_df: DataFrame, *, link_only: bool = False) -> Da
         link_only: use only keys held by records of more than one input dataset.
     """
     keys = strong_keys(records_df)
-    groups = keys.groupBy("key").agg(
-        F.min("uid").alias("anchor"),
-        F.countDistinct("source_dataset").alias("n_datasets"),
-        F.count(F.lit(1)).alias("n_records"),
-    ).where(F.col("n_records") > 1)
+    groups = (
+        keys.groupBy("key")
+        .agg(
+            F.min("uid").alias("anchor"),
+            F.countDistinct("source_dataset").alias("n_datasets"),
+            F.count(F.lit(1)).alias("n_records"),
+        )
+        .where(F.col("n_records") > 1)
+    )
     if link_only:
         groups = groups.where(F.col("n_datasets") > 1)
     edges = keys.join(groups, on="key", how="inner").where(F.col("uid") != F.col("anchor"))
-    return edges.select(
-        F.col("anchor").alias("uid_l"), F.col("uid").alias("uid_r")
-    ).dropDuplicates(["uid_l", "uid_r"])  # one record can share several keys with its anchor
+    return edges.select(F.col("anchor").alias("uid_l"), F.col("uid").alias("uid_r")).dropDuplicates(
+        ["uid_l", "uid_r"]
+    )  # one record can share several keys with its anchor

@@ -78,8 +78,10 @@ def evaluate_clusters(
     missing_records = missing.count()
     # A missing record is a cluster of its own: a label (NUL-prefixed) no predicted entity has.
     joined = predicted.join(truth, on=id_col, how="inner").unionByName(
-        missing.select(id_col, F.concat(F.lit("\u0000missing:"), F.col(id_col)).alias(entity_col),
-                       true_col))
+        missing.select(
+            id_col, F.concat(F.lit("\u0000missing:"), F.col(id_col)).alias(entity_col), true_col
+        )
+    )
     cells = joined.groupBy(entity_col, true_col).agg(F.count(F.lit(1)).alias("n_cell"))
     pred_sizes = joined.groupBy(entity_col).agg(F.count(F.lit(1)).alias("n_pred"))
     true_sizes = joined.groupBy(true_col).agg(F.count(F.lit(1)).alias("n_true"))
@@ -106,10 +108,18 @@ def evaluate_clusters(
     b3_p = float(cell_stats["b3_p"] or 0) / records if records else 1.0
     b3_r = float(cell_stats["b3_r"] or 0) / records if records else 1.0
     return ClusterMetrics(
-        records=records - missing_records, missing_records=missing_records,
-        unknown_records=unknown, true_pairs=n_true, predicted_pairs=n_pred, correct_pairs=correct,
-        pairwise_precision=precision, pairwise_recall=recall, pairwise_f1=_f1(precision, recall),
-        bcubed_precision=b3_p, bcubed_recall=b3_r, bcubed_f1=_f1(b3_p, b3_r),
+        records=records - missing_records,
+        missing_records=missing_records,
+        unknown_records=unknown,
+        true_pairs=n_true,
+        predicted_pairs=n_pred,
+        correct_pairs=correct,
+        pairwise_precision=precision,
+        pairwise_recall=recall,
+        pairwise_f1=_f1(precision, recall),
+        bcubed_precision=b3_p,
+        bcubed_recall=b3_r,
+        bcubed_f1=_f1(b3_p, b3_r),
     )
 
 

@@ -47,21 +47,36 @@ def connected_components(
     undirected = pairs.unionByName(pairs.select(F.col("b").alias("a"), F.col("a").alias("b")))
     undirected = undirected.where(F.col("a") != F.col("b")).localCheckpoint(eager=True)
     # Start each node at the smallest of itself and its direct neighbours: saves one round.
-    labels = undirected.groupBy("a").agg(
-        F.least(F.first("a"), F.min("b")).alias("label")
-    ).select(F.col("a").alias("node"), "label").localCheckpoint(eager=True)
+    labels = (
+        undirected.groupBy("a")
+        .agg(F.least(F.first("a"), F.min("b")).alias("label"))
+        .select(F.col("a").alias("node"), "label")
+        .localCheckpoint(eager=True)
+    )
     for _ in range(max_iterations):
         # Pointer jumping: a node also adopts its label's label, halving long chains each round.
         via_edges = undirected.join(labels, undirected["a"] == labels["node"], how="inner").select(
-            F.col("b").alias("node"), F.col("label"))
-        hop = labels.alias("n").join(
-            labels.alias("l"), F.col("n.label") == F.col("l.node"), how="inner"
-        ).select(F.col("n.node").alias("node"), F.col("l.label").alias("label"))
-        updated = labels.unionByName(via_edges).unionByName(hop).groupBy("node").agg(
-            F.min("label").alias("label")).localCheckpoint(eager=True)
-        changed = updated.alias("u").join(
-            labels.alias("o"), F.col("u.node") == F.col("o.node"), how="inner"
-        ).where(F.col("u.label") != F.col("o.label")).limit(1).count()
+            F.col("b").alias("node"), F.col("label")
+        )
+        hop = (
+            labels.alias("n")
+            .join(labels.alias("l"), F.col("n.label") == F.col("l.node"), how="inner")
+            .select(F.col("n.node").alias("node"), F.col("l.label").alias("label"))
+        )
+        updated = (
+            labels.unionByName(via_edges)
+            .unionByName(hop)
+            .groupBy("node")
+            .agg(F.min("label").alias("label"))
+            .localCheckpoint(eager=True)
+        )
+        changed = (
+            updated.alias("u")
+            .join(labels.alias("o"), F.col("u.node") == F.col("o.node"), how="inner")
+            .where(F.col("u.label") != F.col("o.label"))
+            .limit(1)
+            .count()
+        )
         labels = updated
         if changed == 0:
             return labels.select(F.col("node"), F.col("label").alias("component"))
@@ -101,14 +116,24 @@ def split_conflicting(
     Returns:
         ``(node, component)``, ``component`` again the smallest node id of its group.
     """
-    valued = components_df.join(values_df, on="node", how="inner").where(
-        F.col("value").isNotNull())
+    valued = components_df.join(values_df, on="node", how="inner").where(F.col("value").isNotNull())
     a, b = valued.alias("a"), valued.alias("b")
-    clashes = a.join(b, on=(F.col("a.component") == F.col("b.component"))
-                     & (F.col("a.value") < F.col("b.value")), how="inner").where(
-        conflict(F.col("a.value"), F.col("b.value"))).select(
-        F.col("a.component").alias("component"), F.col("a.value").alias("a"),
-        F.col("b.value").alias("b")).distinct().collect()
+    clashes = (
+        a.join(
+            b,
+            on=(F.col("a.component") == F.col("b.component"))
+            & (F.col("a.value") < F.col("b.value")),
+            how="inner",
+        )
+        .where(conflict(F.col("a.value"), F.col("b.value")))
+        .select(
+            F.col("a.component").alias("component"),
+            F.col("a.value").alias("a"),
+            F.col("b.value").alias("b"),
+        )
+        .distinct()
+        .collect()
+    )
     if not clashes:
         return components_df
     spark = components_df.sparkSession
@@ -121,19 +146,25 @@ def split_conflicting(
             node_values[row["node"]].add(row["value"])
     ends = members.select(F.col("node").alias("_end"))
     edges = sorted(
-        ((-float(r[weight_col] if r[weight_col] is not None else 1.0), r[src_col], r[dst_col])
-         for r in links_df.join(ends, on=F.col(src_col) == F.col("_end"), how="left_semi")
-         .select(src_col, dst_col, weight_col).collect()),
+        (
+            (-float(r[weight_col] if r[weight_col] is not None else 1.0), r[src_col], r[dst_col])
+            for r in links_df.join(ends, on=F.col(src_col) == F.col("_end"), how="left_semi")
+            .select(src_col, dst_col, weight_col)
+            .collect()
+        ),
     )
-    groups = _cannot_link_groups(node_values, [(s, d) for _, s, d in edges],
-                                 {(r["a"], r["b"]) for r in clashes})
+    groups = _cannot_link_groups(
+        node_values, [(s, d) for _, s, d in edges], {(r["a"], r["b"]) for r in clashes}
+    )
     regrouped = spark.createDataFrame(sorted(groups.items()), "node string, _group string")
     return components_df.join(regrouped, on="node", how="left").select(
-        "node", F.coalesce("_group", "component").alias("component"))
+        "node", F.coalesce("_group", "component").alias("component")
+    )
 
 
-def _cannot_link_groups(node_values: dict[str, set[str]], edges: list[tuple[str, str]],
-                        clashes: set[tuple[str, str]]) -> dict[str, str]:
+def _cannot_link_groups(
+    node_values: dict[str, set[str]], edges: list[tuple[str, str]], clashes: set[tuple[str, str]]
+) -> dict[str, str]:
     """Union-find over ``edges`` in the given order, refusing a union whose values clash.
 
     Returns every node of ``node_values`` with the smallest node id of its group.

@@ -36,8 +36,19 @@ from pyspark.sql import functions as F
 log = logging.getLogger(__name__)
 
 SPLINK_UDFS = ("jaro_winkler", "damerau_levenshtein")
-_COMPARED = ("given_name", "surname", "dob", "email_canonical", "phone", "street",
-             "street_number", "city", "postcode", "state", "national_id")
+_COMPARED = (
+    "given_name",
+    "surname",
+    "dob",
+    "email_canonical",
+    "phone",
+    "street",
+    "street_number",
+    "city",
+    "postcode",
+    "state",
+    "national_id",
+)
 
 
 def splink_spark_conf() -> dict[str, str]:
@@ -88,9 +99,7 @@ class ScoredPairs:
 
 
 def _present_columns(records_df: DataFrame) -> set[str]:
-    counts = records_df.select(
-        *[F.count(F.col(c)).alias(c) for c in _COMPARED]
-    ).first()
+    counts = records_df.select(*[F.count(F.col(c)).alias(c) for c in _COMPARED]).first()
     assert counts is not None
     return {c for c in _COMPARED if counts[c]}
 
@@ -113,22 +122,35 @@ def _comparisons(present: set[str], *, fuzzy: bool) -> list[Any]:
     out: list[Any] = []
     names = {"given_name", "surname"} <= present
     if names and fuzzy:
-        out.append(cl.ForenameSurnameComparison(
-            "given_name", "surname", forename_surname_concat_col_name="name_concat"))
+        out.append(
+            cl.ForenameSurnameComparison(
+                "given_name", "surname", forename_surname_concat_col_name="name_concat"
+            )
+        )
     else:
         for col in ("given_name", "surname"):
             if col in present:
-                out.append(cl.LevenshteinAtThresholds(col, [1, 2]).configure(
-                    term_frequency_adjustments=True))
+                out.append(
+                    cl.LevenshteinAtThresholds(col, [1, 2]).configure(
+                        term_frequency_adjustments=True
+                    )
+                )
     if "dob" in present:
         # Term frequencies: a birth date many records share (a system default, a date clamped
         # at the minimum age) is weak evidence that two records are one person.
-        out.append((cl.DateOfBirthComparison("dob", input_is_string=True) if fuzzy
-                    else cl.LevenshteinAtThresholds("dob", [1, 2])).configure(
-                        term_frequency_adjustments=True))
+        out.append(
+            (
+                cl.DateOfBirthComparison("dob", input_is_string=True)
+                if fuzzy
+                else cl.LevenshteinAtThresholds("dob", [1, 2])
+            ).configure(term_frequency_adjustments=True)
+        )
     if "email_canonical" in present:
-        out.append(cl.EmailComparison("email_canonical") if fuzzy
-                   else cl.LevenshteinAtThresholds("email_canonical", [1, 3]))
+        out.append(
+            cl.EmailComparison("email_canonical")
+            if fuzzy
+            else cl.LevenshteinAtThresholds("email_canonical", [1, 3])
+        )
     household = _household_comparison(present, fuzzy=fuzzy)
     if household is not None:
         out.append(household)
@@ -151,8 +173,11 @@ def _household_comparison(present: set[str], *, fuzzy: bool) -> Any | None:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
-    street = "street" if "street" in present else (
-        "street_number" if "street_number" in present else None)
+    street = (
+        "street"
+        if "street" in present
+        else ("street_number" if "street_number" in present else None)
+    )
     parts = [c for c in (street, "postcode", "city", "phone") if c is not None and c in present]
     if not parts:
         return None
@@ -162,22 +187,32 @@ def _household_comparison(present: set[str], *, fuzzy: bool) -> Any | None:
 
     def near_street() -> Any:
         assert street is not None
-        return (cll.JaroWinklerLevel(street, 0.9) if fuzzy and street == "street"
-                else cll.LevenshteinLevel(street, 2))
+        return (
+            cll.JaroWinklerLevel(street, 0.9)
+            if fuzzy and street == "street"
+            else cll.LevenshteinLevel(street, 2)
+        )
 
     place = [same(c) for c in ("postcode", "city") if c in present]
     levels: list[Any] = [cll.And(*[cll.NullLevel(c) for c in parts])]
     if "phone" in present and street is not None:
-        levels.append(cll.And(same("phone"), same(street)).configure(
-            label_for_charts="same phone and street"))
+        levels.append(
+            cll.And(same("phone"), same(street)).configure(label_for_charts="same phone and street")
+        )
     if street is not None and place:
-        levels.append(cll.And(same(street), cll.Or(*place) if len(place) > 1 else place[0])
-                      .configure(label_for_charts="same address"))
+        levels.append(
+            cll.And(same(street), cll.Or(*place) if len(place) > 1 else place[0]).configure(
+                label_for_charts="same address"
+            )
+        )
     if "phone" in present:
         levels.append(same("phone").configure(label_for_charts="same phone"))
     if street is not None and place:
-        levels.append(cll.And(near_street(), cll.Or(*place) if len(place) > 1 else place[0])
-                      .configure(label_for_charts="similar street, same postcode or city"))
+        levels.append(
+            cll.And(near_street(), cll.Or(*place) if len(place) > 1 else place[0]).configure(
+                label_for_charts="similar street, same postcode or city"
+            )
+        )
     for col in ("postcode", street, "city"):
         if col is not None and col in present:
             level = same(col)
@@ -185,13 +220,22 @@ def _household_comparison(present: set[str], *, fuzzy: bool) -> Any | None:
                 level = level.configure(tf_adjustment_column=col)
             levels.append(level)
     levels.append(cll.ElseLevel())
-    return cl.CustomComparison(comparison_levels=levels, output_column_name="household",
-                               comparison_description="phone and address")
+    return cl.CustomComparison(
+        comparison_levels=levels,
+        output_column_name="household",
+        comparison_description="phone and address",
+    )
 
 
 _PREDICT_BLOCKS: tuple[tuple[str, ...], ...] = (
-    ("email_canonical",), ("phone",), ("dob",), ("national_id",), ("given_name", "surname"),
-    ("surname", "postcode"), ("given_name", "postcode"), ("surname", "city", "street_number"),
+    ("email_canonical",),
+    ("phone",),
+    ("dob",),
+    ("national_id",),
+    ("given_name", "surname"),
+    ("surname", "postcode"),
+    ("given_name", "postcode"),
+    ("surname", "city", "street_number"),
 )
 # EM estimates the m of every comparison but the blocked one from the blocked pairs, so a
 # blocking column must not predict the others among non-matches. A name does: e-mail user
@@ -200,10 +244,16 @@ _PREDICT_BLOCKS: tuple[tuple[str, ...], ...] = (
 # records: m of a similar user name 0.25, of birth dates over ten years apart 0.44; pairwise
 # precision 0.73). A shared e-mail or birth date carries no such bias; the name comes after.
 _TRAINING_BLOCKS: tuple[tuple[str, ...], ...] = (
-    ("dob",), ("email_canonical",), ("given_name", "surname"), ("phone",), ("postcode",),
+    ("dob",),
+    ("email_canonical",),
+    ("given_name", "surname"),
+    ("phone",),
+    ("postcode",),
 )
 _PRIOR_RULES: tuple[tuple[str, ...], ...] = (
-    ("email_canonical",), ("given_name", "surname", "dob"), ("national_id",),
+    ("email_canonical",),
+    ("given_name", "surname", "dob"),
+    ("national_id",),
 )
 
 
@@ -238,8 +288,10 @@ def score_pairs(
     present = _present_columns(union)
     fuzzy = _jar_loaded(spark)
     if not fuzzy:
-        log.warning("Splink's similarity jar is not loaded; using built-in levenshtein only "
-                    "(build the session with cardlake.er.splink_spark_conf())")
+        log.warning(
+            "Splink's similarity jar is not loaded; using built-in levenshtein only "
+            "(build the session with cardlake.er.splink_spark_conf())"
+        )
     comparisons = _comparisons(present, fuzzy=fuzzy)
     if len(comparisons) < 2:
         raise ValueError(f"need at least two comparable roles, found {sorted(present)}")
@@ -248,7 +300,8 @@ def score_pairs(
         unique_id_column_name="uid",
         comparisons=comparisons,
         blocking_rules_to_generate_predictions=[
-            block_on(*cols) for cols in _blocks(_PREDICT_BLOCKS, present)],
+            block_on(*cols) for cols in _blocks(_PREDICT_BLOCKS, present)
+        ],
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
         max_iterations=settings.em_max_iterations,
@@ -258,18 +311,26 @@ def score_pairs(
     if settings.training_backend == "duckdb":
         trained = _train_in_duckdb(inputs, creator, present, settings=settings)
     else:
-        trained = _train(_linker(spark, inputs, creator, settings, dialect=SPARK), present,
-                         settings=settings)
+        trained = _train(
+            _linker(spark, inputs, creator, settings, dialect=SPARK), present, settings=settings
+        )
     dialect = scoring_dialect(spark, settings)
-    linker = _linker(spark, inputs, _with_parameters(creator.create_settings_dict(dialect),
-                                                     trained), settings, dialect=dialect)
+    linker = _linker(
+        spark,
+        inputs,
+        _with_parameters(creator.create_settings_dict(dialect), trained),
+        settings,
+        dialect=dialect,
+    )
     started = time.perf_counter()
     pairs_df = _predicted_pairs(spark, linker, settings, dialect=dialect)
     log.info("predict (%s): %.1fs", dialect, time.perf_counter() - started)
     model = linker.misc.save_model_to_json()
     return ScoredPairs(
-        pairs_df=pairs_df, model=model,
-        comparisons=tuple(sorted(present)), fuzzy=fuzzy,
+        pairs_df=pairs_df,
+        model=model,
+        comparisons=tuple(sorted(present)),
+        fuzzy=fuzzy,
     )
 
 
@@ -307,12 +368,14 @@ def score_new_pairs(
     rules = []
     for rule in model["blocking_rules_to_generate_predictions"]:
         sql = rule["blocking_rule"] if isinstance(rule, dict) else str(rule)
-        rules.append({"blocking_rule": f"({sql}) AND (l.{NEW_FLAG} OR r.{NEW_FLAG})",
-                      "sql_dialect": dialect})
+        rules.append(
+            {"blocking_rule": f"({sql}) AND (l.{NEW_FLAG} OR r.{NEW_FLAG})", "sql_dialect": dialect}
+        )
     flagged["blocking_rules_to_generate_predictions"] = rules
     flagged["link_type"] = "dedupe_only"
-    linker = _linker(spark, [records_df.drop("xref_keys", "source_dataset")], flagged,
-                     settings, dialect=dialect)
+    linker = _linker(
+        spark, [records_df.drop("xref_keys", "source_dataset")], flagged, settings, dialect=dialect
+    )
     return _predicted_pairs(spark, linker, settings, dialect=dialect)
 
 
@@ -333,26 +396,38 @@ def scoring_dialect(spark: SparkSession, settings: ModelSettings) -> str:
     return backend
 
 
-def _predicted_pairs(spark: SparkSession, linker: Any, settings: ModelSettings, *,
-                     dialect: str) -> DataFrame:
+def _predicted_pairs(
+    spark: SparkSession, linker: Any, settings: ModelSettings, *, dialect: str
+) -> DataFrame:
     """The linker's scored pairs above the candidate floor, as ``ScoredPairs.pairs_df``."""
     predictions = linker.inference.predict(
-        threshold_match_probability=settings.candidate_match_probability)
+        threshold_match_probability=settings.candidate_match_probability
+    )
     if dialect == DUCKDB:
-        scored = spark.createDataFrame(predictions.as_pyarrow_table().select(
-            ["uid_l", "uid_r", "match_weight", "match_probability"]))
+        scored = spark.createDataFrame(
+            predictions.as_pyarrow_table().select(
+                ["uid_l", "uid_r", "match_weight", "match_probability"]
+            )
+        )
         predictions.drop_table_from_database_and_remove_from_cache()
     else:
         scored = predictions.as_spark_dataframe()
     return scored.select(
-        F.col("uid_l").cast("string"), F.col("uid_r").cast("string"),
+        F.col("uid_l").cast("string"),
+        F.col("uid_r").cast("string"),
         F.col("match_weight").cast("double").alias("match_weight"),
         F.col("match_probability").cast("double").alias("match_probability"),
     ).localCheckpoint(eager=True)
 
 
-def _linker(spark: SparkSession, inputs: Sequence[DataFrame], settings_obj: Any,
-            settings: ModelSettings, *, dialect: str) -> Any:
+def _linker(
+    spark: SparkSession,
+    inputs: Sequence[DataFrame],
+    settings_obj: Any,
+    settings: ModelSettings,
+    *,
+    dialect: str,
+) -> Any:
     """A Splink linker over ``inputs``: on Spark, or in DuckDB with the records brought to the
     driver through Arrow."""
     from splink import DuckDBAPI, Linker, SparkAPI
@@ -362,15 +437,18 @@ def _linker(spark: SparkSession, inputs: Sequence[DataFrame], settings_obj: Any,
         db_api = DuckDBAPI()
         registered = [db_api.register(df.toArrow()) for df in inputs]
     else:
-        db_api = SparkAPI(spark_session=spark,
-                          break_lineage_method=settings.break_lineage_method)
+        db_api = SparkAPI(spark_session=spark, break_lineage_method=settings.break_lineage_method)
         registered = [db_api.register(df) for df in inputs]
-    return Linker(registered if len(registered) > 1 else registered[0], settings_obj,
-                  log_level=logging.WARNING)
+    return Linker(
+        registered if len(registered) > 1 else registered[0],
+        settings_obj,
+        log_level=logging.WARNING,
+    )
 
 
-def _train_in_duckdb(inputs: Sequence[DataFrame], creator: Any, present: set[str], *,
-                     settings: ModelSettings) -> dict[str, Any]:
+def _train_in_duckdb(
+    inputs: Sequence[DataFrame], creator: Any, present: set[str], *, settings: ModelSettings
+) -> dict[str, Any]:
     # EM iterates over the blocked pairs tens of times: in Spark every round is a job with
     # scheduling overhead that dwarfs the arithmetic, in DuckDB it is milliseconds. Training
     # sees a seeded sample bounded by max_training_records; scoring is score_pairs' choice.
@@ -380,14 +458,20 @@ def _train_in_duckdb(inputs: Sequence[DataFrame], creator: Any, present: set[str
     share = min(1.0, settings.max_training_records / max(total, 1))
     frames = []
     for df in inputs:
-        sampled = df if share >= 1.0 else df.where(
-            (F.abs(F.xxhash64("uid", F.lit(settings.seed))) % 1_000_000)
-            < int(share * 1_000_000))
+        sampled = (
+            df
+            if share >= 1.0
+            else df.where(
+                (F.abs(F.xxhash64("uid", F.lit(settings.seed))) % 1_000_000)
+                < int(share * 1_000_000)
+            )
+        )
         frames.append(sampled.toPandas())
     db_api = DuckDBAPI()
     registered = [db_api.register(pdf) for pdf in frames]
-    linker = Linker(registered if len(registered) > 1 else registered[0], creator,
-                    log_level=logging.WARNING)
+    linker = Linker(
+        registered if len(registered) > 1 else registered[0], creator, log_level=logging.WARNING
+    )
     return _train(linker, present, settings=settings)
 
 
@@ -404,14 +488,17 @@ def _train(linker: Any, present: set[str], *, settings: ModelSettings) -> dict[s
     prior_rules = [block_on(*cols) for cols in _blocks(_PRIOR_RULES, present)]
     if prior_rules:
         linker.training.estimate_probability_two_random_records_match(
-            prior_rules, recall=settings.prior_recall)
+            prior_rules, recall=settings.prior_recall
+        )
         lap("prior")
     linker.training.estimate_u_using_random_sampling(
-        max_pairs=settings.u_max_pairs, seed=settings.seed)
+        max_pairs=settings.u_max_pairs, seed=settings.seed
+    )
     lap("u by random sampling")
     for cols in _blocks(_TRAINING_BLOCKS, present)[:2]:
         linker.training.estimate_parameters_using_expectation_maximisation(
-            block_on(*cols), estimate_without_term_frequencies=True)
+            block_on(*cols), estimate_without_term_frequencies=True
+        )
         lap(f"EM blocked on {cols}")
     model: dict[str, Any] = linker.misc.save_model_to_json()
     return model
@@ -421,13 +508,13 @@ def _with_parameters(target: dict[str, Any], trained: dict[str, Any]) -> dict[st
     # Both dicts come from one SettingsCreator, so comparisons and levels align by position;
     # only the estimated parameters move across dialects.
     out = dict(target)
-    out["probability_two_random_records_match"] = trained[
-        "probability_two_random_records_match"]
+    out["probability_two_random_records_match"] = trained["probability_two_random_records_match"]
     comparisons = []
     for mine, theirs in zip(target["comparisons"], trained["comparisons"], strict=True):
         levels = []
-        for level, fitted in zip(mine["comparison_levels"], theirs["comparison_levels"],
-                                 strict=True):
+        for level, fitted in zip(
+            mine["comparison_levels"], theirs["comparison_levels"], strict=True
+        ):
             level = dict(level)
             for key in ("m_probability", "u_probability"):
                 if key in fitted:

@@ -18,17 +18,45 @@ from pyspark.sql import functions as F
 from cardlake.er import standardise as S
 
 ROLES = (
-    "record_id", "given_name", "surname", "full_name", "date_of_birth", "email", "phone",
-    "street_number", "address_1", "address_2", "city", "postcode", "state", "country",
-    "national_id", "xref_keys",
+    "record_id",
+    "given_name",
+    "surname",
+    "full_name",
+    "date_of_birth",
+    "email",
+    "phone",
+    "street_number",
+    "address_1",
+    "address_2",
+    "city",
+    "postcode",
+    "state",
+    "country",
+    "national_id",
+    "xref_keys",
 )
 """Roles a mapping may name. ``xref_keys``: cross-reference keys (``|``, ``;`` or space
 separated) that identify a person in some system; two records sharing one are the same person."""
 
 PERSON_RECORD_COLUMNS = (
-    "uid", "record_id", "source_dataset", "given_name", "surname", "name_concat", "dob",
-    "email", "email_canonical", "phone", "street_number", "street", "city", "postcode",
-    "state", "country", "national_id", "xref_keys",
+    "uid",
+    "record_id",
+    "source_dataset",
+    "given_name",
+    "surname",
+    "name_concat",
+    "dob",
+    "email",
+    "email_canonical",
+    "phone",
+    "street_number",
+    "street",
+    "city",
+    "postcode",
+    "state",
+    "country",
+    "national_id",
+    "xref_keys",
 )
 """The standardised shape. ``uid`` is unique across inputs (``<dataset>|<record_id>``)."""
 
@@ -69,8 +97,9 @@ def read_person_file(spark: SparkSession, path: str) -> DataFrame:
     """Reads a CSV (header row, every column a string) or Parquet file, by extension."""
     lower = path.lower().rstrip("/")
     if lower.endswith(".csv"):
-        return spark.read.csv(path, header=True, inferSchema=False, multiLine=False,
-                              encoding="UTF-8")
+        return spark.read.csv(
+            path, header=True, inferSchema=False, multiLine=False, encoding="UTF-8"
+        )
     if lower.endswith(".parquet") or lower.endswith(".pq"):
         return spark.read.parquet(path)
     raise MappingError(f"{path}: expected a .csv or .parquet file")
@@ -143,8 +172,9 @@ def to_person_records(
         S.normalised_email(role("email")).alias("email"),
         S.canonical_email(role("email")).alias("email_canonical"),
         S.e164_phone(role("phone"), country, default_region=default_region).alias("phone"),
-        F.coalesce(S.street_number(role("street_number")),
-                   S.street_number(role("address_1"))).alias("street_number"),
+        F.coalesce(
+            S.street_number(role("street_number")), S.street_number(role("address_1"))
+        ).alias("street_number"),
         S.normalised_street(address).alias("street"),
         S.folded_text(role("city")).alias("city"),
         S.normalised_postcode(role("postcode")).alias("postcode"),
@@ -160,9 +190,20 @@ def to_person_records(
         F.lit(dataset).alias("source_dataset"),
         given.alias("given_name"),
         "surname",
-        F.when(given.isNotNull() & F.col("surname").isNotNull(),
-               F.concat_ws(" ", given, F.col("surname"))).alias("name_concat"),
+        F.when(
+            given.isNotNull() & F.col("surname").isNotNull(),
+            F.concat_ws(" ", given, F.col("surname")),
+        ).alias("name_concat"),
         F.date_format("dob_date", "yyyy-MM-dd").alias("dob"),
-        "email", "email_canonical", "phone", "street_number", "street", "city", "postcode",
-        "state", "country", "national_id", "xref_keys",
+        "email",
+        "email_canonical",
+        "phone",
+        "street_number",
+        "street",
+        "city",
+        "postcode",
+        "state",
+        "country",
+        "national_id",
+        "xref_keys",
     )

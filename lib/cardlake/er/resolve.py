@@ -40,12 +40,12 @@ DOB_TYPO_EDITS = 3
 def birth_dates_apart(a: Column, b: Column) -> Column:
     """True when two ``yyyy-MM-dd`` birth dates cannot be one person's (see the constant)."""
     b_swapped = F.concat_ws("-", F.substring(b, 1, 4), F.substring(b, 9, 2), F.substring(b, 6, 2))
-    return ((F.levenshtein(a, b) > DOB_TYPO_EDITS)
-            & (F.levenshtein(a, b_swapped) > DOB_TYPO_EDITS))
+    return (F.levenshtein(a, b) > DOB_TYPO_EDITS) & (F.levenshtein(a, b_swapped) > DOB_TYPO_EDITS)
 
 
-def without_bridges(components_df: DataFrame, links_df: DataFrame,
-                    records_df: DataFrame) -> DataFrame:
+def without_bridges(
+    components_df: DataFrame, links_df: DataFrame, records_df: DataFrame
+) -> DataFrame:
     """Components split where links bridged people with different birth dates
     (:func:`cardlake.er.graph.split_conflicting`)."""
     dobs = records_df.select(F.col("uid").alias("node"), F.col("dob").alias("value"))
@@ -117,10 +117,14 @@ def resolve_entities(
     link_only = len(records) == 2
     union = records[0] if len(records) == 1 else records[0].unionByName(records[1])
     union = union.localCheckpoint(eager=True)
-    inputs = [union] if not link_only else [
-        union.where(F.col("source_dataset") == label)
-        for label in (r.select("source_dataset").first()[0] for r in records)  # type: ignore[index]
-    ]
+    inputs = (
+        [union]
+        if not link_only
+        else [
+            union.where(F.col("source_dataset") == label)
+            for label in (r.select("source_dataset").first()[0] for r in records)  # type: ignore[index]
+        ]
+    )
 
     det_df = _deterministic_links(deterministic_edges(union, link_only=link_only))
     started = time.perf_counter()
@@ -128,33 +132,46 @@ def resolve_entities(
     pairs_df = scored.pairs_df.localCheckpoint(eager=True)
     log.info("probabilistic pass: %.1fs", time.perf_counter() - started)
     threshold = choose_threshold(settings=settings)
-    log.info("link threshold: match probability >= %.8f (match weight %.1f)", threshold,
-             math.log2(threshold / (1.0 - threshold)) if threshold < 1.0 else math.inf)
+    log.info(
+        "link threshold: match probability >= %.8f (match weight %.1f)",
+        threshold,
+        math.log2(threshold / (1.0 - threshold)) if threshold < 1.0 else math.inf,
+    )
     links_df = det_df.unionByName(_probabilistic_links(pairs_df, threshold)).localCheckpoint(
-        eager=True)
+        eager=True
+    )
 
     started = time.perf_counter()
-    components = without_bridges(connected_components(
-        links_df, max_iterations=settings.max_cluster_iterations
-    ), links_df, union).localCheckpoint(eager=True)
+    components = without_bridges(
+        connected_components(links_df, max_iterations=settings.max_cluster_iterations),
+        links_df,
+        union,
+    ).localCheckpoint(eager=True)
     log.info("clustering: %.1fs", time.perf_counter() - started)
     ends = links_df.select(F.col("uid_l").alias("uid"), "match_probability").unionByName(
-        links_df.select(F.col("uid_r").alias("uid"), "match_probability"))
+        links_df.select(F.col("uid_r").alias("uid"), "match_probability")
+    )
     best = ends.groupBy("uid").agg(F.max("match_probability").alias("match_probability"))
     entity = F.coalesce(F.col("component"), F.col("uid"))
     if not link_only:  # one input: the uid prefix is the same everywhere, drop it
         entity = F.expr(
-            "substring(coalesce(component, uid), instr(coalesce(component, uid), '|') + 1)")
+            "substring(coalesce(component, uid), instr(coalesce(component, uid), '|') + 1)"
+        )
     entities_df = (
         union.select("uid", "record_id", "source_dataset")
         .join(components, union["uid"] == components["node"], how="left")
         .join(best, on="uid", how="left")
-        .select("uid", "record_id", "source_dataset", entity.alias("entity_id"),
-                "match_probability")
+        .select(
+            "uid", "record_id", "source_dataset", entity.alias("entity_id"), "match_probability"
+        )
     )
-    return Resolution(entities_df=entities_df, links_df=links_df,
-                      threshold_match_probability=threshold, model=scored.model,
-                      fuzzy=scored.fuzzy)
+    return Resolution(
+        entities_df=entities_df,
+        links_df=links_df,
+        threshold_match_probability=threshold,
+        model=scored.model,
+        fuzzy=scored.fuzzy,
+    )
 
 
 def match_new_records(
@@ -200,10 +217,15 @@ def match_new_records(
 
 
 def _deterministic_links(edges_df: DataFrame) -> DataFrame:
-    return edges_df.select("uid_l", "uid_r", F.lit(1.0).alias("match_probability"),
-                           F.lit(DETERMINISTIC).alias("method"))
+    return edges_df.select(
+        "uid_l",
+        "uid_r",
+        F.lit(1.0).alias("match_probability"),
+        F.lit(DETERMINISTIC).alias("method"),
+    )
 
 
 def _probabilistic_links(pairs_df: DataFrame, threshold: float) -> DataFrame:
     return pairs_df.where(F.col("match_probability") >= threshold).select(
-        "uid_l", "uid_r", "match_probability", F.lit(PROBABILISTIC).alias("method"))
+        "uid_l", "uid_r", "match_probability", F.lit(PROBABILISTIC).alias("method")
+    )

@@ -1,7 +1,7 @@
 """The stakeholder questions as SQL files (``sql/analytics/*.sql``), run against gold by name.
 
-    python -m cardlake.gold.analytics                 # every query
-    python -m cardlake.gold.analytics plan_mix        # those whose file name contains a word
+python -m cardlake.gold.analytics                 # every query
+python -m cardlake.gold.analytics plan_mix        # those whose file name contains a word
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ MAX_ROWS = 50
 def queries(folder: Path = ANALYTICS_DIR) -> dict[str, str]:
     """File stem to SQL text (a trailing ``;`` removed), in file-name order."""
     return {
-        path.stem: path.read_text().strip().rstrip(";")
-        for path in sorted(folder.glob("*.sql"))
+        path.stem: path.read_text().strip().rstrip(";") for path in sorted(folder.glob("*.sql"))
     }
 
 
@@ -49,8 +48,9 @@ def _run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     from cardlake.jobs import run_job
 
-    return run_job(_run, description="Run the gold analytics SQL", add_arguments=_arguments,
-                   argv=argv)
+    return run_job(
+        _run, description="Run the gold analytics SQL", add_arguments=_arguments, argv=argv
+    )
 
 
 if __name__ == "__main__":

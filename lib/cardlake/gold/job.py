@@ -93,8 +93,10 @@ def _write_reference_dims(
     from_silver = {
         "dim_account": ("accounts", lambda: dims.dim_account(read_silver(tables, "accounts"))),
         "dim_card": ("cards", lambda: dims.dim_card(read_silver(tables, "cards"))),
-        "dim_merchant": ("merchants", lambda: dims.dim_merchant(
-            merchants, discretionary_mccs=gcfg.discretionary_mccs)),
+        "dim_merchant": (
+            "merchants",
+            lambda: dims.dim_merchant(merchants, discretionary_mccs=gcfg.discretionary_mccs),
+        ),
     }
     for name, (source, build) in from_silver.items():
         idempotency = None
@@ -103,9 +105,7 @@ def _write_reference_dims(
             idempotency = Idempotency(app_id=f"gold/{name}", version=version)
         tables.overwrite(f"gold.{name}", build(), idempotency=idempotency)
     static = {
-        "dim_date": lambda: dims.dim_date(
-            spark, start=gcfg.calendar.start, end=gcfg.calendar.end
-        ),
+        "dim_date": lambda: dims.dim_date(spark, start=gcfg.calendar.start, end=gcfg.calendar.end),
         "dim_channel": lambda: dims.dim_channel(
             spark, fee_usd_by_channel=gcfg.revenue.fee_usd_by_channel
         ),
@@ -116,7 +116,11 @@ def _write_reference_dims(
 
 
 def build_gold(
-    tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full: bool,
+    tables: Tables,
+    gcfg: GoldConfig,
+    *,
+    months: Sequence[str],
+    full: bool,
     recompute: bool = False,
 ) -> None:
     """Builds gold for ``months``: all of them in one pass, just one new month, or again.
@@ -156,13 +160,17 @@ def build_gold(
     _write_reference_dims(tables, gcfg, merchants=merchants, full=whole_dims)
     grown = {
         "dim_location": (
-            dims.dim_location(history["snapshots"], transactions_df=history["tx"],
-                              merchants_df=merchants),
+            dims.dim_location(
+                history["snapshots"], transactions_df=history["tx"], merchants_df=merchants
+            ),
             "location_sk",
         ),
         "dim_product": (
-            dims.dim_product(history["snapshots"], product_usage_df=history["usage"],
-                             marketing_df=history["marketing"]),
+            dims.dim_product(
+                history["snapshots"],
+                product_usage_df=history["usage"],
+                marketing_df=history["marketing"],
+            ),
             "product_sk",
         ),
     }
@@ -178,8 +186,9 @@ def build_gold(
             # (ConcurrentModificationError, nothing written), so no surrogate key is duplicated.
             tables.merge(f"gold.{name}", added, keys=[key], when_matched="ignore")
     if whole_dims or not tables.exists("gold.dim_customer"):
-        versions = history["snapshots"] if whole_dims else snapshots.where(
-            F.col("month") == months[0])
+        versions = (
+            history["snapshots"] if whole_dims else snapshots.where(F.col("month") == months[0])
+        )
         tables.overwrite("gold.dim_customer", dims.dim_customer_full(versions))
     else:
         upserts, stale = dims.dim_customer_month(
@@ -189,7 +198,10 @@ def build_gold(
         stale = stale.localCheckpoint()
         if not stale.isEmpty():
             tables.merge(
-                "gold.dim_customer", stale, keys=["customer_sk"], when_matched="delete",
+                "gold.dim_customer",
+                stale,
+                keys=["customer_sk"],
+                when_matched="delete",
                 when_not_matched="ignore",
             )
         if not upserts.isEmpty():
@@ -329,8 +341,9 @@ def refresh(
     Returns the plan it followed; the caller records it (:func:`watermarks.record`) once the
     tables are checked, so a failed build is planned again.
     """
-    plan = watermarks.plan(tables, "gold", inputs(gcfg), recipe=recipe(gcfg), months=months,
-                           force=full)
+    plan = watermarks.plan(
+        tables, "gold", inputs(gcfg), recipe=recipe(gcfg), months=months, force=full
+    )
     log.info("gold plan: %s (%s)", plan.mode, plan.reason)
     if plan.mode == "full":
         build_gold(tables, gcfg, months=months, full=True)
@@ -355,8 +368,10 @@ def inputs(gcfg: GoldConfig) -> tuple[watermarks.Input, ...]:
         watermarks.Input("silver.interactions"),
         watermarks.Input("silver.marketing_monthly"),
         watermarks.Input("silver.product_usage"),
-        *(watermarks.Input(f"silver.{name}", reach="whole")
-          for name in ("merchants", "accounts", "cards")),
+        *(
+            watermarks.Input(f"silver.{name}", reach="whole")
+            for name in ("merchants", "accounts", "cards")
+        ),
     )
 
 
@@ -376,5 +391,7 @@ def _summary(plan: watermarks.Plan, total: int) -> str:
         return f"nothing recomputed: {plan.reason}"
     if plan.mode == "full":
         return f"all {total} months ({plan.reason})"
-    return (f"{len(plan.months)} of {total} months recomputed ({', '.join(plan.months)}); "
-            f"the others unchanged")
+    return (
+        f"{len(plan.months)} of {total} months recomputed ({', '.join(plan.months)}); "
+        f"the others unchanged"
+    )

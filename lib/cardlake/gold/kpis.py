@@ -41,8 +41,9 @@ def kpi_monthly(
         F.coalesce(F.sum("fx_margin_usd"), F.lit(0.0)).alias("fx_margin_usd"),
         F.count(F.when(F.col("is_fraud_reported"), 1)).alias("fraud_reported_count"),
         # wallets and cards missing from dim_card share the unknown key: not one card, so left out
-        F.count_distinct(F.when(completed & (F.col("card_sk") != UNKNOWN_SK), F.col("card_sk")))
-        .alias("active_cards"),
+        F.count_distinct(
+            F.when(completed & (F.col("card_sk") != UNKNOWN_SK), F.col("card_sk"))
+        ).alias("active_cards"),
     )
     customers = features_df.groupBy("month").agg(
         F.count(F.lit(1)).alias("customers"),

@@ -11,5 +11,12 @@ from cardlake.months import (
     window,
 )
 
-__all__ = ["month_end", "month_index", "month_of", "month_start", "next_month_start_ts", "shift",
-           "window"]
+__all__ = [
+    "month_end",
+    "month_index",
+    "month_of",
+    "month_start",
+    "next_month_start_ts",
+    "shift",
+    "window",
+]

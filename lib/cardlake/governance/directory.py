@@ -60,14 +60,16 @@ def free_port() -> int:
 def _slapd() -> str:
     found = shutil.which("slapd") or "/usr/sbin/slapd"
     if not os.path.exists(found):
-        raise DirectoryError("slapd not found: apt-get install slapd ldap-utils "
-                             "(.ci/setup.d/20-slapd.sh does it)")
+        raise DirectoryError(
+            "slapd not found: apt-get install slapd ldap-utils (.ci/setup.d/20-slapd.sh does it)"
+        )
     return found
 
 
 def _config(folder: Path) -> str:
-    schemas = "\n".join(f"include {SCHEMA_DIR / s}.schema"
-                        for s in ("core", "cosine", "inetorgperson", "nis"))
+    schemas = "\n".join(
+        f"include {SCHEMA_DIR / s}.schema" for s in ("core", "cosine", "inetorgperson", "nis")
+    )
     return f"""{schemas}
 pidfile {folder / "slapd.pid"}
 argsfile {folder / "slapd.args"}
@@ -118,8 +120,9 @@ class Directory:
 
     @classmethod
     @contextmanager
-    def start(cls, folder: Path, *, users: Sequence[DirectoryUser],
-              port: int | None = None) -> Iterator[Directory]:
+    def start(
+        cls, folder: Path, *, users: Sequence[DirectoryUser], port: int | None = None
+    ) -> Iterator[Directory]:
         """Loads ``users`` into a new directory under ``folder`` and serves it on loopback."""
         directory = cls.launch(folder, users=users, port=port)
         try:
@@ -128,22 +131,34 @@ class Directory:
             directory.stop()
 
     @classmethod
-    def launch(cls, folder: Path, *, users: Sequence[DirectoryUser],
-               port: int | None = None) -> Directory:
+    def launch(
+        cls, folder: Path, *, users: Sequence[DirectoryUser], port: int | None = None
+    ) -> Directory:
         slapd = _slapd()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "data").mkdir(exist_ok=True)
         conf = folder / "slapd.conf"
         conf.write_text(_config(folder))
         (folder / "people.ldif").write_text(_ldif(users))
-        subprocess.run([shutil.which("slapadd") or "/usr/sbin/slapadd", "-f", str(conf),
-                        "-l", str(folder / "people.ldif")],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                shutil.which("slapadd") or "/usr/sbin/slapadd",
+                "-f",
+                str(conf),
+                "-l",
+                str(folder / "people.ldif"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         port = port or free_port()
         log = (folder / "slapd.log").open("wb")
         process = subprocess.Popen(
             [slapd, "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/", "-d", "0"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         directory = cls(folder=folder, port=port, process=process)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -158,8 +173,9 @@ class Directory:
                     return directory
             time.sleep(0.2)
         directory.stop()
-        raise DirectoryError(f"slapd not listening on 127.0.0.1:{port} in {START_TIMEOUT_S}s; "
-                             f"log: {directory.log}")
+        raise DirectoryError(
+            f"slapd not listening on 127.0.0.1:{port} in {START_TIMEOUT_S}s; log: {directory.log}"
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -51,18 +51,20 @@ LAKE_LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
 # Tables erasure writes to itself: their rows hold digests, never identifiers.
 OWN_TABLES = (suppression.SUPPRESSION_TABLE, AUDIT_TABLE)
 MIN_TOKEN_CHARS = 4  # shorter identifiers would match inside unrelated text
-AUDIT_SCHEMA = T.StructType([
-    T.StructField("request_id", T.StringType(), False),
-    T.StructField("requested_by", T.StringType(), False),
-    T.StructField("erased_at", T.TimestampType(), False),
-    T.StructField("subject_digest", T.StringType(), False),
-    T.StructField("tables_changed", T.ArrayType(T.StringType()), False),
-    T.StructField("rows_removed", T.LongType(), False),
-    T.StructField("files_redacted", T.IntegerType(), False),
-    T.StructField("files_not_handled", T.IntegerType(), False),
-    # Last: an audit table from before it gains the column on the next erasure (schema merge).
-    T.StructField("references_removed", T.LongType(), True),
-])
+AUDIT_SCHEMA = T.StructType(
+    [
+        T.StructField("request_id", T.StringType(), False),
+        T.StructField("requested_by", T.StringType(), False),
+        T.StructField("erased_at", T.TimestampType(), False),
+        T.StructField("subject_digest", T.StringType(), False),
+        T.StructField("tables_changed", T.ArrayType(T.StringType()), False),
+        T.StructField("rows_removed", T.LongType(), False),
+        T.StructField("files_redacted", T.IntegerType(), False),
+        T.StructField("files_not_handled", T.IntegerType(), False),
+        # Last: an audit table from before it gains the column on the next erasure (schema merge).
+        T.StructField("references_removed", T.LongType(), True),
+    ]
+)
 
 
 class ErasureError(RuntimeError):
@@ -93,16 +95,25 @@ class Person:
     national_ids: frozenset[str] = frozenset()  # canonical and every delivered spelling
 
     def tokens(self) -> list[str]:
-        values = (self.customer_keys | self.record_ids | self.emails | self.other | self.phones
-                  | self.instruments | self.national_ids)
+        values = (
+            self.customer_keys
+            | self.record_ids
+            | self.emails
+            | self.other
+            | self.phones
+            | self.instruments
+            | self.national_ids
+        )
         return sorted(v for v in values if len(v) >= MIN_TOKEN_CHARS)
 
     def suppression_pairs(self) -> list[tuple[str, str]]:
-        return ([("customer_key", k) for k in sorted(self.customer_keys)]
-                + [("record", r) for r in sorted(self.record_ids)]
-                + [("email", e) for e in sorted(self.emails)]
-                + [("phone", p) for p in sorted(self.phones)]
-                + [("instrument", i) for i in sorted(self.instruments)])
+        return (
+            [("customer_key", k) for k in sorted(self.customer_keys)]
+            + [("record", r) for r in sorted(self.record_ids)]
+            + [("email", e) for e in sorted(self.emails)]
+            + [("phone", p) for p in sorted(self.phones)]
+            + [("instrument", i) for i in sorted(self.instruments)]
+        )
 
 
 @dataclass
@@ -117,8 +128,11 @@ class ErasureResult:
 
 def _values(df: DataFrame, column: str) -> set[str]:
     # One person's rows: a handful, safe to collect.
-    return {str(r[0]).strip() for r in df.select(column).where(F.col(column).isNotNull()).collect()
-            if str(r[0]).strip()}
+    return {
+        str(r[0]).strip()
+        for r in df.select(column).where(F.col(column).isNotNull()).collect()
+        if str(r[0]).strip()
+    }
 
 
 def find_person(tables: Tables, request: ErasureRequest) -> Person:
@@ -126,19 +140,26 @@ def find_person(tables: Tables, request: ErasureRequest) -> Person:
     keys = {request.customer_key} if request.customer_key else set()
     emails = {request.email.strip().lower()} if request.email else set()
     records = {request.source_record_id} if request.source_record_id else set()
-    person_tables = [t for t in ("silver.customers", "silver.customer_snapshots")
-                     if tables.exists(t)]
+    person_tables = [
+        t for t in ("silver.customers", "silver.customer_snapshots") if tables.exists(t)
+    ]
     if request.email:
         for name in person_tables:
-            keys |= _values(tables.read(name).where(
-                F.lower(F.trim("email")) == F.lit(request.email.strip().lower())), "customer_key")
+            keys |= _values(
+                tables.read(name).where(
+                    F.lower(F.trim("email")) == F.lit(request.email.strip().lower())
+                ),
+                "customer_key",
+            )
     crosswalk = tables.read("silver.crosswalk") if tables.exists("silver.crosswalk") else None
     if crosswalk is not None and request.source_record_id:
-        keys |= _values(crosswalk.where(F.col("source_record_id") == request.source_record_id),
-                        "customer_key")
+        keys |= _values(
+            crosswalk.where(F.col("source_record_id") == request.source_record_id), "customer_key"
+        )
     if crosswalk is not None and keys:
-        records |= _values(crosswalk.where(F.col("customer_key").isin(sorted(keys))),
-                           "source_record_id")
+        records |= _values(
+            crosswalk.where(F.col("customer_key").isin(sorted(keys))), "source_record_id"
+        )
     other: set[str] = set()
     phones: set[str] = set()
     national: set[str] = set()
@@ -152,14 +173,21 @@ def find_person(tables: Tables, request: ErasureRequest) -> Person:
         if "national_id" in rows.columns:  # a silver table from before national ids has none
             national |= _values(rows, "national_id")
         # silver.customers.crm_ids: the person's CRM record ids, comma-separated
-        records |= {v for r in rows.select("crm_ids").collect() if r[0]
-                    for v in str(r[0]).split(",") if v}
+        records |= {
+            v for r in rows.select("crm_ids").collect() if r[0] for v in str(r[0]).split(",") if v
+        }
     if not (keys or records):
         if not emails:
             raise ErasureError("nobody in the lake matches the request")
-    return Person(frozenset(keys), frozenset(records), frozenset(emails), frozenset(other),
-                  frozenset(phones), frozenset(_instruments(tables, keys, records)),
-                  frozenset(national | _delivered_national_ids(tables, records)))
+    return Person(
+        frozenset(keys),
+        frozenset(records),
+        frozenset(emails),
+        frozenset(other),
+        frozenset(phones),
+        frozenset(_instruments(tables, keys, records)),
+        frozenset(national | _delivered_national_ids(tables, records)),
+    )
 
 
 def _delivered_national_ids(tables: Tables, records: set[str]) -> set[str]:
@@ -171,8 +199,12 @@ def _delivered_national_ids(tables: Tables, records: set[str]) -> set[str]:
     holder = fin.schema["holder"].dataType if "holder" in fin.columns else None
     if not (isinstance(holder, T.StructType) and "national_id" in holder.fieldNames()):
         return set()
-    return _values(fin.where(F.col("fin_id").isin(sorted(records)))
-                   .select(F.col("holder.national_id").alias("national_id")), "national_id")
+    return _values(
+        fin.where(F.col("fin_id").isin(sorted(records))).select(
+            F.col("holder.national_id").alias("national_id")
+        ),
+        "national_id",
+    )
 
 
 def _instruments(tables: Tables, keys: set[str], records: set[str]) -> set[str]:
@@ -180,17 +212,21 @@ def _instruments(tables: Tables, keys: set[str], records: set[str]) -> set[str]:
     # person's cards (silver) and their source records (the bank's cards, the CRM's wallet).
     found: set[str] = set()
     if keys and tables.exists("silver.cards"):
-        found |= _values(tables.read("silver.cards")
-                         .where(F.col("customer_key").isin(sorted(keys))), "card_id")
+        found |= _values(
+            tables.read("silver.cards").where(F.col("customer_key").isin(sorted(keys))), "card_id"
+        )
     if not records:
         return found
     ids = sorted(records)
     if tables.exists("bronze.financial_records"):
         fin = tables.read("bronze.financial_records")
         if "cards" in fin.columns:
-            found |= _values(fin.where(F.col("fin_id").isin(ids))
-                             .select(F.explode("cards.card_token").alias("card_token")),
-                             "card_token")
+            found |= _values(
+                fin.where(F.col("fin_id").isin(ids)).select(
+                    F.explode("cards.card_token").alias("card_token")
+                ),
+                "card_token",
+            )
     if tables.exists("bronze.crm_customers"):
         crm = tables.read("bronze.crm_customers")
         if "wallet_id" in crm.columns:
@@ -200,9 +236,7 @@ def _instruments(tables: Tables, keys: set[str], records: set[str]) -> set[str]:
 
 def _literal(token: str) -> str:
     # Each symbol as a one-character class: the same text in Java (Spark), RE2 (Arrow) and re.
-    return "".join(
-        c if c.isalnum() else (f"[\\{c}]" if c in "]\\^-" else f"[{c}]") for c in token
-    )
+    return "".join(c if c.isalnum() else (f"[\\{c}]" if c in "]\\^-" else f"[{c}]") for c in token)
 
 
 def _token_pattern(tokens: Iterable[str]) -> str:
@@ -225,8 +259,13 @@ def holds_person(df: DataFrame, pattern: str, *, skip: Collection[str] = ()) -> 
 
     Columns named in ``skip`` are not looked at (the reference columns, handled apart).
     """
-    tests = [t for f in df.schema.fields if f.name not in skip
-             for t in [_holds(f, pattern)] if t is not None]
+    tests = [
+        t
+        for f in df.schema.fields
+        if f.name not in skip
+        for t in [_holds(f, pattern)]
+        if t is not None
+    ]
     if not tests:
         return F.lit(False)
     out = tests[0]
@@ -241,8 +280,9 @@ def lake_tables(lake_root: str) -> list[str]:
     for layer in LAKE_LAYERS:
         folder = Path(lake_root) / layer
         if folder.is_dir():
-            found += [f"{layer}.{p.name}" for p in sorted(folder.iterdir())
-                      if (p / "_delta_log").is_dir()]
+            found += [
+                f"{layer}.{p.name}" for p in sorted(folder.iterdir()) if (p / "_delta_log").is_dir()
+            ]
     return found
 
 
@@ -283,8 +323,7 @@ def _drop_parquet_rows(path: Path, pattern: str) -> bool:
     hit = pa.array([False] * table.num_rows)
     for column in table.columns:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            found = pc.fill_null(pc.match_substring_regex(column, pattern, ignore_case=True),
-                                 False)
+            found = pc.fill_null(pc.match_substring_regex(column, pattern, ignore_case=True), False)
             hit = pc.or_(hit, found)
     if not pc.any(hit).as_py():
         return False
@@ -320,8 +359,9 @@ def _redact_files(lake_root: str, tokens: list[str], result: ErasureResult) -> N
                 result.files_redacted.append(str(path.relative_to(lake_root)))
 
 
-def erase(tables: Tables, request: ErasureRequest, *, key: bytes,
-          requested_by: str = "erase_person") -> ErasureResult:
+def erase(
+    tables: Tables, request: ErasureRequest, *, key: bytes, requested_by: str = "erase_person"
+) -> ErasureResult:
     """Erases one person from the whole lake (see the module's docstring).
 
     Args:
@@ -341,8 +381,13 @@ def erase(tables: Tables, request: ErasureRequest, *, key: bytes,
         if name in OWN_TABLES:
             continue
         df = tables.read(name)
-        refs = {f.name: test for f in df.schema.fields if f.name in suppression.REFERENCES
-                for test in [_holds(f, pattern)] if test is not None}
+        refs = {
+            f.name: test
+            for f in df.schema.fields
+            if f.name in suppression.REFERENCES
+            for test in [_holds(f, pattern)]
+            if test is not None
+        }
         marked = df.withColumn("_erase", holds_person(df, pattern, skip=refs))
         for column, test in refs.items():
             marked = marked.withColumn(f"_ref_{column}", test)
@@ -352,15 +397,21 @@ def erase(tables: Tables, request: ErasureRequest, *, key: bytes,
         # Marked once and cached: the counts and the rewrite see the same rows.
         marked = marked.withColumn("_unref", ~F.col("_erase") & refers).cache()
         try:
-            [(removed, unreferenced)] = marked.agg(F.count_if("_erase"),
-                                                   F.count_if("_unref")).collect()
+            [(removed, unreferenced)] = marked.agg(
+                F.count_if("_erase"), F.count_if("_unref")
+            ).collect()
             if removed == 0 and unreferenced == 0:
                 continue
-            kept = marked.where(~F.col("_erase")).select(*[
-                F.when(F.col(f"_ref_{f.name}"), F.lit(None).cast(f.dataType))
-                .otherwise(F.col(f.name)).alias(f.name) if f.name in refs else F.col(f.name)
-                for f in df.schema.fields
-            ])
+            kept = marked.where(~F.col("_erase")).select(
+                *[
+                    F.when(F.col(f"_ref_{f.name}"), F.lit(None).cast(f.dataType))
+                    .otherwise(F.col(f.name))
+                    .alias(f.name)
+                    if f.name in refs
+                    else F.col(f.name)
+                    for f in df.schema.fields
+                ]
+            )
             path = tables.path(name)
             kept = kept.localCheckpoint(eager=True)  # the rewrite must not re-read what it replaces
             tables.overwrite(name, kept, partition_by=_partition_columns(path))
@@ -378,19 +429,36 @@ def erase(tables: Tables, request: ErasureRequest, *, key: bytes,
     return result
 
 
-def _record(tables: Tables, person: Person, result: ErasureResult, *, key: bytes,
-            requested_by: str) -> None:
+def _record(
+    tables: Tables, person: Person, result: ErasureResult, *, key: bytes, requested_by: str
+) -> None:
     spark = tables.spark
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows = [(kind, d, result.request_id, now)
-            for kind, value in person.suppression_pairs()
-            for d in [suppression.digest(kind, value, key)]]
+    rows = [
+        (kind, d, result.request_id, now)
+        for kind, value in person.suppression_pairs()
+        for d in [suppression.digest(kind, value, key)]
+    ]
     if rows:
-        tables.append(suppression.SUPPRESSION_TABLE,
-                      spark.createDataFrame(rows, suppression.SCHEMA))
-    subject = suppression.digest("customer_key", ",".join(sorted(person.customer_keys))
-                                 or ",".join(sorted(person.emails)), key)
-    audit = [(result.request_id, requested_by, now, subject, sorted(result.tables_changed),
-              result.rows_removed, len(result.files_redacted), len(result.files_not_handled),
-              result.references_removed)]
+        tables.append(
+            suppression.SUPPRESSION_TABLE, spark.createDataFrame(rows, suppression.SCHEMA)
+        )
+    subject = suppression.digest(
+        "customer_key",
+        ",".join(sorted(person.customer_keys)) or ",".join(sorted(person.emails)),
+        key,
+    )
+    audit = [
+        (
+            result.request_id,
+            requested_by,
+            now,
+            subject,
+            sorted(result.tables_changed),
+            result.rows_removed,
+            len(result.files_redacted),
+            len(result.files_not_handled),
+            result.references_removed,
+        )
+    ]
     tables.append(AUDIT_TABLE, spark.createDataFrame(audit, AUDIT_SCHEMA), schema_mode="merge")

@@ -42,18 +42,25 @@ log = logging.getLogger("cardlake.lineage")
 LINEAGE_TABLE = "_ops.lineage"
 NAMESPACE = "cardlake"
 PRODUCER = "https://github.com/cardlake/cardlake/tree/main/lib/cardlake/governance"
-_DATASETS = T.ArrayType(T.StructType([
-    T.StructField("name", T.StringType()), T.StructField("version", T.LongType()),
-]))
-SCHEMA = T.StructType([
-    T.StructField("event_time", T.TimestampType(), False),
-    T.StructField("run_id", T.StringType(), False),
-    T.StructField("job_name", T.StringType(), False),
-    T.StructField("event_type", T.StringType(), False),
-    T.StructField("inputs", _DATASETS, False),
-    T.StructField("outputs", _DATASETS, False),
-    T.StructField("event", T.StringType(), False),  # the OpenLineage event as JSON
-])
+_DATASETS = T.ArrayType(
+    T.StructType(
+        [
+            T.StructField("name", T.StringType()),
+            T.StructField("version", T.LongType()),
+        ]
+    )
+)
+SCHEMA = T.StructType(
+    [
+        T.StructField("event_time", T.TimestampType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("job_name", T.StringType(), False),
+        T.StructField("event_type", T.StringType(), False),
+        T.StructField("inputs", _DATASETS, False),
+        T.StructField("outputs", _DATASETS, False),
+        T.StructField("event", T.StringType(), False),  # the OpenLineage event as JSON
+    ]
+)
 
 # Column-level lineage of gold features: output column -> (input table, input columns).
 _TX = "silver.transactions"
@@ -105,7 +112,8 @@ def lake_versions(tables: Tables) -> dict[str, int]:
     jvm = spark._jvm
     assert jvm is not None  # a classic session, as every engine of the layer needs
     pattern = jvm.org.apache.hadoop.fs.Path(
-        f"{tables.lake_root}/{{{','.join(LAYERS)}}}/*/_delta_log")
+        f"{tables.lake_root}/{{{','.join(LAYERS)}}}/*/_delta_log"
+    )
     found = pattern.getFileSystem(spark._jsc.hadoopConfiguration()).globStatus(pattern) or []
     versions: dict[str, int] = {}
     for status in found:
@@ -145,47 +153,74 @@ def _column_lineage(output: str) -> dict[str, DatasetFacet]:
     if not mapping:
         return {}
     fields = {
-        column: cl.Fields(inputFields=[cl.InputField(NAMESPACE, table, c)
-                                       for table, columns in sources for c in columns])
+        column: cl.Fields(
+            inputFields=[
+                cl.InputField(NAMESPACE, table, c) for table, columns in sources for c in columns
+            ]
+        )
         for column, sources in mapping.items()
     }
     return {"columnLineage": cl.ColumnLineageDatasetFacet(fields=fields)}
 
 
-def event(*, job: str, run_id: str, state: RunState, inputs: Mapping[str, int | None],
-          outputs: Mapping[str, int | None], at: dt.datetime) -> RunEvent:
+def event(
+    *,
+    job: str,
+    run_id: str,
+    state: RunState,
+    inputs: Mapping[str, int | None],
+    outputs: Mapping[str, int | None],
+    at: dt.datetime,
+) -> RunEvent:
     """One OpenLineage run event over Delta tables named ``layer.table`` with their versions."""
     return RunEvent(
-        eventTime=at.isoformat(), producer=PRODUCER, eventType=state,
-        run=Run(runId=run_id), job=Job(namespace=NAMESPACE, name=job),
+        eventTime=at.isoformat(),
+        producer=PRODUCER,
+        eventType=state,
+        run=Run(runId=run_id),
+        job=Job(namespace=NAMESPACE, name=job),
         inputs=[InputDataset(NAMESPACE, n, facets=_facets(v)) for n, v in sorted(inputs.items())],
-        outputs=[OutputDataset(NAMESPACE, n, facets={**_facets(v), **_column_lineage(n)})
-                 for n, v in sorted(outputs.items())],
+        outputs=[
+            OutputDataset(NAMESPACE, n, facets={**_facets(v), **_column_lineage(n)})
+            for n, v in sorted(outputs.items())
+        ],
     )
 
 
 def record(tables: Tables, run_event: RunEvent) -> None:
     """Appends the event to ``_ops.lineage``."""
-    def datasets(items: Sequence[InputDataset] | Sequence[OutputDataset] | None
-                 ) -> list[tuple[str, int | None]]:
+
+    def datasets(
+        items: Sequence[InputDataset] | Sequence[OutputDataset] | None,
+    ) -> list[tuple[str, int | None]]:
         out = []
         for d in items or []:
             facet = (d.facets or {}).get("version")
-            version = int(facet.datasetVersion) if isinstance(
-                facet, dv.DatasetVersionDatasetFacet) else None
+            version = (
+                int(facet.datasetVersion)
+                if isinstance(facet, dv.DatasetVersionDatasetFacet)
+                else None
+            )
             out.append((d.name, version))
         return out
 
     at = dt.datetime.fromisoformat(run_event.eventTime).astimezone(dt.UTC).replace(tzinfo=None)
-    row = (at, run_event.run.runId, run_event.job.name, str(run_event.eventType.value)
-           if run_event.eventType else "OTHER", datasets(run_event.inputs),
-           datasets(run_event.outputs), Serde.to_json(run_event))
+    row = (
+        at,
+        run_event.run.runId,
+        run_event.job.name,
+        str(run_event.eventType.value) if run_event.eventType else "OTHER",
+        datasets(run_event.inputs),
+        datasets(run_event.outputs),
+        Serde.to_json(run_event),
+    )
     tables.append(LINEAGE_TABLE, tables.spark.createDataFrame([row], SCHEMA))
 
 
 @contextmanager
-def track(tables: Tables, job: str, *, inputs: Sequence[str],
-          outputs: Sequence[str] | None = None) -> Iterator[str]:
+def track(
+    tables: Tables, job: str, *, inputs: Sequence[str], outputs: Sequence[str] | None = None
+) -> Iterator[str]:
     """Records START, then COMPLETE or FAIL, around the body; yields the run id.
 
     Two appends to ``_ops.lineage`` per run, whatever the number of tables.
@@ -220,19 +255,33 @@ def track(tables: Tables, job: str, *, inputs: Sequence[str],
             written = {n: v for n, v in after.items() if before.get(n) != v}
         else:
             written = {n: _version(tables, n) for n in outputs}
-        return event(job=job, run_id=run_id, state=state, inputs=read, outputs=written,
-                     at=dt.datetime.now(dt.UTC))
+        return event(
+            job=job,
+            run_id=run_id,
+            state=state,
+            inputs=read,
+            outputs=written,
+            at=dt.datetime.now(dt.UTC),
+        )
 
-    record(tables, event(job=job, run_id=run_id, state=RunState.START, inputs=read, outputs={},
-                         at=dt.datetime.now(dt.UTC)))
+    record(
+        tables,
+        event(
+            job=job,
+            run_id=run_id,
+            state=RunState.START,
+            inputs=read,
+            outputs={},
+            at=dt.datetime.now(dt.UTC),
+        ),
+    )
     try:
         yield run_id
     except Exception:
         try:
             record(tables, finished(RunState.FAIL))
         except Exception:
-            log.warning("%s failed, and its FAIL event could not be recorded", job,
-                        exc_info=True)
+            log.warning("%s failed, and its FAIL event could not be recorded", job, exc_info=True)
         raise
     record(tables, finished(RunState.COMPLETE))
 
@@ -244,8 +293,7 @@ def upstream(rows: Sequence[Mapping[str, object]], table: str) -> dict[str, set[
         if row["event_type"] != "COMPLETE":
             continue
         for output in row["outputs"]:  # type: ignore[attr-defined]
-            parents.setdefault(output["name"], set()).update(
-                i["name"] for i in row["inputs"])  # type: ignore[attr-defined]
+            parents.setdefault(output["name"], set()).update(i["name"] for i in row["inputs"])  # type: ignore[attr-defined]
     graph: dict[str, set[str]] = {}
     todo = [table]
     while todo:
@@ -264,8 +312,9 @@ def render(graph: Mapping[str, set[str]], table: str) -> str:
 
     def walk(name: str, depth: int, path: frozenset[str]) -> None:
         again = name in expanded or name in path
-        lines.append(f"{'  ' * depth}{'<- ' if depth else ''}{name}"
-                     f"{' (see above)' if again else ''}")
+        lines.append(
+            f"{'  ' * depth}{'<- ' if depth else ''}{name}{' (see above)' if again else ''}"
+        )
         if again:
             return
         expanded.add(name)
@@ -290,8 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     root = args.lake_root or load_config(args.env).paths.lake_root
     path = f"{root.rstrip('/')}/_ops/lineage"
     try:
-        rows = DeltaTable(path).to_pyarrow_table(
-            columns=["event_type", "inputs", "outputs"]).to_pylist()
+        rows = (
+            DeltaTable(path)
+            .to_pyarrow_table(columns=["event_type", "inputs", "outputs"])
+            .to_pylist()
+        )
     except Exception as exc:  # no table yet: say so in one line
         print(f"cardlake: no lineage recorded at {path} ({type(exc).__name__})", file=sys.stderr)
         return 1

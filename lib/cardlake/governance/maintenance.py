@@ -27,8 +27,9 @@ class Maintained:
     files_removed: int
 
 
-def maintain(tables: Tables, governance: GovernanceSettings, *,
-             only: str | None = None) -> list[Maintained]:
+def maintain(
+    tables: Tables, governance: GovernanceSettings, *, only: str | None = None
+) -> list[Maintained]:
     """Compacts and vacuums every Delta table of the lake (or only ``only``)."""
     done = []
     for name in lake_tables(tables.lake_root):

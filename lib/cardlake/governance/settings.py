@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from cardlake.config import ConfigError, load_settings
 
@@ -101,8 +101,12 @@ def _rule(raw: Mapping[str, str], where: str) -> ColumnRule:
         raise ConfigError(f"governance {where}: mask {mask!r} not in {_MASKS}")
     if classification == "personal" and mask == "keep":
         raise ConfigError(f"governance {where}: a personal column needs a mask other than keep")
-    return ColumnRule(classification=classification, mask=mask,  # type: ignore[arg-type]
-                      description=str(raw["description"]), rule=raw.get("rule"))
+    return ColumnRule(
+        classification=cast(Classification, classification),  # checked against the list above
+        mask=cast(Mask, mask),
+        description=str(raw["description"]),
+        rule=raw.get("rule"),
+    )
 
 
 def load_governance(env: str | None = None) -> GovernanceSettings:

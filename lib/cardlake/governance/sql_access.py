@@ -82,13 +82,18 @@ def guard_jar(cache_dir: Path | None = None) -> Path:
         return target
     javac = shutil.which("javac")
     if javac is None:
-        raise SqlAccessError("the SQL guard is compiled with javac: install a JDK "
-                             "(apt-get install openjdk-17-jdk-headless)")
+        raise SqlAccessError(
+            "the SQL guard is compiled with javac: install a JDK "
+            "(apt-get install openjdk-17-jdk-headless)"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         result = subprocess.run(
             [javac, "-nowarn", "-d", work, "-cp", f"{jars}/*", str(GUARD_SOURCE)],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         if result.returncode != 0:
             raise SqlAccessError(f"javac failed on {GUARD_SOURCE}: {result.stderr[-2000:]}")
@@ -184,8 +189,15 @@ def _location(path: str) -> str:
     return path.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def _register_raw(spark: SparkSession, *, layer: str, name: str, path: str, engine: str,
-                  mirrors: MirroredTables | None) -> str:
+def _register_raw(
+    spark: SparkSession,
+    *,
+    layer: str,
+    name: str,
+    path: str,
+    engine: str,
+    mirrors: MirroredTables | None,
+) -> str:
     raw = f"{quote(RAW_PREFIX + layer)}.{quote(name)}"
     if engine == "delta-spark":
         spark.sql(f"DROP TABLE IF EXISTS {raw}")
@@ -196,8 +208,7 @@ def _register_raw(spark: SparkSession, *, layer: str, name: str, path: str, engi
     return raw
 
 
-def _register_source(spark: SparkSession, table: str, *, layer: str, name: str,
-                     path: str) -> None:
+def _register_source(spark: SparkSession, table: str, *, layer: str, name: str, path: str) -> None:
     source = source_for(layer, name, path)
     spark.dataSource.register(source)
     spark.sql(f"CREATE TABLE {table} USING {source.name()}")
@@ -242,9 +253,11 @@ class MirroredTables:
         ).toDDL()
         by = ", ".join(quote(c) for c in mirror.partition_columns)
         self._spark.sql(f"DROP TABLE IF EXISTS {versioned}")
-        self._spark.sql(f"CREATE TABLE {versioned} ({ddl}) USING parquet "
-                        f"{f'PARTITIONED BY ({by}) ' if by else ''}"
-                        f"LOCATION '{_location(mirror.folder)}'")
+        self._spark.sql(
+            f"CREATE TABLE {versioned} ({ddl}) USING parquet "
+            f"{f'PARTITIONED BY ({by}) ' if by else ''}"
+            f"LOCATION '{_location(mirror.folder)}'"
+        )
         if by:
             self._spark.sql(f"ALTER TABLE {versioned} RECOVER PARTITIONS")
         columns = ", ".join(quote(f.name) for f in mirror.schema.fields)  # the log's order
@@ -284,15 +297,24 @@ class MirroredTables:
             try:
                 moved = self.refresh()
             except Exception:  # a table being rewritten or removed: the next round retries
-                log.warning("refreshing the SQL tables failed; retrying in %s s",
-                            self.refresh_seconds, exc_info=True)
+                log.warning(
+                    "refreshing the SQL tables failed; retrying in %s s",
+                    self.refresh_seconds,
+                    exc_info=True,
+                )
                 continue
             if moved:
                 log.info("new commits linked: %s", ", ".join(moved))
 
 
-def publish(spark: SparkSession, governance: GovernanceSettings, *, lake_root: str,
-            engine: str, mirrors: MirroredTables | None = None) -> list[str]:
+def publish(
+    spark: SparkSession,
+    governance: GovernanceSettings,
+    *,
+    lake_root: str,
+    engine: str,
+    mirrors: MirroredTables | None = None,
+) -> list[str]:
     """Registers the lake's tables out of users' reach and publishes the views over them.
 
     On the delta-rs engine, ``mirrors`` (when given) reads the tables with Spark's Parquet scan,
@@ -306,8 +328,9 @@ def publish(spark: SparkSession, governance: GovernanceSettings, *, lake_root: s
         for schema in (RAW_PREFIX + layer, layer + CLEAR_SUFFIX, layer):
             spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(schema)}")
     for layer, name, path in _lake_tables(lake_root):
-        raw = _register_raw(spark, layer=layer, name=name, path=path, engine=engine,
-                            mirrors=mirrors)
+        raw = _register_raw(
+            spark, layer=layer, name=name, path=path, engine=engine, mirrors=mirrors
+        )
         clear = f"{layer}{CLEAR_SUFFIX}.{name}"
         _view(spark, clear, f"SELECT * FROM {raw}")
         published.append(clear)
@@ -324,8 +347,9 @@ def publish(spark: SparkSession, governance: GovernanceSettings, *, lake_root: s
     return published
 
 
-def publish_parquet(spark: SparkSession, governance: GovernanceSettings, *, name: str,
-                    path: str) -> list[str]:
+def publish_parquet(
+    spark: SparkSession, governance: GovernanceSettings, *, name: str, path: str
+) -> list[str]:
     """Publishes a plain Parquet folder as ``name`` (``"gold.x"``) and its clear twin, the way
     :func:`publish` does a lake table: the baseline ``bench/bench_sql.py`` compares against.
 
@@ -334,15 +358,19 @@ def publish_parquet(spark: SparkSession, governance: GovernanceSettings, *, name
     """
     layer, _, table = name.partition(".")
     if layer not in MASKED_LAYERS or not table:
-        raise SqlAccessError(f"a Parquet view is named <layer>.<table>, layer in "
-                             f"{MASKED_LAYERS}: {name!r}")
+        raise SqlAccessError(
+            f"a Parquet view is named <layer>.<table>, layer in {MASKED_LAYERS}: {name!r}"
+        )
     raw = f"{quote(RAW_PREFIX + layer)}.{quote(table)}"
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(RAW_PREFIX + layer)}")
     spark.sql(f"DROP TABLE IF EXISTS {raw}")
     spark.sql(f"CREATE TABLE {raw} USING parquet LOCATION '{_location(path)}'")
     # A partitioned table's partitions live in the catalog: found on disk once, here.
-    if spark.sql(f"DESCRIBE TABLE EXTENDED {raw}").filter("col_name = '# Partition Information'"
-                                                          ).count():
+    if (
+        spark.sql(f"DESCRIBE TABLE EXTENDED {raw}")
+        .filter("col_name = '# Partition Information'")
+        .count()
+    ):
         spark.sql(f"ALTER TABLE {raw} RECOVER PARTITIONS")
     clear = f"{layer}{CLEAR_SUFFIX}.{table}"
     _view(spark, clear, f"SELECT * FROM {raw}")

@@ -36,13 +36,22 @@ STATS_COLUMNS = "delta.dataSkippingStatsColumns"
 NUM_INDEXED = "delta.dataSkippingNumIndexedCols"
 CLASSIFICATION_KEY = "cardlake.classification"
 # Types Delta keeps minimum and maximum for (booleans, binaries and nested types have none).
-_ELIGIBLE = (StringType, IntegralType, DecimalType, DoubleType, FloatType, DateType,
-             TimestampType, TimestampNTZType)
+_ELIGIBLE = (
+    StringType,
+    IntegralType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    DateType,
+    TimestampType,
+    TimestampNTZType,
+)
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def statistics_columns(governance: GovernanceSettings, table: str, schema: StructType,
-                       partition_by: Sequence[str] = ()) -> list[str]:
+def statistics_columns(
+    governance: GovernanceSettings, table: str, schema: StructType, partition_by: Sequence[str] = ()
+) -> list[str]:
     """The columns of ``table`` whose file statistics may be kept: classified ``none``."""
     kept = []
     for f in schema.fields:
@@ -54,8 +63,9 @@ def statistics_columns(governance: GovernanceSettings, table: str, schema: Struc
     return kept
 
 
-def statistics_properties(governance: GovernanceSettings, table: str, schema: StructType,
-                          partition_by: Sequence[str] = ()) -> dict[str, str]:
+def statistics_properties(
+    governance: GovernanceSettings, table: str, schema: StructType, partition_by: Sequence[str] = ()
+) -> dict[str, str]:
     """The table properties that keep every other column out of the log's statistics."""
     kept = statistics_columns(governance, table, schema, partition_by)
     if not kept:  # an empty list would mean "unset" (the first 32 columns) to a reader

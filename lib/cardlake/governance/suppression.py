@@ -33,8 +33,13 @@ SUPPRESSION_TABLE = "_ops.erasure_suppression"
 KINDS = ("customer_key", "record", "email", "phone", "instrument")
 # Bronze columns that identify a person, and the kind of digest they are checked against.
 BRONZE_IDENTIFIERS: Mapping[str, str] = {
-    "crm_id": "record", "fin_id": "record", "demo_id": "record", "app_user_id": "record",
-    "contact_id": "record", "email": "email", "card_token": "instrument",
+    "crm_id": "record",
+    "fin_id": "record",
+    "demo_id": "record",
+    "app_user_id": "record",
+    "contact_id": "record",
+    "email": "email",
+    "card_token": "instrument",
     "wallet_id": "instrument",
 }
 # Columns that only refer to another party, by name in every layer, and their digest kind: the
@@ -50,12 +55,14 @@ QUARANTINE_TEXT = ("raw_text",)
 # A record id or an e-mail inside free text (CRM-1000001, FIN10000000, a.b+x@mail.test).
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+@-]*[A-Za-z0-9]")
 _PHONE = re.compile(r"\+?[\d ()-]{7,}")
-SCHEMA = T.StructType([
-    T.StructField("kind", T.StringType(), False),
-    T.StructField("digest", T.StringType(), False),
-    T.StructField("request_id", T.StringType(), False),
-    T.StructField("erased_at", T.TimestampType(), False),
-])
+SCHEMA = T.StructType(
+    [
+        T.StructField("kind", T.StringType(), False),
+        T.StructField("digest", T.StringType(), False),
+        T.StructField("request_id", T.StringType(), False),
+        T.StructField("erased_at", T.TimestampType(), False),
+    ]
+)
 
 
 def normalised(kind: str, value: str) -> str:
@@ -96,8 +103,9 @@ def suppressed_digests(tables: Tables) -> DataFrame | None:
     return tables.read(SUPPRESSION_TABLE).select("digest")
 
 
-def filter_suppressed(df: DataFrame, *, tables: Tables, columns: Mapping[str, str],
-                      key: bytes) -> DataFrame:
+def filter_suppressed(
+    df: DataFrame, *, tables: Tables, columns: Mapping[str, str], key: bytes
+) -> DataFrame:
     """``df`` without the rows whose identifiers are on the suppression list.
 
     Args:
@@ -123,8 +131,9 @@ def filter_suppressed(df: DataFrame, *, tables: Tables, columns: Mapping[str, st
     return out.select(*df.columns)
 
 
-def without_suppressed_references(df: DataFrame, *, tables: Tables, columns: Mapping[str, str],
-                                  key: bytes) -> DataFrame:
+def without_suppressed_references(
+    df: DataFrame, *, tables: Tables, columns: Mapping[str, str], key: bytes
+) -> DataFrame:
     """``df`` with each reference to someone on the suppression list set to NULL, rows kept.
 
     Args:
@@ -139,16 +148,19 @@ def without_suppressed_references(df: DataFrame, *, tables: Tables, columns: Map
     if listed is None or not present:
         return df
     # A set: two requests may list the same digest, and a left join must not repeat the row.
-    listed = listed.groupBy(F.col("digest").alias("_listed")).agg(
-        F.lit(True).alias("_suppressed"))
+    listed = listed.groupBy(F.col("digest").alias("_listed")).agg(F.lit(True).alias("_suppressed"))
     out = df
     for name, kind in present.items():
         marker = f"_digest_{name}"
         out = (
             out.withColumn(marker, digest_column(F.col(name), kind, key))
             .join(F.broadcast(listed), F.col(marker) == F.col("_listed"), how="left")
-            .withColumn(name, F.when(F.col("_suppressed"), F.lit(None).cast(
-                df.schema[name].dataType)).otherwise(F.col(name)))
+            .withColumn(
+                name,
+                F.when(F.col("_suppressed"), F.lit(None).cast(df.schema[name].dataType)).otherwise(
+                    F.col(name)
+                ),
+            )
             .drop(marker, "_listed", "_suppressed")
         )
     return out.select(*df.columns)
@@ -166,8 +178,9 @@ def names_listed(text: str, listed: frozenset[str], key: bytes) -> bool:
     return not found.isdisjoint(listed)
 
 
-def filter_suppressed_text(df: DataFrame, *, tables: Tables, columns: Sequence[str],
-                           key: bytes) -> DataFrame:
+def filter_suppressed_text(
+    df: DataFrame, *, tables: Tables, columns: Sequence[str], key: bytes
+) -> DataFrame:
     """``df`` without the rows whose text ``columns`` name someone on the suppression list.
 
     For text no parser split into identifier columns: a quarantined line (``raw_text``), the
@@ -183,9 +196,11 @@ def filter_suppressed_text(df: DataFrame, *, tables: Tables, columns: Sequence[s
 
     @F.pandas_udf(T.BooleanType())  # type: ignore[call-overload]
     def _names(values: pd.Series) -> pd.Series:
-        return values.map(lambda v: v is not None and not pd.isna(v)
-                          and names_listed(str(v), listed, key))
+        return values.map(
+            lambda v: v is not None and not pd.isna(v) and names_listed(str(v), listed, key)
+        )
 
-    named = reduce(lambda a, b: a | b, [F.coalesce(_names(F.col(c)), F.lit(False))
-                                        for c in present])
+    named = reduce(
+        lambda a, b: a | b, [F.coalesce(_names(F.col(c)), F.lit(False)) for c in present]
+    )
     return df.where(~named)

@@ -105,8 +105,12 @@ def _observed(result: Any) -> str:
         return f"error: {result.exception_info.get('exception_message')}"
     keep = {
         k: body[k]
-        for k in ("observed_value", "unexpected_count", "unexpected_percent",
-                  "partial_unexpected_list")
+        for k in (
+            "observed_value",
+            "unexpected_count",
+            "unexpected_percent",
+            "partial_unexpected_list",
+        )
         if k in body
     }
     return json.dumps(keep, default=str, sort_keys=True)
@@ -119,9 +123,13 @@ class Validator:
     keeps one ``Validator`` and calls :meth:`build_docs` after the last suite.
     """
 
-    def __init__(self, *, data_docs_dir: str | None = None,
-                 pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS,
-                 defer_docs: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        data_docs_dir: str | None = None,
+        pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS,
+        defer_docs: bool = False,
+    ) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -157,15 +165,17 @@ class Validator:
         # On Spark each expectation reads the frame: cached here unless the caller cached it.
         cache_here = on_driver is None and not df.is_cached
         data: DataFrame | pd.DataFrame = (
-            on_driver if on_driver is not None else df.cache() if cache_here else df)
+            on_driver if on_driver is not None else df.cache() if cache_here else df
+        )
         try:
             return self._run(data, suite_name, expectations)
         finally:
             if cache_here:
                 df.unpersist()
 
-    def _run(self, data: DataFrame | pd.DataFrame, suite_name: str,
-             expectations: Sequence[Check]) -> ValidationOutcome:
+    def _run(
+        self, data: DataFrame | pd.DataFrame, suite_name: str, expectations: Sequence[Check]
+    ) -> ValidationOutcome:
         import great_expectations.expectations as gxe
 
         gx = self._gx
@@ -182,9 +192,7 @@ class Validator:
         for index, check in enumerate(expectations):
             cls = getattr(gxe, check.expectation, None)
             if cls is None:
-                raise ValueError(
-                    f"unknown expectation {check.expectation!r} in suite {suite_name}"
-                )
+                raise ValueError(f"unknown expectation {check.expectation!r} in suite {suite_name}")
             meta = {"critical": check.critical, _INDEX: index}
             gx_expectations.append(cls(**dict(check.kwargs), meta=meta))
         suite = self.context.suites.add_or_update(
@@ -207,7 +215,9 @@ class Validator:
             else:
                 outcomes.append(CheckResult(check, bool(match.success), _observed(match)))
         return ValidationOutcome(
-            suite_name=suite_name, run_id=f"{run_at:%Y%m%dT%H%M%S}-{token}", run_at=run_at,
+            suite_name=suite_name,
+            run_id=f"{run_at:%Y%m%dT%H%M%S}-{token}",
+            run_at=run_at,
             results=tuple(outcomes),
         )
 
@@ -259,15 +269,17 @@ class Validator:
 _run_validators: dict[tuple[str | None, int | None], Validator] | None = None
 
 
-def validator(*, data_docs_dir: str | None = None,
-              pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS) -> Validator:
+def validator(
+    *, data_docs_dir: str | None = None, pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS
+) -> Validator:
     """The run's validator for these settings inside :func:`one_context_per_run`, else a new one."""
     if _run_validators is None:
         return Validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
     key = (data_docs_dir, pandas_max_rows)
     if key not in _run_validators:
-        _run_validators[key] = Validator(data_docs_dir=data_docs_dir,
-                                         pandas_max_rows=pandas_max_rows, defer_docs=True)
+        _run_validators[key] = Validator(
+            data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows, defer_docs=True
+        )
     return _run_validators[key]
 
 
@@ -306,8 +318,9 @@ def nan_as_greatest(table: pa.Table) -> pa.Table:
     for i, column in enumerate(table.schema):
         if pa.types.is_floating(column.type):
             values = table.column(i)
-            table = table.set_column(i, column, pc.if_else(
-                pc.is_nan(values), pa.scalar(math.inf, column.type), values))
+            table = table.set_column(
+                i, column, pc.if_else(pc.is_nan(values), pa.scalar(math.inf, column.type), values)
+            )
     return table
 
 

@@ -66,20 +66,25 @@ class FreshnessConfig:
         return self.max_age_days if source in self.daily_sources else self.max_age_months
 
 
-def freshness_frame(manifest_df: DataFrame, *, sources: Sequence[str],
-                    settings: FreshnessConfig) -> DataFrame:
+def freshness_frame(
+    manifest_df: DataFrame, *, sources: Sequence[str], settings: FreshnessConfig
+) -> DataFrame:
     """One row per source in ``sources``: its newest data, the reference date and its age."""
     spark = manifest_df.sparkSession
     wanted = spark.createDataFrame(
-        [(s, settings.cadence(s)) for s in sources], "source string, cadence string")
+        [(s, settings.cadence(s)) for s in sources], "source string, cadence string"
+    )
     month_last_day = month_end(F.col("month"))
     named_day = F.to_date(F.nullif(F.regexp_extract("path", _DAY_IN_NAME, 1), F.lit("")))
     delivered = (
         manifest_df.where((F.col("status") == "ingested") & (F.col("rows_accepted") > 0))
         .join(wanted, on="source", how="inner")
-        .withColumn("data_date", F.when(F.col("cadence") == "daily",
-                                        F.coalesce(named_day, month_last_day))
-                    .otherwise(month_last_day))
+        .withColumn(
+            "data_date",
+            F.when(F.col("cadence") == "daily", F.coalesce(named_day, month_last_day)).otherwise(
+                month_last_day
+            ),
+        )
         .groupBy("source")
         .agg(F.max("month").alias("newest_month"), F.max("data_date").alias("newest_date"))
     )
@@ -91,18 +96,32 @@ def freshness_frame(manifest_df: DataFrame, *, sources: Sequence[str],
         wanted.join(delivered, on="source", how="left")
         .crossJoin(reference)
         .withColumn("due_month", due_month)
-        .withColumn("age", F.when(F.col("newest_date").isNull(), F.lit(None)).when(
-            F.col("cadence") == "daily", F.datediff("reference_date", "newest_date")
-        ).otherwise(F.greatest(F.lit(0), months_behind)))
-        .select("source", "cadence", "newest_month", "newest_date", "reference_date",
-                "due_month", F.col("age").cast("int").alias("age"))
+        .withColumn(
+            "age",
+            F.when(F.col("newest_date").isNull(), F.lit(None))
+            .when(F.col("cadence") == "daily", F.datediff("reference_date", "newest_date"))
+            .otherwise(F.greatest(F.lit(0), months_behind)),
+        )
+        .select(
+            "source",
+            "cadence",
+            "newest_month",
+            "newest_date",
+            "reference_date",
+            "due_month",
+            F.col("age").cast("int").alias("age"),
+        )
     )
 
 
-def run_freshness(tables: Tables, *, sources: Sequence[str], settings: FreshnessConfig,
-                  data_docs_dir: str | None = None,
-                  pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS
-                  ) -> list[ValidationOutcome]:
+def run_freshness(
+    tables: Tables,
+    *,
+    sources: Sequence[str],
+    settings: FreshnessConfig,
+    data_docs_dir: str | None = None,
+    pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS,
+) -> list[ValidationOutcome]:
     """Checks each source's freshness as suite ``freshness.<source>``; records the results.
 
     Returns:
@@ -113,20 +132,26 @@ def run_freshness(tables: Tables, *, sources: Sequence[str], settings: Freshness
         return []
     # One row per source, computed once: each suite below would otherwise read the manifest
     # again (twice on the driver engine: a count and the rows).
-    frame = freshness_frame(tables.read(MANIFEST), sources=sources, settings=settings
-                            ).localCheckpoint(eager=True)
-    rows: Mapping[str, DataFrame] = {
-        s: frame.where(F.col("source") == s) for s in sources}
+    frame = freshness_frame(
+        tables.read(MANIFEST), sources=sources, settings=settings
+    ).localCheckpoint(eager=True)
+    rows: Mapping[str, DataFrame] = {s: frame.where(F.col("source") == s) for s in sources}
     checker = validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
     outcomes = []
     try:
         for source, df in rows.items():
             checks = [
                 Check("ExpectColumnValuesToNotBeNull", {"column": "newest_date"}),
-                Check("ExpectColumnValuesToBeBetween",
-                      {"column": "age", "min_value": 0, "max_value": settings.max_age(source),
-                       "notes": f"{settings.cadence(source)} source: age in "
-                                f"{'days' if settings.cadence(source) == 'daily' else 'months'}"}),
+                Check(
+                    "ExpectColumnValuesToBeBetween",
+                    {
+                        "column": "age",
+                        "min_value": 0,
+                        "max_value": settings.max_age(source),
+                        "notes": f"{settings.cadence(source)} source: age in "
+                        f"{'days' if settings.cadence(source) == 'daily' else 'months'}",
+                    },
+                ),
             ]
             outcomes.append(checker.validate(df, f"{SUITE_PREFIX}.{source}", checks))
     finally:

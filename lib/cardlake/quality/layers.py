@@ -44,13 +44,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DQ_RESULTS = "_ops.dq_results"
-DQ_SCHEMA = T.StructType([
-    T.StructField("run_id", T.StringType()), T.StructField("run_at", T.TimestampType()),
-    T.StructField("suite_name", T.StringType()), T.StructField("expectation", T.StringType()),
-    T.StructField("kwargs", T.StringType()), T.StructField("critical", T.BooleanType()),
-    T.StructField("success", T.BooleanType()), T.StructField("observed", T.StringType()),
-    T.StructField("batch_id", T.StringType()),
-])
+DQ_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType()),
+        T.StructField("run_at", T.TimestampType()),
+        T.StructField("suite_name", T.StringType()),
+        T.StructField("expectation", T.StringType()),
+        T.StructField("kwargs", T.StringType()),
+        T.StructField("critical", T.BooleanType()),
+        T.StructField("success", T.BooleanType()),
+        T.StructField("observed", T.StringType()),
+        T.StructField("batch_id", T.StringType()),
+    ]
+)
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 OPEN_END = "DATE'9999-12-31'"  # effective_to of a type-2 row still in force
 
@@ -88,9 +94,11 @@ class Rule:
         return f"_rule_{self.name}"
 
     def check(self) -> Check:
-        return Check("ExpectColumnValuesToBeInSet",
-                     {"column": self.column, "value_set": [True], "notes": self.condition},
-                     critical=self.critical)
+        return Check(
+            "ExpectColumnValuesToBeInSet",
+            {"column": self.column, "value_set": [True], "notes": self.condition},
+            critical=self.critical,
+        )
 
 
 @dataclass(frozen=True)
@@ -107,9 +115,12 @@ class Suite:
         """The checks as GE runs them: rules and foreign keys on their derived columns."""
         return [
             *(c.check() if isinstance(c, Rule) else c for c in self.checks),
-            *(Check("ExpectColumnValuesToBeInSet",
-                    {"column": f"_fk_{fk.name}", "value_set": [True]})
-              for fk in self.foreign_keys),
+            *(
+                Check(
+                    "ExpectColumnValuesToBeInSet", {"column": f"_fk_{fk.name}", "value_set": [True]}
+                )
+                for fk in self.foreign_keys
+            ),
         ]
 
 
@@ -129,8 +140,14 @@ def _not_null(*columns: str) -> tuple[Check, ...]:
     return tuple(Check("ExpectColumnValuesToNotBeNull", {"column": c}) for c in columns)
 
 
-def _between(column: str, low: float | None, high: float | None, critical: bool = True,
-             *, strict_min: bool = False) -> Check:
+def _between(
+    column: str,
+    low: float | None,
+    high: float | None,
+    critical: bool = True,
+    *,
+    strict_min: bool = False,
+) -> Check:
     kwargs: dict[str, object] = {"column": column, "min_value": low, "max_value": high}
     if strict_min:
         kwargs["strict_min"] = True
@@ -168,8 +185,14 @@ def _at_most(small: str, large: str) -> Rule:
     return Rule(f"{small}_le_{large}", f"{small} <= {large}")
 
 
-def _fk(name: str, column: str, parent: str, parent_column: str | None = None,
-        *, where: str | None = None) -> ForeignKey:
+def _fk(
+    name: str,
+    column: str,
+    parent: str,
+    parent_column: str | None = None,
+    *,
+    where: str | None = None,
+) -> ForeignKey:
     return ForeignKey(name, column, parent, parent_column or column, where)
 
 
@@ -185,301 +208,629 @@ _TIERS = ("Low", "Medium", "High")
 
 
 SILVER_SUITES: tuple[Suite, ...] = (
-    Suite("silver.customers", (
-        _unique("customer_key"), *_not_null("customer_key", "status"), _JOIN_AFTER_BIRTH,
-        _rule("credit_score_in_range", "credit_score BETWEEN 300 AND 850", critical=False),
-        _rule("debt_not_negative", "debt_outstanding_usd >= 0"),
-        _month("closed_month"),
-        _rule("closed_iff_closed_month", "(status = 'closed') = (closed_month IS NOT NULL)"),
-        _rule("closed_after_join", "closed_month >= date_format(join_date, 'yyyy-MM')"),
-    )),
-    Suite("silver.customer_snapshots", (
-        _unique("customer_key", "month"), *_not_null("customer_key", "month"), _month(),
-        _JOIN_AFTER_BIRTH,
-        _rule("month_after_join", "month >= date_format(join_date, 'yyyy-MM')"),
-        _rule("closed_after_join", "closed_month >= date_format(join_date, 'yyyy-MM')"),
-    ), (_customer(),)),
-    Suite("silver.crosswalk", (
-        *_not_null("customer_key", "source", "source_record_id", "valid_from", "is_current"),
-        _unique_masked("record_version_unique", "source", "source_record_id", "valid_from"),
-        _rule("one_current_version",
-              "sum(CAST(is_current AS INT)) OVER (PARTITION BY source, source_record_id) <= 1"),
-        _in_set("match_method", ("deterministic", "probabilistic", "singleton")),
-        *_share("match_probability"), _month("valid_from"), _month("valid_to"),
-        _after("valid_to", "valid_from"),
-        _rule("current_iff_open", "is_current = (valid_to IS NULL)"),
-    ), (_fk("customer", "customer_key", "silver.customers", where="is_current"),)),
-    Suite("silver.transactions", (
-        _unique("transaction_id"), *_not_null("transaction_id", "amount_usd", "ts", "month"),
-        _month(), _between("amount_usd", 0, None, strict_min=True),
-        _between("units_per_usd", 0, None, strict_min=True),
-        _in_set("channel", _CHANNELS), _in_set("state", _STATES),
-        _in_set("direction", ("debit", "credit")), _in_set("instrument_type", ("card", "wallet")),
-        _rule("txn_date_is_ts_date", "txn_date = to_date(ts)"),
-        _rule("month_is_ts_month", "month = date_format(ts, 'yyyy-MM')"),
-        _after("fraud_reported_at", "ts"),
-    ), (_customer(), _fk("merchant", "merchant_id", "silver.merchants"))),
-    Suite("silver.interactions", (
-        _unique("interaction_id"), *_not_null("interaction_id", "opened_at", "month"), _month(),
-        _after("resolved_at", "opened_at"), _between("resolution_hours", 0, None),
-        _rule("month_is_opened_month", "month = date_format(opened_at, 'yyyy-MM')"),
-    ), (_customer(),)),
-    Suite("silver.marketing_monthly", (
-        *_not_null("month"), _month(),
-        # Statistical, not logical: the source's grain is (contact_id, month) and silver keeps
-        # only customer_key, so a duplicate here means entity resolution put two people's
-        # contacts under one key (an over-merge, measured by silver.er_metrics' precision).
-        Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["customer_key", "month"]},
-              critical=False),
-        *_non_negative("notifications_sent", "notifications_failed", "notifications_opened"),
-        _rule("opened_and_failed_le_sent",
-              "notifications_opened + notifications_failed <= notifications_sent"),
-    ), (_customer(),)),
-    Suite("silver.product_usage", (
-        _unique("usage_id"), *_not_null("usage_id", "month"), _month(),
-        _between("sessions", 1, None), _between("minutes", 0, None),
-        _rule("last_seen_in_month", "date_format(last_seen, 'yyyy-MM') = month"),
-    ), (_customer(),)),
-    Suite("silver.merchants", (
-        _unique("merchant_id"), *_not_null("merchant_id"),
-        Check("ExpectColumnValuesToMatchRegex", {"column": "mcc", "regex": r"^[0-9]{4}$"}),
-    )),
-    Suite("silver.accounts", (
-        _unique("account_id"), *_not_null("account_id", "customer_key"),
-        # A balance "as of" before its account opened is a core-banking defect worth a
-        # warning, not a reason to stop silver (the generator never writes one).
-        _rule("opened_before_as_of", "opened <= to_date(as_of)", critical=False),
-    ), (_customer(),)),
-    Suite("silver.cards", (
-        _unique_masked("card_id_unique", "card_id"), *_not_null("card_id", "customer_key"),
-    ), (_customer(),)),
-    Suite("silver.debts", (
-        _unique("debt_id"), *_not_null("debt_id", "customer_key"),
-        _in_set("status", ("current", "late", "default")),
-        _rule("outstanding_within_principal", "outstanding BETWEEN 0 AND principal"),
-        _rule("interest_rate_is_a_rate", "interest_rate BETWEEN 0 AND 1"),
-    ), (_customer(),)),
-    Suite("silver.fx_rates", (
-        _unique("date", "currency"), *_not_null("date", "currency", "units_per_usd"),
-        _between("units_per_usd", 0, None, strict_min=True),
-    )),
-    Suite("silver.er_metrics", (
-        _unique("month", "metric"), *_not_null("month", "metric"), _month(),
-        _between("value", 0, None),
-    )),
-    Suite("silver.er_model", (
-        Check("ExpectTableRowCountToEqual", {"value": 1}), _month("trained_month"),
-        *_share("threshold"), _between("records", 0, None),
-    )),
-    Suite("silver.er_records", (
-        *_not_null("uid", "source", "source_record_id"),
-        _unique_masked("uid_unique", "uid"),
-    )),
-    Suite("silver.key_events", (
-        *_not_null("event", "customer_key", "other_key"), _in_set("event", ("merge", "split")),
-        _month(), _between("records", 1, None),
-        _rule("other_key_differs", "customer_key <> other_key"),
-    )),
+    Suite(
+        "silver.customers",
+        (
+            _unique("customer_key"),
+            *_not_null("customer_key", "status"),
+            _JOIN_AFTER_BIRTH,
+            _rule("credit_score_in_range", "credit_score BETWEEN 300 AND 850", critical=False),
+            _rule("debt_not_negative", "debt_outstanding_usd >= 0"),
+            _month("closed_month"),
+            _rule("closed_iff_closed_month", "(status = 'closed') = (closed_month IS NOT NULL)"),
+            _rule("closed_after_join", "closed_month >= date_format(join_date, 'yyyy-MM')"),
+        ),
+    ),
+    Suite(
+        "silver.customer_snapshots",
+        (
+            _unique("customer_key", "month"),
+            *_not_null("customer_key", "month"),
+            _month(),
+            _JOIN_AFTER_BIRTH,
+            _rule("month_after_join", "month >= date_format(join_date, 'yyyy-MM')"),
+            _rule("closed_after_join", "closed_month >= date_format(join_date, 'yyyy-MM')"),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "silver.crosswalk",
+        (
+            *_not_null("customer_key", "source", "source_record_id", "valid_from", "is_current"),
+            _unique_masked("record_version_unique", "source", "source_record_id", "valid_from"),
+            _rule(
+                "one_current_version",
+                "sum(CAST(is_current AS INT)) OVER (PARTITION BY source, source_record_id) <= 1",
+            ),
+            _in_set("match_method", ("deterministic", "probabilistic", "singleton")),
+            *_share("match_probability"),
+            _month("valid_from"),
+            _month("valid_to"),
+            _after("valid_to", "valid_from"),
+            _rule("current_iff_open", "is_current = (valid_to IS NULL)"),
+        ),
+        (_fk("customer", "customer_key", "silver.customers", where="is_current"),),
+    ),
+    Suite(
+        "silver.transactions",
+        (
+            _unique("transaction_id"),
+            *_not_null("transaction_id", "amount_usd", "ts", "month"),
+            _month(),
+            _between("amount_usd", 0, None, strict_min=True),
+            _between("units_per_usd", 0, None, strict_min=True),
+            _in_set("channel", _CHANNELS),
+            _in_set("state", _STATES),
+            _in_set("direction", ("debit", "credit")),
+            _in_set("instrument_type", ("card", "wallet")),
+            _rule("txn_date_is_ts_date", "txn_date = to_date(ts)"),
+            _rule("month_is_ts_month", "month = date_format(ts, 'yyyy-MM')"),
+            _after("fraud_reported_at", "ts"),
+        ),
+        (_customer(), _fk("merchant", "merchant_id", "silver.merchants")),
+    ),
+    Suite(
+        "silver.interactions",
+        (
+            _unique("interaction_id"),
+            *_not_null("interaction_id", "opened_at", "month"),
+            _month(),
+            _after("resolved_at", "opened_at"),
+            _between("resolution_hours", 0, None),
+            _rule("month_is_opened_month", "month = date_format(opened_at, 'yyyy-MM')"),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "silver.marketing_monthly",
+        (
+            *_not_null("month"),
+            _month(),
+            # Statistical, not logical: the source's grain is (contact_id, month) and silver keeps
+            # only customer_key, so a duplicate here means entity resolution put two people's
+            # contacts under one key (an over-merge, measured by silver.er_metrics' precision).
+            Check(
+                "ExpectCompoundColumnsToBeUnique",
+                {"column_list": ["customer_key", "month"]},
+                critical=False,
+            ),
+            *_non_negative("notifications_sent", "notifications_failed", "notifications_opened"),
+            _rule(
+                "opened_and_failed_le_sent",
+                "notifications_opened + notifications_failed <= notifications_sent",
+            ),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "silver.product_usage",
+        (
+            _unique("usage_id"),
+            *_not_null("usage_id", "month"),
+            _month(),
+            _between("sessions", 1, None),
+            _between("minutes", 0, None),
+            _rule("last_seen_in_month", "date_format(last_seen, 'yyyy-MM') = month"),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "silver.merchants",
+        (
+            _unique("merchant_id"),
+            *_not_null("merchant_id"),
+            Check("ExpectColumnValuesToMatchRegex", {"column": "mcc", "regex": r"^[0-9]{4}$"}),
+        ),
+    ),
+    Suite(
+        "silver.accounts",
+        (
+            _unique("account_id"),
+            *_not_null("account_id", "customer_key"),
+            # A balance "as of" before its account opened is a core-banking defect worth a
+            # warning, not a reason to stop silver (the generator never writes one).
+            _rule("opened_before_as_of", "opened <= to_date(as_of)", critical=False),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "silver.cards",
+        (
+            _unique_masked("card_id_unique", "card_id"),
+            *_not_null("card_id", "customer_key"),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "silver.debts",
+        (
+            _unique("debt_id"),
+            *_not_null("debt_id", "customer_key"),
+            _in_set("status", ("current", "late", "default")),
+            _rule("outstanding_within_principal", "outstanding BETWEEN 0 AND principal"),
+            _rule("interest_rate_is_a_rate", "interest_rate BETWEEN 0 AND 1"),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "silver.fx_rates",
+        (
+            _unique("date", "currency"),
+            *_not_null("date", "currency", "units_per_usd"),
+            _between("units_per_usd", 0, None, strict_min=True),
+        ),
+    ),
+    Suite(
+        "silver.er_metrics",
+        (
+            _unique("month", "metric"),
+            *_not_null("month", "metric"),
+            _month(),
+            _between("value", 0, None),
+        ),
+    ),
+    Suite(
+        "silver.er_model",
+        (
+            Check("ExpectTableRowCountToEqual", {"value": 1}),
+            _month("trained_month"),
+            *_share("threshold"),
+            _between("records", 0, None),
+        ),
+    ),
+    Suite(
+        "silver.er_records",
+        (
+            *_not_null("uid", "source", "source_record_id"),
+            _unique_masked("uid_unique", "uid"),
+        ),
+    ),
+    Suite(
+        "silver.key_events",
+        (
+            *_not_null("event", "customer_key", "other_key"),
+            _in_set("event", ("merge", "split")),
+            _month(),
+            _between("records", 1, None),
+            _rule("other_key_differs", "customer_key <> other_key"),
+        ),
+    ),
 )
 
 _DIM_CUSTOMER = "gold.dim_customer"
 GOLD_SUITES: tuple[Suite, ...] = (
-    Suite(_DIM_CUSTOMER, (
-        _unique("customer_sk"), _unique("customer_key", "effective_from"),
-        *_not_null("customer_sk", "customer_key", "effective_from", "effective_to"),
-        _after("effective_to", "effective_from"), _JOIN_AFTER_BIRTH,
-        _rule("one_current_version",
-              "sum(CAST(is_current AS INT)) OVER (PARTITION BY customer_key) = 1"),
-        _rule("current_iff_open_end", f"is_current = (effective_to = {OPEN_END})"),
-        _rule("versions_do_not_overlap",
-              "lead(effective_from) OVER (PARTITION BY customer_key ORDER BY effective_from)"
-              " > effective_to"),
-    ), (_fk("location", "location_sk", "gold.dim_location"),
-        _fk("plan", "plan_sk", "gold.dim_product", "product_sk"))),
-    Suite("gold.dim_account", (_unique("account_sk"), _unique("account_id"),
-                               *_not_null("account_sk")), (_customer(),)),
-    Suite("gold.dim_card", (_unique("card_sk"), _unique_masked("card_id_unique", "card_id"),
-                            *_not_null("card_sk")), (_customer(),)),
-    Suite("gold.dim_merchant", (
-        _unique("merchant_sk"), _unique("merchant_id"), *_not_null("merchant_sk"),
-    ), (_fk("location", "location_sk", "gold.dim_location"),)),
-    Suite("gold.dim_date", (
-        _unique("date_sk"), _unique("date"), *_not_null("date_sk"), _month(),
-        _between("month_of_year", 1, 12), _between("quarter", 1, 4),
-        _between("day_of_month", 1, 31), _between("iso_day_of_week", 1, 7),
-        _rule("date_sk_is_date", "date_sk = CAST(date_format(date, 'yyyyMMdd') AS INT)"),
-    )),
+    Suite(
+        _DIM_CUSTOMER,
+        (
+            _unique("customer_sk"),
+            _unique("customer_key", "effective_from"),
+            *_not_null("customer_sk", "customer_key", "effective_from", "effective_to"),
+            _after("effective_to", "effective_from"),
+            _JOIN_AFTER_BIRTH,
+            _rule(
+                "one_current_version",
+                "sum(CAST(is_current AS INT)) OVER (PARTITION BY customer_key) = 1",
+            ),
+            _rule("current_iff_open_end", f"is_current = (effective_to = {OPEN_END})"),
+            _rule(
+                "versions_do_not_overlap",
+                "lead(effective_from) OVER (PARTITION BY customer_key ORDER BY effective_from)"
+                " > effective_to",
+            ),
+        ),
+        (
+            _fk("location", "location_sk", "gold.dim_location"),
+            _fk("plan", "plan_sk", "gold.dim_product", "product_sk"),
+        ),
+    ),
+    Suite(
+        "gold.dim_account",
+        (_unique("account_sk"), _unique("account_id"), *_not_null("account_sk")),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.dim_card",
+        (_unique("card_sk"), _unique_masked("card_id_unique", "card_id"), *_not_null("card_sk")),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.dim_merchant",
+        (
+            _unique("merchant_sk"),
+            _unique("merchant_id"),
+            *_not_null("merchant_sk"),
+        ),
+        (_fk("location", "location_sk", "gold.dim_location"),),
+    ),
+    Suite(
+        "gold.dim_date",
+        (
+            _unique("date_sk"),
+            _unique("date"),
+            *_not_null("date_sk"),
+            _month(),
+            _between("month_of_year", 1, 12),
+            _between("quarter", 1, 4),
+            _between("day_of_month", 1, 31),
+            _between("iso_day_of_week", 1, 7),
+            _rule("date_sk_is_date", "date_sk = CAST(date_format(date, 'yyyyMMdd') AS INT)"),
+        ),
+    ),
     Suite("gold.dim_location", (_unique("location_sk"), *_not_null("location_sk"))),
-    Suite("gold.dim_product", (_unique("product_sk"), _unique("product"),
-                               *_not_null("product_sk", "product"))),
-    Suite("gold.dim_channel", (_unique("channel_sk"), _unique("channel"),
-                               *_not_null("channel_sk", "channel"), _between("fee_usd", 0, None))),
-    Suite("gold.fact_transactions", (
-        _unique("transaction_id"), *_not_null("transaction_id", "customer_sk", "date_sk", "month"),
-        _month(), *_non_negative("revenue_usd", "fee_usd", "fx_margin_usd"),
-        _between("amount_usd", 0, None, strict_min=True),
-        _rule("revenue_is_fee_plus_fx_margin", "abs(fee_usd + fx_margin_usd - revenue_usd) < 0.01"),
-        _rule("date_sk_is_ts_date", "date_sk = CAST(date_format(ts, 'yyyyMMdd') AS INT)"),
-    ), (_fk("customer", "customer_sk", _DIM_CUSTOMER),
-        _fk("date", "date_sk", "gold.dim_date"),
-        _fk("merchant", "merchant_sk", "gold.dim_merchant"),
-        _fk("account", "account_sk", "gold.dim_account"),
-        _fk("card", "card_sk", "gold.dim_card"),
-        _fk("channel", "channel_sk", "gold.dim_channel"),
-        _fk("merchant_location", "merchant_location_sk", "gold.dim_location", "location_sk"))),
-    Suite("gold.fact_interactions", (
-        _unique("interaction_id"), *_not_null("interaction_id", "customer_sk", "date_sk"),
-        _month(), _after("resolved_at", "opened_at"), _between("resolution_hours", 0, None),
-        _rule("resolved_iff_resolved_at", "is_resolved = (resolved_at IS NOT NULL)"),
-    ), (_fk("customer", "customer_sk", _DIM_CUSTOMER), _fk("date", "date_sk", "gold.dim_date"),
-        _fk("channel", "channel_sk", "gold.dim_channel"))),
-    Suite("gold.fact_product_usage", (
-        _unique("usage_id"), *_not_null("usage_id", "customer_sk", "product_sk", "date_sk"),
-        _month(), _between("sessions", 1, None), _between("minutes", 0, None),
-    ), (_fk("customer", "customer_sk", _DIM_CUSTOMER), _fk("date", "date_sk", "gold.dim_date"),
-        _fk("product", "product_sk", "gold.dim_product"))),
-    Suite("gold.customer_monthly_features", (
-        _unique("customer_key", "month"), *_not_null("customer_key", "month"), _month(),
-        *_share("failed_rate", "atm_rate", "online_rate", "cross_border_rate", "night_rate",
-                "discretionary_share", "notification_fail_rate"),
-        *_non_negative("tx_count", "completed_count", "failed_count", "night_count",
-                       "spend_usd", "recency_days", "frequency_12m", "monetary_12m_usd",
-                       "tenure_months", "service_contacts", "notifications_sent"),
-        _at_most("completed_count", "tx_count"), _at_most("failed_count", "tx_count"),
-        _at_most("night_count", "tx_count"), _at_most("service_unresolved", "service_contacts"),
-        _rule("active_iff_completed", "is_active = (completed_count > 0)"),
-        _rule("age_plausible", "age BETWEEN 16 AND 120", critical=False),
-        _rule("credit_score_in_range", "credit_score BETWEEN 300 AND 850", critical=False),
-    ), (_customer(),)),
-    Suite("gold.kpi_monthly", (
-        _unique("month"), *_not_null("month"), _month(),
-        *_share("success_rate", "fraud_rate", "notification_fail_rate"),
-        *_non_negative("tx_count", "customers", "revenue_usd"),
-        _at_most("completed_count", "tx_count"), _at_most("active_customers", "customers"),
-        _at_most("new_customers", "customers"),
-    )),
-    Suite("gold.kpi_state_monthly", (
-        _unique("month", "state"), *_not_null("month", "state"), _month(),
-        _in_set("state", _STATES), *_share("count_share"), *_non_negative("tx_count"),
-    )),
-    Suite("gold.kpi_country_monthly", (
-        _unique("month", "country"), *_not_null("month", "country"), _month(),
-        *_non_negative("customers", "tx_count", "spend_usd"),
-        _at_most("active_customers", "customers"), _at_most("new_customers", "customers"),
-    )),
-    Suite("gold.kpi_plan_monthly", (
-        _unique("month", "plan_type"), *_not_null("month"), _month(), *_share("share"),
-        *_non_negative("customers"),
-    )),
+    Suite(
+        "gold.dim_product",
+        (_unique("product_sk"), _unique("product"), *_not_null("product_sk", "product")),
+    ),
+    Suite(
+        "gold.dim_channel",
+        (
+            _unique("channel_sk"),
+            _unique("channel"),
+            *_not_null("channel_sk", "channel"),
+            _between("fee_usd", 0, None),
+        ),
+    ),
+    Suite(
+        "gold.fact_transactions",
+        (
+            _unique("transaction_id"),
+            *_not_null("transaction_id", "customer_sk", "date_sk", "month"),
+            _month(),
+            *_non_negative("revenue_usd", "fee_usd", "fx_margin_usd"),
+            _between("amount_usd", 0, None, strict_min=True),
+            _rule(
+                "revenue_is_fee_plus_fx_margin", "abs(fee_usd + fx_margin_usd - revenue_usd) < 0.01"
+            ),
+            _rule("date_sk_is_ts_date", "date_sk = CAST(date_format(ts, 'yyyyMMdd') AS INT)"),
+        ),
+        (
+            _fk("customer", "customer_sk", _DIM_CUSTOMER),
+            _fk("date", "date_sk", "gold.dim_date"),
+            _fk("merchant", "merchant_sk", "gold.dim_merchant"),
+            _fk("account", "account_sk", "gold.dim_account"),
+            _fk("card", "card_sk", "gold.dim_card"),
+            _fk("channel", "channel_sk", "gold.dim_channel"),
+            _fk("merchant_location", "merchant_location_sk", "gold.dim_location", "location_sk"),
+        ),
+    ),
+    Suite(
+        "gold.fact_interactions",
+        (
+            _unique("interaction_id"),
+            *_not_null("interaction_id", "customer_sk", "date_sk"),
+            _month(),
+            _after("resolved_at", "opened_at"),
+            _between("resolution_hours", 0, None),
+            _rule("resolved_iff_resolved_at", "is_resolved = (resolved_at IS NOT NULL)"),
+        ),
+        (
+            _fk("customer", "customer_sk", _DIM_CUSTOMER),
+            _fk("date", "date_sk", "gold.dim_date"),
+            _fk("channel", "channel_sk", "gold.dim_channel"),
+        ),
+    ),
+    Suite(
+        "gold.fact_product_usage",
+        (
+            _unique("usage_id"),
+            *_not_null("usage_id", "customer_sk", "product_sk", "date_sk"),
+            _month(),
+            _between("sessions", 1, None),
+            _between("minutes", 0, None),
+        ),
+        (
+            _fk("customer", "customer_sk", _DIM_CUSTOMER),
+            _fk("date", "date_sk", "gold.dim_date"),
+            _fk("product", "product_sk", "gold.dim_product"),
+        ),
+    ),
+    Suite(
+        "gold.customer_monthly_features",
+        (
+            _unique("customer_key", "month"),
+            *_not_null("customer_key", "month"),
+            _month(),
+            *_share(
+                "failed_rate",
+                "atm_rate",
+                "online_rate",
+                "cross_border_rate",
+                "night_rate",
+                "discretionary_share",
+                "notification_fail_rate",
+            ),
+            *_non_negative(
+                "tx_count",
+                "completed_count",
+                "failed_count",
+                "night_count",
+                "spend_usd",
+                "recency_days",
+                "frequency_12m",
+                "monetary_12m_usd",
+                "tenure_months",
+                "service_contacts",
+                "notifications_sent",
+            ),
+            _at_most("completed_count", "tx_count"),
+            _at_most("failed_count", "tx_count"),
+            _at_most("night_count", "tx_count"),
+            _at_most("service_unresolved", "service_contacts"),
+            _rule("active_iff_completed", "is_active = (completed_count > 0)"),
+            _rule("age_plausible", "age BETWEEN 16 AND 120", critical=False),
+            _rule("credit_score_in_range", "credit_score BETWEEN 300 AND 850", critical=False),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.kpi_monthly",
+        (
+            _unique("month"),
+            *_not_null("month"),
+            _month(),
+            *_share("success_rate", "fraud_rate", "notification_fail_rate"),
+            *_non_negative("tx_count", "customers", "revenue_usd"),
+            _at_most("completed_count", "tx_count"),
+            _at_most("active_customers", "customers"),
+            _at_most("new_customers", "customers"),
+        ),
+    ),
+    Suite(
+        "gold.kpi_state_monthly",
+        (
+            _unique("month", "state"),
+            *_not_null("month", "state"),
+            _month(),
+            _in_set("state", _STATES),
+            *_share("count_share"),
+            *_non_negative("tx_count"),
+        ),
+    ),
+    Suite(
+        "gold.kpi_country_monthly",
+        (
+            _unique("month", "country"),
+            *_not_null("month", "country"),
+            _month(),
+            *_non_negative("customers", "tx_count", "spend_usd"),
+            _at_most("active_customers", "customers"),
+            _at_most("new_customers", "customers"),
+        ),
+    ),
+    Suite(
+        "gold.kpi_plan_monthly",
+        (
+            _unique("month", "plan_type"),
+            *_not_null("month"),
+            _month(),
+            *_share("share"),
+            *_non_negative("customers"),
+        ),
+    ),
 )
 
 MODEL_SUITES: tuple[Suite, ...] = (
-    Suite("gold.customer_segments", (
-        _unique("customer_key", "month"), *_not_null("customer_key", "month", "segment"),
-        _month(), _between("cluster", 0, None),
-    ), (_customer(),)),
-    Suite("gold.engagement_scores", (
-        _unique("customer_key", "month"), *_not_null("customer_key", "month", "score"),
-        _month(), *_share("score"), _between("score_decile", 1, 10),
-        _between("score_rank", 1, None),
-    ), (_customer(),)),
-    Suite("gold.experiment_assignment", (
-        _unique("customer_key", "month", "experiment"),
-        *_not_null("customer_key", "month", "experiment", "group"), _month(),
-        _in_set("group", ("control", "test")), *_share("score"),
-        _between("score_rank", 1, None),
-    ), (_customer(),)),
-    Suite("gold.fraud_alerts", (
-        _unique("transaction_id"), *_not_null("transaction_id", "score", "month"), _month(),
-        *_share("score", "threshold"), _after("score", "threshold"),
-    ), (_customer(), _fk("transaction", "transaction_id", "silver.transactions"))),
-    Suite("gold.customer_risk", (
-        _unique("customer_key", "month"), *_not_null("customer_key", "month", "tier"), _month(),
-        _in_set("tier", _TIERS), *_share("at_risk_probability"),
-    ), (_customer(),)),
-    Suite("gold.customer_propensity", (
-        _unique("customer_key", "month", "product"),
-        *_not_null("customer_key", "month", "product"), _month(), *_share("propensity"),
-        _between("product_rank", 1, None),
-    ), (_customer(), _fk("product", "product", "gold.dim_product"))),
-    Suite("gold.campaign_targets", (
-        _unique("month", "campaign", "product", "segment"), *_not_null("month", "campaign"),
-        _month(), *_share("expected_response_rate"),
-        *_non_negative("eligible_customers", "expected_responders"),
-        _at_most("expected_responders", "eligible_customers"),
-        _between("segment_rank", 1, None),
-    ), (_fk("product", "product", "gold.dim_product"),)),
+    Suite(
+        "gold.customer_segments",
+        (
+            _unique("customer_key", "month"),
+            *_not_null("customer_key", "month", "segment"),
+            _month(),
+            _between("cluster", 0, None),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.engagement_scores",
+        (
+            _unique("customer_key", "month"),
+            *_not_null("customer_key", "month", "score"),
+            _month(),
+            *_share("score"),
+            _between("score_decile", 1, 10),
+            _between("score_rank", 1, None),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.experiment_assignment",
+        (
+            _unique("customer_key", "month", "experiment"),
+            *_not_null("customer_key", "month", "experiment", "group"),
+            _month(),
+            _in_set("group", ("control", "test")),
+            *_share("score"),
+            _between("score_rank", 1, None),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.fraud_alerts",
+        (
+            _unique("transaction_id"),
+            *_not_null("transaction_id", "score", "month"),
+            _month(),
+            *_share("score", "threshold"),
+            _after("score", "threshold"),
+        ),
+        (_customer(), _fk("transaction", "transaction_id", "silver.transactions")),
+    ),
+    Suite(
+        "gold.customer_risk",
+        (
+            _unique("customer_key", "month"),
+            *_not_null("customer_key", "month", "tier"),
+            _month(),
+            _in_set("tier", _TIERS),
+            *_share("at_risk_probability"),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.customer_propensity",
+        (
+            _unique("customer_key", "month", "product"),
+            *_not_null("customer_key", "month", "product"),
+            _month(),
+            *_share("propensity"),
+            _between("product_rank", 1, None),
+        ),
+        (_customer(), _fk("product", "product", "gold.dim_product")),
+    ),
+    Suite(
+        "gold.campaign_targets",
+        (
+            _unique("month", "campaign", "product", "segment"),
+            *_not_null("month", "campaign"),
+            _month(),
+            *_share("expected_response_rate"),
+            *_non_negative("eligible_customers", "expected_responders"),
+            _at_most("expected_responders", "eligible_customers"),
+            _between("segment_rank", 1, None),
+        ),
+        (_fk("product", "product", "gold.dim_product"),),
+    ),
 )
 
 ANALYTICS_SUITES: tuple[Suite, ...] = (
-    Suite("gold.kpi_model_monthly", (
-        _unique("month"), *_not_null("month"), _month(),
-        *_share("alert_precision", "alert_recall"),
-        *_non_negative("fraud_alert_count", "risk_high_customers", "risk_medium_customers",
-                       "risk_low_customers"),
-        _at_most("alerts_reported_fraud", "fraud_alert_count"),
-    )),
-    Suite("gold.segment_monthly", (
-        _unique("month", "segment"), *_not_null("month", "segment"), _month(),
-        *_share("share", "avg_atm_share", "avg_online_share", "avg_pos_share",
-                "avg_transfer_share", "avg_invest_share", "avg_fx_share",
-                "avg_cross_border_share", "avg_night_share"),
-        *_non_negative("customers", "stayed", "moved_in", "new", "moved_out"),
-        _rule("customers_are_stayed_moved_in_new", "stayed + moved_in + new = customers"),
-    )),
-    Suite("gold.customer_rfm", (
-        _unique("customer_key", "month"), *_not_null("customer_key", "month"), _month(),
-        *(_between(c, 1, 5) for c in ("r_score", "f_score", "m_score")),
-        _rule("rfm_cell_is_scores", "rfm_cell = concat(r_score, f_score, m_score)"),
-        *_non_negative("recency_days", "frequency_12m", "monetary_12m_usd"),
-    ), (_customer(),)),
-    Suite("gold.kpi_service_monthly", (
-        _unique("month", "channel", "topic"), *_not_null("month", "channel", "topic"), _month(),
-        *_share("resolved_share", "repeat_rate_7d", "complaint_rate"),
-        *_non_negative("contacts", "customers"),
-        _at_most("customers", "contacts"), _at_most("repeat_contacts_7d", "contacts"),
-        _at_most("complaints", "contacts"),
-        _at_most("resolution_hours_median", "resolution_hours_p90"),
-    )),
-    Suite("gold.kpi_service_workload", (
-        _unique("month", "weekday", "hour"), *_not_null("month", "weekday", "hour"), _month(),
-        _between("weekday", 1, 7), _between("hour", 0, 23), _between("contacts", 0, None),
-        _between("resolution_hours_total", 0, None),
-    )),
-    Suite("gold.kpi_debt_monthly", (
-        _unique("month", "breakdown", "value"), *_not_null("month", "breakdown", "value"),
-        _month(), _in_set("breakdown", ("all", "type", "status", "age_band", "segment")),
-        *_share("delinquency_rate", "delinquent_outstanding_share"),
-        *_non_negative("debts", "debtors", "outstanding_usd"),
-        _at_most("debtors", "debts"),
-        _rule("quantiles_ordered",
-              "outstanding_p25 <= outstanding_median AND outstanding_median <= outstanding_p75"
-              " AND outstanding_p75 <= outstanding_p90 AND outstanding_p90 <= outstanding_max"),
-    )),
-    Suite("gold.customer_360", (
-        _unique("customer_key"), *_not_null("customer_key", "as_of_month"), _month("as_of_month"),
-        _JOIN_AFTER_BIRTH, _in_set("risk_tier", _TIERS), *_share("disengagement_score"),
-        *_non_negative("tx_count", "fraud_alerts_month", "contacts_3m", "clv_usd"),
-    ), (_customer(),)),
-    Suite("gold.customer_clv", (
-        _unique("customer_key"), *_not_null("customer_key", "month"), _month(),
-        *_share("prob_alive"),
-        *_non_negative("expected_purchases", "expected_value_usd", "clv_usd"),
-        _between("horizon_months", 1, None),
-    ), (_customer(),)),
-    Suite("gold.service_note_topics", (
-        _unique("interaction_id"), *_not_null("interaction_id", "topic", "month"), _month(),
-        *_share("topic_probability"), _between("sentiment_score", -1, 1),
-        _in_set("sentiment", ("positive", "neutral", "negative")),
-    ), (_fk("interaction", "interaction_id", "silver.interactions"),)),
+    Suite(
+        "gold.kpi_model_monthly",
+        (
+            _unique("month"),
+            *_not_null("month"),
+            _month(),
+            *_share("alert_precision", "alert_recall"),
+            *_non_negative(
+                "fraud_alert_count",
+                "risk_high_customers",
+                "risk_medium_customers",
+                "risk_low_customers",
+            ),
+            _at_most("alerts_reported_fraud", "fraud_alert_count"),
+        ),
+    ),
+    Suite(
+        "gold.segment_monthly",
+        (
+            _unique("month", "segment"),
+            *_not_null("month", "segment"),
+            _month(),
+            *_share(
+                "share",
+                "avg_atm_share",
+                "avg_online_share",
+                "avg_pos_share",
+                "avg_transfer_share",
+                "avg_invest_share",
+                "avg_fx_share",
+                "avg_cross_border_share",
+                "avg_night_share",
+            ),
+            *_non_negative("customers", "stayed", "moved_in", "new", "moved_out"),
+            _rule("customers_are_stayed_moved_in_new", "stayed + moved_in + new = customers"),
+        ),
+    ),
+    Suite(
+        "gold.customer_rfm",
+        (
+            _unique("customer_key", "month"),
+            *_not_null("customer_key", "month"),
+            _month(),
+            *(_between(c, 1, 5) for c in ("r_score", "f_score", "m_score")),
+            _rule("rfm_cell_is_scores", "rfm_cell = concat(r_score, f_score, m_score)"),
+            *_non_negative("recency_days", "frequency_12m", "monetary_12m_usd"),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.kpi_service_monthly",
+        (
+            _unique("month", "channel", "topic"),
+            *_not_null("month", "channel", "topic"),
+            _month(),
+            *_share("resolved_share", "repeat_rate_7d", "complaint_rate"),
+            *_non_negative("contacts", "customers"),
+            _at_most("customers", "contacts"),
+            _at_most("repeat_contacts_7d", "contacts"),
+            _at_most("complaints", "contacts"),
+            _at_most("resolution_hours_median", "resolution_hours_p90"),
+        ),
+    ),
+    Suite(
+        "gold.kpi_service_workload",
+        (
+            _unique("month", "weekday", "hour"),
+            *_not_null("month", "weekday", "hour"),
+            _month(),
+            _between("weekday", 1, 7),
+            _between("hour", 0, 23),
+            _between("contacts", 0, None),
+            _between("resolution_hours_total", 0, None),
+        ),
+    ),
+    Suite(
+        "gold.kpi_debt_monthly",
+        (
+            _unique("month", "breakdown", "value"),
+            *_not_null("month", "breakdown", "value"),
+            _month(),
+            _in_set("breakdown", ("all", "type", "status", "age_band", "segment")),
+            *_share("delinquency_rate", "delinquent_outstanding_share"),
+            *_non_negative("debts", "debtors", "outstanding_usd"),
+            _at_most("debtors", "debts"),
+            _rule(
+                "quantiles_ordered",
+                "outstanding_p25 <= outstanding_median AND outstanding_median <= outstanding_p75"
+                " AND outstanding_p75 <= outstanding_p90 AND outstanding_p90 <= outstanding_max",
+            ),
+        ),
+    ),
+    Suite(
+        "gold.customer_360",
+        (
+            _unique("customer_key"),
+            *_not_null("customer_key", "as_of_month"),
+            _month("as_of_month"),
+            _JOIN_AFTER_BIRTH,
+            _in_set("risk_tier", _TIERS),
+            *_share("disengagement_score"),
+            *_non_negative("tx_count", "fraud_alerts_month", "contacts_3m", "clv_usd"),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.customer_clv",
+        (
+            _unique("customer_key"),
+            *_not_null("customer_key", "month"),
+            _month(),
+            *_share("prob_alive"),
+            *_non_negative("expected_purchases", "expected_value_usd", "clv_usd"),
+            _between("horizon_months", 1, None),
+        ),
+        (_customer(),),
+    ),
+    Suite(
+        "gold.service_note_topics",
+        (
+            _unique("interaction_id"),
+            *_not_null("interaction_id", "topic", "month"),
+            _month(),
+            *_share("topic_probability"),
+            _between("sentiment_score", -1, 1),
+            _in_set("sentiment", ("positive", "neutral", "negative")),
+        ),
+        (_fk("interaction", "interaction_id", "silver.interactions"),),
+    ),
 )
 
 SUITES: tuple[Suite, ...] = (*SILVER_SUITES, *GOLD_SUITES, *MODEL_SUITES, *ANALYTICS_SUITES)
 """A suite for every silver and gold table the pipeline writes (tests/quality keeps it so)."""
 
 
-def with_foreign_keys(df: DataFrame, keys: Sequence[ForeignKey],
-                      parent: Callable[[str], DataFrame]) -> DataFrame:
+def with_foreign_keys(
+    df: DataFrame, keys: Sequence[ForeignKey], parent: Callable[[str], DataFrame]
+) -> DataFrame:
     """``df`` with ``_fk_<name>``: the key is NULL, found in its parent, or not checked here."""
     out = df
     for fk in keys:
@@ -488,9 +839,11 @@ def with_foreign_keys(df: DataFrame, keys: Sequence[ForeignKey],
         resolves = F.col(fk.column).isNull() | F.col(found).isNotNull()
         if fk.where is not None:
             resolves = resolves | ~F.coalesce(F.expr(fk.where), F.lit(False))
-        out = (out.join(parents, out[fk.column] == F.col(found), how="left")
-               .withColumn(f"_fk_{fk.name}", resolves)
-               .drop(found))
+        out = (
+            out.join(parents, out[fk.column] == F.col(found), how="left")
+            .withColumn(f"_fk_{fk.name}", resolves)
+            .drop(found)
+        )
     return out
 
 
@@ -513,9 +866,13 @@ def record(tables: Tables, outcomes: Sequence[ValidationOutcome], *, batch_prefi
         tables.append(DQ_RESULTS, tables.spark.createDataFrame(rows, DQ_SCHEMA))
 
 
-def run_suites(tables: Tables, *, suites: Sequence[Suite] = SUITES,
-               data_docs_dir: str | None = None,
-               pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS) -> list[ValidationOutcome]:
+def run_suites(
+    tables: Tables,
+    *,
+    suites: Sequence[Suite] = SUITES,
+    data_docs_dir: str | None = None,
+    pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS,
+) -> list[ValidationOutcome]:
     """Validates every suite whose table exists; appends all results to ``_ops.dq_results``.
 
     A suite whose table or a foreign key's parent does not exist yet is skipped (a stage run
@@ -529,12 +886,14 @@ def run_suites(tables: Tables, *, suites: Sequence[Suite] = SUITES,
     try:
         for suite in suites:
             if not tables.exists(suite.table) or not all(
-                    tables.exists(fk.parent) for fk in suite.foreign_keys):
+                tables.exists(fk.parent) for fk in suite.foreign_keys
+            ):
                 log.info("%s: not validated (the table or a parent does not exist)", suite.table)
                 continue
             df = with_rules(
                 with_foreign_keys(tables.read(suite.table), suite.foreign_keys, tables.read),
-                suite.rules)
+                suite.rules,
+            )
             outcomes.append(checker.validate(df, suite.table, suite.expectations()))
     finally:
         checker.build_docs()
@@ -562,8 +921,9 @@ def raise_on_critical(outcomes: Sequence[ValidationOutcome]) -> None:
         raise DataQualityError("; ".join(o.failure_message() for o in failed))
     warnings = sum(1 for o in outcomes for r in o.results if not r.success)
     if warnings:
-        log.warning("data quality: %d non-critical expectation(s) failed (see %s)", warnings,
-                    DQ_RESULTS)
+        log.warning(
+            "data quality: %d non-critical expectation(s) failed (see %s)", warnings, DQ_RESULTS
+        )
 
 
 def check_tables(tables: Tables, cfg: Config, names: Sequence[str]) -> list[ValidationOutcome]:
@@ -582,7 +942,11 @@ def check_tables(tables: Tables, cfg: Config, names: Sequence[str]) -> list[Vali
     if not cfg.quality.stage_checks:
         log.info("quality.stage_checks is off: %d table(s) not validated", len(names))
         return []
-    outcomes = run_suites(tables, suites=suites_for(names), data_docs_dir=docs_dir(cfg),
-                          pandas_max_rows=cfg.quality.pandas_max_rows)
+    outcomes = run_suites(
+        tables,
+        suites=suites_for(names),
+        data_docs_dir=docs_dir(cfg),
+        pandas_max_rows=cfg.quality.pandas_max_rows,
+    )
     raise_on_critical(outcomes)
     return outcomes

@@ -84,47 +84,95 @@ class AnalyticsChart:
 
 
 def _box_from_quartiles(df: pd.DataFrame, x: str, title: str) -> go.Figure:
-    fig = go.Figure(go.Box(x=df[x], q1=df["p25_usd"], median=df["median_usd"], q3=df["p75_usd"],
-                           lowerfence=[0.0] * len(df), upperfence=df["max_usd"],
-                           mean=df["mean_usd"], name="amount (USD)"))
+    fig = go.Figure(
+        go.Box(
+            x=df[x],
+            q1=df["p25_usd"],
+            median=df["median_usd"],
+            q3=df["p75_usd"],
+            lowerfence=[0.0] * len(df),
+            upperfence=df["max_usd"],
+            mean=df["mean_usd"],
+            name="amount (USD)",
+        )
+    )
     fig.update_layout(title=title)
     return fig
 
 
 def _world(df: pd.DataFrame, value: str, title: str, scale: str) -> go.Figure:
     shown = df.assign(iso3=[iso3(str(c)) for c in df["country"]]).dropna(subset=["iso3"])
-    fig = px.choropleth(shown, locations="iso3", color=value, hover_name="country",
-                        color_continuous_scale=scale, title=title)
-    fig.update_geos(showframe=False, projection_type="natural earth", fitbounds="locations",
-                    showcountries=True)
+    fig = px.choropleth(
+        shown,
+        locations="iso3",
+        color=value,
+        hover_name="country",
+        color_continuous_scale=scale,
+        title=title,
+    )
+    fig.update_geos(
+        showframe=False, projection_type="natural earth", fitbounds="locations", showcountries=True
+    )
     return fig
 
 
 CHARTS: dict[str, Callable[[pd.DataFrame], tuple[go.Figure, ...]]] = {
     "01_usd_amount_by_state": lambda df: (
-        _box_from_quartiles(df, "state", "USD amount by transaction state"),),
+        _box_from_quartiles(df, "state", "USD amount by transaction state"),
+    ),
     "02_top_earning_type_completed": lambda df: (
-        px.bar(df, x="channel", y=["fee_revenue_usd", "fx_margin_usd"],
-               title="Revenue from completed transactions by channel"),),
+        px.bar(
+            df,
+            x="channel",
+            y=["fee_revenue_usd", "fx_margin_usd"],
+            title="Revenue from completed transactions by channel",
+        ),
+    ),
     "03_non_completed_value_by_type": lambda df: (
-        px.bar(df, x="channel", y="non_completed_value_usd",
-               title="Value of transactions that did not complete, by channel"),),
+        px.bar(
+            df,
+            x="channel",
+            y="non_completed_value_usd",
+            title="Value of transactions that did not complete, by channel",
+        ),
+    ),
     "04_new_joiners_by_day": lambda df: (
-        px.line(df, x="join_date", y="new_customers", title="New joiners by day"),),
+        px.line(df, x="join_date", y="new_customers", title="New joiners by day"),
+    ),
     "05_users_and_birth_year_by_country": lambda df: (
         _world(df, "customers", "Customers by country", "Blues"),
-        _world(df, "avg_birth_year", "Average year of birth by country", "Viridis")),
+        _world(df, "avg_birth_year", "Average year of birth by country", "Viridis"),
+    ),
     "06_plan_mix_by_month": lambda df: (
-        px.area(df, x="month", y="share", color="plan_type", title="Plan mix by month"),),
+        px.area(df, x="month", y="share", color="plan_type", title="Plan mix by month"),
+    ),
     "07_notifications_by_month": lambda df: (
-        px.bar(df, x="month", y=["notifications_sent", "notifications_failed"],
-               barmode="group", title="Notifications sent and failed by month"),),
+        px.bar(
+            df,
+            x="month",
+            y=["notifications_sent", "notifications_failed"],
+            barmode="group",
+            title="Notifications sent and failed by month",
+        ),
+    ),
     "08_outliers_by_month": lambda df: (
-        px.line(df, x="month", y=["amount_outliers", "count_outliers"], markers=True,
-                title="Customer-months more than 3 SD above the month's mean"),),
+        px.line(
+            df,
+            x="month",
+            y=["amount_outliers", "count_outliers"],
+            markers=True,
+            title="Customer-months more than 3 SD above the month's mean",
+        ),
+    ),
     "09_direction_and_type_mix_by_month": lambda df: (
-        px.bar(df.assign(kind=df["direction"] + " " + df["channel"]), x="month",
-               y="count_share", color="kind", title="Direction and type mix by month"),),
+        px.bar(
+            df.assign(kind=df["direction"] + " " + df["channel"]),
+            x="month",
+            y="count_share",
+            color="kind",
+            title="Direction and type mix by month",
+        ),
+    ),
 }
 
 
@@ -144,11 +192,21 @@ def monthly_boxes(lake: Lake) -> tuple[go.Figure, go.Figure]:
         f="gold.customer_monthly_features",
     )
     figs = []
-    for p, label in (("s", "Spend per customer (USD) by month"),
-                     ("c", "Transactions per customer by month")):
-        fig = go.Figure(go.Box(x=df["month"], q1=df[f"{p}_q1"], median=df[f"{p}_med"],
-                               q3=df[f"{p}_q3"], lowerfence=df[f"{p}_min"],
-                               upperfence=df[f"{p}_max"], name=label))
+    for p, label in (
+        ("s", "Spend per customer (USD) by month"),
+        ("c", "Transactions per customer by month"),
+    ):
+        fig = go.Figure(
+            go.Box(
+                x=df["month"],
+                q1=df[f"{p}_q1"],
+                median=df[f"{p}_med"],
+                q3=df[f"{p}_q3"],
+                lowerfence=df[f"{p}_min"],
+                upperfence=df[f"{p}_max"],
+                name=label,
+            )
+        )
         fig.update_layout(title=label)
         figs.append(fig)
     return figs[0], figs[1]
@@ -160,7 +218,12 @@ def analytics_charts(lake: Lake) -> list[AnalyticsChart]:
     for name, sql in queries().items():
         df = run_sql(lake, sql)
         make = CHARTS.get(name)
-        out.append(AnalyticsChart(name=name, question=question(sql),
-                                  figures=make(df) if make and not df.empty else (),
-                                  result=df))
+        out.append(
+            AnalyticsChart(
+                name=name,
+                question=question(sql),
+                figures=make(df) if make and not df.empty else (),
+                result=df,
+            )
+        )
     return out

@@ -87,8 +87,6 @@ def fmt_rate(value: Any) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}%"
 
 
-
-
 # --- building blocks -----------------------------------------------------------------------
 
 
@@ -107,8 +105,11 @@ def panel(title: str, build: Callable[[], Any]) -> html.Div:
         body = not_built(missing.name)
     except Exception as exc:  # one broken panel must not blank the page; details in the log
         log.exception("panel %r failed", title)
-        body = html.Div(f"This panel could not be drawn ({type(exc).__name__}); "
-                        "the dashboard's log has the details.", className="panel-error")
+        body = html.Div(
+            f"This panel could not be drawn ({type(exc).__name__}); "
+            "the dashboard's log has the details.",
+            className="panel-error",
+        )
     return html.Div([html.H3(title), body], className="panel")
 
 
@@ -125,30 +126,38 @@ def table(df: pd.DataFrame, table_id: str, **kwargs: Any) -> Any:
         columns=[{"name": c, "id": c} for c in df.columns],
         data=records,
         style_table={"overflowX": "auto"},
-        style_cell={"fontFamily": "inherit", "fontSize": "13px", "textAlign": "left",
-                    "maxWidth": "420px", "whiteSpace": "normal"},
+        style_cell={
+            "fontFamily": "inherit",
+            "fontSize": "13px",
+            "textAlign": "left",
+            "maxWidth": "420px",
+            "whiteSpace": "normal",
+        },
         style_header={"fontWeight": "bold"},
         **kwargs,
     )
 
 
 def graph(fig: go.Figure, graph_id: str, height: int = 320) -> dcc.Graph:
-    fig.update_layout(height=height, margin={"l": 40, "r": 10, "t": 40, "b": 40},
-                      template="plotly_white")
+    fig.update_layout(
+        height=height, margin={"l": 40, "r": 10, "t": 40, "b": 40}, template="plotly_white"
+    )
     return dcc.Graph(id=graph_id, figure=fig, config=GRAPH_CONFIG)
 
 
 def kpi_card(card_id: str, label: str, value: str, delta: str = "") -> html.Div:
     return html.Div(
-        [html.Div(label, className="kpi-label"), html.Div(value, id=card_id, className="kpi"),
-         html.Div(delta, className="kpi-delta")],
+        [
+            html.Div(label, className="kpi-label"),
+            html.Div(value, id=card_id, className="kpi"),
+            html.Div(delta, className="kpi-delta"),
+        ],
         className="kpi-card",
     )
 
 
 def versions_footer(lake: Lake, *names: str) -> html.Div:
-    return html.Div("Showing " + lake.version_label(*names), id="versions",
-                    className="versions")
+    return html.Div("Showing " + lake.version_label(*names), id="versions", className="versions")
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -189,25 +198,46 @@ def portfolio_cards(lake: Lake, month: str) -> list[Any]:
 def portfolio_month_panels(lake: Lake, month: str) -> list[Any]:
     def channels() -> Any:
         df = data.by_channel(lake, month)
-        fig = px.bar(df, x="channel", y="tx_count", hover_data=["value_usd", "revenue_usd",
-                                                                "success_rate"],
-                     title=f"Transactions by channel, {month}")
-        return html.Div([graph(fig, "channel-chart"),
-                         table(df, "channel-table", sort_action="native")])
+        fig = px.bar(
+            df,
+            x="channel",
+            y="tx_count",
+            hover_data=["value_usd", "revenue_usd", "success_rate"],
+            title=f"Transactions by channel, {month}",
+        )
+        return html.Div(
+            [graph(fig, "channel-chart"), table(df, "channel-table", sort_action="native")]
+        )
 
     def countries() -> Any:
         df = data.by_country(lake, month)
         df["iso3"] = [iso3(str(c)) for c in df["country"]]
-        fig = px.choropleth(df.dropna(subset=["iso3"]), locations="iso3", color="active_customers",
-                            hover_name="country", hover_data=["customers", "tx_count",
-                                                              "spend_usd"],
-                            color_continuous_scale="Blues",
-                            title=f"Active customers by country, {month}")
-        fig.update_geos(showframe=False, projection_type="natural earth",
-                        fitbounds="locations", showcountries=True)
-        return html.Div([graph(fig, "country-map", 380),
-                         table(df.drop(columns=["iso3", "month"]), "country-table",
-                               sort_action="native", page_size=10)])
+        fig = px.choropleth(
+            df.dropna(subset=["iso3"]),
+            locations="iso3",
+            color="active_customers",
+            hover_name="country",
+            hover_data=["customers", "tx_count", "spend_usd"],
+            color_continuous_scale="Blues",
+            title=f"Active customers by country, {month}",
+        )
+        fig.update_geos(
+            showframe=False,
+            projection_type="natural earth",
+            fitbounds="locations",
+            showcountries=True,
+        )
+        return html.Div(
+            [
+                graph(fig, "country-map", 380),
+                table(
+                    df.drop(columns=["iso3", "month"]),
+                    "country-table",
+                    sort_action="native",
+                    page_size=10,
+                ),
+            ]
+        )
 
     return [panel("By channel", channels), panel("By country", countries)]
 
@@ -224,17 +254,25 @@ def portfolio_page(lake: Lake, query: dict[str, str]) -> list[Any]:
         kpis = data.kpi_monthly(lake)
         fig = go.Figure()
         fig.add_bar(x=kpis["month"], y=kpis["tx_value_usd"], name="value (USD)")
-        fig.add_scatter(x=kpis["month"], y=kpis["revenue_usd"], name="revenue (USD)",
-                        yaxis="y2", mode="lines+markers")
-        fig.update_layout(title="Transaction value and revenue by month",
-                          yaxis2={"overlaying": "y", "side": "right"},
-                          legend={"orientation": "h", "y": -0.2})
+        fig.add_scatter(
+            x=kpis["month"],
+            y=kpis["revenue_usd"],
+            name="revenue (USD)",
+            yaxis="y2",
+            mode="lines+markers",
+        )
+        fig.update_layout(
+            title="Transaction value and revenue by month",
+            yaxis2={"overlaying": "y", "side": "right"},
+            legend={"orientation": "h", "y": -0.2},
+        )
         notes = go.Figure()
         notes.add_bar(x=kpis["month"], y=kpis["notifications_sent"], name="sent")
         notes.add_bar(x=kpis["month"], y=kpis["notifications_failed"], name="failed")
         notes.update_layout(title="Notifications by month", barmode="group")
-        return html.Div([graph(fig, "trend-chart"), graph(notes, "notifications-chart", 260)],
-                        className="grid2")
+        return html.Div(
+            [graph(fig, "trend-chart"), graph(notes, "notifications-chart", 260)], className="grid2"
+        )
 
     def mix() -> Any:
         df = data.plan_mix(lake)
@@ -242,15 +280,30 @@ def portfolio_page(lake: Lake, query: dict[str, str]) -> list[Any]:
         return graph(fig, "plan-mix-chart", 280)
 
     return [
-        html.Div([html.Label("Month "), dcc.Dropdown(
-            id="month-picker", options=all_months, value=month, clearable=False,
-            style={"width": "160px", "display": "inline-block"})], className="picker"),
+        html.Div(
+            [
+                html.Label("Month "),
+                dcc.Dropdown(
+                    id="month-picker",
+                    options=all_months,
+                    value=month,
+                    clearable=False,
+                    style={"width": "160px", "display": "inline-block"},
+                ),
+            ],
+            className="picker",
+        ),
         html.Div(portfolio_cards(lake, month), id="kpi-cards", className="kpi-row"),
         html.Div(portfolio_month_panels(lake, month), id="month-panels"),
         panel("Trends", trend),
         panel("Plan mix", mix),
-        versions_footer(lake, "gold.kpi_monthly", "gold.fact_transactions",
-                        "gold.kpi_country_monthly", "gold.kpi_plan_monthly"),
+        versions_footer(
+            lake,
+            "gold.kpi_monthly",
+            "gold.fact_transactions",
+            "gold.kpi_country_monthly",
+            "gold.kpi_plan_monthly",
+        ),
     ]
 
 
@@ -262,8 +315,16 @@ def segments_page(lake: Lake, query: dict[str, str]) -> list[Any]:
 
     def sizes() -> Any:
         df = data.segment_sizes(lake)
-        return graph(px.bar(df, x="month", y="customers", color="segment",
-                            title="Customers per segment by month"), "segment-sizes")
+        return graph(
+            px.bar(
+                df,
+                x="month",
+                y="customers",
+                color="segment",
+                title="Customers per segment by month",
+            ),
+            "segment-sizes",
+        )
 
     def profiles() -> Any:
         df = data.segment_profiles(lake, month)
@@ -274,11 +335,16 @@ def segments_page(lake: Lake, query: dict[str, str]) -> list[Any]:
         df = data.segment_migration(lake, month)
         if df.empty:
             return html.Div("no earlier month to compare with")
-        pivot = df.pivot_table(index="from_segment", columns="to_segment", values="customers",
-                               fill_value=0)
-        fig = px.imshow(pivot, text_auto=True, color_continuous_scale="Blues",
-                        labels={"x": f"segment in {month}", "y": "segment the month before"},
-                        title="How customers moved between segments")
+        pivot = df.pivot_table(
+            index="from_segment", columns="to_segment", values="customers", fill_value=0
+        )
+        fig = px.imshow(
+            pivot,
+            text_auto=True,
+            color_continuous_scale="Blues",
+            labels={"x": f"segment in {month}", "y": "segment the month before"},
+            title="How customers moved between segments",
+        )
         return graph(fig, "segment-migration", 380)
 
     return [
@@ -296,24 +362,46 @@ def risk_page(lake: Lake, query: dict[str, str]) -> list[Any]:
         counts = df["tier"].value_counts()
         summary = html.Div(
             f"{int(counts.get('High', 0)):,} High and {int(counts.get('Medium', 0)):,} Medium "
-            f"customers in {df['month'].iloc[0] if len(df) else '-'}", id="risk-summary")
-        return html.Div([summary, table(
-            df.drop(columns=["month"]), "risk-queue", sort_action="native",
-            filter_action="native", export_format="csv", export_headers="display",
-            page_size=25)])
+            f"customers in {df['month'].iloc[0] if len(df) else '-'}",
+            id="risk-summary",
+        )
+        return html.Div(
+            [
+                summary,
+                table(
+                    df.drop(columns=["month"]),
+                    "risk-queue",
+                    sort_action="native",
+                    filter_action="native",
+                    export_format="csv",
+                    export_headers="display",
+                    page_size=25,
+                ),
+            ]
+        )
 
-    return [panel("Risk queue: High, then Medium, highest score first", queue),
-            versions_footer(lake, "gold.customer_risk")]
+    return [
+        panel("Risk queue: High, then Medium, highest score first", queue),
+        versions_footer(lake, "gold.customer_risk"),
+    ]
 
 
 def customer_page(lake: Lake, query: dict[str, str], role: str) -> list[Any]:
-    search = html.Div([
-        dcc.Input(id="customer-search", type="text", value=query.get("q", ""),
-                  placeholder="customer key, name or email", debounce=True,
-                  style={"width": "320px"}),
-        html.Button("Search", id="customer-search-button"),
-        html.Span(f"  viewing as {role}", className="role"),
-    ], className="picker")
+    search = html.Div(
+        [
+            dcc.Input(
+                id="customer-search",
+                type="text",
+                value=query.get("q", ""),
+                placeholder="customer key, name or email",
+                debounce=True,
+                style={"width": "320px"},
+            ),
+            html.Button("Search", id="customer-search-button"),
+            html.Span(f"  viewing as {role}", className="role"),
+        ],
+        className="picker",
+    )
     body: list[Any] = [search]
     if query.get("q"):
         body.append(panel("Matches", lambda: search_results(lake, query["q"], role)))
@@ -328,10 +416,19 @@ def search_results(lake: Lake, text: str, role: str) -> Any:
     if df.empty:
         return html.Div("no customer matches", id="search-empty")
     items = [
-        html.Li([html.A(row["customer_key"], href=f"/customer?key={row['customer_key']}"),
-                 " ", mask_value("first_name", row["first_name"], role), " ",
-                 mask_value("last_name", row["last_name"], role), " · ",
-                 mask_value("email", row["email"], role), " · ", str(row["country"])])
+        html.Li(
+            [
+                html.A(row["customer_key"], href=f"/customer?key={row['customer_key']}"),
+                " ",
+                mask_value("first_name", row["first_name"], role),
+                " ",
+                mask_value("last_name", row["last_name"], role),
+                " · ",
+                mask_value("email", row["email"], role),
+                " · ",
+                str(row["country"]),
+            ]
+        )
         for _, row in df.iterrows()
     ]
     return html.Ul(items, id="search-results")
@@ -351,24 +448,47 @@ def customer_detail(lake: Lake, key: str, role: str) -> html.Div:
             fig = px.line(c.features, x="month", y=feature, title=feature, markers=True)
             sparks.append(graph(fig, f"spark-{feature}", 180))
     risk = c.risk or {}
-    facts = html.Ul([
-        html.Li(["Segment: ", html.Strong(c.segment or "-", id="customer-segment")]),
-        html.Li(["Engagement score: ", html.Strong(
-            "-" if c.engagement is None else f"{c.engagement:.3f}", id="customer-engagement")]),
-        html.Li(["Risk: ", html.Strong(f"{risk.get('tier', '-')} ({risk.get('risk_score', '-')})",
-                                       id="customer-risk"),
-                 f" — {risk.get('reasons') or 'no adverse reasons'}" if risk else ""]),
-    ])
+    facts = html.Ul(
+        [
+            html.Li(["Segment: ", html.Strong(c.segment or "-", id="customer-segment")]),
+            html.Li(
+                [
+                    "Engagement score: ",
+                    html.Strong(
+                        "-" if c.engagement is None else f"{c.engagement:.3f}",
+                        id="customer-engagement",
+                    ),
+                ]
+            ),
+            html.Li(
+                [
+                    "Risk: ",
+                    html.Strong(
+                        f"{risk.get('tier', '-')} ({risk.get('risk_score', '-')})",
+                        id="customer-risk",
+                    ),
+                    f" — {risk.get('reasons') or 'no adverse reasons'}" if risk else "",
+                ]
+            ),
+        ]
+    )
     parts: list[Any] = [
         html.H2(f"Customer {c.customer_key}", id="customer-title"),
-        html.Div([html.Div([html.H3("Golden record"), table(record, "golden-record")]),
-                  html.Div([html.H3("Summary"), facts])], className="grid2"),
-        html.H3("Monthly features"), html.Div(sparks, className="grid4"),
+        html.Div(
+            [
+                html.Div([html.H3("Golden record"), table(record, "golden-record")]),
+                html.Div([html.H3("Summary"), facts]),
+            ],
+            className="grid2",
+        ),
+        html.H3("Monthly features"),
+        html.Div(sparks, className="grid4"),
         html.H3("Fraud alerts"),
         table(c.alerts, "customer-alerts") if not c.alerts.empty else html.Div("none"),
         html.H3("Service interactions"),
         table(c.interactions, "customer-interactions", page_size=10)
-        if not c.interactions.empty else html.Div("none"),
+        if not c.interactions.empty
+        else html.Div("none"),
     ]
     if c.missing:
         parts.append(html.Div([not_built(name) for name in c.missing]))
@@ -388,10 +508,17 @@ def live_content(lake: Lake, role: str) -> list[Any]:
     except TableNotBuilt as missing:
         return [not_built(missing.name)]
     latency = df["latency_s"].dropna()
-    stats = (f"{len(df)} newest alerts; latency p50 {latency.quantile(0.5):.2f} s, "
-             f"p95 {latency.quantile(0.95):.2f} s" if len(latency) else f"{len(df)} alerts")
-    return [html.Div(stats, id="live-stats"), table(df, "live-alerts", page_size=50),
-            versions_footer(lake, "gold.fraud_alerts_live")]
+    stats = (
+        f"{len(df)} newest alerts; latency p50 {latency.quantile(0.5):.2f} s, "
+        f"p95 {latency.quantile(0.95):.2f} s"
+        if len(latency)
+        else f"{len(df)} alerts"
+    )
+    return [
+        html.Div(stats, id="live-stats"),
+        table(df, "live-alerts", page_size=50),
+        versions_footer(lake, "gold.fraud_alerts_live"),
+    ]
 
 
 def experiment_page(lake: Lake, query: dict[str, str]) -> list[Any]:
@@ -407,14 +534,24 @@ def experiment_page(lake: Lake, query: dict[str, str]) -> list[Any]:
         df = data.experiment_outcomes(lake)
         if df.empty:
             return html.Div("no outcomes yet: the month after assignment is not in the lake")
-        fig = px.bar(df, x="month", y="active_next_month", color="group", barmode="group",
-                     title="Share active the month after assignment")
-        return html.Div([graph(fig, "experiment-outcomes-chart", 280),
-                         table(df, "experiment-outcomes")])
+        fig = px.bar(
+            df,
+            x="month",
+            y="active_next_month",
+            color="group",
+            barmode="group",
+            title="Share active the month after assignment",
+        )
+        return html.Div(
+            [graph(fig, "experiment-outcomes-chart", 280), table(df, "experiment-outcomes")]
+        )
 
-    return [panel("Test and control sizes", sizes), panel("Balance", balance),
-            panel("Outcomes", outcomes),
-            versions_footer(lake, "gold.experiment_assignment")]
+    return [
+        panel("Test and control sizes", sizes),
+        panel("Balance", balance),
+        panel("Outcomes", outcomes),
+        versions_footer(lake, "gold.experiment_assignment"),
+    ]
 
 
 def quality_page(lake: Lake, query: dict[str, str], profiles_dir: str | None) -> list[Any]:
@@ -422,26 +559,43 @@ def quality_page(lake: Lake, query: dict[str, str], profiles_dir: str | None) ->
         df = data.quarantine_counts(lake)
         if df.empty:
             return html.Div("nothing quarantined")
-        by_source = px.bar(df.groupby(["month", "source"], as_index=False)["row_count"].sum(),
-                           x="month", y="row_count", color="source",
-                           title="Quarantined rows by source and ingest month")
-        by_reason = px.bar(df.groupby(["month", "reason"], as_index=False)["row_count"].sum(),
-                           x="month", y="row_count", color="reason",
-                           title="Quarantined rows by reason and ingest month")
+        by_source = px.bar(
+            df.groupby(["month", "source"], as_index=False)["row_count"].sum(),
+            x="month",
+            y="row_count",
+            color="source",
+            title="Quarantined rows by source and ingest month",
+        )
+        by_reason = px.bar(
+            df.groupby(["month", "reason"], as_index=False)["row_count"].sum(),
+            x="month",
+            y="row_count",
+            color="reason",
+            title="Quarantined rows by reason and ingest month",
+        )
         totals = df.groupby(["source", "reason"], as_index=False)["row_count"].sum()
-        return html.Div([html.Div([graph(by_source, "quarantine-by-source", 300),
-                                   graph(by_reason, "quarantine-by-reason", 300)],
-                                  className="grid2"),
-                         table(totals, "quarantine-totals", sort_action="native",
-                               page_size=12)])
+        return html.Div(
+            [
+                html.Div(
+                    [
+                        graph(by_source, "quarantine-by-source", 300),
+                        graph(by_reason, "quarantine-by-reason", 300),
+                    ],
+                    className="grid2",
+                ),
+                table(totals, "quarantine-totals", sort_action="native", page_size=12),
+            ]
+        )
 
     def expectations() -> Any:
         df = data.expectation_results(lake)
         failed = int((~df["success"].astype(bool)).sum())
-        return html.Div([html.Div(f"{len(df)} expectations, {failed} failing",
-                                  id="dq-summary"),
-                         table(df, "dq-results", sort_action="native", filter_action="native",
-                               page_size=15)])
+        return html.Div(
+            [
+                html.Div(f"{len(df)} expectations, {failed} failing", id="dq-summary"),
+                table(df, "dq-results", sort_action="native", filter_action="native", page_size=15),
+            ]
+        )
 
     def er() -> Any:
         return table(data.er_metrics(lake), "er-metrics")
@@ -452,17 +606,23 @@ def quality_page(lake: Lake, query: dict[str, str], profiles_dir: str | None) ->
     def links() -> Any:
         items = []
         if profiles_dir and os.path.isdir(profiles_dir):
-            items = [html.Li(html.A(f.removesuffix(".html"), href=f"/profiles/{f}",
-                                    target="_blank"))
-                     for f in sorted(os.listdir(profiles_dir)) if f.endswith(".html")]
+            items = [
+                html.Li(html.A(f.removesuffix(".html"), href=f"/profiles/{f}", target="_blank"))
+                for f in sorted(os.listdir(profiles_dir))
+                if f.endswith(".html")
+            ]
         if not items:
             return html.Div("No profiling reports yet: run `make report MONTH=YYYY-MM`.")
         return html.Ul(items, id="profile-links")
 
-    return [panel("Quarantine", quarantine), panel("Expectation results", expectations),
-            panel("Entity resolution quality", er), panel("Table freshness", fresh),
-            panel("Profiling reports", links),
-            versions_footer(lake, "_ops.dq_results", "silver.er_metrics")]
+    return [
+        panel("Quarantine", quarantine),
+        panel("Expectation results", expectations),
+        panel("Entity resolution quality", er),
+        panel("Table freshness", fresh),
+        panel("Profiling reports", links),
+        versions_footer(lake, "_ops.dq_results", "silver.er_metrics"),
+    ]
 
 
 # --- the app -------------------------------------------------------------------------------
@@ -482,8 +642,11 @@ def _serve_plotly(app: dash.Dash, bundle: str | None) -> None:
     """Serves ``bundle`` where dcc.Graph fetches Plotly.js; without it, Dash's own bundle."""
     bundle = plotly_bundle() if bundle is None else bundle
     if not os.path.isfile(bundle):
-        log.warning("Plotly.js: no custom bundle at %s (`make dashboard-assets` builds it); "
-                    "charts use Dash's full bundle, slower to a first chart", bundle)
+        log.warning(
+            "Plotly.js: no custom bundle at %s (`make dashboard-assets` builds it); "
+            "charts use Dash's full bundle, slower to a first chart",
+            bundle,
+        )
         return
     folder, name = os.path.split(os.path.abspath(bundle))
     log.info("Plotly.js: the custom bundle %s (%.1f MB)", bundle, os.path.getsize(bundle) / 1e6)
@@ -497,9 +660,17 @@ def _serve_plotly(app: dash.Dash, bundle: str | None) -> None:
 class _Dashboard(dash.Dash):
     """Dash whose first page load asks at once for what the page will draw with (see above)."""
 
-    def interpolate_index(self, metas: Any = "", title: Any = "", css: Any = "",
-                          config: Any = "", scripts: Any = "", app_entry: Any = "",
-                          favicon: Any = "", renderer: Any = "") -> Any:
+    def interpolate_index(
+        self,
+        metas: Any = "",
+        title: Any = "",
+        css: Any = "",
+        config: Any = "",
+        scripts: Any = "",
+        app_entry: Any = "",
+        favicon: Any = "",
+        renderer: Any = "",
+    ) -> Any:
         prefix = self.config.requests_pathname_prefix
         path = flask.request.path.removeprefix(prefix.rstrip("/")) or "/"
         head = [metas]
@@ -508,13 +679,26 @@ class _Dashboard(dash.Dash):
         if path == "/":
             head.append(f'<script src="{prefix}{WORLD_JS}"></script>')
         return super().interpolate_index(
-            metas="".join(head), title=title, css=css, config=config, scripts=scripts,
-            app_entry=app_entry, favicon=favicon, renderer=renderer)
+            metas="".join(head),
+            title=title,
+            css=css,
+            config=config,
+            scripts=scripts,
+            app_entry=app_entry,
+            favicon=favicon,
+            renderer=renderer,
+        )
 
 
-def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LIVE_REFRESH_MS,
-               profiles_dir: str | None = None, warm: bool = False,
-               plotly_js: str | None = None) -> dash.Dash:
+def create_app(
+    lake_root: str,
+    *,
+    role: str = DEFAULT_ROLE,
+    refresh_ms: int = LIVE_REFRESH_MS,
+    profiles_dir: str | None = None,
+    warm: bool = False,
+    plotly_js: str | None = None,
+) -> dash.Dash:
     """The dashboard over the lake at ``lake_root``, for viewers with ``role``.
 
     Charts draw with the Plotly.js bundle at ``plotly_js`` (default: :func:`plotly_bundle`),
@@ -527,13 +711,25 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
     """
     check_role(role)
     lake = Lake(lake_root)
-    app = _Dashboard(__name__, assets_folder=ASSETS, title="Cardlake",
-                     suppress_callback_exceptions=True, update_title="",
-                     health_endpoint="health")
-    nav = html.Nav([dcc.Link(label, href=path, className="nav-link") for path, label in PAGES]
-                   + [html.Span(f"role: {role}", className="nav-role")])
-    app.layout = html.Div([dcc.Location(id="url"), html.Header([html.H1("Cardlake"), nav]),
-                           dcc.Loading(html.Main(id="page"), delay_show=400)])
+    app = _Dashboard(
+        __name__,
+        assets_folder=ASSETS,
+        title="Cardlake",
+        suppress_callback_exceptions=True,
+        update_title="",
+        health_endpoint="health",
+    )
+    nav = html.Nav(
+        [dcc.Link(label, href=path, className="nav-link") for path, label in PAGES]
+        + [html.Span(f"role: {role}", className="nav-role")]
+    )
+    app.layout = html.Div(
+        [
+            dcc.Location(id="url"),
+            html.Header([html.H1("Cardlake"), nav]),
+            dcc.Loading(html.Main(id="page"), delay_show=400),
+        ]
+    )
 
     # a drawn page by (path, query, every table's commit): any new commit draws it afresh
     pages: OrderedDict[tuple[str, str, Any], Any] = OrderedDict()
@@ -583,14 +779,22 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
                 log.exception("could not draw %s at start-up; it is drawn when visited", path)
         log.info("drew every page's first view in %.2f s", time.perf_counter() - started)
 
-    @app.callback(Output("kpi-cards", "children"), Output("month-panels", "children"),
-                  Input("month-picker", "value"), prevent_initial_call=True)
+    @app.callback(
+        Output("kpi-cards", "children"),
+        Output("month-panels", "children"),
+        Input("month-picker", "value"),
+        prevent_initial_call=True,
+    )
     def pick_month(month: str) -> Any:
         return portfolio_cards(lake, month), portfolio_month_panels(lake, month)
 
-    @app.callback(Output("url", "search"), Input("customer-search-button", "n_clicks"),
-                  Input("customer-search", "n_submit"), State("customer-search", "value"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("url", "search"),
+        Input("customer-search-button", "n_clicks"),
+        Input("customer-search", "n_submit"),
+        State("customer-search", "value"),
+        prevent_initial_call=True,
+    )
     def search(clicks: Any, submit: Any, text: str | None) -> str:
         from urllib.parse import urlencode
 
@@ -598,8 +802,11 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
             raise dash.exceptions.PreventUpdate
         return "?" + urlencode({"q": (text or "").strip()})
 
-    @app.callback(Output("live-content", "children"), Input("live-tick", "n_intervals"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("live-content", "children"),
+        Input("live-tick", "n_intervals"),
+        prevent_initial_call=True,
+    )
     def refresh_live(_n: Any) -> Any:
         return live_content(lake, role)
 
@@ -607,14 +814,17 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
 
     name, topojson_path = WORLD_TOPOJSON
     with open(topojson_path) as fh:
-        world_js = ("window.PlotlyGeoAssets = window.PlotlyGeoAssets || {topojson: {}};\n"
-                    f"window.PlotlyGeoAssets.topojson[{json.dumps(name)}] = {fh.read()};\n")
+        world_js = (
+            "window.PlotlyGeoAssets = window.PlotlyGeoAssets || {topojson: {}};\n"
+            f"window.PlotlyGeoAssets.topojson[{json.dumps(name)}] = {fh.read()};\n"
+        )
 
     @app.server.route("/" + WORLD_JS)
     def world() -> Any:
         return flask.Response(world_js, mimetype="text/javascript")
 
     if profiles_dir:
+
         @app.server.route("/profiles/<path:name>")
         def profile(name: str) -> Any:
             if not name.endswith(".html"):
@@ -624,8 +834,14 @@ def create_app(lake_root: str, *, role: str = DEFAULT_ROLE, refresh_ms: int = LI
     return app
 
 
-def serve(lake_root: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          role: str = DEFAULT_ROLE, profiles_dir: str | None = None) -> None:
+def serve(
+    lake_root: str,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    role: str = DEFAULT_ROLE,
+    profiles_dir: str | None = None,
+) -> None:
     """Serves the dashboard until interrupted (Flask's threaded server, loopback by default)."""
     app = create_app(lake_root, role=role, profiles_dir=profiles_dir, warm=True)
     log.info("dashboard on http://%s:%d (role %s, lake %s)", host, port, role, lake_root)

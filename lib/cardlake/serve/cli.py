@@ -27,13 +27,21 @@ def _lake_root(args: argparse.Namespace) -> str:
 
 def dashboard_main(argv: list[str] | None = None) -> int:
     parser = base_parser("Serve the Cardlake dashboard (read-only on the lake)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default loopback: 127.0.0.1)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default loopback: 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=8050)
-    parser.add_argument("--role", choices=ROLES, default=os.environ.get(ROLE_VAR, DEFAULT_ROLE),
-                        help=f"viewer role: analyst sees personal fields masked (${ROLE_VAR})")
-    parser.add_argument("--reports-dir", default=REPORTS_DIR,
-                        help="where `make report` writes (profiling reports are linked)")
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        default=os.environ.get(ROLE_VAR, DEFAULT_ROLE),
+        help=f"viewer role: analyst sees personal fields masked (${ROLE_VAR})",
+    )
+    parser.add_argument(
+        "--reports-dir",
+        default=REPORTS_DIR,
+        help="where `make report` writes (profiling reports are linked)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -43,8 +51,13 @@ def dashboard_main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from cardlake.serve.app import serve
 
-    serve(lake_root, host=args.host, port=args.port, role=args.role,
-          profiles_dir=os.path.join(args.reports_dir, "profiling"))
+    serve(
+        lake_root,
+        host=args.host,
+        port=args.port,
+        role=args.role,
+        profiles_dir=os.path.join(args.reports_dir, "profiling"),
+    )
     return EXIT_OK
 
 
@@ -52,8 +65,9 @@ def report_main(argv: list[str] | None = None) -> int:
     parser = base_parser("Write the monthly executive report (HTML and PDF) under reports/")
     parser.add_argument("--out", default=REPORTS_DIR, help="output folder (default reports/)")
     parser.add_argument("--no-pdf", action="store_true", help="write the HTML only")
-    parser.add_argument("--no-profiles", action="store_true",
-                        help="skip the per-source data profiling reports")
+    parser.add_argument(
+        "--no-profiles", action="store_true", help="skip the per-source data profiling reports"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -65,11 +79,19 @@ def report_main(argv: list[str] | None = None) -> int:
     from cardlake.serve.report import ReportError, write_report
 
     try:
-        paths = write_report(lake_root, args.out, month=args.month, pdf=not args.no_pdf,
-                             profiles=not args.no_profiles)
+        paths = write_report(
+            lake_root,
+            args.out,
+            month=args.month,
+            pdf=not args.no_pdf,
+            profiles=not args.no_profiles,
+        )
     except TableNotBuilt as missing:
-        print(f"cardlake: {missing.name} is not built yet: run `make run` (or the stage that "
-              "writes it) first", file=sys.stderr)
+        print(
+            f"cardlake: {missing.name} is not built yet: run `make run` (or the stage that "
+            "writes it) first",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     except ReportError as exc:
         print(f"cardlake: {exc}", file=sys.stderr)

@@ -113,8 +113,10 @@ def segment_profiles(lake: Lake, month: str) -> pd.DataFrame:
         s="gold.customer_segments",
         f="gold.customer_monthly_features",
     )
-    overall = {c: (df[c] * df["customers"]).sum() / max(df["customers"].sum(), 1)
-               for c, _ in PROFILE_FEATURES}
+    overall = {
+        c: (df[c] * df["customers"]).sum() / max(df["customers"].sum(), 1)
+        for c, _ in PROFILE_FEATURES
+    }
     df["profile"] = [describe_profile(row, overall) for _, row in df.iterrows()]
     return df
 
@@ -211,13 +213,24 @@ class Customer360:
     missing: list[str] = field(default_factory=list)
 
 
-RECORD_FIELDS = ("first_name", "last_name", "email", "phone", "date_of_birth", "country",
-                 "city", "plan_type", "join_date", "status")
+RECORD_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "date_of_birth",
+    "country",
+    "city",
+    "plan_type",
+    "join_date",
+    "status",
+)
 FEATURE_SPARKS = ("spend_usd", "tx_count", "failed_rate", "service_contacts")
 
 
-def _optional(lake: Lake, out: Customer360, sql: str, params: list[Any], **tables: str
-              ) -> pd.DataFrame | None:
+def _optional(
+    lake: Lake, out: Customer360, sql: str, params: list[Any], **tables: str
+) -> pd.DataFrame | None:
     try:
         return lake.query(sql, params, **tables)
     except TableNotBuilt as missing:
@@ -235,8 +248,7 @@ def _source(source: Any, role: str) -> str:
 
 def customer_360(lake: Lake, customer_key: str, role: str) -> Customer360 | None:
     """The golden record (masked for ``role``) and what the lake knows about the customer."""
-    rec = lake.query("select * from c where customer_key = ?", [customer_key],
-                     c="silver.customers")
+    rec = lake.query("select * from c where customer_key = ?", [customer_key], c="silver.customers")
     if rec.empty:
         return None
     row = rec.iloc[0].to_dict()
@@ -244,36 +256,72 @@ def customer_360(lake: Lake, customer_key: str, role: str) -> Customer360 | None
     if isinstance(sources, list | tuple):  # a map arrives as a list of (key, value) pairs
         sources = dict(sources)
     shown = [f for f in RECORD_FIELDS if f in row] or [c for c in rec.columns if c != "lineage"]
-    record = [(f, mask_value(f, row[f], role), _source(sources.get(f) if sources else None, role))
-              for f in shown]
+    record = [
+        (f, mask_value(f, row[f], role), _source(sources.get(f) if sources else None, role))
+        for f in shown
+    ]
     out = Customer360(customer_key=customer_key, record=record, features=pd.DataFrame())
-    feats = _optional(lake, out, "select * from f where customer_key = ? order by month",
-                      [customer_key], f="gold.customer_monthly_features")
+    feats = _optional(
+        lake,
+        out,
+        "select * from f where customer_key = ? order by month",
+        [customer_key],
+        f="gold.customer_monthly_features",
+    )
     out.features = feats if feats is not None else pd.DataFrame()
-    seg = _optional(lake, out, "select segment from s where customer_key = ? "
-                    "order by month desc limit 1", [customer_key], s="gold.customer_segments")
+    seg = _optional(
+        lake,
+        out,
+        "select segment from s where customer_key = ? order by month desc limit 1",
+        [customer_key],
+        s="gold.customer_segments",
+    )
     if seg is not None and not seg.empty:
         out.segment = str(seg.iloc[0]["segment"])
-    eng = _optional(lake, out, "select score from e where customer_key = ? "
-                    "order by month desc limit 1", [customer_key], e="gold.engagement_scores")
+    eng = _optional(
+        lake,
+        out,
+        "select score from e where customer_key = ? order by month desc limit 1",
+        [customer_key],
+        e="gold.engagement_scores",
+    )
     if eng is not None and not eng.empty:
         out.engagement = float(eng.iloc[0]["score"])
-    risk = _optional(lake, out, "select month, risk_score, tier, "
-                     "array_to_string(reasons, '; ') as reasons from r where customer_key = ? "
-                     "order by month desc limit 1", [customer_key], r="gold.customer_risk")
+    risk = _optional(
+        lake,
+        out,
+        "select month, risk_score, tier, "
+        "array_to_string(reasons, '; ') as reasons from r where customer_key = ? "
+        "order by month desc limit 1",
+        [customer_key],
+        r="gold.customer_risk",
+    )
     if risk is not None and not risk.empty:
         out.risk = risk.iloc[0].to_dict()
-    alerts = _optional(lake, out, "select ts, round(amount_usd, 2) as amount_usd, "
-                       "round(score, 3) as score, array_to_string(reasons, '; ') as reasons "
-                       "from a where customer_key = ? order by ts desc limit 20",
-                       [customer_key], a="gold.fraud_alerts")
+    alerts = _optional(
+        lake,
+        out,
+        "select ts, round(amount_usd, 2) as amount_usd, "
+        "round(score, 3) as score, array_to_string(reasons, '; ') as reasons "
+        "from a where customer_key = ? order by ts desc limit 20",
+        [customer_key],
+        a="gold.fraud_alerts",
+    )
     out.alerts = alerts if alerts is not None else pd.DataFrame()
-    inter = _optional(lake, out, "select * exclude (customer_key) from i "
-                      "where customer_key = ? order by month desc limit 20",
-                      [customer_key], i="gold.fact_interactions")
+    inter = _optional(
+        lake,
+        out,
+        "select * exclude (customer_key) from i "
+        "where customer_key = ? order by month desc limit 20",
+        [customer_key],
+        i="gold.fact_interactions",
+    )
     if inter is not None:  # surrogate keys mean nothing to an agent
-        inter = mask_frame(inter[[c for c in inter.columns if not c.endswith("_sk")]], role,
-                           table="gold.fact_interactions")
+        inter = mask_frame(
+            inter[[c for c in inter.columns if not c.endswith("_sk")]],
+            role,
+            table="gold.fact_interactions",
+        )
     out.interactions = inter if inter is not None else pd.DataFrame()
     return out
 
@@ -292,13 +340,24 @@ def live_alerts(lake: Lake, limit: int = LIVE_LIMIT) -> pd.DataFrame:
     event = "event_time" if "event_time" in names else "ts"
     alert = "alert_time" if "alert_time" in names else event
     start = "sent_time" if "sent_time" in names else event
-    keep = [c for c in ("event_id", "transaction_id", "card_token", "customer_key",
-                        "amount_usd", "score", "threshold") if c in names]
+    keep = [
+        c
+        for c in (
+            "event_id",
+            "transaction_id",
+            "card_token",
+            "customer_key",
+            "amount_usd",
+            "score",
+            "threshold",
+        )
+        if c in names
+    ]
     code_col = next((c for c in ("reason_codes", "reasons") if c in names), None)
     reasons = f", array_to_string({code_col}, '; ') as reasons" if code_col else ""
     return lake.query(
         f"""
-        select {', '.join(keep)}{reasons}, {event} as event_time, {alert} as alert_time,
+        select {", ".join(keep)}{reasons}, {event} as event_time, {alert} as alert_time,
                round(epoch_ms({alert}::timestamp) / 1000.0
                      - epoch_ms({start}::timestamp) / 1000.0, 3) as latency_s
         from a order by {alert} desc, {event} desc limit ?
@@ -316,7 +375,7 @@ BALANCE_FEATURES = ("score", "spend_usd", "tx_count", "tenure_months", "age", "c
 def experiment_sizes(lake: Lake) -> pd.DataFrame:
     return lake.query(
         'select experiment, month, "group", count(*) as customers from x '
-        'group by 1, 2, 3 order by 1, 2, 3',
+        "group by 1, 2, 3 order by 1, 2, 3",
         x="gold.experiment_assignment",
     )
 
@@ -326,7 +385,8 @@ def experiment_balance(lake: Lake) -> pd.DataFrame:
     scan of the assignment joined to the features."""
     stats = ", ".join(
         f"avg({source}.{col}) as {col}__mean, var_samp({source}.{col}) as {col}__var"
-        for col, source in ((c, "x" if c == "score" else "f") for c in BALANCE_FEATURES))
+        for col, source in ((c, "x" if c == "score" else "f") for c in BALANCE_FEATURES)
+    )
     df = lake.query(
         f"""
         select x."group" as grp, {stats}
@@ -342,9 +402,14 @@ def experiment_balance(lake: Lake) -> pd.DataFrame:
         for col in BALANCE_FEATURES:
             pooled = ((t[f"{col}__var"] or 0.0) + (c[f"{col}__var"] or 0.0)) / 2
             diff = t[f"{col}__mean"] - c[f"{col}__mean"]
-            rows.append({"covariate": col, "test_mean": t[f"{col}__mean"],
-                         "control_mean": c[f"{col}__mean"],
-                         "smd": diff / pooled**0.5 if pooled > 0 else 0.0})
+            rows.append(
+                {
+                    "covariate": col,
+                    "test_mean": t[f"{col}__mean"],
+                    "control_mean": c[f"{col}__mean"],
+                    "smd": diff / pooled**0.5 if pooled > 0 else 0.0,
+                }
+            )
     return pd.DataFrame(rows, columns=["covariate", "test_mean", "control_mean", "smd"])
 
 
@@ -420,7 +485,6 @@ def freshness(lake: Lake) -> pd.DataFrame:
     for layer in ("bronze", "silver", "gold", "_ops"):
         for name in lake.tables(layer):
             snap = lake.snapshot(name)
-            rows.append({"table": name, "version": snap.version,
-                         "committed_at": snap.committed_at})
+            rows.append({"table": name, "version": snap.version, "committed_at": snap.committed_at})
     df = pd.DataFrame(rows, columns=["table", "version", "committed_at"])
     return df.sort_values(["committed_at", "table"], na_position="first")

@@ -28,8 +28,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 _NAME = re.compile(r"^(_?[a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
-_LAYER_DIRS = {"bronze": "bronze", "silver": "silver", "gold": "gold",
-               "_quarantine": "_quarantine", "_ops": "_ops"}
+_LAYER_DIRS = {
+    "bronze": "bronze",
+    "silver": "silver",
+    "gold": "gold",
+    "_quarantine": "_quarantine",
+    "_ops": "_ops",
+}
 _HARD_FEATURES = {"deletionVectors", "columnMapping"}
 RESULT_CACHE_SIZE = 256
 DUCKDB_THREADS = 2
@@ -93,8 +98,7 @@ def _open(name: str, path: str) -> Snapshot:
         data = reader.read_all() if hasattr(reader, "read_all") else pa.table(reader)
     else:
         data = table.to_pyarrow_dataset()
-    return Snapshot(name=name, version=table.version(), committed_at=_commit_time(table),
-                    data=data)
+    return Snapshot(name=name, version=table.version(), committed_at=_commit_time(table), data=data)
 
 
 class Lake:
@@ -115,8 +119,7 @@ class Lake:
         self._db.execute(f"SET threads TO {DUCKDB_THREADS}")
         # results by (sql, params, table versions): a new commit makes a new key, so a cached
         # answer is never stale; pages viewed again on unchanged tables skip DuckDB
-        self._results: OrderedDict[tuple[str, str, tuple[Any, ...]], pd.DataFrame] = (
-            OrderedDict())
+        self._results: OrderedDict[tuple[str, str, tuple[Any, ...]], pd.DataFrame] = OrderedDict()
 
     def path(self, name: str) -> str:
         match = _NAME.match(name)
@@ -160,8 +163,9 @@ class Lake:
                 entries = sorted(os.listdir(folder))
             except FileNotFoundError:
                 continue
-            marks += [(f"{layer}.{e}", _latest_log_marker(os.path.join(folder, e)))
-                      for e in entries]
+            marks += [
+                (f"{layer}.{e}", _latest_log_marker(os.path.join(folder, e))) for e in entries
+            ]
         return tuple(marks)
 
     @contextmanager

@@ -26,8 +26,7 @@ import pandas as pd
 from cardlake.serve.lake import Lake
 from cardlake.serve.masking import is_personal
 
-_NUMERIC = ("INT", "BIGINT", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT",
-            "REAL")
+_NUMERIC = ("INT", "BIGINT", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT", "DECIMAL", "HUGEINT", "REAL")
 _ORDERED = (*_NUMERIC, "DATE", "TIMESTAMP")
 _NESTED = ("STRUCT", "MAP")  # and any LIST type (``...[]``): its text would copy nested fields
 TOP_VALUES = 5  # the most frequent values shown per column
@@ -63,19 +62,24 @@ def top_values(lake: Lake, name: str, columns: list[str]) -> dict[str, list[tupl
         [TOP_VALUES, MIN_SHARED],
         t=name,
     )
-    return {str(col): [(str(v), int(n)) for v, n in zip(g["val"], g["n"], strict=True)]
-            for col, g in df.groupby("col", sort=False)}
+    return {
+        str(col): [(str(v), int(n)) for v, n in zip(g["val"], g["n"], strict=True)]
+        for col, g in df.groupby("col", sort=False)
+    }
 
 
-def histograms(lake: Lake, name: str, ranges: dict[str, tuple[float, float]]
-               ) -> dict[str, list[tuple[float, int]]]:
+def histograms(
+    lake: Lake, name: str, ranges: dict[str, tuple[float, float]]
+) -> dict[str, list[tuple[float, int]]]:
     """Per numeric column, rows per bin over its ``(low, high)`` range in one scan: pairs of
     (upper bound, count), a bin holding the values above the previous bound up to its own."""
     if not ranges:
         return {}
     aggregates = ", ".join(
         f"histogram({_quoted(c)}::double, equi_width_bins({low!r}::double, {high!r}::double, "
-        f"{HISTOGRAM_BINS}, true)) as {_quoted(c)}" for c, (low, high) in ranges.items())
+        f"{HISTOGRAM_BINS}, true)) as {_quoted(c)}"
+        for c, (low, high) in ranges.items()
+    )
     row = lake.query(f"select {aggregates} from t", t=name).iloc[0]
     return {c: sorted((float(k), int(v)) for k, v in (row[c] or {}).items()) for c in ranges}
 
@@ -93,12 +97,15 @@ def profile(lake: Lake, name: str) -> pd.DataFrame:
         q1, q3 = float(row["q25"]), float(row["q75"])
         low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
         col = str(row["column_name"]).replace('"', '""')
-        n = lake.query(f'select count(*) as n from t where "{col}" < ? or "{col}" > ?',
-                       [low, high], t=name)["n"].iloc[0]
+        n = lake.query(
+            f'select count(*) as n from t where "{col}" < ? or "{col}" > ?', [low, high], t=name
+        )["n"].iloc[0]
         outliers.append(int(n))
     # extremes and quartiles only where they are not one person's value (a date of birth)
-    ordered = [_is(str(k), _ORDERED) and not is_personal(str(c))
-               for k, c in zip(summary["column_type"], summary["column_name"], strict=True)]
+    ordered = [
+        _is(str(k), _ORDERED) and not is_personal(str(c))
+        for k, c in zip(summary["column_type"], summary["column_name"], strict=True)
+    ]
     shown = pd.Series(ordered)
     categorical, ranges = [], {}
     for _, row in summary.iterrows():
@@ -111,21 +118,25 @@ def profile(lake: Lake, name: str) -> pd.DataFrame:
             ranges[column] = (float(row["min"]), float(row["max"]))
     tops = top_values(lake, name, categorical)
     bins = histograms(lake, name, ranges)
-    return pd.DataFrame({
-        "column": summary["column_name"],
-        "type": summary["column_type"],
-        "rows": total,
-        "complete_pct": (100 - pd.to_numeric(summary["null_percentage"])).round(2),
-        "distinct_approx": summary["approx_unique"],
-        "min": [m if ok else "" for m, ok in zip(summary["min"], ordered, strict=True)],
-        "p25": summary["q25"].where(shown), "median": summary["q50"].where(shown),
-        "p75": summary["q75"].where(shown),
-        "max": [m if ok else "" for m, ok in zip(summary["max"], ordered, strict=True)],
-        "mean": summary["avg"].where(shown), "std": summary["std"].where(shown),
-        "iqr_outliers": outliers,
-        "top_values": [tops.get(str(c)) for c in summary["column_name"]],
-        "histogram": [bins.get(str(c)) for c in summary["column_name"]],
-    })
+    return pd.DataFrame(
+        {
+            "column": summary["column_name"],
+            "type": summary["column_type"],
+            "rows": total,
+            "complete_pct": (100 - pd.to_numeric(summary["null_percentage"])).round(2),
+            "distinct_approx": summary["approx_unique"],
+            "min": [m if ok else "" for m, ok in zip(summary["min"], ordered, strict=True)],
+            "p25": summary["q25"].where(shown),
+            "median": summary["q50"].where(shown),
+            "p75": summary["q75"].where(shown),
+            "max": [m if ok else "" for m, ok in zip(summary["max"], ordered, strict=True)],
+            "mean": summary["avg"].where(shown),
+            "std": summary["std"].where(shown),
+            "iqr_outliers": outliers,
+            "top_values": [tops.get(str(c)) for c in summary["column_name"]],
+            "histogram": [bins.get(str(c)) for c in summary["column_name"]],
+        }
+    )
 
 
 def _cell(value: Any) -> str:
@@ -148,9 +159,12 @@ def _histogram_svg(bins: list[tuple[float, int]] | None) -> str:
     bars = "".join(
         f'<rect x="{i * width:.1f}" y="{SPARK_H - h:.1f}" width="{max(width - 1, 1):.1f}" '
         f'height="{h:.1f}"><title>up to {bound:.6g}: {n:,}</title></rect>'
-        for i, ((bound, n), h) in enumerate(zip(bins, heights, strict=True)))
-    return (f'<svg class="histogram" width="{SPARK_W}" height="{SPARK_H}">{bars}</svg>'
-            f'<div class="range">up to {bins[0][0]:.6g} … {bins[-1][0]:.6g}</div>')
+        for i, ((bound, n), h) in enumerate(zip(bins, heights, strict=True))
+    )
+    return (
+        f'<svg class="histogram" width="{SPARK_W}" height="{SPARK_H}">{bars}</svg>'
+        f'<div class="range">up to {bins[0][0]:.6g} … {bins[-1][0]:.6g}</div>'
+    )
 
 
 def render(name: str, version_label: str, df: pd.DataFrame) -> str:

@@ -72,14 +72,18 @@ def normalised_national_id(col: Column) -> Column:
     def weighted(total: Column, i: Column) -> Column:
         ch = body.substr(i, F.lit(1))
         value = F.ascii(ch) - F.when(ch.rlike("[0-9]"), F.ascii(F.lit("0"))).otherwise(
-            F.ascii(F.lit("A")) - 10)
+            F.ascii(F.lit("A")) - 10
+        )
         return total + i * value
 
     total = F.aggregate(F.sequence(F.lit(1), F.lit(_NATIONAL_ID_BODY)), F.lit(0), weighted)
-    expected = F.lit(N.CHECK_LETTERS).substr(F.pmod(total, F.lit(len(N.CHECK_LETTERS))) + 1,
-                                             F.lit(1))
-    return F.when(compact.rlike(NATIONAL_ID_SHAPE) & (letter == expected),
-                  F.concat_ws("-", F.lit(N.PREFIX), country, digits, letter))
+    expected = F.lit(N.CHECK_LETTERS).substr(
+        F.pmod(total, F.lit(len(N.CHECK_LETTERS))) + 1, F.lit(1)
+    )
+    return F.when(
+        compact.rlike(NATIONAL_ID_SHAPE) & (letter == expected),
+        F.concat_ws("-", F.lit(N.PREFIX), country, digits, letter),
+    )
 
 
 def _holder_national_id(fin: DataFrame) -> Column:
@@ -152,9 +156,9 @@ def person_inputs(bronze: dict[str, DataFrame]) -> dict[str, tuple[DataFrame, di
         # in some months, and a record that flipped with them would look new every month.
         seen = feed.groupBy(key).agg(
             F.array_sort(
-                F.array_distinct(F.flatten(F.collect_list(
-                    F.array_compact(F.array(*[_text(c) for c in refs]))
-                )))
+                F.array_distinct(
+                    F.flatten(F.collect_list(F.array_compact(F.array(*[_text(c) for c in refs]))))
+                )
             ).alias("_refs")
         )
         # The newest e-mail the feed gave (a delivery with the field missing changes nothing).
@@ -413,15 +417,20 @@ def golden_snapshots(candidates_df: DataFrame, *, months: Sequence[str]) -> Data
     n = len(months)
     month_array = F.array(*[F.lit(m) for m in months])
     # The first month (index into ``months``) whose end sees the candidate; n: none does.
-    visible = candidates_df.filter(F.col("seen_month").isNotNull()).withColumn(
-        "from_idx", F.size(F.filter(month_array, lambda m: m < F.col("seen_month")))
-    ).filter(F.col("from_idx") < n)
+    visible = (
+        candidates_df.filter(F.col("seen_month").isNotNull())
+        .withColumn("from_idx", F.size(F.filter(month_array, lambda m: m < F.col("seen_month"))))
+        .filter(F.col("from_idx") < n)
+    )
 
     def spread(df: DataFrame, until: Column) -> DataFrame:
         """One row per month from ``from_idx`` up to (not including) ``until``."""
         index = F.explode(F.sequence(F.col("from_idx"), until - 1))
-        return df.withColumn("_idx", index).withColumn(
-            "month", month_array[F.col("_idx")]).drop("_idx")
+        return (
+            df.withColumn("_idx", index)
+            .withColumn("month", month_array[F.col("_idx")])
+            .drop("_idx")
+        )
 
     rule_df = spark.createDataFrame(
         [(r.attribute, s, r.order) for r in RULES for s in r.sources],
@@ -431,27 +440,38 @@ def golden_snapshots(candidates_df: DataFrame, *, months: Sequence[str]) -> Data
     # the rule is trust, then the newest delivery month and time (unknown time last), then the
     # more trusted source, then the record id (unknown first).
     key = F.struct(
-        F.coalesce(F.when(F.col("rule") == "trust", F.col("trust")).otherwise(F.lit(0)),
-                   F.lit(-(2**31))).alias("k_rule"),
+        F.coalesce(
+            F.when(F.col("rule") == "trust", F.col("trust")).otherwise(F.lit(0)), F.lit(-(2**31))
+        ).alias("k_rule"),
         (-month_index(F.col("seen_month"))).alias("k_month"),
         F.coalesce(-F.unix_micros("seen_at"), F.lit(2**63 - 1)).alias("k_seen_at"),
         F.coalesce(F.col("trust"), F.lit(-(2**31))).alias("k_trust"),
         F.col("record_id").isNotNull().alias("k_has_record"),
         F.col("record_id").alias("k_record"),
-        F.col("value"), F.col("source"), F.col("seen_at"),
+        F.col("value"),
+        F.col("source"),
+        F.col("seen_at"),
     )
     ranked = visible.join(rule_df, on=["attribute", "source"], how="inner").withColumn("c", key)
     per_delivery = ranked.groupBy("customer_key", "attribute", "from_idx").agg(
-        F.min("c").alias("c"))
+        F.min("c").alias("c")
+    )
     by_attribute = Window.partitionBy("customer_key", "attribute").orderBy("from_idx")
     chosen = spread(
         per_delivery.withColumn(
-            "c", F.min("c").over(by_attribute.rowsBetween(Window.unboundedPreceding,
-                                                          Window.currentRow)))
-        .withColumn("_until", F.lead("from_idx", 1, n).over(by_attribute)),
+            "c",
+            F.min("c").over(by_attribute.rowsBetween(Window.unboundedPreceding, Window.currentRow)),
+        ).withColumn("_until", F.lead("from_idx", 1, n).over(by_attribute)),
         F.col("_until"),
-    ).select("customer_key", "month", "attribute", "c.value", "c.source",
-             F.col("c.k_record").alias("record_id"), "c.seen_at")
+    ).select(
+        "customer_key",
+        "month",
+        "attribute",
+        "c.value",
+        "c.source",
+        F.col("c.k_record").alias("record_id"),
+        "c.seen_at",
+    )
     wide = chosen.groupBy("customer_key", "month").agg(
         F.map_from_entries(F.collect_list(F.struct("attribute", "value"))).alias("values"),
         F.map_from_entries(
@@ -461,25 +481,42 @@ def golden_snapshots(candidates_df: DataFrame, *, months: Sequence[str]) -> Data
     )
     # What every visible candidate (ruled or not) adds from its month on: its source, a CRM
     # record id, a join date; each item from the first month it is seen.
-    items = visible.select(
-        "customer_key", "from_idx",
-        F.array(
-            F.struct(F.lit("source").alias("kind"), F.col("source").alias("item")),
-            F.struct(F.lit("crm").alias("kind"),
-                     F.when(F.col("source") == "crm_customers", F.col("record_id")).alias("item")),
-            F.struct(F.lit("join").alias("kind"),
-                     F.when(F.col("attribute") == "status",
-                            F.get_json_object("value", "$.join_date")).alias("item")),
-        ).alias("_items"),
-    ).select("customer_key", "from_idx", F.inline("_items")).filter(F.col("item").isNotNull())
+    items = (
+        visible.select(
+            "customer_key",
+            "from_idx",
+            F.array(
+                F.struct(F.lit("source").alias("kind"), F.col("source").alias("item")),
+                F.struct(
+                    F.lit("crm").alias("kind"),
+                    F.when(F.col("source") == "crm_customers", F.col("record_id")).alias("item"),
+                ),
+                F.struct(
+                    F.lit("join").alias("kind"),
+                    F.when(
+                        F.col("attribute") == "status", F.get_json_object("value", "$.join_date")
+                    ).alias("item"),
+                ),
+            ).alias("_items"),
+        )
+        .select("customer_key", "from_idx", F.inline("_items"))
+        .filter(F.col("item").isNotNull())
+    )
     first_seen = items.groupBy("customer_key", "kind", "item").agg(
-        F.min("from_idx").alias("from_idx"))
-    sources = spread(first_seen, F.lit(n)).groupBy("customer_key", "month").agg(
-        F.array_join(F.array_sort(F.collect_set(
-            F.when(F.col("kind") == "source", F.col("item")))), ",").alias("data_sources"),
-        F.array_join(F.array_sort(F.collect_set(
-            F.when(F.col("kind") == "crm", F.col("item")))), ",").alias("crm_ids"),
-        F.min(F.when(F.col("kind") == "join", F.col("item"))).alias("first_join"),
+        F.min("from_idx").alias("from_idx")
+    )
+    sources = (
+        spread(first_seen, F.lit(n))
+        .groupBy("customer_key", "month")
+        .agg(
+            F.array_join(
+                F.array_sort(F.collect_set(F.when(F.col("kind") == "source", F.col("item")))), ","
+            ).alias("data_sources"),
+            F.array_join(
+                F.array_sort(F.collect_set(F.when(F.col("kind") == "crm", F.col("item")))), ","
+            ).alias("crm_ids"),
+            F.min(F.when(F.col("kind") == "join", F.col("item"))).alias("first_join"),
+        )
     )
 
     def field(attribute: str, path: str = "v") -> Column:

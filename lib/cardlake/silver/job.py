@@ -36,8 +36,13 @@ from cardlake.tables import Tables, watermarks
 log = logging.getLogger("cardlake.silver")
 
 ER_METRICS_TABLE = "silver.er_metrics"
-TABLES = (*(f"silver.{name}" for name in SCHEMAS), KEY_EVENTS_TABLE, ER_METRICS_TABLE,
-          ER_MODEL_TABLE, ER_RECORDS_TABLE)
+TABLES = (
+    *(f"silver.{name}" for name in SCHEMAS),
+    KEY_EVENTS_TABLE,
+    ER_METRICS_TABLE,
+    ER_MODEL_TABLE,
+    ER_RECORDS_TABLE,
+)
 """Every table the silver stage writes (each has a suite in :mod:`cardlake.quality.layers`)."""
 
 BRONZE_INPUTS = (
@@ -54,8 +59,9 @@ BRONZE_INPUTS = (
 )
 # Silver reads every bronze table whole (entity resolution needs every record): a commit with
 # data in any of them rebuilds silver, where none has one since the last build nothing does.
-INPUTS = tuple(watermarks.Input(f"bronze.{name}", reach="whole", by_content=False)
-               for name in BRONZE_INPUTS)
+INPUTS = tuple(
+    watermarks.Input(f"bronze.{name}", reach="whole", by_content=False) for name in BRONZE_INPUTS
+)
 TRUTH_KEY_SOURCES = {
     "crm_id": "crm_customers",
     "fin_id": "financial_records",
@@ -113,8 +119,11 @@ def _instruments(bronze: dict[str, DataFrame], crosswalk: DataFrame) -> DataFram
 
 def delivered_records(bronze: dict[str, DataFrame]) -> DataFrame:
     """``record_id`` (``source:id``) of every person record bronze accepted."""
-    frames = [bronze[source].select(F.concat_ws(":", F.lit(source), F.col(key)).alias("record_id"))
-              for key, source in TRUTH_KEY_SOURCES.items() if source in bronze]
+    frames = [
+        bronze[source].select(F.concat_ws(":", F.lit(source), F.col(key)).alias("record_id"))
+        for key, source in TRUTH_KEY_SOURCES.items()
+        if source in bronze
+    ]
     return reduce(DataFrame.unionByName, frames).distinct()
 
 
@@ -137,10 +146,14 @@ def evaluate_against_truth(
         list(TRUTH_KEY_SOURCES.items()), "key_name string, source string"
     )
     keys_df = spark.read.parquet(path).select("key_name", "key_value", "person_id")
-    truth = keys_df.join(mapping, on="key_name", how="inner").select(
-        F.concat_ws(":", "source", "key_value").alias("record_id"),
-        F.col("person_id").cast("string").alias("true_id"),
-    ).join(delivered.select("record_id"), on="record_id", how="left_semi")
+    truth = (
+        keys_df.join(mapping, on="key_name", how="inner")
+        .select(
+            F.concat_ws(":", "source", "key_value").alias("record_id"),
+            F.col("person_id").cast("string").alias("true_id"),
+        )
+        .join(delivered.select("record_id"), on="record_id", how="left_semi")
+    )
     predicted = crosswalk.filter("is_current").select(
         F.concat_ws(":", "source", "source_record_id").alias("record_id"),
         F.col("customer_key").alias("entity_id"),
@@ -174,8 +187,9 @@ def run(
     spark, cfg = tables.spark, settings.config
     plan = None
     if month is None:
-        plan = watermarks.plan(tables, "silver", INPUTS, recipe=recipe(), months=(),
-                               force=full_resolve)
+        plan = watermarks.plan(
+            tables, "silver", INPUTS, recipe=recipe(), months=(), force=full_resolve
+        )
         log.info("silver plan: %s (%s)", plan.mode, plan.reason)
         if plan.mode == "skip":
             watermarks.record(tables, plan)
@@ -211,8 +225,9 @@ def run(
                 partition_by=["month"] if name in PARTITIONED_BY_MONTH else (),
             )
 
-    commit_resolution(spark, tables, resolved, month=run_month,
-                      write_crosswalk=lambda df: write("crosswalk", df))
+    commit_resolution(
+        spark, tables, resolved, month=run_month, write_crosswalk=lambda df: write("crosswalk", df)
+    )
     candidates = customers.candidates(bronze, crosswalk).localCheckpoint(eager=True)
     snapshots = customers.golden_snapshots(candidates, months=months).localCheckpoint(eager=True)
     write("customer_snapshots", snapshots)
@@ -256,8 +271,12 @@ def run(
     ).items():
         write(name, frame)
 
-    metrics = evaluate_against_truth(spark, crosswalk, cfg.paths.truth_root,
-                                     delivered=delivered_records(bronze)) or {}
+    metrics = (
+        evaluate_against_truth(
+            spark, crosswalk, cfg.paths.truth_root, delivered=delivered_records(bronze)
+        )
+        or {}
+    )
     if metrics:
         log.info(
             "entity resolution vs truth: pairwise P %.4f R %.4f F1 %.4f, B-cubed F1 %.4f",

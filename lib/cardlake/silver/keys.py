@@ -48,13 +48,21 @@ def assign_keys(
 
     # A part split off a cluster may hold the record whose hash keyed the whole: its fresh key
     # would be the key the rest keeps. A fresh key never reuses one already given out.
-    given = previous_df.select(F.col("customer_key").alias("fresh_key")).distinct().withColumn(
-        "_given", F.lit(True))
-    fresh = smallest.select("cluster", "_ref", new_key(F.col("_ref")).alias("fresh_key")).join(
-        given, on="fresh_key", how="left").select(
-        "cluster",
-        F.when(F.col("_given"), new_key(F.concat_ws("|", "_ref", "fresh_key")))
-        .otherwise(F.col("fresh_key")).alias("fresh_key"))
+    given = (
+        previous_df.select(F.col("customer_key").alias("fresh_key"))
+        .distinct()
+        .withColumn("_given", F.lit(True))
+    )
+    fresh = (
+        smallest.select("cluster", "_ref", new_key(F.col("_ref")).alias("fresh_key"))
+        .join(given, on="fresh_key", how="left")
+        .select(
+            "cluster",
+            F.when(F.col("_given"), new_key(F.concat_ws("|", "_ref", "fresh_key")))
+            .otherwise(F.col("fresh_key"))
+            .alias("fresh_key"),
+        )
+    )
     old = members_df.join(
         previous_df.select("source", "source_record_id", F.col("customer_key").alias("old_key")),
         on=["source", "source_record_id"],

@@ -45,8 +45,18 @@ ER_MODEL_TABLE, ER_RECORDS_TABLE = "silver.er_model", "silver.er_records"
 KEY_EVENTS_TABLE = "silver.key_events"
 KEY_EVENTS_APP = "cardlake-silver-key-events"
 IDENTITY_COLUMNS = (
-    "given_name", "surname", "dob", "email_canonical", "phone", "street_number", "street",
-    "city", "postcode", "state", "country", "national_id",
+    "given_name",
+    "surname",
+    "dob",
+    "email_canonical",
+    "phone",
+    "street_number",
+    "street",
+    "city",
+    "postcode",
+    "state",
+    "country",
+    "national_id",
 )
 """The standardised columns that make a person record what it is (with its xref keys)."""
 _KEY_NODE = "key|"
@@ -65,8 +75,9 @@ class ResolutionState:
 
     @property
     def incremental_ready(self) -> bool:
-        return self.model is not None and self.threshold is not None and (
-            self.known_uids is not None)
+        return (
+            self.model is not None and self.threshold is not None and (self.known_uids is not None)
+        )
 
 
 @dataclass
@@ -99,9 +110,18 @@ def person_records(bronze: dict[str, DataFrame]) -> DataFrame:
     # A delivery that repeats it (next month's marketing feed with the e-mail in another case, a
     # plan change in CRM) is the record already resolved, so incremental resolution sees only
     # real news; rows with the same identity are equal in every compared column.
-    identity = F.substring(F.sha2(F.concat_ws("\u0001", *[
-        F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in IDENTITY_COLUMNS
-    ], F.array_join(F.array_sort("xref_keys"), " ")), 256), 1, 16)
+    identity = F.substring(
+        F.sha2(
+            F.concat_ws(
+                "\u0001",
+                *[F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in IDENTITY_COLUMNS],
+                F.array_join(F.array_sort("xref_keys"), " "),
+            ),
+            256,
+        ),
+        1,
+        16,
+    )
     record_id = F.concat_ws("~", F.col("source_record_id"), identity)
     return (
         records.withColumn("source_record_id", F.col("record_id"))
@@ -124,12 +144,17 @@ def load_state(tables: Tables) -> ResolutionState | None:
             model, threshold = json.loads(row["model_json"]), float(row["threshold"])
     if tables.exists(ER_RECORDS_TABLE):
         known = tables.read(ER_RECORDS_TABLE).select("uid").localCheckpoint(eager=True)
-    return ResolutionState(crosswalk=crosswalk, model=model, threshold=threshold,
-                           known_uids=known)
+    return ResolutionState(crosswalk=crosswalk, model=model, threshold=threshold, known_uids=known)
 
 
-def commit_resolution(spark: SparkSession, tables: Tables, result: CustomerResolution, *,
-                      month: str, write_crosswalk: Callable[[DataFrame], None]) -> None:
+def commit_resolution(
+    spark: SparkSession,
+    tables: Tables,
+    result: CustomerResolution,
+    *,
+    month: str,
+    write_crosswalk: Callable[[DataFrame], None],
+) -> None:
     """Records a resolution so that a crash at any step loses no key event and doubles none.
 
     The key events go first, as an append made idempotent by the version of ``silver.er_records``
@@ -142,15 +167,19 @@ def commit_resolution(spark: SparkSession, tables: Tables, result: CustomerResol
     started_from = tables.version(ER_RECORDS_TABLE) if tables.exists(ER_RECORDS_TABLE) else -1
     steps.step("before_key_events")
     if result.events.limit(1).count():
-        tables.append(KEY_EVENTS_TABLE, result.events,
-                      idempotency=Idempotency(KEY_EVENTS_APP, started_from + 1))
+        tables.append(
+            KEY_EVENTS_TABLE,
+            result.events,
+            idempotency=Idempotency(KEY_EVENTS_APP, started_from + 1),
+        )
     if result.mode != UNCHANGED:  # an unchanged crosswalk needs no new table version
         write_crosswalk(result.crosswalk)
     save_state(spark, tables, result, month=month)
 
 
-def save_state(spark: SparkSession, tables: Tables, result: CustomerResolution, *,
-               month: str) -> None:
+def save_state(
+    spark: SparkSession, tables: Tables, result: CustomerResolution, *, month: str
+) -> None:
     """Writes the model (after a full resolution) and the resolved records' uids."""
     steps.step("before_er_model")
     if result.mode == FULL and result.model is not None and result.threshold is not None:
@@ -163,8 +192,9 @@ def save_state(spark: SparkSession, tables: Tables, result: CustomerResolution, 
     if result.mode != UNCHANGED:
         tables.overwrite(
             ER_RECORDS_TABLE,
-            result.person_keys.select("uid", F.col("source_dataset").alias("source"),
-                                      "source_record_id"),
+            result.person_keys.select(
+                "uid", F.col("source_dataset").alias("source"), "source_record_id"
+            ),
         )
 
 
@@ -194,9 +224,14 @@ def resolve_customers(
     mode, n_new = FULL, n_records
     if state is not None and state.incremental_ready and not full:
         assert state.known_uids is not None
-        records = records.join(
-            state.known_uids.select("uid", F.lit(False).alias("_known")), on="uid", how="left"
-        ).withColumn("is_new", F.col("_known").isNull()).drop("_known").localCheckpoint(True)
+        records = (
+            records.join(
+                state.known_uids.select("uid", F.lit(False).alias("_known")), on="uid", how="left"
+            )
+            .withColumn("is_new", F.col("_known").isNull())
+            .drop("_known")
+            .localCheckpoint(True)
+        )
         n_new = records.filter("is_new").count()
         if n_new == 0:
             mode = UNCHANGED
@@ -216,26 +251,36 @@ def resolve_customers(
             members, methods, threshold, model = _full(spark, records)
         else:
             assert previous_current is not None and model is not None and threshold is not None
-            members, methods = _incremental(spark, records, previous_current,
-                                            model=model, threshold=threshold)
+            members, methods = _incremental(
+                spark, records, previous_current, model=model, threshold=threshold
+            )
         keyed, events = keys.assign_keys(members, previous_current)
         crosswalk = keys.updated_crosswalk(
             keyed.select("source", "source_record_id", "customer_key"),
-            previous, month=month, methods_df=methods,
+            previous,
+            month=month,
+            methods_df=methods,
         )
     crosswalk = crosswalk.localCheckpoint(eager=True)
     person_keys = records.drop("is_new").join(
         crosswalk.filter("is_current").select(
-            F.col("source").alias("source_dataset"), "source_record_id", "customer_key"),
-        on=["source_dataset", "source_record_id"], how="inner",
+            F.col("source").alias("source_dataset"), "source_record_id", "customer_key"
+        ),
+        on=["source_dataset", "source_record_id"],
+        how="inner",
     )
     seconds = time.perf_counter() - started
-    log.info("entity resolution (%s): %d records, %d new, %.1fs", mode, n_records, n_new,
-             seconds)
+    log.info("entity resolution (%s): %d records, %d new, %.1fs", mode, n_records, n_new, seconds)
     return CustomerResolution(
-        crosswalk=crosswalk, events=events.withColumn("month", F.lit(month)),
-        person_keys=person_keys, mode=mode, records=n_records, new_records=n_new,
-        seconds=seconds, threshold=threshold, model=model,
+        crosswalk=crosswalk,
+        events=events.withColumn("month", F.lit(month)),
+        person_keys=person_keys,
+        mode=mode,
+        records=n_records,
+        new_records=n_new,
+        seconds=seconds,
+        threshold=threshold,
+        model=model,
     )
 
 
@@ -250,7 +295,9 @@ def _members_and_methods(per_record: DataFrame) -> tuple[DataFrame, DataFrame]:
         F.max("match_probability").alias("match_probability"),
     )
     methods = grouped.select(
-        "source", "source_record_id", "match_probability",
+        "source",
+        "source_record_id",
+        "match_probability",
         F.when(F.col("match_probability").isNull(), "singleton")
         .when(F.col("match_probability") >= 1.0, "deterministic")
         .otherwise("probabilistic")
@@ -287,37 +334,52 @@ def _incremental(
     from cardlake.er.resolve import without_bridges
 
     links = match_new_records(
-        spark, records.drop("source_record_id"), model=dict(model),
+        spark,
+        records.drop("source_record_id"),
+        model=dict(model),
         threshold_match_probability=threshold,
     )
-    old_keys = records.filter(~F.col("is_new")).join(
-        previous_current.select(F.col("source").alias("source_dataset"), "source_record_id",
-                                "customer_key"),
-        on=["source_dataset", "source_record_id"], how="inner",
-    ).select("uid", "customer_key")
-    best = links.select(F.col("uid_l").alias("uid"), "match_probability").unionByName(
-        links.select(F.col("uid_r").alias("uid"), "match_probability")
-    ).groupBy("uid").agg(F.max("match_probability").alias("match_probability"))
+    old_keys = (
+        records.filter(~F.col("is_new"))
+        .join(
+            previous_current.select(
+                F.col("source").alias("source_dataset"), "source_record_id", "customer_key"
+            ),
+            on=["source_dataset", "source_record_id"],
+            how="inner",
+        )
+        .select("uid", "customer_key")
+    )
+    best = (
+        links.select(F.col("uid_l").alias("uid"), "match_probability")
+        .unionByName(links.select(F.col("uid_r").alias("uid"), "match_probability"))
+        .groupBy("uid")
+        .agg(F.max("match_probability").alias("match_probability"))
+    )
     # Known records touched by a link bring their whole entity into the clustering (through a
     # node standing for its key), so a bridge between two people shows as one cluster.
     touched = old_keys.join(best, on="uid", how="left_semi").select("customer_key").distinct()
     key_edges = old_keys.join(touched, on="customer_key", how="inner").select(
-        F.col("uid").alias("uid_l"), F.concat(F.lit(_KEY_NODE), "customer_key").alias("uid_r"),
-        F.lit(1.0).alias("match_probability"))  # a known person's records stay together
+        F.col("uid").alias("uid_l"),
+        F.concat(F.lit(_KEY_NODE), "customer_key").alias("uid_r"),
+        F.lit(1.0).alias("match_probability"),
+    )  # a known person's records stay together
     edges = links.select("uid_l", "uid_r", "match_probability").unionByName(key_edges)
-    components = without_bridges(
-        connected_components(edges), edges, records
-    ).localCheckpoint(eager=True)
+    components = without_bridges(connected_components(edges), edges, records).localCheckpoint(
+        eager=True
+    )
     per_record = (
         records.select("uid", F.col("source_dataset").alias("source"), "source_record_id")
         .join(old_keys, on="uid", how="left")
         .join(components, on=F.col("uid") == components["node"], how="left")
         .join(best, on="uid", how="left")
         .select(
-            "source", "source_record_id", "match_probability",
-            F.coalesce(
-                "component", F.concat(F.lit(_KEY_NODE), "customer_key"), "uid"
-            ).alias("cluster"),
+            "source",
+            "source_record_id",
+            "match_probability",
+            F.coalesce("component", F.concat(F.lit(_KEY_NODE), "customer_key"), "uid").alias(
+                "cluster"
+            ),
         )
     )
     # Known records untouched keep their old method and probability (their rows stay as they

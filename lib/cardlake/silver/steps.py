@@ -14,12 +14,25 @@ __all__ = ["CRASH_AT_ENV", "CRASH_EXIT_CODE", "STEPS", "step"]
 STEPS = (
     # commit_resolution: the key events, the crosswalk (its boundary is job.run's ``write``),
     # then the state (save_state)
-    "before_key_events", "before_crosswalk", "before_er_model", "before_er_records",
+    "before_key_events",
+    "before_crosswalk",
+    "before_er_model",
+    "before_er_records",
     # the tables rewritten from the resolution and bronze, in the order run() writes them
-    "before_customer_snapshots", "before_customers", "before_fx_rates", "before_merchants",
-    "before_transactions", "before_interactions", "before_marketing_monthly",
-    "before_product_usage", "before_accounts", "before_cards", "before_debts",
-    "before_er_metrics", "before_mlflow", "before_checks",
+    "before_customer_snapshots",
+    "before_customers",
+    "before_fx_rates",
+    "before_merchants",
+    "before_transactions",
+    "before_interactions",
+    "before_marketing_monthly",
+    "before_product_usage",
+    "before_accounts",
+    "before_cards",
+    "before_debts",
+    "before_er_metrics",
+    "before_mlflow",
+    "before_checks",
     # the last: only a run that got past every write says silver is built from its inputs
     "before_watermark",
 )

@@ -17,43 +17,58 @@ SYNTACTIC = {"malformed_csv", "invalid_json", "broken_xml", "malformed_line"}
 
 BAD_DATES = ("2024-13-45", "31/02/2024", "not-a-date", "20240", "yesterday", "2024-02-30")
 BAD_TIMESTAMPS = (
-    "2024-13-45T25:61:00", "N/A", "32/01/2024 10:00", "1700000000x", "2024-02-30T10:00:00",
+    "2024-13-45T25:61:00",
+    "N/A",
+    "32/01/2024 10:00",
+    "1700000000x",
+    "2024-02-30T10:00:00",
 )
 
 # source -> {kind: field path}; a path is a tuple of keys into the record dict.
 DEFECTS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "crm_customers": {
-        "malformed_csv": None, "unparseable_date": ("join_date",),
+        "malformed_csv": None,
+        "unparseable_date": ("join_date",),
         "unknown_country": ("country",),
     },
     "financial_records": {
-        "invalid_json": None, "unparseable_date": ("holder", "date_of_birth"),
+        "invalid_json": None,
+        "unparseable_date": ("holder", "date_of_birth"),
         "unknown_country": ("address", "country"),
         "unknown_currency": ("accounts", "0", "currency"),
     },
     "demographics": {
-        "broken_xml": None, "unparseable_date": ("birth_date",),
+        "broken_xml": None,
+        "unparseable_date": ("birth_date",),
         "unknown_country": ("country",),
     },
     "service_interactions": {"malformed_line": None, "unparseable_date": ("opened_at",)},
     "product_usage": {
-        "malformed_csv": None, "unparseable_date": ("last_seen",),
+        "malformed_csv": None,
+        "unparseable_date": ("last_seen",),
         "negative_amount": ("minutes",),
     },
     "card_tx_csv": {
-        "malformed_csv": None, "unparseable_date": ("timestamp",),
-        "negative_amount": ("amount",), "absurd_amount": ("amount",),
-        "unknown_currency": ("currency",), "unknown_country": ("merchant_country",),
+        "malformed_csv": None,
+        "unparseable_date": ("timestamp",),
+        "negative_amount": ("amount",),
+        "absurd_amount": ("amount",),
+        "unknown_currency": ("currency",),
+        "unknown_country": ("merchant_country",),
         "orphan_reference": ("card_id",),
     },
     "wallet_tx_jsonl": {
-        "invalid_json": None, "unparseable_date": ("timestamp",),
-        "negative_amount": ("amount",), "absurd_amount": ("amount",),
-        "unknown_currency": ("currency",), "orphan_reference": ("wallet_id",),
+        "invalid_json": None,
+        "unparseable_date": ("timestamp",),
+        "negative_amount": ("amount",),
+        "absurd_amount": ("amount",),
+        "unknown_currency": ("currency",),
+        "orphan_reference": ("wallet_id",),
     },
     "marketing_monthly": {"malformed_csv": None, "unparseable_date": ("extracted_on",)},
     "chargebacks": {
-        "malformed_csv": None, "unparseable_date": ("reported_at",),
+        "malformed_csv": None,
+        "unparseable_date": ("reported_at",),
         "orphan_reference": ("transaction_id",),
     },
 }
@@ -81,9 +96,7 @@ def _get_path(record: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
-def corrupt_fields(
-    record: dict[str, Any], defect_set: str, kind: str, rnd: random.Random
-) -> None:
+def corrupt_fields(record: dict[str, Any], defect_set: str, kind: str, rnd: random.Random) -> None:
     """Apply a semantic defect in place (no-op for syntactic kinds)."""
     path = DEFECTS[defect_set][kind]
     if path is None:

@@ -71,8 +71,9 @@ def generate(
     wanted = world.months if months is None else list(months)
     unknown = [m for m in wanted if m not in world.months]
     if unknown:
-        raise ValueError(f"months outside the history {world.months[0]}..{world.months[-1]}: "
-                         f"{unknown}")
+        raise ValueError(
+            f"months outside the history {world.months[0]}..{world.months[-1]}: {unknown}"
+        )
     targets = sorted({world.month_index(m) for m in wanted})
     write_static_truth(world, truth_dir)
     summary = GenerateSummary(months=[world.months[i] for i in targets])
@@ -116,38 +117,52 @@ def write_static_truth(world: World, truth_root: Path) -> None:
     """Persons, archetypes, source keys and compromised merchants (the same for every run)."""
     w = world
     addr0 = w.addresses[0]
-    write_parquet(truth_root / "persons" / "part-0.parquet", {
-        "person_id": w.person_id, "first_name": w.first, "last_name": w.last,
-        "gender": [V.GENDERS[g] for g in w.gender.tolist()],
-        "birth_date": [str(d) for d in w.birth],
-        "marital_status": [V.MARITAL[x] for x in w.marital.tolist()],
-        "education": [V.EDUCATION[x] for x in w.education.tolist()],
-        "occupation": [V.OCCUPATIONS[x] for x in w.occupation.tolist()],
-        "income_bracket": [V.INCOME_BRACKETS[x] for x in w.income.tolist()],
-        "country": w.country, "city": [a[1] for a in addr0],
-        "postcode": [a[2] for a in addr0], "street": [f"{a[0]} {a[3]}" for a in addr0],
-        "email": w.email,
-        "phone": [canonical_phone(c, ph) for c, ph in zip(w.country, w.phone, strict=True)],
-        "national_id": w.national_id,
-        "household_id": w.household.tolist(),
-        "join_date": [str(d) for d in w.join_date],
-        "churn_month": [w.months[c] if c < len(w.months) else "" for c in w.churn_m.tolist()],
-        "archetype": [V.ARCHETYPE_NAMES[a] for a in w.archetype.tolist()],
-        "trajectory": [TRAJECTORIES[t] for t in w.trajectory.tolist()],
-        "credit_score": w.credit_score.tolist(), "has_debt": w.has_debt.tolist(),
-    })
-    write_parquet(truth_root / "archetypes" / "part-0.parquet", {
-        "person_id": w.person_id,
-        "archetype": [V.ARCHETYPE_NAMES[a] for a in w.archetype.tolist()],
-        "trajectory": [TRAJECTORIES[t] for t in w.trajectory.tolist()],
-    })
-    write_parquet(truth_root / "person_addresses" / "part-0.parquet", {
-        "person_id": [pid for _ in w.addresses for pid in w.person_id],
-        "address_version": [v for v, _ in enumerate(w.addresses) for _ in w.person_id],
-        "street": [f"{a[0]} {a[3]}" for ads in w.addresses for a in ads],
-        "city": [a[1] for ads in w.addresses for a in ads],
-        "postcode": [a[2] for ads in w.addresses for a in ads],
-    })
+    write_parquet(
+        truth_root / "persons" / "part-0.parquet",
+        {
+            "person_id": w.person_id,
+            "first_name": w.first,
+            "last_name": w.last,
+            "gender": [V.GENDERS[g] for g in w.gender.tolist()],
+            "birth_date": [str(d) for d in w.birth],
+            "marital_status": [V.MARITAL[x] for x in w.marital.tolist()],
+            "education": [V.EDUCATION[x] for x in w.education.tolist()],
+            "occupation": [V.OCCUPATIONS[x] for x in w.occupation.tolist()],
+            "income_bracket": [V.INCOME_BRACKETS[x] for x in w.income.tolist()],
+            "country": w.country,
+            "city": [a[1] for a in addr0],
+            "postcode": [a[2] for a in addr0],
+            "street": [f"{a[0]} {a[3]}" for a in addr0],
+            "email": w.email,
+            "phone": [canonical_phone(c, ph) for c, ph in zip(w.country, w.phone, strict=True)],
+            "national_id": w.national_id,
+            "household_id": w.household.tolist(),
+            "join_date": [str(d) for d in w.join_date],
+            "churn_month": [w.months[c] if c < len(w.months) else "" for c in w.churn_m.tolist()],
+            "archetype": [V.ARCHETYPE_NAMES[a] for a in w.archetype.tolist()],
+            "trajectory": [TRAJECTORIES[t] for t in w.trajectory.tolist()],
+            "credit_score": w.credit_score.tolist(),
+            "has_debt": w.has_debt.tolist(),
+        },
+    )
+    write_parquet(
+        truth_root / "archetypes" / "part-0.parquet",
+        {
+            "person_id": w.person_id,
+            "archetype": [V.ARCHETYPE_NAMES[a] for a in w.archetype.tolist()],
+            "trajectory": [TRAJECTORIES[t] for t in w.trajectory.tolist()],
+        },
+    )
+    write_parquet(
+        truth_root / "person_addresses" / "part-0.parquet",
+        {
+            "person_id": [pid for _ in w.addresses for pid in w.person_id],
+            "address_version": [v for v, _ in enumerate(w.addresses) for _ in w.person_id],
+            "street": [f"{a[0]} {a[3]}" for ads in w.addresses for a in ads],
+            "city": [a[1] for ads in w.addresses for a in ads],
+            "postcode": [a[2] for ads in w.addresses for a in ads],
+        },
+    )
     keys: dict[str, list[str]] = {"source": [], "key_name": [], "key_value": [], "person_id": []}
 
     def add(source: str, name: str, values: list[str], persons: list[str]) -> None:
@@ -168,8 +183,11 @@ def write_static_truth(world: World, truth_root: Path) -> None:
     add("card_transactions", "card_id", [c for c, _ in cards], [p for _, p in cards])
     write_parquet(truth_root / "source_keys" / "part-0.parquet", keys)
     mer = w.merchants
-    write_parquet(truth_root / "compromised_merchants" / "part-0.parquet", {
-        "merchant_id": [mer.merchant_id[i] for i, _, _ in mer.compromised],
-        "first_day": [str(a) for _, a, _ in mer.compromised],
-        "last_day": [str(b) for _, _, b in mer.compromised],
-    })
+    write_parquet(
+        truth_root / "compromised_merchants" / "part-0.parquet",
+        {
+            "merchant_id": [mer.merchant_id[i] for i, _, _ in mer.compromised],
+            "first_day": [str(a) for _, a, _ in mer.compromised],
+            "last_day": [str(b) for _, _, b in mer.compromised],
+        },
+    )

@@ -45,8 +45,11 @@ def email_variant(email: str, rnd: random.Random) -> str:
         return f"{local}+{rnd.choice(('shop', 'bank', 'news', 'x'))}@{domain}"
     if kind == 2 and domain in V.EMAIL_DOMAIN_ALIASES:
         return f"{local}@{V.EMAIL_DOMAIN_ALIASES[domain]}"
-    return f"{local.replace('.', '')}.{rnd.randrange(10)}@{domain}" if "." in local else (
-        f"{local[:2]}.{local[2:]}@{domain}")
+    return (
+        f"{local.replace('.', '')}.{rnd.randrange(10)}@{domain}"
+        if "." in local
+        else (f"{local[:2]}.{local[2:]}@{domain}")
+    )
 
 
 def canonical_phone(country: str, national: str) -> str:

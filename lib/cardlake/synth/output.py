@@ -82,11 +82,17 @@ class FileBuilder:
             if bad_kind in ("invalid_json", "broken_xml", "malformed_line"):
                 assert rnd is not None
                 line = break_text(line, bad_kind, rnd)
-        self.add_line(line, record_id=record_id, person_id=person_id, noise=noise,
-                      bad_kind=bad_kind)
+        self.add_line(
+            line, record_id=record_id, person_id=person_id, noise=noise, bad_kind=bad_kind
+        )
 
     def add_line(
-        self, line: str, *, record_id: str, person_id: str, noise: str = "",
+        self,
+        line: str,
+        *,
+        record_id: str,
+        person_id: str,
+        noise: str = "",
         bad_kind: str | None = None,
     ) -> None:
         """Append an already serialised record."""
@@ -97,9 +103,7 @@ class FileBuilder:
         self.persons.append(person_id)
         self.noise.append(noise)
 
-    def extend_lines(
-        self, lines: list[str], record_ids: list[str], persons: list[str]
-    ) -> None:
+    def extend_lines(self, lines: list[str], record_ids: list[str], persons: list[str]) -> None:
         """Append many clean records at once (fast path for transactions)."""
         self.lines.extend(lines)
         self.record_ids.extend(record_ids)
@@ -166,8 +170,16 @@ class TruthSink:
 
     def __init__(self) -> None:
         self.sr_cols: dict[str, list[Any]] = {
-            k: [] for k in ("source", "source_record_id", "person_id", "file", "line",
-                            "noise", "is_duplicate")
+            k: []
+            for k in (
+                "source",
+                "source_record_id",
+                "person_id",
+                "file",
+                "line",
+                "noise",
+                "is_duplicate",
+            )
         }
         self.bad_records: list[tuple[str, str, int, str, str]] = []
         self.deliveries: list[tuple[str, str, str, str]] = []
@@ -199,9 +211,7 @@ class TruthSink:
         tables["bad_records"] = _cols(
             ("source", "file", "line", "kind", "record_key"), self.bad_records
         )
-        tables["deliveries"] = _cols(
-            ("source", "file", "kind", "duplicate_of"), self.deliveries
-        )
+        tables["deliveries"] = _cols(("source", "file", "kind", "duplicate_of"), self.deliveries)
         for name, cols in tables.items():
             write_parquet(truth_root / name / f"month={month}" / "part-0.parquet", cols)
 
@@ -210,8 +220,13 @@ def _cols(names: Sequence[str], rows: list[tuple[Any, ...]]) -> dict[str, list[A
     return {n: [r[i] for r in rows] for i, n in enumerate(names)}
 
 
-_TYPES = {"line": pa.int64(), "is_duplicate": pa.bool_(), "is_fraud": pa.bool_(),
-          "fraud_probability": pa.float64(), "engagement": pa.float64()}
+_TYPES = {
+    "line": pa.int64(),
+    "is_duplicate": pa.bool_(),
+    "is_fraud": pa.bool_(),
+    "fraud_probability": pa.float64(),
+    "engagement": pa.float64(),
+}
 
 
 def write_parquet(path: Path, cols: dict[str, list[Any]]) -> None:

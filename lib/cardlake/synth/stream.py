@@ -34,8 +34,13 @@ from cardlake.synth.world import build_world
 TOKEN_PREFIX = "tok_"
 _SEPARATORS = re.compile(r"[ -]")
 # What a malformed event looks like on the wire, and why the job must quarantine it.
-MALFORMED_KINDS = ("not json", "missing event_id", "invalid amount", "invalid event_time",
-                   "missing instrument_id")
+MALFORMED_KINDS = (
+    "not json",
+    "missing event_id",
+    "invalid amount",
+    "invalid event_time",
+    "missing instrument_id",
+)
 
 
 def card_token(value: str, key: bytes) -> str:
@@ -67,9 +72,16 @@ class Event:
         return json.dumps({**self.payload, "sent_ms": sent_ms}, separators=(",", ":")).encode()
 
 
-def events(params: SynthParams, *, max_events: int, month: str | None = None,
-           token_key: bytes | None = None, malformed_every: int = 0,
-           duplicate_every: int = 0, repeat: bool = False) -> Iterator[Event]:
+def events(
+    params: SynthParams,
+    *,
+    max_events: int,
+    month: str | None = None,
+    token_key: bytes | None = None,
+    malformed_every: int = 0,
+    duplicate_every: int = 0,
+    repeat: bool = False,
+) -> Iterator[Event]:
     """The month's transactions as events, in time order, with injected defects.
 
     Args:
@@ -95,8 +107,11 @@ def events(params: SynthParams, *, max_events: int, month: str | None = None,
         ts_text = str(np.datetime64(int(shifted), "s"))
         is_card = bool(batch.channel[j] < N_CARD_CHANNELS)
         merchant = int(batch.merchant[j])
-        instrument = (card_token(str(batch.card[j]), key) if is_card
-                      else world.wallet_id[int(batch.person[j])])
+        instrument = (
+            card_token(str(batch.card[j]), key)
+            if is_card
+            else world.wallet_id[int(batch.person[j])]
+        )
         event_id = f"EV-{month.replace('-', '')}-{j:08d}{suffix}"
         payload = {
             "event_id": event_id,
@@ -115,8 +130,12 @@ def events(params: SynthParams, *, max_events: int, month: str | None = None,
             "device_id": str(batch.device[j]) or None,
             "ip_country": countries[int(batch.ip_country[j])],
         }
-        truth = {"event_id": event_id, "transaction_id": payload["transaction_id"],
-                 "is_fraud": bool(batch.is_fraud[j]), "fraud_probability": float(batch.fraud_p[j])}
+        truth = {
+            "event_id": event_id,
+            "transaction_id": payload["transaction_id"],
+            "is_fraud": bool(batch.is_fraud[j]),
+            "fraud_probability": float(batch.fraud_p[j]),
+        }
         event = Event(key=instrument, payload=payload, truth=truth)
         yield event
         if duplicate_every and (i + 1) % duplicate_every == 0:
@@ -140,8 +159,7 @@ def _malformed(good: dict[str, Any], kind: int) -> Event:
         else:
             bad.pop("instrument_id")
         raw = json.dumps(bad, separators=(",", ":"))
-    return Event(key=str(good["instrument_id"]), payload=None, raw=raw,
-                 truth={"malformed": name})
+    return Event(key=str(good["instrument_id"]), payload=None, raw=raw, truth={"malformed": name})
 
 
 @dataclass
@@ -196,8 +214,14 @@ def stream(
         raise ValueError("max_events must be >= 0 and events_per_file >= 1")
     out = Path(landing_dir)
     out.mkdir(parents=True, exist_ok=True)
-    source = events(params, max_events=max_events, month=month, token_key=token_key,
-                    malformed_every=malformed_every, duplicate_every=duplicate_every)
+    source = events(
+        params,
+        max_events=max_events,
+        month=month,
+        token_key=token_key,
+        malformed_every=malformed_every,
+        duplicate_every=duplicate_every,
+    )
     t0 = time.monotonic()
     stop_at = t0 + max_seconds
     sent = files = messages = 0
@@ -227,8 +251,9 @@ def stream(
         files += 1
         messages += len(chunk)
         _pace(t0, messages, rate_per_second, stop_at)
-    return StreamSummary(events=sent, files=files, seconds=time.monotonic() - t0,
-                         month=month_seen, truth=truth)
+    return StreamSummary(
+        events=sent, files=files, seconds=time.monotonic() - t0, month=month_seen, truth=truth
+    )
 
 
 def publish(
@@ -262,17 +287,25 @@ def publish(
         if err is not None:
             failures.append(str(err))
 
-    producer = Producer({
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "message.timeout.ms": int(flush_timeout_s * 1000) + 60_000,
-        "log_level": 3,
-    })
-    source = events(params, max_events=max_events, month=month, token_key=token_key,
-                    malformed_every=malformed_every, duplicate_every=duplicate_every,
-                    repeat=repeat)
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": int(flush_timeout_s * 1000) + 60_000,
+            "log_level": 3,
+        }
+    )
+    source = events(
+        params,
+        max_events=max_events,
+        month=month,
+        token_key=token_key,
+        malformed_every=malformed_every,
+        duplicate_every=duplicate_every,
+        repeat=repeat,
+    )
     t0 = time.monotonic()
     stop_at = t0 + max_seconds
     sent = messages = 0
@@ -284,8 +317,9 @@ def publish(
         value = event.encode(int(time.time() * 1000))
         while True:
             try:
-                producer.produce(topic, key=event.key.encode(), value=value,
-                                 on_delivery=on_delivery)
+                producer.produce(
+                    topic, key=event.key.encode(), value=value, on_delivery=on_delivery
+                )
                 break
             except BufferError:  # local queue full (a broker restart): let it drain
                 producer.poll(0.1)
@@ -299,10 +333,13 @@ def publish(
         _pace(t0, messages, rate_per_second, stop_at)
     left = producer.flush(flush_timeout_s)
     if left or failures:
-        raise RuntimeError(f"kafka producer: {left} messages undelivered, "
-                           f"{len(failures)} failed (first: {failures[:1]})")
-    return StreamSummary(events=sent, files=0, seconds=time.monotonic() - t0, month=month_seen,
-                         truth=truth)
+        raise RuntimeError(
+            f"kafka producer: {left} messages undelivered, "
+            f"{len(failures)} failed (first: {failures[:1]})"
+        )
+    return StreamSummary(
+        events=sent, files=0, seconds=time.monotonic() - t0, month=month_seen, truth=truth
+    )
 
 
 def write_truth(truth_root: str | Path, summary: StreamSummary, *, name: str = "events") -> Path:
@@ -312,8 +349,9 @@ def write_truth(truth_root: str | Path, summary: StreamSummary, *, name: str = "
     rows = [t for t in summary.truth if "event_id" in t]
     path = Path(truth_root) / "stream" / f"{name}-{summary.month or 'unknown'}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=["event_id", "transaction_id", "is_fraud", "fraud_probability"]
-                 ).to_parquet(path, index=False)
+    pd.DataFrame(
+        rows, columns=["event_id", "transaction_id", "is_fraud", "fraud_probability"]
+    ).to_parquet(path, index=False)
     return path
 
 

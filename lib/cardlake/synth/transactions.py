@@ -13,10 +13,14 @@ from cardlake.synth.world import World, device_token
 
 CH = {name: i for i, name in enumerate(V.CHANNELS)}
 N_CARD_CHANNELS = len(V.CARD_CHANNELS)  # channels 0..2 go to the card CSV, the rest to wallet
-PATTERNS = ("none", "card_testing", "card_testing_cashout", "account_takeover",
-            "compromised_merchant")
-WALLET_TYPICAL_USD = {"P2P": 50.0, "top-up": 150.0, "FX": 300.0, "crypto": 250.0,
-                      "stock": 350.0}
+PATTERNS = (
+    "none",
+    "card_testing",
+    "card_testing_cashout",
+    "account_takeover",
+    "compromised_merchant",
+)
+WALLET_TYPICAL_USD = {"P2P": 50.0, "top-up": 150.0, "FX": 300.0, "crypto": 250.0, "stock": 350.0}
 STATE_P = np.array([0.93, 0.02, 0.03, 0.01, 0.01])
 WEEKDAY_WEIGHT = np.array([0.9, 0.95, 1.0, 1.05, 1.25, 1.3, 0.8])  # Monday first
 COUNTRY_INDEX = {c: i for i, c in enumerate(V.ALL_COUNTRIES)}
@@ -116,13 +120,15 @@ def simulate_month(world: World, m: int) -> TxBatch:
     a = world.archetype[person]
 
     ch_w = _arch_table("channels")
-    channel = _choice_by_group(np.cumsum(ch_w / ch_w.sum(axis=1, keepdims=True), axis=1), a,
-                               rng.random(k))
+    channel = _choice_by_group(
+        np.cumsum(ch_w / ch_w.sum(axis=1, keepdims=True), axis=1), a, rng.random(k)
+    )
     day = _draw_days(rng, start, ndays, join_day[person])
     night = rng.random(k) < _arch_table("night_share")[a]
     peak = _arch_table("hour_peak")[a]
-    hour = np.where(night, rng.integers(0, 6, k),
-                    np.clip(np.round(rng.normal(peak, 3.5)), 6, 23)).astype(np.int64)
+    hour = np.where(
+        night, rng.integers(0, 6, k), np.clip(np.round(rng.normal(peak, 3.5)), 6, 23)
+    ).astype(np.int64)
     ts = start_s + day * SECONDS_PER_DAY + hour * 3600 + rng.integers(0, 3600, k)
 
     home_c = np.array([COUNTRY_INDEX[c] for c in world.country])[person]
@@ -145,8 +151,9 @@ def simulate_month(world: World, m: int) -> TxBatch:
     wallet_typ = np.array([0, 0, 0] + [WALLET_TYPICAL_USD[c] for c in V.CHANNELS[3:]])
     base_amt = np.where(is_card, typical[np.maximum(mcc, 0)], wallet_typ[channel])
     sigma = _arch_table("amount_sigma")[a]
-    amount_usd = base_amt * _arch_table("amount_scale")[a] * np.exp(
-        rng.normal(-sigma**2 / 2, sigma))
+    amount_usd = (
+        base_amt * _arch_table("amount_scale")[a] * np.exp(rng.normal(-(sigma**2) / 2, sigma))
+    )
     amount_usd = np.clip(amount_usd, 0.5, 50_000.0)
 
     ccy_of_country = np.array([CCY_INDEX[_country_ccy(c)] for c in V.ALL_COUNTRIES])
@@ -172,9 +179,14 @@ def simulate_month(world: World, m: int) -> TxBatch:
     cross_border = np.where(is_card, m_country != home_c, channel == CH["FX"])
 
     rel = np.log(amount_usd / np.where(base_amt > 0, base_amt, 1.0))
-    logit = (p.base_fraud_logit + 1.5 * night + 1.2 * cross_border
-             + 0.6 * ((channel == CH["online"]) | (channel == CH["crypto"]))
-             + 0.5 * np.clip(rel, -2, 4) + 0.4 * (a == V.ARCHETYPE_NAMES.index("high_volatility")))
+    logit = (
+        p.base_fraud_logit
+        + 1.5 * night
+        + 1.2 * cross_border
+        + 0.6 * ((channel == CH["online"]) | (channel == CH["crypto"]))
+        + 0.5 * np.clip(rel, -2, 4)
+        + 0.4 * (a == V.ARCHETYPE_NAMES.index("high_volatility"))
+    )
     fraud_p = 1.0 / (1.0 + np.exp(-logit))
     pattern = np.zeros(k, dtype=int)
     for mi, first, last in world.merchants.compromised:
@@ -186,14 +198,27 @@ def simulate_month(world: World, m: int) -> TxBatch:
             pattern[hit] = PATTERNS.index("compromised_merchant")
 
     cols = {
-        "person": person, "channel": channel, "ts": ts, "merchant": merchant, "mcc": mcc,
-        "m_country": m_country, "currency": currency, "amount_usd": amount_usd,
-        "direction": direction, "state": state, "device": device, "ip_country": ip_country,
-        "card": card, "counterparty": counterparty, "cross_border": cross_border,
-        "fraud_p": fraud_p, "pattern": pattern,
+        "person": person,
+        "channel": channel,
+        "ts": ts,
+        "merchant": merchant,
+        "mcc": mcc,
+        "m_country": m_country,
+        "currency": currency,
+        "amount_usd": amount_usd,
+        "direction": direction,
+        "state": state,
+        "device": device,
+        "ip_country": ip_country,
+        "card": card,
+        "counterparty": counterparty,
+        "cross_border": cross_border,
+        "fraud_p": fraud_p,
+        "pattern": pattern,
     }
-    extra = _inject_patterns(world, m, np_rng(p.seed, "fraud", month), start_s, ndays,
-                             join_day, devices, cards0)
+    extra = _inject_patterns(
+        world, m, np_rng(p.seed, "fraud", month), start_s, ndays, join_day, devices, cards0
+    )
     for key in cols:
         cols[key] = np.concatenate([cols[key], extra[key]])
     return _finish(world, m, cols)
@@ -203,8 +228,9 @@ def _country_ccy(code: str) -> str:
     return V.COUNTRIES[code][0] if code in V.COUNTRIES else V.FOREIGN_COUNTRIES[code]
 
 
-def _draw_days(rng: np.random.Generator, start: np.datetime64, ndays: int,
-               first_day: np.ndarray) -> np.ndarray:
+def _draw_days(
+    rng: np.random.Generator, start: np.datetime64, ndays: int, first_day: np.ndarray
+) -> np.ndarray:
     # Weekly seasonality, restricted to days on or after the customer's first active day.
     dates = np.arange(start, start + ndays).astype("datetime64[D]").astype(np.int64)
     w = WEEKDAY_WEIGHT[(dates + 3) % 7]
@@ -214,8 +240,9 @@ def _draw_days(rng: np.random.Generator, start: np.datetime64, ndays: int,
     return np.clip(np.searchsorted(cdf, u, side="right") - 1, first_day, ndays - 1)
 
 
-def _pick_merchants(world: World, m: int, rng: np.random.Generator, mcc: np.ndarray,
-                    country: np.ndarray) -> np.ndarray:
+def _pick_merchants(
+    world: World, m: int, rng: np.random.Generator, mcc: np.ndarray, country: np.ndarray
+) -> np.ndarray:
     pools = _merchant_pools(world, m)
     merchant = np.full(len(mcc), -1)
     has = mcc >= 0
@@ -231,15 +258,40 @@ def _pick_merchants(world: World, m: int, rng: np.random.Generator, mcc: np.ndar
 
 
 def _empty_cols() -> dict[str, list]:
-    return {k: [] for k in ("person", "channel", "ts", "merchant", "mcc", "m_country",
-                            "currency", "amount_usd", "direction", "state", "device",
-                            "ip_country", "card", "counterparty", "cross_border", "fraud_p",
-                            "pattern")}
+    return {
+        k: []
+        for k in (
+            "person",
+            "channel",
+            "ts",
+            "merchant",
+            "mcc",
+            "m_country",
+            "currency",
+            "amount_usd",
+            "direction",
+            "state",
+            "device",
+            "ip_country",
+            "card",
+            "counterparty",
+            "cross_border",
+            "fraud_p",
+            "pattern",
+        )
+    }
 
 
-def _inject_patterns(world: World, m: int, rng: np.random.Generator, start_s: int,
-                     ndays: int, join_day: np.ndarray, devices: np.ndarray,
-                     cards0: np.ndarray) -> dict[str, np.ndarray]:
+def _inject_patterns(
+    world: World,
+    m: int,
+    rng: np.random.Generator,
+    start_s: int,
+    ndays: int,
+    join_day: np.ndarray,
+    devices: np.ndarray,
+    cards0: np.ndarray,
+) -> dict[str, np.ndarray]:
     """Card-testing bursts with a cash-out, and account takeovers, as extra transactions."""
     p = world.params
     alive = world.engagement[:, m] > 0
@@ -249,13 +301,27 @@ def _inject_patterns(world: World, m: int, rng: np.random.Generator, start_s: in
     mer = world.merchants
     testers = np.flatnonzero(
         np.isin(mer.mcc, [V.MCC_INDEX["digital_goods"], V.MCC_INDEX["misc_retail"]])
-        & mer.online & (mer.opened_m <= m))
+        & mer.online
+        & (mer.opened_m <= m)
+    )
     if len(testers) == 0:
         testers = np.flatnonzero(mer.mcc == V.MCC_INDEX["digital_goods"])
     shops = np.flatnonzero((mer.mcc == V.MCC_INDEX["electronics"]) & (mer.opened_m <= m))
 
-    def add(person: int, ch: int, ts: int, merchant: int, usd: float, state: int,
-            device: str, ip: int, card: str, cp: int, prob: float, pattern: str) -> None:
+    def add(
+        person: int,
+        ch: int,
+        ts: int,
+        merchant: int,
+        usd: float,
+        state: int,
+        device: str,
+        ip: int,
+        card: str,
+        cp: int,
+        prob: float,
+        pattern: str,
+    ) -> None:
         mc = int(mer.mcc[merchant]) if merchant >= 0 else -1
         mco = COUNTRY_INDEX[mer.country[merchant]] if merchant >= 0 else -1
         out["person"].append(person)
@@ -264,8 +330,7 @@ def _inject_patterns(world: World, m: int, rng: np.random.Generator, start_s: in
         out["merchant"].append(merchant)
         out["mcc"].append(mc)
         out["m_country"].append(mco)
-        ccy = CCY_INDEX[_country_ccy(mer.country[merchant])] if merchant >= 0 else home_ccy[
-            person]
+        ccy = CCY_INDEX[_country_ccy(mer.country[merchant])] if merchant >= 0 else home_ccy[person]
         out["currency"].append(ccy)
         out["amount_usd"].append(usd)
         out["direction"].append(0)
@@ -286,16 +351,38 @@ def _inject_patterns(world: World, m: int, rng: np.random.Generator, start_s: in
         for _ in range(int(rng.integers(6, 26))):
             t += int(rng.integers(5, 90))
             st = int(rng.choice(5, p=[0.3, 0.1, 0.6, 0.0, 0.0]))
-            add(person, CH["online"], t, shop, float(rng.uniform(0.5, 5.0)), st,
-                "", int(rng.integers(0, len(V.ALL_COUNTRIES))), card, -1,
-                float(rng.uniform(0.85, 0.97)), "card_testing")
+            add(
+                person,
+                CH["online"],
+                t,
+                shop,
+                float(rng.uniform(0.5, 5.0)),
+                st,
+                "",
+                int(rng.integers(0, len(V.ALL_COUNTRIES))),
+                card,
+                -1,
+                float(rng.uniform(0.85, 0.97)),
+                "card_testing",
+            )
         for _ in range(int(rng.integers(1, 3))):
             t += int(rng.integers(600, 6 * 3600))
             t = min(t, start_s + ndays * SECONDS_PER_DAY - 1)
             shop2 = int(shops[int(rng.integers(0, len(shops)))]) if len(shops) else shop
-            add(person, CH["online"], t, shop2, float(rng.uniform(300, 1500)), 0, "",
-                int(rng.integers(0, len(V.ALL_COUNTRIES))), card, -1,
-                float(rng.uniform(0.7, 0.9)), "card_testing_cashout")
+            add(
+                person,
+                CH["online"],
+                t,
+                shop2,
+                float(rng.uniform(300, 1500)),
+                0,
+                "",
+                int(rng.integers(0, len(V.ALL_COUNTRIES))),
+                card,
+                -1,
+                float(rng.uniform(0.7, 0.9)),
+                "card_testing_cashout",
+            )
 
     for person in np.flatnonzero(alive & (rng.random(world.n) < p.account_takeover_rate)).tolist():
         day = int(rng.integers(join_day[person], ndays))
@@ -306,13 +393,32 @@ def _inject_patterns(world: World, m: int, rng: np.random.Generator, start_s: in
             t += int(rng.integers(60, 1800))
             ch = CH["P2P"] if rng.random() < 0.6 else CH["crypto"]
             cp = int(rng.integers(0, world.n)) if ch == CH["P2P"] else -1
-            add(person, ch, t, -1, float(rng.uniform(200, 2500)), 0, device, ip, "", cp,
-                float(rng.uniform(0.8, 0.95)), "account_takeover")
+            add(
+                person,
+                ch,
+                t,
+                -1,
+                float(rng.uniform(200, 2500)),
+                0,
+                device,
+                ip,
+                "",
+                cp,
+                float(rng.uniform(0.8, 0.95)),
+                "account_takeover",
+            )
     del devices
     return {
-        key: np.array(vals, dtype=object if key in ("device", "card") else
-                      float if key in ("amount_usd", "fraud_p") else
-                      bool if key == "cross_border" else np.int64)
+        key: np.array(
+            vals,
+            dtype=object
+            if key in ("device", "card")
+            else float
+            if key in ("amount_usd", "fraud_p")
+            else bool
+            if key == "cross_border"
+            else np.int64,
+        )
         for key, vals in out.items()
     }
 
@@ -329,7 +435,8 @@ def _finish(world: World, m: int, cols: dict[str, np.ndarray]) -> TxBatch:
     delay = 1 + np.minimum(rng.gamma(2.0, 5.0, k), p.max_report_delay_days - 1)
     reported_at = np.where(reported, c["ts"] + (delay * SECONDS_PER_DAY).astype(np.int64), -1)
     day_index = (c["ts"] // SECONDS_PER_DAY) - int(
-        world.fx_days[0].astype("datetime64[D]").astype(np.int64))
+        world.fx_days[0].astype("datetime64[D]").astype(np.int64)
+    )
     rate = world.fx[day_index, c["currency"]]
     # Keep every genuine amount inside the contract's limit in its own currency (JPY, TRY).
     c["amount_usd"] = np.minimum(c["amount_usd"], 0.9 * MAX_VALID_AMOUNT / rate)
@@ -338,11 +445,26 @@ def _finish(world: World, m: int, cols: dict[str, np.ndarray]) -> TxBatch:
     prefix = "TX" + month.replace("-", "")
     tx_id = np.array([f"{prefix}{i:08d}" for i in range(k)], dtype=object)
     return TxBatch(
-        month=month, tx_id=tx_id, person=c["person"], channel=c["channel"], ts=c["ts"],
-        merchant=c["merchant"], mcc=c["mcc"], m_country=c["m_country"],
-        currency=c["currency"], amount=amount, amount_usd=np.round(c["amount_usd"], 2),
-        direction=c["direction"], state=c["state"], device=c["device"],
-        ip_country=c["ip_country"], card=c["card"], counterparty=c["counterparty"],
-        cross_border=c["cross_border"].astype(bool), fraud_p=c["fraud_p"],
-        pattern=c["pattern"], is_fraud=is_fraud, reported_at=reported_at,
+        month=month,
+        tx_id=tx_id,
+        person=c["person"],
+        channel=c["channel"],
+        ts=c["ts"],
+        merchant=c["merchant"],
+        mcc=c["mcc"],
+        m_country=c["m_country"],
+        currency=c["currency"],
+        amount=amount,
+        amount_usd=np.round(c["amount_usd"], 2),
+        direction=c["direction"],
+        state=c["state"],
+        device=c["device"],
+        ip_country=c["ip_country"],
+        card=c["card"],
+        counterparty=c["counterparty"],
+        cross_border=c["cross_border"].astype(bool),
+        fraud_p=c["fraud_p"],
+        pattern=c["pattern"],
+        is_fraud=is_fraud,
+        reported_at=reported_at,
     )

@@ -57,8 +57,12 @@ def adverse_event_probability(world: World, m: int) -> np.ndarray:
     joined_now = (world.join_m == m) & (world.join_date >= start)
     join_day = np.where(joined_now, (world.join_date - start).astype(int), 0)
     frac = (ndays - join_day) / ndays
-    lam_tx = (p.tx_per_customer_month * _arch_table("tx_scale")[world.archetype]
-              * world.engagement[:, m] * frac)
+    lam_tx = (
+        p.tx_per_customer_month
+        * _arch_table("tx_scale")[world.archetype]
+        * world.engagement[:, m]
+        * frac
+    )
     p_failed = _failed_share_probability(lam_tx)
     lam_service = p.service_contact_rate * (1.0 + 2.0 * (state == DECLINING))
     p_unresolved = 1.0 - np.exp(-lam_service * UNRESOLVED_P)
@@ -89,14 +93,18 @@ def write_monthly_truths(world: World, m: int, truth: TruthSink) -> None:
         truth: the month's truth sink (it writes one Parquet file per table and month).
     """
     persons = np.array(world.person_id, dtype=object)
-    truth.table("adverse_event_monthly", ()).update({
-        "person_id": persons,
-        "adverse_event_probability": np.round(adverse_event_probability(world, m), 6),
-    })
+    truth.table("adverse_event_monthly", ()).update(
+        {
+            "person_id": persons,
+            "adverse_event_probability": np.round(adverse_event_probability(world, m), 6),
+        }
+    )
     use = product_use_probability(world, m)
     n_products = len(V.PRODUCTS)
-    truth.table("product_use_monthly", ()).update({
-        "person_id": np.repeat(persons, n_products),
-        "product": np.tile(np.array(V.PRODUCTS, dtype=object), world.n),
-        "use_probability": np.round(use.reshape(-1), 6),
-    })
+    truth.table("product_use_monthly", ()).update(
+        {
+            "person_id": np.repeat(persons, n_products),
+            "product": np.tile(np.array(V.PRODUCTS, dtype=object), world.n),
+            "use_probability": np.round(use.reshape(-1), 6),
+        }
+    )

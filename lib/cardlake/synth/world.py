@@ -125,9 +125,9 @@ def card_number(serial: int) -> str:
 def written_card(pan: str, style: int) -> str:
     """A card number as a department writes it: plain, or in groups of four by space or dash."""
     if style == 1:
-        return " ".join(pan[i:i + 4] for i in range(0, len(pan), 4))
+        return " ".join(pan[i : i + 4] for i in range(0, len(pan), 4))
     if style == 2:
-        return "-".join(pan[i:i + 4] for i in range(0, len(pan), 4))
+        return "-".join(pan[i : i + 4] for i in range(0, len(pan), 4))
     return pan
 
 
@@ -164,8 +164,7 @@ class Addresses:
         digits = _DIGITS[rng.integers(0, 10, (n, width))]
         letters = _POSTCODE_LETTERS[rng.integers(0, len(_POSTCODE_LETTERS), (n, width))]
         self.postcode = [
-            "".join(d[j] if ch == "9" else le[j] if ch == "A" else ch
-                    for j, ch in enumerate(pt))
+            "".join(d[j] if ch == "9" else le[j] if ch == "A" else ch for j, ch in enumerate(pt))
             for pt, d, le in zip(patterns, digits.tolist(), letters.tolist(), strict=True)
         ]
 
@@ -173,8 +172,12 @@ class Addresses:
         return len(self.city)
 
     def __getitem__(self, i: int) -> tuple[str, str, str, str]:
-        return (f"{self.number[i]} {V.STREET_NAMES[self.street[i]]}", self.city[i],
-                self.postcode[i], V.STREET_TYPES[self.street_type[i]])
+        return (
+            f"{self.number[i]} {V.STREET_NAMES[self.street[i]]}",
+            self.city[i],
+            self.postcode[i],
+            V.STREET_TYPES[self.street_type[i]],
+        )
 
     def __iter__(self) -> Iterator[tuple[str, str, str, str]]:
         return (self[i] for i in range(len(self)))
@@ -219,8 +222,13 @@ def build_world(params: SynthParams) -> World:
     gender = rng.choice(3, size=n, p=[0.49, 0.49, 0.02])
     first = []
     for g in gender.tolist():
-        pool = V.FIRST_NAMES_F if g == 0 else V.FIRST_NAMES_M if g == 1 else (
-            V.FIRST_NAMES_F + V.FIRST_NAMES_M)
+        pool = (
+            V.FIRST_NAMES_F
+            if g == 0
+            else V.FIRST_NAMES_M
+            if g == 1
+            else (V.FIRST_NAMES_F + V.FIRST_NAMES_M)
+        )
         first.append(pool[int(rng.integers(0, len(pool)))])
     last = [V.LAST_NAMES[i] for i in rng.integers(0, len(V.LAST_NAMES), size=n).tolist()]
     age_mu = np.array([a["age"][0] for a in arch])[archetype]
@@ -355,8 +363,9 @@ def build_world(params: SynthParams) -> World:
         if last_alive < lo:
             continue
         dup_crm[p] = (f"CRM-{9_000_000 + j:07d}", int(kr.integers(lo, last_alive + 1)))
-    device_owner, device_tokens, dup_device = _build_devices(params, device_ver, order, n_pairs,
-                                                             dup_crm)
+    device_owner, device_tokens, dup_device = _build_devices(
+        params, device_ver, order, n_pairs, dup_crm
+    )
     in_demographics = kr.random(n) < 0.85
     in_app = kr.random(n) < np.array([0.95, 0.8, 0.55, 0.95, 0.9])[archetype]
     credit = np.clip(rng.normal(560 + 50 * income, 70), 300, 850).astype(int)
@@ -365,19 +374,55 @@ def build_world(params: SynthParams) -> World:
     merchants = _build_merchants(params, starts)
     fx_days, fx = _build_fx(params, starts)
     return World(
-        params=params, months=months, month_starts=starts, n=n,
-        person_id=[f"P{i:07d}" for i in range(n)], archetype=archetype, trajectory=trajectory,
-        gender=gender, first=first, last=last, birth=birth, marital=marital,
-        education=education, occupation=occupation, income=income, country=country,
-        currency=currency, addresses=addresses, email=email, phone=phone,
-        national_id=national_ids(params.seed, country), household=household,
-        join_date=join_date, join_m=join_m, churn_m=churn_m, engagement=eng, state=state,
-        plan=plan, device_ver=device_ver, device_os=device_os, addr_ver=addr_ver,
-        crm_id=crm_id, fin_id=fin_id, demo_id=demo_id, app_user_id=app_user_id,
-        contact_id=contact_id, wallet_id=wallet_id, card_ids=card_ids, dup_crm=dup_crm,
-        device_owner=device_owner, device_tokens=device_tokens, dup_device=dup_device,
-        in_demographics=in_demographics, in_app=in_app, credit_score=credit,
-        has_debt=has_debt, merchants=merchants, fx_days=fx_days, fx=fx,
+        params=params,
+        months=months,
+        month_starts=starts,
+        n=n,
+        person_id=[f"P{i:07d}" for i in range(n)],
+        archetype=archetype,
+        trajectory=trajectory,
+        gender=gender,
+        first=first,
+        last=last,
+        birth=birth,
+        marital=marital,
+        education=education,
+        occupation=occupation,
+        income=income,
+        country=country,
+        currency=currency,
+        addresses=addresses,
+        email=email,
+        phone=phone,
+        national_id=national_ids(params.seed, country),
+        household=household,
+        join_date=join_date,
+        join_m=join_m,
+        churn_m=churn_m,
+        engagement=eng,
+        state=state,
+        plan=plan,
+        device_ver=device_ver,
+        device_os=device_os,
+        addr_ver=addr_ver,
+        crm_id=crm_id,
+        fin_id=fin_id,
+        demo_id=demo_id,
+        app_user_id=app_user_id,
+        contact_id=contact_id,
+        wallet_id=wallet_id,
+        card_ids=card_ids,
+        dup_crm=dup_crm,
+        device_owner=device_owner,
+        device_tokens=device_tokens,
+        dup_device=dup_device,
+        in_demographics=in_demographics,
+        in_app=in_app,
+        credit_score=credit,
+        has_debt=has_debt,
+        merchants=merchants,
+        fx_days=fx_days,
+        fx=fx,
     )
 
 
@@ -387,7 +432,10 @@ def device_token(rng: np.random.Generator) -> str:
 
 
 def _build_devices(
-    params: SynthParams, device_ver: np.ndarray, order: np.ndarray, n_pairs: int,
+    params: SynthParams,
+    device_ver: np.ndarray,
+    order: np.ndarray,
+    n_pairs: int,
     dup_crm: dict[int, tuple[str, int]],
 ) -> tuple[np.ndarray, list[list[str]], dict[int, str]]:
     # Its own random stream, so the rest of the world stays what it was.
@@ -397,10 +445,12 @@ def _build_devices(
     for h in range(n_pairs):
         if rng.random() < params.household_device_share_rate:
             owner[int(order[2 * h + 1])] = int(order[2 * h])
-    tokens = [[device_token(rng) for _ in range(int(device_ver[i].max()) + 1)]
-              for i in range(n)]
-    dup_device = {p: device_token(rng) for p in sorted(dup_crm)
-                  if rng.random() < params.signup_device_change_rate}
+    tokens = [[device_token(rng) for _ in range(int(device_ver[i].max()) + 1)] for i in range(n)]
+    dup_device = {
+        p: device_token(rng)
+        for p in sorted(dup_crm)
+        if rng.random() < params.signup_device_change_rate
+    }
     return owner, tokens, dup_device
 
 
@@ -418,27 +468,34 @@ def _build_merchants(params: SynthParams, starts: np.ndarray) -> Merchants:
             m, c = combos[i]
         else:
             m = int(rng.integers(0, len(V.MCCS)))
-            c = homes[int(rng.integers(0, len(homes)))] if rng.random() < 0.8 else foreign[
-                int(rng.integers(0, len(foreign)))]
+            c = (
+                homes[int(rng.integers(0, len(homes)))]
+                if rng.random() < 0.8
+                else foreign[int(rng.integers(0, len(foreign)))]
+            )
         mcc[i] = m
         ctry.append(c)
     city = [
         V.COUNTRIES[c][3][int(rng.integers(0, len(V.COUNTRIES[c][3])))][0]
-        if c in V.COUNTRIES else V.FOREIGN_CITIES[c] for c in ctry
+        if c in V.COUNTRIES
+        else V.FOREIGN_CITIES[c]
+        for c in ctry
     ]
     online = np.array([V.MCCS[m][2] for m in mcc.tolist()]) & (rng.random(n_total) < 0.7)
     opened_m = np.where(
-        np.arange(n_total) < len(combos), -1,
+        np.arange(n_total) < len(combos),
+        -1,
         np.where(rng.random(n_total) < 0.8, -1, rng.integers(0, params.n_months, n_total)),
     )
-    before = (starts[0] - rng.integers(30, 4000, n_total).astype("timedelta64[D]"))
+    before = starts[0] - rng.integers(30, 4000, n_total).astype("timedelta64[D]")
     day = rng.integers(0, 28, n_total).astype("timedelta64[D]")
     opened = np.where(opened_m < 0, before, starts[np.maximum(opened_m, 0)] + day)
     order = rng.permutation(n_total) + 10_000
     ids = [f"M{x:06d}" for x in order.tolist()]
     names = [
         f"{V.MERCHANT_WORDS[int(rng.integers(0, len(V.MERCHANT_WORDS)))]} "
-        f"{V.MERCHANT_SUFFIX[V.MCCS[m][1]]}" for m in mcc.tolist()
+        f"{V.MERCHANT_SUFFIX[V.MCCS[m][1]]}"
+        for m in mcc.tolist()
     ]
     compromised = []
     for m in range(params.n_months):

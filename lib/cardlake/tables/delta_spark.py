@@ -157,7 +157,8 @@ class DeltaSparkEngine:
         assert jvm is not None  # a classic session's gateway
         try:
             delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(
-                self._spark._jsparkSession, path)
+                self._spark._jsparkSession, path
+            )
             defaults = [getattr(delta_log, f"update$default${i}")() for i in (1, 2, 3)]
             return int(delta_log.update(*defaults).version())
         except Py4JError:

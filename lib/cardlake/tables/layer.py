@@ -171,24 +171,37 @@ class Tables:
         properties = None
         if self._policy:
             schema, properties = self._governed(name, schema, partition_by)
-        created = self.engine.create(self.path(name), schema, partition_by=partition_by,
-                                     description=description, properties=properties)
+        created = self.engine.create(
+            self.path(name),
+            schema,
+            partition_by=partition_by,
+            description=description,
+            properties=properties,
+        )
         self._registered(name, created)
         return created
 
-    def _governed(self, name: str, schema: StructType, partition_by: Sequence[str]
-                  ) -> tuple[StructType, Mapping[str, str]]:
+    def _governed(
+        self, name: str, schema: StructType, partition_by: Sequence[str]
+    ) -> tuple[StructType, Mapping[str, str]]:
         """``schema`` with the policy's column metadata, and the policy's table properties."""
         assert self._policy is not None
         properties = self._policy.properties(name, schema, tuple(partition_by))
-        return StructType([
-            StructField(f.name, f.dataType, f.nullable,
-                        {**f.metadata, **self._policy.column_metadata(name, f.name)})
-            for f in schema.fields
-        ]), properties
+        return StructType(
+            [
+                StructField(
+                    f.name,
+                    f.dataType,
+                    f.nullable,
+                    {**f.metadata, **self._policy.column_metadata(name, f.name)},
+                )
+                for f in schema.fields
+            ]
+        ), properties
 
-    def _first_write(self, name: str, df: DataFrame, partition_by: Sequence[str]
-                     ) -> tuple[bool, DataFrame, Mapping[str, str] | None]:
+    def _first_write(
+        self, name: str, df: DataFrame, partition_by: Sequence[str]
+    ) -> tuple[bool, DataFrame, Mapping[str, str] | None]:
         """Whether ``name`` existed, the frame to write and the properties the write gives a
         table it creates. With a policy, a write that creates the table carries the policy's
         properties and column metadata, so its first data files already follow them (one

@@ -128,8 +128,10 @@ def _code_digest(name: str, file: str) -> str:
     package = name if origin.name == "__init__.py" else name.rpartition(".")[0]
     folder: Traversable = importlib.resources.files(package) if package else origin.parent
     if origin.name == "__init__.py":
-        files = sorted((f for f in folder.iterdir() if f.name.endswith(".py") and f.is_file()),
-                       key=lambda f: f.name)
+        files = sorted(
+            (f for f in folder.iterdir() if f.name.endswith(".py") and f.is_file()),
+            key=lambda f: f.name,
+        )
     else:
         files = [folder.joinpath(origin.name)]
     digest = hashlib.sha256(name.encode())
@@ -191,10 +193,21 @@ def plan(
     versions = {i.name: tables.version(i.name) for i in inputs if tables.exists(i.name)}
     before_recipe, before = previous_marks(tables, consumer)
     if force or before_recipe != recipe:
-        why = ("a full rebuild was asked for" if force
-               else "first build" if before_recipe is None else "its code or settings changed")
-        return Plan(consumer, "full", tuple(months), why, recipe,
-                    tuple(_all_marks(tables, inputs, versions)))
+        why = (
+            "a full rebuild was asked for"
+            if force
+            else "first build"
+            if before_recipe is None
+            else "its code or settings changed"
+        )
+        return Plan(
+            consumer,
+            "full",
+            tuple(months),
+            why,
+            recipe,
+            tuple(_all_marks(tables, inputs, versions)),
+        )
 
     by_source: dict[str, list[Mark]] = {}
     for mark in before:
@@ -203,8 +216,7 @@ def plan(
     changed: dict[str, set[str]] = {}
     whole: str | None = None  # the first change that reaches everything
     for spec in inputs:  # every input compared once; a full plan records these marks as well
-        new, outcome = _compare(tables, spec, by_source.get(spec.name, []),
-                                versions.get(spec.name))
+        new, outcome = _compare(tables, spec, by_source.get(spec.name, []), versions.get(spec.name))
         marks.extend(new)
         if outcome is None:
             continue
@@ -222,8 +234,11 @@ def plan(
             reached.update(_reach(spec, month, months))
     affected = tuple(m for m in sorted(months) if m in reached)
     if not affected:
-        why = ("no input changed since the last build" if not changed
-               else "its inputs changed only in months it does not build")
+        why = (
+            "no input changed since the last build"
+            if not changed
+            else "its inputs changed only in months it does not build"
+        )
         return Plan(consumer, "skip", (), why, recipe, tuple(marks))
     detail = "; ".join(f"{name} {', '.join(sorted(ms))}" for name, ms in sorted(changed.items()))
     return Plan(consumer, "months", affected, f"changed: {detail}", recipe, tuple(marks))
@@ -235,11 +250,14 @@ def record(tables: Tables, plan: Plan) -> None:
     if previous_marks(tables, plan.consumer) == (plan.recipe, sorted(plan.marks, key=repr)):
         return
     now = datetime.now(UTC).replace(tzinfo=None)
-    rows = [(plan.consumer, m.source, m.month, m.version, m.digest, plan.recipe, now)
-            for m in plan.marks]
+    rows = [
+        (plan.consumer, m.source, m.month, m.version, m.digest, plan.recipe, now)
+        for m in plan.marks
+    ]
     df = tables.spark.createDataFrame(rows, SCHEMA)
-    tables.replace_partitions(TABLE, df, partitions={"consumer": plan.consumer},
-                              partition_by=["consumer"])
+    tables.replace_partitions(
+        TABLE, df, partitions={"consumer": plan.consumer}, partition_by=["consumer"]
+    )
 
 
 # -- internals --------------------------------------------------------------------------------
@@ -249,20 +267,27 @@ def _partitioned(tables: Tables, name: str) -> bool:
     return PARTITION in tables.engine.partition_columns(tables.path(name))
 
 
-def _marks_of(tables: Tables, spec: Input, version: int,
-              months: Sequence[str] | None = None) -> list[Mark]:
+def _marks_of(
+    tables: Tables, spec: Input, version: int, months: Sequence[str] | None = None
+) -> list[Mark]:
     if not spec.by_content:
         return [Mark(spec.name, None, version, None)]
     by_month = _partitioned(tables, spec.name)
-    df = tables.read(spec.name, version=version,
-                     partitions={PARTITION: list(months)} if months is not None else None)
+    df = tables.read(
+        spec.name,
+        version=version,
+        partitions={PARTITION: list(months)} if months is not None else None,
+    )
     return [Mark(spec.name, m, version, d) for m, d in digests(df, by_month=by_month).items()]
 
 
-def _all_marks(tables: Tables, inputs: Sequence[Input],
-               versions: Mapping[str, int]) -> list[Mark]:
-    return [mark for spec in inputs if spec.name in versions
-            for mark in _marks_of(tables, spec, versions[spec.name])]
+def _all_marks(tables: Tables, inputs: Sequence[Input], versions: Mapping[str, int]) -> list[Mark]:
+    return [
+        mark
+        for spec in inputs
+        if spec.name in versions
+        for mark in _marks_of(tables, spec, versions[spec.name])
+    ]
 
 
 def _compare(
@@ -288,20 +313,26 @@ def _compare(
     recorded = {m.month: m for m in old if m.month is not None}
     candidates: list[str] | None = None  # every month, after a schema change
     if not changes.whole_table:
-        candidates = sorted({month for p in changes.partitions
-                             if (month := p.get(PARTITION)) is not None})
+        candidates = sorted(
+            {month for p in changes.partitions if (month := p.get(PARTITION)) is not None}
+        )
         if not candidates:
             return [Mark(m.source, m.month, version, m.digest) for m in old], None
-    fresh = {m.month: m for m in _marks_of(tables, spec, version, candidates)
-             if m.month is not None}
+    fresh = {
+        m.month: m for m in _marks_of(tables, spec, version, candidates) if m.month is not None
+    }
     looked_at = set(recorded) if candidates is None else set(candidates)
     gone = sorted(m for m in looked_at & set(recorded) if m not in fresh)
-    kept = [Mark(m.source, m.month, version, m.digest) for m in old
-            if m.month not in fresh and m.month not in gone]
+    kept = [
+        Mark(m.source, m.month, version, m.digest)
+        for m in old
+        if m.month not in fresh and m.month not in gone
+    ]
     if gone:
         return kept + list(fresh.values()), f"month {', '.join(gone)} gone since the last build"
-    months_changed = {m for m, mark in fresh.items()
-                      if m not in recorded or recorded[m].digest != mark.digest}
+    months_changed = {
+        m for m, mark in fresh.items() if m not in recorded or recorded[m].digest != mark.digest
+    }
     return kept + list(fresh.values()), (months_changed or None)
 
 

@@ -371,8 +371,7 @@ class DeltaRsEngine:
     ) -> WriteResult:
         local = local_dir(path)
         if not DeltaTable.is_deltatable(local):
-            self.create(path, nullable(df.schema), partition_by=partition_by,
-                        properties=properties)
+            self.create(path, nullable(df.schema), partition_by=partition_by, properties=properties)
         table = DeltaTable(local)
         if read_version is None:
             read_version = table.version()
@@ -397,8 +396,13 @@ class DeltaRsEngine:
             configuration=table.metadata().configuration or {},
             path=path,
         )
-        staged = self._stage(local, conform(df, full_schema), table_partitions, full_schema,
-                             configuration=table.metadata().configuration or {})
+        staged = self._stage(
+            local,
+            conform(df, full_schema),
+            table_partitions,
+            full_schema,
+            configuration=table.metadata().configuration or {},
+        )
 
         def replaced(partition: dict[str, Any]) -> bool:
             if kind == "append":
@@ -497,8 +501,9 @@ class DeltaRsEngine:
         configuration = DeltaTable(local).metadata().configuration or {}
         enforce_constraints(new_rows, schema=target_schema, configuration=configuration, path=path)
         removed = {_spark_file_to_abs(p) for p in touched_files}
-        staged = self._stage(local, new_rows, partition_columns, target_schema,
-                             configuration=configuration)
+        staged = self._stage(
+            local, new_rows, partition_columns, target_schema, configuration=configuration
+        )
         read_partitions = {
             tuple(f.partition.get(c) for c in partition_columns) for f in snapshot.files
         }
@@ -536,8 +541,13 @@ class DeltaRsEngine:
             return WriteResult(committed=False, version=snapshot.version)
         columns = [f.name for f in snapshot.schema.fields]
         kept = target.filter(F.col(FILE_COLUMN).isin(touched_files) & ~hit).select(*columns)
-        staged = self._stage(local, kept, snapshot.partition_columns, snapshot.schema,
-                             configuration=table.metadata().configuration or {})
+        staged = self._stage(
+            local,
+            kept,
+            snapshot.partition_columns,
+            snapshot.schema,
+            configuration=table.metadata().configuration or {},
+        )
         removed = {_spark_file_to_abs(p) for p in touched_files}
         removed_partitions = {
             tuple(f.partition.get(c) for c in snapshot.partition_columns)
@@ -630,7 +640,12 @@ class DeltaRsEngine:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _stage(
-        self, local: str, df: DataFrame, partition_columns: list[str], schema: StructType, *,
+        self,
+        local: str,
+        df: DataFrame,
+        partition_columns: list[str],
+        schema: StructType,
+        *,
         configuration: Mapping[str, str | None],
     ) -> _Staged:
         indexed = stats_columns(configuration, schema, partition_columns)
@@ -878,9 +893,7 @@ def _check_conflicts(
                 if not change or not change.get("dataChange", True):
                     continue
                 values = change.get("partitionValues") or {}
-                typed = {
-                    c: typed_partition_value(v, schema[c].dataType) for c, v in values.items()
-                }
+                typed = {c: typed_partition_value(v, schema[c].dataType) for c, v in values.items()}
                 if conflict_on_any or replaced(typed):
                     raise ConcurrentModificationError(
                         f"{local}: version {version} {'added' if kind_key == 'add' else 'removed'} "
@@ -927,4 +940,3 @@ def _spark_file_to_abs(spark_path: str) -> str:
 
 
 __all__ = ["DeltaRsEngine"]
-

@@ -115,8 +115,7 @@ def read_snapshot(
         unknown = sorted(set(wanted) - set(partition_columns))
         if unknown:
             raise TableError(
-                f"{path}: {unknown} are not partition columns (partitioned by "
-                f"{partition_columns})"
+                f"{path}: {unknown} are not partition columns (partitioned by {partition_columns})"
             )
         wanted = {
             col: [typed_partition_value(v, schema[col].dataType) for v in values]

@@ -13,8 +13,9 @@ _STATS_TYPES = ("int", "bigint", "smallint", "tinyint", "date", "timestamp", "bo
 _MAX_STRING_STAT = 32
 
 
-def stats_columns(configuration: Mapping[str, str | None], schema: StructType,
-                  partition_columns: Sequence[str]) -> set[str]:
+def stats_columns(
+    configuration: Mapping[str, str | None], schema: StructType, partition_columns: Sequence[str]
+) -> set[str]:
     """The columns whose statistics a new file records, by the table's properties as Delta
     defines them: ``delta.dataSkippingStatsColumns`` (a comma-separated list) when set, else the
     first ``delta.dataSkippingNumIndexedCols`` data columns (-1: all). Without either, all (this
