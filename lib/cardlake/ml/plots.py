@@ -2,6 +2,10 @@
 
 Each ``*_figure`` builds a figure from small driver-side inputs (curves, tables); ``log_png``
 stores it as a run artifact under ``plots/`` and closes it.
+
+Figures are made with ``matplotlib.figure.Figure``, not ``pyplot``: the ML stage trains models
+from two threads at once (:func:`cardlake.ml.job.run`), and pyplot's registry of open figures is
+global state that matplotlib does not make thread-safe. A bare ``Figure`` belongs to no registry.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from cardlake.ml import metrics
@@ -24,11 +29,17 @@ def log_png(fig: Figure, file_name: str) -> None:
     import mlflow
 
     mlflow.log_figure(fig, f"plots/{file_name}")
-    plt.close(fig)
+    if fig.canvas.manager is not None:  # made through pyplot (a caller's own figure)
+        plt.close(fig)
+
+
+def _figure(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def roc_figure(curves: Mapping[str, metrics.Curve], title: str = "ROC") -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure((5, 5))
     for label, curve in curves.items():
         fpr, tpr = metrics.roc_points(curve)
         ax.plot(fpr, tpr, label=f"{label} (AUC {metrics.auc(curve):.3f})")
@@ -39,7 +50,7 @@ def roc_figure(curves: Mapping[str, metrics.Curve], title: str = "ROC") -> Figur
 
 
 def pr_figure(curves: Mapping[str, metrics.Curve], title: str = "Precision-recall") -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure((5, 5))
     for label, curve in curves.items():
         precision, recall = metrics.precision_recall(curve)
         ax.step(recall, precision, where="post",
@@ -50,7 +61,7 @@ def pr_figure(curves: Mapping[str, metrics.Curve], title: str = "Precision-recal
 
 
 def gains_figure(curves: Mapping[str, metrics.Curve], title: str = "Cumulative gains") -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure((5, 5))
     points = tuple(np.linspace(0.01, 1.0, 100))
     for label, curve in curves.items():
         table = metrics.gains_table(curve, points)
@@ -62,7 +73,7 @@ def gains_figure(curves: Mapping[str, metrics.Curve], title: str = "Cumulative g
 
 
 def calibration_figure(tables: Mapping[str, pd.DataFrame], title: str = "Calibration") -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure((5, 5))
     for label, table in tables.items():
         ax.plot(table["mean_score"], table["observed_rate"], marker="o", label=label)
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
@@ -74,7 +85,7 @@ def calibration_figure(tables: Mapping[str, pd.DataFrame], title: str = "Calibra
 def importance_figure(weights: pd.Series, title: str, top: int = 20) -> Figure:
     """Horizontal bars of coefficients or importances, largest magnitude on top."""
     shown = weights.reindex(weights.abs().sort_values(ascending=False).index)[:top][::-1]
-    fig, ax = plt.subplots(figsize=(6, max(3, 0.3 * len(shown) + 1)))
+    fig, ax = _figure((6, max(3, 0.3 * len(shown) + 1)))
     ax.barh(shown.index, shown.to_numpy(), color=["C3" if v < 0 else "C0" for v in shown])
     ax.set(title=title)
     fig.tight_layout()
@@ -83,7 +94,7 @@ def importance_figure(weights: pd.Series, title: str, top: int = 20) -> Figure:
 
 def profile_figure(centroids: pd.DataFrame, title: str) -> Figure:
     """Heat map of cluster centroids (rows) by feature (columns), in z-scores."""
-    fig, ax = plt.subplots(figsize=(1 + 0.7 * centroids.shape[1], 1.5 + 0.5 * len(centroids)))
+    fig, ax = _figure((1 + 0.7 * centroids.shape[1], 1.5 + 0.5 * len(centroids)))
     limit = float(np.nanmax(np.abs(centroids.to_numpy()))) or 1.0
     image = ax.imshow(centroids.to_numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(centroids.shape[1]), centroids.columns, rotation=60, ha="right")
@@ -101,7 +112,8 @@ def side_by_side_figure(left: pd.DataFrame, right: pd.DataFrame, names: tuple[st
     features = list(left.columns)
     cols = min(4, len(features))
     rows = int(np.ceil(len(features) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 2.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, feature in zip(axes.flat, features, strict=False):
         ax.bar(np.arange(len(left)) - 0.2, left[feature], width=0.4, label=names[0])
         ax.bar(np.arange(len(right)) + 0.2, right[feature], width=0.4, label=names[1])
@@ -115,7 +127,7 @@ def side_by_side_figure(left: pd.DataFrame, right: pd.DataFrame, names: tuple[st
 
 
 def line_figure(x: list[float], ys: Mapping[str, list[float]], xlabel: str, title: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = _figure((5, 4))
     for label, y in ys.items():
         ax.plot(x, y, marker="o", label=label)
     ax.set(xlabel=xlabel, title=title)
