@@ -51,3 +51,80 @@ def test_run_all_trains_registers_and_writes_gold(spark, cfg, rs_tables, tmp_pat
         assert rs_tables.exists(f"gold.{table}"), table
     assert results["engagement"]["gbt_oot_auc"] > 0.7
     assert results["fraud"]["gbt_test_auc"] > 0.8
+
+
+def _stage_with_fakes(monkeypatch, cfg, runners, *, models_at_once=2):
+    """The stage's scheduling around fake models: no Spark, no MLflow, no quality suites."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from cardlake.config import Settings
+    from cardlake.ml import job
+    from cardlake.ml.settings import MlSettings, load_ml_settings
+
+    monkeypatch.setattr(job, "RUNNERS", runners)
+    monkeypatch.setattr(job.tracking.Tracker, "configure", classmethod(lambda cls, *a: None))
+    monkeypatch.setattr(job, "check_tables", lambda *a: [])
+    ml = dataclasses.replace(load_ml_settings("test"), models_at_once=models_at_once)
+    settings = Settings(config=cfg, sections={MlSettings: ml})
+    return lambda: job.run(SimpleNamespace(spark=None), settings)
+
+
+def test_models_train_two_at_a_time_and_propensity_waits_for_segments(monkeypatch, cfg):
+    import threading
+
+    events: list[str] = []
+    engagement_started = threading.Event()
+
+    def fake(name):
+        def runner(*args, **kwargs):
+            events.append(f"start {name}")
+            if name == "engagement":
+                engagement_started.set()
+            if name == "segmentation":  # only returns if engagement runs beside it
+                assert engagement_started.wait(timeout=30), "engagement did not start"
+            events.append(f"end {name}")
+            return {"value": float(len(name))}
+        return runner
+
+    names = ["segmentation", "engagement", "fraud", "risk", "propensity"]
+    results = _stage_with_fakes(monkeypatch, cfg, {n: fake(n) for n in names})()
+    assert list(results) == names
+    assert {n: results[n]["value"] for n in names} == {n: float(len(n)) for n in names}
+    assert all(results[n]["wall_seconds"] >= 0.0 for n in names)
+    assert events.index("start engagement") < events.index("end segmentation")
+    assert events.index("end segmentation") < events.index("start propensity")
+
+
+def test_a_failed_model_stops_the_ones_not_started_and_is_raised(monkeypatch, cfg):
+    ran: list[str] = []
+
+    def fake(name, fails=False):
+        def runner(*args, **kwargs):
+            ran.append(name)
+            if fails:
+                raise ValueError(f"{name} broke")
+            return {}
+        return runner
+
+    runners = {"segmentation": fake("segmentation"), "engagement": fake("engagement"),
+               "fraud": fake("fraud", fails=True), "risk": fake("risk")}
+    with pytest.raises(ValueError, match="fraud broke"):
+        _stage_with_fakes(monkeypatch, cfg, runners, models_at_once=1)()
+    assert ran == ["segmentation", "engagement", "fraud"]
+
+
+def test_propensity_does_not_run_on_the_segments_of_a_failed_segmentation(monkeypatch, cfg):
+    ran: list[str] = []
+
+    def segmentation(*args, **kwargs):
+        raise ValueError("segmentation broke")
+
+    def propensity(*args, **kwargs):
+        ran.append("propensity")
+        return {}
+
+    runners = {"segmentation": segmentation, "propensity": propensity}
+    with pytest.raises(ValueError, match="segmentation broke"):
+        _stage_with_fakes(monkeypatch, cfg, runners)()
+    assert ran == []

@@ -1,7 +1,8 @@
 """The ML stage: ``run(tables, settings, *, month)`` trains, registers and scores every model.
 
 Each model module has one entry, ``run_<model>(spark, cfg, *, tables, settings, tracker)``; this
-stage points MLflow at the configured store once and calls them in order. ``run_all`` and the
+stage points MLflow at the configured store once and calls them ``models_at_once`` at a time,
+each in its own thread (a model that reads another's table waits for it). ``run_all`` and the
 ``run_<model>(spark, cfg)`` functions remain for notebooks and tests that hold a session and a
 ``Config`` rather than the harness's ``Settings``.
 """
@@ -9,16 +10,19 @@ stage points MLflow at the configured store once and calls them in order. ``run_
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 from pyspark.sql import SparkSession
 
 from cardlake.config import Config, ConfigError, Settings
+from cardlake.errors import JobFailed
 from cardlake.ml import engagement, experiment, fraud, propensity, risk, segmentation, tracking
 from cardlake.ml.settings import MlSettings
 from cardlake.quality.layers import check_tables
 from cardlake.tables import Tables
+from cardlake.threads import in_parallel
 
 log = logging.getLogger("cardlake.ml")
 
@@ -31,6 +35,10 @@ RUNNERS: dict[str, ModelRunner] = {
     "propensity": propensity.run_propensity,
 }
 MODELS = tuple(RUNNERS)
+# A model that reads a table another model writes starts once that model has finished:
+# propensity ranks campaign targets by the latest month's segments. The one waited for comes
+# first in RUNNERS, so a thread has always taken it before the waiting model's thread starts.
+AFTER: dict[str, str] = {"propensity": "segmentation"}
 TABLES = (segmentation.SEGMENTS_TABLE, engagement.SCORES_TABLE, experiment.ASSIGNMENT_TABLE,
           fraud.ALERTS_TABLE, risk.RISK_TABLE, propensity.PROPENSITY_TABLE,
           propensity.TARGETS_TABLE)
@@ -57,6 +65,8 @@ def run(
         ConfigError: an unknown model name.
         JobFailed: too little data to split in time, or a critical expectation of a table
             the models wrote failed (``DataQualityError``, results recorded) (exit code 1).
+            A model's failure stops the models not yet started; it is raised once those
+            running have finished.
     """
     del month  # every model trains on the whole history of gold
     unknown = sorted(set(models or ()) - set(RUNNERS))
@@ -64,16 +74,34 @@ def run(
         raise ConfigError(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
     ml = settings.of(MlSettings)
     tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
-    results: dict[str, dict[str, float]] = {}
-    for name, runner in RUNNERS.items():
-        if models and name not in models:
-            continue
-        started = time.perf_counter()
-        results[name] = runner(
-            tables.spark, settings.config, tables=tables, settings=ml, tracker=tracker
-        )
-        results[name]["wall_seconds"] = time.perf_counter() - started
-        log.info("ml %s done in %.1fs", name, results[name]["wall_seconds"])
+    chosen = [name for name in RUNNERS if not models or name in models]
+    finished = {name: threading.Event() for name in chosen}
+    failed: set[str] = set()
+
+    def train(name: str) -> dict[str, float]:
+        try:
+            first = AFTER.get(name)
+            if first in finished:
+                finished[first].wait()
+            if failed:  # as in a run one model after another, nothing starts after a failure
+                raise JobFailed(f"ml {name} not run: {', '.join(sorted(failed))} failed")
+            started = time.perf_counter()
+            try:
+                result = RUNNERS[name](
+                    tables.spark, settings.config, tables=tables, settings=ml, tracker=tracker
+                )
+            except BaseException:
+                failed.add(name)
+                raise
+        finally:
+            finished[name].set()
+        result["wall_seconds"] = time.perf_counter() - started
+        log.info("ml %s done in %.1fs", name, result["wall_seconds"])
+        return result
+
+    # Results, and the first failure, come back in RUNNERS order.
+    trained = in_parallel(train, chosen, threads=ml.models_at_once)
+    results = dict(zip(chosen, trained, strict=True))
     check_tables(tables, settings.config, TABLES)
     return results
 

@@ -187,6 +187,12 @@ class MlSettings:
     text: TextSettings = TextSettings()
     clv: ClvSettings = ClvSettings()
     propensity: PropensitySettings = PropensitySettings()
+    models_at_once: int = 2
+    """Models trained at the same time, each in its own thread (1: one after another)."""
+
+    def __post_init__(self) -> None:
+        if self.models_at_once < 1:
+            raise ValueError(f"models_at_once must be at least 1, got {self.models_at_once}")
 
 
 def load_ml_settings(env: str | None = None, path: Path | None = None) -> MlSettings:
