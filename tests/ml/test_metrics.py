@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cardlake.ml import metrics
@@ -79,3 +80,14 @@ def test_threshold_by_precision_and_by_cost(curve):
     # false alerts dear: only the top transaction (cost 2 * 10 = 20 < 1 * 30 + ...)
     assert choose_threshold(curve, rule="cost", precision_target=0, cost_fn=10,
                             cost_fp=30) == pytest.approx(0.9)
+
+
+def test_pair_counts_and_their_contingency_table(spark):
+    df = spark.createDataFrame([(0, "a"), (0, "a"), (0, "b"), (1, "b"), (None, "b")],
+                               "km int, bi string")
+    pairs = metrics.pair_counts(df, "km", "bi")
+    got = {(None if pd.isna(r.km) else int(r.km), r.bi): int(r.count)
+           for r in pairs.itertuples()}
+    assert got == {(0, "a"): 2, (0, "b"): 1, (1, "b"): 1, (None, "b"): 1}
+    known = pairs[pairs["km"].notna()]
+    assert metrics.contingency_of(known, "km", "bi").tolist() == [[2, 1], [0, 1]]

@@ -54,3 +54,21 @@ def test_register_alias_and_promotion_rule(spark, tracker, tmp_path):
     champion, version = tracking.load_champion("unit-model")
     assert version == "3"
     assert champion.transform(df).count() == 4
+
+
+def test_a_promoted_fit_scores_as_it_is_and_a_kept_champion_is_loaded(monkeypatch):
+    import dataclasses
+
+    from cardlake.ml import common
+
+    loads: list[str] = []
+    monkeypatch.setattr(common.tracking, "load_champion",
+                        lambda name: (loads.append(name), ("the loaded champion", "6"))[1])
+    fitted = object()  # stands for the fitted pipeline in hand
+    promoted = tracking.Promotion(name="unit-model", version="7", metric="auc", value=0.9,
+                                  champion_version="6", champion_value=0.8, promoted=True)
+    assert common.champion_for_scoring(promoted, fitted) == (fitted, "7")
+    assert loads == []  # not read back from the registry
+    kept = dataclasses.replace(promoted, value=0.7, promoted=False)
+    assert common.champion_for_scoring(kept, fitted) == ("the loaded champion", "6")
+    assert loads == ["unit-model"]

@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, NumericType
 
-from cardlake.ml import metrics
+from cardlake.ml import metrics, tracking
 from cardlake.ml.settings import GbtGrid, LrGrid
 from cardlake.months import index_of_month as index_of_month
 from cardlake.months import month_index as month_index
@@ -161,6 +161,8 @@ class Fitted:
     validation: dict[str, float]
     grid_results: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    validation_curve: metrics.Curve | None = None
+    """The chosen point's scores on the validation rows (a threshold is set on them)."""
 
 
 def _lr(params: dict[str, Any], weighted: bool) -> LogisticRegression:
@@ -212,29 +214,31 @@ def fit_classifier(
     prepared = features.transform(fit_df).cache()
 
     def fit_point(params: dict[str, Any]) -> tuple[dict[str, Any], PipelineModel,
-                                                   dict[str, float]]:
+                                                   dict[str, float], metrics.Curve]:
         estimator = _lr(params, weighted) if kind == "lr" else _gbt(params, weighted, seed,
                                                                       gbt_step)
         model = PipelineModel(stages=[*features.stages, estimator.fit(prepared)])
         curve = metrics.score_curve(with_score(model, valid_df))
         return params, model, {"auc": metrics.auc(curve),
-                               "pr_auc": metrics.average_precision(curve)}
+                               "pr_auc": metrics.average_precision(curve)}, curve
 
     try:
         outcomes = in_parallel(fit_point, grid_points(grid))
     finally:
         prepared.unpersist()
-    best: tuple[float, dict[str, Any], PipelineModel, dict[str, float]] | None = None
+    best: tuple[float, int] | None = None
     results = []
-    for params, model, summary in outcomes:
+    for i, (params, _, summary, _) in enumerate(outcomes):
         results.append({**params, **summary})
         value = summary[select_on]
         value = -math.inf if math.isnan(value) else value
         if best is None or value > best[0]:
-            best = (value, params, model, summary)
+            best = (value, i)
     assert best is not None
-    fitted = Fitted(kind=kind, model=best[2], params=best[1], validation=best[3],
-                    grid_results=results, seconds=time.perf_counter() - started)
+    params, model, summary, curve = outcomes[best[1]]
+    fitted = Fitted(kind=kind, model=model, params=params, validation=summary,
+                    grid_results=results, seconds=time.perf_counter() - started,
+                    validation_curve=curve)
     log.info("%s: best %s validation %s in %.1fs", kind, fitted.params, fitted.validation,
              fitted.seconds)
     return fitted
@@ -257,3 +261,17 @@ def drivers(fitted: Fitted, sample: DataFrame) -> pd.Series:
     names = names + [f"f{i}" for i in range(len(names), len(values))]
     return pd.Series(values, index=names[: len(values)], name="weight").sort_values(
         key=lambda s: -s.abs())
+
+
+def champion_for_scoring(promotion: tracking.Promotion, fitted: PipelineModel
+                         ) -> tuple[PipelineModel, str]:
+    """The champion that scores, and its version, after ``promotion`` registered ``fitted``.
+
+    Promoted, the champion is the pipeline in hand (the registry holds it as saved from that
+    object), so it is not read back: loading a Spark pipeline costs a Spark job per stage.
+    Otherwise the registry's champion is loaded.
+    """
+    if promotion.promoted:
+        return fitted, promotion.version
+    model, version = tracking.load_champion(promotion.name)
+    return model, version

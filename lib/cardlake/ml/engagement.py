@@ -35,6 +35,7 @@ from cardlake.ml.common import (
     LABEL,
     SCORE,
     Fitted,
+    champion_for_scoring,
     drivers,
     fit_classifier,
     hash_share,
@@ -271,7 +272,7 @@ def run_engagement(spark: SparkSession, cfg: Config, *, tables: Tables, settings
             tracker, name=s.model_name, model_uri=uri, metric="oot_auc",
             value=out[f"{chosen}_oot_auc"])
         # 5. score the latest month with the champion, then the experiment
-        champion, champion_version = tracking.load_champion(s.model_name)
+        champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
         to_score = split.where(F.col("split") == "score")
         scores = with_engagement_scores(with_score(champion, to_score),
                                         model_version=champion_version)

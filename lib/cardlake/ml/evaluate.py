@@ -76,25 +76,21 @@ def archetype_agreement(spark: SparkSession, cfg: Config, *, tables: Tables, seg
     archetypes = _truth(spark, cfg, "archetypes")
     if persons is None or archetypes is None:
         return None
-    names = F.create_map(*[F.lit(x) for kv in SEGMENT_ARCHETYPE.items() for x in kv])
     labelled = (
         modal_segments(segments_df).join(persons, on="customer_key", how="inner")
         .join(archetypes.select("person_id", "archetype"), on="person_id", how="inner")
-        .withColumn("named_right", F.coalesce(names[F.col("segment")] == F.col("archetype"),
-                                              F.lit(False)))
-        .cache()
     )
-    right = labelled.agg(F.avg(F.col("named_right").cast("double")).alias("share"),
-                         F.count(F.lit(1)).alias("n")).first()
-    assert right is not None  # an aggregate without grouping has one row
-    out = {
+    # One pass: the (segment, archetype) pairs give the ARI, and whether a pair is named
+    # right, the share of customers named after their archetype.
+    pairs = metrics.pair_counts(labelled, "segment", "archetype")
+    named_right = pairs["segment"].map(SEGMENT_ARCHETYPE) == pairs["archetype"]
+    n = float(pairs["count"].sum())
+    return {
         "archetype_ari": metrics.adjusted_rand_index(
-            metrics.contingency(labelled, "segment", "archetype")),
-        "archetype_name_accuracy": float(right["share"] or 0.0),
-        "archetype_customers": float(right["n"]),
+            metrics.contingency_of(pairs, "segment", "archetype")),
+        "archetype_name_accuracy": float(pairs["count"][named_right].sum()) / n if n else 0.0,
+        "archetype_customers": n,
     }
-    labelled.unpersist()
-    return out
 
 
 def archetype_ari(spark: SparkSession, cfg: Config, *, tables: Tables, segments_df: DataFrame
@@ -183,27 +179,44 @@ def ranking_against_best(joined_df: DataFrame, *, score_col: str = "score",
     return out
 
 
-def risk_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables, scored_df: DataFrame,
-                       horizon_months: int, score_col: str = "score"
-                       ) -> dict[str, float] | None:
-    """A risk score's AUC next to the best achievable (the generator's own probability of the
-    at-risk label) on the same customer-months: those whose customer maps to a person."""
+def customer_risk_oracle(spark: SparkSession, cfg: Config, *, tables: Tables,
+                         horizon_months: int) -> DataFrame | None:
+    """``customer_key``, ``month``, ``best_probability``: :func:`at_risk_oracle` for each
+    customer-month whose customer maps to a person (None without the truth)."""
     persons = customer_persons(spark, cfg, tables=tables)
     events = _truth(spark, cfg, "adverse_event_monthly")
     people = _truth(spark, cfg, "persons")
     if persons is None or events is None or people is None:
         return None
     oracle = at_risk_oracle(events, people, horizon_months=horizon_months)
+    return persons.join(oracle, on="person_id", how="inner").select(
+        "customer_key", "month", "best_probability")
+
+
+def risk_ranking_against_best(scored_df: DataFrame, oracle_df: DataFrame, *,
+                              score_col: str = "score") -> dict[str, float]:
+    """:func:`ranking_against_best` of a risk score on the customer-months of
+    :func:`customer_risk_oracle` (``oracle_df``)."""
     joined = (
         scored_df.select("customer_key", F.col("month").cast("string"), "label",
                          F.col(score_col).cast("double").alias("score"))
-        .join(persons, on="customer_key", how="inner")
-        .join(oracle, on=["person_id", "month"], how="inner")
+        .join(oracle_df, on=["customer_key", "month"], how="inner")
         .cache()
     )
     out = ranking_against_best(joined)
     joined.unpersist()
     return out
+
+
+def risk_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables, scored_df: DataFrame,
+                       horizon_months: int, score_col: str = "score"
+                       ) -> dict[str, float] | None:
+    """A risk score's AUC next to the best achievable (the generator's own probability of the
+    at-risk label) on the same customer-months: those whose customer maps to a person."""
+    oracle = customer_risk_oracle(spark, cfg, tables=tables, horizon_months=horizon_months)
+    if oracle is None:
+        return None
+    return risk_ranking_against_best(scored_df, oracle, score_col=score_col)
 
 
 def adoption_oracle(use_df: DataFrame, *, horizon_months: int) -> DataFrame:

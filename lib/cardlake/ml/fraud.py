@@ -29,6 +29,7 @@ from cardlake.ml.common import (
     LABEL,
     SCORE,
     Fitted,
+    champion_for_scoring,
     drivers,
     fit_classifier,
     hash_share,
@@ -173,8 +174,9 @@ def run_fraud(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlS
             fitted[kind] = model
             tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
             tracking.log_frame(pd.DataFrame(model.grid_results), f"{kind}_grid.csv")
+            assert model.validation_curve is not None  # fit_classifier keeps the chosen one's
             thresholds[kind] = choose_threshold(
-                metrics.score_curve(with_score(model.model, valid_df)), rule=s.threshold_rule,
+                model.validation_curve, rule=s.threshold_rule,
                 precision_target=s.precision_target, cost_fn=s.cost_false_negative,
                 cost_fp=s.cost_false_positive)
             scored = with_score(model.model, test_df).cache()
@@ -217,7 +219,7 @@ def run_fraud(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlS
             value=out[f"{chosen}_test_auc"],
             tags={"threshold": repr(thresholds[chosen]), "kind": chosen,
                   SMALL_AMOUNT_TAG: repr(small_usd)})
-        champion, champion_version = tracking.load_champion(s.model_name)
+        champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
         tags = tracking.version_tags(tracker, s.model_name, champion_version)
         threshold = float(tags["threshold"])
         champion_small = float(tags.get(SMALL_AMOUNT_TAG, small_usd))

@@ -202,7 +202,17 @@ def adjusted_rand_index(contingency: np.ndarray) -> float:
 
 def contingency(df: DataFrame, left_col: str, right_col: str) -> np.ndarray:
     """Counts of (left, right) label pairs as a matrix (rows bounded by the label counts)."""
+    return contingency_of(pair_counts(df, left_col, right_col), left_col, right_col)
+
+
+def pair_counts(df: DataFrame, left_col: str, right_col: str) -> pd.DataFrame:
+    """``left_col``, ``right_col`` and ``count``: one row per label pair present in ``df``."""
     counts: pd.DataFrame = df.groupBy(left_col, right_col).count().toPandas()
+    return counts
+
+
+def contingency_of(counts: pd.DataFrame, left_col: str, right_col: str) -> np.ndarray:
+    """:func:`pair_counts` as a matrix: rows the left labels, columns the right, sorted."""
     return counts.pivot_table(
         index=left_col, columns=right_col, values="count", fill_value=0, aggfunc="sum"
     ).to_numpy()

@@ -32,6 +32,7 @@ from cardlake.ml.common import (
     LABEL,
     SCORE,
     Fitted,
+    champion_for_scoring,
     drivers,
     fit_classifier,
     hash_share,
@@ -247,7 +248,7 @@ def run_propensity(spark: SparkSession, cfg: Config, *, tables: Tables, settings
         promotion = tracking.register_and_promote(
             tracker, name=s.model_name, model_uri=uri, metric="oot_auc",
             value=out[f"{chosen}_oot_auc"], tags={"kind": chosen})
-        champion, champion_version = tracking.load_champion(s.model_name)
+        champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
         month = month_of_index(last_index)
         scored = with_score(champion, split.where(F.col("split") == "score"))
         by_customer = Window.partitionBy("customer_key").orderBy(F.desc(SCORE), F.col("product"))

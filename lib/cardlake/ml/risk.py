@@ -29,6 +29,7 @@ from cardlake.ml.common import (
     LABEL,
     SCORE,
     Fitted,
+    champion_for_scoring,
     drivers,
     fit_classifier,
     hash_share,
@@ -247,16 +248,21 @@ def against_best(spark: SparkSession, cfg: Config, *, tables: Tables,
     """
     from cardlake.ml import evaluate
 
+    oracle = evaluate.customer_risk_oracle(spark, cfg, tables=tables,
+                                           horizon_months=horizon_months)
+    if oracle is None:
+        return {}
+    oracle = oracle.cache()  # the truth's windows and joins once for every score
     out: dict[str, float] = {}
-    for kind, scored in oot_scored.items():
-        found = evaluate.risk_against_truth(spark, cfg, tables=tables, scored_df=scored,
-                                            horizon_months=horizon_months)
-        if found is None:
-            return {}
-        out[f"{kind}_oot_truth_auc"] = found["auc"]
-        out[f"{kind}_oot_gap_to_best"] = found["auc_gap_to_best"]
-        out["oot_best_achievable_auc"] = found["best_achievable_auc"]
-        out["oot_truth_rows"] = found["truth_rows"]
+    try:
+        for kind, scored in oot_scored.items():
+            found = evaluate.risk_ranking_against_best(scored, oracle)
+            out[f"{kind}_oot_truth_auc"] = found["auc"]
+            out[f"{kind}_oot_gap_to_best"] = found["auc_gap_to_best"]
+            out["oot_best_achievable_auc"] = found["best_achievable_auc"]
+            out["oot_truth_rows"] = found["truth_rows"]
+    finally:
+        oracle.unpersist()
     return out
 
 
@@ -350,7 +356,7 @@ def run_risk(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSe
         promotion = tracking.register_and_promote(
             tracker, name=s.model_name, model_uri=uri, metric="oot_auc",
             value=out[f"{chosen}_oot_auc"])
-        champion, champion_version = tracking.load_champion(s.model_name)
+        champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
         latest = split.where(F.col("split") == "score")
         queue = with_scorecard(with_bins(with_score(champion, latest), s.bins), points,
                                base_points, s.bins, tiers=tiers, max_reasons=s.max_reasons)

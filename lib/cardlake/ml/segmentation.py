@@ -33,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from cardlake.ml import metrics, plots, tracking
-from cardlake.ml.common import month_index
+from cardlake.ml.common import champion_for_scoring, month_index
 from cardlake.ml.settings import MlSettings, SegmentationSettings
 from cardlake.threads import in_parallel
 
@@ -316,28 +316,28 @@ def run_segmentation(spark: SparkSession, cfg: Config, *, tables: Tables, settin
                                          "cost": costs}), "restart_costs.csv")
         silhouette = float(evaluator.evaluate(kmeans.transform(sample)))
         def silhouette_at(k: int) -> float:  # a diagnostic: is k near a natural grouping?
-            model = kmeans if k == s.k else clustering_pipeline(
-                bounds, s.log_features, k=k, seed=seed, max_iter=s.max_iter).fit(active)
+            if k == s.k:
+                return silhouette
+            model = clustering_pipeline(bounds, s.log_features, k=k, seed=seed,
+                                        max_iter=s.max_iter).fit(active)
             return float(evaluator.evaluate(model.transform(sample)))
 
         ks = list(range(s.k_min, s.k_max + 1))
         silhouettes = dict(zip(ks, in_parallel(silhouette_at, ks), strict=True))
         tracking.log_metrics({f"silhouette_k{k}": v for k, v in silhouettes.items()})
-        km_scored = kmeans.transform(active).select("customer_key", "month",
-                                                    F.col("cluster").alias("km"))
         bisect = clustering_pipeline(bounds, s.log_features, k=s.k, seed=seed,
                                      max_iter=s.max_iter, algorithm="bisecting").fit(active)
-        bi_scored = bisect.transform(active)
         bi_silhouette = float(evaluator.evaluate(bisect.transform(sample)))
-        both = km_scored.join(bi_scored.select("customer_key", "month",
-                                               F.col("cluster").alias("bi")),
-                              on=["customer_key", "month"], how="inner")
-        agreement = metrics.adjusted_rand_index(metrics.contingency(both, "km", "bi"))
+        # Both clusterings of every row in one pass: the pairs give the agreement and the
+        # k-means cluster sizes.
+        km_scored = kmeans.transform(active).select(*s.features, F.col("cluster").alias("km"))
+        both = bisect.transform(km_scored).select("km", F.col("cluster").alias("bi"))
+        pairs = metrics.pair_counts(both, "km", "bi")
+        agreement = metrics.adjusted_rand_index(metrics.contingency_of(pairs, "km", "bi"))
         km_profile = centroids(kmeans, s.features)
         bi_profile = _matched(km_profile, centroids(bisect, s.features))
         names = name_segments(km_profile, s.naming_rules)
-        size_rows: pd.DataFrame = km_scored.groupBy("km").count().toPandas()
-        sizes = size_rows.set_index("km")["count"]
+        sizes = pairs.groupby("km")["count"].sum()
         report = km_profile.assign(segment=[names[int(c)] for c in km_profile.index],
                                    rows=[int(sizes.get(c, 0)) for c in km_profile.index])
         tracking.log_frame(report.reset_index(), "kmeans_centroids_z.csv")
@@ -364,12 +364,12 @@ def run_segmentation(spark: SparkSession, cfg: Config, *, tables: Tables, settin
             tracker, name=s.model_name, model_uri=uri, metric="silhouette", value=silhouette,
             tags={NAMES_TAG: json.dumps({str(k): v for k, v in names.items()}),
                   FEATURES_TAG: json.dumps(list(s.features))})
-        champion, champion_version = tracking.load_champion(s.model_name)
+        champion, champion_version = champion_for_scoring(promotion, kmeans)
         champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
         if json.loads(champion_tags.get(FEATURES_TAG, "null")) != list(s.features):
             # a champion trained on other inputs cannot score these rows: the new fit takes over
             _make_champion(tracker, s.model_name, promotion.version)
-            champion, champion_version = tracking.load_champion(s.model_name)
+            champion, champion_version = kmeans, promotion.version
             champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
         champion_names = {int(k): v for k, v in json.loads(champion_tags[NAMES_TAG]).items()}
         segments = with_segments(champion, features_df, behaviour_df=behaviour,
