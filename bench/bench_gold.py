@@ -1,11 +1,12 @@
-"""customer_monthly_features at scale: Cardlake (Spark) vs the same SQL in DuckDB, and one month.
+"""customer_monthly_features at scale: Cardlake vs plain PySpark and DuckDB, and one month.
 
     python bench/bench_gold.py --transactions 10000000
 
 Synthesises silver-shaped transactions and customer snapshots with Spark (seeded) into Parquet,
 then times (a) Cardlake's ``customer_monthly_features`` for every month, written to Parquet,
-(b) DuckDB running the equivalent SQL (the transaction-derived features: monthly aggregates,
-3-month rolling engagement, 12-month RFM, CLV, profile) over the same Parquet files, and
+(b) the equivalent SQL (the transaction-derived features: monthly aggregates, 3-month rolling
+engagement, 12-month RFM, CLV, profile) written by hand, run by plain PySpark (Spark SQL over the
+same Parquet, in the same session) and by DuckDB over the same Parquet files, and
 (c) Cardlake for the last month alone (incremental: its 12-month window of partitions) against
 the full build. Interactions and marketing are empty here (their joins still run). Prints the
 figures and the ratios.
@@ -65,18 +66,24 @@ def synthesise(spark: SparkSession, n: int, folder: Path) -> list[str]:
         (F.rand(SEED + 9) < 0.12).alias("is_cross_border"),
     )
     tx = tx.withColumn(
-        "txn_date", F.make_date(F.substring("month", 1, 4).cast("int"),
-                                F.substring("month", 6, 2).cast("int"), F.col("_day"))
+        "txn_date",
+        F.make_date(
+            F.substring("month", 1, 4).cast("int"),
+            F.substring("month", 6, 2).cast("int"),
+            F.col("_day"),
+        ),
     ).drop("_day")
     tx.write.mode("overwrite").partitionBy("month").parquet(str(folder / "transactions"))
     snaps = (
         spark.range(customers)
         .select(
             F.format_string("CK%010d", F.col("id")).alias("customer_key"),
-            F.date_sub(F.lit(f"{START}-01").cast("date"),
-                       F.floor(F.rand(SEED + 10) * 700).cast("int")).alias("join_date"),
-            F.date_sub(F.lit("2000-01-01").cast("date"),
-                       F.floor(F.rand(SEED + 11) * 15000).cast("int")).alias("date_of_birth"),
+            F.date_sub(
+                F.lit(f"{START}-01").cast("date"), F.floor(F.rand(SEED + 10) * 700).cast("int")
+            ).alias("join_date"),
+            F.date_sub(
+                F.lit("2000-01-01").cast("date"), F.floor(F.rand(SEED + 11) * 15000).cast("int")
+            ).alias("date_of_birth"),
             pick(["standard", "premium", "metal"], SEED + 12).alias("plan_type"),
             pick(["GB", "DE", "FR", "PL", "ES"], SEED + 13).alias("country"),
             (F.floor(F.rand(SEED + 14) * 550) + 300).cast("int").alias("credit_score"),
@@ -90,9 +97,30 @@ def synthesise(spark: SparkSession, n: int, folder: Path) -> list[str]:
     return months
 
 
-DUCKDB_SQL = """
-WITH tx AS (SELECT * FROM read_parquet('{tx}/*/*.parquet', hive_partitioning = true)),
-snap AS (SELECT * FROM read_parquet('{snap}/*/*.parquet', hive_partitioning = true)),
+# The same features as one SQL query, written the way a data engineer would write them by hand.
+# Two dialects of it: DuckDB's (the single-machine peer) and Spark SQL's (the plain-PySpark
+# peer, over the same Parquet as temporary views); they differ in the four fragments below.
+DIALECTS = {
+    "duckdb": {
+        "sources": "tx AS (SELECT * FROM read_parquet('{tx}/*/*.parquet', hive_partitioning = "
+        "true)),\nsnap AS (SELECT * FROM read_parquet('{snap}/*/*.parquet', "
+        "hive_partitioning = true)),",
+        "join_month": "strftime(join_date, '%Y-%m')",
+        "recency": "datediff('day', w.last_completed_date, b.month_end)",
+        "age_months": "datediff('month', b.date_of_birth, b.month_end)",
+    },
+    "spark": {
+        "sources": "",  # tx and snap are temporary views
+        "join_month": "date_format(join_date, 'yyyy-MM')",
+        "recency": "datediff(b.month_end, w.last_completed_date)",
+        # DuckDB's datediff('month') counts month boundaries: the same here
+        "age_months": "((year(b.month_end) * 12 + month(b.month_end)) "
+        "- (year(b.date_of_birth) * 12 + month(b.date_of_birth)))",
+    },
+}
+
+FEATURES_SQL = """
+WITH {sources}
 base AS (
   SELECT customer_key, month,
          CAST(substr(month, 1, 4) AS INT) * 12 + CAST(substr(month, 6, 2) AS INT) - 1 AS m_idx,
@@ -100,7 +128,7 @@ base AS (
          last_day(CAST(month || '-01' AS DATE)) AS month_end,
          plan_type, country, date_of_birth, credit_score, has_debt, debt_outstanding_usd
   FROM snap
-  WHERE strftime(join_date, '%Y-%m') <= month AND (closed_month IS NULL OR closed_month >= month)
+  WHERE {join_month} <= month AND (closed_month IS NULL OR closed_month >= month)
 ),
 act AS (
   SELECT customer_key, month,
@@ -160,14 +188,14 @@ SELECT b.customer_key, b.month,
        coalesce(w.r_value, 0) / least(3, b.m_idx - b.join_idx + 1) AS eng_value_usd_3m,
        coalesce(w.r_types, 0) / least(3, b.m_idx - b.join_idx + 1) AS eng_types_3m,
        coalesce(w.r_days, 0) / least(3, b.m_idx - b.join_idx + 1) AS eng_days_3m,
-       coalesce(least(datediff('day', w.last_completed_date, b.month_end), {cap}), {cap})
+       coalesce(least({recency}, {cap}), {cap})
          AS recency_days,
        coalesce(w.frequency_12m, 0) AS frequency_12m,
        coalesce(w.monetary_12m_usd, 0) AS monetary_12m_usd,
        coalesce(w.monetary_12m_usd, 0) / least(12, b.m_idx - b.join_idx + 1) * {margin}
          * {annuity} AS clv_estimate_usd,
        b.plan_type, b.country,
-       CAST(floor(datediff('month', b.date_of_birth, b.month_end) / 12) AS INT) AS age,
+       CAST(floor({age_months} / 12) AS INT) AS age,
        b.m_idx - b.join_idx AS tenure_months, b.credit_score, b.has_debt, b.debt_outstanding_usd
 FROM base b
 LEFT JOIN act t ON t.customer_key = b.customer_key AND t.month = b.month
@@ -189,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.perf_counter()
         months = synthesise(spark, args.transactions, work)
-        print(f"synthesised {args.transactions:,} transactions in "
-              f"{time.perf_counter() - t0:.1f}s ({work})")
+        print(
+            f"synthesised {args.transactions:,} transactions in "
+            f"{time.perf_counter() - t0:.1f}s ({work})"
+        )
         tx = spark.read.parquet(str(work / "transactions"))
         snaps = spark.read.parquet(str(work / "snapshots"))
         empty_int = spark.createDataFrame([], INTERACTIONS)
@@ -217,33 +247,75 @@ def main(argv: list[str] | None = None) -> int:
         from cardlake.gold.features import _annuity
 
         f = gcfg.features
-        sql = DUCKDB_SQL.format(
-            tx=work / "transactions", snap=work / "snapshots",
-            mccs=", ".join(f"'{m}'" for m in gcfg.discretionary_mccs), cap=f.recency_cap_days,
-            margin=f.clv_margin_rate, annuity=_annuity(f.clv_horizon_months,
-                                                       f.clv_monthly_discount),
-        )
+        params = {
+            "mccs": ", ".join(f"'{m}'" for m in gcfg.discretionary_mccs),
+            "cap": f.recency_cap_days,
+            "margin": f.clv_margin_rate,
+            "annuity": _annuity(f.clv_horizon_months, f.clv_monthly_discount),
+        }
+
+        def features_sql(dialect: str) -> str:
+            fragments = dict(DIALECTS[dialect])
+            fragments["sources"] = fragments["sources"].format(
+                tx=work / "transactions", snap=work / "snapshots"
+            )
+            return FEATURES_SQL.format(**fragments, **params)
+
+        tx.createOrReplaceTempView("tx")
+        snaps.createOrReplaceTempView("snap")
+        started = time.perf_counter()
+        spark.sql(features_sql("spark")).write.mode("overwrite").parquet(str(work / "plain"))
+        plain_s = time.perf_counter() - started
         con = duckdb.connect()
         started = time.perf_counter()
-        con.execute(f"COPY ({sql}) TO '{work / 'duck.parquet'}' (FORMAT parquet)")
+        con.execute(
+            f"COPY ({features_sql('duckdb')}) TO '{work / 'duck.parquet'}' (FORMAT parquet)"
+        )
         duck_s = time.perf_counter() - started
         duck_rows = con.execute(f"SELECT count(*) FROM '{work / 'duck.parquet'}'").fetchone()[0]
-        print(f"customer-month rows: cardlake {rows:,}, duckdb {duck_rows:,}")
+        plain_rows = spark.read.parquet(str(work / "plain")).count()
+        print(
+            f"customer-month rows: cardlake {rows:,}, plain pyspark {plain_rows:,}, "
+            f"duckdb {duck_rows:,}"
+        )
         checked = ("spend_usd", "eng_value_usd_3m", "recency_days", "clv_estimate_usd", "age")
-        ours = spark.read.parquet(str(work / "features_full")).agg(
-            *[F.sum(c).cast("double").alias(c) for c in checked]
-        ).collect()[0]
+
+        def spark_sums(folder: str) -> list[float]:
+            row = (
+                spark.read.parquet(str(work / folder))
+                .agg(*[F.sum(c).cast("double").alias(c) for c in checked])
+                .collect()[0]
+            )
+            return [row[c] for c in checked]
+
         theirs = con.execute(
-            "SELECT " + ", ".join(f"CAST(sum({c}) AS DOUBLE)" for c in checked)
+            "SELECT "
+            + ", ".join(f"CAST(sum({c}) AS DOUBLE)" for c in checked)
             + f" FROM '{work / 'duck.parquet'}'"
         ).fetchone()
-        pairs = zip(checked, theirs, strict=True)
-        worst = max(abs(ours[c] - t) / max(abs(t), 1.0) for c, t in pairs)
-        print(f"same answers: column sums {', '.join(checked)} agree within {worst:.1e} (relative)")
-        print(f"full build ({len(months)} months): cardlake {full_s:.1f}s, duckdb {duck_s:.1f}s, "
-              f"ratio cardlake/duckdb {full_s / duck_s:.2f}")
-        print(f"one new month (incremental, {months[-1]}): cardlake {one_s:.1f}s, "
-              f"ratio incremental/full {one_s / full_s:.2f}")
+        for name, sums in (
+            ("cardlake", spark_sums("features_full")),
+            ("plain pyspark", spark_sums("plain")),
+        ):
+            gaps = {
+                c: abs(o - t) / max(abs(t), 1.0)
+                for c, o, t in zip(checked, sums, theirs, strict=True)
+            }
+            worst = max(gaps, key=gaps.__getitem__)
+            print(
+                f"same answers: {name} vs duckdb, column sums {', '.join(checked)} agree "
+                f"within {gaps[worst]:.1e} (relative; widest: {worst})"
+            )
+        print(
+            f"full build ({len(months)} months): cardlake {full_s:.1f}s, plain pyspark "
+            f"{plain_s:.1f}s, duckdb {duck_s:.1f}s; ratio cardlake/duckdb "
+            f"{full_s / duck_s:.2f}, cardlake/plain pyspark {full_s / plain_s:.2f}"
+        )
+        print(
+            f"one new month (incremental, {months[-1]}): cardlake {one_s:.1f}s, "
+            f"ratio incremental/full {one_s / full_s:.2f}"
+        )
+        print(f"command: python bench/bench_gold.py --transactions {args.transactions}")
     finally:
         spark.stop()
         if not args.workdir:
