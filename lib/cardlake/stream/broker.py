@@ -222,8 +222,9 @@ def start_broker(data_dir: str | Path, *, port: int | None = None,
     log_path = data / "broker.log"
     if not (data / "logs" / "meta.properties").is_file():
         fmt = subprocess.run(
-            [*_java(libs, data), "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
-             "-c", str(config)],
+            # One token: an id that starts with "-" (one in 64) is otherwise read as an option.
+            [*_java(libs, data), "kafka.tools.StorageTool", "format",
+             f"--cluster-id={_cluster_id()}", "-c", str(config)],
             capture_output=True, text=True, check=False, cwd=data)
         if fmt.returncode != 0:
             raise BrokerError(f"kafka storage format failed: {(fmt.stdout + fmt.stderr)[-2000:]}")
