@@ -16,6 +16,7 @@ links to exactly the latest snapshot's data files, which Spark scans as a plain 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 SQL_LAYERS = ("bronze", "silver", "gold")
+_COMMIT_FILE = re.compile(r"\d{20}\.json")
 SOURCE_NAME = "cardlake_delta"
 PATH_OPTION = "table_path"  # not "path": the catalog turns that one into a location
 
@@ -219,6 +221,16 @@ def register_table(spark: SparkSession, *, layer: str, name: str, path: str, eng
     spark.sql(f"CREATE TABLE `{layer}`.`{name}` USING {source.name()}")
 
 
+def _has_commit(path: str) -> bool:
+    # A writer killed during a table's first commit leaves a log folder with no commit in it:
+    # no table yet (Delta refuses to register it), and the next first write creates it.
+    log_dir = os.path.join(path, "_delta_log")
+    if not os.path.isdir(log_dir):
+        return False
+    return any(_COMMIT_FILE.fullmatch(name) or name == "_last_checkpoint"
+               for name in os.listdir(log_dir))
+
+
 def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[str]:
     """Registers every Delta table found under ``<lake_root>/{bronze,silver,gold}``.
 
@@ -233,7 +245,7 @@ def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[s
             continue
         for name in sorted(os.listdir(folder)):
             path = os.path.join(folder, name)
-            if os.path.isdir(os.path.join(path, "_delta_log")):
+            if _has_commit(path):
                 register_table(spark, layer=layer, name=name, path=path, engine=engine)
                 names.append(f"{layer}.{name}")
     return names
