@@ -14,11 +14,12 @@ retained history once; the sink computes the features and keeps the new rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql.types import (
     BinaryType,
     BooleanType,
@@ -82,17 +83,52 @@ _ARROW_HISTORY = pa.schema([
 ])
 
 
-def _to_bytes(df: pd.DataFrame) -> bytes:
-    table = pa.Table.from_pandas(df[_HISTORY], schema=_ARROW_HISTORY, preserve_index=False)
+_ARROW_EVENT_ONLY = pa.schema([
+    ("event_id", pa.string()), ("sent_ms", pa.int64()),
+    ("broker_time", pa.timestamp("us", tz="UTC")), ("source", pa.string()),
+    ("instrument_type", pa.string()), ("amount", pa.float64()),
+    ("currency", pa.string()), ("mcc", pa.string()), ("merchant_country", pa.string()),
+])
+_DAY_US = 86_400_000_000
+
+
+def _to_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _from_bytes(blob: bytes) -> pd.DataFrame:
-    table = pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
-    return table.to_pandas(types_mapper=None, date_as_object=True)
+def _from_bytes(blob: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
+
+
+def kept_positions(ts_us: Sequence[int], transaction_ids: Sequence[Any],
+                   device_ids: Sequence[Any], instrument_ids: Sequence[Any], *,
+                   retain_days: int) -> list[int]:
+    """Positions of the rows :func:`retained` keeps, in (event time, transaction id) order.
+
+    Plain Python over a customer's few dozen rows: a state function runs once per customer
+    and micro-batch, and pandas' fixed cost per call (sort, two ``duplicated``) was 12 ms a
+    customer, 4 s of a 350-customer batch.
+    """
+    order = sorted(range(len(ts_us)), key=lambda i: (ts_us[i], transaction_ids[i]))
+    if not order:
+        return []
+    since = ts_us[order[-1]] - retain_days * _DAY_US
+    keep = [ts_us[i] >= since for i in order]
+    devices: set[Any] = set()
+    for pos, i in enumerate(order):  # the first use of each device
+        if device_ids[i] is not None and device_ids[i] not in devices:
+            devices.add(device_ids[i])
+            keep[pos] = True
+    cards: set[Any] = set()
+    for pos in range(len(order) - 1, -1, -1):  # the last row of each card
+        card = instrument_ids[order[pos]]
+        if card not in cards:
+            cards.add(card)
+            keep[pos] = True
+    return [i for pos, i in enumerate(order) if keep[pos]]
 
 
 def retained(history: pd.DataFrame, *, retain_days: int) -> pd.DataFrame:
@@ -101,39 +137,57 @@ def retained(history: pd.DataFrame, *, retain_days: int) -> pd.DataFrame:
     Every row of the last ``retain_days`` (the 30-day windows and all shorter ones), the first
     use of each device (is it a new device?) and each card's last row (time since previous).
     """
-    if history.empty:
-        return history
-    ts = pd.to_datetime(history["ts"], utc=True)
-    ordered = history.assign(_ts=ts).sort_values(["_ts", "transaction_id"], kind="stable")
-    ordered = ordered.reset_index(drop=True)
-    recent = ordered["_ts"] >= ordered["_ts"].max() - pd.Timedelta(days=retain_days)
-    first_device = ordered["device_id"].notna() & ~ordered.duplicated(["device_id"], keep="first")
-    last_card = ~ordered.duplicated(["instrument_id"], keep="last")
-    keep = ordered[recent | first_device | last_card]
-    return keep.drop(columns="_ts").reset_index(drop=True)
+    ts = pd.to_datetime(history["ts"], utc=True).dt.as_unit("us").astype("int64")
+    positions = kept_positions(
+        ts.tolist(), history["transaction_id"].tolist(), _nullable(history["device_id"]),
+        history["instrument_id"].tolist(), retain_days=retain_days)
+    return history.iloc[positions].reset_index(drop=True)
+
+
+def _nullable(values: pd.Series) -> list[Any]:
+    return [None if pd.isna(v) else v for v in values.tolist()]
+
+
+def _retained_table(rows: pa.Table, *, retain_days: int) -> pa.Table:
+    ts = rows.column("ts").cast(pa.int64()).to_pylist()
+    positions = kept_positions(
+        ts, rows.column("transaction_id").to_pylist(), rows.column("device_id").to_pylist(),
+        rows.column("instrument_id").to_pylist(), retain_days=retain_days)
+    return rows.take(pa.array(positions, type=pa.int64()))
+
+
+def _history_output(history: pa.Table, key: str) -> pd.DataFrame:
+    """The state's rows in the output's columns: no event-only values, not new."""
+    n = history.num_rows
+    columns = {STATE_KEY: pa.array([key] * n, type=pa.string())}
+    columns.update({name: history.column(name) for name in _HISTORY})
+    columns.update({f.name: pa.nulls(n, f.type) for f in _ARROW_EVENT_ONLY})
+    columns["is_new"] = pa.array([False] * n, type=pa.bool_())
+    return pa.table(columns).to_pandas(date_as_object=True)
 
 
 def velocity_state_fn(retain_days: int) -> Any:
     """The ``applyInPandasWithState`` function: emits new events and history, keeps history."""
     from pyspark.sql.streaming.state import GroupState
 
+    empty = _ARROW_HISTORY.empty_table()
+
     def update(key: tuple[Any, ...], pdfs: Iterator[pd.DataFrame], state: GroupState
                ) -> Iterator[pd.DataFrame]:
         if state.hasTimedOut:  # no event for retain_days of event time: forget the customer
             state.remove()
             return
-        new = pd.concat(list(pdfs), ignore_index=True)
-        history = _from_bytes(state.get[0]) if state.exists else pd.DataFrame(columns=_HISTORY)
-        out_new = new.assign(is_new=True)
-        out_hist = history.assign(is_new=False, **{STATE_KEY: key[0]})
-        for name in (f.name for f in EVENT_ONLY.fields):
-            out_hist[name] = None
-        out = pd.concat([out_hist[_OUTPUT], out_new[_OUTPUT]], ignore_index=True)
-        yield out
-        both = pd.concat([history[_HISTORY], new[_HISTORY]], ignore_index=True)
-        keep = retained(both, retain_days=retain_days)
+        frames = list(pdfs)
+        new = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        history = _from_bytes(state.get[0]) if state.exists else empty
+        if history.num_rows:
+            yield _history_output(history, key[0])
+        yield new.assign(is_new=True)[_OUTPUT]
+        new_rows = pa.Table.from_pandas(new[_HISTORY], schema=_ARROW_HISTORY,
+                                        preserve_index=False)
+        keep = _retained_table(pa.concat_tables([history, new_rows]), retain_days=retain_days)
         state.update((_to_bytes(keep),))
-        newest_ms = int(pd.to_datetime(keep["ts"], utc=True).max().value // 1_000_000)
+        newest_ms = int(pc.max(keep.column("ts")).cast(pa.int64()).as_py()) // 1000
         state.setTimeoutTimestamp(newest_ms + retain_days * 86_400_000)
 
     return update
