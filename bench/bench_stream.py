@@ -16,8 +16,11 @@ Kafka or foreach sinks), and this query deduplicates within a watermark, keeps p
 bounded: the lake build (first run only, kept in ``--workdir``), the job's start (at most
 ``--start-timeout``), then per rate ``--seconds`` of sending and ``--pause`` of draining, and at
 most ``--drain`` for the backlog (8 min 48 s with the defaults on two cores at load 16 to 18,
-the lake build's 2.5 min included). The last lines are the command and the highest sustained
-rate.
+the lake build's 2.5 min included). Before them: the median seconds of each phase of a
+micro-batch (the sink's own: state, plan, score, commit, publish; and Spark's ``durationMs`` of
+both queries), and the job's CPU seconds with the machine's load, since on a shared machine the
+latencies say as much about the neighbours as about the job. The last lines are the command and
+the highest sustained rate.
 """
 
 from __future__ import annotations
@@ -86,7 +89,50 @@ class _Sender:
 def _committed(metrics: Path) -> list[dict[str, Any]]:
     if not metrics.exists():
         return []
-    return [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    return [r for r in lines if "latencies" in r]  # the others are Spark's progress reports
+
+
+def _session_cpu(sid: int) -> float:
+    """CPU seconds (user and system, reaped children included) of every process in session
+    ``sid``: the job's driver, JVM and Python workers. On a machine others share, latency
+    says how busy the machine was as much as what the job costs; CPU time says the latter."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # fields after the command: state, ppid, pgrp, session, ...
+            total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return total / ticks
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _phase_lines(metrics: Path) -> list[str]:
+    """Median seconds per phase of the alerts query's micro-batches: the sink's own (state,
+    plan, score, commit, publish) and Spark's ``durationMs`` of both queries."""
+    if not metrics.exists():
+        return []
+    lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+    out = []
+    sink = [r["phases"] for r in lines if r.get("phases")]
+    if sink:
+        names = list(dict.fromkeys(k for p in sink for k in p))
+        out.append(f"  sink, median of {len(sink)} batches: " + ", ".join(
+            f"{k} {np.median([p.get(k, 0.0) for p in sink]):.2f} s" for k in names))
+    for query in sorted({r["query"] for r in lines if "query" in r}):
+        spark = [r["durations"] for r in lines if r.get("query") == query]
+        names = list(dict.fromkeys(k for d in spark for k in d))
+        out.append(f"  {query}, median of {len(spark)} batches: " + ", ".join(
+            f"{k} {np.median([d.get(k, 0) for d in spark]) / 1000:.2f} s" for k in names))
+    return out
 
 
 def main() -> int:
@@ -133,7 +179,7 @@ def main() -> int:
         sender = _Sender(broker.bootstrap, "card-events", params_of(mini_config(run).synth), key)
         sender.send(50, 1)
         deadline = time.monotonic() + args.start_timeout
-        while not metrics.exists():
+        while not _committed(metrics):
             if job.poll() is not None:
                 raise SystemExit(f"stream job exited: {log.read_text()[-3000:]}")
             if time.monotonic() > deadline:
@@ -141,6 +187,7 @@ def main() -> int:
                                  f"log {log}")
             time.sleep(1)
         time.sleep(args.pause)
+        cpu_start, load_start = _session_cpu(job.pid), _load()
         phases = []
         for rate in rates:
             start, before = time.time(), sender.sent
@@ -153,6 +200,7 @@ def main() -> int:
             time.sleep(1)
         rows = _committed(metrics)
         left = sender.sent - sum(len(r["latencies"]) for r in rows)
+        cpu = _session_cpu(job.pid) - cpu_start
     finally:
         if job is not None and job.poll() is None:
             os.killpg(job.pid, signal.SIGTERM)
@@ -191,6 +239,11 @@ def main() -> int:
     print("\nmicro-batch (trigger as fast as possible), event sent -> alert committed:")
     print("\n".join(lines))
     print(f"events sent {sender.sent}, not committed when measuring stopped: {left}")
+    print("\n".join(["per micro-batch with input:", *_phase_lines(metrics)]))
+    measured = sum(n for *_, n in phases)
+    print(f"job CPU after warm-up: {cpu:.0f} s for {measured} events sent "
+          f"({1000 * cpu / max(measured, 1):.1f} ms an event); machine load (1, 5, 15 min) "
+          f"{load_start} at the first rate, {_load()} at the end")
     print("real-time mode: not applicable (Spark 4.1 runs stateless queries only; this one "
           "deduplicates, keeps per-customer state and writes Delta through foreachBatch)")
     print(f"command: python bench/bench_stream.py --rates {args.rates} --seconds "
