@@ -18,10 +18,11 @@ def test_rule_cuts_at_centroid_midpoints():
 
 def test_rule_needs_enough_dimensions(spark):
     rule = EngagementRule(cuts={"a": 5.0, "b": 5.0, "c": 5.0}, min_dimensions=2)
-    df = spark.createDataFrame([(1, 6.0, 6.0, 0.0), (2, 6.0, 1.0, 1.0), (3, None, 9.0, 9.0)],
-                               "id int, a double, b double, c double")
-    got = {r["id"]: r["engaged"] for r in df.select("id", rule.column().alias("engaged"))
-           .collect()}
+    df = spark.createDataFrame(
+        [(1, 6.0, 6.0, 0.0), (2, 6.0, 1.0, 1.0), (3, None, 9.0, 9.0)],
+        "id int, a double, b double, c double",
+    )
+    got = {r["id"]: r["engaged"] for r in df.select("id", rule.column().alias("engaged")).collect()}
     assert got == {1: True, 2: False, 3: True}
 
 
@@ -38,8 +39,7 @@ def test_target_reads_month_m_plus_2_only(months_df):
     rule = EngagementRule(cuts={"x": 0.5}, min_dimensions=1)
     last = 2024 * 12 + 5
     out = with_trends(with_target(months_df, rule=rule, lead_months=2, last_index=last), ["x"])
-    got = {(r["customer_key"], r["month"]): (r["x"], r["d_x"], r["label"])
-           for r in out.collect()}
+    got = {(r["customer_key"], r["month"]): (r["x"], r["d_x"], r["label"]) for r in out.collect()}
     # A's features are month M's own value and the change since M-1; label from M+2
     assert got[("A", "2024-01")] == (1.0, 0.0, 0)
     assert got[("A", "2024-02")] == (2.0, 1.0, 1)  # 2024-04 unengaged
@@ -54,8 +54,9 @@ def test_target_reads_month_m_plus_2_only(months_df):
 
 def test_no_feature_from_after_month_m(months_df):
     rule = EngagementRule(cuts={"x": 0.5}, min_dimensions=1)
-    out = with_trends(with_target(months_df, rule=rule, lead_months=2, last_index=2024 * 12 + 5),
-                      ["x"])
+    out = with_trends(
+        with_target(months_df, rule=rule, lead_months=2, last_index=2024 * 12 + 5), ["x"]
+    )
     source = {(r["customer_key"], r["month"]): r["x"] for r in months_df.collect()}
     for r in out.collect():
         # the row's features equal the month's own value and the previous month's difference
@@ -68,16 +69,22 @@ def test_no_feature_from_after_month_m(months_df):
 def test_time_split(spark):
     rows = [(f"c{i}", m) for i in range(400) for m in range(10)]
     df = spark.createDataFrame(rows, "customer_key string, month_idx int")
-    out = with_time_split(df, cutoff_index=5, oot_index=7, score_index=9, train_share=0.8,
-                          seed=1)
-    by = {(r["month_idx"], r["split"]): r["count"]
-          for r in out.groupBy("month_idx", "split").count().collect()}
+    out = with_time_split(df, cutoff_index=5, oot_index=7, score_index=9, train_share=0.8, seed=1)
+    by = {
+        (r["month_idx"], r["split"]): r["count"]
+        for r in out.groupBy("month_idx", "split").count().collect()
+    }
     assert {s for (m, s) in by if m <= 5} == {"train", "oos"}
     assert by[(7, "oot")] == 400 and by[(9, "score")] == 400
     assert {s for (m, s) in by if m in (6, 8)} == {"unused"}
     share = sum(v for (m, s), v in by.items() if s == "train") / (6 * 400)
     assert 0.74 < share < 0.86
     # a customer is either train or out-of-sample in every month, never both
-    mixed = out.where("split in ('train', 'oos')").groupBy("customer_key").agg(
-        F.countDistinct("split").alias("n")).where("n > 1").count()
+    mixed = (
+        out.where("split in ('train', 'oos')")
+        .groupBy("customer_key")
+        .agg(F.countDistinct("split").alias("n"))
+        .where("n > 1")
+        .count()
+    )
     assert mixed == 0

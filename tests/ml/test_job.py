@@ -13,16 +13,22 @@ from tests.ml import fakes
 def test_run_all_trains_registers_and_writes_gold(spark, cfg, rs_tables, tmp_path):
     from cardlake.config import load_config
 
-    lake_cfg = load_config("test", overrides={
-        "paths.lake_root": rs_tables.lake_root, "paths.truth_root": str(tmp_path / "no-truth"),
-        "paths.landing_root": str(tmp_path / "landing")})
-    rs_tables.overwrite("gold.customer_monthly_features", fakes.features_df(spark),
-                        partition_by=["month"])
-    rs_tables.overwrite("silver.transactions", fakes.transactions_df(spark),
-                        partition_by=["month"])
+    lake_cfg = load_config(
+        "test",
+        overrides={
+            "paths.lake_root": rs_tables.lake_root,
+            "paths.truth_root": str(tmp_path / "no-truth"),
+            "paths.landing_root": str(tmp_path / "landing"),
+        },
+    )
+    rs_tables.overwrite(
+        "gold.customer_monthly_features", fakes.features_df(spark), partition_by=["month"]
+    )
+    rs_tables.overwrite("silver.transactions", fakes.transactions_df(spark), partition_by=["month"])
     # Segmentation reads behaviour from gold's fact table; the silver columns it uses are the same.
-    rs_tables.overwrite("gold.fact_transactions", fakes.transactions_df(spark),
-                        partition_by=["month"])
+    rs_tables.overwrite(
+        "gold.fact_transactions", fakes.transactions_df(spark), partition_by=["month"]
+    )
     previous = mlflow.get_tracking_uri()
     try:
         # Propensity needs gold.fact_product_usage, which the fakes do not hold: the built
@@ -43,11 +49,18 @@ def test_run_all_trains_registers_and_writes_gold(spark, cfg, rs_tables, tmp_pat
         assert set(metrics) == set(again[model]), model
         for name in sorted(set(metrics) - varying):
             assert again[model][name] == pytest.approx(metrics[name], rel=1e-9, abs=1e-12), (
-                model, name)
+                model,
+                name,
+            )
         assert again[model]["promoted"] == 0.0, model  # not better than itself
     assert set(results) == {"segmentation", "engagement", "fraud", "risk"}
-    for table in ("customer_segments", "engagement_scores", "experiment_assignment",
-                  "fraud_alerts", "customer_risk"):
+    for table in (
+        "customer_segments",
+        "engagement_scores",
+        "experiment_assignment",
+        "fraud_alerts",
+        "customer_risk",
+    ):
         assert rs_tables.exists(f"gold.{table}"), table
     assert results["engagement"]["gbt_oot_auc"] > 0.7
     assert results["fraud"]["gbt_test_auc"] > 0.8
@@ -85,6 +98,7 @@ def test_models_train_two_at_a_time_and_propensity_waits_for_segments(monkeypatc
                 assert engagement_started.wait(timeout=30), "engagement did not start"
             events.append(f"end {name}")
             return {"value": float(len(name))}
+
         return runner
 
     names = ["segmentation", "engagement", "fraud", "risk", "propensity"]
@@ -105,10 +119,15 @@ def test_a_failed_model_stops_the_ones_not_started_and_is_raised(monkeypatch, cf
             if fails:
                 raise ValueError(f"{name} broke")
             return {}
+
         return runner
 
-    runners = {"segmentation": fake("segmentation"), "engagement": fake("engagement"),
-               "fraud": fake("fraud", fails=True), "risk": fake("risk")}
+    runners = {
+        "segmentation": fake("segmentation"),
+        "engagement": fake("engagement"),
+        "fraud": fake("fraud", fails=True),
+        "risk": fake("risk"),
+    }
     with pytest.raises(ValueError, match="fraud broke"):
         _stage_with_fakes(monkeypatch, cfg, runners, models_at_once=1)()
     assert ran == ["segmentation", "engagement", "fraud"]

@@ -62,8 +62,15 @@ def test_adjusted_rand_index_by_hand():
 def test_card_precision_at_k(spark):
     d1, d2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
     df = spark.createDataFrame(
-        [("A", d1, 0.9, 1), ("A", d1, 0.2, 0), ("B", d1, 0.8, 0), ("C", d1, 0.1, 1),
-         ("A", d2, 0.7, 1), ("B", d2, 0.6, 1), ("C", d2, None, 0)],
+        [
+            ("A", d1, 0.9, 1),
+            ("A", d1, 0.2, 0),
+            ("B", d1, 0.8, 0),
+            ("C", d1, 0.1, 1),
+            ("A", d2, 0.7, 1),
+            ("B", d2, 0.6, 1),
+            ("C", d2, None, 0),
+        ],
         "instrument_id string, txn_date date, score double, label int",
     )
     # day 1: top 2 cards A (fraud), B (not) -> 1/2; day 2: A, B both fraud -> 1
@@ -72,22 +79,25 @@ def test_card_precision_at_k(spark):
 
 def test_threshold_by_precision_and_by_cost(curve):
     # precision by threshold: 0.9 -> 1, 0.8 -> 1/2, 0.7 -> 2/3, 0.6 -> 3/4, 0.5 -> 3/5
-    assert choose_threshold(curve, rule="precision", precision_target=0.7, cost_fn=1,
-                            cost_fp=1) == pytest.approx(0.6)
+    assert choose_threshold(
+        curve, rule="precision", precision_target=0.7, cost_fn=1, cost_fp=1
+    ) == pytest.approx(0.6)
     # cost 10 per missed fraud, 1 per false alert: alerting down to 0.6 costs 1, the minimum
-    assert choose_threshold(curve, rule="cost", precision_target=0, cost_fn=10,
-                            cost_fp=1) == pytest.approx(0.6)
+    assert choose_threshold(
+        curve, rule="cost", precision_target=0, cost_fn=10, cost_fp=1
+    ) == pytest.approx(0.6)
     # false alerts dear: only the top transaction (cost 2 * 10 = 20 < 1 * 30 + ...)
-    assert choose_threshold(curve, rule="cost", precision_target=0, cost_fn=10,
-                            cost_fp=30) == pytest.approx(0.9)
+    assert choose_threshold(
+        curve, rule="cost", precision_target=0, cost_fn=10, cost_fp=30
+    ) == pytest.approx(0.9)
 
 
 def test_pair_counts_and_their_contingency_table(spark):
-    df = spark.createDataFrame([(0, "a"), (0, "a"), (0, "b"), (1, "b"), (None, "b")],
-                               "km int, bi string")
+    df = spark.createDataFrame(
+        [(0, "a"), (0, "a"), (0, "b"), (1, "b"), (None, "b")], "km int, bi string"
+    )
     pairs = metrics.pair_counts(df, "km", "bi")
-    got = {(None if pd.isna(r.km) else int(r.km), r.bi): int(r.count)
-           for r in pairs.itertuples()}
+    got = {(None if pd.isna(r.km) else int(r.km), r.bi): int(r.count) for r in pairs.itertuples()}
     assert got == {(0, "a"): 2, (0, "b"): 1, (1, "b"): 1, (None, "b"): 1}
     known = pairs[pairs["km"].notna()]
     assert metrics.contingency_of(known, "km", "bi").tolist() == [[2, 1], [0, 1]]

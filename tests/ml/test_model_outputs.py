@@ -42,23 +42,28 @@ def test_alerts_are_above_threshold_and_mostly_true_frauds(built_lake: BuiltLake
     assert joined["amount_usd_fact"].notna().all(), "an alert for a transaction gold lacks"
     assert (joined["amount_usd"] - joined["amount_usd_fact"]).abs().max() < 1e-6
 
-    truth = pd.concat(pq.read_table(f).to_pandas() for f in glob.glob(
-        str(Path(built_lake.truth_root) / "transactions_truth" / "**" / "*.parquet"),
-        recursive=True))
-    labelled = alerts.merge(truth[["transaction_id", "is_fraud"]], on="transaction_id",
-                            how="left")
+    truth = pd.concat(
+        pq.read_table(f).to_pandas()
+        for f in glob.glob(
+            str(Path(built_lake.truth_root) / "transactions_truth" / "**" / "*.parquet"),
+            recursive=True,
+        )
+    )
+    labelled = alerts.merge(truth[["transaction_id", "is_fraud"]], on="transaction_id", how="left")
     assert labelled["is_fraud"].notna().all()
     # The threshold is chosen for this precision on validation; the alerts must deliver it.
     assert labelled["is_fraud"].mean() >= settings.fraud.precision_target
 
 
 def test_risk_tiers_are_ordered_near_their_shares_with_scorecard_reasons(
-        built_lake: BuiltLake, settings):
+    built_lake: BuiltLake, settings
+):
     risk = gold(built_lake, "customer_risk")
     features = gold(built_lake, "customer_monthly_features")
     (month,) = risk["month"].unique()
-    assert set(risk["customer_key"]) == set(features.loc[features["month"] == month,
-                                                         "customer_key"])
+    assert set(risk["customer_key"]) == set(
+        features.loc[features["month"] == month, "customer_key"]
+    )
     assert risk["customer_key"].is_unique
 
     by_tier = risk.groupby("tier")["risk_score"].agg(["min", "max"])

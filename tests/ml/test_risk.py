@@ -25,22 +25,31 @@ BINS = {
     "debt_outstanding_usd": BinSpec(edges=(1.0, 5000.0), reason="debt"),
 }
 # points per bin: fraud 0/40, spike 0/10/25, debt 0/5/30
-POINTS = pd.DataFrame({
-    "feature": ["fraud_contacts_6m"] * 2 + ["spend_spike_ratio"] * 3
-    + ["debt_outstanding_usd"] * 3,
-    "bin": [0, 1, 0, 1, 2, 0, 1, 2],
-    "points": [0, 40, 0, 10, 25, 0, 5, 30],
-})
+POINTS = pd.DataFrame(
+    {
+        "feature": ["fraud_contacts_6m"] * 2
+        + ["spend_spike_ratio"] * 3
+        + ["debt_outstanding_usd"] * 3,
+        "bin": [0, 1, 0, 1, 2, 0, 1, 2],
+        "points": [0, 40, 0, 10, 25, 0, 5, 30],
+    }
+)
 
 
 def test_reason_codes_are_the_top_adverse_factors(spark):
     df = spark.createDataFrame(
-        [("hand", 2.0, 2.0, 9000.0), ("clean", 0.0, 1.0, 0.0), ("spike", 0.0, 4.0, 100.0),
-         ("none", None, None, None)],
+        [
+            ("hand", 2.0, 2.0, 9000.0),
+            ("clean", 0.0, 1.0, 0.0),
+            ("spike", 0.0, 4.0, 100.0),
+            ("none", None, None, None),
+        ],
         "customer_key string, fraud_contacts_6m double, spend_spike_ratio double, "
-        "debt_outstanding_usd double")
-    out = with_scorecard(with_bins(df, BINS), POINTS, 500, BINS,
-                         tiers={"medium": 520, "high": 560}, max_reasons=2)
+        "debt_outstanding_usd double",
+    )
+    out = with_scorecard(
+        with_bins(df, BINS), POINTS, 500, BINS, tiers={"medium": 520, "high": 560}, max_reasons=2
+    )
     got = {r["customer_key"]: (r["risk_score"], r["tier"], r["reasons"]) for r in out.collect()}
     # hand: fraud +40, spike bin 1 +10, debt bin 2 +30 -> 580; worst two: fraud (40), debt (30)
     assert got["hand"] == (580, "High", ["fraud history", "debt"])
@@ -64,8 +73,9 @@ def test_tier_cutoffs_take_the_configured_shares_from_the_top(spark):
 def test_points_double_the_odds_every_pdo():
     woe = pd.DataFrame({"feature": ["f", "f"], "bin": [0, 1], "woe": [0.0, math.log(2)]})
     # coefficient 1, intercept ln(0.1): logit at bin 1 is ln(0.2), twice the base odds
-    points, base = points_table(woe, {"f": 1.0}, math.log(0.1), pdo=20, base_score=500,
-                                base_odds=0.1)
+    points, base = points_table(
+        woe, {"f": 1.0}, math.log(0.1), pdo=20, base_score=500, base_odds=0.1
+    )
     assert base == 500
     assert points["points"].tolist() == [0, 20]
 
@@ -75,8 +85,13 @@ def test_target_looks_ahead_only_over_the_horizon(spark):
     rows += [("B", f"2024-0{m}", 0) for m in range(1, 4)]  # B closes after March
     df = spark.createDataFrame(rows, "customer_key string, month string, fraud_contacts int")
     df = df.withColumn("month_idx", month_index(F.col("month")))
-    out = with_risk_target(df, event_expression="fraud_contacts > 0", horizon_months=2,
-                           closure_is_event=True, last_index=2024 * 12 + 6)
+    out = with_risk_target(
+        df,
+        event_expression="fraud_contacts > 0",
+        horizon_months=2,
+        closure_is_event=True,
+        last_index=2024 * 12 + 6,
+    )
     got = {(r["customer_key"], r["month"]): r["label"] for r in out.collect()}
     assert [got[("A", f"2024-0{m}")] for m in range(1, 8)] == [0, 1, 1, 0, 0, None, None]
     # B is seen through March: from February its 2-month window includes a closed month
@@ -84,15 +99,22 @@ def test_target_looks_ahead_only_over_the_horizon(spark):
 
 
 def test_risk_features_use_past_months_only(spark):
-    rows = [("A", f"2024-0{m}", 100.0 * (3 if m == 5 else 1), 1 if m == 2 else 0, 10, 1)
-            for m in range(1, 7)]
-    df = spark.createDataFrame(rows, "customer_key string, month string, spend_usd double, "
-                                     "fraud_contacts int, tx_count int, failed_count int")
-    df = (df.withColumn("service_unresolved", F.lit(0)).withColumn("debt_outstanding_usd",
-                                                                   F.lit(None).cast("double"))
-          .withColumn("credit_score", F.lit(700)).withColumn("notification_fail_rate",
-                                                             F.lit(0.0))
-          .withColumn("recency_days", F.lit(3)))
+    rows = [
+        ("A", f"2024-0{m}", 100.0 * (3 if m == 5 else 1), 1 if m == 2 else 0, 10, 1)
+        for m in range(1, 7)
+    ]
+    df = spark.createDataFrame(
+        rows,
+        "customer_key string, month string, spend_usd double, "
+        "fraud_contacts int, tx_count int, failed_count int",
+    )
+    df = (
+        df.withColumn("service_unresolved", F.lit(0))
+        .withColumn("debt_outstanding_usd", F.lit(None).cast("double"))
+        .withColumn("credit_score", F.lit(700))
+        .withColumn("notification_fail_rate", F.lit(0.0))
+        .withColumn("recency_days", F.lit(3))
+    )
     got = {r["month"]: r for r in with_risk_features(df).collect()}
     assert got["2024-01"]["fraud_contacts_6m"] == 0
     assert got["2024-02"]["fraud_contacts_6m"] == 1

@@ -83,8 +83,7 @@ def with_time_split(
 NUM_SUFFIX = "__num"
 
 
-def with_numeric_features(df: DataFrame, columns: Sequence[str], *, fill: float = 0.0
-                          ) -> DataFrame:
+def with_numeric_features(df: DataFrame, columns: Sequence[str], *, fill: float = 0.0) -> DataFrame:
     """Casts booleans and numbers to double and fills nulls and NaNs (a ratio of two zeros, a
     deviation of one value), so assemblers and models never see either."""
     out = df
@@ -104,21 +103,36 @@ def feature_stages(numeric: Sequence[str], categorical: Sequence[str], *, scale:
     filled = [f"{name}{NUM_SUFFIX}" for name in numeric]
     stages: list[Any] = []
     if numeric:
-        stages.append(SQLTransformer(statement="SELECT *, " + ", ".join(
-            f"coalesce(nanvl(cast(`{n}` AS double), 0D), 0D) AS `{f}`"
-            for n, f in zip(numeric, filled, strict=True)) + " FROM __THIS__"))
+        stages.append(
+            SQLTransformer(
+                statement="SELECT *, "
+                + ", ".join(
+                    f"coalesce(nanvl(cast(`{n}` AS double), 0D), 0D) AS `{f}`"
+                    for n, f in zip(numeric, filled, strict=True)
+                )
+                + " FROM __THIS__"
+            )
+        )
     encoded = []
     for name in categorical:
-        stages.append(StringIndexer(inputCol=name, outputCol=f"{name}_idx", handleInvalid="keep",
-                                    stringOrderType="alphabetAsc"))
+        stages.append(
+            StringIndexer(
+                inputCol=name,
+                outputCol=f"{name}_idx",
+                handleInvalid="keep",
+                stringOrderType="alphabetAsc",
+            )
+        )
         stages.append(OneHotEncoder(inputCol=f"{name}_idx", outputCol=f"{name}_ohe"))
         encoded.append(f"{name}_ohe")
     target = "raw_features" if scale else "features"
-    stages.append(VectorAssembler(inputCols=[*filled, *encoded], outputCol=target,
-                                  handleInvalid="keep"))
+    stages.append(
+        VectorAssembler(inputCols=[*filled, *encoded], outputCol=target, handleInvalid="keep")
+    )
     if scale:
-        stages.append(StandardScaler(inputCol=target, outputCol="features", withMean=True,
-                                     withStd=True))
+        stages.append(
+            StandardScaler(inputCol=target, outputCol="features", withMean=True, withStd=True)
+        )
     return stages
 
 
@@ -168,23 +182,36 @@ class Fitted:
 def _lr(params: dict[str, Any], weighted: bool) -> LogisticRegression:
     weight: dict[str, Any] = {"weightCol": WEIGHT} if weighted else {}
     return LogisticRegression(
-        featuresCol="features", labelCol=LABEL, maxIter=100, regParam=params["reg_param"],
-        elasticNetParam=params["elastic_net"], standardization=False, **weight,
+        featuresCol="features",
+        labelCol=LABEL,
+        maxIter=100,
+        regParam=params["reg_param"],
+        elasticNetParam=params["elastic_net"],
+        standardization=False,
+        **weight,
     )
 
 
 def _gbt(params: dict[str, Any], weighted: bool, seed: int, step: float) -> GBTClassifier:
     weight: dict[str, Any] = {"weightCol": WEIGHT} if weighted else {}
     return GBTClassifier(
-        featuresCol="features", labelCol=LABEL, maxDepth=params["max_depth"],
-        maxIter=params["max_iter"], stepSize=step, seed=seed, subsamplingRate=0.8, **weight,
+        featuresCol="features",
+        labelCol=LABEL,
+        maxDepth=params["max_depth"],
+        maxIter=params["max_iter"],
+        stepSize=step,
+        seed=seed,
+        subsamplingRate=0.8,
+        **weight,
     )
 
 
 def grid_points(grid: LrGrid | GbtGrid) -> list[dict[str, Any]]:
     names = [f for f in grid.__dataclass_fields__]
-    return [dict(zip(names, combo, strict=True))
-            for combo in itertools.product(*(getattr(grid, n) for n in names))]
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(getattr(grid, n) for n in names))
+    ]
 
 
 def fit_classifier(
@@ -209,18 +236,23 @@ def fit_classifier(
     that leave a core idle between them. Ties keep the first point in grid order.
     """
     started = time.perf_counter()
-    features = Pipeline(stages=feature_stages(numeric, categorical, scale=kind == "lr")).fit(
-        fit_df)
+    features = Pipeline(stages=feature_stages(numeric, categorical, scale=kind == "lr")).fit(fit_df)
     prepared = features.transform(fit_df).cache()
 
-    def fit_point(params: dict[str, Any]) -> tuple[dict[str, Any], PipelineModel,
-                                                   dict[str, float], metrics.Curve]:
-        estimator = _lr(params, weighted) if kind == "lr" else _gbt(params, weighted, seed,
-                                                                      gbt_step)
+    def fit_point(
+        params: dict[str, Any],
+    ) -> tuple[dict[str, Any], PipelineModel, dict[str, float], metrics.Curve]:
+        estimator = (
+            _lr(params, weighted) if kind == "lr" else _gbt(params, weighted, seed, gbt_step)
+        )
         model = PipelineModel(stages=[*features.stages, estimator.fit(prepared)])
         curve = metrics.score_curve(with_score(model, valid_df))
-        return params, model, {"auc": metrics.auc(curve),
-                               "pr_auc": metrics.average_precision(curve)}, curve
+        return (
+            params,
+            model,
+            {"auc": metrics.auc(curve), "pr_auc": metrics.average_precision(curve)},
+            curve,
+        )
 
     try:
         outcomes = in_parallel(fit_point, grid_points(grid))
@@ -236,11 +268,18 @@ def fit_classifier(
             best = (value, i)
     assert best is not None
     params, model, summary, curve = outcomes[best[1]]
-    fitted = Fitted(kind=kind, model=model, params=params, validation=summary,
-                    grid_results=results, seconds=time.perf_counter() - started,
-                    validation_curve=curve)
-    log.info("%s: best %s validation %s in %.1fs", kind, fitted.params, fitted.validation,
-             fitted.seconds)
+    fitted = Fitted(
+        kind=kind,
+        model=model,
+        params=params,
+        validation=summary,
+        grid_results=results,
+        seconds=time.perf_counter() - started,
+        validation_curve=curve,
+    )
+    log.info(
+        "%s: best %s validation %s in %.1fs", kind, fitted.params, fitted.validation, fitted.seconds
+    )
     return fitted
 
 
@@ -256,15 +295,18 @@ def drivers(fitted: Fitted, sample: DataFrame) -> pd.Series:
     """Coefficients (standardised features) of a logistic regression, importances of trees."""
     names = feature_names(fitted.model, sample)
     last: Any = fitted.model.stages[-1]  # the fitted classifier
-    values = last.coefficients.toArray() if fitted.kind == "lr" else (
-        last.featureImportances.toArray())
+    values = (
+        last.coefficients.toArray() if fitted.kind == "lr" else (last.featureImportances.toArray())
+    )
     names = names + [f"f{i}" for i in range(len(names), len(values))]
     return pd.Series(values, index=names[: len(values)], name="weight").sort_values(
-        key=lambda s: -s.abs())
+        key=lambda s: -s.abs()
+    )
 
 
-def champion_for_scoring(promotion: tracking.Promotion, fitted: PipelineModel
-                         ) -> tuple[PipelineModel, str]:
+def champion_for_scoring(
+    promotion: tracking.Promotion, fitted: PipelineModel
+) -> tuple[PipelineModel, str]:
     """The champion that scores, and its version, after ``promotion`` registered ``fitted``.
 
     Promoted, the champion is the pipeline in hand (the registry holds it as saved from that

@@ -56,15 +56,17 @@ log = logging.getLogger("cardlake.ml")
 
 FEATURES_TABLE = "gold.customer_monthly_features"
 SCORES_TABLE = "gold.engagement_scores"
-SCORES_SCHEMA = StructType([
-    StructField("customer_key", StringType(), True),
-    StructField("month", StringType(), True),
-    StructField("score", DoubleType(), True),
-    StructField("score_rank", IntegerType(), True),
-    StructField("score_decile", IntegerType(), True),
-    StructField("is_engaged", BooleanType(), True),
-    StructField("model_version", StringType(), True),
-])
+SCORES_SCHEMA = StructType(
+    [
+        StructField("customer_key", StringType(), True),
+        StructField("month", StringType(), True),
+        StructField("score", DoubleType(), True),
+        StructField("score_rank", IntegerType(), True),
+        StructField("score_decile", IntegerType(), True),
+        StructField("is_engaged", BooleanType(), True),
+        StructField("model_version", StringType(), True),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,9 @@ class EngagementRule:
     min_dimensions: int
 
     def column(self) -> Column:
-        hits = [F.coalesce((F.col(d) >= F.lit(c)).cast("int"), F.lit(0))
-                for d, c in self.cuts.items()]
+        hits = [
+            F.coalesce((F.col(d) >= F.lit(c)).cast("int"), F.lit(0)) for d, c in self.cuts.items()
+        ]
         total = hits[0]
         for hit in hits[1:]:
             total = total + hit
@@ -96,8 +99,14 @@ def rule_from_centroids(centroids: pd.DataFrame, *, min_dimensions: int) -> Enga
     )
 
 
-def cluster_engagement(df: DataFrame, *, dimensions: Sequence[str], log_dimensions: Sequence[str],
-                       seed: int, max_iter: int = 30) -> dict[str, Any]:
+def cluster_engagement(
+    df: DataFrame,
+    *,
+    dimensions: Sequence[str],
+    log_dimensions: Sequence[str],
+    seed: int,
+    max_iter: int = 30,
+) -> dict[str, Any]:
     """K-means and bisecting K-means with k=2 on the engagement dimensions.
 
     Returns:
@@ -108,8 +117,9 @@ def cluster_engagement(df: DataFrame, *, dimensions: Sequence[str], log_dimensio
     evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster")
     result: dict[str, Any] = {}
     for algorithm in ("kmeans", "bisecting"):
-        model = clustering_pipeline(bounds, log_dimensions, k=2, seed=seed, max_iter=max_iter,
-                                    algorithm=algorithm).fit(df)
+        model = clustering_pipeline(
+            bounds, log_dimensions, k=2, seed=seed, max_iter=max_iter, algorithm=algorithm
+        ).fit(df)
         silhouette = float(evaluator.evaluate(model.transform(df)))
         scaler: Any = model.stages[-2]  # a StandardScalerModel
         kmeans: Any = model.stages[-1]
@@ -127,13 +137,13 @@ def with_trends(df: DataFrame, columns: Sequence[str]) -> DataFrame:
     w = Window.partitionBy("customer_key").orderBy("month_idx")
     out = df
     for name in columns:
-        out = out.withColumn(f"d_{name}", F.coalesce(F.col(name) - F.lag(name).over(w),
-                                                     F.lit(0.0)))
+        out = out.withColumn(f"d_{name}", F.coalesce(F.col(name) - F.lag(name).over(w), F.lit(0.0)))
     return out
 
 
-def with_target(df: DataFrame, *, rule: EngagementRule, lead_months: int, last_index: int
-                ) -> DataFrame:
+def with_target(
+    df: DataFrame, *, rule: EngagementRule, lead_months: int, last_index: int
+) -> DataFrame:
     """Adds ``label``: 1 when the customer is unengaged ``lead_months`` after the row's month.
 
     A customer without a row then has closed (gold carries rows up to the closure month), which
@@ -157,8 +167,9 @@ def with_target(df: DataFrame, *, rule: EngagementRule, lead_months: int, last_i
 def prepare(features_df: DataFrame, s: EngagementSettings) -> DataFrame:
     """Numeric features with trends and month index, ready for the rule and the target."""
     numeric = list(dict.fromkeys([*s.features, *s.dimensions]))
-    df = with_numeric_features(features_df, numeric).withColumn("month_idx",
-                                                                month_index(F.col("month")))
+    df = with_numeric_features(features_df, numeric).withColumn(
+        "month_idx", month_index(F.col("month"))
+    )
     return with_trends(df, s.trend_features)
 
 
@@ -166,8 +177,14 @@ def model_columns(s: EngagementSettings) -> list[str]:
     return [*s.features, *(f"d_{c}" for c in s.trend_features)]
 
 
-def run_engagement(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
-                   tracker: tracking.Tracker) -> dict[str, float]:
+def run_engagement(
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    tables: Tables,
+    settings: MlSettings,
+    tracker: tracking.Tracker,
+) -> dict[str, float]:
     """Engagement clustering and rule, disengagement models, champion scoring of the latest
     month into ``gold.engagement_scores`` and the test/control experiment on its top decile.
 
@@ -194,34 +211,65 @@ def run_engagement(spark: SparkSession, cfg: Config, *, tables: Tables, settings
     with tracker.run("engagement", "disengagement") as run:
         tracking.log_params({"seed": seed, **{f"engagement.{k}": v for k, v in vars(s).items()}})
         tracking.log_data_versions({FEATURES_TABLE: version})
-        tracking.log_params({"split.cutoff_month": month_of_index(cutoff_index),
-                             "split.oot_month": month_of_index(oot_index),
-                             "split.score_month": month_of_index(score_index)})
+        tracking.log_params(
+            {
+                "split.cutoff_month": month_of_index(cutoff_index),
+                "split.oot_month": month_of_index(oot_index),
+                "split.score_month": month_of_index(score_index),
+            }
+        )
         # 1. the engagement metric: clusters on the training months only
         active = base.where((F.col("month_idx") <= cutoff_index) & F.col("is_active"))
-        clusters = cluster_engagement(active, dimensions=s.dimensions,
-                                      log_dimensions=s.log_dimensions, seed=seed)
+        clusters = cluster_engagement(
+            active, dimensions=s.dimensions, log_dimensions=s.log_dimensions, seed=seed
+        )
         best = clusters["best"]
-        rule = rule_from_centroids(clusters[best]["centroids"],
-                                   min_dimensions=s.rule_min_dimensions)
+        rule = rule_from_centroids(
+            clusters[best]["centroids"], min_dimensions=s.rule_min_dimensions
+        )
         for algorithm in ("kmeans", "bisecting"):
             out[f"engagement_silhouette_{algorithm}"] = clusters[algorithm]["silhouette"]
-            tracking.log_frame(clusters[algorithm]["centroids"].reset_index(names="cluster"),
-                               f"engagement_centroids_{algorithm}.csv")
-        tracking.log_text(json.dumps({"clustering": best, **rule.as_dict()}, indent=2),
-                          "engagement_rule.json")
-        plots.log_png(plots.side_by_side_figure(
-            clusters["kmeans"]["centroids"], clusters["bisecting"]["centroids"],
-            ("k-means", "bisecting")), "engagement_centroids_side_by_side.png")
+            tracking.log_frame(
+                clusters[algorithm]["centroids"].reset_index(names="cluster"),
+                f"engagement_centroids_{algorithm}.csv",
+            )
+        tracking.log_text(
+            json.dumps({"clustering": best, **rule.as_dict()}, indent=2), "engagement_rule.json"
+        )
+        plots.log_png(
+            plots.side_by_side_figure(
+                clusters["kmeans"]["centroids"],
+                clusters["bisecting"]["centroids"],
+                ("k-means", "bisecting"),
+            ),
+            "engagement_centroids_side_by_side.png",
+        )
         # 2. target, population and splits
-        labelled = with_target(base.withColumn("is_engaged", rule.column()), rule=rule,
-                               lead_months=s.lead_months, last_index=last_index)
+        labelled = with_target(
+            base.withColumn("is_engaged", rule.column()),
+            rule=rule,
+            lead_months=s.lead_months,
+            last_index=last_index,
+        )
         population = labelled.where(F.col("is_engaged")) if s.only_engaged_at_m else labelled
-        split = with_time_split(population, cutoff_index=cutoff_index, oot_index=oot_index,
-                                score_index=score_index, train_share=s.train_share, seed=seed)
-        cols = ["customer_key", "month", "month_idx", "split", LABEL, "is_engaged",
-                *s.categorical,
-                *model_columns(s)]
+        split = with_time_split(
+            population,
+            cutoff_index=cutoff_index,
+            oot_index=oot_index,
+            score_index=score_index,
+            train_share=s.train_share,
+            seed=seed,
+        )
+        cols = [
+            "customer_key",
+            "month",
+            "month_idx",
+            "split",
+            LABEL,
+            "is_engaged",
+            *s.categorical,
+            *model_columns(s),
+        ]
         split = split.select(*cols).cache()
         train = split.where(F.col("split") == "train")
         in_fit = hash_share(F.col("customer_key"), seed + 1) < s.validation_share
@@ -235,9 +283,16 @@ def run_engagement(spark: SparkSession, cfg: Config, *, tables: Tables, settings
         curves: dict[str, dict[str, metrics.Curve]] = {"oos": {}, "oot": {}}
         calib: dict[str, pd.DataFrame] = {}
         for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
-            model = fit_classifier(kind, fit_df=fit_df, valid_df=valid_df,
-                                   numeric=model_columns(s), categorical=s.categorical,
-                                   grid=grid, seed=seed, gbt_step=s.gbt_step_size)
+            model = fit_classifier(
+                kind,
+                fit_df=fit_df,
+                valid_df=valid_df,
+                numeric=model_columns(s),
+                categorical=s.categorical,
+                grid=grid,
+                seed=seed,
+                gbt_step=s.gbt_step_size,
+            )
             fitted[kind] = model
             out[f"{kind}_training_seconds"] = model.seconds
             tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
@@ -250,38 +305,59 @@ def run_engagement(spark: SparkSession, cfg: Config, *, tables: Tables, settings
                     calib[kind] = metrics.calibration_table(scored)
             weights = drivers(model, fit_df)
             tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
-            plots.log_png(plots.importance_figure(
-                weights, "Drivers of disengagement: " + (
-                    "coefficients (standardised)" if kind == "lr" else "importances")),
-                f"{kind}_drivers.png")
+            plots.log_png(
+                plots.importance_figure(
+                    weights,
+                    "Drivers of disengagement: "
+                    + ("coefficients (standardised)" if kind == "lr" else "importances"),
+                ),
+                f"{kind}_drivers.png",
+            )
             tracking.log_frame(metrics.gains_table(curves["oot"][kind]), f"{kind}_gains_oot.csv")
         for name in ("oos", "oot"):
             plots.log_png(plots.roc_figure(curves[name], f"ROC ({name})"), f"roc_{name}.png")
-            plots.log_png(plots.pr_figure(curves[name], f"Precision-recall ({name})"),
-                          f"pr_{name}.png")
-            plots.log_png(plots.gains_figure(curves[name], f"Cumulative gains ({name})"),
-                          f"gains_{name}.png")
+            plots.log_png(
+                plots.pr_figure(curves[name], f"Precision-recall ({name})"), f"pr_{name}.png"
+            )
+            plots.log_png(
+                plots.gains_figure(curves[name], f"Cumulative gains ({name})"), f"gains_{name}.png"
+            )
         plots.log_png(plots.calibration_figure(calib, "Calibration (oot)"), "calibration_oot.png")
         # 4. register the better on out-of-sample AUC; promotion on out-of-time AUC
         chosen = max(fitted, key=lambda k: out[f"{k}_oos_auc"])
         mlflow_tag("candidate", chosen)
         sample = fit_df.select(*s.categorical, *model_columns(s)).limit(5).toPandas()
-        uri = tracking.log_spark_model(fitted[chosen].model, sample,
-                                       pd.DataFrame({SCORE: [0.5] * len(sample)}))
+        uri = tracking.log_spark_model(
+            fitted[chosen].model, sample, pd.DataFrame({SCORE: [0.5] * len(sample)})
+        )
         promotion = tracking.register_and_promote(
-            tracker, name=s.model_name, model_uri=uri, metric="oot_auc",
-            value=out[f"{chosen}_oot_auc"])
+            tracker,
+            name=s.model_name,
+            model_uri=uri,
+            metric="oot_auc",
+            value=out[f"{chosen}_oot_auc"],
+        )
         # 5. score the latest month with the champion, then the experiment
         champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
         to_score = split.where(F.col("split") == "score")
-        scores = with_engagement_scores(with_score(champion, to_score),
-                                        model_version=champion_version)
+        scores = with_engagement_scores(
+            with_score(champion, to_score), model_version=champion_version
+        )
         month = month_of_index(score_index)
-        tables.replace_partitions(SCORES_TABLE, scores, partitions={"month": [month]},
-                                  partition_by=["month"])
+        tables.replace_partitions(
+            SCORES_TABLE, scores, partitions={"month": [month]}, partition_by=["month"]
+        )
         written = tables.read(SCORES_TABLE, partitions={"month": [month]})
-        out.update(experiment.run_experiment(spark, tables=tables, settings=settings,
-                                             scores_df=written, features_df=base, month=month))
+        out.update(
+            experiment.run_experiment(
+                spark,
+                tables=tables,
+                settings=settings,
+                scores_df=written,
+                features_df=base,
+                month=month,
+            )
+        )
         out["promoted"] = float(promotion.promoted)
         out["training_seconds"] = time.perf_counter() - started
         tracking.log_metrics(out)

@@ -39,10 +39,15 @@ def customer_persons(spark: SparkSession, cfg: Config, *, tables: Tables) -> Dat
     crosswalk = tables.read("silver.crosswalk").where(F.col("is_current"))
     votes = (
         crosswalk.join(keys, crosswalk["source_record_id"] == keys["key_value"], how="inner")
-        .groupBy("customer_key", "person_id").count()
+        .groupBy("customer_key", "person_id")
+        .count()
     )
-    ranked = votes.withColumn("rank", F.row_number().over(
-        Window.partitionBy("customer_key").orderBy(F.desc("count"), F.col("person_id"))))
+    ranked = votes.withColumn(
+        "rank",
+        F.row_number().over(
+            Window.partitionBy("customer_key").orderBy(F.desc("count"), F.col("person_id"))
+        ),
+    )
     return ranked.where(F.col("rank") == 1).select("customer_key", "person_id")
 
 
@@ -60,16 +65,22 @@ def modal_segments(segments_df: DataFrame) -> DataFrame:
     """Each customer's most frequent segment over their active months (ties by name)."""
     return (
         segments_df.where(F.col("cluster").isNotNull())
-        .groupBy("customer_key", "segment").count()
-        .withColumn("rank", F.row_number().over(
-            Window.partitionBy("customer_key").orderBy(F.desc("count"), F.col("segment"))))
+        .groupBy("customer_key", "segment")
+        .count()
+        .withColumn(
+            "rank",
+            F.row_number().over(
+                Window.partitionBy("customer_key").orderBy(F.desc("count"), F.col("segment"))
+            ),
+        )
         .where(F.col("rank") == 1)
         .select("customer_key", "segment")
     )
 
 
-def archetype_agreement(spark: SparkSession, cfg: Config, *, tables: Tables, segments_df: DataFrame
-                        ) -> dict[str, float] | None:
+def archetype_agreement(
+    spark: SparkSession, cfg: Config, *, tables: Tables, segments_df: DataFrame
+) -> dict[str, float] | None:
     """The adjusted Rand index between each customer's most frequent active segment and their
     true archetype, and the share of customers whose segment has their archetype's name."""
     persons = customer_persons(spark, cfg, tables=tables)
@@ -77,7 +88,8 @@ def archetype_agreement(spark: SparkSession, cfg: Config, *, tables: Tables, seg
     if persons is None or archetypes is None:
         return None
     labelled = (
-        modal_segments(segments_df).join(persons, on="customer_key", how="inner")
+        modal_segments(segments_df)
+        .join(persons, on="customer_key", how="inner")
         .join(archetypes.select("person_id", "archetype"), on="person_id", how="inner")
     )
     # One pass: the (segment, archetype) pairs give the ARI, and whether a pair is named
@@ -87,30 +99,40 @@ def archetype_agreement(spark: SparkSession, cfg: Config, *, tables: Tables, seg
     n = float(pairs["count"].sum())
     return {
         "archetype_ari": metrics.adjusted_rand_index(
-            metrics.contingency_of(pairs, "segment", "archetype")),
+            metrics.contingency_of(pairs, "segment", "archetype")
+        ),
         "archetype_name_accuracy": float(pairs["count"][named_right].sum()) / n if n else 0.0,
         "archetype_customers": n,
     }
 
 
-def archetype_ari(spark: SparkSession, cfg: Config, *, tables: Tables, segments_df: DataFrame
-                  ) -> float | None:
+def archetype_ari(
+    spark: SparkSession, cfg: Config, *, tables: Tables, segments_df: DataFrame
+) -> float | None:
     """ARI between each customer's most frequent active segment and their true archetype."""
     found = archetype_agreement(spark, cfg, tables=tables, segments_df=segments_df)
     return None if found is None else found["archetype_ari"]
 
 
-def fraud_against_truth(spark: SparkSession, cfg: Config, *, scored_df: DataFrame
-                        ) -> dict[str, float] | None:
+def fraud_against_truth(
+    spark: SparkSession, cfg: Config, *, scored_df: DataFrame
+) -> dict[str, float] | None:
     """The model's AUC and average precision against the true fraud flag, next to the best
     achievable: those of the generator's own fraud probability on the same rows."""
     truth = _truth(spark, cfg, "transactions_truth")
     if truth is None:
         return None
-    joined = scored_df.select("transaction_id", "score").join(
-        truth.select("transaction_id", "fraud_probability",
-                     F.col("is_fraud").cast("int").alias("label")),
-        on="transaction_id", how="inner").cache()
+    joined = (
+        scored_df.select("transaction_id", "score")
+        .join(
+            truth.select(
+                "transaction_id", "fraud_probability", F.col("is_fraud").cast("int").alias("label")
+            ),
+            on="transaction_id",
+            how="inner",
+        )
+        .cache()
+    )
     model_curve = metrics.score_curve(joined)
     best_curve = metrics.score_curve(joined, score_col="fraud_probability")
     out = {
@@ -131,8 +153,9 @@ def with_month_index(df: DataFrame) -> DataFrame:
     return df.withColumn("month_idx", month_index(F.col("month")))
 
 
-def at_risk_oracle(events_df: DataFrame, persons_df: DataFrame, *, horizon_months: int
-                   ) -> DataFrame:
+def at_risk_oracle(
+    events_df: DataFrame, persons_df: DataFrame, *, horizon_months: int
+) -> DataFrame:
     """The generator's probability that a person is at risk at month M: an adverse event in one
     of months M+1..M+horizon, ``1 - prod(1 - p)`` over those months' truths, or 1 when the
     person's churn month (a closure) falls in that window.
@@ -152,21 +175,31 @@ def at_risk_oracle(events_df: DataFrame, persons_df: DataFrame, *, horizon_month
     survive = F.exp(F.sum(F.log1p(-F.col("adverse_event_probability"))).over(ahead))
     churn = persons_df.select(
         "person_id",
-        F.when(F.col("churn_month") != "", month_index(F.col("churn_month"))).alias("churn_idx"))
+        F.when(F.col("churn_month") != "", month_index(F.col("churn_month"))).alias("churn_idx"),
+    )
     closes = (F.col("churn_idx") > F.col("month_idx")) & (
-        F.col("churn_idx") <= F.col("month_idx") + horizon_months)
+        F.col("churn_idx") <= F.col("month_idx") + horizon_months
+    )
     return (
-        with_month_index(events_df.select("person_id", F.col("month").cast("string"),
-                                          "adverse_event_probability"))
+        with_month_index(
+            events_df.select(
+                "person_id", F.col("month").cast("string"), "adverse_event_probability"
+            )
+        )
         .join(churn, on="person_id", how="left")
-        .select("person_id", "month",
-                F.when(F.coalesce(closes, F.lit(False)), F.lit(1.0))
-                .otherwise(1.0 - F.coalesce(survive, F.lit(1.0))).alias("best_probability"))
+        .select(
+            "person_id",
+            "month",
+            F.when(F.coalesce(closes, F.lit(False)), F.lit(1.0))
+            .otherwise(1.0 - F.coalesce(survive, F.lit(1.0)))
+            .alias("best_probability"),
+        )
     )
 
 
-def ranking_against_best(joined_df: DataFrame, *, score_col: str = "score",
-                         best_col: str = "best_probability") -> dict[str, float]:
+def ranking_against_best(
+    joined_df: DataFrame, *, score_col: str = "score", best_col: str = "best_probability"
+) -> dict[str, float]:
     """AUC of ``score_col`` and of the truth's ``best_col`` on the same labelled rows."""
     model_curve = metrics.score_curve(joined_df, score_col=score_col)
     best_curve = metrics.score_curve(joined_df, score_col=best_col)
@@ -179,8 +212,9 @@ def ranking_against_best(joined_df: DataFrame, *, score_col: str = "score",
     return out
 
 
-def customer_risk_oracle(spark: SparkSession, cfg: Config, *, tables: Tables,
-                         horizon_months: int) -> DataFrame | None:
+def customer_risk_oracle(
+    spark: SparkSession, cfg: Config, *, tables: Tables, horizon_months: int
+) -> DataFrame | None:
     """``customer_key``, ``month``, ``best_probability``: :func:`at_risk_oracle` for each
     customer-month whose customer maps to a person (None without the truth)."""
     persons = customer_persons(spark, cfg, tables=tables)
@@ -190,16 +224,22 @@ def customer_risk_oracle(spark: SparkSession, cfg: Config, *, tables: Tables,
         return None
     oracle = at_risk_oracle(events, people, horizon_months=horizon_months)
     return persons.join(oracle, on="person_id", how="inner").select(
-        "customer_key", "month", "best_probability")
+        "customer_key", "month", "best_probability"
+    )
 
 
-def risk_ranking_against_best(scored_df: DataFrame, oracle_df: DataFrame, *,
-                              score_col: str = "score") -> dict[str, float]:
+def risk_ranking_against_best(
+    scored_df: DataFrame, oracle_df: DataFrame, *, score_col: str = "score"
+) -> dict[str, float]:
     """:func:`ranking_against_best` of a risk score on the customer-months of
     :func:`customer_risk_oracle` (``oracle_df``)."""
     joined = (
-        scored_df.select("customer_key", F.col("month").cast("string"), "label",
-                         F.col(score_col).cast("double").alias("score"))
+        scored_df.select(
+            "customer_key",
+            F.col("month").cast("string"),
+            "label",
+            F.col(score_col).cast("double").alias("score"),
+        )
         .join(oracle_df, on=["customer_key", "month"], how="inner")
         .cache()
     )
@@ -208,9 +248,15 @@ def risk_ranking_against_best(scored_df: DataFrame, oracle_df: DataFrame, *,
     return out
 
 
-def risk_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables, scored_df: DataFrame,
-                       horizon_months: int, score_col: str = "score"
-                       ) -> dict[str, float] | None:
+def risk_against_truth(
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    tables: Tables,
+    scored_df: DataFrame,
+    horizon_months: int,
+    score_col: str = "score",
+) -> dict[str, float] | None:
     """A risk score's AUC next to the best achievable (the generator's own probability of the
     at-risk label) on the same customer-months: those whose customer maps to a person."""
     oracle = customer_risk_oracle(spark, cfg, tables=tables, horizon_months=horizon_months)
@@ -230,19 +276,27 @@ def adoption_oracle(use_df: DataFrame, *, horizon_months: int) -> DataFrame:
     Returns:
         ``person_id``, ``product``, ``month``, ``best_probability``.
     """
-    ahead = Window.partitionBy("person_id", "product").orderBy("month_idx").rangeBetween(
-        1, horizon_months)
-    survive = F.exp(F.sum(F.log1p(-F.least(F.col("use_probability"), F.lit(1.0 - 1e-9))))
-                    .over(ahead))
+    ahead = (
+        Window.partitionBy("person_id", "product")
+        .orderBy("month_idx")
+        .rangeBetween(1, horizon_months)
+    )
+    survive = F.exp(
+        F.sum(F.log1p(-F.least(F.col("use_probability"), F.lit(1.0 - 1e-9)))).over(ahead)
+    )
     return with_month_index(
         use_df.select("person_id", "product", F.col("month").cast("string"), "use_probability")
-    ).select("person_id", "product", "month",
-             (1.0 - F.coalesce(survive, F.lit(1.0))).alias("best_probability"))
+    ).select(
+        "person_id",
+        "product",
+        "month",
+        (1.0 - F.coalesce(survive, F.lit(1.0))).alias("best_probability"),
+    )
 
 
-def propensity_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables,
-                             scored_df: DataFrame, horizon_months: int
-                             ) -> dict[str, float] | None:
+def propensity_against_truth(
+    spark: SparkSession, cfg: Config, *, tables: Tables, scored_df: DataFrame, horizon_months: int
+) -> dict[str, float] | None:
     """The propensity model's AUC next to the generator's adoption probability on the same
     customer-product-months."""
     persons = customer_persons(spark, cfg, tables=tables)
@@ -250,11 +304,13 @@ def propensity_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables
     if persons is None or use is None:
         return None
     joined = (
-        scored_df.select("customer_key", "product", F.col("month").cast("string"), "label",
-                         "score")
+        scored_df.select("customer_key", "product", F.col("month").cast("string"), "label", "score")
         .join(persons, on="customer_key", how="inner")
-        .join(adoption_oracle(use, horizon_months=horizon_months),
-              on=["person_id", "product", "month"], how="inner")
+        .join(
+            adoption_oracle(use, horizon_months=horizon_months),
+            on=["person_id", "product", "month"],
+            how="inner",
+        )
         .cache()
     )
     out = ranking_against_best(joined)

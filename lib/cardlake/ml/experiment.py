@@ -34,15 +34,17 @@ ASSIGNMENT_TABLE = "gold.experiment_assignment"
 TEST, CONTROL = "test", "control"
 OTHER_LEVEL = "other"  # rare categorical levels, pooled for the balance checks
 SKEW_LIMIT = 1.0  # |skewness| above this: rank test (Mann-Whitney) is the primary numeric test
-ASSIGNMENT_SCHEMA = StructType([
-    StructField("customer_key", StringType(), True),
-    StructField("month", StringType(), True),
-    StructField("experiment", StringType(), True),
-    StructField("group", StringType(), True),
-    StructField("stratum", StringType(), True),
-    StructField("score", DoubleType(), True),
-    StructField("score_rank", IntegerType(), True),
-])
+ASSIGNMENT_SCHEMA = StructType(
+    [
+        StructField("customer_key", StringType(), True),
+        StructField("month", StringType(), True),
+        StructField("experiment", StringType(), True),
+        StructField("group", StringType(), True),
+        StructField("stratum", StringType(), True),
+        StructField("score", DoubleType(), True),
+        StructField("score_rank", IntegerType(), True),
+    ]
+)
 
 
 def top_share(df: DataFrame, *, share: float, score_col: str = "score") -> DataFrame:
@@ -50,13 +52,21 @@ def top_share(df: DataFrame, *, share: float, score_col: str = "score") -> DataF
     n = df.count()
     keep = int(np.ceil(share * n))
     w = Window.orderBy(F.desc(score_col), F.col("customer_key"))  # one month of customers
-    return df.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") <= keep).drop(
-        "_rank")
+    return (
+        df.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") <= keep).drop("_rank")
+    )
 
 
-def assign_groups(pdf: pd.DataFrame, *, strata: Sequence[str], score_bins: int,
-                  test_share: float, seed: int, draw: int = 0, score_col: str = "score"
-                  ) -> pd.DataFrame:
+def assign_groups(
+    pdf: pd.DataFrame,
+    *,
+    strata: Sequence[str],
+    score_bins: int,
+    test_share: float,
+    seed: int,
+    draw: int = 0,
+    score_col: str = "score",
+) -> pd.DataFrame:
     """``(stratum, group)`` per row of ``pdf`` (same index): within each stratum the customers
     are ordered by a hash of (seed, draw, customer key) and the first
     ``round(test_share * n)`` are test.
@@ -67,12 +77,14 @@ def assign_groups(pdf: pd.DataFrame, *, strata: Sequence[str], score_bins: int,
     """
     stratum = strata_of(pdf, strata=strata, score_bins=score_bins, score_col=score_col)
     is_test = _Draws(stratum, pdf["customer_key"], test_share=test_share, seed=seed).is_test(draw)
-    return pd.DataFrame({"stratum": stratum, "group": np.where(is_test, TEST, CONTROL)},
-                        index=pdf.index)
+    return pd.DataFrame(
+        {"stratum": stratum, "group": np.where(is_test, TEST, CONTROL)}, index=pdf.index
+    )
 
 
-def strata_of(pdf: pd.DataFrame, *, strata: Sequence[str], score_bins: int,
-              score_col: str = "score") -> pd.Series:
+def strata_of(
+    pdf: pd.DataFrame, *, strata: Sequence[str], score_bins: int, score_col: str = "score"
+) -> pd.Series:
     """Each row's stratum: its values of ``strata`` and its score band, ``"a|b|band1"``."""
     order = pdf.sort_values([score_col, "customer_key"], ascending=[False, True]).index
     n, bins = len(pdf), max(1, score_bins)
@@ -81,9 +93,13 @@ def strata_of(pdf: pd.DataFrame, *, strata: Sequence[str], score_bins: int,
     band = pd.Series(np.searchsorted(bounds, np.arange(n), side="right") + 1, index=order)
     parts = [pdf[c].astype("string").fillna("null") for c in strata]
     return pd.Series(
-        ["|".join([*vals, f"band{b}"]) for *vals, b in zip(*parts, band.reindex(pdf.index),
-                                                          strict=True)],
-        index=pdf.index, dtype="string")
+        [
+            "|".join([*vals, f"band{b}"])
+            for *vals, b in zip(*parts, band.reindex(pdf.index), strict=True)
+        ],
+        index=pdf.index,
+        dtype="string",
+    )
 
 
 class _Draws:
@@ -93,8 +109,9 @@ class _Draws:
     that hash (then key) and puts the first ``round(test_share * n)`` in test.
     """
 
-    def __init__(self, stratum: pd.Series, keys: pd.Series, *, test_share: float, seed: int
-                 ) -> None:
+    def __init__(
+        self, stratum: pd.Series, keys: pd.Series, *, test_share: float, seed: int
+    ) -> None:
         self._stratum = [str(v) for v in stratum]
         self._keys = [str(k) for k in keys]
         self._seed = seed
@@ -102,10 +119,13 @@ class _Draws:
         self._quota = {s: int(np.floor(n * test_share + 0.5)) for s, n in sizes.items()}
 
     def is_test(self, draw: int) -> np.ndarray:
-        hashes = [hashlib.blake2b(f"{self._seed}:{draw}:{k}".encode(), digest_size=8).hexdigest()
-                  for k in self._keys]
-        order = sorted(range(len(self._keys)),
-                       key=lambda i: (self._stratum[i], hashes[i], self._keys[i]))
+        hashes = [
+            hashlib.blake2b(f"{self._seed}:{draw}:{k}".encode(), digest_size=8).hexdigest()
+            for k in self._keys
+        ]
+        order = sorted(
+            range(len(self._keys)), key=lambda i: (self._stratum[i], hashes[i], self._keys[i])
+        )
         taken: dict[str, int] = {}
         out = np.zeros(len(self._keys), dtype=bool)
         for i in order:
@@ -131,8 +151,14 @@ def pooled_levels(values: pd.Series, *, min_count: int) -> pd.Series:
 class _Balance:
     """The largest |SMD| of a split, with the characteristics turned into arrays once."""
 
-    def __init__(self, pdf: pd.DataFrame, *, numeric: Sequence[str],
-                 categorical: Sequence[str], min_level_count: int) -> None:
+    def __init__(
+        self,
+        pdf: pd.DataFrame,
+        *,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        min_level_count: int,
+    ) -> None:
         self._numeric = [pdf[n].astype(float).to_numpy() for n in numeric]
         self._levels = []
         for name in categorical:
@@ -146,13 +172,18 @@ class _Balance:
             a, b = values[is_test], values[~is_test]
             worst = max(worst, abs(smd_numeric(a[~np.isnan(a)], b[~np.isnan(b)])))
         for indicator in self._levels:
-            worst = max(worst, smd_proportions(float(indicator[is_test].mean()),
-                                               float(indicator[~is_test].mean())))
+            worst = max(
+                worst,
+                smd_proportions(
+                    float(indicator[is_test].mean()), float(indicator[~is_test].mean())
+                ),
+            )
         return worst
 
 
-def rerandomise(pdf: pd.DataFrame, *, settings: ExperimentSettings, seed: int
-                ) -> tuple[pd.DataFrame, int, pd.DataFrame]:
+def rerandomise(
+    pdf: pd.DataFrame, *, settings: ExperimentSettings, seed: int
+) -> tuple[pd.DataFrame, int, pd.DataFrame]:
     """Draws seeded assignments until the groups are alike (re-randomisation).
 
     Small experiments are often unbalanced by chance alone: with a hundred customers, a
@@ -170,16 +201,25 @@ def rerandomise(pdf: pd.DataFrame, *, settings: ExperimentSettings, seed: int
     numeric = list(settings.numeric)
     stratum = strata_of(pdf, strata=settings.strata, score_bins=settings.score_bins)
     draws = _Draws(stratum, pdf["customer_key"], test_share=settings.test_share, seed=seed)
-    balance = _Balance(pdf, numeric=numeric, categorical=settings.categorical,
-                       min_level_count=settings.min_level_count)
+    balance = _Balance(
+        pdf,
+        numeric=numeric,
+        categorical=settings.categorical,
+        min_level_count=settings.min_level_count,
+    )
 
     def outcome(is_test: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-        groups = pd.DataFrame({"stratum": stratum,
-                               "group": np.where(is_test, TEST, CONTROL)}, index=pdf.index)
-        report = balance_report(pdf.assign(group=groups["group"]), numeric=numeric,
-                                categorical=settings.categorical, alpha=settings.alpha,
-                                smd_limit=settings.smd_limit,
-                                min_level_count=settings.min_level_count)
+        groups = pd.DataFrame(
+            {"stratum": stratum, "group": np.where(is_test, TEST, CONTROL)}, index=pdf.index
+        )
+        report = balance_report(
+            pdf.assign(group=groups["group"]),
+            numeric=numeric,
+            categorical=settings.categorical,
+            alpha=settings.alpha,
+            smd_limit=settings.smd_limit,
+            min_level_count=settings.min_level_count,
+        )
         return groups, report
 
     best: tuple[float, int, np.ndarray] | None = None
@@ -223,15 +263,23 @@ def _checked_levels(values: pd.Series, *, min_count: int) -> list[Any]:
     return sorted(counts[counts >= min_count].index)
 
 
-def balance_report(pdf: pd.DataFrame, *, numeric: Sequence[str], categorical: Sequence[str],
-                   alpha: float, smd_limit: float, group_col: str = "group",
-                   min_level_count: int = 1) -> pd.DataFrame:
+def balance_report(
+    pdf: pd.DataFrame,
+    *,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    alpha: float,
+    smd_limit: float,
+    group_col: str = "group",
+    min_level_count: int = 1,
+) -> pd.DataFrame:
     """One row per characteristic: the tests, their p-values, the SMD and a verdict; levels
     held by fewer than ``min_level_count`` rows are pooled (:func:`pooled_levels`)."""
     from scipy import stats
 
-    pdf = pdf.assign(**{name: pooled_levels(pdf[name], min_count=min_level_count)
-                        for name in categorical})
+    pdf = pdf.assign(
+        **{name: pooled_levels(pdf[name], min_count=min_level_count) for name in categorical}
+    )
     test = pdf[pdf[group_col] == TEST]
     control = pdf[pdf[group_col] == CONTROL]
     rows: list[dict[str, Any]] = []
@@ -244,12 +292,21 @@ def balance_report(pdf: pd.DataFrame, *, numeric: Sequence[str], categorical: Se
         primary = "mann_whitney" if abs(skew) > SKEW_LIMIT else "welch_t"
         p = float(u.pvalue if primary == "mann_whitney" else t.pvalue)
         smd = smd_numeric(a, b)
-        rows.append({"characteristic": name, "kind": "numeric", "test": primary,
-                     "statistic": float(u.statistic if primary == "mann_whitney" else
-                                        t.statistic),
-                     "p_value": p, "t_p_value": float(t.pvalue), "mw_p_value": float(u.pvalue),
-                     "smd": smd, "mean_test": float(np.mean(a)), "mean_control": float(np.mean(b)),
-                     "balanced": bool(p >= alpha and abs(smd) <= smd_limit)})
+        rows.append(
+            {
+                "characteristic": name,
+                "kind": "numeric",
+                "test": primary,
+                "statistic": float(u.statistic if primary == "mann_whitney" else t.statistic),
+                "p_value": p,
+                "t_p_value": float(t.pvalue),
+                "mw_p_value": float(u.pvalue),
+                "smd": smd,
+                "mean_test": float(np.mean(a)),
+                "mean_control": float(np.mean(b)),
+                "balanced": bool(p >= alpha and abs(smd) <= smd_limit),
+            }
+        )
     for name in categorical:
         table = pd.crosstab(pdf[name].fillna("null"), pdf[group_col])
         if table.shape[0] < 2:
@@ -258,50 +315,93 @@ def balance_report(pdf: pd.DataFrame, *, numeric: Sequence[str], categorical: Se
             chi = stats.chi2_contingency(table.to_numpy())
             stat, p = float(chi.statistic), float(chi.pvalue)
         smd = smd_categorical(test[name], control[name], min_count=min_level_count)
-        rows.append({"characteristic": name, "kind": "categorical", "test": "chi_square",
-                     "statistic": stat, "p_value": p, "t_p_value": np.nan, "mw_p_value": np.nan,
-                     "smd": smd, "mean_test": np.nan, "mean_control": np.nan,
-                     "balanced": bool(p >= alpha and abs(smd) <= smd_limit)})
+        rows.append(
+            {
+                "characteristic": name,
+                "kind": "categorical",
+                "test": "chi_square",
+                "statistic": stat,
+                "p_value": p,
+                "t_p_value": np.nan,
+                "mw_p_value": np.nan,
+                "smd": smd,
+                "mean_test": np.nan,
+                "mean_control": np.nan,
+                "balanced": bool(p >= alpha and abs(smd) <= smd_limit),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def report_markdown(report: pd.DataFrame, *, month: str, sizes: dict[str, int],
-                    draw: int = 0) -> str:
-    lines = [f"# Retention experiment, {month}", "",
-             f"Test {sizes.get(TEST, 0)}, control {sizes.get(CONTROL, 0)}; assignment draw "
-             f"{draw} (re-randomised until balanced).", "",
-             "| characteristic | test | p-value | SMD | balanced |", "|---|---|---|---|---|"]
+def report_markdown(
+    report: pd.DataFrame, *, month: str, sizes: dict[str, int], draw: int = 0
+) -> str:
+    lines = [
+        f"# Retention experiment, {month}",
+        "",
+        f"Test {sizes.get(TEST, 0)}, control {sizes.get(CONTROL, 0)}; assignment draw "
+        f"{draw} (re-randomised until balanced).",
+        "",
+        "| characteristic | test | p-value | SMD | balanced |",
+        "|---|---|---|---|---|",
+    ]
     for r in report.itertuples():
-        lines.append(f"| {r.characteristic} | {r.test} | {r.p_value:.3f} | {r.smd:+.3f} | "
-                     f"{'yes' if r.balanced else 'NO'} |")
+        lines.append(
+            f"| {r.characteristic} | {r.test} | {r.p_value:.3f} | {r.smd:+.3f} | "
+            f"{'yes' if r.balanced else 'NO'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def run_experiment(spark: SparkSession, *, tables: Tables, settings: MlSettings,
-                   scores_df: DataFrame, features_df: DataFrame, month: str) -> dict[str, float]:
+def run_experiment(
+    spark: SparkSession,
+    *,
+    tables: Tables,
+    settings: MlSettings,
+    scores_df: DataFrame,
+    features_df: DataFrame,
+    month: str,
+) -> dict[str, float]:
     """Assigns the month's top scorers to test and control, checks balance, writes
     ``gold.experiment_assignment`` (the month's partition) and logs the report to the run."""
     s: ExperimentSettings = settings.experiment
     top = top_share(scores_df, share=s.top_share)
-    characteristics = [c for c in dict.fromkeys([*s.numeric, *s.categorical, *s.strata])
-                       if c != "score"]
-    enriched = top.join(features_df.where(F.col("month") == month).select(
-        "customer_key", *characteristics), on="customer_key", how="left")
-    pdf: pd.DataFrame = enriched.select("customer_key", "month", "score", "score_rank",
-                          *characteristics).toPandas()  # one month's top share: bounded
+    characteristics = [
+        c for c in dict.fromkeys([*s.numeric, *s.categorical, *s.strata]) if c != "score"
+    ]
+    enriched = top.join(
+        features_df.where(F.col("month") == month).select("customer_key", *characteristics),
+        on="customer_key",
+        how="left",
+    )
+    pdf: pd.DataFrame = enriched.select(
+        "customer_key", "month", "score", "score_rank", *characteristics
+    ).toPandas()  # one month's top share: bounded
     groups, draw, report = rerandomise(pdf, settings=s, seed=settings.seed)
-    assigned = pdf.assign(stratum=groups["stratum"].astype(object), group=groups["group"],
-                          experiment=f"retention-{month}")
+    assigned = pdf.assign(
+        stratum=groups["stratum"].astype(object),
+        group=groups["group"],
+        experiment=f"retention-{month}",
+    )
     table = spark.createDataFrame(
-        assigned[[f.name for f in ASSIGNMENT_SCHEMA.fields]], schema=ASSIGNMENT_SCHEMA)
-    tables.replace_partitions(ASSIGNMENT_TABLE, table, partitions={"month": [month]},
-                              partition_by=["month"])
+        assigned[[f.name for f in ASSIGNMENT_SCHEMA.fields]], schema=ASSIGNMENT_SCHEMA
+    )
+    tables.replace_partitions(
+        ASSIGNMENT_TABLE, table, partitions={"month": [month]}, partition_by=["month"]
+    )
     sizes = assigned["group"].value_counts().to_dict()
-    log.info("experiment %s: test %d, control %d, draw %d, max |SMD| %.3f", month,
-             sizes.get(TEST, 0), sizes.get(CONTROL, 0), draw, report["smd"].abs().max())
+    log.info(
+        "experiment %s: test %d, control %d, draw %d, max |SMD| %.3f",
+        month,
+        sizes.get(TEST, 0),
+        sizes.get(CONTROL, 0),
+        draw,
+        report["smd"].abs().max(),
+    )
     tracking.log_frame(report, "experiment_balance.csv")
-    tracking.log_text(report_markdown(report, month=month, sizes=sizes, draw=draw),
-                      "experiment_balance.md")
+    tracking.log_text(
+        report_markdown(report, month=month, sizes=sizes, draw=draw), "experiment_balance.md"
+    )
     return {
         "experiment_test": float(sizes.get(TEST, 0)),
         "experiment_control": float(sizes.get(CONTROL, 0)),

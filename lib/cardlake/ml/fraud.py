@@ -61,8 +61,16 @@ TRANSACTIONS_TABLE = "silver.transactions"
 ALERTS_TABLE = "gold.fraud_alerts"
 # Registry tag: the small-payment cut-off (USD) the version's features were computed with.
 SMALL_AMOUNT_TAG = "small_amount_usd"
-def choose_threshold(curve: metrics.Curve, *, rule: Literal["precision", "cost"],
-                     precision_target: float, cost_fn: float, cost_fp: float) -> float:
+
+
+def choose_threshold(
+    curve: metrics.Curve,
+    *,
+    rule: Literal["precision", "cost"],
+    precision_target: float,
+    cost_fn: float,
+    cost_fp: float,
+) -> float:
     """The alert threshold on validation scores.
 
     ``precision``: the lowest score whose alerts reach the precision target (the most recall at
@@ -96,8 +104,9 @@ def with_split(tx: DataFrame, bounds: dict[str, datetime]) -> DataFrame:
     Training and validation labels are the reports filed before the test period starts; the
     test months' labels are every report, however late.
     """
-    known = F.col("fraud_reported_at").isNotNull() & (F.col("fraud_reported_at")
-                                                       < F.lit(bounds["test_start"]))
+    known = F.col("fraud_reported_at").isNotNull() & (
+        F.col("fraud_reported_at") < F.lit(bounds["test_start"])
+    )
     ts = F.col("ts")
     return tx.withColumn(
         "split",
@@ -107,25 +116,51 @@ def with_split(tx: DataFrame, bounds: dict[str, datetime]) -> DataFrame:
         .otherwise("fit"),
     ).withColumn(
         LABEL,
-        F.when(F.col("split") == "test", F.col("fraud_reported_at").isNotNull().cast("int"))
-        .otherwise(known.cast("int")),
+        F.when(
+            F.col("split") == "test", F.col("fraud_reported_at").isNotNull().cast("int")
+        ).otherwise(known.cast("int")),
     )
 
 
-def features(tx: DataFrame, bounds: dict[str, datetime], *, settings: FraudSettings,
-             small_amount_usd: float) -> DataFrame:
+def features(
+    tx: DataFrame, bounds: dict[str, datetime], *, settings: FraudSettings, small_amount_usd: float
+) -> DataFrame:
     """The model's rows: features, split and label of every transaction."""
     numeric = feature_columns(settings)
-    feats = with_split(with_transaction_features(tx, hours=window_hours(settings),
-                                                 small_amount_usd=small_amount_usd), bounds)
-    keep = ["transaction_id", "customer_key", "instrument_id", "ts", "txn_date", "amount_usd",
-            "month", "split", LABEL, *CATEGORICAL, *numeric, "is_night", "is_cross_border",
-            "tx_count_1h", "small_count_1h"]
+    feats = with_split(
+        with_transaction_features(
+            tx, hours=window_hours(settings), small_amount_usd=small_amount_usd
+        ),
+        bounds,
+    )
+    keep = [
+        "transaction_id",
+        "customer_key",
+        "instrument_id",
+        "ts",
+        "txn_date",
+        "amount_usd",
+        "month",
+        "split",
+        LABEL,
+        *CATEGORICAL,
+        *numeric,
+        "is_night",
+        "is_cross_border",
+        "tx_count_1h",
+        "small_count_1h",
+    ]
     return feats.select(*dict.fromkeys(keep))
 
 
-def run_fraud(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
-              tracker: tracking.Tracker) -> dict[str, float]:
+def run_fraud(
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    tables: Tables,
+    settings: MlSettings,
+    tracker: tracking.Tracker,
+) -> dict[str, float]:
     """Trains both fraud models on the time split, compares them on the test months, registers
     the better (promotion on test AUC) and writes the champion's alerts for the test months.
 
@@ -146,7 +181,8 @@ def run_fraud(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlS
     small_usd = s.small_amount_usd
     if small_usd is None:
         small_usd = learn_small_amount(
-            with_split(tx, b).where(F.col("split") == "fit"), label=LABEL)
+            with_split(tx, b).where(F.col("split") == "fit"), label=LABEL
+        )
         log.info("fraud: small payments are those below %.2f USD (learnt)", small_usd)
     feats = features(tx, b, settings=s, small_amount_usd=small_usd).cache()
     sampled = (F.col(LABEL) == 1) | (hash_share(F.col("transaction_id"), seed) < s.negative_sample)
@@ -159,36 +195,57 @@ def run_fraud(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlS
         tracking.log_metrics({"small_amount_usd": small_usd})
         tracking.log_params({f"split.{k}": v.isoformat() for k, v in b.items()})
         tracking.log_data_versions({TRANSACTIONS_TABLE: version})
-        counts = feats.groupBy("split").agg(F.count(F.lit(1)).alias("n"),
-                                            F.sum(LABEL).alias("pos")).collect()
-        tracking.log_metrics({f"rows_{r['split']}": float(r["n"]) for r in counts}
-                             | {f"positives_{r['split']}": float(r["pos"] or 0) for r in counts})
+        counts = (
+            feats.groupBy("split")
+            .agg(F.count(F.lit(1)).alias("n"), F.sum(LABEL).alias("pos"))
+            .collect()
+        )
+        tracking.log_metrics(
+            {f"rows_{r['split']}": float(r["n"]) for r in counts}
+            | {f"positives_{r['split']}": float(r["pos"] or 0) for r in counts}
+        )
         fitted: dict[str, Fitted] = {}
         curves: dict[str, metrics.Curve] = {}
         thresholds: dict[str, float] = {}
         calib: dict[str, pd.DataFrame] = {}
         for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
-            model = fit_classifier(kind, fit_df=fit_df, valid_df=valid_df, numeric=numeric,
-                                   categorical=CATEGORICAL, grid=grid, seed=seed,
-                                   gbt_step=s.gbt_step_size, weighted=True, select_on="pr_auc")
+            model = fit_classifier(
+                kind,
+                fit_df=fit_df,
+                valid_df=valid_df,
+                numeric=numeric,
+                categorical=CATEGORICAL,
+                grid=grid,
+                seed=seed,
+                gbt_step=s.gbt_step_size,
+                weighted=True,
+                select_on="pr_auc",
+            )
             fitted[kind] = model
             tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
             tracking.log_frame(pd.DataFrame(model.grid_results), f"{kind}_grid.csv")
             assert model.validation_curve is not None  # fit_classifier keeps the chosen one's
             thresholds[kind] = choose_threshold(
-                model.validation_curve, rule=s.threshold_rule,
-                precision_target=s.precision_target, cost_fn=s.cost_false_negative,
-                cost_fp=s.cost_false_positive)
+                model.validation_curve,
+                rule=s.threshold_rule,
+                precision_target=s.precision_target,
+                cost_fn=s.cost_false_negative,
+                cost_fp=s.cost_false_positive,
+            )
             scored = with_score(model.model, test_df).cache()
             curves[kind] = metrics.score_curve(scored)
             calib[kind] = metrics.calibration_table(scored)
             out[f"{kind}_test_auc"] = metrics.auc(curves[kind])
             out[f"{kind}_test_ap"] = metrics.average_precision(curves[kind])
             out[f"{kind}_card_precision_at_k"] = metrics.card_precision_at_k(
-                scored, k=s.card_precision_k)
+                scored, k=s.card_precision_k
+            )
             out[f"{kind}_threshold"] = thresholds[kind]
-            alerts = scored.where(F.col(SCORE) >= thresholds[kind]).agg(
-                F.count(F.lit(1)), F.sum(LABEL)).first()
+            alerts = (
+                scored.where(F.col(SCORE) >= thresholds[kind])
+                .agg(F.count(F.lit(1)), F.sum(LABEL))
+                .first()
+            )
             assert alerts is not None  # an aggregate without grouping has one row
             out[f"{kind}_test_alerts"] = float(alerts[0])
             out[f"{kind}_test_alert_precision"] = float(alerts[1] or 0) / max(alerts[0], 1)
@@ -197,42 +254,61 @@ def run_fraud(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlS
 
             truth = evaluate.fraud_against_truth(spark, cfg, scored_df=scored)
             if truth is not None:
-                out.update({f"{kind}_{k}" if not k.startswith("best") else k: v
-                            for k, v in truth.items()})
+                out.update(
+                    {f"{kind}_{k}" if not k.startswith("best") else k: v for k, v in truth.items()}
+                )
             scored.unpersist()
             weights = drivers(model, fit_df)
             tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
-            plots.log_png(plots.importance_figure(weights, f"Fraud drivers ({kind})"),
-                          f"{kind}_drivers.png")
+            plots.log_png(
+                plots.importance_figure(weights, f"Fraud drivers ({kind})"), f"{kind}_drivers.png"
+            )
         plots.log_png(plots.roc_figure(curves, "ROC (test months)"), "roc_test.png")
         plots.log_png(plots.pr_figure(curves, "Precision-recall (test months)"), "pr_test.png")
-        plots.log_png(plots.gains_figure(curves, "Cumulative gains (test months)"),
-                      "gains_test.png")
-        plots.log_png(plots.calibration_figure(calib, "Calibration (test months)"),
-                      "calibration_test.png")
+        plots.log_png(
+            plots.gains_figure(curves, "Cumulative gains (test months)"), "gains_test.png"
+        )
+        plots.log_png(
+            plots.calibration_figure(calib, "Calibration (test months)"), "calibration_test.png"
+        )
         chosen = max(fitted, key=lambda k: fitted[k].validation["pr_auc"])
         sample = fit_df.select(*CATEGORICAL, *numeric).limit(5).toPandas()
-        uri = tracking.log_spark_model(fitted[chosen].model, sample,
-                                       pd.DataFrame({SCORE: [0.5] * len(sample)}))
+        uri = tracking.log_spark_model(
+            fitted[chosen].model, sample, pd.DataFrame({SCORE: [0.5] * len(sample)})
+        )
         promotion = tracking.register_and_promote(
-            tracker, name=s.model_name, model_uri=uri, metric="test_auc",
+            tracker,
+            name=s.model_name,
+            model_uri=uri,
+            metric="test_auc",
             value=out[f"{chosen}_test_auc"],
-            tags={"threshold": repr(thresholds[chosen]), "kind": chosen,
-                  SMALL_AMOUNT_TAG: repr(small_usd)})
+            tags={
+                "threshold": repr(thresholds[chosen]),
+                "kind": chosen,
+                SMALL_AMOUNT_TAG: repr(small_usd),
+            },
+        )
         champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
         tags = tracking.version_tags(tracker, s.model_name, champion_version)
         threshold = float(tags["threshold"])
         champion_small = float(tags.get(SMALL_AMOUNT_TAG, small_usd))
         if champion_small != small_usd:  # a champion kept from an earlier run: its own features
             test_df = features(tx, b, settings=s, small_amount_usd=champion_small).where(
-                F.col("split") == "test")
-        alerts_df = with_alerts(with_score(champion, test_df), threshold=threshold,
-                                model_version=champion_version, max_reasons=s.max_reasons)
+                F.col("split") == "test"
+            )
+        alerts_df = with_alerts(
+            with_score(champion, test_df),
+            threshold=threshold,
+            model_version=champion_version,
+            max_reasons=s.max_reasons,
+        )
         test_months = sorted(m for m in months if m >= b["test_start"].strftime("%Y-%m"))
-        tables.replace_partitions(ALERTS_TABLE, alerts_df, partitions={"month": test_months},
-                                  partition_by=["month"])
-        out["alerts_written"] = float(tables.read(ALERTS_TABLE, partitions={
-            "month": test_months}).count())
+        tables.replace_partitions(
+            ALERTS_TABLE, alerts_df, partitions={"month": test_months}, partition_by=["month"]
+        )
+        out["alerts_written"] = float(
+            tables.read(ALERTS_TABLE, partitions={"month": test_months}).count()
+        )
         tracking.log_text(json.dumps({"reasons": dict(REASONS)}, indent=2), "reason_codes.json")
         out["promoted"] = float(promotion.promoted)
         out["training_seconds"] = time.perf_counter() - started
@@ -243,18 +319,36 @@ def run_fraud(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlS
     return out
 
 
-def with_alerts(scored_df: DataFrame, *, threshold: float, model_version: str, max_reasons: int
-                ) -> DataFrame:
+def with_alerts(
+    scored_df: DataFrame, *, threshold: float, model_version: str, max_reasons: int
+) -> DataFrame:
     """The alert rows: transactions scoring at or above the threshold, with reason codes."""
     return scored_df.where(F.col(SCORE) >= threshold).select(
-        "transaction_id", "customer_key", "instrument_id", "ts", "amount_usd",
-        F.col(SCORE).alias("score"), F.lit(threshold).alias("threshold"),
-        reasons_column(max_reasons).alias("reasons"), F.lit(model_version).alias("model_version"),
+        "transaction_id",
+        "customer_key",
+        "instrument_id",
+        "ts",
+        "amount_usd",
+        F.col(SCORE).alias("score"),
+        F.lit(threshold).alias("threshold"),
+        reasons_column(max_reasons).alias("reasons"),
+        F.lit(model_version).alias("model_version"),
         "month",
     )
 
 
 # Re-exported for the callers that knew them here before the shared module existed.
-__all__ = ["BASE_FEATURES", "CATEGORICAL", "DAY", "FAILED_STATES", "REASONS", "feature_columns",
-           "merchant_reports", "reasons_column", "run_fraud", "window_hours",
-           "with_alerts", "with_transaction_features"]
+__all__ = [
+    "BASE_FEATURES",
+    "CATEGORICAL",
+    "DAY",
+    "FAILED_STATES",
+    "REASONS",
+    "feature_columns",
+    "merchant_reports",
+    "reasons_column",
+    "run_fraud",
+    "window_hours",
+    "with_alerts",
+    "with_transaction_features",
+]

@@ -20,9 +20,19 @@ DAY = 86_400
 FAILED_STATES = ("failed", "declined")
 CATEGORICAL = ("channel", "state")
 BASE_FEATURES = (
-    "log_amount", "hour", "is_night_f", "is_cross_border_f", "ip_mismatch", "is_new_device",
-    "is_debit", "log_gap_prev", "amount_ratio_30d", "failed_count_24h", "night_count_24h",
-    "distinct_merchants_24h", "merchant_reports_30d",
+    "log_amount",
+    "hour",
+    "is_night_f",
+    "is_cross_border_f",
+    "ip_mismatch",
+    "is_new_device",
+    "is_debit",
+    "log_gap_prev",
+    "amount_ratio_30d",
+    "failed_count_24h",
+    "night_count_24h",
+    "distinct_merchants_24h",
+    "merchant_reports_30d",
 )
 # Reason codes: a readable name and the condition on the transaction's features.
 REASONS: tuple[tuple[str, str], ...] = (
@@ -48,8 +58,9 @@ def feature_columns(settings: FraudSettings) -> list[str]:
     return [*BASE_FEATURES, *history]
 
 
-def learn_small_amount(df: DataFrame, *, label: str, max_share: float = 0.25,
-                       steps: int = 25) -> float:
+def learn_small_amount(
+    df: DataFrame, *, label: str, max_share: float = 0.25, steps: int = 25
+) -> float:
     """The amount (USD) below which a payment counts as small, learnt from labelled payments.
 
     A one-split tree on ``amount_usd``: among the amount quantiles up to ``max_share`` (small
@@ -71,8 +82,10 @@ def learn_small_amount(df: DataFrame, *, label: str, max_share: float = 0.25,
     aggs = [F.count(F.lit(1)).alias("n"), F.sum(y).alias("pos")]
     for i, cut in enumerate(cuts):
         below = F.col("amount_usd") < F.lit(cut)
-        aggs += [F.sum(below.cast("long")).alias(f"n{i}"),
-                 F.sum(F.when(below, y).otherwise(0.0)).alias(f"p{i}")]
+        aggs += [
+            F.sum(below.cast("long")).alias(f"n{i}"),
+            F.sum(F.when(below, y).otherwise(0.0)).alias(f"p{i}"),
+        ]
     got = rows.agg(*aggs).collect()[0]
     n, pos = float(got["n"]), float(got["pos"] or 0.0)
 
@@ -94,24 +107,32 @@ def _backwards(partition: str, seconds: int) -> WindowSpec:
     return Window.partitionBy(partition).orderBy("epoch").rangeBetween(-seconds, -1)
 
 
-def with_transaction_features(tx_df: DataFrame, *, hours: Sequence[int], small_amount_usd: float,
-                              reports_df: DataFrame | None = None) -> DataFrame:
+def with_transaction_features(
+    tx_df: DataFrame,
+    *,
+    hours: Sequence[int],
+    small_amount_usd: float,
+    reports_df: DataFrame | None = None,
+) -> DataFrame:
     """Adds the model's features; every window looks only at the card's earlier transactions.
 
     ``reports_df`` holds the fraud reports (``merchant_id``, ``fraud_reported_at``) the merchant
     feature counts; by default those of ``tx_df`` itself (batch). The stream passes silver's.
     """
     df = tx_df.withColumn("epoch", F.col("ts").cast("long")).withColumn(
-        "amount_usd", F.coalesce(F.col("amount_usd"), F.lit(0.0)))
+        "amount_usd", F.coalesce(F.col("amount_usd"), F.lit(0.0))
+    )
     is_small = (F.col("amount_usd") < small_amount_usd).cast("int")
     is_failed = F.col("state").isin(*FAILED_STATES).cast("int")
     for h in hours:
         w = _backwards("instrument_id", h * 3600)
-        df = (df.withColumn(f"tx_count_{h}h", F.count(F.lit(1)).over(w).cast("double"))
-              .withColumn(f"amount_sum_{h}h",
-                          F.coalesce(F.sum("amount_usd").over(w), F.lit(0.0)))
-              .withColumn(f"small_count_{h}h",
-                          F.coalesce(F.sum(is_small).over(w), F.lit(0)).cast("double")))
+        df = (
+            df.withColumn(f"tx_count_{h}h", F.count(F.lit(1)).over(w).cast("double"))
+            .withColumn(f"amount_sum_{h}h", F.coalesce(F.sum("amount_usd").over(w), F.lit(0.0)))
+            .withColumn(
+                f"small_count_{h}h", F.coalesce(F.sum(is_small).over(w), F.lit(0)).cast("double")
+            )
+        )
     w24 = _backwards("instrument_id", DAY)
     w30 = _backwards("instrument_id", 30 * DAY)
     ordered = Window.partitionBy("instrument_id").orderBy("epoch", "transaction_id")
@@ -119,45 +140,66 @@ def with_transaction_features(tx_df: DataFrame, *, hours: Sequence[int], small_a
     by_customer = Window.partitionBy("customer_key").orderBy("epoch", "transaction_id")
     avg30 = F.avg("amount_usd").over(w30)
     df = (
-        df.withColumn("failed_count_24h",
-                      F.coalesce(F.sum(is_failed).over(w24), F.lit(0)).cast("double"))
-        .withColumn("night_count_24h",
-                    F.coalesce(F.sum(F.col("is_night").cast("int")).over(w24), F.lit(0))
-                    .cast("double"))
-        .withColumn("distinct_merchants_24h",
-                    F.size(F.collect_set("merchant_id").over(w24)).cast("double"))
-        .withColumn("log_gap_prev", F.log1p(F.coalesce(
-            F.col("epoch") - F.lag("epoch").over(ordered), F.lit(365 * DAY)).cast("double")))
-        .withColumn("amount_ratio_30d",
-                    F.col("amount_usd") / F.greatest(F.coalesce(avg30, F.col("amount_usd")),
-                                                     F.lit(1.0)))
-        .withColumn("is_new_device", (
-            F.col("device_id").isNotNull()
-            & (F.row_number().over(first_use) == 1)
-            & (F.row_number().over(by_customer) > 1)).cast("double"))
-        .withColumn("ip_mismatch", (F.col("ip_country").isNotNull()
-                                    & (F.col("ip_country") != F.col("customer_country")))
-                    .cast("double"))
+        df.withColumn(
+            "failed_count_24h", F.coalesce(F.sum(is_failed).over(w24), F.lit(0)).cast("double")
+        )
+        .withColumn(
+            "night_count_24h",
+            F.coalesce(F.sum(F.col("is_night").cast("int")).over(w24), F.lit(0)).cast("double"),
+        )
+        .withColumn(
+            "distinct_merchants_24h", F.size(F.collect_set("merchant_id").over(w24)).cast("double")
+        )
+        .withColumn(
+            "log_gap_prev",
+            F.log1p(
+                F.coalesce(F.col("epoch") - F.lag("epoch").over(ordered), F.lit(365 * DAY)).cast(
+                    "double"
+                )
+            ),
+        )
+        .withColumn(
+            "amount_ratio_30d",
+            F.col("amount_usd") / F.greatest(F.coalesce(avg30, F.col("amount_usd")), F.lit(1.0)),
+        )
+        .withColumn(
+            "is_new_device",
+            (
+                F.col("device_id").isNotNull()
+                & (F.row_number().over(first_use) == 1)
+                & (F.row_number().over(by_customer) > 1)
+            ).cast("double"),
+        )
+        .withColumn(
+            "ip_mismatch",
+            (
+                F.col("ip_country").isNotNull() & (F.col("ip_country") != F.col("customer_country"))
+            ).cast("double"),
+        )
         .withColumn("log_amount", F.log1p(F.col("amount_usd")))
         .withColumn("hour", F.hour("ts").cast("double"))
         .withColumn("is_night_f", F.coalesce(F.col("is_night").cast("double"), F.lit(0.0)))
-        .withColumn("is_cross_border_f",
-                    F.coalesce(F.col("is_cross_border").cast("double"), F.lit(0.0)))
+        .withColumn(
+            "is_cross_border_f", F.coalesce(F.col("is_cross_border").cast("double"), F.lit(0.0))
+        )
         .withColumn("is_debit", (F.col("direction") == "debit").cast("double"))
         .withColumn("channel", F.coalesce(F.col("channel"), F.lit("unknown")))
         .withColumn("state", F.coalesce(F.col("state"), F.lit("unknown")))
     )
     reports = merchant_reports(tx_df, reports_df=reports_df)
     return df.join(reports, on=["merchant_id", "txn_date"], how="left").fillna(
-        0.0, subset=["merchant_reports_30d"])
+        0.0, subset=["merchant_reports_30d"]
+    )
 
 
-def merchant_reports(tx_df: DataFrame, days: int = 30, *, reports_df: DataFrame | None = None
-                     ) -> DataFrame:
+def merchant_reports(
+    tx_df: DataFrame, days: int = 30, *, reports_df: DataFrame | None = None
+) -> DataFrame:
     """Per merchant and day: fraud reports filed on that merchant in the ``days`` before."""
     source = tx_df if reports_df is None else reports_df
     reports = source.where(F.col("fraud_reported_at").isNotNull()).select(
-        "merchant_id", F.to_date("fraud_reported_at").alias("report_day"))
+        "merchant_id", F.to_date("fraud_reported_at").alias("report_day")
+    )
     days_seen = tx_df.select("merchant_id", "txn_date").distinct()  # the lookup grid itself
     joined = days_seen.join(
         reports,
@@ -167,7 +209,8 @@ def merchant_reports(tx_df: DataFrame, days: int = 30, *, reports_df: DataFrame 
         how="inner",
     )
     return joined.groupBy(days_seen["merchant_id"], days_seen["txn_date"]).agg(
-        F.count(F.lit(1)).cast("double").alias("merchant_reports_30d"))
+        F.count(F.lit(1)).cast("double").alias("merchant_reports_30d")
+    )
 
 
 def reasons_column(max_reasons: int) -> Column:

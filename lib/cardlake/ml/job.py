@@ -39,9 +39,15 @@ MODELS = tuple(RUNNERS)
 # propensity ranks campaign targets by the latest month's segments. The one waited for comes
 # first in RUNNERS, so a thread has always taken it before the waiting model's thread starts.
 AFTER: dict[str, str] = {"propensity": "segmentation"}
-TABLES = (segmentation.SEGMENTS_TABLE, engagement.SCORES_TABLE, experiment.ASSIGNMENT_TABLE,
-          fraud.ALERTS_TABLE, risk.RISK_TABLE, propensity.PROPENSITY_TABLE,
-          propensity.TARGETS_TABLE)
+TABLES = (
+    segmentation.SEGMENTS_TABLE,
+    engagement.SCORES_TABLE,
+    experiment.ASSIGNMENT_TABLE,
+    fraud.ALERTS_TABLE,
+    risk.RISK_TABLE,
+    propensity.PROPENSITY_TABLE,
+    propensity.TARGETS_TABLE,
+)
 """Every table the models write (each has a suite in :mod:`cardlake.quality.layers`)."""
 
 
@@ -107,7 +113,10 @@ def run(
 
 
 def run_all(
-    spark: SparkSession, cfg: Config, *, tables: Tables | None = None,
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    tables: Tables | None = None,
     only: Sequence[str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """:func:`run` for callers holding a session and a ``Config`` (notebooks, tests)."""
@@ -118,8 +127,9 @@ def run_all(
 
 
 def _one(name: str) -> Callable[..., dict[str, float]]:
-    def run_model(spark: SparkSession, cfg: Config, *, tables: Tables | None = None
-                  ) -> dict[str, float]:
+    def run_model(
+        spark: SparkSession, cfg: Config, *, tables: Tables | None = None
+    ) -> dict[str, float]:
         return run_all(spark, cfg, tables=tables, only=[name])[name]
 
     run_model.__name__ = f"run_{name}"

@@ -53,8 +53,12 @@ def pr_figure(curves: Mapping[str, metrics.Curve], title: str = "Precision-recal
     fig, ax = _figure((5, 5))
     for label, curve in curves.items():
         precision, recall = metrics.precision_recall(curve)
-        ax.step(recall, precision, where="post",
-                label=f"{label} (AP {metrics.average_precision(curve):.3f})")
+        ax.step(
+            recall,
+            precision,
+            where="post",
+            label=f"{label} (AP {metrics.average_precision(curve):.3f})",
+        )
     ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="upper right", fontsize=8)
     return fig
@@ -119,7 +123,7 @@ def side_by_side_figure(left: pd.DataFrame, right: pd.DataFrame, names: tuple[st
         ax.bar(np.arange(len(right)) + 0.2, right[feature], width=0.4, label=names[1])
         ax.set_title(feature, fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(features):]:
+    for ax in list(axes.flat)[len(features) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()

@@ -62,9 +62,15 @@ def held_column(product: str) -> str:
     return f"held_{product}"
 
 
-def with_product_months(features_df: DataFrame, usage_df: DataFrame, *,
-                        products: Sequence[str], lookback_months: int, horizon_months: int,
-                        last_index: int) -> DataFrame:
+def with_product_months(
+    features_df: DataFrame,
+    usage_df: DataFrame,
+    *,
+    products: Sequence[str],
+    lookback_months: int,
+    horizon_months: int,
+    last_index: int,
+) -> DataFrame:
     """One row per customer-month of ``features_df`` and product, with what was held and taken.
 
     Adds ``month_idx``, ``product``, ``held`` (used in months M-lookback+1..M), ``held_<p>`` for
@@ -82,19 +88,34 @@ def with_product_months(features_df: DataFrame, usage_df: DataFrame, *,
     rows = (
         grid.join(used, on=["customer_key", "month", "product"], how="left")
         .withColumn("month_idx", month_index(F.col("month")))
-        .withColumn("held", F.coalesce(F.max(in_month).over(
-            by_product.rangeBetween(-(lookback_months - 1), 0)), F.lit(0)))
-        .withColumn("taken", F.coalesce(F.max(in_month).over(
-            by_product.rangeBetween(1, horizon_months)), F.lit(0)))
-        .withColumn(LABEL, F.when(F.col("month_idx") + horizon_months > last_index,
-                                  F.lit(None).cast("int")).otherwise(F.col("taken")))
+        .withColumn(
+            "held",
+            F.coalesce(
+                F.max(in_month).over(by_product.rangeBetween(-(lookback_months - 1), 0)), F.lit(0)
+            ),
+        )
+        .withColumn(
+            "taken",
+            F.coalesce(F.max(in_month).over(by_product.rangeBetween(1, horizon_months)), F.lit(0)),
+        )
+        .withColumn(
+            LABEL,
+            F.when(
+                F.col("month_idx") + horizon_months > last_index, F.lit(None).cast("int")
+            ).otherwise(F.col("taken")),
+        )
         .drop("sessions", "taken")
     )
     customer_month = Window.partitionBy("customer_key", "month")
     return rows.select(
         "*",
-        *[F.max(F.when(F.col("product") == p, F.col("held")).otherwise(0)).over(customer_month)
-          .cast("double").alias(held_column(p)) for p in products],
+        *[
+            F.max(F.when(F.col("product") == p, F.col("held")).otherwise(0))
+            .over(customer_month)
+            .cast("double")
+            .alias(held_column(p))
+            for p in products
+        ],
         F.sum("held").over(customer_month).cast("double").alias("products_held"),
     )
 
@@ -113,8 +134,10 @@ def campaign_targets(scored_df: DataFrame, *, campaigns: Mapping[str, str]) -> D
         ``lift`` (that rate over the campaign's rate across every eligible customer),
         ``segment_rank`` (1 = the best segment to target) and ``month``.
     """
-    offers = [F.struct(F.lit(c).alias("campaign"), F.lit(p).alias("offered"))
-              for c, p in sorted(campaigns.items())]
+    offers = [
+        F.struct(F.lit(c).alias("campaign"), F.lit(p).alias("offered"))
+        for c, p in sorted(campaigns.items())
+    ]
     offered = (
         scored_df.withColumn("offer", F.explode(F.array(*offers)))
         .where(F.col("offer.offered") == F.col("product"))
@@ -127,26 +150,43 @@ def campaign_targets(scored_df: DataFrame, *, campaigns: Mapping[str, str]) -> D
     campaign = Window.partitionBy("month", "campaign")
     rate = F.col("expected_responders") / F.col("eligible_customers")
     overall = F.sum("expected_responders").over(campaign) / F.sum("eligible_customers").over(
-        campaign)
+        campaign
+    )
     ranked = per_segment.withColumn("expected_response_rate", rate).withColumn(
-        "lift", F.when(overall > 0, rate / overall))
+        "lift", F.when(overall > 0, rate / overall)
+    )
     return ranked.select(
-        "campaign", "product", "segment", "eligible_customers", "expected_responders",
-        "expected_response_rate", "lift",
-        F.row_number().over(campaign.orderBy(F.desc("expected_response_rate"),
-                                             F.col("segment"))).alias("segment_rank"),
+        "campaign",
+        "product",
+        "segment",
+        "eligible_customers",
+        "expected_responders",
+        "expected_response_rate",
+        "lift",
+        F.row_number()
+        .over(campaign.orderBy(F.desc("expected_response_rate"), F.col("segment")))
+        .alias("segment_rank"),
         "month",
     )
 
 
-def gains_frame(curves: Mapping[str, metrics.Curve],
-                points: tuple[float, ...] = metrics.GAIN_POINTS) -> pd.DataFrame:
+def gains_frame(
+    curves: Mapping[str, metrics.Curve], points: tuple[float, ...] = metrics.GAIN_POINTS
+) -> pd.DataFrame:
     """Gains and lift at each population share for each ranking, with random targeting (gain =
     share, lift 1) beside them."""
     parts = [metrics.gains_table(c, points).assign(ranking=name) for name, c in curves.items()]
     shares = list(points)
-    parts.append(pd.DataFrame({"population_share": shares, "gain": shares,
-                               "lift": [1.0] * len(shares), "ranking": RANDOM}))
+    parts.append(
+        pd.DataFrame(
+            {
+                "population_share": shares,
+                "gain": shares,
+                "lift": [1.0] * len(shares),
+                "ranking": RANDOM,
+            }
+        )
+    )
     return pd.concat(parts, ignore_index=True)[["ranking", "population_share", "gain", "lift"]]
 
 
@@ -154,11 +194,18 @@ def _segments(tables: Tables, month: str) -> DataFrame | None:
     if not tables.exists(SEGMENTS_TABLE):
         return None
     return tables.read(SEGMENTS_TABLE, partitions={"month": [month]}).select(
-        "customer_key", "segment")
+        "customer_key", "segment"
+    )
 
 
-def run_propensity(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
-                   tracker: tracking.Tracker) -> dict[str, float]:
+def run_propensity(
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    tables: Tables,
+    settings: MlSettings,
+    tracker: tracking.Tracker,
+) -> dict[str, float]:
     """Trains the cross-sell propensity model, measures its gains out of time (and against the
     truth where it is on disk), registers it and writes the latest month's propensities and
     campaign targets.
@@ -170,10 +217,13 @@ def run_propensity(spark: SparkSession, cfg: Config, *, tables: Tables, settings
     s = settings.propensity
     seed = settings.seed
     started = time.perf_counter()
-    versions = {FEATURES_TABLE: tables.version(FEATURES_TABLE),
-                USAGE_TABLE: tables.version(USAGE_TABLE)}
+    versions = {
+        FEATURES_TABLE: tables.version(FEATURES_TABLE),
+        USAGE_TABLE: tables.version(USAGE_TABLE),
+    }
     features = tables.read(FEATURES_TABLE, version=versions[FEATURES_TABLE]).select(
-        "customer_key", "month", *s.categorical, *s.numeric)
+        "customer_key", "month", *s.categorical, *s.numeric
+    )
     usage = tables.read(USAGE_TABLE, version=versions[USAGE_TABLE])
     row = features.agg(F.max(month_index(F.col("month")))).first()
     assert row is not None  # an aggregate without grouping has one row
@@ -181,36 +231,61 @@ def run_propensity(spark: SparkSession, cfg: Config, *, tables: Tables, settings
     oot_index = last_index - s.horizon_months
     cutoff_index = oot_index - s.horizon_months
     products = list(s.products)
-    rows = with_product_months(features, usage, products=products,
-                               lookback_months=s.lookback_months,
-                               horizon_months=s.horizon_months, last_index=last_index)
+    rows = with_product_months(
+        features,
+        usage,
+        products=products,
+        lookback_months=s.lookback_months,
+        horizon_months=s.horizon_months,
+        last_index=last_index,
+    )
     numeric = [*s.numeric, *[held_column(p) for p in products], "products_held"]
     categorical = ["product", *s.categorical]
-    split = with_time_split(rows.where(F.col("held") == 0), cutoff_index=cutoff_index,
-                            oot_index=oot_index, score_index=last_index,
-                            train_share=s.train_share, seed=seed)
-    split = split.select("customer_key", "month", "month_idx", "split", LABEL, *categorical,
-                         *numeric).where(F.col("split") != "unused").cache()
+    split = with_time_split(
+        rows.where(F.col("held") == 0),
+        cutoff_index=cutoff_index,
+        oot_index=oot_index,
+        score_index=last_index,
+        train_share=s.train_share,
+        seed=seed,
+    )
+    split = (
+        split.select("customer_key", "month", "month_idx", "split", LABEL, *categorical, *numeric)
+        .where(F.col("split") != "unused")
+        .cache()
+    )
     train = split.where(F.col("split") == "train")
     in_fit = hash_share(F.col("customer_key"), seed + 2) < s.validation_share
     fit_df, valid_df = train.where(in_fit), train.where(~in_fit)
     oot = split.where(F.col("split") == "oot")
     out: dict[str, float] = {}
     with tracker.run("propensity", "propensity") as run:
-        tracking.log_params({"seed": seed, **{f"propensity.{k}": v for k, v in vars(s).items()
-                                              if k != "campaigns"}})
+        tracking.log_params(
+            {"seed": seed, **{f"propensity.{k}": v for k, v in vars(s).items() if k != "campaigns"}}
+        )
         tracking.log_params({f"campaign.{c}": p for c, p in s.campaigns.items()})
         tracking.log_data_versions(versions)
-        tracking.log_params({"split.cutoff_month": month_of_index(cutoff_index),
-                             "split.oot_month": month_of_index(oot_index),
-                             "split.score_month": month_of_index(last_index)})
+        tracking.log_params(
+            {
+                "split.cutoff_month": month_of_index(cutoff_index),
+                "split.oot_month": month_of_index(oot_index),
+                "split.score_month": month_of_index(last_index),
+            }
+        )
         fitted: dict[str, Fitted] = {}
         curves: dict[str, metrics.Curve] = {}
         oot_scored: dict[str, DataFrame] = {}
         for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
-            model = fit_classifier(kind, fit_df=fit_df, valid_df=valid_df, numeric=numeric,
-                                   categorical=categorical, grid=grid, seed=seed,
-                                   gbt_step=s.gbt_step_size)
+            model = fit_classifier(
+                kind,
+                fit_df=fit_df,
+                valid_df=valid_df,
+                numeric=numeric,
+                categorical=categorical,
+                grid=grid,
+                seed=seed,
+                gbt_step=s.gbt_step_size,
+            )
             fitted[kind] = model
             out[f"{kind}_training_seconds"] = model.seconds
             tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
@@ -220,53 +295,77 @@ def run_propensity(spark: SparkSession, cfg: Config, *, tables: Tables, settings
             out[f"{kind}_oot_lift_20"] = metrics.lift_at(curves[kind], 0.2)
             weights = drivers(model, fit_df)
             tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
-            plots.log_png(plots.importance_figure(weights, f"Propensity drivers ({kind})"),
-                          f"{kind}_drivers.png")
+            plots.log_png(
+                plots.importance_figure(weights, f"Propensity drivers ({kind})"),
+                f"{kind}_drivers.png",
+            )
         chosen = max(fitted, key=lambda k: fitted[k].validation["auc"])
         from cardlake.ml import evaluate
 
         truth = evaluate.propensity_against_truth(
-            spark, cfg, tables=tables, scored_df=oot_scored[chosen],
-            horizon_months=s.horizon_months)
+            spark, cfg, tables=tables, scored_df=oot_scored[chosen], horizon_months=s.horizon_months
+        )
         shown = dict(curves)
         if truth is not None:
-            out.update({"truth_auc": truth["auc"],
-                        "best_achievable_auc": truth["best_achievable_auc"],
-                        "auc_gap_to_best": truth["auc_gap_to_best"],
-                        "best_achievable_lift_10": truth["best_lift_10"],
-                        "truth_rows": truth["truth_rows"]})
+            out.update(
+                {
+                    "truth_auc": truth["auc"],
+                    "best_achievable_auc": truth["best_achievable_auc"],
+                    "auc_gap_to_best": truth["auc_gap_to_best"],
+                    "best_achievable_lift_10": truth["best_lift_10"],
+                    "truth_rows": truth["truth_rows"],
+                }
+            )
         for scored in oot_scored.values():
             scored.unpersist()
         gains = gains_frame(shown)
         tracking.log_frame(gains, "gains_oot.csv")
-        plots.log_png(plots.gains_figure(shown, "Cumulative gains against random (out of time)"),
-                      "gains_oot.png")
+        plots.log_png(
+            plots.gains_figure(shown, "Cumulative gains against random (out of time)"),
+            "gains_oot.png",
+        )
         plots.log_png(plots.roc_figure(shown, "ROC (out of time)"), "roc_oot.png")
         sample = fit_df.select(*categorical, *numeric).limit(5).toPandas()
-        uri = tracking.log_spark_model(fitted[chosen].model, sample,
-                                       pd.DataFrame({SCORE: [0.5] * len(sample)}))
+        uri = tracking.log_spark_model(
+            fitted[chosen].model, sample, pd.DataFrame({SCORE: [0.5] * len(sample)})
+        )
         promotion = tracking.register_and_promote(
-            tracker, name=s.model_name, model_uri=uri, metric="oot_auc",
-            value=out[f"{chosen}_oot_auc"], tags={"kind": chosen})
+            tracker,
+            name=s.model_name,
+            model_uri=uri,
+            metric="oot_auc",
+            value=out[f"{chosen}_oot_auc"],
+            tags={"kind": chosen},
+        )
         champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
         month = month_of_index(last_index)
         scored = with_score(champion, split.where(F.col("split") == "score"))
         by_customer = Window.partitionBy("customer_key").orderBy(F.desc(SCORE), F.col("product"))
         propensity = scored.select(
-            "customer_key", "product", F.col(SCORE).alias("propensity"),
+            "customer_key",
+            "product",
+            F.col(SCORE).alias("propensity"),
             F.row_number().over(by_customer).alias("product_rank"),
-            F.lit(champion_version).alias("model_version"), "month")
-        tables.replace_partitions(PROPENSITY_TABLE, propensity, partitions={"month": [month]},
-                                  partition_by=["month"])
+            F.lit(champion_version).alias("model_version"),
+            "month",
+        )
+        tables.replace_partitions(
+            PROPENSITY_TABLE, propensity, partitions={"month": [month]}, partition_by=["month"]
+        )
         written = tables.read(PROPENSITY_TABLE, partitions={"month": [month]})
         segments = _segments(tables, month)
-        with_segment = written.join(segments, on="customer_key", how="left") if (
-            segments is not None) else written.withColumn("segment", F.lit(None).cast("string"))
+        with_segment = (
+            written.join(segments, on="customer_key", how="left")
+            if (segments is not None)
+            else written.withColumn("segment", F.lit(None).cast("string"))
+        )
         targets = campaign_targets(
             with_segment.withColumn("segment", F.coalesce("segment", F.lit(UNSEGMENTED))),
-            campaigns=s.campaigns)
-        tables.replace_partitions(TARGETS_TABLE, targets, partitions={"month": [month]},
-                                  partition_by=["month"])
+            campaigns=s.campaigns,
+        )
+        tables.replace_partitions(
+            TARGETS_TABLE, targets, partitions={"month": [month]}, partition_by=["month"]
+        )
         target_rows = tables.read(TARGETS_TABLE, partitions={"month": [month]}).toPandas()
         tracking.log_frame(target_rows, "campaign_targets.csv")
         out["propensity_rows"] = float(written.count())

@@ -50,8 +50,15 @@ FEATURES_TABLE = "gold.customer_monthly_features"
 RISK_TABLE = "gold.customer_risk"
 TIERS = ("Low", "Medium", "High")
 WOE_SMOOTHING = 0.5  # added to every bin's counts so an empty bin has a finite WoE
-CLASSIFIER_EXTRA = ("tx_count", "spend_usd", "eng_count_3m", "tenure_months", "age",
-                    "service_contacts", "notifications_failed")
+CLASSIFIER_EXTRA = (
+    "tx_count",
+    "spend_usd",
+    "eng_count_3m",
+    "tenure_months",
+    "age",
+    "service_contacts",
+    "notifications_failed",
+)
 
 
 def with_risk_features(df: DataFrame) -> DataFrame:
@@ -63,27 +70,42 @@ def with_risk_features(df: DataFrame) -> DataFrame:
     zero = F.lit(0.0)
     out = df.withColumn("month_idx", month_index(F.col("month")))
     return (
-        out.withColumn("fraud_contacts_6m",
-                       F.coalesce(F.sum("fraud_contacts").over(w6), zero).cast("double"))
-        .withColumn("service_unresolved_6m",
-                    F.coalesce(F.sum("service_unresolved").over(w6), zero).cast("double"))
-        .withColumn("failed_rate_3m", F.coalesce(
-            F.sum("failed_count").over(w3) / F.greatest(F.sum("tx_count").over(w3), F.lit(1)),
-            zero))
-        .withColumn("spend_spike_ratio", F.coalesce(
-            F.col("spend_usd") / F.greatest(F.avg("spend_usd").over(before3), F.lit(1.0)),
-            F.lit(1.0)))
+        out.withColumn(
+            "fraud_contacts_6m", F.coalesce(F.sum("fraud_contacts").over(w6), zero).cast("double")
+        )
+        .withColumn(
+            "service_unresolved_6m",
+            F.coalesce(F.sum("service_unresolved").over(w6), zero).cast("double"),
+        )
+        .withColumn(
+            "failed_rate_3m",
+            F.coalesce(
+                F.sum("failed_count").over(w3) / F.greatest(F.sum("tx_count").over(w3), F.lit(1)),
+                zero,
+            ),
+        )
+        .withColumn(
+            "spend_spike_ratio",
+            F.coalesce(
+                F.col("spend_usd") / F.greatest(F.avg("spend_usd").over(before3), F.lit(1.0)),
+                F.lit(1.0),
+            ),
+        )
         .withColumn("debt_outstanding_usd", F.coalesce(F.col("debt_outstanding_usd"), zero))
-        .withColumn("credit_score", F.coalesce(F.col("credit_score").cast("double"),
-                                               F.lit(650.0)))
+        .withColumn("credit_score", F.coalesce(F.col("credit_score").cast("double"), F.lit(650.0)))
         .withColumn("notification_fail_rate", F.coalesce(F.col("notification_fail_rate"), zero))
-        .withColumn("recency_days", F.coalesce(F.col("recency_days").cast("double"),
-                                               F.lit(999.0)))
+        .withColumn("recency_days", F.coalesce(F.col("recency_days").cast("double"), F.lit(999.0)))
     )
 
 
-def with_risk_target(df: DataFrame, *, event_expression: str, horizon_months: int,
-                     closure_is_event: bool, last_index: int) -> DataFrame:
+def with_risk_target(
+    df: DataFrame,
+    *,
+    event_expression: str,
+    horizon_months: int,
+    closure_is_event: bool,
+    last_index: int,
+) -> DataFrame:
     """``label`` = 1 when an adverse event (or closure) happens in months M+1..M+horizon; null
     when that window runs past the data."""
     by_month = Window.partitionBy("customer_key").orderBy("month_idx")
@@ -95,8 +117,9 @@ def with_risk_target(df: DataFrame, *, event_expression: str, horizon_months: in
     at_risk = future_event | closes if closure_is_event else future_event
     return df.withColumn(
         LABEL,
-        F.when(F.col("month_idx") + horizon_months > last_index, F.lit(None).cast("int"))
-        .otherwise(at_risk.cast("int")),
+        F.when(F.col("month_idx") + horizon_months > last_index, F.lit(None).cast("int")).otherwise(
+            at_risk.cast("int")
+        ),
     )
 
 
@@ -109,19 +132,24 @@ def bin_column(feature: str, edges: tuple[float, ...]) -> Column:
 
 
 def with_bins(df: DataFrame, bins: Mapping[str, BinSpec]) -> DataFrame:
-    return df.select("*", *[bin_column(f, spec.edges).alias(f"bin_{f}")
-                            for f, spec in bins.items()])
+    return df.select(
+        "*", *[bin_column(f, spec.edges).alias(f"bin_{f}") for f, spec in bins.items()]
+    )
 
 
 def woe_table(df: DataFrame, bins: Mapping[str, BinSpec]) -> pd.DataFrame:
     """Counts and weight of evidence per feature and bin (every bin listed, even empty ones)."""
-    parts = [df.select(F.lit(f).alias("feature"), F.col(f"bin_{f}").alias("bin"), LABEL)
-             for f in bins]
+    parts = [
+        df.select(F.lit(f).alias("feature"), F.col(f"bin_{f}").alias("bin"), LABEL) for f in bins
+    ]
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
-    counts: pd.DataFrame = union.groupBy("feature", "bin").agg(
-        F.sum(LABEL).alias("bad"), F.count(F.lit(1)).alias("n")).toPandas()
+    counts: pd.DataFrame = (
+        union.groupBy("feature", "bin")
+        .agg(F.sum(LABEL).alias("bad"), F.count(F.lit(1)).alias("n"))
+        .toPandas()
+    )
     rows = []
     for f, spec in bins.items():
         mine = counts[counts["feature"] == f].set_index("bin")
@@ -140,18 +168,29 @@ def woe_table(df: DataFrame, bins: Mapping[str, BinSpec]) -> pd.DataFrame:
 
 def _lookup(table: pd.DataFrame, feature: str, value_col: str) -> Column:
     mine = table[table["feature"] == feature]
-    pairs = [x for b, v in zip(mine["bin"], mine[value_col], strict=True)
-             for x in (F.lit(int(b)), F.lit(float(v)))]
+    pairs = [
+        x
+        for b, v in zip(mine["bin"], mine[value_col], strict=True)
+        for x in (F.lit(int(b)), F.lit(float(v)))
+    ]
     return F.create_map(*pairs)[F.col(f"bin_{feature}")]
 
 
 def with_woe(df: DataFrame, table: pd.DataFrame, features: list[str]) -> DataFrame:
-    return df.select("*", *[F.coalesce(_lookup(table, f, "woe"), F.lit(0.0)).alias(f"woe_{f}")
-                            for f in features])
+    return df.select(
+        "*", *[F.coalesce(_lookup(table, f, "woe"), F.lit(0.0)).alias(f"woe_{f}") for f in features]
+    )
 
 
-def points_table(table: pd.DataFrame, coefficients: Mapping[str, float], intercept: float, *,
-                 pdo: float, base_score: float, base_odds: float) -> tuple[pd.DataFrame, int]:
+def points_table(
+    table: pd.DataFrame,
+    coefficients: Mapping[str, float],
+    intercept: float,
+    *,
+    pdo: float,
+    base_score: float,
+    base_odds: float,
+) -> tuple[pd.DataFrame, int]:
     """Points per feature and bin, and the base points, from the WoE regression.
 
     score = base + sum of the bins' points = base_score + factor * (logit - ln(base_odds)),
@@ -177,32 +216,53 @@ def risk_score(points: pd.DataFrame, base: int, bins: Mapping[str, BinSpec]) -> 
     return total.cast("int")
 
 
-def with_scorecard(df: DataFrame, points: pd.DataFrame, base: int, bins: Mapping[str, BinSpec],
-                   *, tiers: Mapping[str, float], max_reasons: int) -> DataFrame:
+def with_scorecard(
+    df: DataFrame,
+    points: pd.DataFrame,
+    base: int,
+    bins: Mapping[str, BinSpec],
+    *,
+    tiers: Mapping[str, float],
+    max_reasons: int,
+) -> DataFrame:
     """Adds ``risk_score``, ``tier`` and ``reasons`` (the top adverse factors, worst first)."""
     features = list(bins)
     point_cols = _point_columns(points, bins)
     best = points.groupby("feature")["points"].min()
-    adverse = F.array(*[
-        F.struct((point_cols[f] - F.lit(float(best[f]))).alias("loss"),
-                 F.lit(i).alias("order"), F.lit(bins[f].reason).alias("reason"))
-        for i, f in enumerate(features)
-    ])
+    adverse = F.array(
+        *[
+            F.struct(
+                (point_cols[f] - F.lit(float(best[f]))).alias("loss"),
+                F.lit(i).alias("order"),
+                F.lit(bins[f].reason).alias("reason"),
+            )
+            for i, f in enumerate(features)
+        ]
+    )
     ordered = F.array_sort(
         F.filter(adverse, lambda x: x["loss"] > 0),
-        lambda a, b: F.when(a["loss"] > b["loss"], -1).when(a["loss"] < b["loss"], 1)
-        .otherwise(a["order"] - b["order"]),
+        lambda a, b: (
+            F.when(a["loss"] > b["loss"], -1)
+            .when(a["loss"] < b["loss"], 1)
+            .otherwise(a["order"] - b["order"])
+        ),
     )
     score = risk_score(points, base, bins)
-    return df.withColumn("risk_score", score).withColumn(
-        "tier",
-        F.when(score >= tiers["high"], TIERS[2]).when(score >= tiers["medium"], TIERS[1])
-        .otherwise(TIERS[0]),
-    ).withColumn("reasons", F.slice(F.transform(ordered, lambda x: x["reason"]), 1, max_reasons))
+    return (
+        df.withColumn("risk_score", score)
+        .withColumn(
+            "tier",
+            F.when(score >= tiers["high"], TIERS[2])
+            .when(score >= tiers["medium"], TIERS[1])
+            .otherwise(TIERS[0]),
+        )
+        .withColumn("reasons", F.slice(F.transform(ordered, lambda x: x["reason"]), 1, max_reasons))
+    )
 
 
-def tier_cutoffs(scores_df: DataFrame, shares: Mapping[str, float], *,
-                 score_col: str = "risk_score") -> dict[str, float]:
+def tier_cutoffs(
+    scores_df: DataFrame, shares: Mapping[str, float], *, score_col: str = "risk_score"
+) -> dict[str, float]:
     """Score cut-offs that put ``shares["high"]`` of ``scores_df`` in High and the next
     ``shares["medium"]`` in Medium (ties at a cut-off go up a tier)."""
     high_share, upper_share = shares["high"], shares["high"] + shares["medium"]
@@ -222,24 +282,41 @@ def tier_cutoffs(scores_df: DataFrame, shares: Mapping[str, float], *,
     return {"high": kth_highest(high_share), "medium": kth_highest(upper_share)}
 
 
-def fit_scorecard(train_df: DataFrame, s: RiskSettings, *, seed: int
-                  ) -> tuple[pd.DataFrame, int]:
+def fit_scorecard(train_df: DataFrame, s: RiskSettings, *, seed: int) -> tuple[pd.DataFrame, int]:
     """WoE per bin and a logistic regression on the WoE, turned into a points table."""
     features = list(s.bins)
     binned = with_bins(train_df, s.bins)
     table = woe_table(binned, s.bins)
     woe_df = with_woe(binned, table, features)
-    assembled = VectorAssembler(inputCols=[f"woe_{f}" for f in features],
-                                outputCol="features").transform(woe_df)
-    lr = LogisticRegression(featuresCol="features", labelCol=LABEL, maxIter=100,
-                            regParam=s.lr_grid.reg_param[0], standardization=False).fit(assembled)
+    assembled = VectorAssembler(
+        inputCols=[f"woe_{f}" for f in features], outputCol="features"
+    ).transform(woe_df)
+    lr = LogisticRegression(
+        featuresCol="features",
+        labelCol=LABEL,
+        maxIter=100,
+        regParam=s.lr_grid.reg_param[0],
+        standardization=False,
+    ).fit(assembled)
     coefficients = dict(zip(features, lr.coefficients.toArray().tolist(), strict=True))
-    return points_table(table, coefficients, float(lr.intercept), pdo=s.pdo,
-                        base_score=s.base_score, base_odds=s.base_odds)
+    return points_table(
+        table,
+        coefficients,
+        float(lr.intercept),
+        pdo=s.pdo,
+        base_score=s.base_score,
+        base_odds=s.base_odds,
+    )
 
 
-def against_best(spark: SparkSession, cfg: Config, *, tables: Tables,
-                 oot_scored: Mapping[str, DataFrame], horizon_months: int) -> dict[str, float]:
+def against_best(
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    tables: Tables,
+    oot_scored: Mapping[str, DataFrame],
+    horizon_months: int,
+) -> dict[str, float]:
     """Each score's out-of-time AUC against the generator's truth, beside the best achievable
     on the same rows (the generator's own probability of the label); empty without the truth.
 
@@ -248,8 +325,7 @@ def against_best(spark: SparkSession, cfg: Config, *, tables: Tables,
     """
     from cardlake.ml import evaluate
 
-    oracle = evaluate.customer_risk_oracle(spark, cfg, tables=tables,
-                                           horizon_months=horizon_months)
+    oracle = evaluate.customer_risk_oracle(spark, cfg, tables=tables, horizon_months=horizon_months)
     if oracle is None:
         return {}
     oracle = oracle.cache()  # the truth's windows and joins once for every score
@@ -266,8 +342,14 @@ def against_best(spark: SparkSession, cfg: Config, *, tables: Tables,
     return out
 
 
-def run_risk(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
-             tracker: tracking.Tracker) -> dict[str, float]:
+def run_risk(
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    tables: Tables,
+    settings: MlSettings,
+    tracker: tracking.Tracker,
+) -> dict[str, float]:
     """Fits the scorecard and both classifiers, compares them out of time, registers the better
     classifier and writes the latest month's risk queue to ``gold.customer_risk``."""
     s = settings.risk
@@ -282,53 +364,89 @@ def run_risk(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSe
     cutoff_index = oot_index - s.oot_gap_months
     features = list(s.bins)
     numeric = list(dict.fromkeys([*features, *CLASSIFIER_EXTRA]))
-    labelled = with_risk_target(base, event_expression=s.event_expression,
-                                horizon_months=s.horizon_months,
-                                closure_is_event=s.closure_is_event, last_index=last_index)
+    labelled = with_risk_target(
+        base,
+        event_expression=s.event_expression,
+        horizon_months=s.horizon_months,
+        closure_is_event=s.closure_is_event,
+        last_index=last_index,
+    )
     labelled = labelled.fillna(0.0, subset=list(CLASSIFIER_EXTRA))
     for name in CLASSIFIER_EXTRA:
         labelled = labelled.withColumn(name, F.col(name).cast("double"))
-    split = with_time_split(labelled, cutoff_index=cutoff_index, oot_index=oot_index,
-                            score_index=last_index, train_share=s.train_share, seed=seed)
-    split = split.select("customer_key", "month", "month_idx", "split", LABEL, "plan_type",
-                         *numeric).cache()
+    split = with_time_split(
+        labelled,
+        cutoff_index=cutoff_index,
+        oot_index=oot_index,
+        score_index=last_index,
+        train_share=s.train_share,
+        seed=seed,
+    )
+    split = split.select(
+        "customer_key", "month", "month_idx", "split", LABEL, "plan_type", *numeric
+    ).cache()
     train = split.where(F.col("split") == "train")
     in_fit = hash_share(F.col("customer_key"), seed + 1) < 0.75
     fit_df, valid_df = train.where(in_fit), train.where(~in_fit)
     parts = {name: split.where(F.col("split") == name) for name in ("oos", "oot")}
     out: dict[str, float] = {}
     with tracker.run("risk", "risk") as run:
-        tracking.log_params({"seed": seed, **{f"risk.{k}": v for k, v in vars(s).items()
-                                              if k != "bins"}})
+        tracking.log_params(
+            {"seed": seed, **{f"risk.{k}": v for k, v in vars(s).items() if k != "bins"}}
+        )
         tracking.log_params({f"risk.bins.{f}": list(spec.edges) for f, spec in s.bins.items()})
         tracking.log_data_versions({FEATURES_TABLE: version})
-        tracking.log_params({"split.cutoff_month": month_of_index(cutoff_index),
-                             "split.oot_month": month_of_index(oot_index),
-                             "split.score_month": month_of_index(last_index)})
+        tracking.log_params(
+            {
+                "split.cutoff_month": month_of_index(cutoff_index),
+                "split.oot_month": month_of_index(oot_index),
+                "split.score_month": month_of_index(last_index),
+            }
+        )
         points, base_points = fit_scorecard(train, s, seed=seed)
-        tiers = tier_cutoffs(with_bins(train, s.bins).select(
-            risk_score(points, base_points, s.bins).alias("risk_score")), s.tier_shares)
+        tiers = tier_cutoffs(
+            with_bins(train, s.bins).select(
+                risk_score(points, base_points, s.bins).alias("risk_score")
+            ),
+            s.tier_shares,
+        )
         tracking.log_params({f"risk.tier_cutoff.{k}": v for k, v in tiers.items()})
         tracking.log_frame(points, "scorecard_points.csv")
         tracking.log_metrics({"scorecard_base_points": float(base_points)})
-        card = (points.groupby("feature")["points"].max() - points.groupby("feature")[
-            "points"].min()).rename("points_range")
-        plots.log_png(plots.importance_figure(card, "Scorecard: points range per feature"),
-                      "scorecard_points.png")
+        card = (
+            points.groupby("feature")["points"].max() - points.groupby("feature")["points"].min()
+        ).rename("points_range")
+        plots.log_png(
+            plots.importance_figure(card, "Scorecard: points range per feature"),
+            "scorecard_points.png",
+        )
         curves: dict[str, dict[str, metrics.Curve]] = {"oos": {}, "oot": {}}
         oot_scored: dict[str, DataFrame] = {}
         for name, part in parts.items():
-            scored = with_scorecard(with_bins(part, s.bins), points, base_points, s.bins,
-                                    tiers=tiers, max_reasons=s.max_reasons)
+            scored = with_scorecard(
+                with_bins(part, s.bins),
+                points,
+                base_points,
+                s.bins,
+                tiers=tiers,
+                max_reasons=s.max_reasons,
+            )
             curves[name]["scorecard"] = metrics.score_curve(scored, score_col="risk_score")
             out.update(metrics.summary(curves[name]["scorecard"], prefix=f"scorecard_{name}_"))
             if name == "oot":
                 oot_scored["scorecard"] = scored.withColumn(SCORE, F.col("risk_score"))
         fitted: dict[str, Fitted] = {}
         for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
-            model = fit_classifier(kind, fit_df=fit_df, valid_df=valid_df, numeric=numeric,
-                                   categorical=("plan_type",), grid=grid, seed=seed,
-                                   gbt_step=s.gbt_step_size)
+            model = fit_classifier(
+                kind,
+                fit_df=fit_df,
+                valid_df=valid_df,
+                numeric=numeric,
+                categorical=("plan_type",),
+                grid=grid,
+                seed=seed,
+                gbt_step=s.gbt_step_size,
+            )
             fitted[kind] = model
             out[f"{kind}_training_seconds"] = model.seconds
             tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
@@ -339,34 +457,57 @@ def run_risk(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSe
             oot_scored[kind] = scored_part
             weights = drivers(model, fit_df)
             tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
-            plots.log_png(plots.importance_figure(weights, f"At-risk drivers ({kind})"),
-                          f"{kind}_drivers.png")
+            plots.log_png(
+                plots.importance_figure(weights, f"At-risk drivers ({kind})"), f"{kind}_drivers.png"
+            )
         for name in ("oos", "oot"):
             plots.log_png(plots.roc_figure(curves[name], f"ROC ({name})"), f"roc_{name}.png")
-            plots.log_png(plots.pr_figure(curves[name], f"Precision-recall ({name})"),
-                          f"pr_{name}.png")
-            plots.log_png(plots.gains_figure(curves[name], f"Cumulative gains ({name})"),
-                          f"gains_{name}.png")
-        out.update(against_best(spark, cfg, tables=tables, oot_scored=oot_scored,
-                                horizon_months=s.horizon_months))
+            plots.log_png(
+                plots.pr_figure(curves[name], f"Precision-recall ({name})"), f"pr_{name}.png"
+            )
+            plots.log_png(
+                plots.gains_figure(curves[name], f"Cumulative gains ({name})"), f"gains_{name}.png"
+            )
+        out.update(
+            against_best(
+                spark, cfg, tables=tables, oot_scored=oot_scored, horizon_months=s.horizon_months
+            )
+        )
         chosen = max(fitted, key=lambda k: out[f"{k}_oos_auc"])
         sample = fit_df.select("plan_type", *numeric).limit(5).toPandas()
-        uri = tracking.log_spark_model(fitted[chosen].model, sample,
-                                       pd.DataFrame({SCORE: [0.5] * len(sample)}))
+        uri = tracking.log_spark_model(
+            fitted[chosen].model, sample, pd.DataFrame({SCORE: [0.5] * len(sample)})
+        )
         promotion = tracking.register_and_promote(
-            tracker, name=s.model_name, model_uri=uri, metric="oot_auc",
-            value=out[f"{chosen}_oot_auc"])
+            tracker,
+            name=s.model_name,
+            model_uri=uri,
+            metric="oot_auc",
+            value=out[f"{chosen}_oot_auc"],
+        )
         champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
         latest = split.where(F.col("split") == "score")
-        queue = with_scorecard(with_bins(with_score(champion, latest), s.bins), points,
-                               base_points, s.bins, tiers=tiers, max_reasons=s.max_reasons)
+        queue = with_scorecard(
+            with_bins(with_score(champion, latest), s.bins),
+            points,
+            base_points,
+            s.bins,
+            tiers=tiers,
+            max_reasons=s.max_reasons,
+        )
         month = month_of_index(last_index)
         queue = queue.select(
-            "customer_key", "month", "risk_score", "tier", "reasons",
+            "customer_key",
+            "month",
+            "risk_score",
+            "tier",
+            "reasons",
             F.col(SCORE).alias("at_risk_probability"),
-            F.lit(champion_version).alias("model_version"))
-        tables.replace_partitions(RISK_TABLE, queue, partitions={"month": [month]},
-                                  partition_by=["month"])
+            F.lit(champion_version).alias("model_version"),
+        )
+        tables.replace_partitions(
+            RISK_TABLE, queue, partitions={"month": [month]}, partition_by=["month"]
+        )
         counts = tables.read(RISK_TABLE, partitions={"month": [month]}).groupBy("tier").count()
         out.update({f"tier_{r['tier'].lower()}": float(r["count"]) for r in counts.collect()})
         out["promoted"] = float(promotion.promoted)

@@ -49,13 +49,15 @@ SEGMENTS_TABLE = "gold.customer_segments"
 INACTIVE = "inactive"
 NAMES_TAG = "segment_names"
 FEATURES_TAG = "segment_features"
-SEGMENTS_SCHEMA = StructType([
-    StructField("customer_key", StringType(), True),
-    StructField("month", StringType(), True),
-    StructField("cluster", IntegerType(), True),
-    StructField("segment", StringType(), True),
-    StructField("model_version", StringType(), True),
-])
+SEGMENTS_SCHEMA = StructType(
+    [
+        StructField("customer_key", StringType(), True),
+        StructField("month", StringType(), True),
+        StructField("cluster", IntegerType(), True),
+        StructField("segment", StringType(), True),
+        StructField("model_version", StringType(), True),
+    ]
+)
 
 
 CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
@@ -67,7 +69,11 @@ CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
     "fx_share": ("FX",),
 }
 BEHAVIOUR_COLUMNS = (
-    "tx_per_month", *CHANNEL_GROUPS, "cross_border_share", "night_share", "log_amount_mean",
+    "tx_per_month",
+    *CHANNEL_GROUPS,
+    "cross_border_share",
+    "night_share",
+    "log_amount_mean",
     "log_amount_sd",
 )
 """What :func:`behaviour_features` computes; ``conf/ml.yaml`` picks the model's features."""
@@ -81,16 +87,21 @@ def behaviour_features(fact_transactions_df: DataFrame, *, window_months: int) -
     (``tx_per_month``), shares of transactions by channel group, cross-border and at night, and
     the mean and standard deviation of log USD amounts of completed debits (0 without two).
     """
-    completed_debit = (F.col("state") == "completed") & (F.col("direction") == "debit") & (
-        F.col("amount_usd") > 0)
+    completed_debit = (
+        (F.col("state") == "completed")
+        & (F.col("direction") == "debit")
+        & (F.col("amount_usd") > 0)
+    )
     log_amount = F.when(completed_debit, F.log(F.col("amount_usd")))
     monthly = (
         fact_transactions_df.where(F.col("customer_key").isNotNull())
         .groupBy("customer_key", "month")
         .agg(
             F.count(F.lit(1)).alias("n"),
-            *[F.count(F.when(F.col("channel").isin(*channels), 1)).alias(name)
-              for name, channels in CHANNEL_GROUPS.items()],
+            *[
+                F.count(F.when(F.col("channel").isin(*channels), 1)).alias(name)
+                for name, channels in CHANNEL_GROUPS.items()
+            ],
             F.count(F.when(F.col("is_cross_border"), 1)).alias("cross_border"),
             F.count(F.when(F.col("is_night"), 1)).alias("night"),
             F.count(log_amount).alias("n_debits"),
@@ -99,11 +110,13 @@ def behaviour_features(fact_transactions_df: DataFrame, *, window_months: int) -
         )
         .withColumn("m_idx", month_index(F.col("month")))
     )
-    trailing = Window.partitionBy("customer_key").orderBy("m_idx").rangeBetween(
-        -(window_months - 1), 0)
+    trailing = (
+        Window.partitionBy("customer_key").orderBy("m_idx").rangeBetween(-(window_months - 1), 0)
+    )
     sums = ["n", *CHANNEL_GROUPS, "cross_border", "night", "n_debits", "log_sum", "log_sq_sum"]
     rolled = monthly.select(
-        "customer_key", "month",
+        "customer_key",
+        "month",
         F.count(F.lit(1)).over(trailing).alias("months_seen"),
         *[F.sum(c).over(trailing).alias(c) for c in sums],
     )
@@ -119,13 +132,15 @@ def behaviour_features(fact_transactions_df: DataFrame, *, window_months: int) -
         (F.col("cross_border") / n).alias("cross_border_share"),
         (F.col("night") / n).alias("night_share"),
         F.when(debits > 0, mean).otherwise(F.lit(0.0)).alias("log_amount_mean"),
-        F.when(debits > 1, F.sqrt(F.greatest(variance, F.lit(0.0)))).otherwise(F.lit(0.0))
+        F.when(debits > 1, F.sqrt(F.greatest(variance, F.lit(0.0))))
+        .otherwise(F.lit(0.0))
         .alias("log_amount_sd"),
     )
 
 
-def training_rows(features_df: DataFrame, behaviour_df: DataFrame, *,
-                  features: Sequence[str]) -> DataFrame:
+def training_rows(
+    features_df: DataFrame, behaviour_df: DataFrame, *, features: Sequence[str]
+) -> DataFrame:
     """Active customer-months with their behaviour, in an order that does not depend on how
     the shuffle happened to run: K-means' seeded start samples rows by partition and position,
     so the same data must arrive the same way for two runs to give the same segments."""
@@ -138,14 +153,23 @@ def training_rows(features_df: DataFrame, behaviour_df: DataFrame, *,
     )
 
 
-def fit_restarts(df: DataFrame, bounds: Mapping[str, tuple[float, float] | None],
-                 log_features: Sequence[str], *, k: int, seed: int, restarts: int,
-                 max_iter: int) -> tuple[PipelineModel, list[float]]:
+def fit_restarts(
+    df: DataFrame,
+    bounds: Mapping[str, tuple[float, float] | None],
+    log_features: Sequence[str],
+    *,
+    k: int,
+    seed: int,
+    restarts: int,
+    max_iter: int,
+) -> tuple[PipelineModel, list[float]]:
     """K-means from ``restarts`` seeded starts (``seed``, ``seed + 1``, ...); the fit with the
     lowest within-cluster cost (the first on a tie) and every fit's cost."""
+
     def fit(i: int) -> PipelineModel:
-        return clustering_pipeline(bounds, log_features, k=k, seed=seed + i,
-                                   max_iter=max_iter).fit(df)
+        return clustering_pipeline(bounds, log_features, k=k, seed=seed + i, max_iter=max_iter).fit(
+            df
+        )
 
     models = in_parallel(fit, list(range(max(1, restarts))))
     costs = [float(_last(m).summary.trainingCost) for m in models]
@@ -157,50 +181,68 @@ def capped(name: str) -> str:
 
 
 def cap_bounds(
-    df: DataFrame, *, features: Sequence[str], log_features: Sequence[str],
-    quantiles: Sequence[float], error: float,
+    df: DataFrame,
+    *,
+    features: Sequence[str],
+    log_features: Sequence[str],
+    quantiles: Sequence[float],
+    error: float,
 ) -> dict[str, tuple[float, float]]:
     """Lower and upper caps per feature (after log1p where asked), from the training rows."""
-    logged = df.select(*[
-        (F.log1p(F.greatest(F.col(f), F.lit(0.0))) if f in log_features else F.col(f)).alias(f)
-        for f in features
-    ])
+    logged = df.select(
+        *[
+            (F.log1p(F.greatest(F.col(f), F.lit(0.0))) if f in log_features else F.col(f)).alias(f)
+            for f in features
+        ]
+    )
     lo, hi = quantiles
     found = logged.approxQuantile(list(features), [lo, hi], error)
     return {f: (float(q[0]), float(q[1])) for f, q in zip(features, found, strict=True)}
 
 
-def capping_statement(bounds: Mapping[str, tuple[float, float] | None],
-                      log_features: Sequence[str]) -> str:
+def capping_statement(
+    bounds: Mapping[str, tuple[float, float] | None], log_features: Sequence[str]
+) -> str:
     """SQL for the capping stage: ``<f>__capped`` = the (log1p'd) feature clipped to its caps
     (not clipped where the bounds are None)."""
     parts = []
     for name, caps in bounds.items():
         value = f"LOG1P(GREATEST(`{name}`, 0D))" if name in log_features else f"`{name}`"
         if caps is not None:
-            value = f"LEAST(GREATEST({value}, CAST('{caps[0]!r}' AS DOUBLE)), " \
-                    f"CAST('{caps[1]!r}' AS DOUBLE))"
+            value = (
+                f"LEAST(GREATEST({value}, CAST('{caps[0]!r}' AS DOUBLE)), "
+                f"CAST('{caps[1]!r}' AS DOUBLE))"
+            )
         parts.append(f"{value} AS `{capped(name)}`")
     return f"SELECT *, {', '.join(parts)} FROM __THIS__"
 
 
 def clustering_pipeline(
-    bounds: Mapping[str, tuple[float, float] | None], log_features: Sequence[str], *, k: int,
-    seed: int, max_iter: int, algorithm: str = "kmeans",
+    bounds: Mapping[str, tuple[float, float] | None],
+    log_features: Sequence[str],
+    *,
+    k: int,
+    seed: int,
+    max_iter: int,
+    algorithm: str = "kmeans",
 ) -> Pipeline:
     names = list(bounds)
     cluster_cls = KMeans if algorithm == "kmeans" else BisectingKMeans
-    return Pipeline(stages=[
-        SQLTransformer(statement=capping_statement(bounds, log_features)),
-        VectorAssembler(inputCols=[capped(n) for n in names], outputCol="raw_features"),
-        # Not centred: Spark's bisecting K-means splits a centre multiplicatively, so a centre
-        # at the origin never splits. Clustering is translation-invariant; z-scores of the
-        # centroids are recovered in ``centroids``.
-        StandardScaler(inputCol="raw_features", outputCol="features", withMean=False,
-                       withStd=True),
-        cluster_cls(featuresCol="features", predictionCol="cluster", k=k, seed=seed,
-                    maxIter=max_iter),
-    ])
+    return Pipeline(
+        stages=[
+            SQLTransformer(statement=capping_statement(bounds, log_features)),
+            VectorAssembler(inputCols=[capped(n) for n in names], outputCol="raw_features"),
+            # Not centred: Spark's bisecting K-means splits a centre multiplicatively, so a centre
+            # at the origin never splits. Clustering is translation-invariant; z-scores of the
+            # centroids are recovered in ``centroids``.
+            StandardScaler(
+                inputCol="raw_features", outputCol="features", withMean=False, withStd=True
+            ),
+            cluster_cls(
+                featuresCol="features", predictionCol="cluster", k=k, seed=seed, maxIter=max_iter
+            ),
+        ]
+    )
 
 
 def _last(model: PipelineModel) -> Any:
@@ -217,8 +259,9 @@ def centroids(model: PipelineModel, features: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(centres, columns=list(features)).rename_axis("cluster")
 
 
-def name_segments(profile: pd.DataFrame, rules: Mapping[str, Mapping[str, float]]
-                  ) -> dict[int, str]:
+def name_segments(
+    profile: pd.DataFrame, rules: Mapping[str, Mapping[str, float]]
+) -> dict[int, str]:
     """Names clusters from their z-score profiles: each rule scores a cluster by the weighted
     sum of its centroid's z-scores, and names go to clusters by the assignment with the highest
     total score (each name and cluster once, ties by name order); clusters left over are
@@ -231,24 +274,45 @@ def name_segments(profile: pd.DataFrame, rules: Mapping[str, Mapping[str, float]
 
     clusters = [int(c) for c in profile.index]
     names = list(rules)
-    scores = np.array([[sum(w * float(profile.loc[c, f]) for f, w in rules[n].items()
-                            if f in profile.columns) for n in names] for c in profile.index])
+    scores = np.array(
+        [
+            [
+                sum(
+                    w * float(profile.loc[c, f])
+                    for f, w in rules[n].items()
+                    if f in profile.columns
+                )
+                for n in names
+            ]
+            for c in profile.index
+        ]
+    )
     rows, cols = linear_sum_assignment(-scores) if names else ([], [])
     named = {clusters[r]: names[c] for r, c in zip(rows, cols, strict=True)}
     return {c: named.get(c, f"mixed_{c}") for c in clusters}
 
 
-def with_segments(model: PipelineModel, features_df: DataFrame, *, behaviour_df: DataFrame,
-                  features: Sequence[str], names: Mapping[int, str], model_version: str
-                  ) -> DataFrame:
+def with_segments(
+    model: PipelineModel,
+    features_df: DataFrame,
+    *,
+    behaviour_df: DataFrame,
+    features: Sequence[str],
+    names: Mapping[int, str],
+    model_version: str,
+) -> DataFrame:
     """Segments every customer-month: active months by the model from their behaviour,
     inactive ones ``inactive``."""
     active = training_rows(features_df, behaviour_df, features=features)
     clustered = model.transform(active).select("customer_key", "month", "cluster")
     mapping = F.create_map(*[x for c, n in sorted(names.items()) for x in (F.lit(c), F.lit(n))])
-    rest = features_df.select("customer_key", "month").join(
-        clustered.select("customer_key", "month"), on=["customer_key", "month"], how="left_anti"
-    ).select("customer_key", "month", F.lit(None).cast("int").alias("cluster"))
+    rest = (
+        features_df.select("customer_key", "month")
+        .join(
+            clustered.select("customer_key", "month"), on=["customer_key", "month"], how="left_anti"
+        )
+        .select("customer_key", "month", F.lit(None).cast("int").alias("cluster"))
+    )
     return clustered.unionByName(rest).select(
         "customer_key",
         "month",
@@ -274,8 +338,14 @@ def _matched(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     return other.iloc[cols].reset_index(drop=True).rename_axis("cluster")
 
 
-def run_segmentation(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
-                     tracker: tracking.Tracker) -> dict[str, float]:
+def run_segmentation(
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    tables: Tables,
+    settings: MlSettings,
+    tracker: tracking.Tracker,
+) -> dict[str, float]:
     """Fits K-means at the configured k from several seeded starts (lowest cost kept), names
     the segments by rule, logs bisecting K-means and the silhouette by k as diagnostics,
     registers the fit (promotion on silhouette) and writes ``gold.customer_segments`` with the
@@ -289,44 +359,73 @@ def run_segmentation(spark: SparkSession, cfg: Config, *, tables: Tables, settin
     s: SegmentationSettings = settings.segmentation
     seed = settings.seed
     started = time.perf_counter()
-    versions = {FEATURES_TABLE: tables.version(FEATURES_TABLE),
-                TRANSACTIONS_TABLE: tables.version(TRANSACTIONS_TABLE)}
+    versions = {
+        FEATURES_TABLE: tables.version(FEATURES_TABLE),
+        TRANSACTIONS_TABLE: tables.version(TRANSACTIONS_TABLE),
+    }
     features_df = tables.read(FEATURES_TABLE, version=versions[FEATURES_TABLE])
     behaviour = behaviour_features(
         tables.read(TRANSACTIONS_TABLE, version=versions[TRANSACTIONS_TABLE]),
-        window_months=s.window_months).localCheckpoint()
+        window_months=s.window_months,
+    ).localCheckpoint()
     active = training_rows(features_df, behaviour, features=s.features).cache()
-    bounds = cap_bounds(active, features=s.features, log_features=s.log_features,
-                        quantiles=s.cap_quantiles, error=s.quantile_error)
+    bounds = cap_bounds(
+        active,
+        features=s.features,
+        log_features=s.log_features,
+        quantiles=s.cap_quantiles,
+        error=s.quantile_error,
+    )
     evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster")
-    sample = active.sample(fraction=min(1.0, s.silhouette_sample / max(1, active.count())),
-                           seed=seed).cache()
+    sample = active.sample(
+        fraction=min(1.0, s.silhouette_sample / max(1, active.count())), seed=seed
+    ).cache()
     out: dict[str, float] = {}
     with tracker.run("segmentation", f"kmeans-k{s.k}-restarts") as run:
-        tracking.log_params({"seed": seed, **{f"segmentation.{k}": v for k, v in
-                                              vars(s).items() if k != "naming_rules"}})
-        tracking.log_text(json.dumps({k: dict(v) for k, v in s.naming_rules.items()}, indent=2),
-                          "naming_rules.json")
+        tracking.log_params(
+            {
+                "seed": seed,
+                **{f"segmentation.{k}": v for k, v in vars(s).items() if k != "naming_rules"},
+            }
+        )
+        tracking.log_text(
+            json.dumps({k: dict(v) for k, v in s.naming_rules.items()}, indent=2),
+            "naming_rules.json",
+        )
         tracking.log_data_versions(versions)
-        tracking.log_frame(pd.DataFrame(bounds, index=["lower", "upper"]).T.reset_index(
-            names="feature"), "caps.csv")
-        kmeans, costs = fit_restarts(active, bounds, s.log_features, k=s.k, seed=seed,
-                                     restarts=s.restarts, max_iter=s.max_iter)
-        tracking.log_frame(pd.DataFrame({"seed": [seed + i for i in range(len(costs))],
-                                         "cost": costs}), "restart_costs.csv")
+        tracking.log_frame(
+            pd.DataFrame(bounds, index=["lower", "upper"]).T.reset_index(names="feature"),
+            "caps.csv",
+        )
+        kmeans, costs = fit_restarts(
+            active,
+            bounds,
+            s.log_features,
+            k=s.k,
+            seed=seed,
+            restarts=s.restarts,
+            max_iter=s.max_iter,
+        )
+        tracking.log_frame(
+            pd.DataFrame({"seed": [seed + i for i in range(len(costs))], "cost": costs}),
+            "restart_costs.csv",
+        )
         silhouette = float(evaluator.evaluate(kmeans.transform(sample)))
+
         def silhouette_at(k: int) -> float:  # a diagnostic: is k near a natural grouping?
             if k == s.k:
                 return silhouette
-            model = clustering_pipeline(bounds, s.log_features, k=k, seed=seed,
-                                        max_iter=s.max_iter).fit(active)
+            model = clustering_pipeline(
+                bounds, s.log_features, k=k, seed=seed, max_iter=s.max_iter
+            ).fit(active)
             return float(evaluator.evaluate(model.transform(sample)))
 
         ks = list(range(s.k_min, s.k_max + 1))
         silhouettes = dict(zip(ks, in_parallel(silhouette_at, ks), strict=True))
         tracking.log_metrics({f"silhouette_k{k}": v for k, v in silhouettes.items()})
-        bisect = clustering_pipeline(bounds, s.log_features, k=s.k, seed=seed,
-                                     max_iter=s.max_iter, algorithm="bisecting").fit(active)
+        bisect = clustering_pipeline(
+            bounds, s.log_features, k=s.k, seed=seed, max_iter=s.max_iter, algorithm="bisecting"
+        ).fit(active)
         bi_silhouette = float(evaluator.evaluate(bisect.transform(sample)))
         # Both clusterings of every row in one pass: the pairs give the agreement and the
         # k-means cluster sizes.
@@ -338,32 +437,59 @@ def run_segmentation(spark: SparkSession, cfg: Config, *, tables: Tables, settin
         bi_profile = _matched(km_profile, centroids(bisect, s.features))
         names = name_segments(km_profile, s.naming_rules)
         sizes = pairs.groupby("km")["count"].sum()
-        report = km_profile.assign(segment=[names[int(c)] for c in km_profile.index],
-                                   rows=[int(sizes.get(c, 0)) for c in km_profile.index])
+        report = km_profile.assign(
+            segment=[names[int(c)] for c in km_profile.index],
+            rows=[int(sizes.get(c, 0)) for c in km_profile.index],
+        )
         tracking.log_frame(report.reset_index(), "kmeans_centroids_z.csv")
         tracking.log_frame(bi_profile.reset_index(), "bisecting_centroids_z.csv")
         if silhouettes:
-            plots.log_png(plots.line_figure(list(silhouettes), {"silhouette": list(
-                silhouettes.values())}, "k", "K-means silhouette by k (diagnostic)"),
-                "silhouette_by_k.png")
-        plots.log_png(plots.profile_figure(km_profile.rename(index=names),
-                                           f"K-means profiles (k={s.k}, z-scores)"),
-                      "cluster_profiles_kmeans.png")
-        plots.log_png(plots.profile_figure(bi_profile, "Bisecting K-means profiles (z-scores)"),
-                      "cluster_profiles_bisecting.png")
-        plots.log_png(plots.side_by_side_figure(km_profile, bi_profile,
-                                                ("k-means", "bisecting")),
-                      "centroids_side_by_side.png")
-        out = {"k": float(s.k), "silhouette_kmeans": silhouette,
-               "silhouette_bisecting": bi_silhouette, "kmeans_vs_bisecting_ari": agreement,
-               "best_cost": min(costs), "worst_cost": max(costs)}
+            plots.log_png(
+                plots.line_figure(
+                    list(silhouettes),
+                    {"silhouette": list(silhouettes.values())},
+                    "k",
+                    "K-means silhouette by k (diagnostic)",
+                ),
+                "silhouette_by_k.png",
+            )
+        plots.log_png(
+            plots.profile_figure(
+                km_profile.rename(index=names), f"K-means profiles (k={s.k}, z-scores)"
+            ),
+            "cluster_profiles_kmeans.png",
+        )
+        plots.log_png(
+            plots.profile_figure(bi_profile, "Bisecting K-means profiles (z-scores)"),
+            "cluster_profiles_bisecting.png",
+        )
+        plots.log_png(
+            plots.side_by_side_figure(km_profile, bi_profile, ("k-means", "bisecting")),
+            "centroids_side_by_side.png",
+        )
+        out = {
+            "k": float(s.k),
+            "silhouette_kmeans": silhouette,
+            "silhouette_bisecting": bi_silhouette,
+            "kmeans_vs_bisecting_ari": agreement,
+            "best_cost": min(costs),
+            "worst_cost": max(costs),
+        }
         example = active.select(*s.features).limit(5).toPandas()
-        uri = tracking.log_spark_model(kmeans, example, pd.DataFrame({"cluster": [0] * len(
-            example)}))
+        uri = tracking.log_spark_model(
+            kmeans, example, pd.DataFrame({"cluster": [0] * len(example)})
+        )
         promotion = tracking.register_and_promote(
-            tracker, name=s.model_name, model_uri=uri, metric="silhouette", value=silhouette,
-            tags={NAMES_TAG: json.dumps({str(k): v for k, v in names.items()}),
-                  FEATURES_TAG: json.dumps(list(s.features))})
+            tracker,
+            name=s.model_name,
+            model_uri=uri,
+            metric="silhouette",
+            value=silhouette,
+            tags={
+                NAMES_TAG: json.dumps({str(k): v for k, v in names.items()}),
+                FEATURES_TAG: json.dumps(list(s.features)),
+            },
+        )
         champion, champion_version = champion_for_scoring(promotion, kmeans)
         champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
         if json.loads(champion_tags.get(FEATURES_TAG, "null")) != list(s.features):
@@ -372,14 +498,20 @@ def run_segmentation(spark: SparkSession, cfg: Config, *, tables: Tables, settin
             champion, champion_version = kmeans, promotion.version
             champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
         champion_names = {int(k): v for k, v in json.loads(champion_tags[NAMES_TAG]).items()}
-        segments = with_segments(champion, features_df, behaviour_df=behaviour,
-                                 features=s.features, names=champion_names,
-                                 model_version=champion_version)
+        segments = with_segments(
+            champion,
+            features_df,
+            behaviour_df=behaviour,
+            features=s.features,
+            names=champion_names,
+            model_version=champion_version,
+        )
         tables.overwrite(SEGMENTS_TABLE, segments, partition_by=["month"])
         from cardlake.ml import evaluate
 
-        truth = evaluate.archetype_agreement(spark, cfg, tables=tables,
-                                             segments_df=tables.read(SEGMENTS_TABLE))
+        truth = evaluate.archetype_agreement(
+            spark, cfg, tables=tables, segments_df=tables.read(SEGMENTS_TABLE)
+        )
         if truth is not None:
             out.update(truth)
         out["training_seconds"] = time.perf_counter() - started

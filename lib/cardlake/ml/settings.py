@@ -158,8 +158,15 @@ class PropensitySettings:
     """Cross-sell propensity (``cardlake.ml.propensity``): products not yet held."""
 
     model_name: str = "cardlake-propensity"
-    products: tuple[str, ...] = ("wallet", "virtual_card", "savings", "stocks", "crypto", "fx",
-                                 "budgeting")
+    products: tuple[str, ...] = (
+        "wallet",
+        "virtual_card",
+        "savings",
+        "stocks",
+        "crypto",
+        "fx",
+        "budgeting",
+    )
     campaigns: Mapping[str, str] = field(default_factory=dict)
     """Campaign name -> the product it offers (``gold.campaign_targets``)."""
     numeric: tuple[str, ...] = ("tx_count", "spend_usd", "eng_count_3m", "eng_days_3m")

@@ -59,20 +59,36 @@ SENTIMENTS = ("negative", "neutral", "positive")
 def topic_pipeline(s: TextSettings, *, seed: int) -> Pipeline:
     """Note text to a predicted topic (``topic``) and its probability vector."""
     del seed  # logistic regression is deterministic; kept for the uniform signature
-    return Pipeline(stages=[
-        # "keep": scoring a note whose category was never seen (or is missing) must not drop it
-        StringIndexer(inputCol="agent_topic", outputCol="label", handleInvalid="keep",
-                      stringOrderType="alphabetAsc"),
-        RegexTokenizer(inputCol="note", outputCol="tokens", pattern=r"[^a-z]+",
-                       toLowercase=True, minTokenLength=2),
-        StopWordsRemover(inputCol="tokens", outputCol="words"),
-        NGram(n=2, inputCol="words", outputCol="pairs"),
-        SQLTransformer(statement="SELECT *, concat(words, pairs) AS terms FROM __THIS__"),
-        HashingTF(inputCol="terms", outputCol="tf", numFeatures=s.hash_features),
-        IDF(inputCol="tf", outputCol="features", minDocFreq=s.min_doc_freq),
-        LogisticRegression(featuresCol="features", labelCol="label", family="multinomial",
-                           regParam=s.reg_param, maxIter=s.max_iter),
-    ])
+    return Pipeline(
+        stages=[
+            # "keep": scoring a note whose category was never seen (or is missing) must not drop it
+            StringIndexer(
+                inputCol="agent_topic",
+                outputCol="label",
+                handleInvalid="keep",
+                stringOrderType="alphabetAsc",
+            ),
+            RegexTokenizer(
+                inputCol="note",
+                outputCol="tokens",
+                pattern=r"[^a-z]+",
+                toLowercase=True,
+                minTokenLength=2,
+            ),
+            StopWordsRemover(inputCol="tokens", outputCol="words"),
+            NGram(n=2, inputCol="words", outputCol="pairs"),
+            SQLTransformer(statement="SELECT *, concat(words, pairs) AS terms FROM __THIS__"),
+            HashingTF(inputCol="terms", outputCol="tf", numFeatures=s.hash_features),
+            IDF(inputCol="tf", outputCol="features", minDocFreq=s.min_doc_freq),
+            LogisticRegression(
+                featuresCol="features",
+                labelCol="label",
+                family="multinomial",
+                regParam=s.reg_param,
+                maxIter=s.max_iter,
+            ),
+        ]
+    )
 
 
 def with_topic(model: PipelineModel, df: DataFrame) -> DataFrame:
@@ -80,7 +96,8 @@ def with_topic(model: PipelineModel, df: DataFrame) -> DataFrame:
     labels = list(model.stages[0].labels)  # type: ignore[attr-defined]
     scored = model.transform(df)
     scored = IndexToString(inputCol="prediction", outputCol="topic", labels=labels).transform(
-        scored)
+        scored
+    )
     return scored.withColumn("topic_probability", F.array_max(_to_array("probability")))
 
 
@@ -106,8 +123,11 @@ def sentiment_udf(overrides: Mapping[str, float]) -> Any:
 
 
 def sentiment_label(score: Any, *, positive_at: float, negative_at: float) -> Any:
-    return (F.when(score >= positive_at, F.lit("positive"))
-            .when(score <= negative_at, F.lit("negative")).otherwise(F.lit("neutral")))
+    return (
+        F.when(score >= positive_at, F.lit("positive"))
+        .when(score <= negative_at, F.lit("negative"))
+        .otherwise(F.lit("neutral"))
+    )
 
 
 def scores(truth: pd.Series, predicted: pd.Series) -> dict[str, float]:
@@ -119,8 +139,10 @@ def scores(truth: pd.Series, predicted: pd.Series) -> dict[str, float]:
         precision = tp / max(1.0, float((predicted == label).sum()))
         recall = tp / max(1.0, float((truth == label).sum()))
         f1s.append(0.0 if tp == 0 else 2 * precision * recall / (precision + recall))
-    return {"accuracy": float(right.mean()) if len(truth) else float("nan"),
-            "macro_f1": float(np.mean(f1s)) if f1s else float("nan")}
+    return {
+        "accuracy": float(right.mean()) if len(truth) else float("nan"),
+        "macro_f1": float(np.mean(f1s)) if f1s else float("nan"),
+    }
 
 
 def confusion(truth: pd.Series, predicted: pd.Series) -> pd.DataFrame:
@@ -129,8 +151,15 @@ def confusion(truth: pd.Series, predicted: pd.Series) -> pd.DataFrame:
     return table.div(table.sum(axis=1), axis=0).fillna(0.0)
 
 
-def run_text(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSettings,
-             tracker: tracking.Tracker, month: str | None = None) -> dict[str, float]:
+def run_text(
+    spark: SparkSession,
+    cfg: Config,
+    *,
+    tables: Tables,
+    settings: MlSettings,
+    tracker: tracking.Tracker,
+    month: str | None = None,
+) -> dict[str, float]:
     """Trains the topic model up to the cut-off, scores every note (topic and sentiment),
     writes ``gold.service_note_topics`` and, where the truth is on disk, evaluates the test
     months against it.
@@ -146,46 +175,68 @@ def run_text(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSe
     s = settings.text
     started = time.perf_counter()
     version = tables.version(NOTES_TABLE)
-    notes = tables.read(NOTES_TABLE, version=version).where(F.col("note").isNotNull()).select(
-        "interaction_id", "customer_key", "month", F.col("type").alias("agent_topic"), "note")
+    notes = (
+        tables.read(NOTES_TABLE, version=version)
+        .where(F.col("note").isNotNull())
+        .select(
+            "interaction_id", "customer_key", "month", F.col("type").alias("agent_topic"), "note"
+        )
+    )
     months = sorted(r[0] for r in notes.select("month").distinct().collect())
     cutoff = month_of_index(index_of_month(months[-1]) - s.test_months)
     train = notes.where((F.col("month") <= cutoff) & F.col("agent_topic").isNotNull())
     out: dict[str, float] = {}
     with tracker.run("text", "tfidf-logreg-and-vader") as run:
-        tracking.log_params({"seed": settings.seed, "cutoff_month": cutoff,
-                             **{f"text.{k}": v for k, v in vars(s).items()
-                                if k != "lexicon_overrides"}})
+        tracking.log_params(
+            {
+                "seed": settings.seed,
+                "cutoff_month": cutoff,
+                **{f"text.{k}": v for k, v in vars(s).items() if k != "lexicon_overrides"},
+            }
+        )
         tracking.log_data_versions({NOTES_TABLE: version})
         model = topic_pipeline(s, seed=settings.seed).fit(train)
         compound = sentiment_udf(s.lexicon_overrides)
         to_score = notes if month is None else notes.where(F.col("month") == month)
-        scored = with_topic(model, to_score).withColumn("sentiment_score",
-                                                        compound(F.col("note")))
+        scored = with_topic(model, to_score).withColumn("sentiment_score", compound(F.col("note")))
         result = scored.select(
-            "interaction_id", "customer_key", "month", "agent_topic", "topic",
+            "interaction_id",
+            "customer_key",
+            "month",
+            "agent_topic",
+            "topic",
             "topic_probability",
-            sentiment_label(F.col("sentiment_score"), positive_at=s.positive_at,
-                            negative_at=s.negative_at).alias("sentiment"),
+            sentiment_label(
+                F.col("sentiment_score"), positive_at=s.positive_at, negative_at=s.negative_at
+            ).alias("sentiment"),
             "sentiment_score",
             F.lit(run.info.run_id).alias("model_run_id"),
         )
         if month is None:
             tables.overwrite(OUTPUT_TABLE, result, partition_by=["month"])
         else:
-            tables.replace_partitions(OUTPUT_TABLE, result, partitions={"month": month},
-                                      partition_by=["month"])
+            tables.replace_partitions(
+                OUTPUT_TABLE, result, partitions={"month": month}, partition_by=["month"]
+            )
         written = tables.read(OUTPUT_TABLE)
-        out["rows"] = float(written.count() if month is None
-                            else written.where(F.col("month") == month).count())
-        evaluation = evaluate_against_truth(spark, cfg, tables=tables, notes_df=written,
-                                            test_from=month_of_index(index_of_month(cutoff) + 1))
+        out["rows"] = float(
+            written.count() if month is None else written.where(F.col("month") == month).count()
+        )
+        evaluation = evaluate_against_truth(
+            spark,
+            cfg,
+            tables=tables,
+            notes_df=written,
+            test_from=month_of_index(index_of_month(cutoff) + 1),
+        )
         if evaluation is not None:
             figures, matrices = evaluation
             out.update(figures)
             for name, matrix in matrices.items():
-                plots.log_png(plots.profile_figure(matrix, f"{name}: true (rows) vs predicted"),
-                              f"confusion_{name}.png")
+                plots.log_png(
+                    plots.profile_figure(matrix, f"{name}: true (rows) vs predicted"),
+                    f"confusion_{name}.png",
+                )
                 tracking.log_frame(matrix.reset_index(), f"confusion_{name}.csv")
         out["training_seconds"] = time.perf_counter() - started
         tracking.log_metrics(out)
@@ -196,8 +247,9 @@ def run_text(spark: SparkSession, cfg: Config, *, tables: Tables, settings: MlSe
 Evaluation = tuple[dict[str, float], dict[str, pd.DataFrame]]
 
 
-def evaluate_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables, notes_df: DataFrame,
-                           test_from: str) -> Evaluation | None:
+def evaluate_against_truth(
+    spark: SparkSession, cfg: Config, *, tables: Tables, notes_df: DataFrame, test_from: str
+) -> Evaluation | None:
     """Topic and sentiment of the notes from ``test_from`` on against ``notes_truth``; the
     agent's category scored the same way as the baseline. Labels only (a few columns of the
     test months' notes) come to the driver."""
@@ -206,11 +258,19 @@ def evaluate_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables, 
     truth = _truth(spark, cfg, "notes_truth")
     if truth is None:
         return None
-    test = notes_df.where(F.col("month") >= test_from).join(
-        truth.select("interaction_id", F.col("topic").alias("true_topic"),
-                     F.col("sentiment").alias("true_sentiment")),
-        on="interaction_id", how="inner",
-    ).select("topic", "agent_topic", "sentiment", "true_topic", "true_sentiment")
+    test = (
+        notes_df.where(F.col("month") >= test_from)
+        .join(
+            truth.select(
+                "interaction_id",
+                F.col("topic").alias("true_topic"),
+                F.col("sentiment").alias("true_sentiment"),
+            ),
+            on="interaction_id",
+            how="inner",
+        )
+        .select("topic", "agent_topic", "sentiment", "true_topic", "true_sentiment")
+    )
     test = pd.DataFrame(test.toPandas())
     if test.empty:
         return None
@@ -224,7 +284,9 @@ def evaluate_against_truth(spark: SparkSession, cfg: Config, *, tables: Tables, 
         found = scores(test[truth_col], predicted)
         figures[f"{prefix}_accuracy"] = found["accuracy"]
         figures[f"{prefix}_macro_f1"] = found["macro_f1"]
-    matrices = {"topic": confusion(test["true_topic"], test["topic"]),
-                "agent_topic": confusion(test["true_topic"], agent),
-                "sentiment": confusion(test["true_sentiment"], test["sentiment"])}
+    matrices = {
+        "topic": confusion(test["true_topic"], test["topic"]),
+        "agent_topic": confusion(test["true_topic"], agent),
+        "sentiment": confusion(test["true_sentiment"], test["sentiment"]),
+    }
     return figures, matrices
