@@ -13,14 +13,14 @@ MONTH ?=
 MONTH_ARG := $(if $(MONTH),--month $(MONTH),)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-heavy check lint typecheck generate bronze silver gold ml sql sql-server \
+.PHONY: help setup run test test-heavy check lint format typecheck generate bronze silver gold ml sql sql-server \
         mlflow-ui train-segmentation train-engagement train-fraud train-risk train-propensity bench-tables \
         bench-bronze bench-er bench-gold bench-synth clean clean-lake java-check
 
 help: ## List every target with a one-line description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo ""
-	@echo "  Variables: ENV=local|test|cluster  MONTH=YYYY-MM  PYTEST_ARGS=..."
+	@echo "  Variables: ENV=local|test|cluster  MONTH=YYYY-MM  PYTEST_ARGS=...  TEST_WORKERS=2"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "cardlake: $(PYTHON) not found; install Python 3.11+"; exit 3; }
@@ -37,16 +37,27 @@ java-check: $(STAMP)
 run: setup ## Run the whole pipeline end to end on the embedded default (local Spark, ./lake)
 	$(PY) jobs/run_pipeline.py --env $(ENV) $(MONTH_ARG)
 
-test: setup dashboard-assets ## Run the test suite (delta-spark tests skip with a reason where its jars can't load)
-	$(PY) -m pytest -m "not heavy" $(PYTEST_ARGS)
+# Two pytest-xdist workers, each with its own SparkSession; tests are grouped so that one worker
+# builds the shared lake and each module's brokers and servers start once (tests/conftest.py).
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+
+test: setup dashboard-assets ## Run the test suite on TEST_WORKERS workers (2; delta-spark tests skip with a reason where its jars can't load)
+	$(PY) -m pytest -m "not heavy" $(XDIST) $(PYTEST_ARGS)
 
 test-heavy: setup ## The tests marked heavy: ER on a whole world, the contract on S3, gold races on delta-rs
 	$(PY) -m pytest -m heavy $(PYTEST_ARGS)
 
 check: lint typecheck ## Lint (ruff) and type-check (mypy) the code
 
+CODE = lib jobs tests bench notebooks infra
+
 lint: setup
-	$(VENV)/bin/ruff check lib jobs tests bench notebooks
+	$(VENV)/bin/ruff check $(CODE)
+
+format: setup ## Lay the code out with ruff format (make check fails on any other layout)
+	$(VENV)/bin/ruff format $(CODE)
 
 typecheck: setup
 	$(VENV)/bin/mypy

@@ -19,6 +19,29 @@ pytest_plugins = ["tests.lake_fixture"]
 
 ENGINES = ("delta-rs", "delta-spark")
 
+# `make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`), each with its own
+# SparkSession. A test goes to a worker with the rest of its group: every test that reads the
+# built lake shares one group (so one worker builds the lake, once, and it is the first group
+# handed out, the longest); every other test goes with its module (module fixtures, brokers and
+# servers start once), the dashboard's tests with their folder (they share its session fixtures).
+BUILT_LAKE_GROUP = "built_lake"
+FOLDER_GROUPS = ("tests/serve/",)
+
+
+def xdist_group(item: pytest.Item) -> str:
+    """The group of workers' scheduling a test belongs to (see above)."""
+    if "built_lake" in item.fixturenames:
+        return BUILT_LAKE_GROUP
+    path = item.nodeid.split("::", 1)[0]
+    return next((folder for folder in FOLDER_GROUPS if path.startswith(folder)), path)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # As each test is collected: xdist reads the marks into the test ids in its own
+    # pytest_collection_modifyitems, which runs before any of this file's.
+    if item.config.pluginmanager.hasplugin("xdist"):
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+
 
 def delta_spark_missing() -> str:
     """Why the delta-spark engine is not loaded, as the session build recorded it."""
