@@ -55,6 +55,7 @@ CODE = lib jobs tests bench notebooks infra
 
 lint: setup
 	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 
 format: setup ## Lay the code out with ruff format (make check fails on any other layout)
 	$(VENV)/bin/ruff format $(CODE)

@@ -66,8 +66,15 @@ class _Sender:
         from cardlake.synth.stream import events
 
         self.topic = topic
-        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                                  "acks": "all", "linger.ms": 5, "log_level": 3})
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "log_level": 3,
+            }
+        )
         self.source = events(params, max_events=10**9, token_key=key, repeat=True)
         self.sent = 0
 
@@ -75,8 +82,9 @@ class _Sender:
         t0 = time.monotonic()
         n = int(rate * seconds)
         for i, event in enumerate(self.source):
-            self.producer.produce(self.topic, key=event.key.encode(),
-                                  value=event.encode(int(time.time() * 1000)))
+            self.producer.produce(
+                self.topic, key=event.key.encode(), value=event.encode(int(time.time() * 1000))
+            )
             self.producer.poll(0)
             self.sent += 1
             if i + 1 >= n:
@@ -125,13 +133,19 @@ def _phase_lines(metrics: Path) -> list[str]:
     sink = [r["phases"] for r in lines if r.get("phases")]
     if sink:
         names = list(dict.fromkeys(k for p in sink for k in p))
-        out.append(f"  sink, median of {len(sink)} batches: " + ", ".join(
-            f"{k} {np.median([p.get(k, 0.0) for p in sink]):.2f} s" for k in names))
+        out.append(
+            f"  sink, median of {len(sink)} batches: "
+            + ", ".join(f"{k} {np.median([p.get(k, 0.0) for p in sink]):.2f} s" for k in names)
+        )
     for query in sorted({r["query"] for r in lines if "query" in r}):
         spark = [r["durations"] for r in lines if r.get("query") == query]
         names = list(dict.fromkeys(k for d in spark for k in d))
-        out.append(f"  {query}, median of {len(spark)} batches: " + ", ".join(
-            f"{k} {np.median([d.get(k, 0) for d in spark]) / 1000:.2f} s" for k in names))
+        out.append(
+            f"  {query}, median of {len(spark)} batches: "
+            + ", ".join(
+                f"{k} {np.median([d.get(k, 0) for d in spark]) / 1000:.2f} s" for k in names
+            )
+        )
     return out
 
 
@@ -142,10 +156,18 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=10.0, help="drain time between rates")
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "cardlake-bench"))
     parser.add_argument("--driver-memory", default="2g")
-    parser.add_argument("--drain", type=float, default=60.0,
-                        help="after the last rate, wait this long at most for the backlog")
-    parser.add_argument("--start-timeout", type=float, default=600.0,
-                        help="how long the job may take to commit its first batch")
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=60.0,
+        help="after the last rate, wait this long at most for the backlog",
+    )
+    parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=600.0,
+        help="how long the job may take to commit its first batch",
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
 
@@ -167,14 +189,34 @@ def main() -> int:
     try:
         create_topics(broker.bootstrap, {"card-events": 2, "fraud-alerts": 1})
         log = run / "stream.log"
-        cmd = [sys.executable, str(ROOT / "jobs" / "stream.py"), "--env", "test",
-               "--lake-root", str(run / "lake"), "--landing-root", str(run / "landing"),
-               "--source", "kafka", "--bootstrap", broker.bootstrap, "--watermark", "3 days",
-               "--metrics-path", str(metrics), "--driver-memory", args.driver_memory]
+        cmd = [
+            sys.executable,
+            str(ROOT / "jobs" / "stream.py"),
+            "--env",
+            "test",
+            "--lake-root",
+            str(run / "lake"),
+            "--landing-root",
+            str(run / "landing"),
+            "--source",
+            "kafka",
+            "--bootstrap",
+            broker.bootstrap,
+            "--watermark",
+            "3 days",
+            "--metrics-path",
+            str(metrics),
+            "--driver-memory",
+            args.driver_memory,
+        ]
         with open(log, "ab") as out:
-            job = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True, env={**os.environ,
-                                                                "PYTHONPATH": str(ROOT)})
+            job = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
         # Warm up: a few events until the first batch commits (JVM, model, first plan).
         sender = _Sender(broker.bootstrap, "card-events", params_of(mini_config(run).synth), key)
         sender.send(50, 1)
@@ -183,8 +225,9 @@ def main() -> int:
             if job.poll() is not None:
                 raise SystemExit(f"stream job exited: {log.read_text()[-3000:]}")
             if time.monotonic() > deadline:
-                raise SystemExit(f"bench: no batch committed within {args.start_timeout:g} s; "
-                                 f"log {log}")
+                raise SystemExit(
+                    f"bench: no batch committed within {args.start_timeout:g} s; log {log}"
+                )
             time.sleep(1)
         time.sleep(args.pause)
         cpu_start, load_start = _session_cpu(job.pid), _load()
@@ -195,8 +238,11 @@ def main() -> int:
             phases.append((rate, start, time.time(), sender.sent - before))
             time.sleep(args.pause)
         drain_until = time.monotonic() + args.drain
-        while (sum(len(r["latencies"]) for r in _committed(metrics)) < sender.sent
-               and time.monotonic() < drain_until and job.poll() is None):
+        while (
+            sum(len(r["latencies"]) for r in _committed(metrics)) < sender.sent
+            and time.monotonic() < drain_until
+            and job.poll() is None
+        ):
             time.sleep(1)
         rows = _committed(metrics)
         left = sender.sent - sum(len(r["latencies"]) for r in rows)
@@ -209,8 +255,9 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(job.pid, signal.SIGKILL)
         broker.stop()
-    sent_lat = sorted((r["committed"] - lat, lat, r["batch_id"]) for r in rows
-                      for lat in r["latencies"])
+    sent_lat = sorted(
+        (r["committed"] - lat, lat, r["batch_id"]) for r in rows for lat in r["latencies"]
+    )
     lines = []
     best = 0.0
     for rate, start, end, n_sent in phases:
@@ -225,29 +272,45 @@ def main() -> int:
             continue
         third = max(1, len(lat) // 3)
         # Every event of the rate committed, and its last third not much slower than its first.
-        sustained = len(lat) >= n_sent and batches >= MIN_BATCHES and (
-            float(np.median(lat[-third:])) <= 2 * float(np.median(lat[:third])) + 0.5)
-        verdict = ("sustained" if sustained else "too few batches to tell"
-                   if len(lat) >= n_sent and batches < MIN_BATCHES else "backlog grows")
+        sustained = (
+            len(lat) >= n_sent
+            and batches >= MIN_BATCHES
+            and (float(np.median(lat[-third:])) <= 2 * float(np.median(lat[:third])) + 0.5)
+        )
+        verdict = (
+            "sustained"
+            if sustained
+            else "too few batches to tell"
+            if len(lat) >= n_sent and batches < MIN_BATCHES
+            else "backlog grows"
+        )
         if sustained:
             best = max(best, len(lat) / (end - start))
         p50, p95, p99 = np.percentile(lat, [50, 95, 99])
         achieved = len(lat) / (end - start)
-        lines.append(f"{rate:8.0f}/s  {len(lat):6d}/{n_sent} events  achieved {achieved:7.1f}/s"
-                     f"  p50 {p50:6.2f} s  p95 {p95:6.2f} s  p99 {p99:6.2f} s  "
-                     f"{batches} batches  {verdict}")
+        lines.append(
+            f"{rate:8.0f}/s  {len(lat):6d}/{n_sent} events  achieved {achieved:7.1f}/s"
+            f"  p50 {p50:6.2f} s  p95 {p95:6.2f} s  p99 {p99:6.2f} s  "
+            f"{batches} batches  {verdict}"
+        )
     print("\nmicro-batch (trigger as fast as possible), event sent -> alert committed:")
     print("\n".join(lines))
     print(f"events sent {sender.sent}, not committed when measuring stopped: {left}")
     print("\n".join(["per micro-batch with input:", *_phase_lines(metrics)]))
     measured = sum(n for *_, n in phases)
-    print(f"job CPU after warm-up: {cpu:.0f} s for {measured} events sent "
-          f"({1000 * cpu / max(measured, 1):.1f} ms an event); machine load (1, 5, 15 min) "
-          f"{load_start} at the first rate, {_load()} at the end")
-    print("real-time mode: not applicable (Spark 4.1 runs stateless queries only; this one "
-          "deduplicates, keeps per-customer state and writes Delta through foreachBatch)")
-    print(f"command: python bench/bench_stream.py --rates {args.rates} --seconds "
-          f"{args.seconds:g} --pause {args.pause:g} --drain {args.drain:g}")
+    print(
+        f"job CPU after warm-up: {cpu:.0f} s for {measured} events sent "
+        f"({1000 * cpu / max(measured, 1):.1f} ms an event); machine load (1, 5, 15 min) "
+        f"{load_start} at the first rate, {_load()} at the end"
+    )
+    print(
+        "real-time mode: not applicable (Spark 4.1 runs stateless queries only; this one "
+        "deduplicates, keeps per-customer state and writes Delta through foreachBatch)"
+    )
+    print(
+        f"command: python bench/bench_stream.py --rates {args.rates} --seconds "
+        f"{args.seconds:g} --pause {args.pause:g} --drain {args.drain:g}"
+    )
     print(f"highest sustained rate: {best:.0f} events/s")
     return 0
 

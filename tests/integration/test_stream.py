@@ -88,13 +88,26 @@ def _token_key() -> bytes:
 
 
 def _job(lake: MiniLake, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, str(ROOT / "jobs" / "stream.py"), "--env", "test",
-           "--lake-root", str(lake.lake_root), "--landing-root", str(lake.root / "landing"),
-           "--model-refresh-seconds", "3600", "--watermark", "3 days", *extra]
+    cmd = [
+        sys.executable,
+        str(ROOT / "jobs" / "stream.py"),
+        "--env",
+        "test",
+        "--lake-root",
+        str(lake.lake_root),
+        "--landing-root",
+        str(lake.root / "landing"),
+        "--model-refresh-seconds",
+        "3600",
+        "--watermark",
+        "3 days",
+        *extra,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, cwd=ROOT)
+        return subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT
+        )
 
 
 def _scored_ids(lake: MiniLake) -> list[str]:
@@ -107,8 +120,9 @@ def _scored_ids(lake: MiniLake) -> list[str]:
         table = DeltaTable(str(path))
     except Exception:
         return []
-    return [str(x) for x in table.to_pyarrow_table(columns=["event_id"])
-            .column("event_id").to_pylist()]
+    return [
+        str(x) for x in table.to_pyarrow_table(columns=["event_id"]).column("event_id").to_pylist()
+    ]
 
 
 def _wait_exit(proc: subprocess.Popen[bytes], log: Path, deadline_s: float) -> None:
@@ -133,11 +147,17 @@ def _send(bootstrap: str, topic: str, events: list[Any]) -> None:
     """Sends the source's messages in order, keyed by card (one partition per card)."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                         "acks": "all", "linger.ms": 5, "log_level": 3})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "log_level": 3,
+        }
+    )
     for event in events:
-        producer.produce(topic, key=event.key.encode(),
-                         value=event.encode(int(time.time() * 1000)))
+        producer.produce(topic, key=event.key.encode(), value=event.encode(int(time.time() * 1000)))
         producer.poll(0)
     assert producer.flush(READ_DEADLINE_S) == 0, "the broker did not take every message"
 
@@ -157,22 +177,29 @@ def _batch_expected(spark: SparkSession, lake: MiniLake, good: list[str]) -> Dat
     tables = lake.tables(spark)
     ref = load_reference(tables)
     raw = spark.createDataFrame([(v, "test") for v in good], "value string, source string")
-    events = (raw.withColumn("broker_time", F.current_timestamp())
-              .transform(E.with_parsed_events))
+    events = raw.withColumn("broker_time", F.current_timestamp()).transform(E.with_parsed_events)
     # A card no customer is known for counts as its own customer, in batch as in the stream.
-    rows = (with_enrichment(events, ref=ref).withColumn("customer_key", F.col(STATE_KEY))
-            .drop(STATE_KEY).withColumn("is_new", F.lit(True)))
-    silver = ref.history.join(rows.select("transaction_id"), on="transaction_id",
-                              how="left_anti").withColumn("is_new", F.lit(False))
+    rows = (
+        with_enrichment(events, ref=ref)
+        .withColumn("customer_key", F.col(STATE_KEY))
+        .drop(STATE_KEY)
+        .withColumn("is_new", F.lit(True))
+    )
+    silver = ref.history.join(
+        rows.select("transaction_id"), on="transaction_id", how="left_anti"
+    ).withColumn("is_new", F.lit(False))
     ml = load_ml_settings("test")
     tracker = tracking.Tracker.configure(str(lake.lake_root), ml.tracking)
     model, version = tracking.load_champion(ml.fraud.model_name)
-    small_usd = float(tracking.version_tags(tracker, ml.fraud.model_name, version)
-                      [SMALL_AMOUNT_TAG])  # the cut-off the champion learnt
-    feats = with_transaction_features(rows.unionByName(silver, allowMissingColumns=True),
-                                      hours=window_hours(ml.fraud),
-                                      small_amount_usd=small_usd,
-                                      reports_df=ref.reports).where("is_new")
+    small_usd = float(
+        tracking.version_tags(tracker, ml.fraud.model_name, version)[SMALL_AMOUNT_TAG]
+    )  # the cut-off the champion learnt
+    feats = with_transaction_features(
+        rows.unionByName(silver, allowMissingColumns=True),
+        hours=window_hours(ml.fraud),
+        small_amount_usd=small_usd,
+        reports_df=ref.reports,
+    ).where("is_new")
     return with_score(model, feats).select("event_id", "score")
 
 
@@ -182,8 +209,13 @@ def _messages(token_key: bytes) -> tuple[list[str], list[str], int]:
     bad: list[str] = []
     dups = 0
     seen: set[str] = set()
-    for event in synth_events(_params(), max_events=EVENTS, token_key=token_key,
-                          malformed_every=MALFORMED_EVERY, duplicate_every=DUPLICATE_EVERY):
+    for event in synth_events(
+        _params(),
+        max_events=EVENTS,
+        token_key=token_key,
+        malformed_every=MALFORMED_EVERY,
+        duplicate_every=DUPLICATE_EVERY,
+    ):
         if event.payload is None:
             bad.append(event.encode(0).decode())
         elif event.payload["event_id"] in seen:
@@ -208,35 +240,46 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _check_outputs(spark: SparkSession, lake: MiniLake, good: list[str], bad: list[str]
-                   ) -> None:
+def _check_outputs(spark: SparkSession, lake: MiniLake, good: list[str], bad: list[str]) -> None:
     tables = lake.tables(spark)
     good_ids = {json.loads(g)["event_id"] for g in good}
     scored = tables.read("silver.card_events_scored").select("event_id", "score", "threshold")
     ids = [r["event_id"] for r in scored.select("event_id").collect()]
     assert len(ids) == len(set(ids)), "an event was scored twice"
-    assert set(ids) == good_ids, (f"missing {len(good_ids - set(ids))}, "
-                                  f"unexpected {len(set(ids) - good_ids)}")
+    assert set(ids) == good_ids, (
+        f"missing {len(good_ids - set(ids))}, unexpected {len(set(ids) - good_ids)}"
+    )
     quarantine = tables.read("_quarantine.card_events").select("reason", "raw_value").collect()
     assert len(quarantine) == len(bad)
-    assert {r["reason"] for r in quarantine} == {"not a JSON object", "missing event_id",
-                                                 "invalid amount", "invalid event_time",
-                                                 "missing instrument_id"}
+    assert {r["reason"] for r in quarantine} == {
+        "not a JSON object",
+        "missing event_id",
+        "invalid amount",
+        "invalid event_time",
+        "missing instrument_id",
+    }
     # No card number in the quarantine: no free-standing Luhn-valid run of 13 to 19 digits
     # (transaction ids, "TX" and 14 digits, are no card numbers).
-    pans = [m for r in quarantine
-            for m in re.findall(r"(?<![A-Za-z0-9])\d{13,19}(?!\d)", r["raw_value"]) if _luhn(m)]
+    pans = [
+        m
+        for r in quarantine
+        for m in re.findall(r"(?<![A-Za-z0-9])\d{13,19}(?!\d)", r["raw_value"])
+        if _luhn(m)
+    ]
     assert pans == []
     threshold = scored.first()["threshold"]
     expected = _batch_expected(spark, lake, good)
-    joined = scored.join(expected.withColumnRenamed("score", "batch_score"), on="event_id",
-                         how="inner").where(F.abs(F.col("score") - F.col("batch_score")) > 1e-9)
+    joined = scored.join(
+        expected.withColumnRenamed("score", "batch_score"), on="event_id", how="inner"
+    ).where(F.abs(F.col("score") - F.col("batch_score")) > 1e-9)
     assert joined.count() == 0, joined.limit(5).collect()
     alerts = tables.read("gold.fraud_alerts_live")
     alert_ids = [r["event_id"] for r in alerts.select("event_id").collect()]
     assert len(alert_ids) == len(set(alert_ids)), "an alert was written twice"
-    batch_alerts = {r["event_id"] for r in
-                    expected.where(F.col("score") >= threshold).select("event_id").collect()}
+    batch_alerts = {
+        r["event_id"]
+        for r in expected.where(F.col("score") >= threshold).select("event_id").collect()
+    }
     assert set(alert_ids) == batch_alerts
     # The champion's threshold is its training scores' 90th percentile: about one in ten alerts.
     assert len(good_ids) // 100 < len(alert_ids) < len(good_ids) // 3
@@ -245,20 +288,32 @@ def _check_outputs(spark: SparkSession, lake: MiniLake, good: list[str], bad: li
     sent = {p["event_id"]: p["instrument_id"] for p in map(json.loads, good)}
     rows = alerts.select("event_id", "card_token", "event_time", "alert_time").collect()
     assert {r["event_id"]: r["card_token"] for r in rows} == {
-        r["event_id"]: sent[r["event_id"]] for r in rows}
+        r["event_id"]: sent[r["event_id"]] for r in rows
+    }
     assert [r["event_id"] for r in rows if r["alert_time"] < r["event_time"]] == []
 
 
 def test_kafka_stream_scores_each_event_once_and_alerts_as_batch_scoring_does(
-        spark: SparkSession, base_lake: MiniLake, kafka: Broker, tmp_path: Path) -> None:
+    spark: SparkSession, base_lake: MiniLake, kafka: Broker, tmp_path: Path
+) -> None:
     lake = _copy(base_lake, tmp_path / "lake")
     key = _token_key()
     good, bad, dups = _messages(key)
-    assert (len(good), len(bad), dups) == (EVENTS, EVENTS // MALFORMED_EVERY,
-                                           EVENTS // DUPLICATE_EVERY)
-    wire = list(synth_events(_params(), max_events=EVENTS, token_key=key,
-                             malformed_every=MALFORMED_EVERY, duplicate_every=DUPLICATE_EVERY))
-    first, rest = wire[:len(wire) // 2], wire[len(wire) // 2:]
+    assert (len(good), len(bad), dups) == (
+        EVENTS,
+        EVENTS // MALFORMED_EVERY,
+        EVENTS // DUPLICATE_EVERY,
+    )
+    wire = list(
+        synth_events(
+            _params(),
+            max_events=EVENTS,
+            token_key=key,
+            malformed_every=MALFORMED_EVERY,
+            duplicate_every=DUPLICATE_EVERY,
+        )
+    )
+    first, rest = wire[: len(wire) // 2], wire[len(wire) // 2 :]
     # Duplicates within a micro-batch come with the source (each right after its original);
     # across micro-batches, the job's first batch is the first half (all on the topic before it
     # starts, no cap), and the second half begins with the first half's newest events sent
@@ -271,29 +326,51 @@ def test_kafka_stream_scores_each_event_once_and_alerts_as_batch_scoring_does(
     create_topics(kafka.bootstrap, {"core-events": 2, "core-alerts": 1})
     _send(kafka.bootstrap, "core-events", first)
     log = tmp_path / "stream.log"
-    job = _job(lake, log, "--source", "kafka", "--bootstrap", kafka.bootstrap,
-               "--topic", "core-events", "--alerts-topic", "core-alerts", "--idle-stop", "5")
+    job = _job(
+        lake,
+        log,
+        "--source",
+        "kafka",
+        "--bootstrap",
+        kafka.bootstrap,
+        "--topic",
+        "core-events",
+        "--alerts-topic",
+        "core-alerts",
+        "--idle-stop",
+        "5",
+    )
     _wait_for_commit(job, lake, log)
     _send(kafka.bootstrap, "core-events", [*resent, *rest])
     _wait_exit(job, log, JOB_DEADLINE_S)
     _check_outputs(spark, lake, good, bad)
     scored = lake.tables(spark).read("silver.card_events_scored")
-    resent_batches = {r["batch_id"] for r in scored.where(F.col("event_id").isin(
-        [e.payload["event_id"] for e in resent])).select("batch_id").collect()}
+    resent_batches = {
+        r["batch_id"]
+        for r in scored.where(F.col("event_id").isin([e.payload["event_id"] for e in resent]))
+        .select("batch_id")
+        .collect()
+    }
     assert resent_batches == {0}  # scored in the first batch, their copies came later
-    alert_ids = [r["event_id"] for r in lake.tables(spark).read(
-        "gold.fraud_alerts_live").select("event_id").collect()]
+    alert_ids = [
+        r["event_id"]
+        for r in lake.tables(spark).read("gold.fraud_alerts_live").select("event_id").collect()
+    ]
     # No batch was replayed, so each alert is on the topic exactly once.
     assert sorted(_consume(kafka.bootstrap, "core-alerts")) == sorted(alert_ids)
 
 
 def test_kafka_stream_scores_each_event_once_through_a_crash_and_a_broker_restart(
-        spark: SparkSession, base_lake: MiniLake, kafka: Broker, tmp_path: Path) -> None:
+    spark: SparkSession, base_lake: MiniLake, kafka: Broker, tmp_path: Path
+) -> None:
     stream_lake = _copy(base_lake, tmp_path / "lake")
     key = _token_key()
     good, bad, dups = _messages(key)
-    assert (len(good), len(bad), dups) == (EVENTS, EVENTS // MALFORMED_EVERY,
-                                           EVENTS // DUPLICATE_EVERY)
+    assert (len(good), len(bad), dups) == (
+        EVENTS,
+        EVENTS // MALFORMED_EVERY,
+        EVENTS // DUPLICATE_EVERY,
+    )
     create_topics(kafka.bootstrap, {"card-events": 2, "fraud-alerts": 1})
     log = tmp_path / "stream.log"
     args = ("--source", "kafka", "--bootstrap", kafka.bootstrap)
@@ -304,9 +381,16 @@ def test_kafka_stream_scores_each_event_once_through_a_crash_and_a_broker_restar
 
     def produce() -> None:
         sent["summary"] = publish(
-            bootstrap=kafka.bootstrap, topic="card-events", params=_params(),
-            rate_per_second=150, max_events=EVENTS, max_seconds=600, token_key=key,
-            malformed_every=MALFORMED_EVERY, duplicate_every=DUPLICATE_EVERY)
+            bootstrap=kafka.bootstrap,
+            topic="card-events",
+            params=_params(),
+            rate_per_second=150,
+            max_events=EVENTS,
+            max_seconds=600,
+            token_key=key,
+            malformed_every=MALFORMED_EVERY,
+            duplicate_every=DUPLICATE_EVERY,
+        )
 
     producer = threading.Thread(target=produce)
     producer.start()
@@ -324,8 +408,13 @@ def test_kafka_stream_scores_each_event_once_through_a_crash_and_a_broker_restar
     _wait_exit(second, log, JOB_DEADLINE_S)
     _check_outputs(spark, stream_lake, good, bad)
     alerts_on_topic = _consume(kafka.bootstrap, "fraud-alerts")
-    alert_ids = {r["event_id"] for r in stream_lake.tables(spark).read(
-        "gold.fraud_alerts_live").select("event_id").collect()}
+    alert_ids = {
+        r["event_id"]
+        for r in stream_lake.tables(spark)
+        .read("gold.fraud_alerts_live")
+        .select("event_id")
+        .collect()
+    }
     assert set(alerts_on_topic) == alert_ids  # at least once on the topic, keyed by event id
 
 
@@ -334,8 +423,14 @@ def _consume(bootstrap: str, topic: str) -> list[str]:
     wrote them has exited, so the end is known; no group, no idle timer)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-alerts",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "test-alerts",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     partitions = list(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     keys: list[str] = []
@@ -357,24 +452,30 @@ def _consume(bootstrap: str, topic: str) -> list[str]:
 
 @pytest.mark.heavy  # one more job start for the same checks through the other source
 def test_embedded_file_stream_gives_the_same_outputs_without_a_broker(
-        spark: SparkSession, base_lake: MiniLake, tmp_path: Path) -> None:
+    spark: SparkSession, base_lake: MiniLake, tmp_path: Path
+) -> None:
     lake = _copy(base_lake, tmp_path / "lake")
     key = _token_key()
     good, bad, _ = _messages(key)
     n = 300  # the file path is the same job; fewer events keep it quick
     good_n = good[:n]
     bad_n = [b for i, b in enumerate(bad) if (i + 1) * MALFORMED_EVERY <= n]
-    stream(landing_dir=lake.root / "landing" / "events", params=_params(),
-             rate_per_second=0, max_events=n, token_key=key, malformed_every=MALFORMED_EVERY,
-             duplicate_every=DUPLICATE_EVERY)
+    stream(
+        landing_dir=lake.root / "landing" / "events",
+        params=_params(),
+        rate_per_second=0,
+        max_events=n,
+        token_key=key,
+        malformed_every=MALFORMED_EVERY,
+        duplicate_every=DUPLICATE_EVERY,
+    )
     log = tmp_path / "stream.log"
     proc = _job(lake, log, "--source", "files", "--idle-stop", "8")
     _wait_exit(proc, log, JOB_DEADLINE_S)
     _check_outputs(spark, lake, good_n, bad_n)
 
 
-def test_a_new_champion_is_picked_up_without_a_restart(base_lake: MiniLake, tmp_path: Path
-                                                       ) -> None:
+def test_a_new_champion_is_picked_up_without_a_restart(base_lake: MiniLake, tmp_path: Path) -> None:
     from cardlake.ml import tracking
     from cardlake.ml.settings import load_ml_settings
     from cardlake.stream.job import Champion
@@ -387,10 +488,18 @@ def test_a_new_champion_is_picked_up_without_a_restart(base_lake: MiniLake, tmp_
     assert first.version == "1" and first.model is not None
     from mlflow.tracking import MlflowClient
 
-    source = MlflowClient(tracking_uri=tracker.uri, registry_uri=tracker.uri).get_model_version(
-        ml.fraud.model_name, "1").source
-    tracking.register_and_promote(tracker, name=ml.fraud.model_name, model_uri=source,
-                                  metric="test_auc", value=0.9,
-                                  tags={"threshold": "0.25", "small_amount_usd": "3.5"})
+    source = (
+        MlflowClient(tracking_uri=tracker.uri, registry_uri=tracker.uri)
+        .get_model_version(ml.fraud.model_name, "1")
+        .source
+    )
+    tracking.register_and_promote(
+        tracker,
+        name=ml.fraud.model_name,
+        model_uri=source,
+        metric="test_auc",
+        value=0.9,
+        tags={"threshold": "0.25", "small_amount_usd": "3.5"},
+    )
     now = champion.current()  # the next micro-batch's call
     assert (now.version, now.threshold, now.small_amount_usd) == ("2", 0.25, 3.5)

@@ -44,16 +44,22 @@ class MiniLake:
 
 
 def mini_config(root: Path) -> Config:
-    return load_config("test", overrides={
-        "paths.lake_root": str(root / "lake"), "paths.landing_root": str(root / "landing"),
-        "paths.truth_root": str(root / "truth"), "synth": dict(WORLD)})
+    return load_config(
+        "test",
+        overrides={
+            "paths.lake_root": str(root / "lake"),
+            "paths.landing_root": str(root / "landing"),
+            "paths.truth_root": str(root / "truth"),
+            "synth": dict(WORLD),
+        },
+    )
 
 
 def _history(cfg: Config, key: bytes) -> pd.DataFrame:
     world = build_world(params_of(cfg.synth))
     countries = [*V.ALL_COUNTRIES, None]
     parts = []
-    for month in world.months[-1 - HISTORY_MONTHS:-1]:
+    for month in world.months[-1 - HISTORY_MONTHS : -1]:
         b = simulate_month(world, world.month_index(month))
         is_card = b.channel < N_CARD_CHANNELS
         ts = pd.to_datetime(b.ts, unit="s", utc=True)
@@ -63,33 +69,42 @@ def _history(cfg: Config, key: bytes) -> pd.DataFrame:
         home = [world.country[int(p)] for p in b.person]
         hour = ts.hour
         abroad = [m if m is not None else i for m, i in zip(m_country, ip_country, strict=True)]
-        parts.append(pd.DataFrame({
-            "transaction_id": b.tx_id.astype(str),
-            "customer_key": [f"CK{int(p):05d}" for p in b.person],
-            "instrument_type": np.where(is_card, "card", "wallet"),
-            "instrument_id": [card_token(str(c), key) if k else world.wallet_id[int(p)]
-                              for c, k, p in zip(b.card, is_card, b.person, strict=True)],
-            "ts": ts,
-            "txn_date": ts.date,
-            "amount": b.amount.astype(float),
-            "currency": currency,
-            "amount_usd": [a / RATES[c] for a, c in zip(b.amount, currency, strict=True)],
-            "merchant_id": [world.merchants.merchant_id[m] if m >= 0 else None
-                            for m in b.merchant],
-            "customer_country": home,
-            "channel": [V.CHANNELS[int(c)] for c in b.channel],
-            "direction": [("debit", "credit")[int(d)] for d in b.direction],
-            "state": [V.STATES[int(s)] for s in b.state],
-            "device_id": [str(d) or None for d in b.device],
-            "ip_country": ip_country,
-            "is_night": (hour < 6),
-            "is_cross_border": [a is not None and a != h for a, h in
-                                zip(abroad, home, strict=True)],
-            "fraud_reported_at": pd.to_datetime(
-                np.where(b.reported_at >= 0, b.reported_at, np.nan), unit="s", utc=True),
-            "label": b.is_fraud.astype(int),
-            "month": month,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "transaction_id": b.tx_id.astype(str),
+                    "customer_key": [f"CK{int(p):05d}" for p in b.person],
+                    "instrument_type": np.where(is_card, "card", "wallet"),
+                    "instrument_id": [
+                        card_token(str(c), key) if k else world.wallet_id[int(p)]
+                        for c, k, p in zip(b.card, is_card, b.person, strict=True)
+                    ],
+                    "ts": ts,
+                    "txn_date": ts.date,
+                    "amount": b.amount.astype(float),
+                    "currency": currency,
+                    "amount_usd": [a / RATES[c] for a, c in zip(b.amount, currency, strict=True)],
+                    "merchant_id": [
+                        world.merchants.merchant_id[m] if m >= 0 else None for m in b.merchant
+                    ],
+                    "customer_country": home,
+                    "channel": [V.CHANNELS[int(c)] for c in b.channel],
+                    "direction": [("debit", "credit")[int(d)] for d in b.direction],
+                    "state": [V.STATES[int(s)] for s in b.state],
+                    "device_id": [str(d) or None for d in b.device],
+                    "ip_country": ip_country,
+                    "is_night": (hour < 6),
+                    "is_cross_border": [
+                        a is not None and a != h for a, h in zip(abroad, home, strict=True)
+                    ],
+                    "fraud_reported_at": pd.to_datetime(
+                        np.where(b.reported_at >= 0, b.reported_at, np.nan), unit="s", utc=True
+                    ),
+                    "label": b.is_fraud.astype(int),
+                    "month": month,
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -116,26 +131,34 @@ def build_mini_lake(spark: SparkSession, root: Path, *, token_key: bytes) -> Min
     pdf = _history(cfg, token_key)
     tx = spark.createDataFrame(pdf.drop(columns="label"))
     tx = tx.withColumn("txn_date", F.to_date("txn_date")).withColumn(
-        "channel", normalised_channel(F.col("channel")))
+        "channel", normalised_channel(F.col("channel"))
+    )
     tables.overwrite("silver.transactions", tx, partition_by=["month"])
     world = build_world(params_of(cfg.synth))
-    customers = spark.createDataFrame(pd.DataFrame({
-        "customer_key": [f"CK{p:05d}" for p in range(world.n)], "country": world.country}))
+    customers = spark.createDataFrame(
+        pd.DataFrame(
+            {"customer_key": [f"CK{p:05d}" for p in range(world.n)], "country": world.country}
+        )
+    )
     tables.overwrite("silver.customers", customers)
     days = pd.date_range(world.months[-1 - HISTORY_MONTHS] + "-01", periods=31 * 3 + 1)
-    fx = spark.createDataFrame(pd.DataFrame(
-        [(d.date(), c, r) for d in days for c, r in RATES.items()],
-        columns=["date", "currency", "units_per_usd"]))
+    fx = spark.createDataFrame(
+        pd.DataFrame(
+            [(d.date(), c, r) for d in days for c, r in RATES.items()],
+            columns=["date", "currency", "units_per_usd"],
+        )
+    )
     tables.overwrite("silver.fx_rates", fx)
 
     ml = load_ml_settings("test")
     numeric = feature_columns(ml.fraud)
     labelled = tables.read("silver.transactions").join(
-        spark.createDataFrame(pdf[["transaction_id", "label"]]), on="transaction_id",
-        how="inner")
+        spark.createDataFrame(pdf[["transaction_id", "label"]]), on="transaction_id", how="inner"
+    )
     small_usd = learn_small_amount(labelled, label=LABEL)  # as the fraud model learns it
-    feats = with_transaction_features(labelled, hours=window_hours(ml.fraud),
-                                      small_amount_usd=small_usd).cache()
+    feats = with_transaction_features(
+        labelled, hours=window_hours(ml.fraud), small_amount_usd=small_usd
+    ).cache()
     lr = LogisticRegression(labelCol=LABEL, featuresCol="features", maxIter=20, regParam=0.01)
     model = Pipeline(stages=[*feature_stages(numeric, CATEGORICAL, scale=True), lr]).fit(feats)
     scores = np.array([r[0] for r in with_score(model, feats).select("score").collect()])
@@ -144,9 +167,13 @@ def build_mini_lake(spark: SparkSession, root: Path, *, token_key: bytes) -> Min
     with tracker.run("fraud", "mini-lake"):
         sample = feats.select(*CATEGORICAL, *numeric).limit(3).toPandas()
         uri = tracking.log_spark_model(model, sample, pd.DataFrame({"score": [0.5] * 3}))
-        tracking.register_and_promote(tracker, name=ml.fraud.model_name, model_uri=uri,
-                                      metric="test_auc", value=0.5,
-                                      tags={"threshold": repr(threshold), "kind": "lr",
-                                            SMALL_AMOUNT_TAG: repr(small_usd)})
+        tracking.register_and_promote(
+            tracker,
+            name=ml.fraud.model_name,
+            model_uri=uri,
+            metric="test_auc",
+            value=0.5,
+            tags={"threshold": repr(threshold), "kind": "lr", SMALL_AMOUNT_TAG: repr(small_usd)},
+        )
     feats.unpersist()
     return MiniLake(cfg=cfg, root=root)

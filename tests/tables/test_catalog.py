@@ -11,8 +11,9 @@ from pyspark.sql import SparkSession
 from cardlake.tables.catalog import register_lake
 
 
-def test_a_log_folder_without_a_commit_is_no_table_yet(spark: SparkSession, tmp_path: Path,
-                                                       clean_catalog: None) -> None:
+def test_a_log_folder_without_a_commit_is_no_table_yet(
+    spark: SparkSession, tmp_path: Path, clean_catalog: None
+) -> None:
     # A table with a commit, and what a writer killed during a table's first commit leaves: its
     # data file and a log folder with nothing committed in it.
     write_deltalake(str(tmp_path / "gold" / "kept"), pd.DataFrame({"x": [1, None]}))

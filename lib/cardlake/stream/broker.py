@@ -66,14 +66,27 @@ def kafka_libs(version: str = KAFKA_VERSION) -> Path:
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise BrokerError("resolving Kafka's jars needs Maven: apt-get install maven "
-                          "(or run .ci/setup.d/30-kafka.sh)")
+        raise BrokerError(
+            "resolving Kafka's jars needs Maven: apt-get install maven "
+            "(or run .ci/setup.d/30-kafka.sh)"
+        )
     libs.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
     out = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-         f"-Dkafka.version={version}", f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
-        capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-Dkafka.version={version}",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
@@ -179,28 +192,49 @@ def _write_config(data_dir: Path, port: int, controller_port: int) -> Path:
 def _java(libs: Path, data_dir: Path) -> list[str]:
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else (shutil.which("java") or "java")
-    return [java, "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j.configuration=file:{data_dir / 'log4j.properties'}",
-            f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
-            "-cp", f"{libs}/*"]
+    return [
+        java,
+        "-Xms128m",
+        "-Xmx512m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{data_dir / 'log4j.properties'}",
+        f"-Dlog4j2.configurationFile={data_dir / 'log4j2.properties'}",
+        "-cp",
+        f"{libs}/*",
+    ]
 
 
 def _launch(data_dir: Path, port: int, controller_port: int, log_path: Path) -> Broker:
     libs = kafka_libs()
     config = data_dir / "server.properties"
     log = open(log_path, "ab")  # the child keeps its own descriptor
-    process = subprocess.Popen([*_java(libs, data_dir), "kafka.Kafka", str(config)],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               cwd=data_dir)
+    process = subprocess.Popen(
+        [*_java(libs, data_dir), "kafka.Kafka", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=data_dir,
+    )
     log.close()
     (data_dir / "broker.pid").write_text(str(process.pid), encoding="utf-8")
-    return Broker(port=port, controller_port=controller_port, data_dir=data_dir,
-                  log_path=log_path, process=process, pid=process.pid)
+    return Broker(
+        port=port,
+        controller_port=controller_port,
+        data_dir=data_dir,
+        log_path=log_path,
+        process=process,
+        pid=process.pid,
+    )
 
 
-def start_broker(data_dir: str | Path, *, port: int | None = None,
-                 controller_port: int | None = None, deadline_s: float = READY_SECONDS
-                 ) -> Broker:
+def start_broker(
+    data_dir: str | Path,
+    *,
+    port: int | None = None,
+    controller_port: int | None = None,
+    deadline_s: float = READY_SECONDS,
+) -> Broker:
     """Formats ``data_dir`` (first time only) and starts a broker; returns once it serves.
 
     Args:
@@ -223,9 +257,19 @@ def start_broker(data_dir: str | Path, *, port: int | None = None,
     if not (data / "logs" / "meta.properties").is_file():
         fmt = subprocess.run(
             # One token: an id that starts with "-" (one in 64) is otherwise read as an option.
-            [*_java(libs, data), "kafka.tools.StorageTool", "format",
-             f"--cluster-id={_cluster_id()}", "-c", str(config)],
-            capture_output=True, text=True, check=False, cwd=data)
+            [
+                *_java(libs, data),
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={_cluster_id()}",
+                "-c",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=data,
+        )
         if fmt.returncode != 0:
             raise BrokerError(f"kafka storage format failed: {(fmt.stdout + fmt.stderr)[-2000:]}")
     broker = _launch(data, port, controller_port, log_path)
@@ -253,8 +297,9 @@ def wait_ready(broker: Broker, *, deadline_s: float) -> None:
         except Exception:  # KafkaException while the listener is not up yet
             pass
         time.sleep(0.2)
-    raise BrokerError(f"kafka did not answer on {broker.bootstrap} within {deadline_s:.0f} s: "
-                      f"{_tail(broker)}")
+    raise BrokerError(
+        f"kafka did not answer on {broker.bootstrap} within {deadline_s:.0f} s: {_tail(broker)}"
+    )
 
 
 def _tail(broker: Broker, n: int = 3000) -> str:
@@ -270,8 +315,11 @@ def create_topics(bootstrap: str, topics: dict[str, int], *, timeout_s: float = 
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    new = [NewTopic(t, num_partitions=p, replication_factor=1)
-           for t, p in topics.items() if t not in existing]
+    new = [
+        NewTopic(t, num_partitions=p, replication_factor=1)
+        for t, p in topics.items()
+        if t not in existing
+    ]
     if not new:
         return
     for topic, future in admin.create_topics(new, request_timeout=timeout_s).items():
@@ -288,8 +336,13 @@ def stop_from_pidfile(data_dir: str | Path) -> bool:
     if not pidfile.is_file():
         return False
     pid = int(pidfile.read_text().strip())
-    Broker(port=0, controller_port=0, data_dir=Path(data_dir),
-           log_path=Path(data_dir) / "broker.log", pid=pid).stop()
+    Broker(
+        port=0,
+        controller_port=0,
+        data_dir=Path(data_dir),
+        log_path=Path(data_dir) / "broker.log",
+        pid=pid,
+    ).stop()
     pidfile.unlink(missing_ok=True)
     return True
 
@@ -314,8 +367,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"kafka already running (pid {pidfile.read_text().strip()}, {args.dir})")
                 return 0
             broker = start_broker(args.dir, port=args.port, controller_port=args.controller_port)
-            print(f"kafka {KAFKA_VERSION} up on {broker.bootstrap} (pid {broker.pid}, "
-                  f"log {broker.log_path}); `make kafka-down` stops it")
+            print(
+                f"kafka {KAFKA_VERSION} up on {broker.bootstrap} (pid {broker.pid}, "
+                f"log {broker.log_path}); `make kafka-down` stops it"
+            )
         else:
             print("kafka stopped" if stop_from_pidfile(args.dir) else "kafka was not running")
     except BrokerError as exc:

@@ -117,8 +117,7 @@ class StreamSettings:
     metrics_path: str = ""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any
-                 ) -> StreamSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> StreamSettings:
         """Defaults, then ``STREAM_SOURCE`` and ``KAFKA_BOOTSTRAP``, then ``overrides``."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -152,25 +151,31 @@ def session_config(cfg: Config, settings: StreamSettings) -> Config:
 def read_source(spark: SparkSession, settings: StreamSettings, events_dir: str) -> DataFrame:
     """The raw messages: ``value`` (text), ``broker_time`` and ``source`` (where it came from)."""
     if settings.source == "kafka":
-        reader = (spark.readStream.format("kafka")
-                  .option("kafka.bootstrap.servers", settings.bootstrap)
-                  .option("subscribe", settings.topic)
-                  .option("startingOffsets", settings.starting_offsets)
-                  .option("failOnDataLoss", "true"))
+        reader = (
+            spark.readStream.format("kafka")
+            .option("kafka.bootstrap.servers", settings.bootstrap)
+            .option("subscribe", settings.topic)
+            .option("startingOffsets", settings.starting_offsets)
+            .option("failOnDataLoss", "true")
+        )
         if settings.max_per_trigger:
             reader = reader.option("maxOffsetsPerTrigger", str(settings.max_per_trigger))
         df = reader.load()
         return df.select(
             F.col("value").cast("string").alias("value"),
             F.col("timestamp").alias("broker_time"),
-            F.format_string("kafka:%s/%d/%d", "topic", "partition", "offset").alias("source"))
+            F.format_string("kafka:%s/%d/%d", "topic", "partition", "offset").alias("source"),
+        )
     Path(events_dir).mkdir(parents=True, exist_ok=True)
     reader = spark.readStream.format("text")
     if settings.max_per_trigger:
         reader = reader.option("maxFilesPerTrigger", str(settings.max_per_trigger))
     df = reader.load(events_dir)
-    return df.select("value", F.col("_metadata.file_modification_time").alias("broker_time"),
-                     F.col("_metadata.file_name").alias("source"))
+    return df.select(
+        "value",
+        F.col("_metadata.file_modification_time").alias("broker_time"),
+        F.col("_metadata.file_name").alias("source"),
+    )
 
 
 @dataclass(frozen=True)
@@ -188,16 +193,26 @@ def load_reference(tables: Tables) -> Reference:
     from cardlake.stream.velocity import HISTORY_SCHEMA
 
     tx = tables.read(TRANSACTIONS)
-    instruments = tx.where(F.col("customer_key").isNotNull()).groupBy("instrument_id").agg(
-        F.min("customer_key").alias("customer_key"))
+    instruments = (
+        tx.where(F.col("customer_key").isNotNull())
+        .groupBy("instrument_id")
+        .agg(F.min("customer_key").alias("customer_key"))
+    )
     customers = tables.read(CUSTOMERS).select(
-        "customer_key", F.col("country").alias("customer_country"))
+        "customer_key", F.col("country").alias("customer_country")
+    )
     fx = tables.read(FX).select(F.col("date").alias("txn_date"), "currency", "units_per_usd")
     history = tx.select(*[f.name for f in HISTORY_SCHEMA.fields])
     reports = tx.where(F.col("fraud_reported_at").isNotNull()).select(
-        "merchant_id", "fraud_reported_at")
-    return Reference(instruments=instruments.cache(), customers=customers.cache(),
-                     fx=fx.cache(), history=history.cache(), reports=reports.cache())
+        "merchant_id", "fraud_reported_at"
+    )
+    return Reference(
+        instruments=instruments.cache(),
+        customers=customers.cache(),
+        fx=fx.cache(),
+        history=history.cache(),
+        reports=reports.cache(),
+    )
 
 
 def with_enrichment(events_df: DataFrame, *, ref: Reference) -> DataFrame:
@@ -219,26 +234,41 @@ def with_enrichment(events_df: DataFrame, *, ref: Reference) -> DataFrame:
     )
     abroad = F.coalesce(F.upper("merchant_country"), F.upper("ip_country"))
     return df.select(
-        F.coalesce("customer_key", F.concat(F.lit(UNKNOWN_PREFIX), "instrument_id")
-                   ).alias(STATE_KEY),
-        "transaction_id", "customer_key", "instrument_id", "ts", "txn_date",
+        F.coalesce("customer_key", F.concat(F.lit(UNKNOWN_PREFIX), "instrument_id")).alias(
+            STATE_KEY
+        ),
+        "transaction_id",
+        "customer_key",
+        "instrument_id",
+        "ts",
+        "txn_date",
         (F.col("amount") / F.col("units_per_usd")).alias("amount_usd"),
-        "merchant_id", "customer_country",
+        "merchant_id",
+        "customer_country",
         normalised_channel(F.col("channel")).alias("channel"),
         F.lower(F.trim("direction")).alias("direction"),
         F.lower(F.trim("state")).alias("state"),
-        "device_id", F.upper("ip_country").alias("ip_country"),
+        "device_id",
+        F.upper("ip_country").alias("ip_country"),
         ((hour >= NIGHT_HOURS[0]) & (hour < NIGHT_HOURS[1])).alias("is_night"),
         F.coalesce(abroad != F.col("customer_country"), F.lit(False)).alias("is_cross_border"),
         F.lit(None).cast("timestamp").alias("fraud_reported_at"),
         F.date_format("event_time", "yyyy-MM").alias("month"),
-        "event_id", "sent_ms", "broker_time", "source", "instrument_type", "amount", "currency",
-        "mcc", F.upper("merchant_country").alias("merchant_country"),
+        "event_id",
+        "sent_ms",
+        "broker_time",
+        "source",
+        "instrument_type",
+        "amount",
+        "currency",
+        "mcc",
+        F.upper("merchant_country").alias("merchant_country"),
     )
 
 
-def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: FraudSettings,
-                       small_amount_usd: float) -> DataFrame:
+def with_live_features(
+    rows_df: DataFrame, *, ref: Reference, fraud: FraudSettings, small_amount_usd: float
+) -> DataFrame:
     """The batch features for the new rows, over silver's history plus the state's events.
 
     ``rows_df`` is the state function's output (new events and the customers' retained
@@ -249,21 +279,23 @@ def with_live_features(rows_df: DataFrame, *, ref: Reference, fraud: FraudSettin
 
     # Both lookups broadcast the batch's side (a few thousand keys): a shuffle each way, and a
     # distinct, cost a stage each per micro-batch.
-    keys = rows_df.where("is_new").select("customer_key").where(
-        F.col("customer_key").isNotNull())
-    silver = (ref.history.join(F.broadcast(keys), on="customer_key", how="left_semi")
-              .join(F.broadcast(rows_df.select("transaction_id")), on="transaction_id",
-                    how="left_anti")
-              .withColumn("is_new", F.lit(False)))
+    keys = rows_df.where("is_new").select("customer_key").where(F.col("customer_key").isNotNull())
+    silver = (
+        ref.history.join(F.broadcast(keys), on="customer_key", how="left_semi")
+        .join(F.broadcast(rows_df.select("transaction_id")), on="transaction_id", how="left_anti")
+        .withColumn("is_new", F.lit(False))
+    )
     # A card no customer is known for is its own customer (its state key) for the features.
-    both = rows_df.withColumn("customer_key", F.col(STATE_KEY)).drop(STATE_KEY).unionByName(
-        silver, allowMissingColumns=True)
-    feats = with_transaction_features(both, hours=window_hours(fraud),
-                                      small_amount_usd=small_amount_usd,
-                                      reports_df=ref.reports)
+    both = (
+        rows_df.withColumn("customer_key", F.col(STATE_KEY))
+        .drop(STATE_KEY)
+        .unionByName(silver, allowMissingColumns=True)
+    )
+    feats = with_transaction_features(
+        both, hours=window_hours(fraud), small_amount_usd=small_amount_usd, reports_df=ref.reports
+    )
     unknown = F.col("customer_key").startswith(UNKNOWN_PREFIX)
-    return feats.where("is_new").withColumn(
-        "customer_key", F.when(~unknown, F.col("customer_key")))
+    return feats.where("is_new").withColumn("customer_key", F.when(~unknown, F.col("customer_key")))
 
 
 # -- the model -----------------------------------------------------------------------------
@@ -286,8 +318,14 @@ class Champion:
     small-payment cut-off learnt with it (``fallback_small_usd`` for a version without one).
     """
 
-    def __init__(self, *, name: str, tracking_uri: str, refresh_seconds: float,
-                 fallback_small_usd: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        tracking_uri: str,
+        refresh_seconds: float,
+        fallback_small_usd: float | None = None,
+    ) -> None:
         self.name = name
         self.uri = tracking_uri
         self.refresh_seconds = refresh_seconds
@@ -314,8 +352,12 @@ class Champion:
                     small_amount_usd=_small_amount(found.tags, self.fallback_small_usd),
                 )
                 if held is not None:
-                    log.warning("fraud stream: champion %s v%s replaces v%s", self.name,
-                                found.version, held.version)
+                    log.warning(
+                        "fraud stream: champion %s v%s replaces v%s",
+                        self.name,
+                        found.version,
+                        held.version,
+                    )
             self._checked = now
         assert self._held is not None
         return self._held
@@ -327,43 +369,77 @@ def _small_amount(tags: dict[str, str], fallback: float | None) -> float:
     if SMALL_AMOUNT_TAG in tags:
         return float(tags[SMALL_AMOUNT_TAG])
     if fallback is None:
-        raise JobFailed(f"the fraud champion has no {SMALL_AMOUNT_TAG} tag and the settings pin "
-                        "none (ml.fraud.small_amount_usd); retrain it with `make ml`")
+        raise JobFailed(
+            f"the fraud champion has no {SMALL_AMOUNT_TAG} tag and the settings pin "
+            "none (ml.fraud.small_amount_usd); retrain it with `make ml`"
+        )
     return fallback
 
 
 # -- the sinks -----------------------------------------------------------------------------
 
 
-def scored_rows(scored_df: DataFrame, *, threshold: float, version: str, batch_id: int,
-                scored_at: datetime) -> DataFrame:
+def scored_rows(
+    scored_df: DataFrame, *, threshold: float, version: str, batch_id: int, scored_at: datetime
+) -> DataFrame:
     """silver.card_events_scored: every scored event with its score and key features."""
     return scored_df.select(
-        "event_id", "transaction_id", F.col("instrument_id").alias("card_token"), "customer_key",
+        "event_id",
+        "transaction_id",
+        F.col("instrument_id").alias("card_token"),
+        "customer_key",
         F.col("ts").alias("event_time"),
-        F.timestamp_millis(F.col("sent_ms")).alias("sent_time"), "broker_time",
-        "amount", "currency", "amount_usd", "merchant_id", "channel", "state",
-        F.col("score").cast("double").alias("score"), F.lit(threshold).alias("threshold"),
-        (F.col("score") >= threshold).alias("is_alert"), F.lit(version).alias("model_version"),
-        "tx_count_1h", "amount_sum_24h", "small_count_1h", "distinct_merchants_24h",
-        "is_new_device", "ip_mismatch", "amount_ratio_30d",
-        F.lit(scored_at).alias("scored_at"), F.lit(batch_id).cast("long").alias("batch_id"),
+        F.timestamp_millis(F.col("sent_ms")).alias("sent_time"),
+        "broker_time",
+        "amount",
+        "currency",
+        "amount_usd",
+        "merchant_id",
+        "channel",
+        "state",
+        F.col("score").cast("double").alias("score"),
+        F.lit(threshold).alias("threshold"),
+        (F.col("score") >= threshold).alias("is_alert"),
+        F.lit(version).alias("model_version"),
+        "tx_count_1h",
+        "amount_sum_24h",
+        "small_count_1h",
+        "distinct_merchants_24h",
+        "is_new_device",
+        "ip_mismatch",
+        "amount_ratio_30d",
+        F.lit(scored_at).alias("scored_at"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
         "month",
     )
 
 
-def alert_rows(scored_df: DataFrame, *, threshold: float, version: str, max_reasons: int,
-               batch_id: int, alert_time: datetime) -> DataFrame:
+def alert_rows(
+    scored_df: DataFrame,
+    *,
+    threshold: float,
+    version: str,
+    max_reasons: int,
+    batch_id: int,
+    alert_time: datetime,
+) -> DataFrame:
     """gold.fraud_alerts_live: the events scoring at or above the champion's threshold."""
     from cardlake.ml.fraud_features import reasons_column
 
     return scored_df.where(F.col("score") >= threshold).select(
-        "event_id", F.col("instrument_id").alias("card_token"), "customer_key",
-        "transaction_id", F.col("score").cast("double").alias("score"),
-        F.lit(threshold).alias("threshold"), reasons_column(max_reasons).alias("reason_codes"),
-        F.lit(version).alias("model_version"), F.col("ts").alias("event_time"),
-        F.col("broker_time"), F.timestamp_millis(F.col("sent_ms")).alias("sent_time"),
-        F.lit(alert_time).alias("alert_time"), F.lit(batch_id).cast("long").alias("batch_id"),
+        "event_id",
+        F.col("instrument_id").alias("card_token"),
+        "customer_key",
+        "transaction_id",
+        F.col("score").cast("double").alias("score"),
+        F.lit(threshold).alias("threshold"),
+        reasons_column(max_reasons).alias("reason_codes"),
+        F.lit(version).alias("model_version"),
+        F.col("ts").alias("event_time"),
+        F.col("broker_time"),
+        F.timestamp_millis(F.col("sent_ms")).alias("sent_time"),
+        F.lit(alert_time).alias("alert_time"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
         "month",
     )
 
@@ -384,8 +460,15 @@ class _Phases:
 class AlertSink:
     """``foreachBatch`` of the alerts query: features, score, idempotent Delta appends."""
 
-    def __init__(self, *, tables: Tables, settings: StreamSettings, ref: Reference,
-                 fraud: FraudSettings, champion: Champion) -> None:
+    def __init__(
+        self,
+        *,
+        tables: Tables,
+        settings: StreamSettings,
+        ref: Reference,
+        fraud: FraudSettings,
+        champion: Champion,
+    ) -> None:
         self.tables = tables
         self.settings = settings
         self.ref = ref
@@ -403,29 +486,48 @@ class AlertSink:
             champion = self.champion.current()
             from cardlake.ml.common import with_score
 
-            feats = with_live_features(rows, ref=self.ref, fraud=self.fraud,
-                                       small_amount_usd=champion.small_amount_usd)
+            feats = with_live_features(
+                rows, ref=self.ref, fraud=self.fraud, small_amount_usd=champion.small_amount_usd
+            )
             scored = with_score(champion.model, feats).persist()
             now = datetime.now(UTC)
-            alerts = alert_rows(scored, threshold=champion.threshold, version=champion.version,
-                                max_reasons=self.fraud.max_reasons, batch_id=batch_id,
-                                alert_time=now)
+            alerts = alert_rows(
+                scored,
+                threshold=champion.threshold,
+                version=champion.version,
+                max_reasons=self.fraud.max_reasons,
+                batch_id=batch_id,
+                alert_time=now,
+            )
             phases.lap("plan")
             # The one job that computes the features and scores (into the cache): both appends
             # below read them from there.
             alert_list = [r.asDict() for r in alerts.collect()]  # bounded by the batch size
             phases.lap("score")
             app = self.settings.name
-            writes = [(SCORED_TABLE, scored_rows(
-                scored, threshold=champion.threshold, version=champion.version,
-                batch_id=batch_id, scored_at=now), f"{app}/scored")]
+            writes = [
+                (
+                    SCORED_TABLE,
+                    scored_rows(
+                        scored,
+                        threshold=champion.threshold,
+                        version=champion.version,
+                        batch_id=batch_id,
+                        scored_at=now,
+                    ),
+                    f"{app}/scored",
+                )
+            ]
             if alert_list:
                 writes.append((ALERTS_TABLE, alerts, f"{app}/alerts"))
             # Two tables, two Delta commits: a commit is mostly driver work (log, snapshot), so
             # the two overlap on two cores.
-            in_parallel(lambda w: self.tables.append(
-                w[0], w[1], partition_by=["month"], idempotency=Idempotency(w[2], batch_id)),
-                writes)
+            in_parallel(
+                lambda w: self.tables.append(
+                    w[0], w[1], partition_by=["month"], idempotency=Idempotency(w[2], batch_id)
+                ),
+                writes,
+            )
             committed = time.time()
             phases.lap("commit")
             self._publish(alert_list)
@@ -441,29 +543,59 @@ class AlertSink:
         if self._producer is None:
             from confluent_kafka import Producer
 
-            self._producer = Producer({"bootstrap.servers": self.settings.bootstrap,
-                                       "enable.idempotence": True, "acks": "all",
-                                       "linger.ms": 5, "log_level": 3})
+            self._producer = Producer(
+                {
+                    "bootstrap.servers": self.settings.bootstrap,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "log_level": 3,
+                }
+            )
         for alert in alerts:
-            self._producer.produce(self.settings.alerts_topic, key=str(alert["event_id"]),
-                                   value=json.dumps(alert, default=str))
+            self._producer.produce(
+                self.settings.alerts_topic,
+                key=str(alert["event_id"]),
+                value=json.dumps(alert, default=str),
+            )
         left = self._producer.flush(ALERT_FLUSH_SECONDS)
         if left:
             raise RuntimeError(f"fraud stream: {left} alerts not acknowledged by the broker")
 
-    def _metrics(self, scored: DataFrame, batch_id: int, committed: float, alerts: int,
-                 phases: dict[str, float]) -> None:
+    def _metrics(
+        self,
+        scored: DataFrame,
+        batch_id: int,
+        committed: float,
+        alerts: int,
+        phases: dict[str, float],
+    ) -> None:
         sent = [r[0] for r in scored.select("sent_ms").collect() if r[0] is not None]
         lat = sorted(committed - s / 1000.0 for s in sent)
         if lat:
-            log.info("fraud stream batch %d: %d events, %d alerts, latency p50 %.2f s max %.2f s;"
-                     " %s", batch_id, len(lat), alerts, lat[len(lat) // 2], lat[-1],
-                     ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
+            log.info(
+                "fraud stream batch %d: %d events, %d alerts, latency p50 %.2f s max %.2f s; %s",
+                batch_id,
+                len(lat),
+                alerts,
+                lat[len(lat) // 2],
+                lat[-1],
+                ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()),
+            )
         if self.settings.metrics_path:
             with open(self.settings.metrics_path, "a", encoding="utf-8") as out:
-                out.write(json.dumps({"batch_id": batch_id, "committed": committed,
-                                      "alerts": alerts, "latencies": lat,
-                                      "phases": phases}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "batch_id": batch_id,
+                            "committed": committed,
+                            "alerts": alerts,
+                            "latencies": lat,
+                            "phases": phases,
+                        }
+                    )
+                    + "\n"
+                )
 
 
 class QuarantineSink:
@@ -478,8 +610,11 @@ class QuarantineSink:
         try:
             if rows.limit(1).count():
                 self.tables.append(
-                    QUARANTINE_TABLE, rows, partition_by=["month"],
-                    idempotency=Idempotency(f"{self.settings.name}/quarantine", batch_id))
+                    QUARANTINE_TABLE,
+                    rows,
+                    partition_by=["month"],
+                    idempotency=Idempotency(f"{self.settings.name}/quarantine", batch_id),
+                )
         finally:
             rows.unpersist()
 
@@ -518,12 +653,16 @@ def is_recovery_metrics_bug(error: Any) -> bool:
     for _ in range(5):  # the exception, then its causes (pyspark keeps the JVM trace aside)
         if cause is None:
             break
-        parts += [str(getattr(cause, "_desc", "") or cause),
-                  str(getattr(cause, "_stackTrace", "") or "")]
+        parts += [
+            str(getattr(cause, "_desc", "") or cause),
+            str(getattr(cause, "_stackTrace", "") or ""),
+        ]
         cause = getattr(cause, "_cause", None)
     text = "\n".join(parts)
-    return ('because the return value of "scala.Option.get()" is null' in text
-            and "KafkaMicroBatchStream" in text)
+    return (
+        'because the return value of "scala.Option.get()" is null' in text
+        and "KafkaMicroBatchStream" in text
+    )
 
 
 def _progress_recorder(path: str) -> Any:
@@ -545,8 +684,17 @@ def _progress_recorder(path: str) -> Any:
             if not p.numInputRows:
                 return
             with open(path, "a", encoding="utf-8") as out:
-                out.write(json.dumps({"query": p.name, "batch_id": p.batchId,
-                                      "rows": p.numInputRows, "durations": p.durationMs}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "query": p.name,
+                            "batch_id": p.batchId,
+                            "rows": p.numInputRows,
+                            "durations": p.durationMs,
+                        }
+                    )
+                    + "\n"
+                )
 
     return ProgressRecorder()
 
@@ -560,43 +708,65 @@ def start(spark: SparkSession, cfg: Config, tables: Tables, settings: StreamSett
 
     ml = load_ml_settings(cfg.env)
     tracker = tracking.Tracker.configure(cfg.paths.lake_root, ml.tracking)  # sets MLflow's URIs
-    champion = Champion(name=ml.fraud.model_name, tracking_uri=tracker.uri,
-                        refresh_seconds=settings.model_refresh_seconds,
-                        fallback_small_usd=ml.fraud.small_amount_usd)
+    champion = Champion(
+        name=ml.fraud.model_name,
+        tracking_uri=tracker.uri,
+        refresh_seconds=settings.model_refresh_seconds,
+        fallback_small_usd=ml.fraud.small_amount_usd,
+    )
     champion.current()  # fail at start, not in the first batch, when there is no champion
     ref = load_reference(tables)
     events_dir = settings.events_dir or str(Path(cfg.paths.landing_root) / "events")
     checkpoints = cfg.lake_path("_checkpoints", settings.name)
     parsed = read_source(spark, settings, events_dir).transform(E.with_parsed_events)
-    good = (parsed.where(F.col("reason").isNull())
-            .withWatermark("event_time", settings.watermark)
-            .dropDuplicatesWithinWatermark(["event_id"]))
-    stateful = (good.transform(lambda df: with_enrichment(df, ref=ref))
-                .groupBy(STATE_KEY)
-                .applyInPandasWithState(velocity_state_fn(settings.retain_days), OUTPUT_SCHEMA,
-                                        STATE_SCHEMA, "append", GroupStateTimeout.EventTimeTimeout))
+    good = (
+        parsed.where(F.col("reason").isNull())
+        .withWatermark("event_time", settings.watermark)
+        .dropDuplicatesWithinWatermark(["event_id"])
+    )
+    stateful = (
+        good.transform(lambda df: with_enrichment(df, ref=ref))
+        .groupBy(STATE_KEY)
+        .applyInPandasWithState(
+            velocity_state_fn(settings.retain_days),
+            OUTPUT_SCHEMA,
+            STATE_SCHEMA,
+            "append",
+            GroupStateTimeout.EventTimeTimeout,
+        )
+    )
     trigger = f"{settings.trigger_seconds:g} seconds"
-    alert_sink = AlertSink(tables=tables, settings=settings, ref=ref, fraud=ml.fraud,
-                           champion=champion)
+    alert_sink = AlertSink(
+        tables=tables, settings=settings, ref=ref, fraud=ml.fraud, champion=champion
+    )
     quarantine_sink = QuarantineSink(tables=tables, settings=settings)
 
     def start_alerts() -> Any:
-        return (stateful.writeStream.queryName(f"{settings.name}-alerts")
-                .foreachBatch(alert_sink)
-                .option("checkpointLocation", f"{checkpoints}/alerts")
-                .trigger(processingTime=trigger).start())
+        return (
+            stateful.writeStream.queryName(f"{settings.name}-alerts")
+            .foreachBatch(alert_sink)
+            .option("checkpointLocation", f"{checkpoints}/alerts")
+            .trigger(processingTime=trigger)
+            .start()
+        )
 
     def start_quarantine() -> Any:
-        return (parsed.where(F.col("reason").isNotNull()).writeStream
-                .queryName(f"{settings.name}-quarantine")
-                .foreachBatch(quarantine_sink)
-                .option("checkpointLocation", f"{checkpoints}/quarantine")
-                .trigger(processingTime=trigger).start())
+        return (
+            parsed.where(F.col("reason").isNotNull())
+            .writeStream.queryName(f"{settings.name}-quarantine")
+            .foreachBatch(quarantine_sink)
+            .option("checkpointLocation", f"{checkpoints}/quarantine")
+            .trigger(processingTime=trigger)
+            .start()
+        )
 
     if settings.metrics_path:
         spark.streams.addListener(_progress_recorder(settings.metrics_path))
-    return Running(alerts=start_alerts(), quarantine=start_quarantine(),
-                   starters={"alerts": start_alerts, "quarantine": start_quarantine})
+    return Running(
+        alerts=start_alerts(),
+        quarantine=start_quarantine(),
+        starters={"alerts": start_alerts, "quarantine": start_quarantine},
+    )
 
 
 def await_idle(running: Running, *, idle_seconds: float, max_seconds: float) -> None:
@@ -613,10 +783,15 @@ def await_idle(running: Running, *, idle_seconds: float, max_seconds: float) -> 
             error = getattr(running, name).exception()
             if error is None:
                 continue
-            if (is_recovery_metrics_bug(error)
-                    and running.restarts.get(name, 0) < MAX_METRICS_RESTARTS):
-                log.warning("fraud stream: %s query hit SPARK-57438 after its recovered batch "
-                            "committed; starting it again from its checkpoint", name)
+            if (
+                is_recovery_metrics_bug(error)
+                and running.restarts.get(name, 0) < MAX_METRICS_RESTARTS
+            ):
+                log.warning(
+                    "fraud stream: %s query hit SPARK-57438 after its recovered batch "
+                    "committed; starting it again from its checkpoint",
+                    name,
+                )
                 running.restart(name)
                 last_input = time.monotonic()
                 continue

@@ -35,60 +35,89 @@ from pyspark.sql.types import (
 S, DBL, TS, BOOL = StringType(), DoubleType(), TimestampType(), BooleanType()
 
 # The columns the batch features read (silver.transactions' names), kept in the state.
-HISTORY_SCHEMA = StructType([
-    StructField("transaction_id", S),
-    StructField("customer_key", S),
-    StructField("instrument_id", S),
-    StructField("ts", TS),
-    StructField("txn_date", DateType()),
-    StructField("amount_usd", DBL),
-    StructField("merchant_id", S),
-    StructField("customer_country", S),
-    StructField("channel", S),
-    StructField("direction", S),
-    StructField("state", S),
-    StructField("device_id", S),
-    StructField("ip_country", S),
-    StructField("is_night", BOOL),
-    StructField("is_cross_border", BOOL),
-    StructField("fraud_reported_at", TS),
-    StructField("month", S),
-])
+HISTORY_SCHEMA = StructType(
+    [
+        StructField("transaction_id", S),
+        StructField("customer_key", S),
+        StructField("instrument_id", S),
+        StructField("ts", TS),
+        StructField("txn_date", DateType()),
+        StructField("amount_usd", DBL),
+        StructField("merchant_id", S),
+        StructField("customer_country", S),
+        StructField("channel", S),
+        StructField("direction", S),
+        StructField("state", S),
+        StructField("device_id", S),
+        StructField("ip_country", S),
+        StructField("is_night", BOOL),
+        StructField("is_cross_border", BOOL),
+        StructField("fraud_reported_at", TS),
+        StructField("month", S),
+    ]
+)
 # What only the new events carry (null on history rows).
-EVENT_ONLY = StructType([
-    StructField("event_id", S),
-    StructField("sent_ms", LongType()),
-    StructField("broker_time", TS),
-    StructField("source", S),
-    StructField("instrument_type", S),
-    StructField("amount", DBL),
-    StructField("currency", S),
-    StructField("mcc", S),
-    StructField("merchant_country", S),
-])
+EVENT_ONLY = StructType(
+    [
+        StructField("event_id", S),
+        StructField("sent_ms", LongType()),
+        StructField("broker_time", TS),
+        StructField("source", S),
+        StructField("instrument_type", S),
+        StructField("amount", DBL),
+        StructField("currency", S),
+        StructField("mcc", S),
+        StructField("merchant_country", S),
+    ]
+)
 STATE_KEY = "state_key"
-OUTPUT_SCHEMA = StructType([StructField(STATE_KEY, S), *HISTORY_SCHEMA.fields,
-                            *EVENT_ONLY.fields, StructField("is_new", BOOL)])
+OUTPUT_SCHEMA = StructType(
+    [
+        StructField(STATE_KEY, S),
+        *HISTORY_SCHEMA.fields,
+        *EVENT_ONLY.fields,
+        StructField("is_new", BOOL),
+    ]
+)
 STATE_SCHEMA = StructType([StructField("rows", BinaryType())])
 _HISTORY = [f.name for f in HISTORY_SCHEMA.fields]
 _OUTPUT = [f.name for f in OUTPUT_SCHEMA.fields]
-_ARROW_HISTORY = pa.schema([
-    ("transaction_id", pa.string()), ("customer_key", pa.string()),
-    ("instrument_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
-    ("txn_date", pa.date32()), ("amount_usd", pa.float64()), ("merchant_id", pa.string()),
-    ("customer_country", pa.string()), ("channel", pa.string()), ("direction", pa.string()),
-    ("state", pa.string()), ("device_id", pa.string()), ("ip_country", pa.string()),
-    ("is_night", pa.bool_()), ("is_cross_border", pa.bool_()),
-    ("fraud_reported_at", pa.timestamp("us", tz="UTC")), ("month", pa.string()),
-])
+_ARROW_HISTORY = pa.schema(
+    [
+        ("transaction_id", pa.string()),
+        ("customer_key", pa.string()),
+        ("instrument_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("txn_date", pa.date32()),
+        ("amount_usd", pa.float64()),
+        ("merchant_id", pa.string()),
+        ("customer_country", pa.string()),
+        ("channel", pa.string()),
+        ("direction", pa.string()),
+        ("state", pa.string()),
+        ("device_id", pa.string()),
+        ("ip_country", pa.string()),
+        ("is_night", pa.bool_()),
+        ("is_cross_border", pa.bool_()),
+        ("fraud_reported_at", pa.timestamp("us", tz="UTC")),
+        ("month", pa.string()),
+    ]
+)
 
 
-_ARROW_EVENT_ONLY = pa.schema([
-    ("event_id", pa.string()), ("sent_ms", pa.int64()),
-    ("broker_time", pa.timestamp("us", tz="UTC")), ("source", pa.string()),
-    ("instrument_type", pa.string()), ("amount", pa.float64()),
-    ("currency", pa.string()), ("mcc", pa.string()), ("merchant_country", pa.string()),
-])
+_ARROW_EVENT_ONLY = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("sent_ms", pa.int64()),
+        ("broker_time", pa.timestamp("us", tz="UTC")),
+        ("source", pa.string()),
+        ("instrument_type", pa.string()),
+        ("amount", pa.float64()),
+        ("currency", pa.string()),
+        ("mcc", pa.string()),
+        ("merchant_country", pa.string()),
+    ]
+)
 _DAY_US = 86_400_000_000
 
 
@@ -103,9 +132,14 @@ def _from_bytes(blob: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
 
 
-def kept_positions(ts_us: Sequence[int], transaction_ids: Sequence[Any],
-                   device_ids: Sequence[Any], instrument_ids: Sequence[Any], *,
-                   retain_days: int) -> list[int]:
+def kept_positions(
+    ts_us: Sequence[int],
+    transaction_ids: Sequence[Any],
+    device_ids: Sequence[Any],
+    instrument_ids: Sequence[Any],
+    *,
+    retain_days: int,
+) -> list[int]:
     """Positions of the rows :func:`retained` keeps, in (event time, transaction id) order.
 
     Plain Python over a customer's few dozen rows: a state function runs once per customer
@@ -139,8 +173,12 @@ def retained(history: pd.DataFrame, *, retain_days: int) -> pd.DataFrame:
     """
     ts = pd.to_datetime(history["ts"], utc=True).dt.as_unit("us").astype("int64")
     positions = kept_positions(
-        ts.tolist(), history["transaction_id"].tolist(), _nullable(history["device_id"]),
-        history["instrument_id"].tolist(), retain_days=retain_days)
+        ts.tolist(),
+        history["transaction_id"].tolist(),
+        _nullable(history["device_id"]),
+        history["instrument_id"].tolist(),
+        retain_days=retain_days,
+    )
     return history.iloc[positions].reset_index(drop=True)
 
 
@@ -151,8 +189,12 @@ def _nullable(values: pd.Series) -> list[Any]:
 def _retained_table(rows: pa.Table, *, retain_days: int) -> pa.Table:
     ts = rows.column("ts").cast(pa.int64()).to_pylist()
     positions = kept_positions(
-        ts, rows.column("transaction_id").to_pylist(), rows.column("device_id").to_pylist(),
-        rows.column("instrument_id").to_pylist(), retain_days=retain_days)
+        ts,
+        rows.column("transaction_id").to_pylist(),
+        rows.column("device_id").to_pylist(),
+        rows.column("instrument_id").to_pylist(),
+        retain_days=retain_days,
+    )
     return rows.take(pa.array(positions, type=pa.int64()))
 
 
@@ -172,8 +214,9 @@ def velocity_state_fn(retain_days: int) -> Any:
 
     empty = _ARROW_HISTORY.empty_table()
 
-    def update(key: tuple[Any, ...], pdfs: Iterator[pd.DataFrame], state: GroupState
-               ) -> Iterator[pd.DataFrame]:
+    def update(
+        key: tuple[Any, ...], pdfs: Iterator[pd.DataFrame], state: GroupState
+    ) -> Iterator[pd.DataFrame]:
         if state.hasTimedOut:  # no event for retain_days of event time: forget the customer
             state.remove()
             return
@@ -183,8 +226,7 @@ def velocity_state_fn(retain_days: int) -> Any:
         if history.num_rows:
             yield _history_output(history, key[0])
         yield new.assign(is_new=True)[_OUTPUT]
-        new_rows = pa.Table.from_pandas(new[_HISTORY], schema=_ARROW_HISTORY,
-                                        preserve_index=False)
+        new_rows = pa.Table.from_pandas(new[_HISTORY], schema=_ARROW_HISTORY, preserve_index=False)
         keep = _retained_table(pa.concat_tables([history, new_rows]), retain_days=retain_days)
         state.update((_to_bytes(keep),))
         newest_ms = int(pc.max(keep.column("ts")).cast(pa.int64()).as_py()) // 1000

@@ -227,8 +227,9 @@ def _has_commit(path: str) -> bool:
     log_dir = os.path.join(path, "_delta_log")
     if not os.path.isdir(log_dir):
         return False
-    return any(_COMMIT_FILE.fullmatch(name) or name == "_last_checkpoint"
-               for name in os.listdir(log_dir))
+    return any(
+        _COMMIT_FILE.fullmatch(name) or name == "_last_checkpoint" for name in os.listdir(log_dir)
+    )
 
 
 def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[str]:
