@@ -25,12 +25,15 @@ ENGINES = ("delta-rs", "delta-spark")
 # handed out, the longest); every other test goes with its module (module fixtures, brokers and
 # servers start once), the dashboard's tests with their folder (they share its session fixtures).
 BUILT_LAKE_GROUP = "built_lake"
+# Fixtures that ask for the built lake by name at run time (unless a variable names another
+# lake), so it is not in the test's fixture closure.
+BUILT_LAKE_FIXTURES = {"built_lake", "pipeline_lake"}
 FOLDER_GROUPS = ("tests/serve/",)
 
 
 def xdist_group(item: pytest.Item) -> str:
     """The group of workers' scheduling a test belongs to (see above)."""
-    if "built_lake" in item.fixturenames:
+    if BUILT_LAKE_FIXTURES & set(item.fixturenames):
         return BUILT_LAKE_GROUP
     path = item.nodeid.split("::", 1)[0]
     return next((folder for folder in FOLDER_GROUPS if path.startswith(folder)), path)
