@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import secrets
@@ -124,7 +125,11 @@ def test_make_notebooks_serves_on_loopback_with_a_kernel_that_imports_cardlake(
             _get(f"{base}/api/kernelspecs")
         assert refused.value.code == 403
         # A kernel started by the server imports cardlake from this checkout.
-        printed = asyncio.run(_execute(base, token, "import cardlake; print(cardlake.__file__)"))
+        # In a thread of its own: a browser test earlier on this worker (Playwright's sync API)
+        # can leave an event loop running in this one, where asyncio.run refuses to start.
+        code = "import cardlake; print(cardlake.__file__)"
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            printed = pool.submit(asyncio.run, _execute(base, token, code)).result()
         assert Path(printed.strip()).resolve().is_relative_to(PROJECT_ROOT / "lib"), printed
     finally:
         if proc.poll() is None:
