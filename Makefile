@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 help: ## List every target with a one-line description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo ""
-	@echo "  Variables: ENV=local|test|cluster  MONTH=YYYY-MM  PYTEST_ARGS=...  TEST_WORKERS=2"
+	@echo "  Variables: ENV=local|test|cluster  MONTH=YYYY-MM  PYTEST_ARGS=...  TEST_WORKERS=0"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "cardlake: $(PYTHON) not found; install Python 3.11+"; exit 3; }
@@ -37,13 +37,13 @@ java-check: $(STAMP)
 run: setup ## Run the whole pipeline end to end on the embedded default (local Spark, ./lake)
 	$(PY) jobs/run_pipeline.py --env $(ENV) $(MONTH_ARG)
 
-# Two pytest-xdist workers, each with its own SparkSession; tests are grouped so that one worker
-# builds the shared lake and each module's brokers and servers start once (tests/conftest.py).
-# TEST_WORKERS=0 runs the suite in one process.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=N: N pytest-xdist workers, each with its own SparkSession; tests are grouped so
+# that one worker builds the shared lake and each module's brokers and servers start once
+# (tests/conftest.py). 0, one process, on two cores: two workers took 41 min against 33 there.
+TEST_WORKERS ?= 0
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
-test: setup dashboard-assets ## Run the test suite on TEST_WORKERS workers (2; delta-spark tests skip with a reason where its jars can't load)
+test: setup dashboard-assets ## Run the test suite (TEST_WORKERS=N: on N workers; delta-spark tests skip with a reason where its jars can't load)
 	$(PY) -m pytest -m "not heavy" $(XDIST) $(PYTEST_ARGS)
 
 test-heavy: setup ## The tests marked heavy: ER on a whole world, the contract on S3, gold races on delta-rs
