@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import (
     BinaryType,
     BooleanType,
@@ -82,42 +83,9 @@ OUTPUT_SCHEMA = StructType(
 STATE_SCHEMA = StructType([StructField("rows", BinaryType())])
 _HISTORY = [f.name for f in HISTORY_SCHEMA.fields]
 _OUTPUT = [f.name for f in OUTPUT_SCHEMA.fields]
-_ARROW_HISTORY = pa.schema(
-    [
-        ("transaction_id", pa.string()),
-        ("customer_key", pa.string()),
-        ("instrument_id", pa.string()),
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("txn_date", pa.date32()),
-        ("amount_usd", pa.float64()),
-        ("merchant_id", pa.string()),
-        ("customer_country", pa.string()),
-        ("channel", pa.string()),
-        ("direction", pa.string()),
-        ("state", pa.string()),
-        ("device_id", pa.string()),
-        ("ip_country", pa.string()),
-        ("is_night", pa.bool_()),
-        ("is_cross_border", pa.bool_()),
-        ("fraud_reported_at", pa.timestamp("us", tz="UTC")),
-        ("month", pa.string()),
-    ]
-)
-
-
-_ARROW_EVENT_ONLY = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("sent_ms", pa.int64()),
-        ("broker_time", pa.timestamp("us", tz="UTC")),
-        ("source", pa.string()),
-        ("instrument_type", pa.string()),
-        ("amount", pa.float64()),
-        ("currency", pa.string()),
-        ("mcc", pa.string()),
-        ("merchant_country", pa.string()),
-    ]
-)
+# The same schemas in Arrow, for the state's bytes and the history's output rows.
+_ARROW_HISTORY = to_arrow_schema(HISTORY_SCHEMA)
+_ARROW_EVENT_ONLY = to_arrow_schema(EVENT_ONLY)
 _DAY_US = 86_400_000_000
 
 
