@@ -315,5 +315,4 @@ def champion_for_scoring(
     """
     if promotion.promoted:
         return fitted, promotion.version
-    model, version = tracking.load_champion(promotion.name)
-    return model, version
+    return tracking.load_champion(promotion.name)
