@@ -158,6 +158,28 @@ def test_delete_by_predicate(seeded: Tables, spark: SparkSession) -> None:
     assert_rows(seeded, rows(spark, [(1, "2025-05", 10), (3, None, None)]))
 
 
+def test_rewrite_rows_changes_only_files_holding_them_in_one_commit_keeping_no_parameter(
+    seeded: Tables, spark: SparkSession
+) -> None:
+    seeded.append(NAME, rows(spark, [(2, "2025-06", 20)]))  # the same row twice: both go
+    files = set(seeded.read(NAME).inputFiles())
+    before = seeded.version(NAME)
+    seeded.rewrite_rows(
+        NAME,
+        delete_where="t.month RLIKE p.gone",
+        update_where="t.month RLIKE p.named",
+        assignments={"amount": "NULL"},
+        parameters={"gone": "^2025-0[6]$", "named": "^2025-0[5]$"},
+    )
+    assert_rows(seeded, rows(spark, [(1, "2025-05", None), (3, None, None)]))
+    assert seeded.version(NAME) == before + 1
+    # The file of the month neither condition holds in stays; the other two are replaced.
+    kept = files & set(seeded.read(NAME).inputFiles())
+    assert [f for f in kept if "2025-0" in f] == [] and len(kept) == 1
+    log = spark.read.text(f"{seeded.path(NAME)}/_delta_log/*.json").collect()
+    assert not [r.value for r in log if "2025-0[" in r.value]
+
+
 def test_time_travel_returns_the_old_rows_by_version_and_timestamp(
     seeded: Tables, spark: SparkSession
 ) -> None:

@@ -141,6 +141,30 @@ def test_delta_rs_applies_deletion_vectors_from_delete_and_merge(
     assert sorted(r.id for r in ds_tables.read(name).collect()) == [1, 2, 4, 5, 6]
 
 
+def test_delta_spark_rewrite_rows_leaves_no_deleted_row_in_any_file_despite_deletion_vectors(
+    ds_tables: Tables, spark: SparkSession
+) -> None:
+    name = "silver.dv_rewrite"
+    path = ds_tables.path(name)
+    _spark_table(spark, path, "'delta.enableDeletionVectors' = 'true'", BASE)
+    ds_tables.rewrite_rows(
+        name,
+        delete_where="t.id = CAST(p.id AS BIGINT)",
+        update_where="t.id = 4",
+        assignments={"amount": "NULL"},
+        parameters={"id": "3"},
+    )
+    ds_tables.vacuum(name, retention_hours=0)
+    expected = [(1, "2025-05", 10), (2, "2025-06", 20), (4, "2025-06", None), (5, None, None)]
+    assert sorted((tuple(r) for r in ds_tables.read(name).collect()), key=str) == expected
+    assert DeltaTable(path).deletion_vectors().read_all().num_rows == 0
+    # Every file left in the folder, read as plain Parquet: row 3 and row 4's old amount are gone.
+    left = spark.read.parquet(*[str(f) for f in Path(path).rglob("*.parquet")
+                                if "_delta_log" not in f.parts])  # fmt: skip
+    assert sorted(r.id for r in left.collect()) == [1, 2, 4, 5]
+    assert left.where("id = 4 AND amount IS NOT NULL").count() == 0
+
+
 def test_delta_rs_maps_renamed_columns_to_their_physical_names(
     rs_tables: Tables, ds_tables: Tables, spark: SparkSession
 ) -> None:

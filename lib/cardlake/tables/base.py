@@ -136,6 +136,15 @@ class DeltaEngine(Protocol):
         update_condition: str | None = None,
     ) -> WriteResult: ...
     def delete(self, path: str, predicate: str) -> WriteResult: ...
+    def rewrite_rows(
+        self,
+        path: str,
+        *,
+        delete_where: str | None = None,
+        update_where: str | None = None,
+        assignments: Mapping[str, str] | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> WriteResult: ...
     def history(self, path: str, limit: int | None = None) -> list[dict[str, Any]]: ...
     def optimize(
         self, path: str, *, zorder_by: Sequence[str] = (), partitions: PartitionSpec | None = None

@@ -335,6 +335,75 @@ class DeltaSparkEngine:
             self._table(path).delete(predicate)
         return self._result(path, before)
 
+    def rewrite_rows(
+        self,
+        path: str,
+        *,
+        delete_where: str | None = None,
+        update_where: str | None = None,
+        assignments: Mapping[str, str] | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Deletes and updates rows in one ``MERGE`` that names neither conditions nor values.
+
+        A ``DELETE`` or ``UPDATE`` writes its condition, values included, into the commit. Here
+        Spark evaluates the conditions on the latest snapshot, the parameters bound as constants
+        (a pattern compiled once, not per row as a column would be), and the ``MERGE`` matches
+        the rows chosen by a digest of their values (SHA-256 of the row as JSON): its commit
+        keeps that expression, not the digests or the new values. Conditions must depend on the
+        row's values alone. With deletion vectors enabled on the table, the files they mark are
+        rewritten (``REORG ... APPLY (PURGE)``): no live file keeps a deleted row or old value.
+        """
+        table = self._table(path)
+        before = self.version(path)
+        new_values = dict(assignments or {}) if update_where else {}
+        if not (delete_where or new_values):
+            return WriteResult(committed=False, version=before)
+        frame = self.read(path)
+        schema = frame.schema
+        target = frame.alias("t")
+        if parameters:
+            if "p" in schema.fieldNames():
+                raise TableError(f"{path} has a column named p, the name parameters are bound to")
+            bound = F.struct(*[F.lit(v).alias(k) for k, v in parameters.items()])
+            target = target.select("*", bound.alias("p"))
+        drop = F.coalesce(F.expr(delete_where), F.lit(False)) if delete_where else F.lit(False)
+        change = F.coalesce(F.expr(update_where), F.lit(False)) if new_values else F.lit(False)
+        fields = ", ".join("t.`" + f.name.replace("`", "``") + "`" for f in schema.fields)
+        digest = f"sha2(to_json(struct({fields})), 256)"
+        updated = {c: f"_new_{i}" for i, c in enumerate(new_values)}
+        chosen = target.where(drop | change).select(
+            F.expr(digest).alias("_row"),
+            drop.alias("_drop"),
+            *[
+                F.expr(new_values[c]).cast(schema[c].dataType).alias(alias)
+                for c, alias in updated.items()
+            ],
+        )
+        # Identical rows share a digest and were chosen alike: one source row for them all (a
+        # MERGE refuses two source rows matching one target row). Materialised, so the MERGE
+        # reads the rows chosen on this snapshot.
+        source = (
+            chosen.groupBy("_row")
+            .agg(*[F.first(c).alias(c) for c in chosen.columns if c != "_row"])
+            .localCheckpoint(eager=True)
+        )
+        if source.isEmpty():
+            return WriteResult(committed=False, version=before)
+        builder = table.alias("t").merge(source.alias("s"), f"{digest} = s._row")
+        if delete_where:
+            builder = builder.whenMatchedDelete(condition="s._drop")
+        if updated:
+            builder = builder.whenMatchedUpdate(
+                condition="NOT s._drop", set={c: f"s.{alias}" for c, alias in updated.items()}
+            )
+        with _conflicts_as_ours(path):
+            builder.execute()
+            properties = table.detail().select("properties").first()[0] or {}
+            if str(properties.get("delta.enableDeletionVectors", "false")).lower() == "true":
+                self._spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
+        return self._result(path, before)
+
     def optimize(
         self, path: str, *, zorder_by: Sequence[str] = (), partitions: PartitionSpec | None = None
     ) -> dict[str, Any]:

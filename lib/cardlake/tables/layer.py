@@ -349,6 +349,39 @@ class Tables:
         """Deletes the rows where the SQL ``predicate`` holds."""
         return self.engine.delete(self.path(name), predicate)
 
+    def rewrite_rows(
+        self,
+        name: str,
+        *,
+        delete_where: str | None = None,
+        update_where: str | None = None,
+        assignments: Mapping[str, str] | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Deletes and updates rows in one commit that rewrites only the files holding them.
+
+        Conditions and expressions are SQL naming the table's columns as ``t.<column>`` and
+        the ``parameters`` as ``p.<name>``, deterministic functions of the row. The commit keeps
+        no parameter's value (a ``DELETE`` keeps its whole condition): values that must not
+        outlive the rows, such as an erasure's identifiers, go there. No live file keeps a
+        deleted row or an old value (deletion vectors are purged); the replaced files stay for
+        time travel until a vacuum.
+
+        Args:
+            name: ``"<layer>.<table>"``.
+            delete_where: the rows to delete.
+            update_where: the rows, among those kept, to update.
+            assignments: column to its new value's SQL expression, in the rows updated.
+            parameters: values the conditions and expressions read as ``p.<name>``.
+        """
+        return self.engine.rewrite_rows(
+            self.path(name),
+            delete_where=delete_where,
+            update_where=update_where,
+            assignments=assignments,
+            parameters=parameters,
+        )
+
     def changes_since(self, name: str, version: int) -> Changes:
         """What changed in ``name`` after ``version``, from the commit log (both engines).
 

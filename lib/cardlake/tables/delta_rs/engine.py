@@ -528,25 +528,62 @@ class DeltaRsEngine:
 
     def delete(self, path: str, predicate: str) -> WriteResult:
         """Deletes the rows where the SQL ``predicate`` is true (copy-on-write of their files)."""
+        return self.rewrite_rows(path, delete_where=predicate)
+
+    def rewrite_rows(
+        self,
+        path: str,
+        *,
+        delete_where: str | None = None,
+        update_where: str | None = None,
+        assignments: Mapping[str, str] | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Deletes and updates rows in one commit, copying on write only the files holding them.
+
+        ``parameters`` become a struct of literals named ``p`` beside the rows: conditions read
+        them as ``p.<name>``, and Spark folds them into constants (a pattern compiled once). The
+        commit records the operation's kind and read version, never its conditions.
+        """
         local = local_dir(path)
         table = self._table(path)
-        _refuse_unwritable(table, path, "delete")
+        _refuse_unwritable(table, path, "delete" if not assignments else "update")
         snapshot = self._snapshot(path)
-        target = self._scan(snapshot, with_file=True)
-        hit = F.coalesce(F.expr(predicate), F.lit(False))
+        schema = snapshot.schema
+        if parameters and "p" in schema.fieldNames():
+            raise TableError(f"{path} has a column named p, the name parameters are bound to")
+        target = self._scan(snapshot, with_file=True).alias("t")
+        if parameters:
+            bound = F.struct(*[F.lit(v).alias(k) for k, v in parameters.items()])
+            target = target.select("*", bound.alias("p"))
+        drop = F.coalesce(F.expr(delete_where), F.lit(False)) if delete_where else F.lit(False)
+        change = (
+            F.coalesce(F.expr(update_where), F.lit(False))
+            if update_where and assignments
+            else F.lit(False)
+        )
         touched_files = sorted(
-            r[FILE_COLUMN] for r in target.filter(hit).select(FILE_COLUMN).distinct().collect()
+            r[FILE_COLUMN]
+            for r in target.filter(drop | change).select(FILE_COLUMN).distinct().collect()
         )
         if not touched_files:
             return WriteResult(committed=False, version=snapshot.version)
-        columns = [f.name for f in snapshot.schema.fields]
-        kept = target.filter(F.col(FILE_COLUMN).isin(touched_files) & ~hit).select(*columns)
+        new_values = dict(assignments or {})
+        kept = target.filter(F.col(FILE_COLUMN).isin(touched_files) & ~drop).select(
+            *[
+                F.when(change, F.expr(new_values[f.name]).cast(f.dataType))
+                .otherwise(F.col(f"t.`{f.name}`"))
+                .alias(f.name)
+                if f.name in new_values
+                else F.col(f"t.`{f.name}`").alias(f.name)
+                for f in schema.fields
+            ]
+        )
+        configuration = table.metadata().configuration or {}
+        if new_values:
+            enforce_constraints(kept, schema=schema, configuration=configuration, path=path)
         staged = self._stage(
-            local,
-            kept,
-            snapshot.partition_columns,
-            snapshot.schema,
-            configuration=table.metadata().configuration or {},
+            local, kept, snapshot.partition_columns, schema, configuration=configuration
         )
         removed = {_spark_file_to_abs(p) for p in touched_files}
         removed_partitions = {
@@ -563,10 +600,10 @@ class DeltaRsEngine:
             staged,
             replaced=replaced,
             read_version=snapshot.version,
-            kind="delete",
+            kind="delete" if not new_values else "update",
             remove_only=removed,
             conflict_on_any=not snapshot.partition_columns,
-            full_schema=snapshot.schema,
+            full_schema=schema,
         )
 
     # ------------------------------------------------------------------ maintenance
