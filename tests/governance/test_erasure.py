@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,9 @@ from cardlake.governance.suppression import (
     filter_suppressed_text,
     without_suppressed_references,
 )
+from cardlake.spark import delta_spark_loaded
 from cardlake.tables import Tables
+from tests.conftest import delta_spark_missing
 from tests.governance.lake_scan import values_in_lake
 
 KEY = b"k" * 32
@@ -239,6 +242,40 @@ def test_erasure_by_email_leaves_no_trace_and_others_unchanged(spark: SparkSessi
     audit = lake.read(AUDIT_TABLE).collect()
     assert len(audit) == 1 and audit[0]["rows_removed"] == 11
     assert ZED["email"].lower() not in str(audit[0]).lower()
+
+
+def test_erasure_rewrites_only_the_files_holding_the_person(spark: SparkSession, lake: Tables):
+    # A month of facts without Zed, and a table that cannot hold anyone (numbers only): neither
+    # is rewritten, nor is the table vacuumed or its history cut.
+    lake.append(
+        "gold.fact_transactions",
+        spark.createDataFrame(
+            [("T5", BOB["key"], 50.0, "2024-03")],
+            "transaction_id string, customer_key string, amount_usd double, month string",
+        ),
+    )
+    _write(lake, spark, "gold.kpi_numbers", [(1, 2.5), (2, None)], "n long, value double")
+    _write(lake, spark, "gold.kpi_numbers", [(3, 7.0)], "n long, value double")
+    march = {f for f in lake.read("gold.fact_transactions").inputFiles() if "2024-03" in f}
+    numbers = (
+        len(lake.history("gold.kpi_numbers")),
+        set(lake.read("gold.kpi_numbers").inputFiles()),
+    )
+
+    result = erase(lake, ErasureRequest(customer_key=ZED["key"]), key=KEY)
+
+    assert "gold.fact_transactions" in result.tables_changed
+    assert "gold.kpi_numbers" not in result.tables_changed
+    assert len(march) == 1 and march <= set(lake.read("gold.fact_transactions").inputFiles())
+    assert (
+        len(lake.history("gold.kpi_numbers")),
+        set(lake.read("gold.kpi_numbers").inputFiles()),
+    ) == numbers
+    assert _rows(lake, "gold.fact_transactions") == [
+        ("T2", AMY["key"], 20.0, "2024-01"),
+        ("T4", BOB["key"], 40.0, "2024-02"),
+        ("T5", BOB["key"], 50.0, "2024-03"),
+    ]
 
 
 def test_suppression_stops_a_redelivered_record(spark: SparkSession, lake: Tables):
@@ -493,6 +530,78 @@ def test_a_transfer_from_the_person_keeps_the_receivers_record_without_the_refer
     assert (audit["rows_removed"], audit["references_removed"]) == (11, 1)
     # Old versions went too: no file of the lake holds the wallet any more.
     assert ZED["wallet"] not in values_in_lake(Path(lake.lake_root))
+
+
+def test_erasure_on_the_delta_spark_engine_keeps_no_identifier_in_files_or_commits(
+    spark: SparkSession, tmp_path: Path, clean_catalog: None
+):
+    # The engine whose MERGE writes its conditions into the commit: the person's identifiers
+    # must reach neither the log nor a file left behind.
+    if not delta_spark_loaded(spark):
+        pytest.skip(delta_spark_missing())
+    from cardlake.tables.delta_spark import DeltaSparkEngine
+
+    t = Tables(
+        spark=spark,
+        lake_root=str(tmp_path / "lake"),
+        engine=DeltaSparkEngine(spark=spark),
+        register_sql=False,
+    )
+    _write(
+        t,
+        spark,
+        "silver.customers",
+        [
+            (
+                ZED["key"],
+                ZED["first"],
+                ZED["last"],
+                ZED["dob"],
+                ZED["email"],
+                None,
+                None,
+                ZED["crm"],
+            ),
+            (AMY["key"], "Amy", "Ash", None, AMY["email"], None, None, AMY["crm"]),
+        ],
+        CUSTOMERS,
+    )
+    _write(
+        t,
+        spark,
+        "bronze.crm_customers",
+        [(ZED["crm"], ZED["wallet"]), (AMY["crm"], AMY_WALLET)],
+        "crm_id string, wallet_id string",
+    )
+    _write(
+        t,
+        spark,
+        "bronze.card_transactions",
+        [
+            ("TX2", None, ZED["wallet"], AMY_WALLET, "P2P", "credit", 6.0),
+            ("TX3", None, AMY_WALLET, ZED["wallet"], "P2P", "credit", 7.0),
+            ("TX4", None, AMY_WALLET, BOB_WALLET, "P2P", "credit", 8.0),
+            ("TX5", "tok_amy_card_0001", None, None, "POS", "debit", None),
+        ],
+        P2P,
+        partition_by=("channel",),
+    )
+    pos = {f for f in t.read("bronze.card_transactions").inputFiles() if "channel=POS" in f}
+
+    result = erase(t, ErasureRequest(customer_key=ZED["key"]), key=KEY)
+
+    assert (result.rows_removed, result.references_removed) == (3, 1)
+    assert sorted(tuple(r) for r in t.read("bronze.card_transactions").collect()) == [
+        ("TX3", None, AMY_WALLET, None, "P2P", "credit", 7.0),
+        ("TX4", None, AMY_WALLET, BOB_WALLET, "P2P", "credit", 8.0),
+        ("TX5", "tok_amy_card_0001", None, None, "POS", "debit", None),
+    ]
+    assert pos <= set(t.read("bronze.card_transactions").inputFiles())  # not rewritten
+    after = values_in_lake(Path(t.lake_root))
+    for value in (ZED["key"], ZED["wallet"], ZED["email"], ZED["last"]):
+        assert value not in after, value
+    assert not re.search(ZED["crm"] + r"(?![0-9])", after)  # Amy's CRM00007770 starts with it
+    assert AMY["crm"] in after and AMY_WALLET in after  # the scan does see the others
 
 
 def test_suppression_nulls_a_redelivered_reference_and_drops_the_persons_own_record(

@@ -9,10 +9,13 @@
    rows in which any text column (or nested value, as JSON) holds one of them as a whole token
    (not inside a longer id). A row that names them only in a column referring to another party
    (:data:`cardlake.governance.suppression.REFERENCES`: the sender's wallet in the receiver's
-   P2P record) is someone else's: it stays, with that column set to NULL. Tables are rewritten
-   from the kept rows rather than by a ``DELETE`` or ``UPDATE`` whose predicate, values
-   included, Delta would keep in its commit log.
-3. **Old versions.** Each rewritten table is vacuumed with zero retention (the files that held
+   P2P record) is someone else's: it stays, with that column set to NULL. A table whose columns
+   cannot hold text is not read; the others are counted in one aggregate, and only those that
+   hold the person change: one commit rewriting just the files with their rows
+   (:meth:`cardlake.tables.Tables.rewrite_rows`), the identifiers passed as a parameter the
+   commit log does not keep (a ``DELETE`` or ``UPDATE`` would keep its predicate, values
+   included).
+3. **Old versions.** Each changed table is vacuumed with zero retention (the files that held
    the person are deleted, not merely unreferenced) and its log is checkpointed and cut at that
    checkpoint, so no old commit's statistics or actions name them.
 4. **Other files.** Text files under the lake outside Delta tables (JSON logs, MLflow artefacts,
@@ -30,7 +33,7 @@ import datetime as dt
 import os
 import re
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +44,7 @@ from pyspark.sql import types as T
 from cardlake.governance import suppression
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import DataFrame
 
     from cardlake.tables import Tables
 
@@ -51,6 +54,7 @@ LAKE_LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
 # Tables erasure writes to itself: their rows hold digests, never identifiers.
 OWN_TABLES = (suppression.SUPPRESSION_TABLE, AUDIT_TABLE)
 MIN_TOKEN_CHARS = 4  # shorter identifiers would match inside unrelated text
+PATTERN = "pattern"  # the parameter the table tests read the identifiers' pattern from
 AUDIT_SCHEMA = T.StructType(
     [
         T.StructField("request_id", T.StringType(), False),
@@ -245,33 +249,71 @@ def _token_pattern(tokens: Iterable[str]) -> str:
     return f"(?i)(^|[^A-Za-z0-9])({alternatives})([^A-Za-z0-9]|$)"
 
 
-def _holds(f: T.StructField, pattern: str) -> Column | None:
-    # Text by its value, a nested value as JSON; other types cannot hold an identifier.
+def _has_text(data_type: T.DataType) -> bool:
+    # A nested value holds text if a string is anywhere in it (a map's keys included).
+    if isinstance(data_type, T.StringType):
+        return True
+    if isinstance(data_type, T.ArrayType):
+        return _has_text(data_type.elementType)
+    if isinstance(data_type, T.MapType):
+        return _has_text(data_type.keyType) or _has_text(data_type.valueType)
+    if isinstance(data_type, T.StructType):
+        return any(_has_text(f.dataType) for f in data_type.fields)
+    return False
+
+
+def _quoted(name: str) -> str:
+    return "t.`" + name.replace("`", "``") + "`"
+
+
+def _holds(f: T.StructField) -> str | None:
+    """SQL true where the column holds a token of ``p.pattern``: text by its value, a nested
+    value as JSON; None for a column without text (numbers, dates cannot hold an identifier)."""
+    column = _quoted(f.name)
     if isinstance(f.dataType, T.StringType):
-        return F.coalesce(F.col(f.name).rlike(pattern), F.lit(False))
-    if isinstance(f.dataType, T.ArrayType | T.MapType | T.StructType):
-        return F.coalesce(F.to_json(F.col(f.name)).rlike(pattern), F.lit(False))
+        return f"coalesce({column} RLIKE p.{PATTERN}, false)"
+    if _has_text(f.dataType):
+        return f"coalesce(to_json({column}) RLIKE p.{PATTERN}, false)"
     return None
 
 
-def holds_person(df: DataFrame, pattern: str, *, skip: Collection[str] = ()) -> Column:
-    """True for rows where a text column, or a nested value as JSON, holds a token.
+@dataclass(frozen=True)
+class _Tests:
+    """Where a table can hold the person, as SQL over ``t.<column>`` and ``p.pattern``."""
 
-    Columns named in ``skip`` are not looked at (the reference columns, handled apart).
-    """
-    tests = [
-        t
-        for f in df.schema.fields
-        if f.name not in skip
-        for t in [_holds(f, pattern)]
-        if t is not None
-    ]
-    if not tests:
-        return F.lit(False)
-    out = tests[0]
-    for test in tests[1:]:
-        out = out | test
-    return out
+    own: str | None  # the row is theirs: a column other than a reference holds them
+    references: dict[str, str]  # reference column to: it names them
+
+    @classmethod
+    def of(cls, schema: T.StructType) -> _Tests:
+        references = {
+            f.name: test
+            for f in schema.fields
+            if f.name in suppression.REFERENCES
+            for test in [_holds(f)]
+            if test is not None
+        }
+        own = [
+            test
+            for f in schema.fields
+            if f.name not in references
+            for test in [_holds(f)]
+            if test is not None
+        ]
+        return cls(" OR ".join(own) or None, references)
+
+    @property
+    def refers(self) -> str | None:
+        return " OR ".join(self.references.values()) or None
+
+
+def _census(df: DataFrame, tests: _Tests, pattern: str) -> tuple[int, int]:
+    # One aggregate: the rows that are the person's, and the others' rows naming them.
+    bound = df.alias("t").select("*", F.struct(F.lit(pattern).alias(PATTERN)).alias("p"))
+    own = F.expr(tests.own) if tests.own else F.lit(False)
+    refers = F.expr(tests.refers) if tests.refers else F.lit(False)
+    [(removed, unreferenced)] = bound.agg(F.count_if(own), F.count_if(~own & refers)).collect()
+    return int(removed), int(unreferenced)
 
 
 def lake_tables(lake_root: str) -> list[str]:
@@ -284,12 +326,6 @@ def lake_tables(lake_root: str) -> list[str]:
                 f"{layer}.{p.name}" for p in sorted(folder.iterdir()) if (p / "_delta_log").is_dir()
             ]
     return found
-
-
-def _partition_columns(path: str) -> list[str]:
-    from deltalake import DeltaTable
-
-    return list(DeltaTable(path).metadata().partition_columns)
 
 
 def purge_history(path: str) -> int:
@@ -381,44 +417,26 @@ def erase(
         if name in OWN_TABLES:
             continue
         df = tables.read(name)
-        refs = {
-            f.name: test
-            for f in df.schema.fields
-            if f.name in suppression.REFERENCES
-            for test in [_holds(f, pattern)]
-            if test is not None
-        }
-        marked = df.withColumn("_erase", holds_person(df, pattern, skip=refs))
-        for column, test in refs.items():
-            marked = marked.withColumn(f"_ref_{column}", test)
-        refers = F.lit(False)
-        for column in refs:
-            refers = refers | F.col(f"_ref_{column}")
-        # Marked once and cached: the counts and the rewrite see the same rows.
-        marked = marked.withColumn("_unref", ~F.col("_erase") & refers).cache()
-        try:
-            [(removed, unreferenced)] = marked.agg(
-                F.count_if("_erase"), F.count_if("_unref")
-            ).collect()
-            if removed == 0 and unreferenced == 0:
-                continue
-            kept = marked.where(~F.col("_erase")).select(
-                *[
-                    F.when(F.col(f"_ref_{f.name}"), F.lit(None).cast(f.dataType))
-                    .otherwise(F.col(f.name))
-                    .alias(f.name)
-                    if f.name in refs
-                    else F.col(f.name)
-                    for f in df.schema.fields
-                ]
-            )
-            path = tables.path(name)
-            kept = kept.localCheckpoint(eager=True)  # the rewrite must not re-read what it replaces
-            tables.overwrite(name, kept, partition_by=_partition_columns(path))
-        finally:
-            marked.unpersist()
+        tests = _Tests.of(df.schema)
+        if not (tests.own or tests.refers):
+            continue  # no column can hold an identifier: nothing to read
+        removed, unreferenced = _census(df, tests, pattern)
+        if removed == 0 and unreferenced == 0:
+            continue
+        tables.rewrite_rows(
+            name,
+            delete_where=tests.own,
+            update_where=tests.refers if unreferenced else None,
+            assignments={
+                column: f"CASE WHEN {test} THEN NULL ELSE {_quoted(column)} END"
+                for column, test in tests.references.items()
+            }
+            if unreferenced
+            else None,
+            parameters={PATTERN: pattern},
+        )
         tables.vacuum(name, retention_hours=0)
-        purge_history(path)
+        purge_history(tables.path(name))
         result.tables_changed.append(name)
         result.rows_removed += removed
         result.references_removed += unreferenced
