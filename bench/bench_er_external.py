@@ -2,6 +2,7 @@
 
     python bench/bench_er_external.py --people 2000
     python bench/bench_er_external.py --people 5000 --profiles light heavy sparse
+    python bench/bench_er_external.py --people 2000 --seed 7 11
 
 For every noise profile of ``tests/er/people_maker.py`` (Faker names and addresses in six
 locales, keyboard typos, swapped names, nicknames, day/month swaps, moves, missing fields), a
@@ -18,6 +19,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.er.people_maker: the data maker the tests use too
@@ -44,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--people", type=int, default=2000, help="people per dataset (a link pair has 2x records)"
     )
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[7],
+        help="one dataset per seed and profile: figures that hold at one seed only are luck",
+    )
     parser.add_argument("--profiles", nargs="+", default=sorted(PROFILES), choices=sorted(PROFILES))
     parser.add_argument(
         "--shapes", nargs="+", default=["link", "dedupe"], choices=["link", "dedupe"]
@@ -57,27 +65,35 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session(cfg)
     settings = ResolverSettings(model=ModelSettings())
     try:
-        for name in args.profiles:
-            for shape in args.shapes:
-                profile = PROFILES[name]
-                frames = (
-                    list(make_link_pair(args.people, profile=profile, seed=args.seed))
-                    if shape == "link"
-                    else [make_dedupe_file(args.people, profile=profile, seed=args.seed)]
-                )
-                t0 = time.perf_counter()
-                m, res = resolve_frames(spark, frames, settings=settings)
-                print(
-                    f"{shape:6s} {name:6s}: {m.records} records  precision "
-                    f"{m.pairwise_precision:.4f} recall {m.pairwise_recall:.4f} "
-                    f"F1 {m.pairwise_f1:.4f}  B-cubed F1 {m.bcubed_f1:.4f}  threshold "
-                    f"{res.threshold_match_probability:.6f}  "
-                    f"{time.perf_counter() - t0:.0f}s",
-                    flush=True,
-                )
+        for seed in args.seed:
+            for name in args.profiles:
+                for shape in args.shapes:
+                    _run(spark, settings, shape=shape, name=name, people=args.people, seed=seed)
     finally:
         spark.stop()
     return 0
+
+
+def _run(
+    spark: Any, settings: ResolverSettings, *, shape: str, name: str, people: int, seed: int
+) -> None:
+    """Makes one dataset, resolves it and prints its figures on one line, its seed first."""
+    profile = PROFILES[name]
+    frames = (
+        list(make_link_pair(people, profile=profile, seed=seed))
+        if shape == "link"
+        else [make_dedupe_file(people, profile=profile, seed=seed)]
+    )
+    t0 = time.perf_counter()
+    m, res = resolve_frames(spark, frames, settings=settings)
+    print(
+        f"seed {seed} {shape:6s} {name:6s}: {m.records} records  precision "
+        f"{m.pairwise_precision:.4f} recall {m.pairwise_recall:.4f} "
+        f"F1 {m.pairwise_f1:.4f}  B-cubed F1 {m.bcubed_f1:.4f}  threshold "
+        f"{res.threshold_match_probability:.6f}  "
+        f"{time.perf_counter() - t0:.0f}s",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
