@@ -368,7 +368,11 @@ class DeltaSparkEngine:
             bound = F.struct(*[F.lit(v).alias(k) for k, v in parameters.items()])
             target = target.select("*", bound.alias("p"))
         drop = F.coalesce(F.expr(delete_where), F.lit(False)) if delete_where else F.lit(False)
-        change = F.coalesce(F.expr(update_where), F.lit(False)) if new_values else F.lit(False)
+        change = (
+            F.coalesce(F.expr(update_where), F.lit(False))
+            if update_where and new_values
+            else F.lit(False)
+        )
         fields = ", ".join("t.`" + f.name.replace("`", "``") + "`" for f in schema.fields)
         digest = f"sha2(to_json(struct({fields})), 256)"
         updated = {c: f"_new_{i}" for i, c in enumerate(new_values)}
