@@ -17,10 +17,10 @@ bounded: the lake build (first run only, kept in ``--workdir``), the job's start
 ``--start-timeout``), then per rate ``--seconds`` of sending and ``--pause`` of draining, and at
 most ``--drain`` for the backlog (8 min 48 s with the defaults on two cores at load 16 to 18,
 the lake build's 2.5 min included). Before them: the median seconds of each phase of a
-micro-batch (the sink's own: state, plan, score, commit, publish; and Spark's ``durationMs`` of
-both queries), and the job's CPU seconds with the machine's load, since on a shared machine the
-latencies say as much about the neighbours as about the job. The last lines are the command and
-the highest sustained rate.
+micro-batch (the sink's own: state, champion, features, plan, score, commit, publish; and
+Spark's ``durationMs`` of the query), and the job's CPU seconds with the machine's load, since
+on a shared machine the latencies say as much about the neighbours as about the job. The last
+lines are the command and the highest sustained rate.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def _load() -> str:
 
 
 def _phase_lines(metrics: Path) -> list[str]:
-    """Median seconds per phase of the alerts query's micro-batches: the sink's own (state,
-    plan, score, commit, publish) and Spark's ``durationMs`` of both queries."""
+    """Median seconds per phase of the query's micro-batches: the sink's own (state, champion,
+    features, plan, score, commit, publish) and Spark's ``durationMs``."""
     if not metrics.exists():
         return []
     lines = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]

@@ -1,14 +1,19 @@
 """The fraud stream: card events in, scored events and alerts out, exactly once.
 
-Two queries share one source (event files in the landing folder, or a Kafka topic):
+One query reads the source (event files in the landing folder, or a Kafka topic); each of its
+micro-batches holds two kinds of rows:
 
-- ``quarantine``: every message that does not parse (with its reason and masked raw text) to
-  ``_quarantine.card_events``.
-- ``alerts``: well-formed events, deduplicated by ``event_id`` within the watermark, enriched by
+- every message that does not parse (with its reason and masked raw text), for
+  ``_quarantine.card_events``;
+- well-formed events, deduplicated by ``event_id`` within the watermark, enriched by
   stream-static joins with silver (card to customer, home country, FX rate), given per-customer
   velocity state (:mod:`cardlake.stream.velocity`), scored with the registry's ``@champion``
   fraud model over the batch feature definitions; every scored event to
   ``silver.card_events_scored``, each alert to ``gold.fraud_alerts_live`` and the alerts topic.
+
+The rejected messages used to have a query of their own over the same source: its micro-batches
+(a source read, a parse, a Spark job and two checkpoint commits each, with or without a malformed
+message) ran beside the alerts query's on the same two cores.
 
 Exactly once: checkpoints live in the lake (``_checkpoints/<name>/``) and every Delta write is
 an idempotent append keyed by the micro-batch id (Delta's application transaction), so a batch
@@ -67,6 +72,10 @@ BOOTSTRAP_VAR = "KAFKA_BOOTSTRAP"
 # A broker restart or a loaded machine can hold acknowledgements for a minute or more.
 ALERT_FLUSH_SECONDS = 180.0
 UNKNOWN_PREFIX = "instrument:"  # state key of a card silver knows no customer for
+# The quarantine appends' idempotency id (after the job's name). Not the former quarantine
+# query's ("quarantine"): its batch ids counted its own micro-batches, not the alerts query's.
+REJECTED_APP = "rejected"
+_STATE_OUTPUT = [f.name for f in OUTPUT_SCHEMA.fields]
 # The stream's session. Every micro-batch makes two idempotent Delta appends (txnAppId and
 # txnVersion); to check the application's last version Delta reconstructs the table's state, a
 # three-stage Spark job per append, unless each commit keeps its applications' versions in its
@@ -458,7 +467,8 @@ class _Phases:
 
 
 class AlertSink:
-    """``foreachBatch`` of the alerts query: features, score, idempotent Delta appends."""
+    """``foreachBatch`` of the query: rejected messages to the quarantine; features and scores
+    of the new events, their alerts; all as idempotent Delta appends keyed by the batch id."""
 
     def __init__(
         self,
@@ -480,48 +490,29 @@ class AlertSink:
         phases = _Phases()
         rows = batch_df.persist()
         try:
-            if not rows.where("is_new").limit(1).count():
-                return
+            # One job runs the micro-batch into the cache and says what the rest needs: the new
+            # events' send times (the latency log) and whether any message was rejected.
+            got = rows.agg(
+                F.count_if(F.col("is_new")).alias("new"),
+                F.count_if(F.col("reason").isNotNull()).alias("rejected"),
+                F.collect_list(F.when(F.col("is_new"), F.col("sent_ms"))).alias("sent_ms"),
+            ).first()
+            assert got is not None  # a global aggregate has one row
             phases.lap("state")  # source, parsing, deduplication, enrichment, velocity state
-            champion = self.champion.current()
-            from cardlake.ml.common import with_score
-
-            feats = with_live_features(
-                rows, ref=self.ref, fraud=self.fraud, small_amount_usd=champion.small_amount_usd
-            )
-            scored = with_score(champion.model, feats).persist()
-            now = datetime.now(UTC)
-            alerts = alert_rows(
-                scored,
-                threshold=champion.threshold,
-                version=champion.version,
-                max_reasons=self.fraud.max_reasons,
-                batch_id=batch_id,
-                alert_time=now,
-            )
-            phases.lap("plan")
-            # The one job that computes the features and scores (into the cache): both appends
-            # below read them from there.
-            alert_list = [r.asDict() for r in alerts.collect()]  # bounded by the batch size
-            phases.lap("score")
             app = self.settings.name
-            writes = [
-                (
-                    SCORED_TABLE,
-                    scored_rows(
-                        scored,
-                        threshold=champion.threshold,
-                        version=champion.version,
-                        batch_id=batch_id,
-                        scored_at=now,
-                    ),
-                    f"{app}/scored",
-                )
-            ]
-            if alert_list:
-                writes.append((ALERTS_TABLE, alerts, f"{app}/alerts"))
-            # Two tables, two Delta commits: a commit is mostly driver work (log, snapshot), so
-            # the two overlap on two cores.
+            writes: list[tuple[str, DataFrame, str]] = []
+            if got["rejected"]:
+                rejected = rows.where(F.col("reason").isNotNull()).select(*E.QUARANTINE_COLUMNS)
+                writes.append((QUARANTINE_TABLE, rejected, f"{app}/{REJECTED_APP}"))
+            alert_list: list[dict[str, Any]] = []
+            scored: DataFrame | None = None
+            if got["new"]:
+                alert_list, scored, scored_writes = self._score(rows, batch_id, phases)
+                writes += scored_writes
+            if not writes:
+                return
+            # Two or three tables, a Delta commit each: a commit is mostly driver work (log,
+            # snapshot), so they overlap on two cores.
             in_parallel(
                 lambda w: self.tables.append(
                     w[0], w[1], partition_by=["month"], idempotency=Idempotency(w[2], batch_id)
@@ -532,10 +523,58 @@ class AlertSink:
             phases.lap("commit")
             self._publish(alert_list)
             phases.lap("publish")
-            self._metrics(scored, batch_id, committed, len(alert_list), phases.seconds)
-            scored.unpersist()
+            self._metrics(got["sent_ms"], batch_id, committed, len(alert_list), phases.seconds)
+            if scored is not None:
+                scored.unpersist()
         finally:
             rows.unpersist()
+
+    def _score(
+        self, rows: DataFrame, batch_id: int, phases: _Phases
+    ) -> tuple[list[dict[str, Any]], DataFrame, list[tuple[str, DataFrame, str]]]:
+        """Features and scores of the batch's new events (cached), its alerts as dictionaries
+        (bounded by the batch size) and the appends of both."""
+        champion = self.champion.current()
+        phases.lap("champion")
+        from cardlake.ml.common import with_score
+
+        events = rows.where(F.col("reason").isNull()).select(*_STATE_OUTPUT)
+        feats = with_live_features(
+            events, ref=self.ref, fraud=self.fraud, small_amount_usd=champion.small_amount_usd
+        )
+        phases.lap("features")
+        scored = with_score(champion.model, feats).persist()
+        now = datetime.now(UTC)
+        alerts = alert_rows(
+            scored,
+            threshold=champion.threshold,
+            version=champion.version,
+            max_reasons=self.fraud.max_reasons,
+            batch_id=batch_id,
+            alert_time=now,
+        )
+        phases.lap("plan")
+        # The one job that computes the features and scores (into the cache): the appends read
+        # them from there.
+        alert_list = [r.asDict() for r in alerts.collect()]
+        phases.lap("score")
+        app = self.settings.name
+        writes = [
+            (
+                SCORED_TABLE,
+                scored_rows(
+                    scored,
+                    threshold=champion.threshold,
+                    version=champion.version,
+                    batch_id=batch_id,
+                    scored_at=now,
+                ),
+                f"{app}/scored",
+            )
+        ]
+        if alert_list:
+            writes.append((ALERTS_TABLE, alerts, f"{app}/alerts"))
+        return alert_list, scored, writes
 
     def _publish(self, alerts: list[dict[str, Any]]) -> None:
         if not alerts or not self.settings.bootstrap:
@@ -564,14 +603,13 @@ class AlertSink:
 
     def _metrics(
         self,
-        scored: DataFrame,
+        sent_ms: list[int],
         batch_id: int,
         committed: float,
         alerts: int,
         phases: dict[str, float],
     ) -> None:
-        sent = [r[0] for r in scored.select("sent_ms").collect() if r[0] is not None]
-        lat = sorted(committed - s / 1000.0 for s in sent)
+        lat = sorted(committed - s / 1000.0 for s in sent_ms)
         if lat:
             log.info(
                 "fraud stream batch %d: %d events, %d alerts, latency p50 %.2f s max %.2f s; %s",
@@ -598,50 +636,24 @@ class AlertSink:
                 )
 
 
-class QuarantineSink:
-    """``foreachBatch`` of the quarantine query: rejected messages, idempotent per batch."""
-
-    def __init__(self, *, tables: Tables, settings: StreamSettings) -> None:
-        self.tables = tables
-        self.settings = settings
-
-    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
-        rows = E.quarantine_rows(batch_df).persist()
-        try:
-            if rows.limit(1).count():
-                self.tables.append(
-                    QUARANTINE_TABLE,
-                    rows,
-                    partition_by=["month"],
-                    idempotency=Idempotency(f"{self.settings.name}/quarantine", batch_id),
-                )
-        finally:
-            rows.unpersist()
-
-
 # -- the job -------------------------------------------------------------------------------
 
 
 @dataclass
 class Running:
-    """The two running queries, and how to start each again from its checkpoint."""
+    """The running query, and how to start it again from its checkpoint."""
 
-    alerts: Any
-    quarantine: Any
-    starters: dict[str, Callable[[], Any]] = dataclasses.field(default_factory=dict)
-    restarts: dict[str, int] = dataclasses.field(default_factory=dict)
-
-    def all(self) -> list[Any]:
-        return [self.alerts, self.quarantine]
+    query: Any
+    starter: Callable[[], Any]
+    restarts: int = 0
 
     def stop(self) -> None:
-        for q in self.all():
-            q.stop()
+        self.query.stop()
 
-    def restart(self, name: str) -> None:
-        """Starts the named query (``alerts`` or ``quarantine``) again from its checkpoint."""
-        self.restarts[name] = self.restarts.get(name, 0) + 1
-        setattr(self, name, self.starters[name]())
+    def restart(self) -> None:
+        """Starts the query again from its checkpoint."""
+        self.restarts += 1
+        self.query = self.starter()
 
 
 def is_recovery_metrics_bug(error: Any) -> bool:
@@ -700,7 +712,7 @@ def _progress_recorder(path: str) -> Any:
 
 
 def start(spark: SparkSession, cfg: Config, tables: Tables, settings: StreamSettings) -> Running:
-    """Starts both queries from their checkpoints under ``<lake_root>/_checkpoints/<name>``."""
+    """Starts the query from its checkpoint under ``<lake_root>/_checkpoints/<name>/alerts``."""
     from pyspark.sql.streaming.state import GroupStateTimeout
 
     from cardlake.ml import tracking
@@ -735,80 +747,59 @@ def start(spark: SparkSession, cfg: Config, tables: Tables, settings: StreamSett
             GroupStateTimeout.EventTimeTimeout,
         )
     )
+    # The rejected messages ride in the same micro-batches (a row with a reason, null in the
+    # state's columns), so the source is read by one query and the sink tells them apart.
+    batches = stateful.unionByName(E.quarantine_rows(parsed), allowMissingColumns=True)
     trigger = f"{settings.trigger_seconds:g} seconds"
-    alert_sink = AlertSink(
-        tables=tables, settings=settings, ref=ref, fraud=ml.fraud, champion=champion
-    )
-    quarantine_sink = QuarantineSink(tables=tables, settings=settings)
+    sink = AlertSink(tables=tables, settings=settings, ref=ref, fraud=ml.fraud, champion=champion)
 
-    def start_alerts() -> Any:
+    def start_query() -> Any:
         return (
-            stateful.writeStream.queryName(f"{settings.name}-alerts")
-            .foreachBatch(alert_sink)
+            batches.writeStream.queryName(f"{settings.name}-alerts")
+            .foreachBatch(sink)
             .option("checkpointLocation", f"{checkpoints}/alerts")
-            .trigger(processingTime=trigger)
-            .start()
-        )
-
-    def start_quarantine() -> Any:
-        return (
-            parsed.where(F.col("reason").isNotNull())
-            .writeStream.queryName(f"{settings.name}-quarantine")
-            .foreachBatch(quarantine_sink)
-            .option("checkpointLocation", f"{checkpoints}/quarantine")
             .trigger(processingTime=trigger)
             .start()
         )
 
     if settings.metrics_path:
         spark.streams.addListener(_progress_recorder(settings.metrics_path))
-    return Running(
-        alerts=start_alerts(),
-        quarantine=start_quarantine(),
-        starters={"alerts": start_alerts, "quarantine": start_quarantine},
-    )
+    return Running(query=start_query(), starter=start_query)
 
 
 def await_idle(running: Running, *, idle_seconds: float, max_seconds: float) -> None:
-    """Blocks until no query has had input for ``idle_seconds`` (after some) or time is up.
+    """Blocks until the query has had no input for ``idle_seconds`` (after some) or time is up.
 
     Raises:
-        the first query's failure, if one fails.
+        the query's failure, if it fails.
     """
     started = time.monotonic()
     last_input = started
-    seen: dict[str, tuple[Any, Any]] = {}
+    seen: tuple[Any, Any] | None = None
     while time.monotonic() - started < max_seconds:
-        for name in ("alerts", "quarantine"):
-            error = getattr(running, name).exception()
-            if error is None:
-                continue
-            if (
-                is_recovery_metrics_bug(error)
-                and running.restarts.get(name, 0) < MAX_METRICS_RESTARTS
-            ):
-                log.warning(
-                    "fraud stream: %s query hit SPARK-57438 after its recovered batch "
-                    "committed; starting it again from its checkpoint",
-                    name,
-                )
-                running.restart(name)
-                last_input = time.monotonic()
-                continue
-            raise error
-        # A query is busy while its current trigger has data; "trigger active" is no sign of
+        error = running.query.exception()
+        if error is not None:
+            if not is_recovery_metrics_bug(error) or running.restarts >= MAX_METRICS_RESTARTS:
+                raise error
+            log.warning(
+                "fraud stream: the query hit SPARK-57438 after its recovered batch committed; "
+                "starting it again from its checkpoint"
+            )
+            running.restart()
+            last_input = time.monotonic()
+            continue
+        # The query is busy while its current trigger has data; "trigger active" is no sign of
         # input (a 0 s trigger polls its source all the time), and a no-data progress event
         # comes only every 10 s, so a batch is counted when a new one with input reports.
-        if any(q.status.get("isDataAvailable") for q in running.all()):
+        if running.query.status.get("isDataAvailable"):
             last_input = time.monotonic()
-        for name in ("alerts", "quarantine"):
-            progress = getattr(running, name).lastProgress
-            if progress and progress.get("numInputRows", 0):
-                batch = (progress.get("runId"), progress.get("batchId"))
-                if seen.get(name) != batch:
-                    seen[name] = batch
-                    last_input = time.monotonic()
-        started_all = all(q.lastProgress is not None for q in running.all())
-        if idle_seconds and started_all and time.monotonic() - last_input >= idle_seconds:
+        progress = running.query.lastProgress
+        if progress and progress.get("numInputRows", 0):
+            batch = (progress.get("runId"), progress.get("batchId"))
+            if seen != batch:
+                seen = batch
+                last_input = time.monotonic()
+        started_once = running.query.lastProgress is not None
+        if idle_seconds and started_once and time.monotonic() - last_input >= idle_seconds:
             return
         time.sleep(0.5)
