@@ -82,10 +82,11 @@ OUTPUT_SCHEMA = StructType(
 )
 STATE_SCHEMA = StructType([StructField("rows", BinaryType())])
 _HISTORY = [f.name for f in HISTORY_SCHEMA.fields]
-_OUTPUT = [f.name for f in OUTPUT_SCHEMA.fields]
-# The same schemas in Arrow, for the state's bytes and the history's output rows.
+# The same schemas in Arrow: the state's bytes, the history's output rows, the events as they
+# come in (the output's columns but ``is_new``).
 _ARROW_HISTORY = to_arrow_schema(HISTORY_SCHEMA)
 _ARROW_EVENT_ONLY = to_arrow_schema(EVENT_ONLY)
+_ARROW_EVENTS = to_arrow_schema(StructType(OUTPUT_SCHEMA.fields[:-1]))
 _DAY_US = 86_400_000_000
 
 
@@ -166,14 +167,14 @@ def _retained_table(rows: pa.Table, *, retain_days: int) -> pa.Table:
     return rows.take(pa.array(positions, type=pa.int64()))
 
 
-def _history_output(history: pa.Table, key: str) -> pd.DataFrame:
+def _history_output(history: pa.Table, key: str) -> pa.Table:
     """The state's rows in the output's columns: no event-only values, not new."""
     n = history.num_rows
     columns = {STATE_KEY: pa.array([key] * n, type=pa.string())}
     columns.update({name: history.column(name) for name in _HISTORY})
     columns.update({f.name: pa.nulls(n, f.type) for f in _ARROW_EVENT_ONLY})
     columns["is_new"] = pa.array([False] * n, type=pa.bool_())
-    return pa.table(columns).to_pandas(date_as_object=True)
+    return pa.table(columns)
 
 
 def velocity_state_fn(retain_days: int) -> Any:
@@ -191,11 +192,18 @@ def velocity_state_fn(retain_days: int) -> Any:
         frames = list(pdfs)
         new = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         history = _from_bytes(state.get[0]) if state.exists else empty
+        # One frame out per customer, put together in Arrow: every frame yielded costs a
+        # pandas-to-Arrow conversion of all its columns on the way back to Spark.
+        events = pa.Table.from_pandas(
+            new, schema=_ARROW_EVENTS, preserve_index=False
+        ).replace_schema_metadata(None)
+        out = events.append_column("is_new", pa.array([True] * len(new), type=pa.bool_()))
         if history.num_rows:
-            yield _history_output(history, key[0])
-        yield new.assign(is_new=True)[_OUTPUT]
-        new_rows = pa.Table.from_pandas(new[_HISTORY], schema=_ARROW_HISTORY, preserve_index=False)
-        keep = _retained_table(pa.concat_tables([history, new_rows]), retain_days=retain_days)
+            out = pa.concat_tables([_history_output(history, key[0]), out])
+        yield out.to_pandas(date_as_object=True)
+        keep = _retained_table(
+            pa.concat_tables([history, events.select(_HISTORY)]), retain_days=retain_days
+        )
         state.update((_to_bytes(keep),))
         newest_ms = int(pc.max(keep.column("ts")).cast(pa.int64()).as_py()) // 1000
         state.setTimeoutTimestamp(newest_ms + retain_days * 86_400_000)
