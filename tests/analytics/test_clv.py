@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from cardlake.analytics import clv
 from cardlake.ml import tracking
 from cardlake.ml.settings import ClvSettings, TrackingSettings
+from tests.analytics import figures
 
 FACT_SCHEMA = (
     "customer_key string, ts timestamp, amount_usd double, instrument_type string, "
@@ -229,22 +230,7 @@ def test_run_validates_against_a_hand_made_holdout_and_writes_the_table(spark, r
 @pytest.mark.slow
 def test_the_model_beats_the_naive_estimate_on_the_built_lake(spark, built_lake):
     """The pipeline's own run (no refit here): its holdout figures, printed and asserted."""
-    from cardlake.ml.settings import load_ml_settings
-
-    table = built_lake.tables(spark).read(clv.OUTPUT_TABLE)
-    run_id = table.select("model_run_id").first()[0]
-    previous = mlflow.get_tracking_uri()
-    try:
-        tracking.Tracker.configure(str(built_lake.lake_root), load_ml_settings("test").tracking)
-        metrics = MlflowClient().get_run(run_id).data.metrics
-    finally:
-        mlflow.set_tracking_uri(previous)
-    print(
-        f"\nCLV holdout: MAE model {metrics['model_mae_usd']:.0f} vs naive "
-        f"{metrics['naive_mae_usd']:.0f} USD; total error model "
-        f"{metrics['model_total_error_pct']:+.1f}% vs naive "
-        f"{metrics['naive_total_error_pct']:+.1f}%"
-    )
+    metrics = figures.clv_holdout(built_lake.cfg, built_lake.tables(spark))
     assert metrics["holdout_customers"] > 200
     assert metrics["model_mae_usd"] < metrics["naive_mae_usd"]
     assert abs(metrics["model_total_error_pct"]) < 10

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 
-from cardlake.ml import evaluate, text
+from cardlake.ml import evaluate
 from cardlake.ml.segmentation import (
     behaviour_features,
     cap_bounds,
@@ -15,28 +15,17 @@ from cardlake.ml.segmentation import (
     training_rows,
 )
 from cardlake.ml.settings import load_ml_settings
+from tests.analytics import figures
+from tests.analytics.figures import ARI_GOAL, TOPIC_ACCURACY_GOAL
 
 pytestmark = [pytest.mark.slow]
-
-ARI_GOAL = 0.8
-TOPIC_ACCURACY_GOAL = 0.9
 
 
 def test_segments_match_the_archetypes(spark, built_lake):
     tables = built_lake.tables(spark)
-    found = evaluate.archetype_agreement(
-        spark, built_lake.cfg, tables=tables, segments_df=tables.read("gold.customer_segments")
-    )
-    assert found is not None, "the built lake's truth is missing"
-    print(
-        f"\nsegments vs archetypes: ARI {found['archetype_ari']:.3f}, named right "
-        f"{found['archetype_name_accuracy']:.3f} of {found['archetype_customers']:.0f}"
-    )
+    found = figures.segments_against_archetypes(spark, built_lake.cfg, tables)
     assert found["archetype_ari"] >= ARI_GOAL
-    names = {
-        r[0] for r in tables.read("gold.segment_monthly").select("segment").distinct().collect()
-    }
-    assert set(evaluate.SEGMENT_ARCHETYPE) <= names
+    assert set(evaluate.SEGMENT_ARCHETYPE) <= figures.segment_names(tables)
 
 
 def test_two_fits_on_the_same_data_give_the_same_segments(spark, built_lake):
@@ -71,15 +60,6 @@ def test_two_fits_on_the_same_data_give_the_same_segments(spark, built_lake):
 
 
 def test_note_topics_beat_the_agents_category(spark, built_lake):
-    tables = built_lake.tables(spark)
-    notes = tables.read(text.OUTPUT_TABLE)
-    months = sorted(r[0] for r in notes.select("month").distinct().collect())
-    s = load_ml_settings("test").text
-    found = text.evaluate_against_truth(
-        spark, built_lake.cfg, tables=tables, notes_df=notes, test_from=months[-s.test_months]
-    )
-    assert found is not None, "the built lake's truth is missing"
-    figures, _ = found
-    print("\nnotes vs truth: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(figures.items())))
-    assert figures["topic_accuracy"] >= TOPIC_ACCURACY_GOAL
-    assert figures["topic_accuracy"] > figures["agent_topic_accuracy"]
+    found = figures.note_topics_against_truth(spark, built_lake.cfg, built_lake.tables(spark))
+    assert found["topic_accuracy"] >= TOPIC_ACCURACY_GOAL
+    assert found["topic_accuracy"] > found["agent_topic_accuracy"]
