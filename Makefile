@@ -46,7 +46,7 @@ XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 test: setup dashboard-assets ## Run the test suite (TEST_WORKERS=N: on N workers; delta-spark tests skip with a reason where its jars can't load)
 	$(PY) -m pytest -m "not heavy" $(XDIST) $(PYTEST_ARGS)
 
-test-heavy: setup ## The tests marked heavy: ER on a whole world, the contract on S3, gold races on delta-rs
+test-heavy: setup ## The tests marked heavy: ER on a whole world, the contract on S3, gold races on delta-rs, the analysts' figures on the default data
 	$(PY) -m pytest -m heavy $(PYTEST_ARGS)
 
 check: lint typecheck ## Lint (ruff) and type-check (mypy) the code
