@@ -205,7 +205,7 @@ def _name_comparison(*, fuzzy: bool) -> Any:
             return cll.Or(similar(given, 1), cll.DamerauLevenshteinLevel(given, 1))
         return similar(given, 1)
 
-    levels = [
+    levels: list[Any] = [
         cll.NullLevel(given),
         cll.ExactMatchLevel("name_concat").configure(
             tf_adjustment_column="name_concat", label_for_charts="same given name and surname"
@@ -280,7 +280,7 @@ def _birth_date_comparison(*, fuzzy: bool) -> Any:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
-    levels = [
+    levels: list[Any] = [
         cll.NullLevel("dob"),
         cll.ExactMatchLevel("dob").configure(
             tf_adjustment_column="dob", label_for_charts="same date"
