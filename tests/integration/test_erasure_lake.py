@@ -32,9 +32,10 @@ from tests.governance.lake_scan import records_in_lake, values_in_lake
 from tests.lake_fixture import BUILT_WORLD, BuiltLake, copy_lake
 
 # 4,625 s on a loaded two-core machine (erasure ~40 min, the two re-delivery runs ~17 min each):
-# the erasure job rewrites every table holding the person, the scans read every byte of the lake
-# three times, and bronze to gold runs once per re-delivered month. Far too slow for make test;
-# opt in.
+# the erasure job rewrites every table holding the person (~35 of 73; each a few Spark jobs and
+# commits), the scans read every byte of the lake three times, and bronze to gold runs once per
+# re-delivered month (the person is now chosen so that one month re-delivers every source). Far
+# too slow for make test; opt in.
 SLOW_VAR = "CARDLAKE_ERASURE_LAKE_TEST"
 pytestmark = [
     pytest.mark.integration,
@@ -133,7 +134,10 @@ def _truth(lake: BuiltLake, name: str, **where: Any) -> list[dict[str, Any]]:
 def _choose(spark: SparkSession, lake: BuiltLake) -> tuple[Person, list[dict[str, Any]]]:
     """A person with records in every person source, resolved exactly to one customer key, whose
     name and date of birth no other customer (in silver.customers or the truth) shares in pairs,
-    so that a record holding two of them is theirs; and the truth's records of that person."""
+    so that a record holding two of them is theirs; and the truth's records of that person.
+
+    One whose records of every re-delivered source share a month is preferred: re-delivering
+    them takes one run of bronze to gold, not one per month (~17 minutes each, loaded)."""
     tables = lake.tables(spark)
     crosswalk = (
         tables.read("silver.crosswalk")
@@ -151,6 +155,7 @@ def _choose(spark: SparkSession, lake: BuiltLake) -> tuple[Person, list[dict[str
     persons = {p["person_id"]: p for p in _truth(lake, "persons")}
     customers = {r["customer_key"]: r for r in tables.read("silver.customers").collect()}
     elsewhere = _words_elsewhere()
+    fallback: tuple[Person, list[dict[str, Any]]] | None = None
     for key in sorted(k for k, s in sources.items() if s >= set(PERSON_SOURCES)):
         owners = {
             owner.get((r["source"], r["source_record_id"]))
@@ -195,20 +200,38 @@ def _choose(spark: SparkSession, lake: BuiltLake) -> tuple[Person, list[dict[str
         if golden.asDict().get("national_id") != truth["national_id"]:
             continue  # every delivery of theirs lacked it: nothing to scan for
         identifiers = {v for v in (golden["email"], golden["phone"], truth["email"]) if v}
-        return Person(
-            key,
-            person_id,
-            first,
-            last,
-            born,
-            tuple(sorted(identifiers)),
-            tuple(sorted(records[key])),
-            truth["national_id"],
-        ), theirs
+        chosen = (
+            Person(
+                key,
+                person_id,
+                first,
+                last,
+                born,
+                tuple(sorted(identifiers)),
+                tuple(sorted(records[key])),
+                truth["national_id"],
+            ),
+            theirs,
+        )
+        if _one_month(theirs):
+            return chosen
+        fallback = fallback or chosen
+    if fallback:
+        return fallback
     raise AssertionError(
         "the small world has nobody in every source with a name and date of "
         "birth of their own and a national id in silver"
     )
+
+
+def _one_month(theirs: list[dict[str, Any]]) -> bool:
+    # A month holding a record of theirs from every source re-delivered: one run re-delivers all.
+    months = [
+        {Path(r["file"]).parent.name for r in theirs if r["source"] == source}
+        for source in REDELIVERED
+    ]
+    held = [m for m in months if m]
+    return bool(held) and bool(set.intersection(*held))
 
 
 def _found(lake: BuiltLake, person: Person) -> dict[str, int]:
