@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql.types import DataType, StructField, StructType
 
 SchemaMode = Literal["strict", "merge"]
@@ -16,6 +16,38 @@ PartitionSpec = Mapping[str, Any]
 
 class TableError(RuntimeError):
     """Base class of every table-layer error."""
+
+
+PARAMETERS = "p"  # the struct a rewrite's conditions read their parameters from
+
+
+def rewrite_conditions(
+    rows: DataFrame,
+    *,
+    path: str,
+    delete_where: str | None,
+    update_where: str | None,
+    assignments: Mapping[str, str] | None,
+    parameters: Mapping[str, str] | None,
+) -> tuple[DataFrame, Column, Column]:
+    """What a ``rewrite_rows`` of either engine evaluates: the rows as ``t`` with the parameters
+    bound as literals in a struct ``p`` beside them, and the delete and update conditions (false
+    where absent or null; the update only with assignments)."""
+    from pyspark.sql import functions as F
+
+    target = rows.alias("t")
+    if parameters:
+        if PARAMETERS in rows.schema.fieldNames():
+            raise TableError(f"{path} has a column named p, the name parameters are bound to")
+        bound = F.struct(*[F.lit(v).alias(k) for k, v in parameters.items()])
+        target = target.select("*", bound.alias(PARAMETERS))
+    drop = F.coalesce(F.expr(delete_where), F.lit(False)) if delete_where else F.lit(False)
+    change = (
+        F.coalesce(F.expr(update_where), F.lit(False))
+        if update_where and assignments
+        else F.lit(False)
+    )
+    return target, drop, change
 
 
 class TableNotFoundError(TableError):

@@ -32,6 +32,7 @@ from cardlake.tables.base import (
     conform,
     normalise_partitions,
     partition_value_string,
+    rewrite_conditions,
 )
 from cardlake.tables.features import GENERATION_KEY
 
@@ -361,17 +362,13 @@ class DeltaSparkEngine:
             return WriteResult(committed=False, version=before)
         frame = self.read(path)
         schema = frame.schema
-        target = frame.alias("t")
-        if parameters:
-            if "p" in schema.fieldNames():
-                raise TableError(f"{path} has a column named p, the name parameters are bound to")
-            bound = F.struct(*[F.lit(v).alias(k) for k, v in parameters.items()])
-            target = target.select("*", bound.alias("p"))
-        drop = F.coalesce(F.expr(delete_where), F.lit(False)) if delete_where else F.lit(False)
-        change = (
-            F.coalesce(F.expr(update_where), F.lit(False))
-            if update_where and new_values
-            else F.lit(False)
+        target, drop, change = rewrite_conditions(
+            frame,
+            path=path,
+            delete_where=delete_where,
+            update_where=update_where,
+            assignments=new_values,
+            parameters=parameters,
         )
         fields = ", ".join("t.`" + f.name.replace("`", "``") + "`" for f in schema.fields)
         digest = f"sha2(to_json(struct({fields})), 256)"

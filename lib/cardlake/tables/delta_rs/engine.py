@@ -73,6 +73,7 @@ from cardlake.tables.base import (
     normalise_partitions,
     nullable,
     partition_value_string,
+    rewrite_conditions,
 )
 from cardlake.tables.delta_rs.log import (
     Snapshot,
@@ -550,17 +551,13 @@ class DeltaRsEngine:
         _refuse_unwritable(table, path, "delete" if not assignments else "update")
         snapshot = self._snapshot(path)
         schema = snapshot.schema
-        if parameters and "p" in schema.fieldNames():
-            raise TableError(f"{path} has a column named p, the name parameters are bound to")
-        target = self._scan(snapshot, with_file=True).alias("t")
-        if parameters:
-            bound = F.struct(*[F.lit(v).alias(k) for k, v in parameters.items()])
-            target = target.select("*", bound.alias("p"))
-        drop = F.coalesce(F.expr(delete_where), F.lit(False)) if delete_where else F.lit(False)
-        change = (
-            F.coalesce(F.expr(update_where), F.lit(False))
-            if update_where and assignments
-            else F.lit(False)
+        target, drop, change = rewrite_conditions(
+            self._scan(snapshot, with_file=True),
+            path=path,
+            delete_where=delete_where,
+            update_where=update_where,
+            assignments=assignments,
+            parameters=parameters,
         )
         touched_files = sorted(
             r[FILE_COLUMN]
