@@ -489,6 +489,7 @@ class AlertSink:
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         phases = _Phases()
         rows = batch_df.persist()
+        scored: DataFrame | None = None
         try:
             # One job runs the micro-batch into the cache and says what the rest needs: the new
             # events' send times (the latency log) and whether any message was rejected.
@@ -505,7 +506,6 @@ class AlertSink:
                 rejected = rows.where(F.col("reason").isNotNull()).select(*E.QUARANTINE_COLUMNS)
                 writes.append((QUARANTINE_TABLE, rejected, f"{app}/{REJECTED_APP}"))
             alert_list: list[dict[str, Any]] = []
-            scored: DataFrame | None = None
             if got["new"]:
                 alert_list, scored, scored_writes = self._score(rows, batch_id, phases)
                 writes += scored_writes
@@ -524,9 +524,9 @@ class AlertSink:
             self._publish(alert_list)
             phases.lap("publish")
             self._metrics(got["sent_ms"], batch_id, committed, len(alert_list), phases.seconds)
+        finally:  # a failed commit must not leave the batch's frames cached for the next one
             if scored is not None:
                 scored.unpersist()
-        finally:
             rows.unpersist()
 
     def _score(
