@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,7 +76,6 @@ from cardlake.bronze.tokenise import (
     is_card_number,
     last_four,
     masked_card_numbers,
-    record_hash,
 )
 from cardlake.crashpoint import crash_point
 from cardlake.errors import JobFailed
@@ -203,6 +203,17 @@ class SourceReport:
     rows_duplicate: int = 0
     dq_success: bool = True
     per_file: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per step (profiling)
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Adds the block's wall time to ``seconds[step]`` (frames are lazy: a step's time is
+        that of the Spark actions it runs, which compute what earlier steps only planned)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -622,6 +633,18 @@ def _expectations(
     return checks
 
 
+def _checked_columns(df: DataFrame, suite: Sequence[Check]) -> DataFrame:
+    """``df`` with only the columns ``suite`` reads filled, the others typed nulls: the suite sees
+    the same columns and values, and the driver does not receive every record's text."""
+    read = {str(c.kwargs["column"]) for c in suite if "column" in c.kwargs}
+    return df.select(
+        *[
+            F.col(f.name) if f.name in read else F.lit(None).cast(f.dataType).alias(f.name)
+            for f in df.schema.fields
+        ]
+    )
+
+
 def _batches_of(tables: Tables, table: str, column: str, where: Column | None = None) -> set[str]:
     if not tables.exists(table) or column not in tables.schema(table).names:
         return set()
@@ -760,8 +783,10 @@ def _ingest_source(
     recorded: Recorded,
 ) -> SourceReport:
     report = SourceReport(contract.name)
-    _roll_back_unrecorded(tables, _source_targets(contract), recorded, contract.name)
-    fresh, skipped = plan_files(files, recorded.files.get(contract.name, []))
+    with report.timed("roll-back check"):
+        _roll_back_unrecorded(tables, _source_targets(contract), recorded, contract.name)
+    with report.timed("plan"):
+        fresh, skipped = plan_files(files, recorded.files.get(contract.name, []))
     if not fresh and not skipped:
         return report
     now = now or datetime.now(UTC).replace(microsecond=0)
@@ -924,9 +949,10 @@ def _read_check_write(
         ]
         if not feed_files:
             continue
-        checked, extra = _parse_feed(
-            spark, contract, feed, feed_files, settings, failed, token_key, held
-        )
+        with report.timed("parse"):
+            checked, extra = _parse_feed(
+                spark, contract, feed, feed_files, settings, failed, token_key, held
+            )
         extras.extend(e for e in extra if e not in extras)
         if len(contract.feeds) > 1:
             checked = checked.withColumn("feed", F.lit(feed.prefix.rstrip("_")))
@@ -934,37 +960,28 @@ def _read_check_write(
     if not parts:
         _record(contract, files, {}, {}, failed, batch_id, now, report, manifest_rows)
         return
+    # The readers hash each record's raw text in the pass that reads the bytes (R.HASH).
     all_df = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
-    all_df = all_df.withColumn("_record_hash", record_hash(F.col(R.RAW), token_key))
     all_df = all_df.persist(StorageLevel.MEMORY_AND_DISK)
     held.append(all_df)
 
     structural = F.coalesce(F.col(REASON_CODE) == R.STRUCTURAL, F.lit(False))
     good = F.col(REASON_CODE).isNull()
-    counts = {
-        r[R.FILE]: r
-        for r in all_df.groupBy(R.FILE)
-        .agg(
-            F.sum(R.SPAN).alias("lines"),
-            F.count(F.when(~structural, 1)).alias("read"),
-            F.count(F.when(good, 1)).alias("accepted"),
-            F.count(F.when(~good & ~structural, 1)).alias("quarantined"),
-        )
-        .collect()
-    }
+    with report.timed("count lines"):
+        lines = {
+            r[R.FILE]: int(r["lines"] or 0)
+            for r in all_df.groupBy(R.FILE).agg(F.sum(R.SPAN).alias("lines")).collect()
+        }
     _step("after_read")
-    _accounting_failures(
-        files, {k: int(v["lines"] or 0) for k, v in counts.items()}, failed, key=token_key
-    )
+    with report.timed("digests again"):
+        _accounting_failures(files, lines, failed, key=token_key)
     df = all_df.filter(~structural & ~F.col(R.FILE).isin(list(failed)))
     df = _with_references(df, contract, tables, settings)
-    df = df.persist(StorageLevel.MEMORY_AND_DISK)
-    held.append(df)
-    if failed:  # references may have changed nothing, but the counts must not include them
-        counts = {k: v for k, v in counts.items() if k not in failed}
 
-    first = Window.partitionBy("_record_hash").orderBy(R.FILE, R.LINE)
-    existing_hashes = None
+    # Exact duplicates among the accepted records: all but the first (by file and line), and any
+    # already in bronze. One frame flags every record, so one aggregate counts them all.
+    first = Window.partitionBy("_record_hash", good).orderBy(R.FILE, R.LINE)
+    in_bronze = F.lit(False)
     if tables.exists(contract.table):
         existing_hashes = (
             tables.read(contract.table)
@@ -972,17 +989,12 @@ def _read_check_write(
             .groupBy("_h")
             .agg(F.lit(True).alias("_in_bronze"))
         )
-    accepted = df.filter(good).withColumn("_rank", F.row_number().over(first))
-    if existing_hashes is not None:
-        accepted = accepted.join(
-            existing_hashes, F.col("_record_hash") == F.col("_h"), how="left"
-        ).drop("_h")
-    else:
-        accepted = accepted.withColumn("_in_bronze", F.lit(None).cast("boolean"))
-    accepted = accepted.withColumn(
-        "_duplicate", (F.col("_rank") > 1) | F.coalesce(F.col("_in_bronze"), F.lit(False))
+        df = df.join(existing_hashes, F.col("_record_hash") == F.col("_h"), how="left").drop("_h")
+        in_bronze = F.coalesce(F.col("_in_bronze"), F.lit(False))
+    flagged = df.withColumn(
+        "_duplicate", good & ((F.row_number().over(first) > 1) | in_bronze)
     ).persist(StorageLevel.MEMORY_AND_DISK)
-    held.append(accepted)
+    held.append(flagged)
 
     month = F.regexp_extract(R.FILE, r"^[^/]+/([^/]+)/", 1)
     lineage = [
@@ -1003,14 +1015,13 @@ def _read_check_write(
         REASON_CODE,
         REASON,
         "_record_hash",
-        "_rank",
         "_in_bronze",
         "_duplicate",
         "_known",
         "_seen",
     }
     data_cols = [c for c in df.columns if c not in skip]
-    bronze_df = accepted.filter(~F.col("_duplicate")).select(*data_cols, *lineage)
+    bronze_df = flagged.filter(good & ~F.col("_duplicate")).select(*data_cols, *lineage)
     if tables.exists(contract.table):  # columns evolved in by earlier files stay, as nulls
         have = set(bronze_df.columns)
         bronze_df = bronze_df.select(
@@ -1021,10 +1032,8 @@ def _read_check_write(
                 if f.name not in have
             ],
         )
-    bronze_df = bronze_df.persist(StorageLevel.MEMORY_AND_DISK)
-    held.append(bronze_df)
 
-    quarantine_df = df.filter(~good).select(
+    quarantine_df = flagged.filter(~good).select(
         month.alias(PARTITION),
         F.col(R.FILE).alias("source_file"),
         F.col(R.LINE).cast("int").alias("position"),
@@ -1036,29 +1045,24 @@ def _read_check_write(
         F.lit(now).cast("timestamp").alias("ingested_at"),
     )
     # Orphan references turn accepted records into quarantined ones: count after them.
-    counts = {
-        r[R.FILE]: r
-        for r in df.groupBy(R.FILE)
-        .agg(
-            F.count(F.lit(1)).alias("read"),
-            F.count(F.when(good, 1)).alias("accepted"),
-            F.count(F.when(~good, 1)).alias("quarantined"),
-        )
-        .collect()
-    }
-    dups = {
-        r[R.FILE]: r["n"]
-        for r in accepted.filter("_duplicate")
-        .groupBy(R.FILE)
-        .agg(F.count(F.lit(1)).alias("n"))
-        .collect()
-    }
+    with report.timed("count records"):
+        counts = {
+            r[R.FILE]: r
+            for r in flagged.groupBy(R.FILE)
+            .agg(
+                F.count(F.lit(1)).alias("read"),
+                F.count(F.when(good, 1)).alias("accepted"),
+                F.count(F.when(~good, 1)).alias("quarantined"),
+                F.count(F.when(F.col("_duplicate"), 1)).alias("duplicate"),
+            )
+            .collect()
+        }
+    dups = {k: int(v["duplicate"]) for k, v in counts.items()}
 
     # Great Expectations on what bronze is about to receive; a critical failure writes nothing.
-    suite_cols = bronze_df.columns
-    outcome = validator.validate(
-        bronze_df, contract.table, _expectations(contract, suite_cols, settings)
-    )
+    suite = _expectations(contract, bronze_df.columns, settings)
+    with report.timed("expectations"):
+        outcome = validator.validate(_checked_columns(bronze_df, suite), contract.table, suite)
     ops.dq.extend({**r, "batch_id": batch_id} for r in outcome.rows())
     report.dq_success = outcome.success
     if not outcome.success:
@@ -1069,22 +1073,26 @@ def _read_check_write(
     # Erased people stay erased: rows naming someone on the suppression list are not written,
     # neither quarantined lines (their raw text) nor bronze rows (identifiers, the service ref);
     # someone else's row that only refers to them (a P2P sender) is written without the reference.
-    tables.append(
-        contract.quarantine_table,
-        filter_suppressed_text(
-            quarantine_df, tables=tables, key=token_key, columns=QUARANTINE_TEXT
-        ),
-        partition_by=[PARTITION],
-    )
+    with report.timed("write quarantine"):
+        tables.append(
+            contract.quarantine_table,
+            filter_suppressed_text(
+                quarantine_df, tables=tables, key=token_key, columns=QUARANTINE_TEXT
+            ),
+            partition_by=[PARTITION],
+        )
     _step("before_bronze")
-    kept = filter_suppressed(bronze_df, tables=tables, key=token_key, columns=BRONZE_IDENTIFIERS)
-    kept = without_suppressed_references(kept, tables=tables, key=token_key, columns=REFERENCES)
-    tables.append(
-        contract.table,
-        filter_suppressed_text(kept, tables=tables, key=token_key, columns=BRONZE_TEXT),
-        partition_by=[PARTITION],
-        schema_mode=schema_mode,
-    )
+    with report.timed("write bronze"):
+        kept = filter_suppressed(
+            bronze_df, tables=tables, key=token_key, columns=BRONZE_IDENTIFIERS
+        )
+        kept = without_suppressed_references(kept, tables=tables, key=token_key, columns=REFERENCES)
+        tables.append(
+            contract.table,
+            filter_suppressed_text(kept, tables=tables, key=token_key, columns=BRONZE_TEXT),
+            partition_by=[PARTITION],
+            schema_mode=schema_mode,
+        )
     ops.ingest_log.extend(
         _record(contract, files, counts, dups, failed, batch_id, now, report, manifest_rows)
     )

@@ -10,6 +10,9 @@ its bytes), so many small files of a source are one Spark read, and returns::
     _error_code   null, or why the record could not be parsed (malformed_csv, ...); ``structural``
                   marks lines that are framing, not records (a CSV header, an XML root tag)
     _error        a human sentence naming the problem
+    _record_hash  hex HMAC-SHA256(key, raw text), made in the pass that reads the bytes (a Python
+                  pass of its own over every record's text cost as much as the parsing); null
+                  when no key is given
     <field>...    the contract's fields as text (typed later by the checks)
 
 Why whole-file bytes: Spark's line-based readers split files, do not expose line numbers, decode
@@ -25,6 +28,8 @@ Landing files are small (one day or month of one department), so a file per task
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -44,6 +49,7 @@ from cardlake.bronze.tokenise import tokenise_text
 
 FILE, LINE, RAW, ERROR_CODE, ERROR = "_source_file", "_line", "_raw", "_error_code", "_error"
 FIELDS, IS_HEADER, SPAN, PANS = "_fields", "_is_header", "_span", "_pans"
+HASH = "_record_hash"
 CONTENT = "content"
 STRUCTURAL = "structural"  # the error code of framing lines (header, root tags): not records
 BAD_ENCODING = "bad_encoding"
@@ -163,6 +169,7 @@ _LINE = StructType(
         StructField("raw", StringType()),
         StructField("error", StringType()),
         StructField("pans", MapType(StringType(), StringType())),
+        StructField("hash", StringType()),
     ]
 )
 
@@ -170,6 +177,11 @@ _LINE = StructType(
 def _decoded_lines(data: bytes | None, key: bytes | None = None) -> list[PhysicalLine]:
     problem, out = physical_lines(data, key)
     return [] if problem else out
+
+
+def raw_hash(raw: str, key: bytes | None) -> str | None:
+    """Hex HMAC-SHA256(key, raw text), as :func:`cardlake.bronze.tokenise.record_hash`."""
+    return None if key is None else hmac.new(key, raw.encode(), hashlib.sha256).hexdigest()
 
 
 def lines(
@@ -184,8 +196,9 @@ def lines(
             kept, with the error code ``structural``, so the line accounting sees them.
     """
 
-    def decoded_lines(data: bytes | None) -> list[PhysicalLine]:
-        return _decoded_lines(data, key)  # the key rides in the closure, never in the plan
+    def decoded_lines(data: bytes | None) -> list[tuple[object, ...]]:
+        # The key rides in the closure, never in the plan.
+        return [(*line, raw_hash(line[2], key)) for line in _decoded_lines(data, key)]
 
     decode = F.udf(decoded_lines, ArrayType(_LINE), useArrow=True)
     exploded = files_df.select(FILE, F.explode(decode(CONTENT)).alias("l"))
@@ -201,6 +214,7 @@ def lines(
         code.alias(ERROR_CODE),
         F.when(undecodable, F.col("l.error")).alias(ERROR),
         F.col("l.pans").alias(PANS),
+        F.col("l.hash").alias(HASH),
     )
 
 
@@ -227,6 +241,7 @@ _CSV_RECORD = StructType(
         StructField("error_code", StringType()),
         StructField("error", StringType()),
         StructField("pans", MapType(StringType(), StringType())),
+        StructField("hash", StringType()),
     ]
 )
 CsvRecord = tuple[int, int, str, list[str] | None, bool, str | None, str | None, dict[str, str]]
@@ -301,8 +316,9 @@ def csv_records(files_df: DataFrame, *, key: bytes | None = None) -> DataFrame:
     With ``key``, card numbers are tokens before the CSV parser sees the line (see :func:`lines`).
     """
 
-    def split_file(data: bytes | None) -> list[CsvRecord]:
-        return split_csv(_decoded_lines(data, key))  # the key rides in the closure
+    def split_file(data: bytes | None) -> list[tuple[object, ...]]:
+        # The key rides in the closure.
+        return [(*r, raw_hash(r[2], key)) for r in split_csv(_decoded_lines(data, key))]
 
     split = F.udf(split_file, ArrayType(_CSV_RECORD), useArrow=True)
     records = files_df.select(FILE, F.explode(split(CONTENT)).alias("r"))
@@ -316,6 +332,7 @@ def csv_records(files_df: DataFrame, *, key: bytes | None = None) -> DataFrame:
         F.col("r.error_code").alias(ERROR_CODE),
         F.col("r.error").alias(ERROR),
         F.col("r.pans").alias(PANS),
+        F.col("r.hash").alias(HASH),
     )
 
 
@@ -376,6 +393,7 @@ def parse_csv(
         SPAN,
         RAW,
         PANS,
+        HASH,
         code.alias(ERROR_CODE),
         error.alias(ERROR),
         *[F.when(code.isNull(), v).alias(c) for v, c in zip(values, columns, strict=True)],
@@ -409,6 +427,7 @@ def parse_json(
         SPAN,
         RAW,
         PANS,
+        HASH,
         ERROR_CODE,
         ERROR,
         doc.alias("doc"),
@@ -426,7 +445,16 @@ def parse_json(
     values = [F.col(f"doc.{paths.get(c, c)}").alias(c) for c in columns]
     extras = [F.get_json_object(RAW, f"$.{c}").alias(c) for c in extra]
     return parsed.select(
-        FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE), message.alias(ERROR), *values, *extras
+        FILE,
+        LINE,
+        SPAN,
+        RAW,
+        PANS,
+        HASH,
+        code.alias(ERROR_CODE),
+        message.alias(ERROR),
+        *values,
+        *extras,
     )
 
 
@@ -459,7 +487,7 @@ def parse_xml(
     doc = F.from_xml(
         RAW, with_corrupt, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
     )
-    parsed = lines_df.select(FILE, LINE, SPAN, RAW, PANS, ERROR_CODE, ERROR, doc.alias("doc"))
+    parsed = lines_df.select(FILE, LINE, SPAN, RAW, PANS, HASH, ERROR_CODE, ERROR, doc.alias("doc"))
     closed = F.col(RAW).rlike(rf"^\s*<{row_tag}[\s>].*</{row_tag}>\s*$")
     broken = F.col(f"doc.{_CORRUPT}").isNotNull() | ~closed
     code, message = _framed(
@@ -473,6 +501,7 @@ def parse_xml(
         SPAN,
         RAW,
         PANS,
+        HASH,
         code.alias(ERROR_CODE),
         message.alias(ERROR),
         *[F.when(code.isNull(), v).alias(c) for v, c in zip(values, columns, strict=True)],
@@ -501,5 +530,5 @@ def parse_log(lines_df: DataFrame, *, pattern: str, columns: Sequence[str]) -> D
         for i, c in enumerate(columns)
     ]
     return lines_df.select(
-        FILE, LINE, SPAN, RAW, PANS, code.alias(ERROR_CODE), message.alias(ERROR), *values
+        FILE, LINE, SPAN, RAW, PANS, HASH, code.alias(ERROR_CODE), message.alias(ERROR), *values
     )
