@@ -1,7 +1,7 @@
 """Bronze ingest time per format against a plain Spark read of the same files, and where it goes.
 
     .venv/bin/python bench/bench_bronze.py                 # the landing zone as it is (~1 min)
-    .venv/bin/python bench/bench_bronze.py --size-gb 1     # ~1 GB of landing data (issue 18)
+    .venv/bin/python bench/bench_bronze.py --size-gb 1 --profile large   # ~1 GB (issue 18)
 
 For each format one source (csv product_usage, jsonl financial_records, xml demographics, txt
 service_interactions) is ingested into a fresh lake with the full bronze path (parse, line
@@ -118,11 +118,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--landing", default=None, help="landing root (default: from conf)")
     parser.add_argument("--env", default="local")
+    parser.add_argument("--profile", default=None, help="session profile (default: the env's)")
     parser.add_argument("--size-gb", type=float, default=0.0, help="grow the landing to this")
     parser.add_argument("--work", default=None, help="where the grown landing is built")
     parser.add_argument("--formats", nargs="*", default=list(CASES), choices=list(CASES))
     args = parser.parse_args()
-    cfg = load_config(args.env)
+    cfg = load_config(args.env, overrides={"spark.profile": args.profile} if args.profile else None)
     landing = args.landing or cfg.paths.landing_root
     if args.size_gb > 0:
         work = Path(args.work or f"{tempfile.gettempdir()}/bench_bronze_{args.size_gb:g}gb")

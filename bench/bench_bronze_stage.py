@@ -1,10 +1,12 @@
 """The whole bronze stage on a landing zone, per source, under one session profile.
 
     .venv/bin/python bench/bench_bronze_stage.py [--profile local] [--landing data/landing]
+        [--sources card_transactions ...]
 
 Ingests every source of the landing zone (``make run`` writes the embedded default to
 ``data/landing``) into a fresh lake with the configured engine, as the pipeline does, and prints
-each source's seconds and the time spent in table writes and Great Expectations. Run it once per
+each source's seconds with its steps (``SourceReport.seconds``) and the time spent in table
+writes and Great Expectations. Run it once per
 profile on an idle machine to compare settings (``--profile large`` against ``--profile local``).
 """
 
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="local", choices=["local", "large", "test"])
     parser.add_argument("--landing", default=None, help="landing root (default: from conf)")
+    parser.add_argument("--sources", nargs="*", default=None, help="only these (default: all)")
     args = parser.parse_args(argv)
     work = tempfile.mkdtemp(prefix="bench_bronze_stage_")
     overrides: dict[str, Any] = {"paths.lake_root": work, "spark.profile": args.profile}
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         report = ingest_source(*a, **k)
         print(
             f"  {report.source:22} {time.perf_counter() - t0:7.1f}s  "
-            f"{report.rows_read:>8,} records",
+            f"{report.rows_read:>8,} records  "
+            + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items() if v >= 0.05),
             flush=True,
         )
         return report
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tables = Tables.from_config(spark, cfg)
         t0 = time.perf_counter()
-        run_bronze(tables, settings_for(cfg), month=None)
+        run_bronze(tables, settings_for(cfg), month=None, sources=args.sources)
         print(f"bronze {time.perf_counter() - t0:.1f}s; of it:")
         for label, seconds in spent.most_common():
             print(f"  {label:22} {seconds:7.1f}s")

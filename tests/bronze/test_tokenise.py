@@ -86,3 +86,19 @@ def test_the_configured_key_is_checked_where_jobs_read_it(monkeypatch: pytest.Mo
         settings.token_key("cluster")
     monkeypatch.setenv(settings.token_key_env, "k" * 32)
     assert settings.token_key("cluster") == b"k" * 32
+
+
+def test_the_card_column_becomes_token_and_last_four(spark) -> None:
+    from cardlake.bronze.contracts import CONTRACTS
+    from cardlake.bronze.ingest import _tokenised
+
+    rows = [
+        (_tok(PAN), {_tok(PAN): "1486"}),  # a card number the reader made a token
+        ("CARD00012345", {}),  # an old synthetic id: tokenised as it stands, last four kept
+        (None, {}),
+    ]
+    df = spark.createDataFrame(rows, "card_id string, _pans map<string,string>")
+    got = _tokenised(df, CONTRACTS["card_transactions"], KEY).select("card_token", "card_last4")
+    assert sorted(map(tuple, got.collect()), key=str) == sorted(
+        [(_tok(PAN), "1486"), (_tok("CARD00012345"), "2345"), (None, None)], key=str
+    )

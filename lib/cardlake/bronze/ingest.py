@@ -527,7 +527,12 @@ def _tokenised(df: DataFrame, contract: SourceContract, key: bytes) -> DataFrame
     last4 = F.coalesce(
         F.element_at(F.col(R.PANS), value), F.when(value.startswith("CARD"), last_four(value))
     )
-    out = df.withColumn("card_token", F.when(is_card, card_token(value, key))).withColumn(
+    # The readers made every card number a token already: only other ids (an old ``CARD...``)
+    # go through the Python function; Spark runs it on every row whatever the condition, so
+    # it gets a null for the tokens instead of their text both ways.
+    is_token = F.coalesce(value.startswith(TOKEN_PREFIX), F.lit(False))
+    token = F.when(is_token, value).otherwise(card_token(F.when(~is_token, value), key))
+    out = df.withColumn("card_token", F.when(is_card, token)).withColumn(
         "card_last4", F.when(is_card, last4)
     )
     if col_name == "instrument_id":
