@@ -3,55 +3,30 @@ customers, 18 months, the `local` settings), run through the whole pipeline, and
 CLV and note-topic figures against the generator's truth printed and asserted at the goals.
 
 The test lake's versions of these checks (``test_figures.py``, ``test_clv.py``) run in
-`make test`; this one builds the default world (minutes: the length of `make run`) and so runs
-in `make test-heavy`. To check a lake `make run` already built instead, point
-``CARDLAKE_DEFAULT_LAKE`` at the folder holding its ``lake/`` and ``data/`` (the project root).
+`make test`; this one reads the default world (``default_world`` in ``tests/lake_fixture.py``:
+built once per session, minutes: the length of `make run`) and so runs in `make test-heavy`. To
+check a lake `make run` already built instead, point ``CARDLAKE_DEFAULT_LAKE`` at the folder
+holding its ``lake/`` and ``data/`` (the project root).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from pyspark.sql import SparkSession
 
-from cardlake.config import Config, load_config
+from cardlake.config import Config
 from cardlake.ml import evaluate
 from cardlake.tables import Tables
 from tests.analytics import figures
 from tests.analytics.figures import ARI_GOAL, TOPIC_ACCURACY_GOAL
+from tests.lake_fixture import BuiltLake
 
 pytestmark = [pytest.mark.heavy, pytest.mark.slow]
 
-REUSE_VAR = "CARDLAKE_DEFAULT_LAKE"
-
-
-def _config(root: Path) -> Config:
-    # `make run`'s settings and world, with `make run`'s layout under ``root``.
-    return load_config(
-        "local",
-        overrides={
-            "paths.lake_root": str(root / "lake"),
-            "paths.landing_root": str(root / "data" / "landing"),
-            "paths.truth_root": str(root / "data" / "truth"),
-        },
-    )
-
 
 @pytest.fixture(scope="module")
-def default_lake(
-    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Config, Tables]:
-    reuse = os.environ.get(REUSE_VAR)
-    if reuse:
-        cfg = _config(Path(reuse))
-    else:
-        from cardlake.pipeline import run_pipeline
-
-        cfg = _config(tmp_path_factory.mktemp("default-world"))
-        run_pipeline(spark, cfg)
-    return cfg, Tables.from_config(spark, cfg)
+def default_lake(spark: SparkSession, default_world: BuiltLake) -> tuple[Config, Tables]:
+    return default_world.cfg, default_world.tables(spark)
 
 
 def test_segments_match_the_archetypes_on_the_default_data(spark, default_lake):

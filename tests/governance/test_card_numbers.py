@@ -54,6 +54,16 @@ def test_the_scan_finds_numbers_and_digests_where_they_are() -> None:
 
 
 def test_no_issued_card_number_is_in_the_lake(built_lake: BuiltLake) -> None:
+    _no_card_number_in(built_lake)
+
+
+@pytest.mark.heavy
+def test_no_issued_card_number_is_in_the_lake_of_the_default_data(default_world: BuiltLake) -> None:
+    # Issue 14 asks it of `make run`'s lake: the default world (2,000 customers), built once.
+    _no_card_number_in(default_world)
+
+
+def _no_card_number_in(built_lake: BuiltLake) -> None:
     pans = issued_card_numbers(built_lake)
     landing = built_lake.root / "landing"
     # Positive control: the landing zone writes most of them, grouped ways included.

@@ -1,6 +1,8 @@
 """Erasure on a lake the whole pipeline built (issue 14): a person with records in every source
 leaves no byte behind (name, e-mail, phone, date of birth, national id), every other customer's
 rows stay as they were, and re-delivering the person's source records does not bring them back.
+Twice: on the test world (``built_lake``, 300 customers) and on the default data the issue names
+(``default_world``: the world `make run` builds, 2,000 customers).
 
 The national id is the generator's synthetic one (:mod:`cardlake.synth.national_id`), which core
 banking delivers however a clerk typed it: the scan looks for every spelling.
@@ -29,7 +31,7 @@ from cardlake.governance.erasure import lake_tables
 from cardlake.silver.customers import PERSON_SOURCES
 from cardlake.synth import vocab as V
 from tests.governance.lake_scan import records_in_lake, values_in_lake
-from tests.lake_fixture import BUILT_WORLD, BuiltLake, copy_lake
+from tests.lake_fixture import BuiltLake, copy_lake
 
 # Minutes, not seconds: the erasure rewrites the ~35 of 73 tables holding the person, the scans
 # read every byte of the lake three times, and bronze to gold runs once for the re-delivered
@@ -212,7 +214,7 @@ def _choose(spark: SparkSession, lake: BuiltLake) -> tuple[Person, list[dict[str
     if fallback:
         return fallback
     raise AssertionError(
-        "the small world has nobody in every source with a name and date of "
+        "the world has nobody in every source with a name and date of "
         "birth of their own and a national id in silver"
     )
 
@@ -308,7 +310,7 @@ def _redeliver(lake: BuiltLake, theirs: list[dict[str, Any]]) -> list[str]:
 
 def _run_stages(lake: BuiltLake, month: str) -> None:
     # The console script in its own process, as an operator runs it (it stops its session).
-    world = [f"--set=synth.{k}={v}" for k, v in BUILT_WORLD.items()]
+    world = [f"--set=synth.{k}={v}" for k, v in lake.world.items()]
     done = subprocess.run(
         [
             str(CARDLAKE),
@@ -318,7 +320,7 @@ def _run_stages(lake: BuiltLake, month: str) -> None:
             "--month",
             month,
             "--env",
-            "test",
+            lake.env,
             "--lake-root",
             str(lake.lake_root),
             "--landing-root",
@@ -331,7 +333,7 @@ def _run_stages(lake: BuiltLake, month: str) -> None:
         text=True,
         timeout=CLI_TIMEOUT_SECONDS,
         cwd=PROJECT_ROOT,
-        env={**os.environ, "CARDLAKE_ENV": "test"},
+        env={**os.environ, "CARDLAKE_ENV": lake.env},
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -340,7 +342,17 @@ def _run_stages(lake: BuiltLake, month: str) -> None:
 def test_erasing_a_person_in_every_source(
     spark: SparkSession, built_lake: BuiltLake, tmp_path: Path
 ):
-    lake = copy_lake(built_lake, tmp_path)
+    _erase_everywhere(spark, copy_lake(built_lake, tmp_path))
+
+
+def test_erasing_a_person_in_every_source_on_the_default_data(
+    spark: SparkSession, default_world: BuiltLake, tmp_path: Path
+):
+    # Issue 14 asks it of the default data: the world `make run` builds (2,000 customers).
+    _erase_everywhere(spark, copy_lake(default_world, tmp_path))
+
+
+def _erase_everywhere(spark: SparkSession, lake: BuiltLake) -> None:
     person, theirs = _choose(spark, lake)
     before = _found(lake, person)
     print(
@@ -358,7 +370,7 @@ def test_erasing_a_person_in_every_source(
     code = _job().main(
         [
             "--env",
-            "test",
+            lake.env,
             "--lake-root",
             str(lake.lake_root),
             "--customer-key",
