@@ -3,9 +3,6 @@ registration with aliases, and the promotion rule (a worse challenger is not pro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -14,14 +11,6 @@ from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import VectorAssembler
 
 from cardlake.ml import tracking
-from cardlake.ml.settings import TrackingSettings
-
-
-@pytest.fixture
-def tracker(tmp_path) -> Iterator[tracking.Tracker]:
-    previous = mlflow.get_tracking_uri()
-    yield tracking.Tracker.configure(str(tmp_path / "lake"), TrackingSettings())
-    mlflow.set_tracking_uri(previous)
 
 
 @pytest.mark.slow

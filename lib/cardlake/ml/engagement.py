@@ -30,20 +30,13 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from cardlake.ml import metrics, plots, tracking
+from cardlake.ml import metrics, plots, tracking, training
 from cardlake.ml.common import (
     LABEL,
     SCORE,
-    Fitted,
-    champion_for_scoring,
-    drivers,
-    fit_classifier,
-    hash_share,
     month_index,
-    month_of_index,
     with_numeric_features,
     with_score,
-    with_time_split,
 )
 from cardlake.ml.segmentation import clustering_pipeline
 from cardlake.ml.settings import EngagementSettings, MlSettings
@@ -177,6 +170,23 @@ def model_columns(s: EngagementSettings) -> list[str]:
     return [*s.features, *(f"d_{c}" for c in s.trend_features)]
 
 
+def engagement_task(s: EngagementSettings, *, seed: int) -> training.ModelTask:
+    """The disengagement classifiers: chosen out of sample, promoted on out-of-time AUC."""
+    return training.ModelTask(
+        name="engagement",
+        settings=s,
+        seed=seed,
+        numeric=tuple(model_columns(s)),
+        categorical=tuple(s.categorical),
+        parts={"oos": "oos", "oot": "oot"},
+        choose_on="oos_auc",
+        promotion_metric="oot_auc",
+        drivers_title="Drivers of disengagement",
+        calibration_part="oot",
+        run_name="disengagement",
+    )
+
+
 def run_engagement(
     spark: SparkSession,
     cfg: Config,
@@ -192,162 +202,59 @@ def run_engagement(
         Headline metrics: out-of-sample and out-of-time AUC of both models, the rule's
         silhouettes, the experiment's balance and timings.
     """
-    from cardlake.ml import experiment
-
     s = settings.engagement
     seed = settings.seed
+    task = engagement_task(s, seed=seed)
     started = time.perf_counter()
     version = tables.version(FEATURES_TABLE)
     base = prepare(tables.read(FEATURES_TABLE, version=version), s).cache()
     bounds_idx = base.agg(F.min("month_idx"), F.max("month_idx")).first()
     assert bounds_idx is not None  # an aggregate without grouping has one row
     first_index, last_index = int(bounds_idx[0]), int(bounds_idx[1])
-    score_index = last_index
     oot_index = last_index - s.lead_months
-    cutoff_index = oot_index - s.oot_gap_months
-    if cutoff_index < first_index:
+    months = training.MonthSplit(
+        cutoff_index=oot_index - s.oot_gap_months, oot_index=oot_index, score_index=last_index
+    )
+    if months.cutoff_index < first_index:
         raise ValueError(f"too few months for the engagement splits: {first_index}..{last_index}")
-    out: dict[str, float] = {}
-    with tracker.run("engagement", "disengagement") as run:
+    with training.model_run(tracker, task, started) as out:
         tracking.log_params({"seed": seed, **{f"engagement.{k}": v for k, v in vars(s).items()}})
         tracking.log_data_versions({FEATURES_TABLE: version})
-        tracking.log_params(
-            {
-                "split.cutoff_month": month_of_index(cutoff_index),
-                "split.oot_month": month_of_index(oot_index),
-                "split.score_month": month_of_index(score_index),
-            }
-        )
+        months.log()
         # 1. the engagement metric: clusters on the training months only
-        active = base.where((F.col("month_idx") <= cutoff_index) & F.col("is_active"))
-        clusters = cluster_engagement(
-            active, dimensions=s.dimensions, log_dimensions=s.log_dimensions, seed=seed
-        )
-        best = clusters["best"]
-        rule = rule_from_centroids(
-            clusters[best]["centroids"], min_dimensions=s.rule_min_dimensions
-        )
-        for algorithm in ("kmeans", "bisecting"):
-            out[f"engagement_silhouette_{algorithm}"] = clusters[algorithm]["silhouette"]
-            tracking.log_frame(
-                clusters[algorithm]["centroids"].reset_index(names="cluster"),
-                f"engagement_centroids_{algorithm}.csv",
-            )
-        tracking.log_text(
-            json.dumps({"clustering": best, **rule.as_dict()}, indent=2), "engagement_rule.json"
-        )
-        plots.log_png(
-            plots.side_by_side_figure(
-                clusters["kmeans"]["centroids"],
-                clusters["bisecting"]["centroids"],
-                ("k-means", "bisecting"),
-            ),
-            "engagement_centroids_side_by_side.png",
-        )
-        # 2. target, population and splits
-        labelled = with_target(
-            base.withColumn("is_engaged", rule.column()),
-            rule=rule,
-            lead_months=s.lead_months,
-            last_index=last_index,
-        )
-        population = labelled.where(F.col("is_engaged")) if s.only_engaged_at_m else labelled
-        split = with_time_split(
-            population,
-            cutoff_index=cutoff_index,
-            oot_index=oot_index,
-            score_index=score_index,
-            train_share=s.train_share,
+        rule, silhouettes = learn_rule(
+            base.where((F.col("month_idx") <= months.cutoff_index) & F.col("is_active")),
+            s,
             seed=seed,
         )
-        cols = [
-            "customer_key",
-            "month",
-            "month_idx",
-            "split",
-            LABEL,
-            "is_engaged",
-            *s.categorical,
-            *model_columns(s),
-        ]
-        split = split.select(*cols).cache()
-        train = split.where(F.col("split") == "train")
-        in_fit = hash_share(F.col("customer_key"), seed + 1) < s.validation_share
-        fit_df, valid_df = train.where(in_fit), train.where(~in_fit)
-        oos = split.where(F.col("split") == "oos")
-        oot = split.where(F.col("split") == "oot")
+        out.update(silhouettes)
+        # 2. target, population and splits
+        split = model_rows(base, rule, s, months=months, seed=seed).cache()
+        fit_df, valid_df = training.fit_and_valid(
+            split, seed=seed + 1, fit_share=s.validation_share
+        )
         counts = {r["split"]: r["count"] for r in split.groupBy("split").count().collect()}
         tracking.log_metrics({f"rows_{k}": float(v) for k, v in counts.items()})
-        # 3. two classifiers
-        fitted: dict[str, Fitted] = {}
-        curves: dict[str, dict[str, metrics.Curve]] = {"oos": {}, "oot": {}}
-        calib: dict[str, pd.DataFrame] = {}
-        for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
-            model = fit_classifier(
-                kind,
-                fit_df=fit_df,
-                valid_df=valid_df,
-                numeric=model_columns(s),
-                categorical=s.categorical,
-                grid=grid,
-                seed=seed,
-                gbt_step=s.gbt_step_size,
-            )
-            fitted[kind] = model
-            out[f"{kind}_training_seconds"] = model.seconds
-            tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
-            tracking.log_frame(pd.DataFrame(model.grid_results), f"{kind}_grid.csv")
-            for name, part in (("oos", oos), ("oot", oot)):
-                scored = with_score(model.model, part)
-                curves[name][kind] = metrics.score_curve(scored)
-                out.update(metrics.summary(curves[name][kind], prefix=f"{kind}_{name}_"))
-                if name == "oot":
-                    calib[kind] = metrics.calibration_table(scored)
-            weights = drivers(model, fit_df)
-            tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
-            plots.log_png(
-                plots.importance_figure(
-                    weights,
-                    "Drivers of disengagement: "
-                    + ("coefficients (standardised)" if kind == "lr" else "importances"),
-                ),
-                f"{kind}_drivers.png",
-            )
-            tracking.log_frame(metrics.gains_table(curves["oot"][kind]), f"{kind}_gains_oot.csv")
-        for name in ("oos", "oot"):
-            plots.log_png(plots.roc_figure(curves[name], f"ROC ({name})"), f"roc_{name}.png")
-            plots.log_png(
-                plots.pr_figure(curves[name], f"Precision-recall ({name})"), f"pr_{name}.png"
-            )
-            plots.log_png(
-                plots.gains_figure(curves[name], f"Cumulative gains ({name})"), f"gains_{name}.png"
-            )
-        plots.log_png(plots.calibration_figure(calib, "Calibration (oot)"), "calibration_oot.png")
-        # 4. register the better on out-of-sample AUC; promotion on out-of-time AUC
-        chosen = max(fitted, key=lambda k: out[f"{k}_oos_auc"])
-        mlflow_tag("candidate", chosen)
-        sample = fit_df.select(*s.categorical, *model_columns(s)).limit(5).toPandas()
-        uri = tracking.log_spark_model(
-            fitted[chosen].model, sample, pd.DataFrame({SCORE: [0.5] * len(sample)})
-        )
-        promotion = tracking.register_and_promote(
+        # 3. two classifiers; the better registered on out-of-sample AUC, promoted out of time
+        trained = training.train_and_register(
             tracker,
-            name=s.model_name,
-            model_uri=uri,
-            metric="oot_auc",
-            value=out[f"{chosen}_oot_auc"],
+            task,
+            fit_df=fit_df,
+            valid_df=valid_df,
+            parts={p: training.split_part(split, p) for p in task.parts},
+            evaluate=log_gains_oot,
         )
-        # 5. score the latest month with the champion, then the experiment
-        champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
-        to_score = split.where(F.col("split") == "score")
-        scores = with_engagement_scores(
-            with_score(champion, to_score), model_version=champion_version
+        out.update(trained.metrics)
+        # 4. score the latest month with the champion, then the experiment
+        month = months.score_month
+        written = write_scores(
+            tables,
+            with_score(trained.champion, training.split_part(split, "score")),
+            model_version=trained.champion_version,
+            month=month,
         )
-        month = month_of_index(score_index)
-        tables.replace_partitions(
-            SCORES_TABLE, scores, partitions={"month": [month]}, partition_by=["month"]
-        )
-        written = tables.read(SCORES_TABLE, partitions={"month": [month]})
+        from cardlake.ml import experiment
+
         out.update(
             experiment.run_experiment(
                 spark,
@@ -358,13 +265,86 @@ def run_engagement(
                 month=month,
             )
         )
-        out["promoted"] = float(promotion.promoted)
-        out["training_seconds"] = time.perf_counter() - started
-        tracking.log_metrics(out)
-        log.info("engagement run %s: %s", run.info.run_id, out)
     split.unpersist()
     base.unpersist()
     return out
+
+
+def learn_rule(
+    active_df: DataFrame, s: EngagementSettings, *, seed: int
+) -> tuple[EngagementRule, dict[str, float]]:
+    """The rule from the better clustering of the active training months, logged with both
+    clusterings' centroids; returns it with their silhouettes."""
+    clusters = cluster_engagement(
+        active_df, dimensions=s.dimensions, log_dimensions=s.log_dimensions, seed=seed
+    )
+    best = clusters["best"]
+    rule = rule_from_centroids(clusters[best]["centroids"], min_dimensions=s.rule_min_dimensions)
+    silhouettes = {}
+    for algorithm in ("kmeans", "bisecting"):
+        silhouettes[f"engagement_silhouette_{algorithm}"] = clusters[algorithm]["silhouette"]
+        tracking.log_frame(
+            clusters[algorithm]["centroids"].reset_index(names="cluster"),
+            f"engagement_centroids_{algorithm}.csv",
+        )
+    tracking.log_text(
+        json.dumps({"clustering": best, **rule.as_dict()}, indent=2), "engagement_rule.json"
+    )
+    plots.log_png(
+        plots.side_by_side_figure(
+            clusters["kmeans"]["centroids"],
+            clusters["bisecting"]["centroids"],
+            ("k-means", "bisecting"),
+        ),
+        "engagement_centroids_side_by_side.png",
+    )
+    return rule, silhouettes
+
+
+def model_rows(
+    base_df: DataFrame,
+    rule: EngagementRule,
+    s: EngagementSettings,
+    *,
+    months: training.MonthSplit,
+    seed: int,
+) -> DataFrame:
+    """The labelled population (engaged at M, unless configured otherwise) with its split."""
+    labelled = with_target(
+        base_df.withColumn("is_engaged", rule.column()),
+        rule=rule,
+        lead_months=s.lead_months,
+        last_index=months.score_index,
+    )
+    population = labelled.where(F.col("is_engaged")) if s.only_engaged_at_m else labelled
+    return months.apply(population, train_share=s.train_share, seed=seed).select(
+        "customer_key",
+        "month",
+        "month_idx",
+        "split",
+        LABEL,
+        "is_engaged",
+        *s.categorical,
+        *model_columns(s),
+    )
+
+
+def log_gains_oot(candidate: training.Candidate) -> dict[str, float]:
+    tracking.log_frame(
+        metrics.gains_table(candidate.curves["oot"]), f"{candidate.kind}_gains_oot.csv"
+    )
+    return {}
+
+
+def write_scores(
+    tables: Tables, scored_df: DataFrame, *, model_version: str, month: str
+) -> DataFrame:
+    """Replaces the month's ranked scores; returns them as written."""
+    scores = with_engagement_scores(scored_df, model_version=model_version)
+    tables.replace_partitions(
+        SCORES_TABLE, scores, partitions={"month": [month]}, partition_by=["month"]
+    )
+    return tables.read(SCORES_TABLE, partitions={"month": [month]})
 
 
 def with_engagement_scores(scored_df: DataFrame, *, model_version: str) -> DataFrame:
@@ -379,9 +359,3 @@ def with_engagement_scores(scored_df: DataFrame, *, model_version: str) -> DataF
         F.col("is_engaged"),
         F.lit(model_version).alias("model_version"),
     )
-
-
-def mlflow_tag(key: str, value: str) -> None:
-    import mlflow
-
-    mlflow.set_tag(key, value)

@@ -14,24 +14,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.errors import JobFailed
-from cardlake.ml import metrics, plots, tracking
+from cardlake.ml import metrics, tracking, training
 from cardlake.ml.common import (
     LABEL,
     SCORE,
-    Fitted,
-    champion_for_scoring,
-    drivers,
-    fit_classifier,
     hash_share,
     with_class_weight,
     with_score,
@@ -153,6 +148,31 @@ def features(
     return feats.select(*dict.fromkeys(keep))
 
 
+def fraud_task(s: FraudSettings, *, seed: int) -> training.ModelTask:
+    """Class-weighted classifiers chosen on validation average precision (fraud is rare),
+    measured on the test months and promoted on their AUC."""
+    return training.ModelTask(
+        name="fraud",
+        settings=s,
+        seed=seed,
+        numeric=tuple(feature_columns(s)),
+        categorical=tuple(CATEGORICAL),
+        parts={"test": "test months"},
+        choose_on="validation_pr_auc",
+        promotion_metric="test_auc",
+        drivers_title="Fraud drivers",
+        weighted=True,
+        select_on="pr_auc",
+        part_metrics=ranking_metrics,
+        calibration_part="test",
+    )
+
+
+def ranking_metrics(curve: metrics.Curve) -> dict[str, float]:
+    """AUC and average precision: ``<kind>_test_auc`` and ``<kind>_test_ap``."""
+    return {"auc": metrics.auc(curve), "ap": metrics.average_precision(curve)}
+
+
 def run_fraud(
     spark: SparkSession,
     cfg: Config,
@@ -170,153 +190,131 @@ def run_fraud(
     """
     s = settings.fraud
     seed = settings.seed
+    task = fraud_task(s, seed=seed)
     started = time.perf_counter()
     version = tables.version(TRANSACTIONS_TABLE)
     tx = tables.read(TRANSACTIONS_TABLE, version=version)
     months = [r[0] for r in tx.select("month").distinct().collect()]
     b = split_bounds(months, s)
-    numeric = feature_columns(s)
-    # Small payments are those below a cut-off learnt from the training months' labels (unless
-    # the settings pin one); it travels with the model as a registry tag, for the stream.
-    small_usd = s.small_amount_usd
-    if small_usd is None:
-        small_usd = learn_small_amount(
-            with_split(tx, b).where(F.col("split") == "fit"), label=LABEL
-        )
-        log.info("fraud: small payments are those below %.2f USD (learnt)", small_usd)
+    small_usd = small_amount(tx, b, s)
     feats = features(tx, b, settings=s, small_amount_usd=small_usd).cache()
     sampled = (F.col(LABEL) == 1) | (hash_share(F.col("transaction_id"), seed) < s.negative_sample)
     fit_df = with_class_weight(feats.where((F.col("split") == "fit") & sampled)).cache()
-    valid_df = feats.where(F.col("split") == "valid")
-    test_df = feats.where(F.col("split") == "test")
-    out: dict[str, float] = {}
-    with tracker.run("fraud", "fraud") as run:
+    with training.model_run(tracker, task, started) as out:
         tracking.log_params({"seed": seed, **{f"fraud.{k}": v for k, v in vars(s).items()}})
         tracking.log_metrics({"small_amount_usd": small_usd})
         tracking.log_params({f"split.{k}": v.isoformat() for k, v in b.items()})
         tracking.log_data_versions({TRANSACTIONS_TABLE: version})
-        counts = (
-            feats.groupBy("split")
-            .agg(F.count(F.lit(1)).alias("n"), F.sum(LABEL).alias("pos"))
-            .collect()
-        )
-        tracking.log_metrics(
-            {f"rows_{r['split']}": float(r["n"]) for r in counts}
-            | {f"positives_{r['split']}": float(r["pos"] or 0) for r in counts}
-        )
-        fitted: dict[str, Fitted] = {}
-        curves: dict[str, metrics.Curve] = {}
-        thresholds: dict[str, float] = {}
-        calib: dict[str, pd.DataFrame] = {}
-        for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
-            model = fit_classifier(
-                kind,
-                fit_df=fit_df,
-                valid_df=valid_df,
-                numeric=numeric,
-                categorical=CATEGORICAL,
-                grid=grid,
-                seed=seed,
-                gbt_step=s.gbt_step_size,
-                weighted=True,
-                select_on="pr_auc",
-            )
-            fitted[kind] = model
-            tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
-            tracking.log_frame(pd.DataFrame(model.grid_results), f"{kind}_grid.csv")
-            assert model.validation_curve is not None  # fit_classifier keeps the chosen one's
-            thresholds[kind] = choose_threshold(
-                model.validation_curve,
-                rule=s.threshold_rule,
-                precision_target=s.precision_target,
-                cost_fn=s.cost_false_negative,
-                cost_fp=s.cost_false_positive,
-            )
-            scored = with_score(model.model, test_df).cache()
-            curves[kind] = metrics.score_curve(scored)
-            calib[kind] = metrics.calibration_table(scored)
-            out[f"{kind}_test_auc"] = metrics.auc(curves[kind])
-            out[f"{kind}_test_ap"] = metrics.average_precision(curves[kind])
-            out[f"{kind}_card_precision_at_k"] = metrics.card_precision_at_k(
-                scored, k=s.card_precision_k
-            )
-            out[f"{kind}_threshold"] = thresholds[kind]
-            alerts = (
-                scored.where(F.col(SCORE) >= thresholds[kind])
-                .agg(F.count(F.lit(1)), F.sum(LABEL))
-                .first()
-            )
-            assert alerts is not None  # an aggregate without grouping has one row
-            out[f"{kind}_test_alerts"] = float(alerts[0])
-            out[f"{kind}_test_alert_precision"] = float(alerts[1] or 0) / max(alerts[0], 1)
-            out[f"{kind}_training_seconds"] = model.seconds
-            from cardlake.ml import evaluate
-
-            truth = evaluate.fraud_against_truth(spark, cfg, scored_df=scored)
-            if truth is not None:
-                out.update(
-                    {f"{kind}_{k}" if not k.startswith("best") else k: v for k, v in truth.items()}
-                )
-            scored.unpersist()
-            weights = drivers(model, fit_df)
-            tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
-            plots.log_png(
-                plots.importance_figure(weights, f"Fraud drivers ({kind})"), f"{kind}_drivers.png"
-            )
-        plots.log_png(plots.roc_figure(curves, "ROC (test months)"), "roc_test.png")
-        plots.log_png(plots.pr_figure(curves, "Precision-recall (test months)"), "pr_test.png")
-        plots.log_png(
-            plots.gains_figure(curves, "Cumulative gains (test months)"), "gains_test.png"
-        )
-        plots.log_png(
-            plots.calibration_figure(calib, "Calibration (test months)"), "calibration_test.png"
-        )
-        chosen = max(fitted, key=lambda k: fitted[k].validation["pr_auc"])
-        sample = fit_df.select(*CATEGORICAL, *numeric).limit(5).toPandas()
-        uri = tracking.log_spark_model(
-            fitted[chosen].model, sample, pd.DataFrame({SCORE: [0.5] * len(sample)})
-        )
-        promotion = tracking.register_and_promote(
+        log_split_counts(feats)
+        trained = training.train_and_register(
             tracker,
-            name=s.model_name,
-            model_uri=uri,
-            metric="test_auc",
-            value=out[f"{chosen}_test_auc"],
-            tags={
-                "threshold": repr(thresholds[chosen]),
-                "kind": chosen,
+            task,
+            fit_df=fit_df,
+            valid_df=feats.where(F.col("split") == "valid"),
+            parts={"test": feats.where(F.col("split") == "test")},
+            evaluate=lambda candidate: evaluate_on_test(spark, cfg, candidate, s),
+            registry_tags=lambda chosen, found: {
+                "threshold": repr(found[f"{chosen}_threshold"]),
                 SMALL_AMOUNT_TAG: repr(small_usd),
             },
         )
-        champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
-        tags = tracking.version_tags(tracker, s.model_name, champion_version)
-        threshold = float(tags["threshold"])
-        champion_small = float(tags.get(SMALL_AMOUNT_TAG, small_usd))
-        if champion_small != small_usd:  # a champion kept from an earlier run: its own features
-            test_df = features(tx, b, settings=s, small_amount_usd=champion_small).where(
-                F.col("split") == "test"
-            )
-        alerts_df = with_alerts(
-            with_score(champion, test_df),
-            threshold=threshold,
-            model_version=champion_version,
-            max_reasons=s.max_reasons,
-        )
+        out.update(trained.metrics)
         test_months = sorted(m for m in months if m >= b["test_start"].strftime("%Y-%m"))
-        tables.replace_partitions(
-            ALERTS_TABLE, alerts_df, partitions={"month": test_months}, partition_by=["month"]
-        )
-        out["alerts_written"] = float(
-            tables.read(ALERTS_TABLE, partitions={"month": test_months}).count()
+        out["alerts_written"] = write_alerts(
+            tables,
+            tracker,
+            trained,
+            feats.where(F.col("split") == "test"),
+            s,
+            features_with=lambda small: features(tx, b, settings=s, small_amount_usd=small),
+            small_usd=small_usd,
+            test_months=test_months,
         )
         tracking.log_text(json.dumps({"reasons": dict(REASONS)}, indent=2), "reason_codes.json")
-        out["promoted"] = float(promotion.promoted)
-        out["training_seconds"] = time.perf_counter() - started
-        tracking.log_metrics(out)
-        log.info("fraud run %s: %s", run.info.run_id, out)
     fit_df.unpersist()
     feats.unpersist()
     return out
+
+
+def small_amount(tx: DataFrame, b: dict[str, datetime], s: FraudSettings) -> float:
+    """The small-payment cut-off (USD): the settings' when pinned, else learnt from the
+    training months' labels. It travels with the model as a registry tag, for the stream."""
+    if s.small_amount_usd is not None:
+        return s.small_amount_usd
+    small_usd = learn_small_amount(with_split(tx, b).where(F.col("split") == "fit"), label=LABEL)
+    log.info("fraud: small payments are those below %.2f USD (learnt)", small_usd)
+    return small_usd
+
+
+def log_split_counts(feats_df: DataFrame) -> None:
+    counts = (
+        feats_df.groupBy("split")
+        .agg(F.count(F.lit(1)).alias("n"), F.sum(LABEL).alias("pos"))
+        .collect()
+    )
+    tracking.log_metrics(
+        {f"rows_{r['split']}": float(r["n"]) for r in counts}
+        | {f"positives_{r['split']}": float(r["pos"] or 0) for r in counts}
+    )
+
+
+def evaluate_on_test(
+    spark: SparkSession, cfg: Config, candidate: training.Candidate, s: FraudSettings
+) -> dict[str, float]:
+    """A kind's alert threshold (on validation scores) and what it gives on the test months:
+    card-precision@k, alerts and their precision, and the truth where it is on disk."""
+    kind, scored = candidate.kind, candidate.scored["test"]
+    assert candidate.fitted.validation_curve is not None  # fit_classifier keeps the chosen one's
+    threshold = choose_threshold(
+        candidate.fitted.validation_curve,
+        rule=s.threshold_rule,
+        precision_target=s.precision_target,
+        cost_fn=s.cost_false_negative,
+        cost_fp=s.cost_false_positive,
+    )
+    alerts = scored.where(F.col(SCORE) >= threshold).agg(F.count(F.lit(1)), F.sum(LABEL)).first()
+    assert alerts is not None  # an aggregate without grouping has one row
+    out = {
+        f"{kind}_card_precision_at_k": metrics.card_precision_at_k(scored, k=s.card_precision_k),
+        f"{kind}_threshold": threshold,
+        f"{kind}_test_alerts": float(alerts[0]),
+        f"{kind}_test_alert_precision": float(alerts[1] or 0) / max(alerts[0], 1),
+    }
+    from cardlake.ml import evaluate
+
+    truth = evaluate.fraud_against_truth(spark, cfg, scored_df=scored)
+    if truth is not None:
+        out.update({f"{kind}_{k}" if not k.startswith("best") else k: v for k, v in truth.items()})
+    return out
+
+
+def write_alerts(
+    tables: Tables,
+    tracker: tracking.Tracker,
+    trained: training.Trained,
+    test_df: DataFrame,
+    s: FraudSettings,
+    *,
+    features_with: Callable[[float], DataFrame],
+    small_usd: float,
+    test_months: list[str],
+) -> float:
+    """The champion's alerts for the test months, at its own threshold and small-payment
+    cut-off (a champion kept from an earlier run has its own); returns the rows written."""
+    tags = tracking.version_tags(tracker, s.model_name, trained.champion_version)
+    champion_small = float(tags.get(SMALL_AMOUNT_TAG, small_usd))
+    if champion_small != small_usd:  # a champion kept from an earlier run: its own features
+        test_df = features_with(champion_small).where(F.col("split") == "test")
+    alerts_df = with_alerts(
+        with_score(trained.champion, test_df),
+        threshold=float(tags["threshold"]),
+        model_version=trained.champion_version,
+        max_reasons=s.max_reasons,
+    )
+    tables.replace_partitions(
+        ALERTS_TABLE, alerts_df, partitions={"month": test_months}, partition_by=["month"]
+    )
+    return float(tables.read(ALERTS_TABLE, partitions={"month": test_months}).count())
 
 
 def with_alerts(

@@ -27,21 +27,14 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from cardlake.ml import metrics, plots, tracking
+from cardlake.ml import metrics, plots, tracking, training
 from cardlake.ml.common import (
     LABEL,
     SCORE,
-    Fitted,
-    champion_for_scoring,
-    drivers,
-    fit_classifier,
-    hash_share,
     month_index,
-    month_of_index,
     with_score,
-    with_time_split,
 )
-from cardlake.ml.settings import MlSettings
+from cardlake.ml.settings import MlSettings, PropensitySettings
 
 if TYPE_CHECKING:
     from cardlake.config import Config
@@ -198,6 +191,24 @@ def _segments(tables: Tables, month: str) -> DataFrame | None:
     )
 
 
+def propensity_task(s: PropensitySettings, *, seed: int) -> training.ModelTask:
+    """One classifier for every product, chosen on validation AUC, measured and promoted out of
+    time; the product and the products held are features."""
+    return training.ModelTask(
+        name="propensity",
+        settings=s,
+        seed=seed,
+        numeric=(*s.numeric, *[held_column(p) for p in s.products], "products_held"),
+        categorical=("product", *s.categorical),
+        parts={"oot": "out of time"},
+        choose_on="validation_auc",
+        promotion_metric="oot_auc",
+        drivers_title="Propensity drivers",
+        curve_plots=False,  # gains and ROC against random, below
+        keep_scored=("oot",),
+    )
+
+
 def run_propensity(
     spark: SparkSession,
     cfg: Config,
@@ -216,6 +227,7 @@ def run_propensity(
     """
     s = settings.propensity
     seed = settings.seed
+    task = propensity_task(s, seed=seed)
     started = time.perf_counter()
     versions = {
         FEATURES_TABLE: tables.version(FEATURES_TABLE),
@@ -225,154 +237,146 @@ def run_propensity(
         "customer_key", "month", *s.categorical, *s.numeric
     )
     usage = tables.read(USAGE_TABLE, version=versions[USAGE_TABLE])
-    row = features.agg(F.max(month_index(F.col("month")))).first()
-    assert row is not None  # an aggregate without grouping has one row
-    last_index = int(row[0])
+    last_index = training.last_month_index(
+        features.withColumn("month_idx", month_index(F.col("month")))
+    )
     oot_index = last_index - s.horizon_months
-    cutoff_index = oot_index - s.horizon_months
-    products = list(s.products)
-    rows = with_product_months(
-        features,
-        usage,
-        products=products,
-        lookback_months=s.lookback_months,
-        horizon_months=s.horizon_months,
-        last_index=last_index,
+    months = training.MonthSplit(
+        cutoff_index=oot_index - s.horizon_months, oot_index=oot_index, score_index=last_index
     )
-    numeric = [*s.numeric, *[held_column(p) for p in products], "products_held"]
-    categorical = ["product", *s.categorical]
-    split = with_time_split(
-        rows.where(F.col("held") == 0),
-        cutoff_index=cutoff_index,
-        oot_index=oot_index,
-        score_index=last_index,
-        train_share=s.train_share,
-        seed=seed,
-    )
-    split = (
-        split.select("customer_key", "month", "month_idx", "split", LABEL, *categorical, *numeric)
-        .where(F.col("split") != "unused")
-        .cache()
-    )
-    train = split.where(F.col("split") == "train")
-    in_fit = hash_share(F.col("customer_key"), seed + 2) < s.validation_share
-    fit_df, valid_df = train.where(in_fit), train.where(~in_fit)
-    oot = split.where(F.col("split") == "oot")
-    out: dict[str, float] = {}
-    with tracker.run("propensity", "propensity") as run:
+    split = model_rows(features, usage, s, task, months=months, seed=seed).cache()
+    fit_df, valid_df = training.fit_and_valid(split, seed=seed + 2, fit_share=s.validation_share)
+    with training.model_run(tracker, task, started) as out:
         tracking.log_params(
             {"seed": seed, **{f"propensity.{k}": v for k, v in vars(s).items() if k != "campaigns"}}
         )
         tracking.log_params({f"campaign.{c}": p for c, p in s.campaigns.items()})
         tracking.log_data_versions(versions)
-        tracking.log_params(
-            {
-                "split.cutoff_month": month_of_index(cutoff_index),
-                "split.oot_month": month_of_index(oot_index),
-                "split.score_month": month_of_index(last_index),
-            }
-        )
-        fitted: dict[str, Fitted] = {}
-        curves: dict[str, metrics.Curve] = {}
-        oot_scored: dict[str, DataFrame] = {}
-        for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
-            model = fit_classifier(
-                kind,
-                fit_df=fit_df,
-                valid_df=valid_df,
-                numeric=numeric,
-                categorical=categorical,
-                grid=grid,
-                seed=seed,
-                gbt_step=s.gbt_step_size,
-            )
-            fitted[kind] = model
-            out[f"{kind}_training_seconds"] = model.seconds
-            tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
-            oot_scored[kind] = with_score(model.model, oot).cache()
-            curves[kind] = metrics.score_curve(oot_scored[kind])
-            out.update(metrics.summary(curves[kind], prefix=f"{kind}_oot_"))
-            out[f"{kind}_oot_lift_20"] = metrics.lift_at(curves[kind], 0.2)
-            weights = drivers(model, fit_df)
-            tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
-            plots.log_png(
-                plots.importance_figure(weights, f"Propensity drivers ({kind})"),
-                f"{kind}_drivers.png",
-            )
-        chosen = max(fitted, key=lambda k: fitted[k].validation["auc"])
-        from cardlake.ml import evaluate
-
-        truth = evaluate.propensity_against_truth(
-            spark, cfg, tables=tables, scored_df=oot_scored[chosen], horizon_months=s.horizon_months
-        )
-        shown = dict(curves)
-        if truth is not None:
-            out.update(
-                {
-                    "truth_auc": truth["auc"],
-                    "best_achievable_auc": truth["best_achievable_auc"],
-                    "auc_gap_to_best": truth["auc_gap_to_best"],
-                    "best_achievable_lift_10": truth["best_lift_10"],
-                    "truth_rows": truth["truth_rows"],
-                }
-            )
-        for scored in oot_scored.values():
-            scored.unpersist()
-        gains = gains_frame(shown)
-        tracking.log_frame(gains, "gains_oot.csv")
-        plots.log_png(
-            plots.gains_figure(shown, "Cumulative gains against random (out of time)"),
-            "gains_oot.png",
-        )
-        plots.log_png(plots.roc_figure(shown, "ROC (out of time)"), "roc_oot.png")
-        sample = fit_df.select(*categorical, *numeric).limit(5).toPandas()
-        uri = tracking.log_spark_model(
-            fitted[chosen].model, sample, pd.DataFrame({SCORE: [0.5] * len(sample)})
-        )
-        promotion = tracking.register_and_promote(
+        months.log()
+        trained = training.train_and_register(
             tracker,
-            name=s.model_name,
-            model_uri=uri,
-            metric="oot_auc",
-            value=out[f"{chosen}_oot_auc"],
-            tags={"kind": chosen},
+            task,
+            fit_df=fit_df,
+            valid_df=valid_df,
+            parts={"oot": training.split_part(split, "oot")},
+            evaluate=lambda c: {f"{c.kind}_oot_lift_20": metrics.lift_at(c.curves["oot"], 0.2)},
         )
-        champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
-        month = month_of_index(last_index)
-        scored = with_score(champion, split.where(F.col("split") == "score"))
-        by_customer = Window.partitionBy("customer_key").orderBy(F.desc(SCORE), F.col("product"))
-        propensity = scored.select(
-            "customer_key",
-            "product",
-            F.col(SCORE).alias("propensity"),
-            F.row_number().over(by_customer).alias("product_rank"),
-            F.lit(champion_version).alias("model_version"),
-            "month",
+        out.update(trained.metrics)
+        out.update(
+            against_truth(
+                spark, cfg, tables, trained.scored["oot"][trained.chosen], s.horizon_months
+            )
         )
-        tables.replace_partitions(
-            PROPENSITY_TABLE, propensity, partitions={"month": [month]}, partition_by=["month"]
+        trained.release()
+        log_gains(trained.curves["oot"])
+        scored = with_score(trained.champion, training.split_part(split, "score"))
+        out.update(
+            write_outputs(
+                tables,
+                scored,
+                s,
+                model_version=trained.champion_version,
+                month=months.score_month,
+            )
         )
-        written = tables.read(PROPENSITY_TABLE, partitions={"month": [month]})
-        segments = _segments(tables, month)
-        with_segment = (
-            written.join(segments, on="customer_key", how="left")
-            if (segments is not None)
-            else written.withColumn("segment", F.lit(None).cast("string"))
-        )
-        targets = campaign_targets(
-            with_segment.withColumn("segment", F.coalesce("segment", F.lit(UNSEGMENTED))),
-            campaigns=s.campaigns,
-        )
-        tables.replace_partitions(
-            TARGETS_TABLE, targets, partitions={"month": [month]}, partition_by=["month"]
-        )
-        target_rows = tables.read(TARGETS_TABLE, partitions={"month": [month]}).toPandas()
-        tracking.log_frame(target_rows, "campaign_targets.csv")
-        out["propensity_rows"] = float(written.count())
-        out["campaign_target_rows"] = float(len(target_rows))
-        out["promoted"] = float(promotion.promoted)
-        out["training_seconds"] = time.perf_counter() - started
-        tracking.log_metrics(out)
-        log.info("propensity run %s: %s", run.info.run_id, out)
     split.unpersist()
     return out
+
+
+def model_rows(
+    features_df: DataFrame,
+    usage_df: DataFrame,
+    s: PropensitySettings,
+    task: training.ModelTask,
+    *,
+    months: training.MonthSplit,
+    seed: int,
+) -> DataFrame:
+    """The product-months not held, labelled and split (months no split uses left out)."""
+    rows = with_product_months(
+        features_df,
+        usage_df,
+        products=list(s.products),
+        lookback_months=s.lookback_months,
+        horizon_months=s.horizon_months,
+        last_index=months.score_index,
+    )
+    split = months.apply(rows.where(F.col("held") == 0), train_share=s.train_share, seed=seed)
+    return split.select(
+        "customer_key", "month", "month_idx", "split", LABEL, *task.categorical, *task.numeric
+    ).where(F.col("split") != "unused")
+
+
+def against_truth(
+    spark: SparkSession, cfg: Config, tables: Tables, scored_df: DataFrame, horizon_months: int
+) -> dict[str, float]:
+    """The chosen kind's out-of-time ranking against the generator's adoption probability;
+    empty without the truth on disk."""
+    from cardlake.ml import evaluate
+
+    truth = evaluate.propensity_against_truth(
+        spark, cfg, tables=tables, scored_df=scored_df, horizon_months=horizon_months
+    )
+    if truth is None:
+        return {}
+    return {
+        "truth_auc": truth["auc"],
+        "best_achievable_auc": truth["best_achievable_auc"],
+        "auc_gap_to_best": truth["auc_gap_to_best"],
+        "best_achievable_lift_10": truth["best_lift_10"],
+        "truth_rows": truth["truth_rows"],
+    }
+
+
+def log_gains(curves: Mapping[str, metrics.Curve]) -> None:
+    """Gains of both kinds beside random targeting, as a table and plots."""
+    tracking.log_frame(gains_frame(curves), "gains_oot.csv")
+    plots.log_png(
+        plots.gains_figure(curves, "Cumulative gains against random (out of time)"),
+        "gains_oot.png",
+    )
+    plots.log_png(plots.roc_figure(curves, "ROC (out of time)"), "roc_oot.png")
+
+
+def write_outputs(
+    tables: Tables,
+    scored_df: DataFrame,
+    s: PropensitySettings,
+    *,
+    model_version: str,
+    month: str,
+) -> dict[str, float]:
+    """The month's propensities (products ranked per customer) and campaign targets (segments
+    ranked per campaign); returns the rows written."""
+    by_customer = Window.partitionBy("customer_key").orderBy(F.desc(SCORE), F.col("product"))
+    propensity = scored_df.select(
+        "customer_key",
+        "product",
+        F.col(SCORE).alias("propensity"),
+        F.row_number().over(by_customer).alias("product_rank"),
+        F.lit(model_version).alias("model_version"),
+        "month",
+    )
+    tables.replace_partitions(
+        PROPENSITY_TABLE, propensity, partitions={"month": [month]}, partition_by=["month"]
+    )
+    written = tables.read(PROPENSITY_TABLE, partitions={"month": [month]})
+    segments = _segments(tables, month)
+    with_segment = (
+        written.join(segments, on="customer_key", how="left")
+        if (segments is not None)
+        else written.withColumn("segment", F.lit(None).cast("string"))
+    )
+    targets = campaign_targets(
+        with_segment.withColumn("segment", F.coalesce("segment", F.lit(UNSEGMENTED))),
+        campaigns=s.campaigns,
+    )
+    tables.replace_partitions(
+        TARGETS_TABLE, targets, partitions={"month": [month]}, partition_by=["month"]
+    )
+    target_rows = tables.read(TARGETS_TABLE, partitions={"month": [month]}).toPandas()
+    tracking.log_frame(target_rows, "campaign_targets.csv")
+    return {
+        "propensity_rows": float(written.count()),
+        "campaign_target_rows": float(len(target_rows)),
+    }

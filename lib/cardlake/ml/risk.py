@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -24,19 +25,12 @@ from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from cardlake.ml import metrics, plots, tracking
+from cardlake.ml import metrics, plots, tracking, training
 from cardlake.ml.common import (
     LABEL,
     SCORE,
-    Fitted,
-    champion_for_scoring,
-    drivers,
-    fit_classifier,
-    hash_share,
     month_index,
-    month_of_index,
     with_score,
-    with_time_split,
 )
 from cardlake.ml.settings import BinSpec, MlSettings, RiskSettings
 
@@ -49,6 +43,7 @@ log = logging.getLogger("cardlake.ml")
 FEATURES_TABLE = "gold.customer_monthly_features"
 RISK_TABLE = "gold.customer_risk"
 TIERS = ("Low", "Medium", "High")
+FIT_SHARE = 0.75  # of the training customers; the rest choose the grid point
 WOE_SMOOTHING = 0.5  # added to every bin's counts so an empty bin has a finite WoE
 CLASSIFIER_EXTRA = (
     "tx_count",
@@ -342,6 +337,22 @@ def against_best(
     return out
 
 
+def risk_task(s: RiskSettings, *, seed: int) -> training.ModelTask:
+    """The at-risk classifiers beside the scorecard: chosen out of sample, promoted out of time."""
+    return training.ModelTask(
+        name="risk",
+        settings=s,
+        seed=seed,
+        numeric=tuple(dict.fromkeys([*s.bins, *CLASSIFIER_EXTRA])),
+        categorical=("plan_type",),
+        parts={"oos": "oos", "oot": "oot"},
+        choose_on="oos_auc",
+        promotion_metric="oot_auc",
+        drivers_title="At-risk drivers",
+        keep_scored=("oot",),
+    )
+
+
 def run_risk(
     spark: SparkSession,
     cfg: Config,
@@ -354,165 +365,163 @@ def run_risk(
     classifier and writes the latest month's risk queue to ``gold.customer_risk``."""
     s = settings.risk
     seed = settings.seed
+    task = risk_task(s, seed=seed)
     started = time.perf_counter()
     version = tables.version(FEATURES_TABLE)
     base = with_risk_features(tables.read(FEATURES_TABLE, version=version))
-    row = base.agg(F.max("month_idx")).first()
-    assert row is not None  # an aggregate without grouping has one row
-    last_index = int(row[0])
+    last_index = training.last_month_index(base)
     oot_index = last_index - s.horizon_months
-    cutoff_index = oot_index - s.oot_gap_months
-    features = list(s.bins)
-    numeric = list(dict.fromkeys([*features, *CLASSIFIER_EXTRA]))
-    labelled = with_risk_target(
-        base,
-        event_expression=s.event_expression,
-        horizon_months=s.horizon_months,
-        closure_is_event=s.closure_is_event,
-        last_index=last_index,
+    months = training.MonthSplit(
+        cutoff_index=oot_index - s.oot_gap_months, oot_index=oot_index, score_index=last_index
     )
-    labelled = labelled.fillna(0.0, subset=list(CLASSIFIER_EXTRA))
-    for name in CLASSIFIER_EXTRA:
-        labelled = labelled.withColumn(name, F.col(name).cast("double"))
-    split = with_time_split(
-        labelled,
-        cutoff_index=cutoff_index,
-        oot_index=oot_index,
-        score_index=last_index,
-        train_share=s.train_share,
-        seed=seed,
-    )
-    split = split.select(
-        "customer_key", "month", "month_idx", "split", LABEL, "plan_type", *numeric
-    ).cache()
-    train = split.where(F.col("split") == "train")
-    in_fit = hash_share(F.col("customer_key"), seed + 1) < 0.75
-    fit_df, valid_df = train.where(in_fit), train.where(~in_fit)
-    parts = {name: split.where(F.col("split") == name) for name in ("oos", "oot")}
-    out: dict[str, float] = {}
-    with tracker.run("risk", "risk") as run:
+    split = model_rows(base, s, task, months=months, seed=seed).cache()
+    fit_df, valid_df = training.fit_and_valid(split, seed=seed + 1, fit_share=FIT_SHARE)
+    parts = {name: training.split_part(split, name) for name in task.parts}
+    with training.model_run(tracker, task, started) as out:
         tracking.log_params(
             {"seed": seed, **{f"risk.{k}": v for k, v in vars(s).items() if k != "bins"}}
         )
         tracking.log_params({f"risk.bins.{f}": list(spec.edges) for f, spec in s.bins.items()})
         tracking.log_data_versions({FEATURES_TABLE: version})
-        tracking.log_params(
-            {
-                "split.cutoff_month": month_of_index(cutoff_index),
-                "split.oot_month": month_of_index(oot_index),
-                "split.score_month": month_of_index(last_index),
-            }
+        months.log()
+        card = learn_scorecard(training.split_part(split, "train"), s, seed=seed)
+        scorecard = evaluate_scorecard(card, parts, s)
+        out.update(scorecard.metrics)
+        trained = training.train_and_register(
+            tracker,
+            task,
+            fit_df=fit_df,
+            valid_df=valid_df,
+            parts=parts,
+            compare_with=scorecard.curves,
         )
-        points, base_points = fit_scorecard(train, s, seed=seed)
-        tiers = tier_cutoffs(
-            with_bins(train, s.bins).select(
-                risk_score(points, base_points, s.bins).alias("risk_score")
-            ),
-            s.tier_shares,
-        )
-        tracking.log_params({f"risk.tier_cutoff.{k}": v for k, v in tiers.items()})
-        tracking.log_frame(points, "scorecard_points.csv")
-        tracking.log_metrics({"scorecard_base_points": float(base_points)})
-        card = (
-            points.groupby("feature")["points"].max() - points.groupby("feature")["points"].min()
-        ).rename("points_range")
-        plots.log_png(
-            plots.importance_figure(card, "Scorecard: points range per feature"),
-            "scorecard_points.png",
-        )
-        curves: dict[str, dict[str, metrics.Curve]] = {"oos": {}, "oot": {}}
-        oot_scored: dict[str, DataFrame] = {}
-        for name, part in parts.items():
-            scored = with_scorecard(
-                with_bins(part, s.bins),
-                points,
-                base_points,
-                s.bins,
-                tiers=tiers,
-                max_reasons=s.max_reasons,
-            )
-            curves[name]["scorecard"] = metrics.score_curve(scored, score_col="risk_score")
-            out.update(metrics.summary(curves[name]["scorecard"], prefix=f"scorecard_{name}_"))
-            if name == "oot":
-                oot_scored["scorecard"] = scored.withColumn(SCORE, F.col("risk_score"))
-        fitted: dict[str, Fitted] = {}
-        for kind, grid in (("lr", s.lr_grid), ("gbt", s.gbt_grid)):
-            model = fit_classifier(
-                kind,
-                fit_df=fit_df,
-                valid_df=valid_df,
-                numeric=numeric,
-                categorical=("plan_type",),
-                grid=grid,
-                seed=seed,
-                gbt_step=s.gbt_step_size,
-            )
-            fitted[kind] = model
-            out[f"{kind}_training_seconds"] = model.seconds
-            tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
-            for name, part in parts.items():
-                scored_part = with_score(model.model, part)
-                curves[name][kind] = metrics.score_curve(scored_part)
-                out.update(metrics.summary(curves[name][kind], prefix=f"{kind}_{name}_"))
-            oot_scored[kind] = scored_part
-            weights = drivers(model, fit_df)
-            tracking.log_frame(weights.rename_axis("feature").reset_index(), f"{kind}_drivers.csv")
-            plots.log_png(
-                plots.importance_figure(weights, f"At-risk drivers ({kind})"), f"{kind}_drivers.png"
-            )
-        for name in ("oos", "oot"):
-            plots.log_png(plots.roc_figure(curves[name], f"ROC ({name})"), f"roc_{name}.png")
-            plots.log_png(
-                plots.pr_figure(curves[name], f"Precision-recall ({name})"), f"pr_{name}.png"
-            )
-            plots.log_png(
-                plots.gains_figure(curves[name], f"Cumulative gains ({name})"), f"gains_{name}.png"
-            )
+        out.update(trained.metrics)
         out.update(
             against_best(
-                spark, cfg, tables=tables, oot_scored=oot_scored, horizon_months=s.horizon_months
+                spark,
+                cfg,
+                tables=tables,
+                oot_scored={"scorecard": scorecard.oot_scored, **trained.scored["oot"]},
+                horizon_months=s.horizon_months,
             )
         )
-        chosen = max(fitted, key=lambda k: out[f"{k}_oos_auc"])
-        sample = fit_df.select("plan_type", *numeric).limit(5).toPandas()
-        uri = tracking.log_spark_model(
-            fitted[chosen].model, sample, pd.DataFrame({SCORE: [0.5] * len(sample)})
+        trained.release()
+        out.update(
+            write_queue(
+                tables,
+                card.apply(with_score(trained.champion, training.split_part(split, "score")), s),
+                model_version=trained.champion_version,
+                month=months.score_month,
+            )
         )
-        promotion = tracking.register_and_promote(
-            tracker,
-            name=s.model_name,
-            model_uri=uri,
-            metric="oot_auc",
-            value=out[f"{chosen}_oot_auc"],
-        )
-        champion, champion_version = champion_for_scoring(promotion, fitted[chosen].model)
-        latest = split.where(F.col("split") == "score")
-        queue = with_scorecard(
-            with_bins(with_score(champion, latest), s.bins),
-            points,
-            base_points,
-            s.bins,
-            tiers=tiers,
-            max_reasons=s.max_reasons,
-        )
-        month = month_of_index(last_index)
-        queue = queue.select(
-            "customer_key",
-            "month",
-            "risk_score",
-            "tier",
-            "reasons",
-            F.col(SCORE).alias("at_risk_probability"),
-            F.lit(champion_version).alias("model_version"),
-        )
-        tables.replace_partitions(
-            RISK_TABLE, queue, partitions={"month": [month]}, partition_by=["month"]
-        )
-        counts = tables.read(RISK_TABLE, partitions={"month": [month]}).groupBy("tier").count()
-        out.update({f"tier_{r['tier'].lower()}": float(r["count"]) for r in counts.collect()})
-        out["promoted"] = float(promotion.promoted)
-        out["training_seconds"] = time.perf_counter() - started
-        tracking.log_metrics(out)
-        log.info("risk run %s: %s", run.info.run_id, out)
     split.unpersist()
     return out
+
+
+def model_rows(
+    base_df: DataFrame,
+    s: RiskSettings,
+    task: training.ModelTask,
+    *,
+    months: training.MonthSplit,
+    seed: int,
+) -> DataFrame:
+    """Every customer-month labelled, the classifiers' extra features as numbers, and split."""
+    labelled = with_risk_target(
+        base_df,
+        event_expression=s.event_expression,
+        horizon_months=s.horizon_months,
+        closure_is_event=s.closure_is_event,
+        last_index=months.score_index,
+    )
+    labelled = labelled.fillna(0.0, subset=list(CLASSIFIER_EXTRA))
+    for name in CLASSIFIER_EXTRA:
+        labelled = labelled.withColumn(name, F.col(name).cast("double"))
+    split = months.apply(labelled, train_share=s.train_share, seed=seed)
+    return split.select(
+        "customer_key", "month", "month_idx", "split", LABEL, *task.categorical, *task.numeric
+    )
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """Points per feature and bin, the base points and the tiers' cut-offs."""
+
+    points: pd.DataFrame
+    base_points: int
+    tiers: Mapping[str, float]
+
+    def apply(self, df: DataFrame, s: RiskSettings) -> DataFrame:
+        return with_scorecard(
+            with_bins(df, s.bins),
+            self.points,
+            self.base_points,
+            s.bins,
+            tiers=self.tiers,
+            max_reasons=s.max_reasons,
+        )
+
+
+@dataclass(frozen=True)
+class ScorecardResult:
+    """The scorecard measured as the classifiers are: curves and metrics per part."""
+
+    curves: dict[str, dict[str, metrics.Curve]]  # part -> {"scorecard": curve}
+    metrics: dict[str, float]
+    oot_scored: DataFrame  # with ``score``, the points total, for the truth's comparison
+
+
+def evaluate_scorecard(
+    card: Scorecard, parts: Mapping[str, DataFrame], s: RiskSettings
+) -> ScorecardResult:
+    curves: dict[str, dict[str, metrics.Curve]] = {}
+    found: dict[str, float] = {}
+    for name, part in parts.items():
+        scored = card.apply(part, s)
+        curve = metrics.score_curve(scored, score_col="risk_score")
+        curves[name] = {"scorecard": curve}
+        found.update(metrics.summary(curve, prefix=f"scorecard_{name}_"))
+    oot_scored = card.apply(parts["oot"], s).withColumn(SCORE, F.col("risk_score"))
+    return ScorecardResult(curves=curves, metrics=found, oot_scored=oot_scored)
+
+
+def learn_scorecard(train_df: DataFrame, s: RiskSettings, *, seed: int) -> Scorecard:
+    """The scorecard and its tiers from the training rows, logged with its points."""
+    points, base_points = fit_scorecard(train_df, s, seed=seed)
+    tiers = tier_cutoffs(
+        with_bins(train_df, s.bins).select(
+            risk_score(points, base_points, s.bins).alias("risk_score")
+        ),
+        s.tier_shares,
+    )
+    tracking.log_params({f"risk.tier_cutoff.{k}": v for k, v in tiers.items()})
+    tracking.log_frame(points, "scorecard_points.csv")
+    tracking.log_metrics({"scorecard_base_points": float(base_points)})
+    card = (
+        points.groupby("feature")["points"].max() - points.groupby("feature")["points"].min()
+    ).rename("points_range")
+    plots.log_png(
+        plots.importance_figure(card, "Scorecard: points range per feature"),
+        "scorecard_points.png",
+    )
+    return Scorecard(points=points, base_points=base_points, tiers=tiers)
+
+
+def write_queue(
+    tables: Tables, queue_df: DataFrame, *, model_version: str, month: str
+) -> dict[str, float]:
+    """Replaces the month's risk queue; returns the customers per tier as written."""
+    queue = queue_df.select(
+        "customer_key",
+        "month",
+        "risk_score",
+        "tier",
+        "reasons",
+        F.col(SCORE).alias("at_risk_probability"),
+        F.lit(model_version).alias("model_version"),
+    )
+    tables.replace_partitions(
+        RISK_TABLE, queue, partitions={"month": [month]}, partition_by=["month"]
+    )
+    counts = tables.read(RISK_TABLE, partitions={"month": [month]}).groupBy("tier").count()
+    return {f"tier_{r['tier'].lower()}": float(r["count"]) for r in counts.collect()}
