@@ -338,6 +338,11 @@ def _matched(reference: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     return other.iloc[cols].reset_index(drop=True).rename_axis("cluster")
 
 
+def silhouette_of(model: PipelineModel, sample_df: DataFrame) -> float:
+    evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster")
+    return float(evaluator.evaluate(model.transform(sample_df)))
+
+
 def run_segmentation(
     spark: SparkSession,
     cfg: Config,
@@ -376,27 +381,11 @@ def run_segmentation(
         quantiles=s.cap_quantiles,
         error=s.quantile_error,
     )
-    evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster")
     sample = active.sample(
         fraction=min(1.0, s.silhouette_sample / max(1, active.count())), seed=seed
     ).cache()
-    out: dict[str, float] = {}
     with tracker.run("segmentation", f"kmeans-k{s.k}-restarts") as run:
-        tracking.log_params(
-            {
-                "seed": seed,
-                **{f"segmentation.{k}": v for k, v in vars(s).items() if k != "naming_rules"},
-            }
-        )
-        tracking.log_text(
-            json.dumps({k: dict(v) for k, v in s.naming_rules.items()}, indent=2),
-            "naming_rules.json",
-        )
-        tracking.log_data_versions(versions)
-        tracking.log_frame(
-            pd.DataFrame(bounds, index=["lower", "upper"]).T.reset_index(names="feature"),
-            "caps.csv",
-        )
+        log_inputs(s, seed=seed, versions=versions, bounds=bounds)
         kmeans, costs = fit_restarts(
             active,
             bounds,
@@ -410,94 +399,19 @@ def run_segmentation(
             pd.DataFrame({"seed": [seed + i for i in range(len(costs))], "cost": costs}),
             "restart_costs.csv",
         )
-        silhouette = float(evaluator.evaluate(kmeans.transform(sample)))
-
-        def silhouette_at(k: int) -> float:  # a diagnostic: is k near a natural grouping?
-            if k == s.k:
-                return silhouette
-            model = clustering_pipeline(
-                bounds, s.log_features, k=k, seed=seed, max_iter=s.max_iter
-            ).fit(active)
-            return float(evaluator.evaluate(model.transform(sample)))
-
-        ks = list(range(s.k_min, s.k_max + 1))
-        silhouettes = dict(zip(ks, in_parallel(silhouette_at, ks), strict=True))
-        tracking.log_metrics({f"silhouette_k{k}": v for k, v in silhouettes.items()})
-        bisect = clustering_pipeline(
-            bounds, s.log_features, k=s.k, seed=seed, max_iter=s.max_iter, algorithm="bisecting"
-        ).fit(active)
-        bi_silhouette = float(evaluator.evaluate(bisect.transform(sample)))
-        # Both clusterings of every row in one pass: the pairs give the agreement and the
-        # k-means cluster sizes.
-        km_scored = kmeans.transform(active).select(*s.features, F.col("cluster").alias("km"))
-        both = bisect.transform(km_scored).select("km", F.col("cluster").alias("bi"))
-        pairs = metrics.pair_counts(both, "km", "bi")
-        agreement = metrics.adjusted_rand_index(metrics.contingency_of(pairs, "km", "bi"))
-        km_profile = centroids(kmeans, s.features)
-        bi_profile = _matched(km_profile, centroids(bisect, s.features))
-        names = name_segments(km_profile, s.naming_rules)
-        sizes = pairs.groupby("km")["count"].sum()
-        report = km_profile.assign(
-            segment=[names[int(c)] for c in km_profile.index],
-            rows=[int(sizes.get(c, 0)) for c in km_profile.index],
-        )
-        tracking.log_frame(report.reset_index(), "kmeans_centroids_z.csv")
-        tracking.log_frame(bi_profile.reset_index(), "bisecting_centroids_z.csv")
-        if silhouettes:
-            plots.log_png(
-                plots.line_figure(
-                    list(silhouettes),
-                    {"silhouette": list(silhouettes.values())},
-                    "k",
-                    "K-means silhouette by k (diagnostic)",
-                ),
-                "silhouette_by_k.png",
-            )
-        plots.log_png(
-            plots.profile_figure(
-                km_profile.rename(index=names), f"K-means profiles (k={s.k}, z-scores)"
-            ),
-            "cluster_profiles_kmeans.png",
-        )
-        plots.log_png(
-            plots.profile_figure(bi_profile, "Bisecting K-means profiles (z-scores)"),
-            "cluster_profiles_bisecting.png",
-        )
-        plots.log_png(
-            plots.side_by_side_figure(km_profile, bi_profile, ("k-means", "bisecting")),
-            "centroids_side_by_side.png",
-        )
+        silhouette = silhouette_of(kmeans, sample)
+        log_silhouettes_by_k(active, sample, bounds, s, seed=seed, at_k=silhouette)
+        names, diagnostics = compare_with_bisecting(kmeans, active, sample, bounds, s, seed=seed)
         out = {
             "k": float(s.k),
             "silhouette_kmeans": silhouette,
-            "silhouette_bisecting": bi_silhouette,
-            "kmeans_vs_bisecting_ari": agreement,
+            **diagnostics,
             "best_cost": min(costs),
             "worst_cost": max(costs),
         }
-        example = active.select(*s.features).limit(5).toPandas()
-        uri = tracking.log_spark_model(
-            kmeans, example, pd.DataFrame({"cluster": [0] * len(example)})
+        promotion, champion, champion_version, champion_names = register_segmentation(
+            tracker, kmeans, active, s, names=names, silhouette=silhouette
         )
-        promotion = tracking.register_and_promote(
-            tracker,
-            name=s.model_name,
-            model_uri=uri,
-            metric="silhouette",
-            value=silhouette,
-            tags={
-                NAMES_TAG: json.dumps({str(k): v for k, v in names.items()}),
-                FEATURES_TAG: json.dumps(list(s.features)),
-            },
-        )
-        champion, champion_version = champion_for_scoring(promotion, kmeans)
-        champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
-        if json.loads(champion_tags.get(FEATURES_TAG, "null")) != list(s.features):
-            # a champion trained on other inputs cannot score these rows: the new fit takes over
-            _make_champion(tracker, s.model_name, promotion.version)
-            champion, champion_version = kmeans, promotion.version
-            champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
-        champion_names = {int(k): v for k, v in json.loads(champion_tags[NAMES_TAG]).items()}
         segments = with_segments(
             champion,
             features_df,
@@ -521,3 +435,145 @@ def run_segmentation(
     active.unpersist()
     sample.unpersist()
     return out
+
+
+def log_inputs(
+    s: SegmentationSettings,
+    *,
+    seed: int,
+    versions: Mapping[str, int],
+    bounds: Mapping[str, tuple[float, float] | None],
+) -> None:
+    """The settings, naming rules, data versions and the caps learnt from the training rows."""
+    tracking.log_params(
+        {
+            "seed": seed,
+            **{f"segmentation.{k}": v for k, v in vars(s).items() if k != "naming_rules"},
+        }
+    )
+    tracking.log_text(
+        json.dumps({k: dict(v) for k, v in s.naming_rules.items()}, indent=2),
+        "naming_rules.json",
+    )
+    tracking.log_data_versions(versions)
+    tracking.log_frame(
+        pd.DataFrame(bounds, index=["lower", "upper"]).T.reset_index(names="feature"),
+        "caps.csv",
+    )
+
+
+def log_silhouettes_by_k(
+    active_df: DataFrame,
+    sample_df: DataFrame,
+    bounds: Mapping[str, tuple[float, float] | None],
+    s: SegmentationSettings,
+    *,
+    seed: int,
+    at_k: float,
+) -> None:
+    """A diagnostic: is the configured k near a natural grouping? (``at_k`` is its silhouette.)"""
+
+    def silhouette_at(k: int) -> float:
+        if k == s.k:
+            return at_k
+        model = clustering_pipeline(
+            bounds, s.log_features, k=k, seed=seed, max_iter=s.max_iter
+        ).fit(active_df)
+        return silhouette_of(model, sample_df)
+
+    ks = list(range(s.k_min, s.k_max + 1))
+    silhouettes = dict(zip(ks, in_parallel(silhouette_at, ks), strict=True))
+    tracking.log_metrics({f"silhouette_k{k}": v for k, v in silhouettes.items()})
+    if silhouettes:
+        plots.log_png(
+            plots.line_figure(
+                list(silhouettes),
+                {"silhouette": list(silhouettes.values())},
+                "k",
+                "K-means silhouette by k (diagnostic)",
+            ),
+            "silhouette_by_k.png",
+        )
+
+
+def compare_with_bisecting(
+    kmeans: PipelineModel,
+    active_df: DataFrame,
+    sample_df: DataFrame,
+    bounds: Mapping[str, tuple[float, float] | None],
+    s: SegmentationSettings,
+    *,
+    seed: int,
+) -> tuple[dict[int, str], dict[str, float]]:
+    """Names the k-means clusters and logs their profiles beside bisecting K-means at the same
+    k; returns the names and the bisecting silhouette and agreement."""
+    bisect = clustering_pipeline(
+        bounds, s.log_features, k=s.k, seed=seed, max_iter=s.max_iter, algorithm="bisecting"
+    ).fit(active_df)
+    bi_silhouette = silhouette_of(bisect, sample_df)
+    # Both clusterings of every row in one pass: the pairs give the agreement and the
+    # k-means cluster sizes.
+    km_scored = kmeans.transform(active_df).select(*s.features, F.col("cluster").alias("km"))
+    both = bisect.transform(km_scored).select("km", F.col("cluster").alias("bi"))
+    pairs = metrics.pair_counts(both, "km", "bi")
+    agreement = metrics.adjusted_rand_index(metrics.contingency_of(pairs, "km", "bi"))
+    km_profile = centroids(kmeans, s.features)
+    bi_profile = _matched(km_profile, centroids(bisect, s.features))
+    names = name_segments(km_profile, s.naming_rules)
+    sizes = pairs.groupby("km")["count"].sum()
+    report = km_profile.assign(
+        segment=[names[int(c)] for c in km_profile.index],
+        rows=[int(sizes.get(c, 0)) for c in km_profile.index],
+    )
+    tracking.log_frame(report.reset_index(), "kmeans_centroids_z.csv")
+    tracking.log_frame(bi_profile.reset_index(), "bisecting_centroids_z.csv")
+    plots.log_png(
+        plots.profile_figure(
+            km_profile.rename(index=names), f"K-means profiles (k={s.k}, z-scores)"
+        ),
+        "cluster_profiles_kmeans.png",
+    )
+    plots.log_png(
+        plots.profile_figure(bi_profile, "Bisecting K-means profiles (z-scores)"),
+        "cluster_profiles_bisecting.png",
+    )
+    plots.log_png(
+        plots.side_by_side_figure(km_profile, bi_profile, ("k-means", "bisecting")),
+        "centroids_side_by_side.png",
+    )
+    return names, {"silhouette_bisecting": bi_silhouette, "kmeans_vs_bisecting_ari": agreement}
+
+
+def register_segmentation(
+    tracker: tracking.Tracker,
+    kmeans: PipelineModel,
+    active_df: DataFrame,
+    s: SegmentationSettings,
+    *,
+    names: Mapping[int, str],
+    silhouette: float,
+) -> tuple[tracking.Promotion, PipelineModel, str, dict[int, str]]:
+    """Registers the fit with its names and features (promotion on silhouette); returns the
+    promotion and the champion that segments, with its version and its own names."""
+    example = active_df.select(*s.features).limit(5).toPandas()
+    uri = tracking.log_spark_model(kmeans, example, pd.DataFrame({"cluster": [0] * len(example)}))
+    promotion = tracking.register_and_promote(
+        tracker,
+        name=s.model_name,
+        model_uri=uri,
+        metric="silhouette",
+        value=silhouette,
+        tags={
+            NAMES_TAG: json.dumps({str(k): v for k, v in names.items()}),
+            FEATURES_TAG: json.dumps(list(s.features)),
+        },
+    )
+    champion, champion_version = champion_for_scoring(promotion, kmeans)
+    champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
+    if json.loads(champion_tags.get(FEATURES_TAG, "null")) != list(s.features):
+        # a champion trained on other inputs cannot score these rows: the new fit takes over
+        _make_champion(tracker, s.model_name, promotion.version)
+        champion, champion_version = kmeans, promotion.version
+        champion_tags = tracking.version_tags(tracker, s.model_name, champion_version)
+    champion_names = {int(k): v for k, v in json.loads(champion_tags[NAMES_TAG]).items()}
+    return promotion, champion, champion_version, champion_names
