@@ -196,52 +196,68 @@ def run_text(
         )
         tracking.log_data_versions({NOTES_TABLE: version})
         model = topic_pipeline(s, seed=settings.seed).fit(train)
-        compound = sentiment_udf(s.lexicon_overrides)
         to_score = notes if month is None else notes.where(F.col("month") == month)
-        scored = with_topic(model, to_score).withColumn("sentiment_score", compound(F.col("note")))
-        result = scored.select(
-            "interaction_id",
-            "customer_key",
-            "month",
-            "agent_topic",
-            "topic",
-            "topic_probability",
-            sentiment_label(
-                F.col("sentiment_score"), positive_at=s.positive_at, negative_at=s.negative_at
-            ).alias("sentiment"),
-            "sentiment_score",
-            F.lit(run.info.run_id).alias("model_run_id"),
-        )
-        if month is None:
-            tables.overwrite(OUTPUT_TABLE, result, partition_by=["month"])
-        else:
-            tables.replace_partitions(
-                OUTPUT_TABLE, result, partitions={"month": month}, partition_by=["month"]
-            )
-        written = tables.read(OUTPUT_TABLE)
-        out["rows"] = float(
-            written.count() if month is None else written.where(F.col("month") == month).count()
-        )
+        result = with_note_scores(to_score, model, s, run_id=run.info.run_id)
+        out["rows"] = write_notes(tables, result, month=month)
         evaluation = evaluate_against_truth(
             spark,
             cfg,
             tables=tables,
-            notes_df=written,
+            notes_df=tables.read(OUTPUT_TABLE),
             test_from=month_of_index(index_of_month(cutoff) + 1),
         )
         if evaluation is not None:
             figures, matrices = evaluation
             out.update(figures)
-            for name, matrix in matrices.items():
-                plots.log_png(
-                    plots.profile_figure(matrix, f"{name}: true (rows) vs predicted"),
-                    f"confusion_{name}.png",
-                )
-                tracking.log_frame(matrix.reset_index(), f"confusion_{name}.csv")
+            log_confusions(matrices)
         out["training_seconds"] = time.perf_counter() - started
         tracking.log_metrics(out)
         log.info("text run %s: %s", run.info.run_id, out)
     return out
+
+
+def with_note_scores(
+    notes_df: DataFrame, model: PipelineModel, s: TextSettings, *, run_id: str
+) -> DataFrame:
+    """The output rows: each note's topic (with its probability) and sentiment."""
+    compound = sentiment_udf(s.lexicon_overrides)
+    scored = with_topic(model, notes_df).withColumn("sentiment_score", compound(F.col("note")))
+    return scored.select(
+        "interaction_id",
+        "customer_key",
+        "month",
+        "agent_topic",
+        "topic",
+        "topic_probability",
+        sentiment_label(
+            F.col("sentiment_score"), positive_at=s.positive_at, negative_at=s.negative_at
+        ).alias("sentiment"),
+        "sentiment_score",
+        F.lit(run_id).alias("model_run_id"),
+    )
+
+
+def write_notes(tables: Tables, result_df: DataFrame, *, month: str | None) -> float:
+    """Every month's notes, or only ``month``'s partition; returns the rows written."""
+    if month is None:
+        tables.overwrite(OUTPUT_TABLE, result_df, partition_by=["month"])
+    else:
+        tables.replace_partitions(
+            OUTPUT_TABLE, result_df, partitions={"month": month}, partition_by=["month"]
+        )
+    written = tables.read(OUTPUT_TABLE)
+    return float(
+        written.count() if month is None else written.where(F.col("month") == month).count()
+    )
+
+
+def log_confusions(matrices: Mapping[str, pd.DataFrame]) -> None:
+    for name, matrix in matrices.items():
+        plots.log_png(
+            plots.profile_figure(matrix, f"{name}: true (rows) vs predicted"),
+            f"confusion_{name}.png",
+        )
+        tracking.log_frame(matrix.reset_index(), f"confusion_{name}.csv")
 
 
 Evaluation = tuple[dict[str, float], dict[str, pd.DataFrame]]
