@@ -14,6 +14,7 @@ appears as a literal in a plan, the Spark UI, a log or an exception.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -61,11 +62,22 @@ def tokenise_text(text: str, key: bytes, seen: dict[str, str] | None = None) -> 
     """``text`` with every card number replaced by its token; ``seen`` gets token -> last four."""
 
     def swap(m: re.Match[str]) -> str:
-        return _tokenise_run(m.group(0), key, seen)
+        out, found = _tokenised_run(m.group(0), key)
+        if seen is not None:
+            seen.update(found)
+        return out
 
     if not any(ch.isdigit() for ch in text):
         return text
     return PAN_CANDIDATE.sub(swap, text)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _tokenised_run(run: str, key: bytes) -> tuple[str, tuple[tuple[str, str], ...]]:
+    # The same cards recur on every line of a transaction file: Luhn, HMAC and the search for
+    # the card in a run once per run in a worker (bounded; held in its memory only).
+    seen: dict[str, str] = {}
+    return _tokenise_run(run, key, seen), tuple(seen.items())
 
 
 def _tokenise_run(run: str, key: bytes, seen: dict[str, str] | None) -> str:
