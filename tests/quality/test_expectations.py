@@ -81,6 +81,28 @@ def test_both_engines_give_the_verdicts_spark_semantics_give(spark, pandas_max_r
     assert unexpected == [0, 2, 0, 1, 1, 2, 0]
 
 
+@pytest.mark.parametrize(("known_rows", "on_driver"), [(5, False), (4, True), (None, True)])
+def test_a_row_count_the_caller_knows_routes_the_suite_before_any_collect(
+    spark, monkeypatch, known_rows, on_driver
+) -> None:
+    # Limit 4: a caller saying 5 rows sends the suite to Spark without collecting; 4 or no
+    # count leaves it to the driver path, which collects at most 5 rows to decide.
+    collected: list[int] = []
+    original = Validator._on_driver
+
+    def spy(self, df):
+        collected.append(1)
+        return original(self, df)
+
+    monkeypatch.setattr(Validator, "_on_driver", spy)
+    df = spark.createDataFrame([("a",), ("b",), (None,), ("d",)], "k string")
+    checks = [Check("ExpectColumnValuesToNotBeNull", {"column": "k"})]
+    outcome = Validator(pandas_max_rows=4).validate(df, "demo.rows", checks, rows=known_rows)
+    assert [r.success for r in outcome.results] == [False]  # the same verdict either way
+    assert json.loads(outcome.results[0].observed)["unexpected_count"] == 1
+    assert bool(collected) is on_driver
+
+
 @pytest.mark.parametrize("pandas_max_rows", [None, 1, 100])
 def test_a_frame_the_caller_cached_stays_cached_and_no_other_does(spark, pandas_max_rows) -> None:
     checks = [Check("ExpectColumnValuesToNotBeNull", {"column": "k"})]

@@ -1059,6 +1059,7 @@ def _read_check_write(
                 F.count(F.when(good, 1)).alias("accepted"),
                 F.count(F.when(~good, 1)).alias("quarantined"),
                 F.count(F.when(F.col("_duplicate"), 1)).alias("duplicate"),
+                F.count(F.when(good & ~F.col("_duplicate"), 1)).alias("written"),
             )
             .collect()
         }
@@ -1067,7 +1068,12 @@ def _read_check_write(
     # Great Expectations on what bronze is about to receive; a critical failure writes nothing.
     suite = _expectations(contract, bronze_df.columns, settings)
     with report.timed("expectations"):
-        outcome = validator.validate(_checked_columns(bronze_df, suite), contract.table, suite)
+        outcome = validator.validate(
+            _checked_columns(bronze_df, suite),
+            contract.table,
+            suite,
+            rows=sum(int(c["written"]) for c in counts.values()),  # bronze_df's rows
+        )
     ops.dq.extend({**r, "batch_id": batch_id} for r in outcome.rows())
     report.dq_success = outcome.success
     if not outcome.success:

@@ -158,10 +158,23 @@ class Validator:
         self._source = self.context.data_sources.add_spark(name="spark")
 
     def validate(
-        self, df: DataFrame, suite_name: str, expectations: Sequence[Check]
+        self,
+        df: DataFrame,
+        suite_name: str,
+        expectations: Sequence[Check],
+        *,
+        rows: int | None = None,
     ) -> ValidationOutcome:
-        """Runs ``expectations`` on ``df`` as the suite ``suite_name`` (see :func:`validate`)."""
-        on_driver = self._on_driver(df)
+        """Runs ``expectations`` on ``df`` as the suite ``suite_name`` (see :func:`validate`).
+
+        ``rows``: the frame's row count where the caller knows it; above ``pandas_max_rows`` the
+        suite goes to Spark without first collecting ``pandas_max_rows + 1`` rows to the driver
+        (2M rows of a 1 GB source ran a 4 GB driver out of memory there).
+        """
+        too_many = rows is not None and (
+            self._pandas_max_rows is None or rows > self._pandas_max_rows
+        )
+        on_driver = None if too_many else self._on_driver(df)
         # On Spark each expectation reads the frame: cached here unless the caller cached it.
         cache_here = on_driver is None and not df.is_cached
         data: DataFrame | pd.DataFrame = (
