@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help setup run test test-heavy check lint format typecheck generate bronze silver gold ml sql sql-server \
         mlflow-ui train-segmentation train-engagement train-fraud train-risk train-propensity bench-tables \
-        bench-bronze bench-er bench-gold bench-synth clean clean-lake java-check
+        bench-bronze bench-bronze-1gb bench-er bench-gold bench-synth clean clean-lake java-check
 
 help: ## List every target with a one-line description
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -116,6 +116,9 @@ bench-tables: setup ## Table layer write/read vs plain Parquet with Spark (ratio
 
 bench-bronze: setup ## Bronze ingest throughput per format vs plain Spark reads (ratio)
 	$(PY) bench/bench_bronze.py
+
+bench-bronze-1gb: setup ## Bronze vs a plain Spark read per format at ~1 GB of landing data (issue 18: within 2x)
+	$(PY) bench/bench_bronze.py --size-gb 1 --profile large
 
 bench-er: setup ## Resolve 100,000 person records (scored in DuckDB and on Spark) vs plain Splink on both
 	$(PY) bench/bench_er.py --records 100000 --peer spark --peer-timeout 1800
