@@ -52,6 +52,9 @@ from cardlake.bronze.tokenise import tokenise_text
 FILE, LINE, RAW, ERROR_CODE, ERROR = "_source_file", "_line", "_raw", "_error_code", "_error"
 FIELDS, IS_HEADER, SPAN, PANS = "_fields", "_is_header", "_span", "_pans"
 HASH = "_record_hash"
+# What every reader keeps of a record beside its values: where it came from, its text, the card
+# numbers found in it and its keyed digest.
+RECORD = (FILE, LINE, SPAN, RAW, PANS, HASH)
 CONTENT = "content"
 STRUCTURAL = "structural"  # the error code of framing lines (header, root tags): not records
 BAD_ENCODING = "bad_encoding"
@@ -411,12 +414,7 @@ def parse_csv(
 
     values = [_by_file(headers, field_of(c)).cast("string").alias(c) for c in columns]
     return records_df.select(
-        FILE,
-        LINE,
-        SPAN,
-        RAW,
-        PANS,
-        HASH,
+        *RECORD,
         code.alias(ERROR_CODE),
         error.alias(ERROR),
         *[F.when(code.isNull(), v).alias(c) for v, c in zip(values, columns, strict=True)],
@@ -445,12 +443,7 @@ def parse_json(
         RAW, with_corrupt, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
     )
     parsed = lines_df.select(
-        FILE,
-        LINE,
-        SPAN,
-        RAW,
-        PANS,
-        HASH,
+        *RECORD,
         ERROR_CODE,
         ERROR,
         doc.alias("doc"),
@@ -468,12 +461,7 @@ def parse_json(
     values = [F.col(f"doc.{paths.get(c, c)}").alias(c) for c in columns]
     extras = [F.get_json_object(RAW, f"$.{c}").alias(c) for c in extra]
     return parsed.select(
-        FILE,
-        LINE,
-        SPAN,
-        RAW,
-        PANS,
-        HASH,
+        *RECORD,
         code.alias(ERROR_CODE),
         message.alias(ERROR),
         *values,
@@ -519,12 +507,7 @@ def parse_xml(
     )
     values = [F.col(f"doc.{feed.paths.get(c, c)}").cast("string").alias(c) for c in columns]
     return parsed.select(
-        FILE,
-        LINE,
-        SPAN,
-        RAW,
-        PANS,
-        HASH,
+        *RECORD,
         code.alias(ERROR_CODE),
         message.alias(ERROR),
         *[F.when(code.isNull(), v).alias(c) for v, c in zip(values, columns, strict=True)],
