@@ -157,8 +157,9 @@ def physical_lines(
 
 # At most this many bytes of files per Spark read. A read packs a partition with files up to its
 # bytes per core, and the readers' Python function gets a whole partition's files in one Arrow
-# batch and returns all their records at once: 1 GB of 14 MB files ran the 4 GB driver out of
-# heap. Reads of at most this size keep the partitions to a file or two of that size.
+# batch and returns all their records at once; reads of at most this size bound what one batch
+# holds. (The out-of-memory at 1 GB that prompted it was the quality suite collecting 2M rows to
+# the driver, fixed there; this bound stays as a limit on one batch, not as that fix.)
 READ_GROUP_BYTES = 64 << 20
 
 
