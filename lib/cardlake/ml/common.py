@@ -35,6 +35,7 @@ from cardlake.threads import in_parallel
 log = logging.getLogger("cardlake.ml")
 
 SCORE = "score"
+FEATURES_TABLE = "gold.customer_monthly_features"  # the models' monthly input
 LABEL = "label"
 WEIGHT = "weight"
 

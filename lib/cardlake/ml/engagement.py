@@ -32,6 +32,7 @@ from pyspark.sql.types import (
 
 from cardlake.ml import metrics, plots, tracking, training
 from cardlake.ml.common import (
+    FEATURES_TABLE,
     LABEL,
     SCORE,
     month_index,
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cardlake.ml")
 
-FEATURES_TABLE = "gold.customer_monthly_features"
 SCORES_TABLE = "gold.engagement_scores"
 SCORES_SCHEMA = StructType(
     [

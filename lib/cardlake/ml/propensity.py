@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 
 from cardlake.ml import metrics, plots, tracking, training
 from cardlake.ml.common import (
+    FEATURES_TABLE,
     LABEL,
     SCORE,
     month_index,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cardlake.ml")
 
-FEATURES_TABLE = "gold.customer_monthly_features"
 USAGE_TABLE = "gold.fact_product_usage"
 SEGMENTS_TABLE = "gold.customer_segments"
 PROPENSITY_TABLE = "gold.customer_propensity"

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from cardlake.ml import metrics, plots, tracking, training
 from cardlake.ml.common import (
+    FEATURES_TABLE,
     LABEL,
     SCORE,
     month_index,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cardlake.ml")
 
-FEATURES_TABLE = "gold.customer_monthly_features"
 RISK_TABLE = "gold.customer_risk"
 TIERS = ("Low", "Medium", "High")
 FIT_SHARE = 0.75  # of the training customers; the rest choose the grid point

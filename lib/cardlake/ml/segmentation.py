@@ -33,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from cardlake.ml import metrics, plots, tracking
-from cardlake.ml.common import champion_for_scoring, month_index
+from cardlake.ml.common import FEATURES_TABLE, champion_for_scoring, month_index
 from cardlake.ml.settings import MlSettings, SegmentationSettings
 from cardlake.threads import in_parallel
 
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cardlake.ml")
 
-FEATURES_TABLE = "gold.customer_monthly_features"
 TRANSACTIONS_TABLE = "gold.fact_transactions"
 SEGMENTS_TABLE = "gold.customer_segments"
 INACTIVE = "inactive"
