@@ -278,7 +278,17 @@ def main(argv: list[str] | None = None) -> int:
             f"customer-month rows: cardlake {rows:,}, plain pyspark {plain_rows:,}, "
             f"duckdb {duck_rows:,}"
         )
-        checked = ("spend_usd", "eng_value_usd_3m", "recency_days", "clv_estimate_usd", "age")
+        checked = (
+            "spend_usd",
+            "eng_value_usd_3m",
+            "recency_days",
+            "clv_estimate_usd",
+            "age",
+            "distinct_tx_types",
+            "active_days",
+            "eng_days_3m",
+            "eng_types_3m",
+        )
 
         def spark_sums(folder: str) -> list[float]:
             row = (

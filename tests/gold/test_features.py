@@ -7,6 +7,7 @@ from typing import Any
 
 from chispa import assert_approx_df_equality
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from cardlake.gold.config import FeaturesConfig
 from cardlake.gold.features import customer_monthly_features
@@ -233,3 +234,30 @@ def test_one_month_uses_only_data_up_to_its_end(spark: SparkSession, silver: dic
     assert_approx_df_equality(
         actual, expected, PRECISION, ignore_row_order=True, ignore_nullable=True
     )
+
+
+def test_distinct_channels_and_days_count_rows_outside_the_masks(spark: SparkSession):
+    # Channels outside silver's vocabulary and a date outside its month are counted apart and
+    # added; within the masks, repeats count once; nulls not at all.
+    from cardlake.gold.features import monthly_activity
+
+    rows = [  # channel, state, txn_date: customer K1, 2024-03
+        ("POS", "completed", "2024-03-01"),
+        ("POS", "completed", "2024-03-01"),  # the same channel and day again
+        ("ATM", "failed", "2024-03-05"),  # a channel and a day not completed
+        ("KIOSK", "completed", "2024-03-05"),  # a channel silver does not name
+        ("KIOSK", "failed", "2024-03-06"),
+        ("WIRE", "failed", "2024-02-29"),  # another unknown channel, on a date of last month
+        (None, "completed", None),  # neither channel nor day
+    ]
+    tx = spark.createDataFrame(
+        [("K1", "2024-03", c, s, d, "debit", 1.0, "5411", False, False) for c, s, d in rows],
+        "customer_key string, month string, channel string, state string, txn_date string, "
+        "direction string, amount_usd double, mcc string, is_cross_border boolean, "
+        "is_night boolean",
+    ).withColumn("txn_date", F.to_date("txn_date"))
+    got = monthly_activity(tx, discretionary_mccs=()).first()
+    assert got is not None
+    # POS, ATM, KIOSK, WIRE; days 1, 5, 6 and 29 Feb; completed: POS, KIOSK on 1 and 5 March.
+    assert (got["distinct_tx_types"], got["active_days"]) == (4, 4)
+    assert (got["eng_types"], got["eng_days"]) == (2, 2)

@@ -35,6 +35,7 @@ from pyspark.sql import functions as F
 from cardlake.gold.config import FeaturesConfig
 from cardlake.gold.schemas import CUSTOMER_MONTHLY_FEATURES
 from cardlake.months import month_end, month_index, next_month_start_ts
+from cardlake.silver.activity import CHANNELS
 
 COMPLETED = "completed"
 FAILED_STATES = ("failed", "declined")
@@ -69,15 +70,57 @@ def customer_months(snapshots_df: DataFrame, *, months: Sequence[str]) -> DataFr
     )
 
 
-def _distinct(col: Column) -> Column:
-    """How many distinct non-null values: ``count(DISTINCT col)`` as the size of a set.
+# Channels silver names (its vocabulary), each a bit of a mask.
+KNOWN_CHANNELS = tuple(sorted(set(CHANNELS.values())))
+
+
+def _bits(index: Column) -> Column:
+    """How many distinct values of ``index`` (0..62; null: none) in a group: a mask's bits."""
+    bit = F.call_function("shiftleft", F.lit(1).cast("long"), index)
+    return F.coalesce(F.bit_count(F.bit_or(bit)), F.lit(0))
+
+
+def _distinct_counts(tx: DataFrame, completed: Column) -> tuple[dict[str, Column], DataFrame]:
+    """The month's distinct channels and days, all and completed, as ``count(DISTINCT)`` gives.
 
     Spark plans several ``count(DISTINCT ...)`` in one aggregate as an ``Expand`` that copies
-    every row once per distinct column (five times here) before the shuffle; a set per group is
-    one ordinary aggregate. The values are a month's channels and days, tens per group.
-    ``python bench/bench_gold.py`` has the figures.
+    every row once per distinct column (five times here) before the shuffle, and a set per group
+    (``collect_set``) makes it a sort-based aggregate. Masks keep it a plain hash aggregate: a
+    bit per channel of silver's vocabulary and per day of the month. The rows a mask cannot hold
+    (a channel outside the vocabulary, a date outside its month) are counted apart with
+    ``count(DISTINCT)`` and added, since their values are never among the mask's; usually there
+    are none. ``python bench/bench_gold.py`` has the figures.
+
+    Returns:
+        The four mask columns for the main aggregate, by feature name, and the other rows'
+        distinct counts per customer and month (``odd_<name>``), to add to them.
     """
-    return F.size(F.collect_set(col))
+    vocabulary = F.array(*[F.lit(c) for c in KNOWN_CHANNELS])
+    channel_index = (F.array_position(vocabulary, F.col("channel")) - 1).cast("int")
+    known_channel = channel_index >= 0
+    in_month = F.coalesce(
+        F.date_format("txn_date", "yyyy-MM") == F.col("month"), F.col("txn_date").isNull()
+    )
+    day_index = F.when(in_month, F.dayofmonth("txn_date"))
+    masks = {
+        "distinct_tx_types": _bits(F.when(known_channel, channel_index)),
+        "active_days": _bits(day_index),
+        "eng_types": _bits(F.when(completed & known_channel, channel_index)),
+        "eng_days": _bits(F.when(completed, day_index)),
+    }
+    odd_channel = F.when(~known_channel, F.col("channel"))
+    odd_day = F.when(~in_month, F.col("txn_date"))
+    odd = (
+        tx.where(odd_channel.isNotNull() | odd_day.isNotNull())
+        .groupBy("customer_key", "month")
+        .agg(
+            F.countDistinct(odd_channel).alias("odd_distinct_tx_types"),
+            F.countDistinct(odd_day).alias("odd_active_days"),
+            F.countDistinct(F.when(completed, odd_channel)).alias("odd_eng_types"),
+            F.countDistinct(F.when(completed, odd_day)).alias("odd_eng_days"),
+        )
+    )
+    return {name: mask.alias(name) for name, mask in masks.items()}, odd
 
 
 def monthly_activity(transactions_df: DataFrame, *, discretionary_mccs: Sequence[str]) -> DataFrame:
@@ -85,33 +128,36 @@ def monthly_activity(transactions_df: DataFrame, *, discretionary_mccs: Sequence
     completed = F.col("state") == COMPLETED
     spend = completed & (F.col("direction") == "debit")
     spend_amount = F.when(spend, F.col("amount_usd"))
+    tx = transactions_df.where(F.col("customer_key").isNotNull())
+    masks, odd = _distinct_counts(tx, completed)
+    main = tx.groupBy("customer_key", "month").agg(
+        F.count(F.lit(1)).alias("tx_count"),
+        F.count(F.when(completed, 1)).alias("completed_count"),
+        F.count(F.when(F.col("state").isin(*FAILED_STATES), 1)).alias("failed_count"),
+        F.coalesce(F.sum(spend_amount), F.lit(0.0)).alias("spend_usd"),
+        F.count(spend_amount).alias("spend_n"),
+        F.coalesce(F.stddev_samp(spend_amount), F.lit(0.0)).alias("spend_volatility_usd"),
+        F.count(F.when(F.col("channel") == "ATM", 1)).alias("atm_n"),
+        F.count(F.when(F.col("channel") == "ONLINE", 1)).alias("online_n"),
+        F.count(F.when(F.col("is_cross_border"), 1)).alias("cross_border_n"),
+        F.count(F.when(F.col("is_night"), 1)).alias("night_count"),
+        F.coalesce(
+            F.sum(F.when(spend & F.col("mcc").isin(*discretionary_mccs), F.col("amount_usd"))),
+            F.lit(0.0),
+        ).alias("discretionary_usd"),
+        masks["distinct_tx_types"],
+        masks["active_days"],
+        F.coalesce(F.sum(F.when(completed, F.col("amount_usd"))), F.lit(0.0)).alias(
+            "eng_value_usd"
+        ),
+        masks["eng_types"],
+        masks["eng_days"],
+        F.max(F.when(completed, F.col("txn_date"))).alias("last_completed_date"),
+    )
     return (
-        transactions_df.where(F.col("customer_key").isNotNull())
-        .groupBy("customer_key", "month")
-        .agg(
-            F.count(F.lit(1)).alias("tx_count"),
-            F.count(F.when(completed, 1)).alias("completed_count"),
-            F.count(F.when(F.col("state").isin(*FAILED_STATES), 1)).alias("failed_count"),
-            F.coalesce(F.sum(spend_amount), F.lit(0.0)).alias("spend_usd"),
-            F.count(spend_amount).alias("spend_n"),
-            F.coalesce(F.stddev_samp(spend_amount), F.lit(0.0)).alias("spend_volatility_usd"),
-            F.count(F.when(F.col("channel") == "ATM", 1)).alias("atm_n"),
-            F.count(F.when(F.col("channel") == "ONLINE", 1)).alias("online_n"),
-            F.count(F.when(F.col("is_cross_border"), 1)).alias("cross_border_n"),
-            F.count(F.when(F.col("is_night"), 1)).alias("night_count"),
-            F.coalesce(
-                F.sum(F.when(spend & F.col("mcc").isin(*discretionary_mccs), F.col("amount_usd"))),
-                F.lit(0.0),
-            ).alias("discretionary_usd"),
-            _distinct(F.col("channel")).alias("distinct_tx_types"),
-            _distinct(F.col("txn_date")).alias("active_days"),
-            F.coalesce(F.sum(F.when(completed, F.col("amount_usd"))), F.lit(0.0)).alias(
-                "eng_value_usd"
-            ),
-            _distinct(F.when(completed, F.col("channel"))).alias("eng_types"),
-            _distinct(F.when(completed, F.col("txn_date"))).alias("eng_days"),
-            F.max(F.when(completed, F.col("txn_date"))).alias("last_completed_date"),
-        )
+        main.join(odd, on=["customer_key", "month"], how="left")
+        .withColumns({c: F.col(c) + F.coalesce(F.col(f"odd_{c}"), F.lit(0)) for c in masks})
+        .drop(*[f"odd_{c}" for c in masks])
         .withColumn("a_idx", month_index(F.col("month")))
     )
 
