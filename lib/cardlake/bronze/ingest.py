@@ -641,7 +641,12 @@ def _expectations(
 def _checked_columns(df: DataFrame, suite: Sequence[Check]) -> DataFrame:
     """``df`` with only the columns ``suite`` reads filled, the others typed nulls: the suite sees
     the same columns and values, and the driver does not receive every record's text."""
-    read = {str(c.kwargs["column"]) for c in suite if "column" in c.kwargs}
+    read: set[str] = set()
+    for check in suite:  # GE's column arguments: one column, a pair, or a list
+        for key in ("column", "column_A", "column_B"):
+            if key in check.kwargs:
+                read.add(str(check.kwargs[key]))
+        read.update(str(c) for c in check.kwargs.get("column_list", ()))
     return df.select(
         *[
             F.col(f.name) if f.name in read else F.lit(None).cast(f.dataType).alias(f.name)
@@ -1059,7 +1064,6 @@ def _read_check_write(
                 F.count(F.when(good, 1)).alias("accepted"),
                 F.count(F.when(~good, 1)).alias("quarantined"),
                 F.count(F.when(F.col("_duplicate"), 1)).alias("duplicate"),
-                F.count(F.when(good & ~F.col("_duplicate"), 1)).alias("written"),
             )
             .collect()
         }
@@ -1072,7 +1076,8 @@ def _read_check_write(
             _checked_columns(bronze_df, suite),
             contract.table,
             suite,
-            rows=sum(int(c["written"]) for c in counts.values()),  # bronze_df's rows
+            # bronze_df's rows: the accepted ones but duplicates (only accepted ones are)
+            rows=sum(int(c["accepted"]) - int(c["duplicate"]) for c in counts.values()),
         )
     ops.dq.extend({**r, "batch_id": batch_id} for r in outcome.rows())
     report.dq_success = outcome.success
