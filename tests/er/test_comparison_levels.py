@@ -34,6 +34,15 @@ NAME_PAIRS = [
     ("paul", None, "maria", "lopez", "different given names"),
     (None, "lopez", "maria", "lopez", "null"),
     ("nat", "jones", "natalie", "brown", "different given names"),
+    # One given name of two words, the second dropped and the first mistyped.
+    (
+        "alphonse charles",
+        "thibault",
+        "alphpnse",
+        "thibault",
+        "first given names similar, surname similar",
+    ),
+    ("anna maria", "schmidt", "paula", "schmidt", "different given names"),
 ]
 DOB_PAIRS = [
     ("1985-03-07", "1985-03-07", "same date"),

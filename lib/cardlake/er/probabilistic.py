@@ -6,8 +6,10 @@ on Spark on a cluster (``ModelSettings.scoring_backend``).
 Comparisons and blocking rules are chosen from the roles the data actually holds (a column
 that is entirely null is left out). Every parameter is estimated from the data each run:
 
-- the prior (probability two random records match) from deterministic rules;
-- u probabilities by seeded random sampling of record pairs;
+- the prior (probability two random records match) from deterministic rules, divided by
+  their recall as the model estimates it;
+- u probabilities by seeded random sampling of record pairs, with the matches among the
+  sampled pairs taken out;
 - m probabilities by expectation maximisation over two blocking passes, so every comparison
   is trained in at least one of them;
 - term-frequency adjustments on names, birth dates, city and postcode.
@@ -41,6 +43,9 @@ from pyspark.sql import functions as F
 log = logging.getLogger(__name__)
 
 SPLINK_UDFS = ("jaro_winkler", "damerau_levenshtein")
+MIN_PRIOR_RECALL = 0.05
+"""The least recall the prior's deterministic rules are taken to have (see
+:func:`_without_matches_in_u`): below it the estimate rests on too few pairs."""
 _COMPARED = (
     "given_name",
     "surname",
@@ -71,9 +76,10 @@ class ModelSettings:
     u_max_pairs: float = 1e6
     em_max_iterations: int = 25
     prior_recall: float = 0.8
-    """Recall assumed for the deterministic rules when estimating the prior (the probability
-    two random records match), which with the m and u probabilities gives every pair's match
-    probability; the link threshold is set on that probability."""
+    """Recall Splink's first estimate of the prior (the probability two random records match)
+    assumes for the deterministic rules; once m is estimated, the rules' own recall replaces
+    it (:func:`_without_matches_in_u`). The prior, with the m and u probabilities, gives every
+    pair's match probability; the link threshold is set on that probability."""
     candidate_match_probability: float = 0.01
     """Pairs scoring below this are not kept at all (they cannot be links)."""
     break_lineage_method: str = "persist"
@@ -138,11 +144,7 @@ def _comparisons(present: set[str], *, fuzzy: bool) -> list[Any]:
     if "dob" in present:
         out.append(_birth_date_comparison(fuzzy=fuzzy))
     if "email_canonical" in present:
-        out.append(
-            cl.EmailComparison("email_canonical")
-            if fuzzy
-            else cl.LevenshteinAtThresholds("email_canonical", [1, 3])
-        )
+        out.append(_email_comparison(fuzzy=fuzzy))
     household = _household_comparison(present, fuzzy=fuzzy)
     if household is not None:
         out.append(household)
@@ -223,6 +225,7 @@ def _name_comparison(*, fuzzy: bool) -> Any:
         cll.And(cll.CustomLevel(_SHORT_FORM_SQL), similar(surname, 1)).configure(
             label_for_charts="given name an initial or short form, surname similar"
         ),
+        _first_given_names_similar(fuzzy=fuzzy),
         cll.ExactMatchLevel(given).configure(
             tf_adjustment_column=given, label_for_charts="same given name, other surname"
         ),
@@ -234,6 +237,39 @@ def _name_comparison(*, fuzzy: bool) -> Any:
         output_column_name="name",
         comparison_description="given name and surname",
     )
+
+
+def _first_given_names_similar(*, fuzzy: bool) -> Any:
+    """A level: one given name has two words, their first words are similar, and the surnames.
+
+    A second given name dropped and a typo in the first ("alphonse charles" / "alphpnse") is
+    neither a short form nor a similar string; in people_maker's heavy profile (2,000 people,
+    seed 11) 5 of the 23 true links missed were such pairs, all sharing a phone and a street,
+    and fell in the "different given names" level, the one for household members.
+    """
+    from splink.internals.comparison_level_creator import ComparisonLevelCreator
+
+    class FirstGivenNamesSimilar(ComparisonLevelCreator):
+        def create_sql(self, sql_dialect: Any) -> str:
+            def similar(a: str, b: str, jaro_winkler: float) -> str:
+                if not fuzzy:
+                    return f"{sql_dialect.levenshtein_function_name}({a}, {b}) <= 2"
+                jw = sql_dialect.jaro_winkler_function_name
+                dl = sql_dialect.damerau_levenshtein_function_name
+                return f"({jw}({a}, {b}) >= {jaro_winkler} OR {dl}({a}, {b}) <= 1)"
+
+            first_l = "split_part(given_name_l, ' ', 1)"
+            first_r = "split_part(given_name_r, ' ', 1)"
+            return (
+                "(given_name_l LIKE '% %' OR given_name_r LIKE '% %') "
+                f"AND {similar(first_l, first_r, NAME_SIMILARITY[1])} "
+                f"AND {similar('surname_l', 'surname_r', NAME_SIMILARITY[1])}"
+            )
+
+        def create_label_for_charts(self) -> str:
+            return "first given names similar, surname similar"
+
+    return FirstGivenNamesSimilar()
 
 
 def _names_swapped_similar(*, fuzzy: bool) -> Any:
@@ -259,6 +295,45 @@ def _names_swapped_similar(*, fuzzy: bool) -> Any:
             return "given name and surname swapped, similar"
 
     return NamesSwappedSimilar()
+
+
+def _email_comparison(*, fuzzy: bool) -> Any:
+    """E-mail addresses: the same mailbox, the same user name at another domain, similar user
+    names (neutral), or different.
+
+    User names are made of names, so two people with similar names have similar user names
+    far more often than the random pairs a level's u is estimated on: a "similar user name"
+    level with its own weight counted the names a second time (Splink's ``EmailComparison``
+    has two such levels: with them, two people named Vincent Wilson and Wilson Vincent, born
+    a year apart, with other mailboxes, phones and addresses, were linked at 0.89 in
+    people_maker's heavy profile). Nor is a similar user name evidence against a link (one
+    person's second mailbox often adds a digit), so the level is neutral, like a missing
+    address; only other user names count against.
+    """
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import ColumnExpression
+
+    def user() -> Any:
+        return ColumnExpression("email_canonical").regex_extract("^[^@]+")
+
+    similar = (
+        cll.JaroWinklerLevel(user(), NAME_SIMILARITY[1])
+        if fuzzy
+        else cll.LevenshteinLevel(user(), 2)
+    )
+    levels: list[Any] = [
+        cll.NullLevel("email_canonical"),
+        cll.ExactMatchLevel("email_canonical").configure(label_for_charts="same address"),
+        cll.ExactMatchLevel(user()).configure(label_for_charts="same user name, other domain"),
+        similar.configure(is_null_level=True, label_for_charts="similar user names"),
+        cll.ElseLevel().configure(label_for_charts="different addresses"),
+    ]
+    return cl.CustomComparison(
+        comparison_levels=levels,
+        output_column_name="email_canonical",
+        comparison_description="e-mail address",
+    )
 
 
 def _birth_date_comparison(*, fuzzy: bool) -> Any:
@@ -372,6 +447,12 @@ def _first_letter(col: str) -> str:
 
 _FIRST_LETTER = re.compile(r"^substr\((\w+), 1, 1\)$")
 
+SOUNDS = {"given_name_sound": "given_name", "surname_sound": "surname"}
+"""Blocking keys -> the name each codes: its American Soundex (first letter and the next three
+consonant classes), which a typo in a vowel, a doubled or dropped letter leaves unchanged.
+Computed by Spark (:func:`with_blocking_keys`) before the records reach Splink: DuckDB has no
+Soundex."""
+
 _PREDICT_BLOCKS: tuple[tuple[str, ...], ...] = (
     ("email_canonical",),
     ("phone",),
@@ -389,7 +470,49 @@ _PREDICT_BLOCKS: tuple[tuple[str, ...], ...] = (
     # the blocks can reach from 0.990 and 0.979 to 0.995 and 0.994 (seeds 7 and 11).
     ("street", _first_letter("given_name")),
     (_first_letter("given_name"), _first_letter("surname"), "postcode"),
+    # When most other fields are missing, the names are all two records share: 82 of the 159
+    # true pairs no block above reached in people_maker's sparse profile (500 people, seed 7)
+    # had nothing else held on both sides, and most of the rest a town at most. One name the
+    # same and the other's initial, both names' Soundex, or a town and both initials reach
+    # them; each block is a name's namesakes split by a letter or a code, so it grows like the
+    # name blocks above (candidate pairs 1.3 times as many on the sparse and heavy profiles,
+    # 1.8 times on the generator's default world, every true pair of which was reached before).
+    ("given_name", _first_letter("surname")),
+    ("surname", _first_letter("given_name")),
+    ("given_name_sound", "surname_sound"),
+    ("city", _first_letter("given_name"), _first_letter("surname")),
 )
+# Given name and surname written the other way round in one record, a typo in at most one of
+# them (beyond its first letter): a column against the other, both ways, as two equi-joins
+# (one rule with OR would be a cross join). Plain SQL that DuckDB and Spark read alike.
+_SWAPPED_NAME_BLOCKS = (
+    "l.given_name = r.surname AND substr(l.surname, 1, 1) = substr(r.given_name, 1, 1)",
+    "l.surname = r.given_name AND substr(l.given_name, 1, 1) = substr(r.surname, 1, 1)",
+)
+
+
+def with_blocking_keys(records_df: DataFrame) -> DataFrame:
+    """``records_df`` with the blocking keys of :data:`SOUNDS` (null where the name is)."""
+    return records_df.select(
+        "*", *[F.soundex(F.col(name)).alias(key) for key, name in SOUNDS.items()]
+    )
+
+
+def prediction_blocking_rules(present: set[str]) -> list[Any]:
+    """Splink blocking rules that choose the pairs to score, for records holding ``present``.
+
+    Every rule whose columns the records hold (a first letter or a Soundex key reads its
+    name): nothing depends on which dataset it is, only on the roles it has.
+    """
+    from splink import block_on
+    from splink.blocking_rule_library import CustomRule
+
+    rules = [block_on(*cols) for cols in _blocks(_PREDICT_BLOCKS, present)]
+    if {"given_name", "surname"} <= present:
+        rules.extend(CustomRule(sql) for sql in _SWAPPED_NAME_BLOCKS)
+    return rules
+
+
 # EM estimates the m of every comparison but the blocked one from the blocked pairs, so a
 # blocking column must not predict the others among non-matches. A name does: e-mail user
 # names are built from names, and in a large file one name is shared by many people, so EM
@@ -411,10 +534,11 @@ _PRIOR_RULES: tuple[tuple[str, ...], ...] = (
 
 
 def _blocks(options: Sequence[tuple[str, ...]], present: set[str]) -> list[tuple[str, ...]]:
-    # A block is usable when every column it reads (a first letter reads its column) is there.
+    # A block is usable when every column it reads (a first letter or a Soundex key reads its
+    # name) is there.
     def column(expr: str) -> str:
         first_letter = _FIRST_LETTER.match(expr)
-        return first_letter.group(1) if first_letter else expr
+        return first_letter.group(1) if first_letter else SOUNDS.get(expr, expr)
 
     return [cols for cols in options if {column(c) for c in cols} <= present]
 
@@ -438,7 +562,7 @@ def score_pairs(
     Raises:
         ValueError: the records hold fewer than two comparable columns.
     """
-    from splink import SettingsCreator, block_on
+    from splink import SettingsCreator
 
     if len(records) not in (1, 2):
         raise ValueError(f"expected one or two inputs, got {len(records)}")
@@ -457,21 +581,20 @@ def score_pairs(
         link_type="dedupe_only" if len(records) == 1 else "link_only",
         unique_id_column_name="uid",
         comparisons=comparisons,
-        blocking_rules_to_generate_predictions=[
-            block_on(*cols) for cols in _blocks(_PREDICT_BLOCKS, present)
-        ],
+        blocking_rules_to_generate_predictions=prediction_blocking_rules(present),
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
         max_iterations=settings.em_max_iterations,
         additional_columns_to_retain=[],
     )
-    inputs = [df.drop("xref_keys", "source_dataset") for df in records]
+    inputs = [with_blocking_keys(df.drop("xref_keys", "source_dataset")) for df in records]
     if settings.training_backend == "duckdb":
         trained = _train_in_duckdb(inputs, creator, present, settings=settings)
     else:
         trained = _train(
             _linker(spark, inputs, creator, settings, dialect=SPARK), present, settings=settings
         )
+    trained = _without_matches_in_u(trained, _held_together(inputs), settings=settings)
     dialect = scoring_dialect(spark, settings)
     linker = _linker(
         spark,
@@ -531,9 +654,8 @@ def score_new_pairs(
         )
     flagged["blocking_rules_to_generate_predictions"] = rules
     flagged["link_type"] = "dedupe_only"
-    linker = _linker(
-        spark, [records_df.drop("xref_keys", "source_dataset")], flagged, settings, dialect=dialect
-    )
+    inputs = [with_blocking_keys(records_df.drop("xref_keys", "source_dataset"))]
+    linker = _linker(spark, inputs, flagged, settings, dialect=dialect)
     return _predicted_pairs(spark, linker, settings, dialect=dialect)
 
 
@@ -660,6 +782,103 @@ def _train(linker: Any, present: set[str], *, settings: ModelSettings) -> dict[s
         lap(f"EM blocked on {cols}")
     model: dict[str, Any] = linker.misc.save_model_to_json()
     return model
+
+
+# The comparison whose first level (exact agreement) a prior rule's column agrees on.
+_RULE_COMPARISON = {
+    "email_canonical": "email_canonical",
+    "given_name": "name",
+    "surname": "name",
+    "dob": "dob",
+    "national_id": "national_id",
+}
+
+
+def _held_together(inputs: Sequence[DataFrame]) -> dict[str, float]:
+    """Per comparison of a prior rule: the share of record pairs whose two records both hold
+    it, and ``"pairs"``: how many pairs there are (one input's pairs, or across two)."""
+    held = {
+        "email_canonical": F.col("email_canonical").isNotNull(),
+        "name": F.col("given_name").isNotNull() & F.col("surname").isNotNull(),
+        "dob": F.col("dob").isNotNull(),
+        "national_id": F.col("national_id").isNotNull(),
+    }
+    shares = []
+    for df in inputs:
+        row = df.select(
+            F.count(F.lit(1)).alias("n"),
+            *[F.count(F.when(cond, 1)).alias(name) for name, cond in held.items()],
+        ).first()
+        assert row is not None
+        shares.append({name: row[name] / max(row["n"], 1) for name in held} | {"n": row["n"]})
+    first, second = shares[0], shares[-1]
+    out = {name: first[name] * second[name] for name in held}
+    n = first["n"]
+    out["pairs"] = n * (n - 1) / 2 if len(shares) == 1 else first["n"] * second["n"]
+    return out
+
+
+def _without_matches_in_u(
+    model: dict[str, Any], held: dict[str, float], *, settings: ModelSettings
+) -> dict[str, Any]:
+    """The trained model with its prior and u probabilities estimated as among non-matches.
+
+    Random pairs are a mixture: u sampled from them is ``lambda * m + (1 - lambda) * u``. In
+    a large file lambda (the prior) is tiny and the matches in the sample do not matter; in a
+    file of a few thousand records it is about 1e-3, and for a level that non-matches almost
+    never reach (the same full name) the sampled u is mostly matches: its Bayes factor cannot
+    exceed 1 / lambda, so a pair agreeing on that level alone never reaches probability 0.5
+    (people_maker's sparse profile, 500 people: u of the same full name 7.4e-4 sampled, 0 among
+    non-matches). The matches' share is taken out with the model's own m.
+
+    The prior comes from the pairs the deterministic rules find, divided by the rules'
+    recall. A fixed recall is wrong where fields are missing (a rule cannot fire on a pair
+    missing its column): the recall is the model's, each rule's m of exact agreement on its
+    columns times the share of pairs holding them, rules taken as independent.
+    """
+    comparisons = {c["output_column_name"]: c for c in model["comparisons"]}
+
+    def m_exact(name: str) -> float | None:
+        comparison = comparisons.get(name)
+        if comparison is None:
+            return None
+        first = next(lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level"))
+        return first.get("m_probability")
+
+    rules = _blocks(_PRIOR_RULES, {c for c in _RULE_COMPARISON if held.get(_RULE_COMPARISON[c])})
+    if not rules:  # no rule estimated the prior: Splink's default stands
+        return model
+    missed = 1.0
+    for cols in rules:
+        names = {_RULE_COMPARISON[c] for c in cols}
+        fires = 1.0
+        for name in names:
+            m = m_exact(name)
+            fires *= (m if m is not None else 0.0) * held.get(name, 0.0)
+        missed *= 1.0 - fires
+    recall = min(1.0, max(1.0 - missed, MIN_PRIOR_RECALL))
+    prior = min(model["probability_two_random_records_match"] * settings.prior_recall / recall, 0.5)
+    floor = 1.0 / max(min(settings.u_max_pairs, held["pairs"]), 1.0)
+    out = dict(model)
+    out["probability_two_random_records_match"] = prior
+    fixed = []
+    for comparison in model["comparisons"]:
+        levels = []
+        for level in comparison["comparison_levels"]:
+            level = dict(level)
+            m, u = level.get("m_probability"), level.get("u_probability")
+            if m is not None and u is not None:
+                level["u_probability"] = max(u - prior * m, floor) / (1.0 - prior)
+            levels.append(level)
+        fixed.append({**comparison, "comparison_levels": levels})
+    out["comparisons"] = fixed
+    log.info(
+        "prior %.3g (deterministic rules' recall %.2f); u without matches, floor %.2g",
+        prior,
+        recall,
+        floor,
+    )
+    return out
 
 
 def _with_parameters(target: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
