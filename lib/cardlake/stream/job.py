@@ -32,13 +32,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.config import Config
@@ -276,22 +276,30 @@ def with_enrichment(events_df: DataFrame, *, ref: Reference) -> DataFrame:
 
 
 def with_live_features(
-    rows_df: DataFrame, *, ref: Reference, fraud: FraudSettings, small_amount_usd: float
+    rows_df: DataFrame,
+    *,
+    ref: Reference,
+    fraud: FraudSettings,
+    small_amount_usd: float,
+    customers: Sequence[str],
+    transaction_ids: Sequence[str],
 ) -> DataFrame:
     """The batch features for the new rows, over silver's history plus the state's events.
 
     ``rows_df`` is the state function's output (new events and the customers' retained
-    history); silver rows already in it (same ``transaction_id``) are not counted twice.
-    ``small_amount_usd`` is the champion's own small-payment cut-off (:class:`Champion`).
+    history); ``customers`` are the (known) customers of its new events, whose silver history
+    counts, and ``transaction_ids`` those of all its rows: silver rows among them are not
+    counted twice. ``small_amount_usd`` is the champion's own small-payment cut-off
+    (:class:`Champion`).
     """
     from cardlake.ml.fraud_features import window_hours, with_transaction_features
 
-    # Both lookups broadcast the batch's side (a few thousand keys): a shuffle each way, and a
-    # distinct, cost a stage each per micro-batch.
-    keys = rows_df.where("is_new").select("customer_key").where(F.col("customer_key").isNotNull())
+    # Literal sets, collected by the sink's first job: as broadcast joins against the batch,
+    # the two lookups cost two Spark jobs of their own a micro-batch.
+    seen = F.array_contains(_literal_set(transaction_ids), F.col("transaction_id"))
     silver = (
-        ref.history.join(F.broadcast(keys), on="customer_key", how="left_semi")
-        .join(F.broadcast(rows_df.select("transaction_id")), on="transaction_id", how="left_anti")
+        ref.history.where(F.array_contains(_literal_set(customers), F.col("customer_key")))
+        .where(F.col("transaction_id").isNull() | ~seen)  # as the anti join kept a null id
         .withColumn("is_new", F.lit(False))
     )
     # A card no customer is known for is its own customer (its state key) for the features.
@@ -305,6 +313,12 @@ def with_live_features(
     )
     unknown = F.col("customer_key").startswith(UNKNOWN_PREFIX)
     return feats.where("is_new").withColumn("customer_key", F.when(~unknown, F.col("customer_key")))
+
+
+def _literal_set(values: Sequence[str]) -> Column:
+    """``values`` as one constant array: one literal (a JSON text the optimiser folds) where
+    ``isin`` makes a literal, and a call into the JVM, per value (1 s for 3,000 ids)."""
+    return F.from_json(F.lit(json.dumps(list(values))), "array<string>")
 
 
 # -- the model -----------------------------------------------------------------------------
@@ -497,6 +511,10 @@ class AlertSink:
                 F.count_if(F.col("is_new")).alias("new"),
                 F.count_if(F.col("reason").isNotNull()).alias("rejected"),
                 F.collect_list(F.when(F.col("is_new"), F.col("sent_ms"))).alias("sent_ms"),
+                F.collect_set(F.when(F.col("is_new"), F.col("customer_key"))).alias("customers"),
+                F.collect_set(F.when(F.col("reason").isNull(), F.col("transaction_id"))).alias(
+                    "transaction_ids"
+                ),
             ).first()
             assert got is not None  # a global aggregate has one row
             phases.lap("state")  # source, parsing, deduplication, enrichment, velocity state
@@ -507,7 +525,7 @@ class AlertSink:
                 writes.append((QUARANTINE_TABLE, rejected, f"{app}/{REJECTED_APP}"))
             alert_list: list[dict[str, Any]] = []
             if got["new"]:
-                alert_list, scored, scored_writes = self._score(rows, batch_id, phases)
+                alert_list, scored, scored_writes = self._score(rows, got, batch_id, phases)
                 writes += scored_writes
             if not writes:
                 return
@@ -530,17 +548,22 @@ class AlertSink:
             rows.unpersist()
 
     def _score(
-        self, rows: DataFrame, batch_id: int, phases: _Phases
+        self, rows: DataFrame, got: Any, batch_id: int, phases: _Phases
     ) -> tuple[list[dict[str, Any]], DataFrame, list[tuple[str, DataFrame, str]]]:
         """Features and scores of the batch's new events (cached), its alerts as dictionaries
-        (bounded by the batch size) and the appends of both."""
+        (bounded by the batch size) and the appends of both; ``got`` is the first job's row."""
         champion = self.champion.current()
         phases.lap("champion")
         from cardlake.ml.common import with_score
 
         events = rows.where(F.col("reason").isNull()).select(*_STATE_OUTPUT)
         feats = with_live_features(
-            events, ref=self.ref, fraud=self.fraud, small_amount_usd=champion.small_amount_usd
+            events,
+            ref=self.ref,
+            fraud=self.fraud,
+            small_amount_usd=champion.small_amount_usd,
+            customers=got["customers"],
+            transaction_ids=got["transaction_ids"],
         )
         phases.lap("features")
         scored = with_score(champion.model, feats).persist()
