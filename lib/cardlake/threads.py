@@ -8,8 +8,8 @@ order of the items; the first failure is raised once all have finished.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -21,9 +21,59 @@ def in_parallel(fn: Callable[[T], R], items: Sequence[T], *, threads: int = THRE
     """``[fn(item) for item in items]``, ``threads`` at a time, results in order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pyspark.util import inheritable_thread_target
-
     if len(items) <= 1 or threads <= 1:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        return list(pool.map(inheritable_thread_target(fn), items))
+        return list(pool.map(_inheriting(fn), items))
+
+
+def _inheriting(fn: Callable[[T], R]) -> Callable[[T], R]:
+    """``fn`` run in another thread with the caller's Spark local properties and session tags."""
+    from py4j.clientserver import ClientServer
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+    from pyspark.util import inheritable_thread_target
+
+    if SparkContext._active_spark_context is None or not isinstance(
+        SparkContext._gateway, ClientServer
+    ):
+        return fn  # no Spark yet, or threads not pinned to JVM threads: nothing to carry over
+    # In a thread of our own (a model trained beside another) the JVM may have no active
+    # session for it: the running one is then the session.
+    session = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+    return cast("Callable[[T], R]", inheritable_thread_target(session)(fn))
+
+
+def prefetched(
+    fn: Callable[[T], R], items: Sequence[T], *, threads: int = THREADS
+) -> Iterator[tuple[T, R]]:
+    """``(item, fn(item))`` in order, the next ``threads`` items computed while one is used.
+
+    For a loop whose body is driver work (pandas, Python) over frames Spark computes: the
+    collects of the following items run beside the body. At most ``threads + 1`` results are
+    held at once; an exception from ``fn`` is raised when its item's turn comes.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    if threads <= 0 or len(items) <= 1:
+        for item in items:
+            yield item, fn(item)
+        return
+    task = _inheriting(fn)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures: dict[int, Future[R]] = {}
+
+        def start(index: int) -> None:
+            if index < len(items):
+                futures[index] = pool.submit(task, items[index])
+
+        for index in range(threads):
+            start(index)
+        try:
+            for index, item in enumerate(items):
+                result = futures.pop(index).result()
+                start(index + threads)
+                yield item, result
+        finally:  # the caller stopped early or failed: nothing more starts
+            for future in futures.values():
+                future.cancel()

@@ -116,6 +116,13 @@ def _observed(result: Any) -> str:
     return json.dumps(keep, default=str, sort_keys=True)
 
 
+@dataclass(frozen=True)
+class Collected:
+    """A frame made ready for GE: pandas on the driver, or None for Spark (too many rows)."""
+
+    frame: pd.DataFrame | None
+
+
 class Validator:
     """One ephemeral GE context for a run: many suites, Data Docs built once at the end.
 
@@ -157,6 +164,20 @@ class Validator:
             )
         self._source = self.context.data_sources.add_spark(name="spark")
 
+    def collect(self, df: DataFrame, *, rows: int | None = None) -> Collected:
+        """What :meth:`validate` runs the suite on: ``df`` as pandas, or Spark when too big.
+
+        ``rows``: the frame's row count where the caller knows it; above ``pandas_max_rows`` the
+        suite goes to Spark without first collecting ``pandas_max_rows + 1`` rows to the driver
+        (2M rows of a 1 GB source ran a 4 GB driver out of memory there). Separate from
+        :meth:`validate` so that a caller can collect the next frame (a Spark job) while GE
+        checks this one (Python on the driver); see :func:`cardlake.threads.prefetched`.
+        """
+        too_many = rows is not None and (
+            self._pandas_max_rows is None or rows > self._pandas_max_rows
+        )
+        return Collected(None if too_many else self._on_driver(df))
+
     def validate(
         self,
         df: DataFrame,
@@ -164,17 +185,14 @@ class Validator:
         expectations: Sequence[Check],
         *,
         rows: int | None = None,
+        collected: Collected | None = None,
     ) -> ValidationOutcome:
         """Runs ``expectations`` on ``df`` as the suite ``suite_name`` (see :func:`validate`).
 
-        ``rows``: the frame's row count where the caller knows it; above ``pandas_max_rows`` the
-        suite goes to Spark without first collecting ``pandas_max_rows + 1`` rows to the driver
-        (2M rows of a 1 GB source ran a 4 GB driver out of memory there).
+        ``collected``: :meth:`collect`'s answer for ``df`` when the caller already has it;
+        otherwise it is computed here (``rows`` as in :meth:`collect`).
         """
-        too_many = rows is not None and (
-            self._pandas_max_rows is None or rows > self._pandas_max_rows
-        )
-        on_driver = None if too_many else self._on_driver(df)
+        on_driver = (collected or self.collect(df, rows=rows)).frame
         # On Spark each expectation reads the frame: cached here unless the caller cached it.
         cache_here = on_driver is None and not df.is_cached
         data: DataFrame | pd.DataFrame = (

@@ -31,9 +31,11 @@ from cardlake.errors import JobFailed
 from cardlake.quality.expectations import (
     DEFAULT_PANDAS_MAX_ROWS,
     Check,
+    Collected,
     ValidationOutcome,
     validator,
 )
+from cardlake.threads import prefetched
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -882,19 +884,28 @@ def run_suites(
         The outcomes; the caller decides whether a critical failure fails its job.
     """
     checker = validator(data_docs_dir=data_docs_dir, pandas_max_rows=pandas_max_rows)
+    present = []
+    for suite in suites:
+        parents = [fk.parent for fk in suite.foreign_keys]
+        if tables.exists(suite.table) and all(tables.exists(parent) for parent in parents):
+            present.append(suite)
+        else:
+            log.info("%s: not validated (the table or a parent does not exist)", suite.table)
+
+    def collected(suite: Suite) -> tuple[DataFrame, Collected]:
+        df = with_rules(
+            with_foreign_keys(tables.read(suite.table), suite.foreign_keys, tables.read),
+            suite.rules,
+        )
+        return df, checker.collect(df)
+
     outcomes = []
     try:
-        for suite in suites:
-            if not tables.exists(suite.table) or not all(
-                tables.exists(fk.parent) for fk in suite.foreign_keys
-            ):
-                log.info("%s: not validated (the table or a parent does not exist)", suite.table)
-                continue
-            df = with_rules(
-                with_foreign_keys(tables.read(suite.table), suite.foreign_keys, tables.read),
-                suite.rules,
+        # Spark computes the next suites' frames while GE checks this one on the driver.
+        for suite, (df, ready) in prefetched(collected, present):
+            outcomes.append(
+                checker.validate(df, suite.table, suite.expectations(), collected=ready)
             )
-            outcomes.append(checker.validate(df, suite.table, suite.expectations()))
     finally:
         checker.build_docs()
         record(tables, outcomes, batch_prefix="layers")
