@@ -41,6 +41,7 @@ from pyspark.sql import functions as F
 
 from cardlake.months import shift
 from cardlake.tables.layer import Tables
+from cardlake.threads import in_parallel
 
 log = logging.getLogger("cardlake.tables.watermarks")
 
@@ -282,12 +283,10 @@ def _marks_of(
 
 
 def _all_marks(tables: Tables, inputs: Sequence[Input], versions: Mapping[str, int]) -> list[Mark]:
-    return [
-        mark
-        for spec in inputs
-        if spec.name in versions
-        for mark in _marks_of(tables, spec, versions[spec.name])
-    ]
+    present = [spec for spec in inputs if spec.name in versions]
+    # A digest per input is a Spark job over the whole table: two at a time fill both cores.
+    per_input = in_parallel(lambda spec: _marks_of(tables, spec, versions[spec.name]), present)
+    return [mark for marks in per_input for mark in marks]
 
 
 def _compare(
