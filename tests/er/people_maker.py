@@ -382,3 +382,46 @@ def resolve_frames(
     )
     truth = truths[0] if len(truths) == 1 else truths[0].unionByName(truths[1])
     return evaluate_clusters(predicted, truth), resolution
+
+
+def blocking_reach(spark: Any, frames: list[pd.DataFrame]) -> tuple[int, int, int]:
+    """How many pairs the matcher's prediction blocking rules choose, and how many true ones.
+
+    Returns:
+        ``(candidate pairs, true pairs, true pairs some rule reaches)``: a true pair no rule
+        reaches is never scored, so the last over the second bounds the pairwise recall of
+        the direct links (clusters may still join it through a third record).
+    """
+    from pyspark.sql import functions as F
+
+    from cardlake.er import to_person_records
+    from cardlake.er.probabilistic import (
+        _present_columns,
+        prediction_blocking_rules,
+        with_blocking_keys,
+    )
+
+    parts = []
+    for i, pdf in enumerate(frames):
+        raw = spark.createDataFrame(pdf.astype(str))
+        records = to_person_records(raw, mapping=MAPPING, dataset=f"in{i}")
+        truth = raw.select(F.concat(F.lit(f"in{i}|"), "rid").alias("uid"), "person")
+        parts.append(records.join(truth, on="uid", how="inner"))
+    union = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+    union = with_blocking_keys(union).localCheckpoint(eager=True)
+    other = "l.uid < r.uid" if len(frames) == 1 else "l.source_dataset < r.source_dataset"
+    left, right = union.alias("l"), union.alias("r")
+
+    def pairs(condition: str) -> Any:
+        return left.join(right, on=F.expr(f"({condition}) AND {other}"), how="inner").select(
+            F.col("l.uid").alias("uid_l"), F.col("r.uid").alias("uid_r")
+        )
+
+    rules = prediction_blocking_rules(_present_columns(union))
+    candidates = pairs(rules[0].get_blocking_rule("spark").blocking_rule_sql)
+    for rule in rules[1:]:
+        candidates = candidates.union(pairs(rule.get_blocking_rule("spark").blocking_rule_sql))
+    candidates = candidates.distinct().localCheckpoint(eager=True)  # a pair many rules reach: once
+    true_pairs = pairs("l.person = r.person")
+    reached = true_pairs.join(candidates, on=["uid_l", "uid_r"], how="left_semi")
+    return candidates.count(), true_pairs.count(), reached.count()
