@@ -186,6 +186,10 @@ s3-down: setup ## Stop the S3 server started by s3-up
 bench-cluster: setup ## Gold features for 10M transactions on local[2] vs a 2-worker cluster (ratio)
 	$(PY) bench/bench_cluster.py --transactions 10000000
 
+.PHONY: bench-scale
+bench-scale: setup ## Landing to gold at growing sizes: time and peak memory per size (hours at the top)
+	$(PY) bench/bench_scale.py --customers 2000 11000 55000
+
 # --- Notebooks (issue 19) -------------------------------------------------------------------
 NOTEBOOK_PORT ?= 8888
 .PHONY: notebooks
