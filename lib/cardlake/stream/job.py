@@ -534,7 +534,13 @@ class AlertSink:
                 writes.append((QUARANTINE_TABLE, rejected, f"{app}/{REJECTED_APP}"))
             alert_list: list[dict[str, Any]] = []
             if got["new"]:
-                alert_list, scored, scored_writes = self._score(rows, got, batch_id, phases)
+                alert_list, scored, scored_writes = self._score(
+                    rows,
+                    batch_id,
+                    phases,
+                    customers=got["customers"],
+                    transaction_ids=got["transaction_ids"],
+                )
                 writes += scored_writes
             if not writes:
                 return
@@ -557,10 +563,17 @@ class AlertSink:
             rows.unpersist()
 
     def _score(
-        self, rows: DataFrame, got: Any, batch_id: int, phases: _Phases
+        self,
+        rows: DataFrame,
+        batch_id: int,
+        phases: _Phases,
+        *,
+        customers: Sequence[str],
+        transaction_ids: Sequence[str],
     ) -> tuple[list[dict[str, Any]], DataFrame, list[tuple[str, DataFrame, str]]]:
         """Features and scores of the batch's new events (cached), its alerts as dictionaries
-        (bounded by the batch size) and the appends of both; ``got`` is the first job's row."""
+        (bounded by the batch size) and the appends of both; ``customers`` and
+        ``transaction_ids`` as :func:`with_live_features` takes them (the first job's sets)."""
         champion = self.champion.current()
         phases.lap("champion")
         from cardlake.ml.common import with_score
@@ -571,8 +584,8 @@ class AlertSink:
             ref=self.ref,
             fraud=self.fraud,
             small_amount_usd=champion.small_amount_usd,
-            customers=got["customers"],
-            transaction_ids=got["transaction_ids"],
+            customers=customers,
+            transaction_ids=transaction_ids,
         )
         phases.lap("features")
         scored = with_score(champion.model, feats).persist()
