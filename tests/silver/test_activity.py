@@ -8,7 +8,14 @@ from decimal import Decimal
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from cardlake.silver.activity import interactions, transactions
+from cardlake.silver.activity import (
+    HELD_BACK_REASON,
+    interactions,
+    marketing_monthly,
+    product_usage,
+    transactions,
+    unresolved_activity,
+)
 
 TX = (
     "transaction_id string, timestamp timestamp, amount decimal(18,2), currency string, "
@@ -224,3 +231,78 @@ def test_interactions_resolve_refs_and_leave_shared_phones_unresolved(
         "note string, month string",
     )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+USAGE = (
+    "usage_id string, app_user_id string, month string, product string, sessions int, "
+    "minutes double, last_seen date, device_os string, ingest_month string, "
+    "_source_file string, _line long"
+)
+MARKETING = (
+    "contact_id string, month string, plan_type string, plan_changed boolean, "
+    "device_changed boolean, notifications_sent int, notifications_failed int, "
+    "notifications_opened int, campaign string, opted_in boolean, ingest_month string, "
+    "_source_file string, _line long"
+)
+
+
+def test_rows_of_held_back_records_leave_usage_and_marketing_for_unresolved_activity(
+    spark: SparkSession,
+) -> None:
+    def use(usage_id: str, app_user: str | None, month: str) -> tuple:
+        return (usage_id, app_user, month, "Card", 2, 5.0, date(2024, int(month[5:]), 9), "iOS")
+
+    usage = spark.createDataFrame(
+        [
+            (*use("US1", "u_1", "2024-01"), "2024-01", "u1.csv", 1),
+            (*use("US2", "u_2", "2024-01"), "2024-01", "u1.csv", 2),
+            (*use("US2", "u_2", "2024-01"), "2024-02", "u2.csv", 1),  # re-delivered
+            (*use("US3", "u_2", "2024-02"), "2024-02", "u2.csv", 2),
+            (*use("US4", None, "2024-02"), "2024-02", "u2.csv", 3),  # keyed by nothing
+        ],
+        USAGE,
+    )
+
+    def contact(contact_id: str) -> tuple:
+        return (contact_id, "2024-01", "Basic", False, False, 3, 0, 1, "Spring", True)
+
+    marketing = spark.createDataFrame(
+        [(*contact("MK1"), "2024-01", "m.csv", 1), (*contact("MK2"), "2024-01", "m.csv", 2)],
+        MARKETING,
+    )
+    keys = spark.createDataFrame(
+        [("u_1", "CK1"), ("MK1", "CK1")], "source_record_id string, customer_key string"
+    )
+    held_back = spark.createDataFrame(
+        [("product_usage", "u_2"), ("product_usage", "u_2"), ("marketing_monthly", "MK2")],
+        "source string, source_record_id string",
+    )  # u_2 twice: a record held back with two identities
+
+    got_usage = product_usage(usage, keys=keys, held_back=held_back).select(
+        "usage_id", "customer_key", "month"
+    )
+    expected_usage = spark.createDataFrame(
+        [("US1", "CK1", "2024-01"), ("US4", None, "2024-02")],
+        "usage_id string, customer_key string, month string",
+    )
+    assert_df_equality(got_usage, expected_usage, ignore_row_order=True, ignore_nullable=True)
+    got_marketing = marketing_monthly(marketing, keys=keys, held_back=held_back).select(
+        "customer_key", "month", "campaign"
+    )
+    expected_marketing = spark.createDataFrame(
+        [("CK1", "2024-01", "spring")], "customer_key string, month string, campaign string"
+    )
+    assert_df_equality(
+        got_marketing, expected_marketing, ignore_row_order=True, ignore_nullable=True
+    )
+    held = unresolved_activity(usage, marketing, held_back=held_back)
+    assert HELD_BACK_REASON == "no_customer_source"
+    expected_held = spark.createDataFrame(
+        [
+            ("product_usage", "u_2", "US2", "2024-01", "no_customer_source"),
+            ("product_usage", "u_2", "US3", "2024-02", "no_customer_source"),
+            ("marketing_monthly", "MK2", "MK2:2024-01", "2024-01", "no_customer_source"),
+        ],
+        "source string, source_record_id string, row_id string, month string, reason string",
+    )
+    assert_df_equality(held, expected_held, ignore_row_order=True, ignore_nullable=True)

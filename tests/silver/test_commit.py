@@ -36,10 +36,15 @@ def _resolution(spark: SparkSession, *, key: str, merged: str | None) -> R.Custo
         ],
         "uid string, source_dataset string, source_record_id string, customer_key string",
     )
+    held_back = spark.createDataFrame(  # an app user linked to no customer source
+        [("product_usage|APP-9", "product_usage", "APP-9")],
+        "uid string, source_dataset string, source_record_id string",
+    )
     return R.CustomerResolution(
         crosswalk=crosswalk,
         events=events,
         person_keys=person_keys,
+        held_back=held_back,
         mode=R.INCREMENTAL,
         records=2,
         new_records=1,
@@ -88,7 +93,12 @@ def test_a_crash_after_the_events_neither_loses_nor_doubles_them(
     _commit(spark, rs_tables, first)  # the next run, from the same state
 
     assert _events(rs_tables) == [("merge", MONTH, "CK000000000A", "CK000000000B", 2)]
-    assert rs_tables.read("silver.er_records").count() == 2
+    # The held-back record was resolved too: the next run matches only new records against it.
+    assert sorted(r["uid"] for r in rs_tables.read("silver.er_records").collect()) == [
+        "crm_customers|CRM-1",
+        "product_usage|APP-7",
+        "product_usage|APP-9",
+    ]
     assert {r["customer_key"] for r in rs_tables.read("silver.crosswalk").collect()} == {
         "CK000000000A"
     }

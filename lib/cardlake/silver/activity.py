@@ -188,9 +188,33 @@ def interactions(bronze_service: DataFrame, *, refs: DataFrame) -> DataFrame:
     )
 
 
-def marketing_monthly(bronze_marketing: DataFrame, *, keys: DataFrame) -> DataFrame:
-    """silver.marketing_monthly, keyed through the crosswalk (``contact_id`` → customer_key)."""
-    rows = first_delivery(bronze_marketing, keys=["contact_id", "month"])
+HELD_BACK_REASON = "no_customer_source"
+"""Why silver.unresolved_activity holds a row: its record's entity has no customer source."""
+
+
+def _held(held_back: DataFrame, source: str, key: str) -> DataFrame:
+    """The keys (``key``) of ``source``'s held-back records, one row each."""
+    return (
+        held_back.filter(F.col("source") == source)
+        .select(F.col("source_record_id").alias(key))
+        .dropDuplicates([key])  # a record delivered with several identities is one key
+    )
+
+
+def marketing_monthly(
+    bronze_marketing: DataFrame, *, keys: DataFrame, held_back: DataFrame
+) -> DataFrame:
+    """silver.marketing_monthly, keyed through the crosswalk (``contact_id`` → customer_key).
+
+    Args:
+        bronze_marketing: bronze.marketing_monthly.
+        keys: the current crosswalk rows of marketing contacts.
+        held_back: ``(source, source_record_id)`` of held-back records: their rows are in
+            :func:`unresolved_activity` instead.
+    """
+    rows = first_delivery(bronze_marketing, keys=["contact_id", "month"]).join(
+        _held(held_back, "marketing_monthly", "contact_id"), on="contact_id", how="left_anti"
+    )
     keyed = rows.join(
         keys.select(F.col("source_record_id").alias("contact_id"), "customer_key"),
         on="contact_id",
@@ -210,9 +234,18 @@ def marketing_monthly(bronze_marketing: DataFrame, *, keys: DataFrame) -> DataFr
     )
 
 
-def product_usage(bronze_usage: DataFrame, *, keys: DataFrame) -> DataFrame:
-    """silver.product_usage, keyed through the crosswalk (``app_user_id`` → customer_key)."""
-    rows = first_delivery(bronze_usage, keys=["usage_id"])
+def product_usage(bronze_usage: DataFrame, *, keys: DataFrame, held_back: DataFrame) -> DataFrame:
+    """silver.product_usage, keyed through the crosswalk (``app_user_id`` → customer_key).
+
+    Args:
+        bronze_usage: bronze.product_usage.
+        keys: the current crosswalk rows of app users.
+        held_back: ``(source, source_record_id)`` of held-back records: their rows are in
+            :func:`unresolved_activity` instead.
+    """
+    rows = first_delivery(bronze_usage, keys=["usage_id"]).join(
+        _held(held_back, "product_usage", "app_user_id"), on="app_user_id", how="left_anti"
+    )
     keyed = rows.join(
         keys.select(F.col("source_record_id").alias("app_user_id"), "customer_key"),
         on="app_user_id",
@@ -227,6 +260,41 @@ def product_usage(bronze_usage: DataFrame, *, keys: DataFrame) -> DataFrame:
         F.col("minutes").cast("double"),
         "last_seen",
         F.lower("device_os").alias("device_os"),
+    )
+
+
+def unresolved_activity(
+    bronze_usage: DataFrame, bronze_marketing: DataFrame, *, held_back: DataFrame
+) -> DataFrame:
+    """silver.unresolved_activity: the rows :func:`product_usage` and :func:`marketing_monthly`
+    leave out because their record is held back, one per row they would have kept.
+
+    Args:
+        bronze_usage: bronze.product_usage.
+        bronze_marketing: bronze.marketing_monthly.
+        held_back: ``(source, source_record_id)`` of the held-back records.
+    """
+    usage = first_delivery(bronze_usage, keys=["usage_id"]).join(
+        _held(held_back, "product_usage", "app_user_id"), on="app_user_id", how="left_semi"
+    )
+    marketing = first_delivery(bronze_marketing, keys=["contact_id", "month"]).join(
+        _held(held_back, "marketing_monthly", "contact_id"), on="contact_id", how="left_semi"
+    )
+    reason = F.lit(HELD_BACK_REASON).alias("reason")
+    return usage.select(
+        F.lit("product_usage").alias("source"),
+        F.col("app_user_id").alias("source_record_id"),
+        F.col("usage_id").alias("row_id"),
+        "month",
+        reason,
+    ).unionByName(
+        marketing.select(
+            F.lit("marketing_monthly").alias("source"),
+            F.col("contact_id").alias("source_record_id"),
+            F.concat_ws(":", "contact_id", "month").alias("row_id"),
+            "month",
+            reason,
+        )
     )
 
 

@@ -39,6 +39,12 @@ SOURCE_KEY = {
     "product_usage": "app_user_id",
     "marketing_monthly": "contact_id",
 }
+# A golden record rests on a customer source: the bank's own records of a person (CRM, core
+# banking, the survey of its customers). Product usage and marketing rows are activity: an entity
+# made of them alone (an app user whose rows carry neither an e-mail nor a CRM id) is held back,
+# not made a customer (cardlake.silver.resolution, silver.unresolved_activity).
+CUSTOMER_SOURCES = ("crm_customers", "financial_records", "demographics")
+ACTIVITY_SOURCES = ("product_usage", "marketing_monthly")
 # Lower is more trusted, per attribute family (CRM owns identity, core banking owns finance,
 # the survey owns demographics).
 TRUST = {

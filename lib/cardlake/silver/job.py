@@ -2,7 +2,9 @@
 
 Entity resolution is incremental once a first run has left its model
 (:mod:`cardlake.silver.resolution`); keys stay stable through :mod:`cardlake.silver.keys`.
-Activity tables are rewritten for the months processed only. Resolution quality against the
+Activity tables are rewritten for the months processed only, and for the months of rows that
+move between them and ``silver.unresolved_activity`` (activity of records held back because their
+entity has no customer source, :mod:`cardlake.silver.resolution`). Resolution quality against the
 generator's truth (when it exists) goes to ``silver.er_metrics`` and to MLflow.
 """
 
@@ -36,6 +38,7 @@ from cardlake.tables import Tables, watermarks
 log = logging.getLogger("cardlake.silver")
 
 ER_METRICS_TABLE = "silver.er_metrics"
+UNRESOLVED_TABLE = "silver.unresolved_activity"
 TABLES = (
     *(f"silver.{name}" for name in SCHEMAS),
     KEY_EVENTS_TABLE,
@@ -128,7 +131,12 @@ def delivered_records(bronze: dict[str, DataFrame]) -> DataFrame:
 
 
 def evaluate_against_truth(
-    spark: SparkSession, crosswalk: DataFrame, truth_root: str, *, delivered: DataFrame
+    spark: SparkSession,
+    crosswalk: DataFrame,
+    truth_root: str,
+    *,
+    delivered: DataFrame,
+    held_back: DataFrame | None = None,
 ) -> dict[str, float] | None:
     """Pairwise and B-cubed quality of the crosswalk against the generator's answer key.
 
@@ -136,6 +144,8 @@ def evaluate_against_truth(
     :func:`delivered_records`) narrows it to those bronze accepted, so a record never delivered
     or rejected into quarantine is not silver's to resolve, while one bronze accepted and the
     crosswalk lacks counts as missed (``missing_records``) instead of vanishing from the figures.
+    Held-back records (``(source, source_record_id)``) were resolved, into no customer: each
+    counts as an entity of its own.
     """
     from cardlake.er import evaluate_clusters
 
@@ -158,6 +168,13 @@ def evaluate_against_truth(
         F.concat_ws(":", "source", "source_record_id").alias("record_id"),
         F.col("customer_key").alias("entity_id"),
     )
+    if held_back is not None:
+        record_id = F.concat_ws(":", "source", "source_record_id")
+        predicted = predicted.unionByName(
+            held_back.select(
+                record_id.alias("record_id"), F.concat(F.lit("held:"), record_id).alias("entity_id")
+            )
+        )
     return evaluate_clusters(predicted, truth).as_dict()
 
 
@@ -204,18 +221,34 @@ def run(
         spark, bronze, load_state(tables), month=run_month, full=full_resolve
     )
     crosswalk, person_keys = resolved.crosswalk, resolved.person_keys
+    # Several person records (identities) of one source record are one held-back record.
+    held_back = (
+        resolved.held_back.select(F.col("source_dataset").alias("source"), "source_record_id")
+        .distinct()
+        .localCheckpoint(eager=True)
+    )
+    held_rows = activity.unresolved_activity(
+        bronze["product_usage"], bronze["marketing_monthly"], held_back=held_back
+    ).localCheckpoint(eager=True)
+    # A monthly run also rewrites the months of rows held back before or now: a row let in (or
+    # held back) is then in one of product_usage, marketing_monthly and unresolved_activity.
+    moved = _months(held_rows)
+    if month and tables.exists(UNRESOLVED_TABLE):
+        moved |= _months(tables.read(UNRESOLVED_TABLE))
+    activity_months = sorted(moved | {month}) if month else []
 
     # No idempotency keys here (the key events aside): every silver table is rewritten from the
     # same run, so a re-run leaves the same rows; skipping some writes by input version (an
     # earlier design) could leave tables of two different runs side by side after a code or
     # config change.
-    def write(name: str, df: DataFrame) -> None:
+    def write(name: str, df: DataFrame, *, months: list[str] | None = None) -> None:
         steps.step(f"before_{name}")
         if name in PARTITIONED_BY_MONTH and month:
+            months = months or [month]
             tables.replace_partitions(
                 f"silver.{name}",
-                df.filter(F.col("month") == month),
-                partitions={"month": month},
+                df.filter(F.col("month").isin(*months)),
+                partitions={"month": months},
                 partition_by=["month"],
             )
         else:
@@ -257,14 +290,22 @@ def run(
         activity.marketing_monthly(
             bronze["marketing_monthly"],
             keys=keys_current.filter(F.col("source") == "marketing_monthly"),
+            held_back=held_back,
         ),
+        months=activity_months,
     )
     write(
         "product_usage",
         activity.product_usage(
-            bronze["product_usage"], keys=keys_current.filter(F.col("source") == "product_usage")
+            bronze["product_usage"],
+            keys=keys_current.filter(F.col("source") == "product_usage"),
+            held_back=held_back,
         ),
+        months=activity_months,
     )
+    # After the tables rows are let into: a run that dies between them finds the months of the
+    # rows it let in still listed here, and rewrites them.
+    write("unresolved_activity", held_rows, months=activity_months)
     for name, frame in activity.financial_children(
         bronze["financial_records"],
         keys=keys_current.filter(F.col("source") == "financial_records"),
@@ -273,7 +314,11 @@ def run(
 
     metrics = (
         evaluate_against_truth(
-            spark, crosswalk, cfg.paths.truth_root, delivered=delivered_records(bronze)
+            spark,
+            crosswalk,
+            cfg.paths.truth_root,
+            delivered=delivered_records(bronze),
+            held_back=held_back,
         )
         or {}
     )
@@ -285,7 +330,18 @@ def run(
             metrics["pairwise_f1"],
             metrics["bcubed_f1"],
         )
-    figures = {**metrics, **_run_figures(resolved)}
+    held = {
+        "held_back_records": float(held_back.count()),
+        "held_back_rows": float(held_rows.count()),
+    }
+    if held["held_back_records"]:
+        log.warning(
+            "held back %d person record(s) linked to no customer source, %d activity row(s) "
+            "(silver.unresolved_activity)",
+            held["held_back_records"],
+            held["held_back_rows"],
+        )
+    figures = {**metrics, **_run_figures(resolved), **held}
     row = spark.createDataFrame(
         [(run_month, k, float(v)) for k, v in sorted(figures.items())],
         "month string, metric string, value double",
@@ -303,6 +359,11 @@ def run(
         watermarks.record(tables, plan)
     log.info("silver done in %.1fs", time.perf_counter() - started)
     return metrics
+
+
+def _months(df: DataFrame) -> set[str]:
+    """The months of a table's rows (a few dozen at most)."""
+    return {r[0] for r in df.select("month").distinct().collect()}
 
 
 def recipe() -> str:

@@ -16,6 +16,14 @@ is joined to its ``customer_key``), so a new record that bridges two people is a
 :mod:`cardlake.silver.keys` records rather than hides. With no new record at all, nothing is
 matched and the crosswalk is kept as it is.
 
+Only an entity with a record of a customer source
+(:data:`cardlake.silver.customers.CUSTOMER_SOURCES`) is keyed and enters the crosswalk. An entity
+made of activity records alone (product usage, marketing) is **held back**
+(:attr:`CustomerResolution.held_back`): it gets no key and so no golden record, its records are in
+``silver.er_records`` like any resolved record, and every later resolution looks at it again: a
+held-back record is keyed by the run whose links join it to a customer's records (a new delivery
+with an e-mail, a new CRM record), by the key rules of :mod:`cardlake.silver.keys`.
+
 A full resolution runs instead when there is no state, when asked (``--full-resolve``), or
 when the new records outnumber :data:`MAX_INCREMENTAL_SHARE` of the known ones (the saved model
 has then seen too little of the data to be trusted on it).
@@ -88,6 +96,9 @@ class CustomerResolution:
     events: DataFrame
     person_keys: DataFrame
     """Every person record with its ``customer_key`` (standardised columns kept)."""
+    held_back: DataFrame
+    """``(uid, source_dataset, source_record_id)``: the person records of entities with no
+    customer source; they are in neither the crosswalk nor ``person_keys``."""
     mode: str
     records: int
     new_records: int
@@ -190,9 +201,12 @@ def save_state(
         tables.overwrite(ER_MODEL_TABLE, row)
     steps.step("before_er_records")
     if result.mode != UNCHANGED:
+        # Held-back records were resolved too (as entities of their own kind): a later run
+        # matches only new records against them, as against any other.
+        resolved = result.person_keys.select("uid", "source_dataset", "source_record_id")
         tables.overwrite(
             ER_RECORDS_TABLE,
-            result.person_keys.select(
+            resolved.unionByName(result.held_back).select(
                 "uid", F.col("source_dataset").alias("source"), "source_record_id"
             ),
         )
@@ -254,7 +268,7 @@ def resolve_customers(
             members, methods = _incremental(
                 spark, records, previous_current, model=model, threshold=threshold
             )
-        keyed, events = keys.assign_keys(members, previous_current)
+        keyed, events = keys.assign_keys(with_customer_source(members), previous_current)
         crosswalk = keys.updated_crosswalk(
             keyed.select("source", "source_record_id", "customer_key"),
             previous,
@@ -262,12 +276,15 @@ def resolve_customers(
             methods_df=methods,
         )
     crosswalk = crosswalk.localCheckpoint(eager=True)
-    person_keys = records.drop("is_new").join(
-        crosswalk.filter("is_current").select(
-            F.col("source").alias("source_dataset"), "source_record_id", "customer_key"
-        ),
-        on=["source_dataset", "source_record_id"],
-        how="inner",
+    current = crosswalk.filter("is_current").select(
+        F.col("source").alias("source_dataset"), "source_record_id", "customer_key"
+    )
+    on = ["source_dataset", "source_record_id"]
+    person_keys = records.drop("is_new").join(current, on=on, how="inner")
+    # Whatever the mode, a record not in the current crosswalk is one of an entity without a
+    # customer source (an unchanged resolution keeps the last run's crosswalk, so its own).
+    held_back = (
+        records.select("uid", *on).join(current, on=on, how="left_anti").localCheckpoint(eager=True)
     )
     seconds = time.perf_counter() - started
     log.info("entity resolution (%s): %d records, %d new, %.1fs", mode, n_records, n_new, seconds)
@@ -275,6 +292,7 @@ def resolve_customers(
         crosswalk=crosswalk,
         events=events.withColumn("month", F.lit(month)),
         person_keys=person_keys,
+        held_back=held_back,
         mode=mode,
         records=n_records,
         new_records=n_new,
@@ -282,6 +300,18 @@ def resolve_customers(
         threshold=threshold,
         model=model,
     )
+
+
+def with_customer_source(members_df: DataFrame) -> DataFrame:
+    """The members of clusters holding a record of a customer source; the others (activity
+    records alone) are held back: no key, no crosswalk row, no golden record."""
+    backed = (
+        members_df.groupBy("cluster")
+        .agg(F.bool_or(F.col("source").isin(*customers.CUSTOMER_SOURCES)).alias("_backed"))
+        .filter("_backed")
+        .select("cluster")
+    )
+    return members_df.join(backed, on="cluster", how="left_semi")
 
 
 def _members_and_methods(per_record: DataFrame) -> tuple[DataFrame, DataFrame]:

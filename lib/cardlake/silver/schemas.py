@@ -152,6 +152,19 @@ PRODUCT_USAGE = _schema(
     ("device_os", S),
 )
 
+# Activity rows of records that link to no customer source (an app user whose usage rows carry
+# neither an e-mail nor a CRM id): held back from product_usage and marketing_monthly, and let in
+# by the run whose entity resolution links their record to a customer. ``row_id`` is the row's key
+# in its source (usage_id; contact_id:month), ``source_record_id`` its record's key (app_user_id,
+# contact_id), ``reason`` why it is held back.
+UNRESOLVED_ACTIVITY = _schema(
+    ("source", S),
+    ("source_record_id", S),
+    ("row_id", S),
+    ("month", S),
+    ("reason", S),
+)
+
 MERCHANTS = _schema(
     ("merchant_id", S),
     ("name", S),
@@ -204,6 +217,7 @@ SCHEMAS: dict[str, StructType] = {
     "interactions": INTERACTIONS,
     "marketing_monthly": MARKETING_MONTHLY,
     "product_usage": PRODUCT_USAGE,
+    "unresolved_activity": UNRESOLVED_ACTIVITY,
     "merchants": MERCHANTS,
     "accounts": ACCOUNTS,
     "cards": CARDS,
@@ -213,5 +227,12 @@ SCHEMAS: dict[str, StructType] = {
 """silver.<name> to its schema; activity tables are partitioned by ``month``."""
 
 PARTITIONED_BY_MONTH = frozenset(
-    {"customer_snapshots", "transactions", "interactions", "marketing_monthly", "product_usage"}
+    {
+        "customer_snapshots",
+        "transactions",
+        "interactions",
+        "marketing_monthly",
+        "product_usage",
+        "unresolved_activity",
+    }
 )

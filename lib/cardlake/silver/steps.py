@@ -27,6 +27,7 @@ STEPS = (
     "before_interactions",
     "before_marketing_monthly",
     "before_product_usage",
+    "before_unresolved_activity",
     "before_accounts",
     "before_cards",
     "before_debts",
