@@ -83,19 +83,21 @@ def _stage_with_fakes(monkeypatch, cfg, runners, *, models_at_once=2):
     return lambda: job.run(SimpleNamespace(spark=None), settings)
 
 
-def test_models_train_two_at_a_time_and_propensity_waits_for_segments(monkeypatch, cfg):
+def test_models_train_two_at_a_time_longest_first_and_propensity_waits_for_segments(
+    monkeypatch, cfg
+):
     import threading
 
     events: list[str] = []
-    engagement_started = threading.Event()
+    segmentation_started = threading.Event()
 
     def fake(name):
         def runner(*args, **kwargs):
             events.append(f"start {name}")
-            if name == "engagement":
-                engagement_started.set()
-            if name == "segmentation":  # only returns if engagement runs beside it
-                assert engagement_started.wait(timeout=30), "engagement did not start"
+            if name == "segmentation":
+                segmentation_started.set()
+            if name == "fraud":  # only returns if segmentation trains beside it
+                assert segmentation_started.wait(timeout=30), "segmentation did not start"
             events.append(f"end {name}")
             return {"value": float(len(name))}
 
@@ -103,10 +105,12 @@ def test_models_train_two_at_a_time_and_propensity_waits_for_segments(monkeypatc
 
     names = ["segmentation", "engagement", "fraud", "risk", "propensity"]
     results = _stage_with_fakes(monkeypatch, cfg, {n: fake(n) for n in names})()
-    assert list(results) == names
+    assert list(results) == names  # the stage's order, whatever order they trained in
     assert {n: results[n]["value"] for n in names} == {n: float(len(n)) for n in names}
     assert all(results[n]["wall_seconds"] >= 0.0 for n in names)
-    assert events.index("start engagement") < events.index("end segmentation")
+    starts = [e.removeprefix("start ") for e in events if e.startswith("start ")]
+    assert starts[:2] == ["fraud", "segmentation"]  # the longest and the chain it waits on
+    assert events.index("start segmentation") < events.index("end fraud")
     assert events.index("end segmentation") < events.index("start propensity")
 
 
@@ -124,13 +128,13 @@ def test_a_failed_model_stops_the_ones_not_started_and_is_raised(monkeypatch, cf
 
     runners = {
         "segmentation": fake("segmentation"),
-        "engagement": fake("engagement"),
-        "fraud": fake("fraud", fails=True),
+        "engagement": fake("engagement", fails=True),
+        "fraud": fake("fraud"),
         "risk": fake("risk"),
     }
-    with pytest.raises(ValueError, match="fraud broke"):
+    with pytest.raises(ValueError, match="engagement broke"):
         _stage_with_fakes(monkeypatch, cfg, runners, models_at_once=1)()
-    assert ran == ["segmentation", "engagement", "fraud"]
+    assert ran == ["fraud", "segmentation", "engagement"]  # risk, after it, never started
 
 
 def test_propensity_does_not_run_on_the_segments_of_a_failed_segmentation(monkeypatch, cfg):

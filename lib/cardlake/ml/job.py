@@ -36,9 +36,13 @@ RUNNERS: dict[str, ModelRunner] = {
 }
 MODELS = tuple(RUNNERS)
 # A model that reads a table another model writes starts once that model has finished:
-# propensity ranks campaign targets by the latest month's segments. The one waited for comes
-# first in RUNNERS, so a thread has always taken it before the waiting model's thread starts.
+# propensity ranks campaign targets by the latest month's segments.
 AFTER: dict[str, str] = {"propensity": "segmentation"}
+# The order the threads take the models in: the longest (fraud) first, then the short chain of
+# segmentation and propensity beside it, so that two models are training until near the end.
+# In RUNNERS order, propensity (waiting for segmentation, ~2 minutes) was taken last and trained
+# alone for its whole length. A waited-for model still comes before the model waiting for it.
+START_ORDER = ("fraud", "segmentation", "propensity", "engagement", "risk")
 TABLES = (
     segmentation.SEGMENTS_TABLE,
     engagement.SCORES_TABLE,
@@ -80,7 +84,7 @@ def run(
         raise ConfigError(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
     ml = settings.of(MlSettings)
     tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
-    chosen = [name for name in RUNNERS if not models or name in models]
+    chosen = [n for n in START_ORDER if n in RUNNERS and (not models or n in models)]
     finished = {name: threading.Event() for name in chosen}
     failed: set[str] = set()
 
@@ -105,9 +109,9 @@ def run(
         log.info("ml %s done in %.1fs", name, result["wall_seconds"])
         return result
 
-    # Results, and the first failure, come back in RUNNERS order.
-    trained = in_parallel(train, chosen, threads=ml.models_at_once)
-    results = dict(zip(chosen, trained, strict=True))
+    # The first failure comes back in START_ORDER; results are given in RUNNERS order.
+    trained = dict(zip(chosen, in_parallel(train, chosen, threads=ml.models_at_once), strict=True))
+    results = {name: trained[name] for name in RUNNERS if name in trained}
     check_tables(tables, settings.config, TABLES)
     return results
 
