@@ -43,6 +43,7 @@ from cardlake.ml.settings import MlSettings
 from cardlake.ml.text import OUTPUT_TABLE as NOTE_TOPICS_TABLE
 from cardlake.quality.layers import check_tables
 from cardlake.tables import Tables
+from cardlake.threads import in_parallel
 
 log = logging.getLogger("cardlake.analytics")
 
@@ -142,24 +143,37 @@ def run(tables: Tables, settings: Settings, *, month: str | None = None) -> dict
     """
     ml = settings.of(MlSettings)
     months = [month] if month else None
-    written: dict[str, int] = {}
-    if tables.exists("silver.interactions"):
+
+    def note_topics() -> dict[str, int]:
+        if not tables.exists("silver.interactions"):
+            return {}
         from cardlake.ml import text, tracking
 
         tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
         figures = text.run_text(
             tables.spark, settings.config, tables=tables, settings=ml, tracker=tracker, month=month
         )
-        written["service_note_topics"] = int(figures["rows"])
-    for name, df in build(tables, ml, month=month).items():
-        _write(tables, name, df, months)
-        written[name] = (
-            tables.read(f"gold.{name}").count()
-            if months is None
-            else tables.read(f"gold.{name}", partitions={"month": months}).count()
-        )
-        log.info("gold.%s: %d rows%s", name, written[name], f" for {month}" if month else "")
-    written.update(_write_clv(tables, settings, ml, month=month))
+        return {"service_note_topics": int(figures["rows"])}
+
+    def analysts_tables() -> dict[str, int]:
+        rows: dict[str, int] = {}
+        for name, df in build(tables, ml, month=month).items():
+            _write(tables, name, df, months)
+            rows[name] = (
+                tables.read(f"gold.{name}").count()
+                if months is None
+                else tables.read(f"gold.{name}", partitions={"month": months}).count()
+            )
+            log.info("gold.%s: %d rows%s", name, rows[name], f" for {month}" if month else "")
+        return rows
+
+    # Three independent parts, two at a time (as the models train): each is a chain of small
+    # Spark jobs with driver work between them (a fit, MLflow, Delta commits) that leaves a
+    # core idle. customer_360 reads the RFM and CLV tables, so it comes after all three.
+    parts = [analysts_tables, note_topics, lambda: _write_clv(tables, settings, ml, month=month)]
+    written: dict[str, int] = {}
+    for rows in in_parallel(lambda part: part(), parts, threads=ml.models_at_once):
+        written.update(rows)
     written[CUSTOMER_360] = write_customer_360(tables, month=month)
     check_tables(tables, settings.config, written_tables())
     return written
