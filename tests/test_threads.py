@@ -1,4 +1,5 @@
-"""cardlake.threads.prefetched: results in order, the next items computed beside the body."""
+"""cardlake.threads: ``in_parallel`` waits for an item's prerequisites; ``prefetched`` gives results
+in order, the next items computed beside the body."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from cardlake.threads import prefetched
+from cardlake.threads import in_parallel, prefetched
 
 
 def test_results_come_in_order_while_the_next_items_are_computed() -> None:
@@ -52,3 +53,40 @@ def test_no_threads_or_one_item_runs_in_the_callers_thread() -> None:
     for threads, items in ((0, [1, 2]), (2, [1])):
         ran_in = [t for _, t in prefetched(lambda _: threading.get_ident(), items, threads=threads)]
         assert ran_in == [caller] * len(items)
+
+
+def test_an_item_waits_for_the_items_it_comes_after_though_a_thread_is_free() -> None:
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def work(name: str) -> str:
+        with lock:
+            events.append(f"start {name}")
+        time.sleep({"a": 0.4, "b": 0.0, "c": 0.0}[name])  # b ends first: its thread is free
+        with lock:
+            events.append(f"end {name}")
+        return name.upper()
+
+    assert in_parallel(work, ["a", "b", "c"], threads=2, after={"c": ["a"]}) == ["A", "B", "C"]
+    assert events.index("end b") < events.index("end a") < events.index("start c")
+
+
+def test_a_failed_prerequisite_releases_its_waiter_and_is_raised_after_all() -> None:
+    ran: list[str] = []
+
+    def work(name: str) -> str:
+        ran.append(name)
+        if name == "a":
+            raise ValueError("a broke")
+        return name
+
+    with pytest.raises(ValueError, match="a broke"):
+        in_parallel(work, ["a", "b", "c"], threads=2, after={"c": ["a"]})
+    assert sorted(ran) == ["a", "b", "c"]  # c ran once a had failed (the caller decides more)
+
+
+def test_a_prerequisite_that_comes_later_is_refused_before_anything_runs() -> None:
+    ran: list[str] = []
+    with pytest.raises(ValueError, match="'a' waits for 'c'"):
+        in_parallel(ran.append, ["a", "b", "c"], threads=2, after={"a": ["c"]})
+    assert ran == []

@@ -8,7 +8,8 @@ order of the items; the first failure is raised once all have finished.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TypeVar, cast
 
 T = TypeVar("T")
@@ -17,14 +18,45 @@ R = TypeVar("R")
 THREADS = 2
 
 
-def in_parallel(fn: Callable[[T], R], items: Sequence[T], *, threads: int = THREADS) -> list[R]:
-    """``[fn(item) for item in items]``, ``threads`` at a time, results in order."""
+def in_parallel(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    threads: int = THREADS,
+    after: Mapping[T, Collection[T]] | None = None,
+) -> list[R]:
+    """``[fn(item) for item in items]``, ``threads`` at a time, results in order.
+
+    Args:
+        after: items that must have finished (done or failed) before an item starts; each must
+            come before it in ``items``, so that a thread has always taken it already and a
+            waiting thread never waits for an item no thread can take.
+
+    Raises:
+        ValueError: an item of ``after`` comes after the item waiting for it, or not at all.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
+    waits = {item: tuple(after.get(item, ())) for item in items} if after else {}
+    for index, item in enumerate(items):
+        late = [w for w in waits.get(item, ()) if w not in items[:index]]
+        if late:
+            raise ValueError(f"{item!r} waits for {late[0]!r}, which does not come before it")
     if len(items) <= 1 or threads <= 1:
         return [fn(item) for item in items]
+    finished = {item: threading.Event() for item in waits}
+
+    def task(item: T) -> R:
+        try:
+            for first in waits.get(item, ()):
+                finished[first].wait()
+            return fn(item)
+        finally:
+            if item in finished:
+                finished[item].set()
+
     with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        return list(pool.map(_inheriting(fn), items))
+        return list(pool.map(_inheriting(task), items))
 
 
 def _inheriting(fn: Callable[[T], R]) -> Callable[[T], R]:

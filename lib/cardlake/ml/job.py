@@ -10,7 +10,6 @@ each in its own thread (a model that reads another's table waits for it). ``run_
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -85,32 +84,27 @@ def run(
     ml = settings.of(MlSettings)
     tracker = tracking.Tracker.configure(settings.config.paths.lake_root, ml.tracking)
     chosen = [n for n in START_ORDER if n in RUNNERS and (not models or n in models)]
-    finished = {name: threading.Event() for name in chosen}
     failed: set[str] = set()
 
     def train(name: str) -> dict[str, float]:
+        if failed:  # as in a run one model after another, nothing starts after a failure
+            raise JobFailed(f"ml {name} not run: {', '.join(sorted(failed))} failed")
+        started = time.perf_counter()
         try:
-            first = AFTER.get(name)
-            if first in finished:
-                finished[first].wait()
-            if failed:  # as in a run one model after another, nothing starts after a failure
-                raise JobFailed(f"ml {name} not run: {', '.join(sorted(failed))} failed")
-            started = time.perf_counter()
-            try:
-                result = RUNNERS[name](
-                    tables.spark, settings.config, tables=tables, settings=ml, tracker=tracker
-                )
-            except BaseException:
-                failed.add(name)
-                raise
-        finally:
-            finished[name].set()
+            result = RUNNERS[name](
+                tables.spark, settings.config, tables=tables, settings=ml, tracker=tracker
+            )
+        except BaseException:
+            failed.add(name)
+            raise
         result["wall_seconds"] = time.perf_counter() - started
         log.info("ml %s done in %.1fs", name, result["wall_seconds"])
         return result
 
     # The first failure comes back in START_ORDER; results are given in RUNNERS order.
-    trained = dict(zip(chosen, in_parallel(train, chosen, threads=ml.models_at_once), strict=True))
+    after = {name: [AFTER[name]] for name in chosen if AFTER.get(name) in chosen}
+    done = in_parallel(train, chosen, threads=ml.models_at_once, after=after)
+    trained = dict(zip(chosen, done, strict=True))
     results = {name: trained[name] for name in RUNNERS if name in trained}
     check_tables(tables, settings.config, TABLES)
     return results
