@@ -16,8 +16,8 @@ The rejected messages used to have a query of their own over the same source: it
 message) ran beside the alerts query's on the same two cores.
 
 Exactly once: checkpoints live in the lake (``_checkpoints/<name>/``) and every Delta write is
-an idempotent append keyed by the micro-batch id (Delta's application transaction), so a batch
-replayed after a crash commits nothing twice. The alerts topic is at-least-once: a replayed batch
+made once per micro-batch id (:class:`AlertSink`), so a batch replayed after a crash commits
+nothing twice. The alerts topic is at-least-once: a replayed batch
 publishes again, with the same ``event_id`` key, for consumers to deduplicate.
 
 A new champion is picked up without a restart: the registry's alias is checked every
@@ -76,11 +76,19 @@ UNKNOWN_PREFIX = "instrument:"  # state key of a card silver knows no customer f
 # query's ("quarantine"): its batch ids counted its own micro-batches, not the alerts query's.
 REJECTED_APP = "rejected"
 _STATE_OUTPUT = [f.name for f in OUTPUT_SCHEMA.fields]
-# The stream's session. Every micro-batch makes two idempotent Delta appends (txnAppId and
-# txnVersion); to check the application's last version Delta reconstructs the table's state, a
-# three-stage Spark job per append, unless each commit keeps its applications' versions in its
-# checksum file (.crc), as this asks. 2,000-row appends, two cores at load 12: 1.5 to 2.5 s
-# and two jobs an append before, 0.5 to 0.8 s and one job after; replays still commit nothing.
+# The sink's tables whose rows carry the micro-batch id (``batch_id``), by which it finds a
+# replayed batch's earlier append (:class:`AlertSink`).
+_BATCH_KEYED = (SCORED_TABLE, ALERTS_TABLE)
+# A micro-batch's customers and transaction ids go into its plan as constant sets up to this
+# many (a JSON text of ~25 bytes an id, each row's lookup linear in the set): above it, joins.
+# 600-event batches hold ~350 customers and ~3,000 transaction ids (their retained history).
+MAX_LITERAL_IDS = 10_000
+# The stream's session. The quarantine's appends are Delta's idempotent ones (txnAppId and
+# txnVersion; the other tables' are plain, see AlertSink); to check the application's last
+# version Delta reconstructs the table's state, a three-stage Spark job per append, unless each
+# commit keeps its applications' versions in its checksum file (.crc), as this asks. 2,000-row
+# appends, two cores at load 12: 1.5 to 2.5 s and two jobs an append before, 0.5 to 0.8 s and
+# one job after; replays still commit nothing.
 # Delta also writes a checkpoint of a table's whole log every 10 commits by default: four more
 # Spark jobs in every tenth micro-batch, on both tables at once, which that batch's events wait
 # for. Tables this session creates checkpoint every 100 commits instead (a reader replays at
@@ -98,6 +106,14 @@ STREAM_SPARK_CONF = {
     "spark.databricks.delta.properties.defaults.checkpointInterval": "100",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
 }
+# The driver JVM compiles hot code with its quick compiler only (C1, no C2): the stream's JVM
+# spent more CPU in its JIT compiler threads than in its tasks, each micro-batch's plan being
+# new code (above). An option of the JVM's start, so it applies where the stream builds its own
+# session (jobs/stream.py), not to a session already running (the tests'). bench_stream, 100
+# events/s for 30 s, two cores at load 12, the job's CPU after warm-up: 49 s without, 41 s with
+# (given through JAVA_TOOL_OPTIONS; one run each).
+STREAM_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+_DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,9 @@ class StreamSettings:
             longest window is 30 days).
         model_refresh_seconds: how often the registry's champion alias is checked.
         max_per_trigger: cap on messages (Kafka) or files per micro-batch; 0 for none.
+        max_literal_ids: the most customers (or transaction ids) of a micro-batch that are
+            written into its plan as constant sets; a bigger batch (after an outage, with no
+            cap) looks them up with joins against the cached batch instead.
         name: the checkpoint folder and the idempotency application id.
         metrics_path: where each micro-batch appends its commit latencies (bench); "" for none.
     """
@@ -130,6 +149,7 @@ class StreamSettings:
     retain_days: int = 31
     model_refresh_seconds: float = 10.0
     max_per_trigger: int = 0
+    max_literal_ids: int = MAX_LITERAL_IDS
     starting_offsets: str = "earliest"
     name: str = "fraud_stream"
     metrics_path: str = ""
@@ -155,8 +175,19 @@ class StreamSettings:
 
 def session_config(cfg: Config, settings: StreamSettings) -> Config:
     """``cfg`` with the stream's session settings (:data:`STREAM_SPARK_CONF`, under any
-    ``spark.conf`` of the config) and Spark's Kafka source among the packages (Kafka only)."""
+    ``spark.conf`` of the config), the driver's :data:`STREAM_JAVA_OPTIONS` and Spark's Kafka
+    source among the packages (Kafka only)."""
+    from cardlake.console import jvm_log_settings
+
     conf = {**STREAM_SPARK_CONF, **cfg.spark.conf}
+    # One setting holds all the driver's options: the run's log file's (which the config's
+    # would replace), the config's, the stream's.
+    options = [
+        jvm_log_settings().get(_DRIVER_JAVA_OPTIONS, ""),
+        str(cfg.spark.conf.get(_DRIVER_JAVA_OPTIONS, "")),
+        STREAM_JAVA_OPTIONS,
+    ]
+    conf[_DRIVER_JAVA_OPTIONS] = " ".join(o for o in options if o)
     if settings.source == "kafka":
         wanted = [p for p in str(conf.get("spark.jars.packages", "")).split(",") if p]
         conf["spark.jars.packages"] = ",".join(dict.fromkeys([*wanted, KAFKA_PACKAGE]))
@@ -290,38 +321,67 @@ def with_live_features(
     ref: Reference,
     fraud: FraudSettings,
     small_amount_usd: float,
-    customers: Sequence[str],
-    transaction_ids: Sequence[str],
+    customers: Sequence[str] | None,
+    transaction_ids: Sequence[str] | None,
 ) -> DataFrame:
     """The batch features for the new rows, over silver's history plus the state's events.
 
     ``rows_df`` is the state function's output (new events and the customers' retained
-    history); ``customers`` are the (known) customers of its new events, whose silver history
-    counts, and ``transaction_ids`` those of all its rows: silver rows among them are not
-    counted twice. ``small_amount_usd`` is the champion's own small-payment cut-off
-    (:class:`Champion`).
+    history). Silver's history counts for the (known) customers of its new events, and silver
+    rows among its transactions are not counted twice. ``customers`` and ``transaction_ids``
+    are those two sets when the sink collected them (:func:`batch_lookups`), else None: the
+    lookups are then joins against ``rows_df``. ``small_amount_usd`` is the champion's own
+    small-payment cut-off (:class:`Champion`).
     """
     from cardlake.ml.fraud_features import window_hours, with_transaction_features
 
-    # Literal sets, collected by the sink's first job: as broadcast joins against the batch,
-    # the two lookups cost two Spark jobs of their own a micro-batch.
-    seen = F.array_contains(_literal_set(transaction_ids), F.col("transaction_id"))
-    silver = (
-        ref.history.where(F.array_contains(_literal_set(customers), F.col("customer_key")))
-        .where(F.col("transaction_id").isNull() | ~seen)  # as the anti join kept a null id
-        .withColumn("is_new", F.lit(False))
-    )
+    # Constant sets (a small batch's, collected by the sink's first job) save the joins' Spark
+    # jobs; a null id is in neither, as the joins match no null.
+    if customers is not None:
+        of_batch = ref.history.where(
+            F.array_contains(_literal_set(customers), F.col("customer_key"))
+        )
+    else:
+        new_customers = rows_df.where(F.col("is_new")).select("customer_key")
+        of_batch = ref.history.join(new_customers, on="customer_key", how="left_semi")
+    if transaction_ids is not None:
+        seen = F.array_contains(_literal_set(transaction_ids), F.col("transaction_id"))
+        silver = of_batch.where(F.col("transaction_id").isNull() | ~seen)
+    else:
+        batch_ids = rows_df.select("transaction_id")
+        silver = of_batch.join(batch_ids, on="transaction_id", how="left_anti")
     # A card no customer is known for is its own customer (its state key) for the features.
     both = (
         rows_df.withColumn("customer_key", F.col(STATE_KEY))
         .drop(STATE_KEY)
-        .unionByName(silver, allowMissingColumns=True)
+        .unionByName(silver.withColumn("is_new", F.lit(False)), allowMissingColumns=True)
     )
     feats = with_transaction_features(
         both, hours=window_hours(fraud), small_amount_usd=small_amount_usd, reports_df=ref.reports
     )
     unknown = F.col("customer_key").startswith(UNKNOWN_PREFIX)
     return feats.where("is_new").withColumn("customer_key", F.when(~unknown, F.col("customer_key")))
+
+
+def batch_lookups(rows_df: DataFrame, *, max_ids: int) -> list[Column]:
+    """Aggregates of a micro-batch for its sink: ``new`` and ``rejected`` counts, the new
+    events' ``sent_ms`` (at most ``max_ids`` of them, for the latency log) and their earliest,
+    and the sets :func:`with_live_features` takes, ``customers`` (of the new events) and
+    ``transaction_ids`` (of every well-formed row), each null when it holds more than
+    ``max_ids``: only bounded lists reach the driver and the plan (the aggregate's buffer holds
+    a set in the JVM, beside the cached batch it comes from)."""
+    is_new = F.col("is_new")
+    well_formed = F.col("reason").isNull()
+    customers = F.collect_set(F.when(is_new, F.col("customer_key")))
+    transaction_ids = F.collect_set(F.when(well_formed, F.col("transaction_id")))
+    return [
+        F.count_if(is_new).alias("new"),
+        F.count_if(~well_formed).alias("rejected"),
+        F.slice(F.collect_list(F.when(is_new, F.col("sent_ms"))), 1, max_ids).alias("sent_ms"),
+        F.min(F.when(is_new, F.col("sent_ms"))).alias("first_sent_ms"),
+        F.when(F.size(customers) <= max_ids, customers).alias("customers"),
+        F.when(F.size(transaction_ids) <= max_ids, transaction_ids).alias("transaction_ids"),
+    ]
 
 
 def _literal_set(values: Sequence[str]) -> Column:
@@ -491,7 +551,17 @@ class _Phases:
 
 class AlertSink:
     """``foreachBatch`` of the query: rejected messages to the quarantine; features and scores
-    of the new events, their alerts; all as idempotent Delta appends keyed by the batch id."""
+    of the new events, their alerts; each table's append made once per batch id.
+
+    Spark replays a micro-batch only when a query starts (again) from its checkpoint and the
+    batch's commit is not in it: the sink may have appended some of its tables before a crash.
+    So the first batch a sink sees, and any batch after a failed one, checks each table first:
+    the scored events and the alerts by their rows' own ``batch_id`` (a table written by another
+    stream with the same batch ids would fool it), the quarantine by Delta's application
+    transaction. The batches after one that committed in full are new: plain appends. Delta's
+    transaction check costs a Spark job of three stages an append (in delta-spark 4.4 it rebuilds
+    the log's state), which a plain append does not; rejected messages are rare.
+    """
 
     def __init__(
         self,
@@ -508,23 +578,17 @@ class AlertSink:
         self.fraud = fraud
         self.champion = champion
         self._producer: Any = None
+        self._clean_after: int | None = None  # the last batch whose appends all committed
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         phases = _Phases()
+        follows_clean = self._clean_after == batch_id - 1
+        self._clean_after = None  # until this batch's appends have all committed
         rows = batch_df.persist()
         scored: DataFrame | None = None
         try:
-            # One job runs the micro-batch into the cache and says what the rest needs: the new
-            # events' send times (the latency log) and whether any message was rejected.
-            got = rows.agg(
-                F.count_if(F.col("is_new")).alias("new"),
-                F.count_if(F.col("reason").isNotNull()).alias("rejected"),
-                F.collect_list(F.when(F.col("is_new"), F.col("sent_ms"))).alias("sent_ms"),
-                F.collect_set(F.when(F.col("is_new"), F.col("customer_key"))).alias("customers"),
-                F.collect_set(F.when(F.col("reason").isNull(), F.col("transaction_id"))).alias(
-                    "transaction_ids"
-                ),
-            ).first()
+            # One job runs the micro-batch into the cache and says what the rest needs.
+            got = rows.agg(*batch_lookups(rows, max_ids=self.settings.max_literal_ids)).first()
             assert got is not None  # a global aggregate has one row
             phases.lap("state")  # source, parsing, deduplication, enrichment, velocity state
             app = self.settings.name
@@ -542,21 +606,27 @@ class AlertSink:
                     transaction_ids=got["transaction_ids"],
                 )
                 writes += scored_writes
-            if not writes:
-                return
             # Two or three tables, a Delta commit each: a commit is mostly driver work (log,
             # snapshot), so they overlap on two cores.
             in_parallel(
-                lambda w: self.tables.append(
-                    w[0], w[1], partition_by=["month"], idempotency=Idempotency(w[2], batch_id)
-                ),
-                writes,
+                lambda w: self._append(*w, batch_id=batch_id, check=not follows_clean), writes
             )
+            self._clean_after = batch_id
+            if not writes:
+                return
             committed = time.time()
             phases.lap("commit")
             self._publish(alert_list)
             phases.lap("publish")
-            self._metrics(got["sent_ms"], batch_id, committed, len(alert_list), phases.seconds)
+            self._metrics(
+                got["sent_ms"],
+                batch_id,
+                committed,
+                events=got["new"],
+                first_sent_ms=got["first_sent_ms"],
+                alerts=len(alert_list),
+                phases=phases.seconds,
+            )
         finally:  # a failed commit must not leave the batch's frames cached for the next one
             if scored is not None:
                 scored.unpersist()
@@ -568,12 +638,13 @@ class AlertSink:
         batch_id: int,
         phases: _Phases,
         *,
-        customers: Sequence[str],
-        transaction_ids: Sequence[str],
+        customers: Sequence[str] | None,
+        transaction_ids: Sequence[str] | None,
     ) -> tuple[list[dict[str, Any]], DataFrame, list[tuple[str, DataFrame, str]]]:
         """Features and scores of the batch's new events (cached), its alerts as dictionaries
         (bounded by the batch size) and the appends of both; ``customers`` and
-        ``transaction_ids`` as :func:`with_live_features` takes them (the first job's sets)."""
+        ``transaction_ids`` as :func:`with_live_features` takes them (the first job's sets, or
+        None for a batch too big for them)."""
         champion = self.champion.current()
         phases.lap("champion")
         from cardlake.ml.common import with_score
@@ -621,6 +692,30 @@ class AlertSink:
             writes.append((ALERTS_TABLE, alerts, f"{app}/alerts"))
         return alert_list, scored, writes
 
+    def _append(
+        self, table: str, df: DataFrame, app_id: str, *, batch_id: int, check: bool
+    ) -> None:
+        """Appends ``df`` unless ``table`` has it already (only looked for with ``check``)."""
+        if table not in _BATCH_KEYED:
+            idempotency = Idempotency(app_id, batch_id)
+            self.tables.append(table, df, partition_by=["month"], idempotency=idempotency)
+            return
+        if check and self._has_batch(table, batch_id):
+            log.warning(
+                "fraud stream: batch %d is in %s already (replayed after a crash): not appended",
+                batch_id,
+                table,
+            )
+            return
+        self.tables.append(table, df, partition_by=["month"])
+
+    def _has_batch(self, table: str, batch_id: int) -> bool:
+        # Delta's file statistics on batch_id leave the files of other batches unread.
+        if not self.tables.exists(table):
+            return False
+        found = self.tables.read(table).where(F.col("batch_id") == batch_id).limit(1)
+        return bool(found.count())
+
     def _publish(self, alerts: list[dict[str, Any]]) -> None:
         if not alerts or not self.settings.bootstrap:
             return
@@ -651,18 +746,24 @@ class AlertSink:
         sent_ms: list[int],
         batch_id: int,
         committed: float,
+        *,
+        events: int,
+        first_sent_ms: int | None,
         alerts: int,
         phases: dict[str, float],
     ) -> None:
+        """Logs the batch's latencies; ``sent_ms`` holds at most ``max_literal_ids`` of its
+        ``events`` send times (all but in a batch that big), ``first_sent_ms`` the earliest."""
         lat = sorted(committed - s / 1000.0 for s in sent_ms)
-        if lat:
+        if lat and first_sent_ms is not None:
             log.info(
-                "fraud stream batch %d: %d events, %d alerts, latency p50 %.2f s max %.2f s; %s",
+                "fraud stream batch %d: %d events, %d alerts, latency p50 %.2f s%s max %.2f s; %s",
                 batch_id,
-                len(lat),
+                events,
                 alerts,
                 lat[len(lat) // 2],
-                lat[-1],
+                "" if len(lat) == events else f" (of {len(lat)})",
+                committed - first_sent_ms / 1000.0,
                 ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()),
             )
         if self.settings.metrics_path:
@@ -672,6 +773,7 @@ class AlertSink:
                         {
                             "batch_id": batch_id,
                             "committed": committed,
+                            "events": events,
                             "alerts": alerts,
                             "latencies": lat,
                             "phases": phases,

@@ -1,0 +1,95 @@
+"""The fraud stream's query in this process, on the mini lake and the file source.
+
+A micro-batch too big for the constant sets (``max_literal_ids``) looks silver up with joins and
+still scores every event as batch scoring does; the same batch replayed after its appends
+committed but before the checkpoint recorded it (a crash in that window, made here by taking
+the batch's commit out of the checkpoint) commits nothing twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from cardlake.stream.job import ALERTS_TABLE, QUARANTINE_TABLE, SCORED_TABLE, StreamSettings, start
+from cardlake.synth.stream import stream
+from tests.integration.test_stream import (
+    DUPLICATE_EVERY,
+    MALFORMED_EVERY,
+    _check_outputs,
+    _copy,
+    _messages,
+    _params,
+    _token_key,
+)
+from tests.stream.mini_lake import MiniLake, build_mini_lake
+
+pytestmark = pytest.mark.slow
+EVENTS = 300  # one micro-batch; enough for a few alerts and malformed messages
+
+
+@pytest.fixture(scope="module")
+def base_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> MiniLake:
+    return build_mini_lake(spark, tmp_path_factory.mktemp("sink_base"), token_key=_token_key())
+
+
+def _run_until_idle(spark: SparkSession, lake: MiniLake, settings: StreamSettings) -> None:
+    running = start(spark, lake.cfg, lake.tables(spark), settings)
+    try:
+        running.query.processAllAvailable()
+    finally:
+        running.stop()
+
+
+def _forget_commits_from(checkpoint: Path, batch_id: int) -> None:
+    """The checkpoint as a crash after ``batch_id``'s appends leaves it: the batch planned
+    (its offsets logged), its commit not written; no later batch."""
+    for folder, first in (("commits", batch_id), ("offsets", batch_id + 1)):
+        for path in (checkpoint / folder).iterdir():
+            number = path.name.lstrip(".").split(".")[0]
+            if number.isdigit() and int(number) >= first:
+                path.unlink()
+
+
+def test_a_big_batch_joins_and_its_replay_after_a_crash_commits_nothing_twice(
+    spark: SparkSession, base_lake: MiniLake, tmp_path: Path
+) -> None:
+    lake = _copy(base_lake, tmp_path / "lake")
+    key = _token_key()
+    good, bad, _ = _messages(key)
+    good_n = good[:EVENTS]
+    bad_n = [b for i, b in enumerate(bad) if (i + 1) * MALFORMED_EVERY <= EVENTS]
+    events_dir = lake.root / "landing" / "events"
+    stream(
+        landing_dir=events_dir,
+        params=_params(),
+        rate_per_second=0,
+        max_events=EVENTS,
+        token_key=key,
+        malformed_every=MALFORMED_EVERY,
+        duplicate_every=DUPLICATE_EVERY,
+    )
+    settings = StreamSettings(
+        source="files",
+        events_dir=str(events_dir),
+        watermark="3 days",
+        model_refresh_seconds=3600,
+        max_literal_ids=10,  # the batch's few hundred customers: joins
+        name="sink_test",
+    )
+    _run_until_idle(spark, lake, settings)
+    _check_outputs(spark, lake, good_n, bad_n)
+    tables = lake.tables(spark)
+    written = tables.read(SCORED_TABLE).select("batch_id").distinct().collect()
+    assert len(written) == 1, "the test's events should make one micro-batch"
+    batch_id = int(written[0]["batch_id"])
+    versions = {t: tables.version(t) for t in (SCORED_TABLE, ALERTS_TABLE, QUARANTINE_TABLE)}
+    checkpoint = Path(lake.cfg.lake_path("_checkpoints", settings.name)) / "alerts"
+    _forget_commits_from(checkpoint, batch_id)
+    assert not (checkpoint / "commits" / str(batch_id)).exists()
+    _run_until_idle(spark, lake, settings)
+    assert (checkpoint / "commits" / str(batch_id)).exists(), "the batch was not replayed"
+    assert {t: tables.version(t) for t in versions} == versions
+    _check_outputs(spark, lake, good_n, bad_n)
