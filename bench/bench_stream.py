@@ -101,22 +101,33 @@ def _committed(metrics: Path) -> list[dict[str, Any]]:
     return [r for r in lines if "latencies" in r]  # the others are Spark's progress reports
 
 
-def _session_cpu(sid: int) -> float:
+def _events(batch: dict[str, Any]) -> int:
+    """Events a batch committed: ``latencies`` holds at most the job's ``max_literal_ids``."""
+    return int(batch.get("events", len(batch["latencies"])))
+
+
+def _session_cpu(sid: int) -> dict[str, float]:
     """CPU seconds (user and system, reaped children included) of every process in session
-    ``sid``: the job's driver, JVM and Python workers. On a machine others share, latency
-    says how busy the machine was as much as what the job costs; CPU time says the latter."""
+    ``sid``, by kind: the JVM, the job's Python driver (``sid`` itself), its Python workers.
+    On a machine others share, latency says how busy the machine was as much as what the job
+    costs; CPU time says the latter."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = {"jvm": 0.0, "driver": 0.0, "workers": 0.0}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            name, rest = (entry / "stat").read_text().rsplit(")", 1)
         except OSError:
             continue
+        fields = rest.split()
         if int(fields[3]) == sid:  # fields after the command: state, ppid, pgrp, session, ...
-            total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
-    return total / ticks
+            if name.endswith("(java"):
+                kind = "jvm"
+            else:
+                kind = "driver" if int(entry.name) == sid else "workers"
+            total[kind] += sum(int(x) for x in fields[11:15]) / ticks  # utime, stime, cutime...
+    return total
 
 
 def _load() -> str:
@@ -239,14 +250,16 @@ def main() -> int:
             time.sleep(args.pause)
         drain_until = time.monotonic() + args.drain
         while (
-            sum(len(r["latencies"]) for r in _committed(metrics)) < sender.sent
+            sum(_events(r) for r in _committed(metrics)) < sender.sent
             and time.monotonic() < drain_until
             and job.poll() is None
         ):
             time.sleep(1)
         rows = _committed(metrics)
-        left = sender.sent - sum(len(r["latencies"]) for r in rows)
-        cpu = _session_cpu(job.pid) - cpu_start
+        left = sender.sent - sum(_events(r) for r in rows)
+        cpu_end = _session_cpu(job.pid)
+        cpu_by_kind = {k: cpu_end[k] - cpu_start[k] for k in cpu_end}
+        cpu = sum(cpu_by_kind.values())
     finally:
         if job is not None and job.poll() is None:
             os.killpg(job.pid, signal.SIGTERM)
@@ -298,10 +311,13 @@ def main() -> int:
     print(f"events sent {sender.sent}, not committed when measuring stopped: {left}")
     print("\n".join(["per micro-batch with input:", *_phase_lines(metrics)]))
     measured = sum(n for *_, n in phases)
+    n_batches = len({r["batch_id"] for r in rows if r["committed"] >= phases[0][1]})
     print(
         f"job CPU after warm-up: {cpu:.0f} s for {measured} events sent "
-        f"({1000 * cpu / max(measured, 1):.1f} ms an event); machine load (1, 5, 15 min) "
-        f"{load_start} at the first rate, {_load()} at the end"
+        f"({1000 * cpu / max(measured, 1):.1f} ms an event; {cpu / max(n_batches, 1):.1f} s a "
+        f"batch over {n_batches} batches; "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in cpu_by_kind.items())
+        + f"); machine load (1, 5, 15 min) {load_start} at the first rate, {_load()} at the end"
     )
     print(
         "real-time mode: not applicable (Spark 4.1 runs stateless queries only; this one "
