@@ -62,9 +62,12 @@ class BronzeConfig:
     sources: Mapping[str, SourceConfig]
     data_docs: bool = True
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
+    sources_at_once: int = 2  # sources ingested at the same time, one thread each (1: in order)
 
     def __post_init__(self) -> None:
         # Run by the loader, which names the file: refusals read as "<file>: <message>".
+        if self.sources_at_once < 1:
+            raise ValueError(f"sources_at_once must be >= 1, got {self.sources_at_once}")
         if self.min_corroboration < 1:
             raise ValueError(f"min_corroboration must be >= 1, got {self.min_corroboration}")
         unknown = sorted(set(self.sources) - set(CONTRACTS))
@@ -539,7 +542,8 @@ CONTRACTS: dict[str, SourceContract] = {
     )
 }
 
-# Ingest order: a source's references are ingested before it.
+# Ingest order: a source's references are ingested before it (with sources_at_once > 1, a
+# source starts once the sources it references are done).
 INGEST_ORDER = (
     "merchants",
     "fx_rates",

@@ -93,6 +93,7 @@ from cardlake.quality.expectations import DEFAULT_PANDAS_MAX_ROWS
 from cardlake.quality.expectations import validator as shared_validator
 from cardlake.tables import Tables
 from cardlake.tables.base import SchemaMode
+from cardlake.threads import in_parallel
 
 log = logging.getLogger(__name__)
 
@@ -1205,6 +1206,18 @@ def _record(
     return log_rows
 
 
+def _referenced(sources: Sequence[str]) -> dict[str, list[str]]:
+    """For each of ``sources``, the others among them that its references read."""
+    return {
+        name: [
+            other
+            for ref in CONTRACTS[name].references
+            if (other := ref.table.split(".", 1)[1]) in sources and other != name
+        ]
+        for name in sources
+    }
+
+
 def run_bronze(
     spark: SparkSession,
     tables: Tables,
@@ -1217,7 +1230,8 @@ def run_bronze(
     data_docs_dir: str | None = None,
     pandas_max_rows: int | None = DEFAULT_PANDAS_MAX_ROWS,
 ) -> list[SourceReport]:
-    """Ingests every (or the chosen) source, in reference order, all months found in landing.
+    """Ingests every (or the chosen) source, all months found in landing; a source after the
+    sources its references read (``settings.sources_at_once`` at a time).
 
     Raises:
         FilesFailedError: after every source was ingested, when files failed (named, with
@@ -1232,25 +1246,34 @@ def run_bronze(
     _roll_back_unrecorded(tables, _ops_targets(wanted), recorded, ", ".join(wanted))
     try:
         with _committed(OpsRows(), spark, tables) as ops:
-            for name in wanted:
+
+            def ingest(name: str) -> SourceReport | DataQualityError:
                 files = discover(landing_root, name, months, key=token_key)
                 try:
-                    reports.append(
-                        ingest_source(
-                            spark,
-                            tables,
-                            CONTRACTS[name],
-                            settings,
-                            token_key=token_key,
-                            files=files,
-                            validator=checker,
-                            ops=ops,
-                            recorded=recorded,
-                        )
+                    return ingest_source(
+                        spark,
+                        tables,
+                        CONTRACTS[name],
+                        settings,
+                        token_key=token_key,
+                        files=files,
+                        validator=checker,
+                        ops=ops,
+                        recorded=recorded,
                     )
                 except DataQualityError as exc:  # the other sources still run
                     log.error("bronze %s: %s", name, exc)
-                    dq_errors.append(exc)
+                    return exc
+
+            # Two sources at a time (a source is a chain of small Spark jobs with driver work
+            # between them); a source starts once the sources its references read are done.
+            for outcome in in_parallel(
+                ingest, wanted, threads=settings.sources_at_once, after=_referenced(wanted)
+            ):
+                if isinstance(outcome, DataQualityError):
+                    dq_errors.append(outcome)
+                else:
+                    reports.append(outcome)
         if not dq_errors:  # a failed expectation's results have no manifest row: scan again
             checked = [t for name in wanted for t, _, _ in _source_targets(CONTRACTS[name])]
             if len(wanted) == len(INGEST_ORDER):  # the _ops tables were scanned for all sources

@@ -19,6 +19,7 @@ import functools
 import json
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -145,6 +146,7 @@ class Validator:
         self._pandas_max_rows = pandas_max_rows
         self._docs_deferred = defer_docs  # one_context_per_run's: docs when the run ends
         self._pandas_source: Any = None
+        self._lock = threading.Lock()
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         if data_docs_dir:
@@ -199,7 +201,8 @@ class Validator:
             on_driver if on_driver is not None else df.cache() if cache_here else df
         )
         try:
-            return self._run(data, suite_name, expectations)
+            with self._lock:  # one GE context: sources ingested two at a time share it
+                return self._run(data, suite_name, expectations)
         finally:
             if cache_here:
                 df.unpersist()
