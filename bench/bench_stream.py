@@ -179,6 +179,12 @@ def main() -> int:
         default=600.0,
         help="how long the job may take to commit its first batch",
     )
+    parser.add_argument(
+        "--job-java-options",
+        default="",
+        help="JVM options for the streaming job's JVM only (JAVA_TOOL_OPTIONS of its process), "
+        "to try one before it goes into the job's session settings",
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
 
@@ -220,13 +226,14 @@ def main() -> int:
             "--driver-memory",
             args.driver_memory,
         ]
+        java_options = {"JAVA_TOOL_OPTIONS": args.job_java_options} if args.job_java_options else {}
         with open(log, "ab") as out:
             job = subprocess.Popen(
                 cmd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                env={**os.environ, "PYTHONPATH": str(ROOT), **java_options},
             )
         # Warm up: a few events until the first batch commits (JVM, model, first plan).
         sender = _Sender(broker.bootstrap, "card-events", params_of(mini_config(run).synth), key)
@@ -326,6 +333,7 @@ def main() -> int:
     print(
         f"command: python bench/bench_stream.py --rates {args.rates} --seconds "
         f"{args.seconds:g} --pause {args.pause:g} --drain {args.drain:g}"
+        + (f" --job-java-options='{args.job_java_options}'" if args.job_java_options else "")
     )
     print(f"highest sustained rate: {best:.0f} events/s")
     return 0
