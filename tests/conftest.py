@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -76,6 +77,17 @@ def spark(cfg: Config) -> Iterator[SparkSession]:
     session = build_session(cfg)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def stream_mini_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The fraud stream's mini lake (tests/stream/mini_lake.py), built once for the stream's
+    modules; each test copies it before its stream writes anything."""
+    from cardlake.bronze.contracts import load_bronze_config
+    from tests.stream.mini_lake import build_mini_lake
+
+    key = load_bronze_config("test").token_key("test")
+    return build_mini_lake(spark, tmp_path_factory.mktemp("stream_base"), token_key=key)
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ from pyspark.sql import functions as F
 from cardlake.stream.broker import Broker, BrokerError, create_topics, kafka_libs, start_broker
 from cardlake.synth.stream import events as synth_events
 from cardlake.synth.stream import publish, stream
-from tests.stream.mini_lake import MiniLake, build_mini_lake, mini_config
+from tests.stream.mini_lake import MiniLake, mini_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -71,8 +71,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture(scope="module")
-def base_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> MiniLake:
-    return build_mini_lake(spark, tmp_path_factory.mktemp("stream_base"), token_key=_token_key())
+def base_lake(stream_mini_lake: MiniLake) -> MiniLake:
+    return stream_mini_lake  # built once for this module and tests/stream/test_sink.py
 
 
 def _copy(base: MiniLake, dest: Path) -> MiniLake:

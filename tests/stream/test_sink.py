@@ -24,15 +24,15 @@ from tests.integration.test_stream import (
     _params,
     _token_key,
 )
-from tests.stream.mini_lake import MiniLake, build_mini_lake
+from tests.stream.mini_lake import MiniLake
 
 pytestmark = pytest.mark.slow
 EVENTS = 300  # one micro-batch; enough for a few alerts and malformed messages
 
 
 @pytest.fixture(scope="module")
-def base_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> MiniLake:
-    return build_mini_lake(spark, tmp_path_factory.mktemp("sink_base"), token_key=_token_key())
+def base_lake(stream_mini_lake: MiniLake) -> MiniLake:
+    return stream_mini_lake  # shared with tests/integration/test_stream.py
 
 
 def _run_until_idle(spark: SparkSession, lake: MiniLake, settings: StreamSettings) -> None:
