@@ -90,3 +90,8 @@ def test_a_prerequisite_that_comes_later_is_refused_before_anything_runs() -> No
     with pytest.raises(ValueError, match="'a' waits for 'c'"):
         in_parallel(ran.append, ["a", "b", "c"], threads=2, after={"a": ["c"]})
     assert ran == []
+
+
+def test_items_need_not_be_hashable_without_prerequisites() -> None:
+    points = [{"depth": 3}, {"depth": 4}]  # a model's grid points
+    assert in_parallel(lambda p: p["depth"] * 2, points, threads=2) == [6, 8]

@@ -30,29 +30,32 @@ def in_parallel(
     Args:
         after: items that must have finished (done or failed) before an item starts; each must
             come before it in ``items``, so that a thread has always taken it already and a
-            waiting thread never waits for an item no thread can take.
+            waiting thread never waits for an item no thread can take. With ``after``, items
+            must be hashable; without it, any items (grid points as dicts).
 
     Raises:
         ValueError: an item of ``after`` comes after the item waiting for it, or not at all.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    waits = {item: tuple(after.get(item, ())) for item in items} if after else {}
-    for index, item in enumerate(items):
-        late = [w for w in waits.get(item, ()) if w not in items[:index]]
-        if late:
-            raise ValueError(f"{item!r} waits for {late[0]!r}, which does not come before it")
+    if after:  # items are hashable here: they key the waits
+        for index, item in enumerate(items):
+            late = [w for w in after.get(item, ()) if w not in items[:index]]
+            if late:
+                raise ValueError(f"{item!r} waits for {late[0]!r}, which does not come before it")
     if len(items) <= 1 or threads <= 1:
         return [fn(item) for item in items]
-    finished = {item: threading.Event() for item in waits}
+    task = fn
+    if after:
+        waits = after
+        finished = {item: threading.Event() for item in items}
 
-    def task(item: T) -> R:
-        try:
-            for first in waits.get(item, ()):
-                finished[first].wait()
-            return fn(item)
-        finally:
-            if item in finished:
+        def task(item: T) -> R:
+            try:
+                for first in waits.get(item, ()):
+                    finished[first].wait()
+                return fn(item)
+            finally:
                 finished[item].set()
 
     with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
