@@ -396,8 +396,8 @@ def blocking_reach(spark: Any, frames: list[pd.DataFrame]) -> tuple[int, int, in
 
     from cardlake.er import to_person_records
     from cardlake.er.probabilistic import (
-        _present_columns,
         prediction_blocking_rules,
+        present_columns,
         with_blocking_keys,
     )
 
@@ -417,7 +417,7 @@ def blocking_reach(spark: Any, frames: list[pd.DataFrame]) -> tuple[int, int, in
             F.col("l.uid").alias("uid_l"), F.col("r.uid").alias("uid_r")
         )
 
-    rules = prediction_blocking_rules(_present_columns(union))
+    rules = prediction_blocking_rules(present_columns(union))
     candidates = pairs(rules[0].get_blocking_rule("spark").blocking_rule_sql)
     for rule in rules[1:]:
         candidates = candidates.union(pairs(rule.get_blocking_rule("spark").blocking_rule_sql))

@@ -108,7 +108,9 @@ class ScoredPairs:
     """Whether Splink's jar loaded (Jaro-Winkler) or the built-in fallback was used."""
 
 
-def _present_columns(records_df: DataFrame) -> set[str]:
+def present_columns(records_df: DataFrame) -> set[str]:
+    """The compared columns that hold a value in at least one record: the comparisons and
+    blocking rules (:func:`prediction_blocking_rules`) are chosen from them."""
     counts = records_df.select(*[F.count(F.col(c)).alias(c) for c in _COMPARED]).first()
     assert counts is not None
     return {c for c in _COMPARED if counts[c]}
@@ -567,7 +569,7 @@ def score_pairs(
     if len(records) not in (1, 2):
         raise ValueError(f"expected one or two inputs, got {len(records)}")
     union = records[0] if len(records) == 1 else records[0].unionByName(records[1])
-    present = _present_columns(union)
+    present = present_columns(union)
     fuzzy = _jar_loaded(spark)
     if not fuzzy:
         log.warning(
