@@ -450,25 +450,30 @@ def _consume(bootstrap: str, topic: str) -> list[str]:
     return keys
 
 
-@pytest.mark.heavy  # one more job start for the same checks through the other source
-def test_embedded_file_stream_gives_the_same_outputs_without_a_broker(
-    spark: SparkSession, base_lake: MiniLake, tmp_path: Path
-) -> None:
-    lake = _copy(base_lake, tmp_path / "lake")
-    key = _token_key()
-    good, bad, _ = _messages(key)
-    n = 300  # the file path is the same job; fewer events keep it quick
-    good_n = good[:n]
-    bad_n = [b for i, b in enumerate(bad) if (i + 1) * MALFORMED_EVERY <= n]
+def land_file_events(lake: MiniLake, n: int) -> tuple[list[Any], list[Any]]:
+    """The first ``n`` events of the test's stream written as event files to ``lake``'s
+    landing folder (the file source's input); returns the good and the malformed messages
+    among them, the answers ``_check_outputs`` checks against."""
+    good, bad, _ = _messages(_token_key())
     stream(
         landing_dir=lake.root / "landing" / "events",
         params=_params(),
         rate_per_second=0,
         max_events=n,
-        token_key=key,
+        token_key=_token_key(),
         malformed_every=MALFORMED_EVERY,
         duplicate_every=DUPLICATE_EVERY,
     )
+    return good[:n], [b for i, b in enumerate(bad) if (i + 1) * MALFORMED_EVERY <= n]
+
+
+@pytest.mark.heavy  # one more job start for the same checks through the other source
+def test_embedded_file_stream_gives_the_same_outputs_without_a_broker(
+    spark: SparkSession, base_lake: MiniLake, tmp_path: Path
+) -> None:
+    lake = _copy(base_lake, tmp_path / "lake")
+    # The file path is the same job; fewer events keep it quick.
+    good_n, bad_n = land_file_events(lake, 300)
     log = tmp_path / "stream.log"
     proc = _job(lake, log, "--source", "files", "--idle-stop", "8")
     _wait_exit(proc, log, JOB_DEADLINE_S)

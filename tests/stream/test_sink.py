@@ -14,16 +14,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from cardlake.stream.job import ALERTS_TABLE, QUARANTINE_TABLE, SCORED_TABLE, StreamSettings, start
-from cardlake.synth.stream import stream
-from tests.integration.test_stream import (
-    DUPLICATE_EVERY,
-    MALFORMED_EVERY,
-    _check_outputs,
-    _copy,
-    _messages,
-    _params,
-    _token_key,
-)
+from tests.integration.test_stream import _check_outputs, _copy, land_file_events
 from tests.stream.mini_lake import MiniLake
 
 pytestmark = pytest.mark.slow
@@ -57,20 +48,8 @@ def test_a_big_batch_joins_and_its_replay_after_a_crash_commits_nothing_twice(
     spark: SparkSession, base_lake: MiniLake, tmp_path: Path
 ) -> None:
     lake = _copy(base_lake, tmp_path / "lake")
-    key = _token_key()
-    good, bad, _ = _messages(key)
-    good_n = good[:EVENTS]
-    bad_n = [b for i, b in enumerate(bad) if (i + 1) * MALFORMED_EVERY <= EVENTS]
+    good_n, bad_n = land_file_events(lake, EVENTS)
     events_dir = lake.root / "landing" / "events"
-    stream(
-        landing_dir=events_dir,
-        params=_params(),
-        rate_per_second=0,
-        max_events=EVENTS,
-        token_key=key,
-        malformed_every=MALFORMED_EVERY,
-        duplicate_every=DUPLICATE_EVERY,
-    )
     settings = StreamSettings(
         source="files",
         events_dir=str(events_dir),
