@@ -130,6 +130,43 @@ def _session_cpu(sid: int) -> dict[str, float]:
     return total
 
 
+# JVM threads by what they do, from their names (the first match counts).
+_JVM_THREADS = (
+    ("tasks", ("Executor task",)),
+    ("JIT", ("C1 Compiler", "C2 Compiler")),
+    ("GC", ("GC Thread", "G1 ", "VM Thread", "Parallel")),
+    ("stream", ("stream exec",)),  # names are cut to 15 characters
+    ("py4j", ("Thread-",)),  # the gateway's threads: the Python driver's calls, planning
+)
+
+
+def _jvm_threads_cpu(sid: int) -> dict[str, float]:
+    """CPU seconds of the session's JVM threads, by :data:`_JVM_THREADS` kind (``other`` for
+    the rest): what a batch's JVM time is spent on, tasks, planning, compiling or collecting.
+    Threads that ended are not counted (task threads are pooled, so few do)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total: dict[str, float] = {kind: 0.0 for kind, _ in _JVM_THREADS} | {"other": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name, rest = (entry / "stat").read_text().rsplit(")", 1)
+            tasks = list((entry / "task").iterdir()) if name.endswith("(java") else []
+        except OSError:
+            continue
+        if int(rest.split()[3]) != sid:
+            continue
+        for task in tasks:
+            try:
+                tname, trest = (task / "stat").read_text().split(" (", 1)[1].rsplit(")", 1)
+            except (OSError, IndexError):
+                continue
+            fields = trest.split()
+            kind = next((k for k, prefixes in _JVM_THREADS if tname.startswith(prefixes)), "other")
+            total[kind] += sum(int(x) for x in fields[11:13]) / ticks  # utime, stime
+    return total
+
+
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -147,6 +184,16 @@ def _phase_lines(metrics: Path) -> list[str]:
         out.append(
             f"  sink, median of {len(sink)} batches: "
             + ", ".join(f"{k} {np.median([p.get(k, 0.0) for p in sink]):.2f} s" for k in names)
+        )
+    jobs = [r["jobs"] for r in lines if r.get("jobs")]
+    if jobs:
+        names = list(dict.fromkeys(k for j in jobs for k in j))
+        per_phase = {k: np.median([j.get(k, [0, 0]) for j in jobs], axis=0) for k in names}
+        total = np.median([np.sum(list(j.values()), axis=0) for j in jobs], axis=0)
+        out.append(
+            f"  Spark jobs/stages started, median of {len(jobs)} batches: "
+            f"{total[0]:g}/{total[1]:g} in all; "
+            + ", ".join(f"{k} {v[0]:g}/{v[1]:g}" for k, v in per_phase.items() if v.any())
         )
     for query in sorted({r["query"] for r in lines if "query" in r}):
         spark = [r["durations"] for r in lines if r.get("query") == query]
@@ -249,6 +296,7 @@ def main() -> int:
             time.sleep(1)
         time.sleep(args.pause)
         cpu_start, load_start = _session_cpu(job.pid), _load()
+        threads_start = _jvm_threads_cpu(job.pid)
         phases = []
         for rate in rates:
             start, before = time.time(), sender.sent
@@ -265,6 +313,8 @@ def main() -> int:
         rows = _committed(metrics)
         left = sender.sent - sum(_events(r) for r in rows)
         cpu_end = _session_cpu(job.pid)
+        threads_end = _jvm_threads_cpu(job.pid)
+        jvm_threads = {k: threads_end[k] - threads_start[k] for k in threads_end}
         cpu_by_kind = {k: cpu_end[k] - cpu_start[k] for k in cpu_end}
         cpu = sum(cpu_by_kind.values())
     finally:
@@ -325,6 +375,11 @@ def main() -> int:
         f"batch over {n_batches} batches; "
         + ", ".join(f"{k} {v:.1f} s" for k, v in cpu_by_kind.items())
         + f"); machine load (1, 5, 15 min) {load_start} at the first rate, {_load()} at the end"
+    )
+    print(
+        "JVM CPU by thread: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in jvm_threads.items())
+        + " (thread names in /proc; threads that ended are not counted)"
     )
     print(
         "real-time mode: not applicable (Spark 4.1 runs stateless queries only; this one "

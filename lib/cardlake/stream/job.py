@@ -547,16 +547,46 @@ def alert_rows(
 
 
 class _Phases:
-    """Wall seconds of a micro-batch's phases, for the log and the bench."""
+    """Wall seconds of a micro-batch's phases, for the log and the bench, and the Spark jobs
+    each phase started with their stages (skipped ones included; counted when ``spark`` is
+    given, from the driver's scheduler and status tracker)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spark: SparkSession | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.jobs: dict[str, list[int]] = {}  # phase -> [jobs, their stages]
+        self._spark = spark
+        self._scheduler = _scheduler(spark) if spark is not None else None
         self._last = time.monotonic()
+        self._next_job = self._job_counter()
+
+    def _job_counter(self) -> int:
+        return 0 if self._scheduler is None else int(self._scheduler.numTotalJobs())
 
     def lap(self, name: str) -> None:
         now = time.monotonic()
         self.seconds[name] = round(now - self._last, 3)
         self._last = now
+        if self._scheduler is None or self._spark is None:
+            return
+        upto = self._job_counter()
+        tracker = self._spark.sparkContext.statusTracker()
+        infos = [tracker.getJobInfo(i) for i in range(self._next_job, upto)]
+        stages = sum(len(info.stageIds) for info in infos if info is not None)
+        self.jobs[name] = [upto - self._next_job, stages]
+        self._next_job = upto
+
+
+def _scheduler(spark: SparkSession) -> Any:
+    """The driver's DAG scheduler, whose job counter says how many jobs a phase started; None
+    where the JVM does not offer it (a later Spark, Spark Connect)."""
+    from py4j.protocol import Py4JError
+
+    try:
+        scheduler = spark.sparkContext._jsc.sc().dagScheduler()
+        scheduler.numTotalJobs()
+    except (Py4JError, AttributeError):
+        return None
+    return scheduler
 
 
 class AlertSink:
@@ -591,7 +621,7 @@ class AlertSink:
         self._clean_after: int | None = None  # the last batch whose appends all committed
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
-        phases = _Phases()
+        phases = _Phases(batch_df.sparkSession if self.settings.metrics_path else None)
         follows_clean = self._clean_after == batch_id - 1
         self._clean_after = None  # until this batch's appends have all committed
         rows = batch_df.persist()
@@ -636,6 +666,7 @@ class AlertSink:
                 first_sent_ms=got["first_sent_ms"],
                 alerts=len(alert_list),
                 phases=phases.seconds,
+                jobs=phases.jobs,
             )
         finally:  # a failed commit must not leave the batch's frames cached for the next one
             if scored is not None:
@@ -761,6 +792,7 @@ class AlertSink:
         first_sent_ms: int | None,
         alerts: int,
         phases: dict[str, float],
+        jobs: dict[str, list[int]],
     ) -> None:
         """Logs the batch's latencies; ``sent_ms`` holds at most ``max_literal_ids`` of its
         ``events`` send times (all but in a batch that big), ``first_sent_ms`` the earliest."""
@@ -787,6 +819,7 @@ class AlertSink:
                             "alerts": alerts,
                             "latencies": lat,
                             "phases": phases,
+                            "jobs": jobs,
                         }
                     )
                     + "\n"
