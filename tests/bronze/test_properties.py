@@ -55,6 +55,16 @@ PIECES = [
     b"2024-01-01T06:44:58 | INT-1 | ref=CRM-1 | channel=phone | type=x | opened=2024-01-01T06:"
     b'44:56 | resolved= | note="n"\n',
 ]
+
+
+def _decodes(piece: bytes) -> bool:
+    try:
+        piece.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 file_bytes = st.one_of(
     st.binary(max_size=400),
     st.lists(st.sampled_from(PIECES), max_size=16).map(b"".join),
@@ -76,6 +86,26 @@ def test_framing_accounts_for_every_nonblank_line(data: bytes) -> None:
     for r in records:  # never a replacement character the bytes did not hold
         assert "\ufffd" not in r[2] or b"\xef\xbf\xbd" in data
         assert not STANDALONE_PAN.search(r[2])
+
+
+# Files that are UTF-8 as a whole, the case the shortcuts take: pieces that decode.
+text_bytes = st.lists(
+    st.sampled_from([p for p in PIECES if _decodes(p)]) | st.text(max_size=20).map(str.encode),
+    max_size=24,
+).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text_bytes)
+def test_the_shortcuts_frame_as_the_line_by_line_path(data: bytes) -> None:
+    # The whole-file decode and the comma split are shortcuts for clean files: they must give
+    # the lines and records that decoding each line alone and the CSV parser give.
+    body = data.removeprefix(R.UTF8_BOM)
+    crlf = b"\n" in body
+    for key in (KEY, None):
+        assert R.text_lines(body.decode(), crlf, key) == R.byte_lines(body, crlf, key)
+    physical = R.byte_lines(body, crlf, KEY)
+    assert R.split_csv(physical) == R.split_parsed_csv(physical)
 
 
 @settings(max_examples=200, deadline=None)
