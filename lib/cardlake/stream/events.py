@@ -69,9 +69,12 @@ def with_parsed_events(raw_df: DataFrame) -> DataFrame:
     event_time = F.try_to_timestamp(F.col("_e.event_time"))
     checks: list[tuple[Column, str]] = [(~F.col("_is_object"), "not a JSON object")]
     for name in REQUIRED:
-        raw_present = F.get_json_object(F.col("value"), f"$.{name}").isNotNull()
         value = event_time if name == "event_time" else F.col(f"_e.{name}")
-        checks.append((~raw_present, f"missing {name}"))
+        # Only a field that did not parse is looked for in the raw text (missing, or present
+        # but not of its type): the look-up parses the message again, and ``and`` stops at a
+        # parsed value, so a well-formed message is parsed twice in all instead of eight times.
+        raw_absent = F.get_json_object(F.col("value"), f"$.{name}").isNull()
+        checks.append((value.isNull() & raw_absent, f"missing {name}"))
         checks.append((value.isNull(), f"invalid {name}"))
     reason: Column = F.lit(None).cast("string")
     for failed, text in reversed(checks):
