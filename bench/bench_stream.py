@@ -280,7 +280,13 @@ def main() -> int:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT), **java_options},
+                env={
+                    **os.environ,
+                    # The job's Python workers import this tree's lib too (from a worktree, not
+                    # the one the environment installed).
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "lib")]),
+                    **java_options,
+                },
             )
         # Warm up: a few events until the first batch commits (JVM, model, first plan).
         sender = _Sender(broker.bootstrap, "card-events", params_of(mini_config(run).synth), key)
