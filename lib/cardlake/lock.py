@@ -6,13 +6,15 @@ no longer runs on this host is stale and taken over (with a warning naming the o
 A lock held from another host is never taken over automatically: its holder may be alive;
 delete the file once you know it is not.
 
-Lakes on object storage (``s3a://``) need a coordination service for this guarantee (a lock
-table, or conditional writes); there the harness refuses ``--lock`` rather than pretend.
+On an S3 lake (``s3a://``, ``s3://``) the lock is an object created with a conditional write
+(``If-None-Match: *``, which S3 has honoured since 2024): of two runs racing, S3 lets exactly
+one create it, as ``O_EXCL`` does on a file system. Such a holder is on another machine as far
+as this one can tell, so it is never taken over automatically. Other object stores need a
+coordination service, and the harness refuses them rather than pretend.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -40,12 +42,15 @@ class Holder:
         return f"pid {self.pid} on {self.host} since {self.started_at} ({self.command})"
 
 
+S3_SCHEMES = ("s3a://", "s3://", "s3n://")
+
+
 def lock_path(lake_root: str) -> Path:
-    """``<lake_root>/_ops/pipeline.lock``; local lake roots only."""
+    """``<lake_root>/_ops/pipeline.lock`` of a local (or mounted) lake root."""
     if "://" in lake_root and not lake_root.startswith("file://"):
         raise LakeLocked(
-            f"{lake_root}: the run lock needs a local or mounted lake root; an object store "
-            "needs a coordination service (see the README)"
+            f"{lake_root}: the run lock needs a local or mounted lake root or S3; another "
+            "object store needs a coordination service (see the README)"
         )
     return Path(lake_root.removeprefix("file://")) / "_ops" / LOCK_NAME
 
@@ -60,15 +65,99 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _holder_of(text: str | bytes) -> Holder | None:
+    try:
+        return Holder(**json.loads(text))
+    except (ValueError, TypeError):
+        return None
+
+
 def read_holder(path: Path) -> Holder | None:
     """The current holder, or None when there is no lock (or it is unreadable: being written)."""
     try:
-        data = json.loads(path.read_text())
-        return Holder(**data)
+        return _holder_of(path.read_text())
     except FileNotFoundError:
         return None
-    except (ValueError, TypeError):
-        return None
+
+
+class _LockFile:
+    """The lock as a file, created with ``O_CREAT | O_EXCL``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.local = True
+
+    def create(self, payload: str) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as out:
+            out.write(payload)
+        return True
+
+    def holder(self) -> Holder | None:
+        return read_holder(self.path)
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class _LockObject:
+    """The lock as an S3 object, created with a conditional write (``If-None-Match: *``).
+
+    boto3 finds the endpoint and credentials as every S3 client does (``AWS_ENDPOINT_URL``,
+    ``AWS_ACCESS_KEY_ID`` ..., the instance profile).
+    """
+
+    def __init__(self, uri: str) -> None:
+        import boto3
+
+        bucket, _, prefix = uri.split("://", 1)[1].partition("/")
+        self.bucket = bucket
+        self.key = "/".join(p for p in (prefix.strip("/"), "_ops", LOCK_NAME) if p)
+        self.path = f"s3://{bucket}/{self.key}"
+        self.local = False
+        self._s3 = boto3.client("s3")
+
+    def create(self, payload: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._s3.put_object(
+                Bucket=self.bucket, Key=self.key, Body=payload.encode(), IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (409, 412):  # someone else created it (412), or is creating it (409)
+                return False
+            raise
+        return True
+
+    def _read(self) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            body: bytes = self._s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return body
+
+    def holder(self) -> Holder | None:
+        body = self._read()
+        return None if body is None else _holder_of(body)
+
+    def delete(self) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=self.key)
+
+
+def _store(lake_root: str) -> _LockFile | _LockObject:
+    if lake_root.startswith(S3_SCHEMES):
+        return _LockObject(lake_root)
+    return _LockFile(lock_path(lake_root))
 
 
 class LakeLock:
@@ -87,7 +176,8 @@ class LakeLock:
     def __init__(
         self, lake_root: str, *, command: str, wait: float | None = 0.0, poll: float = 1.0
     ) -> None:
-        self.path = lock_path(lake_root)
+        self.store = _store(lake_root)
+        self.path = self.store.path
         self.command = command
         self.wait = wait
         self.poll = poll
@@ -101,22 +191,15 @@ class LakeLock:
 
     def _try_once(self) -> Holder | None:
         """Takes the lock, or returns who holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except OSError as exc:
-            if exc.errno != errno.EEXIST:
-                raise
-            current = read_holder(self.path)
-            if current is None:  # a holder between create and write, or a torn file
+        if not self.store.create(json.dumps(asdict(self.holder))):
+            current = self.store.holder()
+            if current is None:  # a holder between create and write, a torn file, just gone
                 return Holder(pid=-1, host="?", command="?", started_at="?")
-            if current.host == self.holder.host and not _alive(current.pid):
+            if self.store.local and current.host == self.holder.host and not _alive(current.pid):
                 log.warning("taking over a stale lake lock: %s no longer runs", current.describe())
-                self.path.unlink(missing_ok=True)
+                self.store.delete()
                 return self._try_once()
             return current
-        with os.fdopen(fd, "w") as out:
-            json.dump(asdict(self.holder), out)
         self._held = True
         return None
 
@@ -139,12 +222,12 @@ class LakeLock:
 
     def release(self) -> None:
         if self._held:
-            current = read_holder(self.path)
+            current = self.store.holder()
             if current is not None and (current.pid, current.host) == (
                 self.holder.pid,
                 self.holder.host,
             ):
-                self.path.unlink(missing_ok=True)
+                self.store.delete()
             self._held = False
 
     def __enter__(self) -> LakeLock:

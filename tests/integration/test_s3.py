@@ -144,3 +144,49 @@ def test_table_contract_passes_on_s3a(s3_server: Any, tmp_path: Path) -> None:
     ]
     assert any("/_delta_log/00000000000000000000.json" in k for k in keys), keys[:20]
     assert any(k.endswith(".parquet") for k in keys), keys[:20]
+
+
+def test_the_run_lock_of_an_s3_lake_is_one_conditional_write(
+    s3_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from cardlake.errors import LakeLocked
+    from cardlake.lock import LakeLock
+
+    s3 = load_infra("s3/server.py")
+    for name, value in s3.client_env(s3_server.endpoint).items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3")
+    lake = f"s3a://{BUCKET}/locked/lake"
+    key = "locked/lake/_ops/pipeline.lock"
+
+    first = LakeLock(lake, command="run --month 2025-06").acquire()
+    held = client.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+    assert '"command": "run --month 2025-06"' in held
+    # A second run on this host cannot tell whether the holder lives elsewhere: it waits, then
+    # gives up naming the holder, and never deletes the lock.
+    with pytest.raises(LakeLocked, match=r"another run holds the lake: pid \d+ on .*2025-06"):
+        LakeLock(lake, command="second", wait=0.3, poll=0.1).acquire()
+    assert client.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode() == held
+
+    first.release()
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix="locked/")
+    assert listed.get("KeyCount", 0) == 0
+    with LakeLock(lake, command="second"):
+        now = client.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+        assert '"command": "second"' in now
+    # Another lake in the same bucket has a lock of its own.
+    with (
+        LakeLock(f"s3a://{BUCKET}/locked/lake", command="third"),
+        LakeLock(f"s3://{BUCKET}/other", command="fourth"),
+    ):
+        pass
+
+
+def test_a_lake_on_another_object_store_is_refused_by_the_lock() -> None:
+    from cardlake.errors import LakeLocked
+    from cardlake.lock import LakeLock
+
+    with pytest.raises(LakeLocked, match="gs://bucket/lake: the run lock needs"):
+        LakeLock("gs://bucket/lake", command="run").acquire()
