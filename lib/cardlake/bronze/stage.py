@@ -14,6 +14,7 @@ from cardlake.bronze.ingest import BronzeContractError, DataQualityError, Source
 from cardlake.config import Settings
 from cardlake.errors import JobFailed
 from cardlake.quality.freshness import run_freshness
+from cardlake.quality.layers import docs_dir
 from cardlake.tables import Tables
 
 log = logging.getLogger("cardlake.bronze")
@@ -40,7 +41,7 @@ def run(
     """
     cfg = settings.config
     bronze = settings.of(BronzeConfig)
-    docs = cfg.lake_path("_ops", "data_docs") if bronze.data_docs else None
+    docs = docs_dir(cfg) if bronze.data_docs else None  # none on an object store
     try:
         reports = run_bronze(
             tables.spark,
