@@ -241,15 +241,47 @@ def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[s
     names = []
     for layer in SQL_LAYERS:
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
-        folder = os.path.join(lake_root, layer)
+    found = (
+        _committed_tables_on(spark, lake_root)
+        if "://" in lake_root and not lake_root.startswith("file:")
+        else _committed_tables(lake_root)
+    )
+    for layer, name, path in found:
+        register_table(spark, layer=layer, name=name, path=path, engine=engine)
+        names.append(f"{layer}.{name}")
+    return names
+
+
+def _committed_tables(lake_root: str) -> list[tuple[str, str, str]]:
+    """``(layer, name, path)`` of every table with a commit in a local lake, by name."""
+    root = lake_root.removeprefix("file://")
+    found = []
+    for layer in SQL_LAYERS:
+        folder = os.path.join(root, layer)
         if not os.path.isdir(folder):
             continue
         for name in sorted(os.listdir(folder)):
             path = os.path.join(folder, name)
             if _has_commit(path):
-                register_table(spark, layer=layer, name=name, path=path, engine=engine)
-                names.append(f"{layer}.{name}")
-    return names
+                found.append((layer, name, path))
+    return found
+
+
+def _committed_tables_on(spark: SparkSession, lake_root: str) -> list[tuple[str, str, str]]:
+    """:func:`_committed_tables` of a lake on an object store (``s3a://``): one glob of the
+    tables' log files through the session's Hadoop file system, which has the store's settings.
+    """
+    jvm = spark._jvm
+    assert jvm is not None  # a classic session
+    root = lake_root.rstrip("/")
+    pattern = jvm.org.apache.hadoop.fs.Path(f"{root}/{{{','.join(SQL_LAYERS)}}}/*/_delta_log/*")
+    statuses = pattern.getFileSystem(spark._jsc.hadoopConfiguration()).globStatus(pattern) or []
+    found = set()
+    for status in statuses:
+        *_, layer, name, _log, file = str(status.getPath().toString()).split("/")
+        if _COMMIT_FILE.fullmatch(file) or file == "_last_checkpoint":
+            found.add((layer, name, f"{root}/{layer}/{name}"))
+    return sorted(found)
 
 
 @dataclass(frozen=True)
