@@ -257,3 +257,39 @@ def test_log_reader_pattern_and_dates(spark, tmp_path, bronze_settings) -> None:
     assert_df_equality(out.select(*OUT), expected, ignore_row_order=True, ignore_nullable=True)
     row = out.filter("_line = 1").first()
     assert (row["resolved_at"], row["note"]) == (None, "Cannot log in.")
+
+
+def test_log_reader_groups_are_what_regexp_extract_gives(spark) -> None:
+    # parse_log takes every group from one match: the values must be those of one
+    # regexp_extract per group, on lines with a '|' in the note, empty groups and line ends
+    # that the pattern's '$' matches before (they stay out of the last column).
+    feed = CONTRACTS["service_interactions"].feeds[0]
+    names = [f.name for f in feed.fields]
+    base = "2024-01-01T06:44:58 | INT-1 | ref=CRM-1 | channel=phone | type=x | opened=a | "
+    raws = [
+        base + 'resolved= | note="a | b"',
+        base + 'resolved=b | note=""',
+        base + 'resolved=b | note="n"\r',
+        base + 'resolved=b | note="n"\u2028',
+        base + 'resolved=b | note="n"\r\n',
+        base + 'resolved=b | note="n" trailing',
+    ]
+    lines_df = spark.createDataFrame(
+        [(f"s/2024-01/f{i}", i + 1, 1, raw, {}, "h", None, None) for i, raw in enumerate(raws)],
+        f"{R.FILE} string, {R.LINE} int, {R.SPAN} int, {R.RAW} string, "
+        f"{R.PANS} map<string,string>, {R.HASH} string, {R.ERROR_CODE} string, {R.ERROR} string",
+    )
+    got = R.parse_log(lines_df, pattern=feed.pattern, columns=names).select(
+        R.LINE, R.ERROR_CODE, *names
+    )
+    matches = F.col(R.RAW).rlike(feed.pattern)
+    expected = lines_df.select(
+        R.LINE,
+        F.when(~matches, F.lit("malformed_line")).alias(R.ERROR_CODE),
+        *[
+            F.when(matches, F.regexp_extract(R.RAW, feed.pattern, i + 1)).alias(c)
+            for i, c in enumerate(names)
+        ],
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    assert got.filter(F.col(R.ERROR_CODE).isNull()).count() == 5

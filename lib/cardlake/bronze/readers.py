@@ -642,17 +642,30 @@ def xml_structure(feed: Feed) -> str:
 # ------------------------------------------------------------------------------------- TXT
 
 
+# Joins a log line's groups: no line holds a NUL (a file with one is refused as not text).
+_GROUP_SEP = "\x00"
+
+
 def parse_log(lines_df: DataFrame, *, pattern: str, columns: Sequence[str]) -> DataFrame:
-    """Log lines matched against ``pattern`` (one group per column, in order)."""
+    """Log lines matched against ``pattern`` (one group per column, in order).
+
+    The groups come from one match a line (the match replaced by its groups, each followed by
+    a NUL, then split there), not one ``regexp_extract`` a column: the same text, since every
+    call matches the same pattern from the line's start. What follows the last NUL (a line end
+    the pattern's ``$`` matched before) is not a column.
+    """
     matches = F.col(RAW).rlike(pattern)
     code, message = _framed(
         F.when(~matches, F.lit("malformed_line")),
         F.when(~matches, F.lit("the line does not match the log pattern")),
     )
+    groups = "".join(f"${i + 1}{_GROUP_SEP}" for i in range(len(columns)))
+    split = lines_df.select(
+        "*", F.split(F.regexp_replace(RAW, pattern, groups), _GROUP_SEP).alias("_groups")
+    )
     values = [
-        F.when(code.isNull(), F.regexp_extract(RAW, pattern, i + 1)).alias(c)
-        for i, c in enumerate(columns)
+        F.when(code.isNull(), F.get(F.col("_groups"), i)).alias(c) for i, c in enumerate(columns)
     ]
-    return lines_df.select(
+    return split.select(
         FILE, LINE, SPAN, RAW, PANS, HASH, code.alias(ERROR_CODE), message.alias(ERROR), *values
     )
