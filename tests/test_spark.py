@@ -199,3 +199,21 @@ def test_without_maven_auto_starts_on_delta_rs_and_says_why_in_one_line(tmp_path
     lines = [line for line in child.stderr.splitlines() if "embedded delta-rs engine" in line]
     assert len(lines) == 1, child.stderr[-3000:]
     assert "not downloadable from Maven Central" in lines[0]
+
+
+def test_a_lake_on_s3_brings_hadoops_s3a_connector_at_the_hadoop_inside_pyspark() -> None:
+    import pyspark
+
+    (api,) = (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")
+    wanted = f"org.apache.hadoop:hadoop-aws:{api.stem.removeprefix('hadoop-client-api-')}"
+    on_s3 = profile_settings(load_config("test", overrides={"paths.lake_root": "s3a://b/lake"}))
+    assert wanted in on_s3["spark.jars.packages"].split(",")
+    assert any(p.startswith("io.delta:") for p in on_s3["spark.jars.packages"].split(","))
+    local = profile_settings(load_config("test", overrides={"paths.lake_root": "/tmp/lake"}))
+    assert "hadoop-aws" not in local.get("spark.jars.packages", "")
+    offline = profile_settings(
+        load_config(
+            "test", overrides={"paths.lake_root": "s3a://b/lake", "tables.engine": "delta-rs"}
+        )
+    )
+    assert offline["spark.jars.packages"] == wanted

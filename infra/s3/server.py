@@ -41,19 +41,17 @@ class S3Server:
 
 
 def hadoop_version() -> str:
-    """The Hadoop version of the jars inside the installed pyspark (hadoop-client-api-X.jar)."""
-    import pyspark
+    """The Hadoop version of the jars inside the installed pyspark."""
+    from cardlake.spark import hadoop_version as inside_pyspark
 
-    jars = Path(pyspark.__file__).parent / "jars"
-    found = sorted(jars.glob("hadoop-client-api-*.jar"))
-    if not found:
-        raise RuntimeError(f"no hadoop-client-api jar in {jars}")
-    return found[0].stem.removeprefix("hadoop-client-api-")
+    return inside_pyspark()
 
 
 def hadoop_aws_package() -> str:
     """Maven coordinates of Hadoop's S3A connector matching pyspark's Hadoop."""
-    return f"org.apache.hadoop:hadoop-aws:{hadoop_version()}"
+    from cardlake.spark import s3a_coordinates
+
+    return s3a_coordinates()
 
 
 def s3a_settings(endpoint: str | None = None) -> dict[str, str]:

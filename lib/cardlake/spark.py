@@ -218,10 +218,16 @@ def profile_settings(cfg: Config) -> dict[str, str]:
 
     settings.update(jvm_log_settings())
     extra = {k: str(v) for k, v in cfg.spark.conf.items()}
-    # Packages asked for in spark.conf (a Kafka source, say) come beside the connector's.
-    if PACKAGES_KEY in extra and PACKAGES_KEY in settings:
-        wanted = [settings[PACKAGES_KEY], *extra.pop(PACKAGES_KEY).split(",")]
-        settings[PACKAGES_KEY] = ",".join(dict.fromkeys(p.strip() for p in wanted if p.strip()))
+    # Packages asked for in spark.conf (a Kafka source, say) come beside the connector's, and a
+    # lake on S3 brings Hadoop's S3A connector (its endpoint and credentials are the user's:
+    # spark.conf's spark.hadoop.fs.s3a.* and the AWS environment).
+    wanted = [settings.get(PACKAGES_KEY, ""), *extra.pop(PACKAGES_KEY, "").split(",")]
+    if cfg.paths.lake_root.startswith("s3a://"):
+        wanted.append(s3a_coordinates())
+        settings.setdefault(IVY_KEY, ivy_dir())
+    packages = ",".join(dict.fromkeys(p.strip() for p in wanted if p.strip()))
+    if packages:
+        settings[PACKAGES_KEY] = packages
     settings.update(extra)
     return settings
 
@@ -234,6 +240,22 @@ def delta_coordinates(spark_version: str | None = None) -> str:
         spark_version = pyspark.__version__
     spark_minor = ".".join(spark_version.split(".")[:2])
     return f"io.delta:delta-spark_{spark_minor}_{SCALA_BINARY}:{DELTA_VERSION}"
+
+
+def hadoop_version() -> str:
+    """The Hadoop version of the jars inside the installed pyspark (hadoop-client-api-X.jar)."""
+    import pyspark
+
+    jars = os.path.join(os.path.dirname(pyspark.__file__), "jars")
+    found = sorted(n for n in os.listdir(jars) if n.startswith("hadoop-client-api-"))
+    if not found:
+        raise JavaError(f"no hadoop-client-api jar in {jars}")
+    return found[0].removeprefix("hadoop-client-api-").removesuffix(".jar")
+
+
+def s3a_coordinates() -> str:
+    """Maven coordinates of Hadoop's S3A connector at the Hadoop version inside pyspark."""
+    return f"org.apache.hadoop:hadoop-aws:{hadoop_version()}"
 
 
 def ivy_dir() -> str:
