@@ -44,7 +44,7 @@ TEST_WORKERS ?= 0
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
 test: setup dashboard-assets ## Run the test suite (TEST_WORKERS=N: on N workers; delta-spark tests skip with a reason where its jars can't load)
-	$(PY) -m pytest -m "not heavy" $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not heavy" --durations=25 $(XDIST) $(PYTEST_ARGS)
 
 test-heavy: setup ## The tests marked heavy: ER on a whole world, the contract on S3, gold races on delta-rs, the analysts' figures on the default data
 	$(PY) -m pytest -m heavy $(PYTEST_ARGS)
