@@ -78,28 +78,44 @@ def test_delta_rs_writes_and_reads_a_table_on_s3(s3_server: Any) -> None:
     ]
 
 
-# Heavy: the whole contract in a second pytest with the S3A jars, about 5 minutes; `make
-# test-heavy` runs it. The delta-rs test above keeps a lake on the S3 server in `make test`.
-@pytest.mark.heavy
-def test_table_contract_passes_on_s3a(s3_server: Any, tmp_path: Path) -> None:
+def _s3_environment(tmp_path: Path, endpoint: str, **sections: dict[str, Any]) -> dict[str, str]:
+    """The environment of a process whose test settings reach the S3 server through S3A:
+    ``conf/`` copied under ``tmp_path`` with the S3A settings and ``sections`` over the test
+    overlay's own (key by key)."""
     s3 = load_infra("s3/server.py")
     conf = tmp_path / "conf"
     shutil.copytree(ROOT / "conf", conf)
     overlay = yaml.safe_load((conf / "test.yaml").read_text()) or {}
-    spark_conf = {
-        **s3.s3a_settings(s3_server.endpoint),
-        "spark.jars.packages": s3.hadoop_aws_package(),
-    }
+    spark_conf = {**s3.s3a_settings(endpoint), "spark.jars.packages": s3.hadoop_aws_package()}
     overlay["spark"] = {**overlay.get("spark", {}), "conf": spark_conf}
+    for name, values in sections.items():
+        overlay[name] = {**overlay.get(name, {}), **values}
     (conf / "test.yaml").write_text(yaml.safe_dump(overlay))
+    return {**os.environ, **s3.client_env(endpoint), "CARDLAKE_CONF_DIR": str(conf)}
+
+
+def _in_a_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CONTRACT_TIMEOUT_S,
+        check=False,
+    )
+
+
+# Heavy: the whole contract in a second pytest with the S3A jars, about 5 minutes; `make
+# test-heavy` runs it. The delta-rs test above keeps a lake on the S3 server in `make test`.
+@pytest.mark.heavy
+def test_table_contract_passes_on_s3a(s3_server: Any, tmp_path: Path) -> None:
     report = tmp_path / "contract.xml"
     env = {
-        **os.environ,
-        **s3.client_env(s3_server.endpoint),
-        "CARDLAKE_CONF_DIR": str(conf),
+        **_s3_environment(tmp_path, s3_server.endpoint),
         "CARDLAKE_TEST_LAKE_URI": f"s3a://{BUCKET}/contract",
     }
-    done = subprocess.run(
+    done = _in_a_process(
         [
             sys.executable,
             "-m",
@@ -111,12 +127,7 @@ def test_table_contract_passes_on_s3a(s3_server: Any, tmp_path: Path) -> None:
             f"--junitxml={report}",
             f"--basetemp={tmp_path / 'pt'}",
         ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CONTRACT_TIMEOUT_S,
-        check=False,
+        env,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     cases = ET.parse(report).getroot().iter("testcase")
@@ -130,6 +141,7 @@ def test_table_contract_passes_on_s3a(s3_server: Any, tmp_path: Path) -> None:
 
     import boto3
 
+    s3 = load_infra("s3/server.py")
     client = boto3.client(
         "s3",
         endpoint_url=s3_server.endpoint,
@@ -222,30 +234,25 @@ print("FINGERPRINTS " + json.dumps(out))
 def test_bronze_to_gold_on_an_s3a_lake_equals_the_local_run(
     s3_server: Any, built_lake: BuiltLake, tmp_path: Path
 ) -> None:
-    s3 = load_infra("s3/server.py")
-    conf = tmp_path / "conf"
-    shutil.copytree(ROOT / "conf", conf)
-    overlay = yaml.safe_load((conf / "test.yaml").read_text()) or {}
-    spark_conf = {
-        **s3.s3a_settings(s3_server.endpoint),
-        "spark.jars.packages": s3.hadoop_aws_package(),
-    }
-    overlay["spark"] = {**overlay.get("spark", {}), "conf": spark_conf}
-    overlay["tables"] = {**overlay.get("tables", {}), "engine": "delta-spark"}
-    overlay["paths"] = {
-        "lake_root": f"s3a://{BUCKET}/pipeline",
-        "landing_root": str(built_lake.root / "landing"),
-        "truth_root": str(built_lake.truth_root),
-    }
-    overlay["synth"] = dict(built_lake.world)
-    overlay["quality"] = {**overlay.get("quality", {}), "stage_checks": True}
-    overlay.setdefault("ml", {})["tracking"] = {
-        "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "artifact_root": str(tmp_path / "mlartifacts"),
-    }
-    (conf / "test.yaml").write_text(yaml.safe_dump(overlay))
-    env = {**os.environ, **s3.client_env(s3_server.endpoint), "CARDLAKE_CONF_DIR": str(conf)}
-    run = subprocess.run(
+    env = _s3_environment(
+        tmp_path,
+        s3_server.endpoint,
+        tables={"engine": "delta-spark"},
+        paths={
+            "lake_root": f"s3a://{BUCKET}/pipeline",
+            "landing_root": str(built_lake.root / "landing"),
+            "truth_root": str(built_lake.truth_root),
+        },
+        synth=dict(built_lake.world),
+        quality={"stage_checks": True},
+        ml={
+            "tracking": {
+                "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+                "artifact_root": str(tmp_path / "mlartifacts"),
+            }
+        },
+    )
+    run = _in_a_process(
         [
             sys.executable,
             "-m",
@@ -256,24 +263,14 @@ def test_bronze_to_gold_on_an_s3a_lake_equals_the_local_run(
             "--only",
             "bronze,silver,gold",
         ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CONTRACT_TIMEOUT_S,
-        check=False,
+        env,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "lake s3a://cardlake/pipeline" in run.stdout
     assert not (ROOT / "s3a:").exists()  # nothing written to a local folder named after the URI
-    done = subprocess.run(
+    done = _in_a_process(
         [sys.executable, "-c", FINGERPRINTS, str(built_lake.lake_root)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CONTRACT_TIMEOUT_S,
-        check=False,
+        env,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("FINGERPRINTS "))
