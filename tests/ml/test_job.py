@@ -109,7 +109,9 @@ def test_models_train_two_at_a_time_longest_first_and_propensity_waits_for_segme
     assert {n: results[n]["value"] for n in names} == {n: float(len(n)) for n in names}
     assert all(results[n]["wall_seconds"] >= 0.0 for n in names)
     starts = [e.removeprefix("start ") for e in events if e.startswith("start ")]
-    assert starts[:2] == ["fraud", "segmentation"]  # the longest and the chain it waits on
+    # the longest and the chain propensity waits on go first; which of the two threads records
+    # its start first is the scheduler's choice (the order itself is asserted one at a time below)
+    assert set(starts[:2]) == {"fraud", "segmentation"}
     assert events.index("start segmentation") < events.index("end fraud")
     assert events.index("end segmentation") < events.index("start propensity")
 
