@@ -119,72 +119,62 @@ def with_transaction_features(
     ``reports_df`` holds the fraud reports (``merchant_id``, ``fraud_reported_at``) the merchant
     feature counts; by default those of ``tx_df`` itself (batch). The stream passes silver's.
     """
-    df = tx_df.withColumn("epoch", F.col("ts").cast("long")).withColumn(
-        "amount_usd", F.coalesce(F.col("amount_usd"), F.lit(0.0))
+    # Two projections instead of a withColumn a feature: each withColumn analyses the whole plan
+    # again, and the stream builds this transform anew every micro-batch. withColumns keeps
+    # withColumn's output (a column replaced in place, the new ones appended in this order);
+    # the second projection reads the first's amount_usd, and the raw channel, state and
+    # is_night, as the chain did (it replaced channel and state last).
+    df = tx_df.withColumns(
+        {
+            "epoch": F.col("ts").cast("long"),
+            "amount_usd": F.coalesce(F.col("amount_usd"), F.lit(0.0)),
+        }
     )
     is_small = (F.col("amount_usd") < small_amount_usd).cast("int")
     is_failed = F.col("state").isin(*FAILED_STATES).cast("int")
+    history: dict[str, Column] = {}
     for h in hours:
         w = _backwards("instrument_id", h * 3600)
-        df = (
-            df.withColumn(f"tx_count_{h}h", F.count(F.lit(1)).over(w).cast("double"))
-            .withColumn(f"amount_sum_{h}h", F.coalesce(F.sum("amount_usd").over(w), F.lit(0.0)))
-            .withColumn(
-                f"small_count_{h}h", F.coalesce(F.sum(is_small).over(w), F.lit(0)).cast("double")
-            )
-        )
+        history[f"tx_count_{h}h"] = F.count(F.lit(1)).over(w).cast("double")
+        history[f"amount_sum_{h}h"] = F.coalesce(F.sum("amount_usd").over(w), F.lit(0.0))
+        history[f"small_count_{h}h"] = F.coalesce(F.sum(is_small).over(w), F.lit(0)).cast("double")
     w24 = _backwards("instrument_id", DAY)
     w30 = _backwards("instrument_id", 30 * DAY)
     ordered = Window.partitionBy("instrument_id").orderBy("epoch", "transaction_id")
     first_use = Window.partitionBy("customer_key", "device_id").orderBy("epoch", "transaction_id")
     by_customer = Window.partitionBy("customer_key").orderBy("epoch", "transaction_id")
     avg30 = F.avg("amount_usd").over(w30)
-    df = (
-        df.withColumn(
-            "failed_count_24h", F.coalesce(F.sum(is_failed).over(w24), F.lit(0)).cast("double")
-        )
-        .withColumn(
-            "night_count_24h",
-            F.coalesce(F.sum(F.col("is_night").cast("int")).over(w24), F.lit(0)).cast("double"),
-        )
-        .withColumn(
-            "distinct_merchants_24h", F.size(F.collect_set("merchant_id").over(w24)).cast("double")
-        )
-        .withColumn(
-            "log_gap_prev",
-            F.log1p(
+    df = df.withColumns(
+        {
+            **history,
+            "failed_count_24h": F.coalesce(F.sum(is_failed).over(w24), F.lit(0)).cast("double"),
+            "night_count_24h": F.coalesce(
+                F.sum(F.col("is_night").cast("int")).over(w24), F.lit(0)
+            ).cast("double"),
+            "distinct_merchants_24h": F.size(F.collect_set("merchant_id").over(w24)).cast("double"),
+            "log_gap_prev": F.log1p(
                 F.coalesce(F.col("epoch") - F.lag("epoch").over(ordered), F.lit(365 * DAY)).cast(
                     "double"
                 )
             ),
-        )
-        .withColumn(
-            "amount_ratio_30d",
-            F.col("amount_usd") / F.greatest(F.coalesce(avg30, F.col("amount_usd")), F.lit(1.0)),
-        )
-        .withColumn(
-            "is_new_device",
-            (
+            "amount_ratio_30d": F.col("amount_usd")
+            / F.greatest(F.coalesce(avg30, F.col("amount_usd")), F.lit(1.0)),
+            "is_new_device": (
                 F.col("device_id").isNotNull()
                 & (F.row_number().over(first_use) == 1)
                 & (F.row_number().over(by_customer) > 1)
             ).cast("double"),
-        )
-        .withColumn(
-            "ip_mismatch",
-            (
+            "ip_mismatch": (
                 F.col("ip_country").isNotNull() & (F.col("ip_country") != F.col("customer_country"))
             ).cast("double"),
-        )
-        .withColumn("log_amount", F.log1p(F.col("amount_usd")))
-        .withColumn("hour", F.hour("ts").cast("double"))
-        .withColumn("is_night_f", F.coalesce(F.col("is_night").cast("double"), F.lit(0.0)))
-        .withColumn(
-            "is_cross_border_f", F.coalesce(F.col("is_cross_border").cast("double"), F.lit(0.0))
-        )
-        .withColumn("is_debit", (F.col("direction") == "debit").cast("double"))
-        .withColumn("channel", F.coalesce(F.col("channel"), F.lit("unknown")))
-        .withColumn("state", F.coalesce(F.col("state"), F.lit("unknown")))
+            "log_amount": F.log1p(F.col("amount_usd")),
+            "hour": F.hour("ts").cast("double"),
+            "is_night_f": F.coalesce(F.col("is_night").cast("double"), F.lit(0.0)),
+            "is_cross_border_f": F.coalesce(F.col("is_cross_border").cast("double"), F.lit(0.0)),
+            "is_debit": (F.col("direction") == "debit").cast("double"),
+            "channel": F.coalesce(F.col("channel"), F.lit("unknown")),
+            "state": F.coalesce(F.col("state"), F.lit("unknown")),
+        }
     )
     reports = merchant_reports(tx_df, reports_df=reports_df)
     return df.join(reports, on=["merchant_id", "txn_date"], how="left").fillna(
