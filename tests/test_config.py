@@ -256,3 +256,25 @@ def test_a_section_of_another_file_sees_that_files_overrides(tmp_path: Path) -> 
         overrides={"model.window.end": "2030-01-31"},
     )
     assert settings.of(Window).end == settings.of(Model).window.end == dt.date(2030, 1, 31)
+
+
+@pytest.mark.parametrize(
+    ("root", "store", "local"),
+    [
+        ("/data/lake", False, "/data/lake"),
+        ("lake", False, "lake"),
+        ("file:///data/lake", False, "/data/lake"),
+        ("file:/data/lake", False, "/data/lake"),
+        ("s3a://bucket/lake", True, None),
+        ("gs://bucket/lake", True, None),
+    ],
+)
+def test_a_root_is_an_object_store_or_a_local_folder(root, store, local) -> None:
+    from cardlake.config import is_object_store, local_path
+
+    assert is_object_store(root) is store
+    if local is None:
+        with pytest.raises(ValueError, match="object store"):
+            local_path(root)
+    else:
+        assert local_path(root) == local

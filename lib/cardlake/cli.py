@@ -39,8 +39,10 @@ from cardlake.config import (
     ConfigError,
     Settings,
     default_env,
+    is_object_store,
     load_all,
     load_config,
+    local_path,
 )
 from cardlake.console import log_file_for, say, setup_logging
 from cardlake.errors import ConnectorMissing, JobFailed, LakeLocked
@@ -237,9 +239,9 @@ def _stage_options(args: argparse.Namespace) -> tuple[list[str] | None, dict[str
 def _log_dir(cfg: Config) -> Path:
     # Logs sit beside the lake they describe; a lake on object storage logs to a local folder.
     root = cfg.paths.lake_root
-    if "://" in root and not root.startswith("file://"):
+    if is_object_store(root):
         return Path(tempfile.gettempdir()) / "cardlake-logs"
-    return Path(root.removeprefix("file://")) / "_ops" / "logs"
+    return Path(local_path(root)) / "_ops" / "logs"
 
 
 def _run_command(args: argparse.Namespace) -> int:

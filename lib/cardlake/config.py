@@ -58,6 +58,21 @@ class PathsConfig:
     truth_root: str
 
 
+def is_object_store(uri: str) -> bool:
+    """Whether a lake, landing or output root names an object store (``s3a://bucket/...``),
+    not a local or mounted folder (a plain path, ``file:/...`` or ``file:///...``)."""
+    return "://" in uri and not uri.startswith("file:")
+
+
+def local_path(uri: str) -> str:
+    """The folder a local root names, without its ``file:`` prefix."""
+    if is_object_store(uri):
+        raise ValueError(f"{uri}: an object store, not a local folder")
+    if uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    return uri.removeprefix("file:")
+
+
 @dataclass(frozen=True)
 class SparkConfig:
     profile: Literal["local", "large", "test", "cluster"]

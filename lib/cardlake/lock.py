@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from cardlake.config import is_object_store, local_path
 from cardlake.errors import LakeLocked
 
 LOCK_NAME = "pipeline.lock"
@@ -47,12 +48,12 @@ S3_SCHEMES = ("s3a://", "s3://", "s3n://")
 
 def lock_path(lake_root: str) -> Path:
     """``<lake_root>/_ops/pipeline.lock`` of a local (or mounted) lake root."""
-    if "://" in lake_root and not lake_root.startswith("file://"):
+    if is_object_store(lake_root):
         raise LakeLocked(
             f"{lake_root}: the run lock needs a local or mounted lake root or S3; another "
             "object store needs a coordination service (see the README)"
         )
-    return Path(lake_root.removeprefix("file://")) / "_ops" / LOCK_NAME
+    return Path(local_path(lake_root)) / "_ops" / LOCK_NAME
 
 
 def _alive(pid: int) -> bool:

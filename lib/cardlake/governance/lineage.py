@@ -33,6 +33,7 @@ from openlineage.client.serde import Serde
 from pyspark.sql import types as T
 
 from cardlake.tables.base import TableError
+from cardlake.tables.catalog import committed_tables
 from cardlake.tables.layer import LAYERS
 
 if TYPE_CHECKING:
@@ -102,28 +103,16 @@ def _in_lake(name: str) -> bool:
 
 
 def lake_versions(tables: Tables) -> dict[str, int]:
-    """Every Delta table of the lake (``_ops.lineage`` aside) with its latest version.
-
-    The table layer lists no tables, so one glob of ``<lake_root>/<layer>/*/_delta_log``
-    through the session's Hadoop file system finds them (a local folder and an object store
-    alike); the layer gives each version.
-    """
-    spark = tables.spark
-    jvm = spark._jvm
-    assert jvm is not None  # a classic session, as every engine of the layer needs
-    pattern = jvm.org.apache.hadoop.fs.Path(
-        f"{tables.lake_root}/{{{','.join(LAYERS)}}}/*/_delta_log"
-    )
-    found = pattern.getFileSystem(spark._jsc.hadoopConfiguration()).globStatus(pattern) or []
+    """Every Delta table of the lake (``_ops.lineage`` aside) with its latest version (the
+    catalog's listing of a local folder or an object store; the layer gives each version)."""
     versions: dict[str, int] = {}
-    for status in found:
-        *_, layer, table, _log = str(status.getPath().toString()).rstrip("/").split("/")
+    for layer, table, _path in committed_tables(tables.spark, tables.lake_root, LAYERS):
         name = f"{layer}.{table}"
         if name == LINEAGE_TABLE:
             continue
         try:
             versions[name] = tables.version(name)
-        except TableError:  # a log folder without a first commit (a create that crashed)
+        except TableError:  # committed, but not a table this engine opens: no version to note
             continue
     return versions
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from cardlake.config import is_object_store, local_path
 from cardlake.errors import JobFailed
 from cardlake.quality.expectations import (
     DEFAULT_PANDAS_MAX_ROWS,
@@ -870,7 +871,7 @@ def with_rules(df: DataFrame, rules: Sequence[Rule]) -> DataFrame:
 def docs_dir(cfg: Config) -> str | None:
     """``<lake>/_ops/data_docs`` where the lake is a local folder (GE writes files only)."""
     root = cfg.paths.lake_root
-    return None if "://" in root else os.path.join(root, "_ops", "data_docs")
+    return None if is_object_store(root) else os.path.join(local_path(root), "_ops", "data_docs")
 
 
 def record(tables: Tables, outcomes: Sequence[ValidationOutcome], *, batch_prefix: str) -> None:

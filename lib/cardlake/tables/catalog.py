@@ -41,6 +41,8 @@ from pyspark.sql.datasource import (
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
+from cardlake.config import is_object_store, local_path
+
 if TYPE_CHECKING:
     from deltalake import DeltaTable
     from pyspark.sql import SparkSession
@@ -241,22 +243,30 @@ def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[s
     names = []
     for layer in SQL_LAYERS:
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
-    found = (
-        _committed_tables_on(spark, lake_root)
-        if "://" in lake_root and not lake_root.startswith("file:")
-        else _committed_tables(lake_root)
-    )
-    for layer, name, path in found:
+    for layer, name, path in committed_tables(spark, lake_root):
         register_table(spark, layer=layer, name=name, path=path, engine=engine)
         names.append(f"{layer}.{name}")
     return names
 
 
-def _committed_tables(lake_root: str) -> list[tuple[str, str, str]]:
-    """``(layer, name, path)`` of every table with a commit in a local lake, by name."""
-    root = lake_root.removeprefix("file://")
+def committed_tables(
+    spark: SparkSession, lake_root: str, layers: Sequence[str] = SQL_LAYERS
+) -> list[tuple[str, str, str]]:
+    """``(layer, name, path)`` of every table of ``layers`` with a commit, sorted.
+
+    The table layer has no list of tables: a local lake's folders are listed; an object
+    store's (``s3a://``) tables are found by one glob of their log files through the session's
+    Hadoop file system, which has the store's settings.
+    """
+    if is_object_store(lake_root):
+        return _committed_tables_on(spark, lake_root, layers)
+    return _committed_tables(lake_root, layers)
+
+
+def _committed_tables(lake_root: str, layers: Sequence[str]) -> list[tuple[str, str, str]]:
+    root = local_path(lake_root)
     found = []
-    for layer in SQL_LAYERS:
+    for layer in layers:
         folder = os.path.join(root, layer)
         if not os.path.isdir(folder):
             continue
@@ -267,14 +277,13 @@ def _committed_tables(lake_root: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def _committed_tables_on(spark: SparkSession, lake_root: str) -> list[tuple[str, str, str]]:
-    """:func:`_committed_tables` of a lake on an object store (``s3a://``): one glob of the
-    tables' log files through the session's Hadoop file system, which has the store's settings.
-    """
+def _committed_tables_on(
+    spark: SparkSession, lake_root: str, layers: Sequence[str]
+) -> list[tuple[str, str, str]]:
     jvm = spark._jvm
     assert jvm is not None  # a classic session
     root = lake_root.rstrip("/")
-    pattern = jvm.org.apache.hadoop.fs.Path(f"{root}/{{{','.join(SQL_LAYERS)}}}/*/_delta_log/*")
+    pattern = jvm.org.apache.hadoop.fs.Path(f"{root}/{{{','.join(layers)}}}/*/_delta_log/*")
     statuses = pattern.getFileSystem(spark._jsc.hadoopConfiguration()).globStatus(pattern) or []
     found = set()
     for status in statuses:

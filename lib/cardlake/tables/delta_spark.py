@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from cardlake.config import is_object_store
 from cardlake.tables.base import (
     ConcurrentModificationError,
     Idempotency,
@@ -65,7 +66,7 @@ def replace_where_clause(partitions: PartitionSpec) -> str:
 def _generated_columns(path: str) -> set[str]:
     # Spark's view of a Delta schema drops the generation expressions; the log keeps them.
     # Read with deltalake where the table is a local folder (elsewhere every column is required).
-    if "://" in path and not path.startswith("file:"):
+    if is_object_store(path):
         return set()
     from deltalake import DeltaTable as RsTable
 
