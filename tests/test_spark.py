@@ -217,3 +217,7 @@ def test_a_lake_on_s3_brings_hadoops_s3a_connector_at_the_hadoop_inside_pyspark(
         )
     )
     assert offline["spark.jars.packages"] == wanted
+    landing_only = profile_settings(
+        load_config("test", overrides={"paths.landing_root": "s3a://b/landing"})
+    )
+    assert wanted in landing_only["spark.jars.packages"].split(",")

@@ -219,10 +219,10 @@ def profile_settings(cfg: Config) -> dict[str, str]:
     settings.update(jvm_log_settings())
     extra = {k: str(v) for k, v in cfg.spark.conf.items()}
     # Packages asked for in spark.conf (a Kafka source, say) come beside the connector's, and a
-    # lake on S3 brings Hadoop's S3A connector (its endpoint and credentials are the user's:
-    # spark.conf's spark.hadoop.fs.s3a.* and the AWS environment).
+    # lake or landing zone on S3 brings Hadoop's S3A connector (its endpoint and credentials are
+    # the user's: spark.conf's spark.hadoop.fs.s3a.* and the AWS environment).
     wanted = [settings.get(PACKAGES_KEY, ""), *extra.pop(PACKAGES_KEY, "").split(",")]
-    if cfg.paths.lake_root.startswith("s3a://"):
+    if any(root.startswith("s3a://") for root in (cfg.paths.lake_root, cfg.paths.landing_root)):
         wanted.append(s3a_coordinates())
         settings.setdefault(IVY_KEY, ivy_dir())
     packages = ",".join(dict.fromkeys(p.strip() for p in wanted if p.strip()))

@@ -198,6 +198,69 @@ def test_the_run_lock_of_an_s3_lake_is_one_conditional_write(
         pass
 
 
+def _upload(endpoint: str, folder: Path, prefix: str) -> None:
+    import boto3
+
+    env = load_infra("s3/server.py").client_env(endpoint)
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_REGION"],
+    )
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = f"{prefix}/{path.relative_to(folder)}"
+        client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+
+
+def _landing_tree(root: Path) -> None:
+    # Two months of one source, a file still being written (dot name), a stray folder deeper
+    # than a month's, and another source beside it.
+    files = {
+        "cards/2025-01/cards_2025-01-01.csv": b"card_id,pan\n1,4111111111111111\n\n2,x\n",
+        "cards/2025-01/.cards_2025-01-02.csv": b"partial",
+        "cards/2025-01/old/cards_2024.csv": b"card_id\n9\n",
+        "cards/2025-02/cards_2025-02-01.csv": b"card_id,pan\n3,5500000000000004\n",
+        "cards/2025-02/empty.csv": b"",
+        "crm/2025-01/crm.json": b'{"id": 1}\n',
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+
+def test_landing_files_on_s3_are_found_and_read_as_in_a_local_folder(
+    s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    from cardlake.bronze.ingest import discover
+
+    s3 = load_infra("s3/server.py")
+    for name, value in s3.client_env(s3_server.endpoint).items():
+        monkeypatch.setenv(name, value)
+    local = tmp_path / "landing"
+    _landing_tree(local)
+    _upload(s3_server.endpoint, local, "landing")
+
+    def seen(root: str, months: list[str] | None = None) -> list[tuple[Any, ...]]:
+        return [
+            (f.rel_path, f.abs_path.removeprefix(root), f.size, f.digest, f.lines, f.not_text)
+            for f in discover(root, "cards", months, key=b"k")
+        ]
+
+    on_s3 = seen(f"s3a://{BUCKET}/landing")
+    assert [f[0] for f in on_s3] == [
+        "cards/2025-01/cards_2025-01-01.csv",
+        "cards/2025-02/cards_2025-02-01.csv",
+        "cards/2025-02/empty.csv",
+    ]
+    assert on_s3[0][1:] == ("/cards/2025-01/cards_2025-01-01.csv", 36, on_s3[0][3], 3, None)
+    assert on_s3 == seen(str(local))
+    assert seen(f"s3a://{BUCKET}/landing", ["2025-02"]) == seen(str(local), ["2025-02"])
+    assert discover(f"s3a://{BUCKET}/landing", "nothing-here", key=b"k") == []
+
+
 def test_a_lake_on_another_object_store_is_refused_by_the_lock() -> None:
     from cardlake.errors import LakeLocked
     from cardlake.lock import LakeLock
@@ -234,13 +297,15 @@ print("FINGERPRINTS " + json.dumps(out))
 def test_bronze_to_gold_on_an_s3a_lake_equals_the_local_run(
     s3_server: Any, built_lake: BuiltLake, tmp_path: Path
 ) -> None:
+    # The landing zone on the S3 server too: the whole chain reads and writes object storage.
+    _upload(s3_server.endpoint, built_lake.root / "landing", "landing")
     env = _s3_environment(
         tmp_path,
         s3_server.endpoint,
         tables={"engine": "delta-spark"},
         paths={
             "lake_root": f"s3a://{BUCKET}/pipeline",
-            "landing_root": str(built_lake.root / "landing"),
+            "landing_root": f"s3a://{BUCKET}/landing",
             "truth_root": str(built_lake.truth_root),
         },
         synth=dict(built_lake.world),

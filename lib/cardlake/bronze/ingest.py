@@ -40,7 +40,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
-from pathlib import Path
 from typing import Any
 
 from pyspark import StorageLevel
@@ -55,6 +54,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from cardlake.bronze import landing
 from cardlake.bronze import readers as R
 from cardlake.bronze.checks import (
     REASON,
@@ -284,7 +284,7 @@ def _record_checked(
 
 def _hex_digest(path: str, digest: Any) -> str:
     # The file's bytes through ``digest`` (a hashlib or hmac object), read in chunks.
-    with open(path, "rb") as fh:
+    with landing.open_input(path) as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
     return str(digest.hexdigest())
@@ -303,15 +303,15 @@ def _plain_sha256(path: str) -> str | None:
         return None
 
 
-def landed_file(path: Path, source: str, month: str, *, key: bytes) -> LandedFile:
+def landed_file(found: landing.Landed, source: str, *, key: bytes) -> LandedFile:
     """A landing file with its keyed digest, its non-blank line count and whether it is text at
     all (one read of its bytes, in the driver: no Spark pass over every file for these)."""
-    data = path.read_bytes()
+    data = landing.read_bytes(found.uri)
     return LandedFile(
-        rel_path=f"{source}/{month}/{path.name}",
-        abs_path=str(path),
+        rel_path=f"{source}/{found.month}/{found.name}",
+        abs_path=found.uri,
         source=source,
-        month=month,
+        month=found.month,
         size=len(data),
         digest=hmac.new(key, data, hashlib.sha256).hexdigest(),
         lines=R.count_nonblank_lines(data),
@@ -323,19 +323,11 @@ def discover(
     landing_root: str, source: str, months: Sequence[str] | None = None, *, key: bytes
 ) -> list[LandedFile]:
     """The landing files of ``source`` (all months, or ``months``), sorted by path, with their
-    digests keyed by ``key`` (the token key)."""
-    base = Path(landing_root) / source
-    if not base.is_dir():
-        return []
-    out = []
-    for month_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        if months and month_dir.name not in months:
-            continue
-        for f in sorted(p for p in month_dir.iterdir() if p.is_file()):
-            if f.name.startswith("."):  # files still being written land under a dot name
-                continue
-            out.append(landed_file(f, source, month_dir.name, key=key))
-    return out
+    digests keyed by ``key`` (the token key). The landing root may be a local folder or an
+    object store (:mod:`cardlake.bronze.landing`); files still being written land under a dot
+    name and are left for a later run."""
+    found = landing.month_files(landing_root, source, set(months) if months else None)
+    return [landed_file(f, source, key=key) for f in found]
 
 
 def plan_files(
@@ -394,7 +386,7 @@ def _parse_feed(
     the reason; its rows stay in the output (the caller drops them after the line accounting).
     """
     source_cfg = settings.sources[contract.name]
-    files_df = R.read_files(spark, [f.abs_path for f in files])
+    files_df = R.read_files(spark, [f.abs_path for f in files], sizes=[f.size for f in files])
     for f in files:
         if f.not_text is not None:
             failed.setdefault(f.rel_path, f.not_text)
@@ -880,7 +872,9 @@ def _accounting_failures(
         try:
             after = file_digest(f.abs_path, key)
         except OSError as exc:
-            failed[f.rel_path] = f"the file vanished while being ingested ({exc.strerror})"
+            failed[f.rel_path] = (
+                f"the file vanished while being ingested ({exc.strerror or type(exc).__name__})"
+            )
             continue
         if after != f.digest:
             failed[f.rel_path] = (

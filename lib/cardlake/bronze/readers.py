@@ -210,16 +210,23 @@ READ_GROUP_BYTES = 64 << 20
 
 
 def read_files(
-    spark: SparkSession, paths: Sequence[str], *, group_bytes: int = READ_GROUP_BYTES
+    spark: SparkSession,
+    paths: Sequence[str],
+    *,
+    sizes: Sequence[int] | None = None,
+    group_bytes: int = READ_GROUP_BYTES,
 ) -> DataFrame:
     """One row per file: ``_source_file`` (relative: <source>/<month>/<file>) and its bytes.
 
     Files are read together (one read for a source's daily files) up to ``group_bytes`` a read.
+    ``sizes`` are the files' sizes as listed (a landing zone on an object store); without them
+    the paths are local files.
     """
+    if sizes is None:
+        sizes = [os.path.getsize(p) if os.path.exists(p) else 0 for p in paths]
     groups: list[list[str]] = [[]]
     size = 0
-    for path in paths:
-        n = os.path.getsize(path) if os.path.exists(path) else 0
+    for path, n in zip(paths, sizes, strict=True):
         if groups[-1] and size + n > group_bytes:
             groups.append([])
             size = 0
