@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from cardlake.stream.job import ALERTS_TABLE, QUARANTINE_TABLE, SCORED_TABLE, StreamSettings, start
 from tests.integration.test_stream import _check_outputs, _copy, land_file_events
@@ -64,6 +65,10 @@ def test_a_big_batch_joins_and_its_replay_after_a_crash_commits_nothing_twice(
     written = tables.read(SCORED_TABLE).select("batch_id").distinct().collect()
     assert len(written) == 1, "the test's events should make one micro-batch"
     batch_id = int(written[0]["batch_id"])
+    for table in (SCORED_TABLE, ALERTS_TABLE):  # one file a month per batch, not one a task
+        files = tables.read(table).groupBy("month").agg(F.count_distinct("_metadata.file_path"))
+        per_month = {r[0]: r[1] for r in files.collect()}
+        assert len(per_month) >= 1 and per_month == dict.fromkeys(per_month, 1), (table, per_month)
     versions = {t: tables.version(t) for t in (SCORED_TABLE, ALERTS_TABLE, QUARANTINE_TABLE)}
     checkpoint = Path(lake.cfg.lake_path("_checkpoints", settings.name)) / "alerts"
     _forget_commits_from(checkpoint, batch_id)

@@ -763,7 +763,9 @@ class AlertSink:
                 table,
             )
             return
-        self.tables.append(table, df, partition_by=["month"])
+        # One task writes the batch (a file a month, not one per cached partition): each file
+        # costs a Parquet writer and its statistics in the log, and readers open one per file.
+        self.tables.append(table, df.coalesce(1), partition_by=["month"])
 
     def _has_batch(self, table: str, batch_id: int) -> bool:
         # Delta's file statistics on batch_id leave the files of other batches unread.
