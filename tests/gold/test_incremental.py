@@ -9,7 +9,7 @@ what a full build of the changed silver writes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -77,7 +77,7 @@ def _assert_rewritten(tables: Tables, before: dict[str, int], months: list[str])
     for name in MONTHLY_TABLES:
         changes = tables.changes_since(f"gold.{name}", before[f"gold.{name}"])
         assert not changes.whole_table, name
-        rewritten[name] = sorted(p["month"] for p in changes.partitions)
+        rewritten[name] = sorted((p["month"] for p in changes.partitions), key=str)
     assert rewritten["fact_transactions"] == months
     assert all(set(got) <= set(months) for got in rewritten.values()), rewritten
 
@@ -178,7 +178,7 @@ def test_a_changed_month_recomputes_the_months_it_reaches(
 
 
 def test_a_reference_table_or_a_new_recipe_rebuilds_everything(
-    spark: SparkSession, lake: tuple[Tables, Path]
+    spark: SparkSession, lake: tuple[Tables, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tables, root = lake
     merchants = tables.read("silver.merchants").localCheckpoint()
@@ -188,6 +188,16 @@ def test_a_reference_table_or_a_new_recipe_rebuilds_everything(
     assert plan.reason == "silver.merchants: its rows changed"
     _same_as_full_build(spark, tables, root, "merchants")
 
+    # The rebuilds of a new recipe: what refresh plans and asks of build_gold, not the builds
+    # themselves (two full builds; the full build's result is compared just above).
+    builds: list[tuple[GoldConfig, tuple[str, ...], bool]] = []
+
+    def build(
+        tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full: bool, **_: object
+    ) -> None:
+        builds.append((gcfg, tuple(months), full))
+
+    monkeypatch.setattr(gold_job, "build_gold", build)
     other = dataclasses.replace(
         SHORT, revenue=dataclasses.replace(SHORT.revenue, fx_margin_rate=0.01)
     )
@@ -195,6 +205,7 @@ def test_a_reference_table_or_a_new_recipe_rebuilds_everything(
     assert (plan.mode, plan.reason) == ("full", "its code or settings changed")
     plan, _ = _step(tables, SHORT)  # and back: the recorded recipe is the other one now
     assert plan.mode == "full"
+    assert builds == [(other, MONTHS, True), (SHORT, MONTHS, True)]
 
 
 @pytest.mark.integration
