@@ -49,7 +49,7 @@ def entries(
 ) -> list[Entry]:
     """One entry per column of every table of ``layers``; unclassified columns have None."""
     out = []
-    for name in lake_tables(tables.lake_root):
+    for name in lake_tables(tables.lake_root, spark=tables.spark):
         if name.partition(".")[0] not in layers:
             continue
         for field in tables.schema(name).fields:

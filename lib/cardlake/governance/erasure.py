@@ -42,15 +42,16 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cardlake.governance import suppression
+from cardlake.tables.catalog import committed_tables
+from cardlake.tables.layer import LAYERS
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
     from cardlake.tables import Tables
 
 AUDIT_TABLE = "_ops.erasure_audit"
 ERASED = "[erased]"
-LAKE_LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
 # Tables erasure writes to itself: their rows hold digests, never identifiers.
 OWN_TABLES = (suppression.SUPPRESSION_TABLE, AUDIT_TABLE)
 MIN_TOKEN_CHARS = 4  # shorter identifiers would match inside unrelated text
@@ -316,16 +317,11 @@ def _census(df: DataFrame, tests: _Tests, pattern: str) -> tuple[int, int]:
     return int(removed), int(unreferenced)
 
 
-def lake_tables(lake_root: str) -> list[str]:
-    """Every Delta table under the lake, as ``layer.table``."""
-    found = []
-    for layer in LAKE_LAYERS:
-        folder = Path(lake_root) / layer
-        if folder.is_dir():
-            found += [
-                f"{layer}.{p.name}" for p in sorted(folder.iterdir()) if (p / "_delta_log").is_dir()
-            ]
-    return found
+def lake_tables(lake_root: str, *, spark: SparkSession | None = None) -> list[str]:
+    """Every Delta table of the lake, as ``layer.table`` (``spark`` lists an object store)."""
+    return [
+        f"{layer}.{name}" for layer, name, _ in committed_tables(lake_root, LAYERS, spark=spark)
+    ]
 
 
 def purge_history(path: str) -> int:
@@ -419,7 +415,7 @@ def erase(
     tokens = person.tokens()
     result = ErasureResult(request_id=str(uuid.uuid4()))
     pattern = _token_pattern(tokens)
-    for name in lake_tables(tables.lake_root):
+    for name in lake_tables(tables.lake_root, spark=tables.spark):
         if name in OWN_TABLES:
             continue
         df = tables.read(name)

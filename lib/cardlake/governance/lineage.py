@@ -106,7 +106,7 @@ def lake_versions(tables: Tables) -> dict[str, int]:
     """Every Delta table of the lake (``_ops.lineage`` aside) with its latest version (the
     catalog's listing of a local folder or an object store; the layer gives each version)."""
     versions: dict[str, int] = {}
-    for layer, table, _path in committed_tables(tables.spark, tables.lake_root, LAYERS):
+    for layer, table, _path in committed_tables(tables.lake_root, LAYERS, spark=tables.spark):
         name = f"{layer}.{table}"
         if name == LINEAGE_TABLE:
             continue

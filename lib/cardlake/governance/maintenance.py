@@ -32,7 +32,7 @@ def maintain(
 ) -> list[Maintained]:
     """Compacts and vacuums every Delta table of the lake (or only ``only``)."""
     done = []
-    for name in lake_tables(tables.lake_root):
+    for name in lake_tables(tables.lake_root, spark=tables.spark):
         if only and name != only:
             continue
         hours = governance.retention_hours[name.partition(".")[0]]

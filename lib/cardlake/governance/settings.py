@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from cardlake.config import ConfigError, load_settings
+from cardlake.tables.layer import LAYERS as LAKE_LAYERS
 
 GOVERNANCE_CONF_NAME = "governance"
-LAKE_LAYERS = ("bronze", "silver", "gold", "_quarantine", "_ops")
 
 Classification = Literal["none", "personal", "sensitive", "card"]
 Mask = Literal["keep", "initials", "email", "phone", "last_two", "year", "redact", "nullify"]

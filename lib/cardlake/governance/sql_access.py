@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from cardlake.errors import ConnectorMissing
 from cardlake.governance.masking import mask_sql, quote
 from cardlake.governance.settings import GovernanceSettings, SqlAccessSettings
-from cardlake.tables.catalog import SQL_LAYERS, mirror_latest, source_for
+from cardlake.tables.catalog import SQL_LAYERS, committed_tables, mirror_latest, source_for
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -171,18 +171,11 @@ def with_guard(settings: dict[str, str], jar: Path) -> dict[str, str]:
 
 def _lake_tables(lake_root: str) -> list[tuple[str, str, str]]:
     # (schema, table, path): the SQL layers, and the published _ops tables as schema "ops".
-    found = []
-    for layer in (*SQL_LAYERS, "_ops"):
-        folder = os.path.join(lake_root, layer)
-        if not os.path.isdir(folder):
-            continue
-        for name in sorted(os.listdir(folder)):
-            path = os.path.join(folder, name)
-            if layer == "_ops" and name not in OPS_TABLES:
-                continue
-            if os.path.isdir(os.path.join(path, "_delta_log")):
-                found.append(("ops" if layer == "_ops" else layer, name, path))
-    return found
+    return [
+        ("ops" if layer == "_ops" else layer, name, path)
+        for layer, name, path in committed_tables(lake_root, (*SQL_LAYERS, "_ops"))
+        if layer != "_ops" or name in OPS_TABLES
+    ]
 
 
 def _location(path: str) -> str:

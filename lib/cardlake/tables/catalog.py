@@ -243,22 +243,24 @@ def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[s
     names = []
     for layer in SQL_LAYERS:
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
-    for layer, name, path in committed_tables(spark, lake_root):
+    for layer, name, path in committed_tables(lake_root, spark=spark):
         register_table(spark, layer=layer, name=name, path=path, engine=engine)
         names.append(f"{layer}.{name}")
     return names
 
 
 def committed_tables(
-    spark: SparkSession, lake_root: str, layers: Sequence[str] = SQL_LAYERS
+    lake_root: str, layers: Sequence[str] = SQL_LAYERS, *, spark: SparkSession | None = None
 ) -> list[tuple[str, str, str]]:
     """``(layer, name, path)`` of every table of ``layers`` with a commit, sorted.
 
     The table layer has no list of tables: a local lake's folders are listed; an object
-    store's (``s3a://``) tables are found by one glob of their log files through the session's
+    store's (``s3a://``) tables are found by one glob of their log files through ``spark``'s
     Hadoop file system, which has the store's settings.
     """
     if is_object_store(lake_root):
+        if spark is None:
+            raise ValueError(f"{lake_root}: listing an object store's tables needs a session")
         return _committed_tables_on(spark, lake_root, layers)
     return _committed_tables(lake_root, layers)
 
