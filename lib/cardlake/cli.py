@@ -322,7 +322,13 @@ def _stream(settings: Settings, args: argparse.Namespace) -> None:
     from cardlake.synth.params import SynthParams
     from cardlake.synth.sources import EVENTS_DIR
 
-    out = Path(settings.config.paths.landing_root) / EVENTS_DIR
+    root = settings.config.paths.landing_root
+    if is_object_store(root):
+        raise ConfigError(
+            f"paths.landing_root {root}: the event generator writes to a local landing folder "
+            "(give --landing-root a folder; the stream job itself reads events from either)"
+        )
+    out = Path(local_path(root)) / EVENTS_DIR
     s = stream(
         landing_dir=out,
         params=settings.of(SynthParams),

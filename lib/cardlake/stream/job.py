@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cardlake.config import Config
+from cardlake.config import Config, is_object_store, local_path
 from cardlake.errors import JobFailed
 from cardlake.stream import events as E
 from cardlake.stream.velocity import (
@@ -231,7 +231,8 @@ def read_source(spark: SparkSession, settings: StreamSettings, events_dir: str) 
             F.col("timestamp").alias("broker_time"),
             F.format_string("kafka:%s/%d/%d", "topic", "partition", "offset").alias("source"),
         )
-    Path(events_dir).mkdir(parents=True, exist_ok=True)
+    if not is_object_store(events_dir):  # Spark's file source needs the folder to exist
+        Path(local_path(events_dir)).mkdir(parents=True, exist_ok=True)
     reader = spark.readStream.format("text")
     if settings.max_per_trigger:
         reader = reader.option("maxFilesPerTrigger", str(settings.max_per_trigger))
@@ -935,7 +936,7 @@ def start(spark: SparkSession, cfg: Config, tables: Tables, settings: StreamSett
     )
     champion.current()  # fail at start, not in the first batch, when there is no champion
     ref = load_reference(tables)
-    events_dir = settings.events_dir or str(Path(cfg.paths.landing_root) / "events")
+    events_dir = settings.events_dir or f"{cfg.paths.landing_root.rstrip('/')}/events"
     checkpoints = cfg.lake_path("_checkpoints", settings.name)
     parsed = read_source(spark, settings, events_dir).transform(E.with_parsed_events)
     good = (
