@@ -58,6 +58,9 @@ class PathsConfig:
     truth_root: str
 
 
+S3_SCHEMES = ("s3a://", "s3://", "s3n://")  # the schemes S3's clients (Hadoop, boto3, Arrow) use
+
+
 def is_object_store(uri: str) -> bool:
     """Whether a lake, landing or output root names an object store (``s3a://bucket/...``),
     not a local or mounted folder (a plain path, ``file:/...`` or ``file:///...``)."""

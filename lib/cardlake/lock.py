@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from cardlake.config import is_object_store, local_path
+from cardlake.config import S3_SCHEMES, is_object_store, local_path
 from cardlake.errors import LakeLocked
 
 LOCK_NAME = "pipeline.lock"
@@ -41,9 +41,6 @@ class Holder:
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host} since {self.started_at} ({self.command})"
-
-
-S3_SCHEMES = ("s3a://", "s3://", "s3n://")
 
 
 def lock_path(lake_root: str) -> Path:

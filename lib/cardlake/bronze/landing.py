@@ -9,6 +9,7 @@ the same files by their URI through Hadoop's file system of the scheme.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +17,7 @@ from urllib.parse import urlparse
 
 from pyarrow import fs as pafs
 
-from cardlake.config import is_object_store, local_path
-
-S3_SCHEMES = ("s3a://", "s3://", "s3n://")
+from cardlake.config import S3_SCHEMES, is_object_store, local_path
 
 
 @dataclass(frozen=True)
@@ -32,12 +31,17 @@ class Landed:
 
 
 def _s3() -> pafs.S3FileSystem:
-    options: dict[str, Any] = {}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return _s3_at(endpoint, os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+
+
+@functools.lru_cache(maxsize=4)
+def _s3_at(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
+    # One client per endpoint, not one per file read (a landing zone has a thousand files).
+    options: dict[str, Any] = {}
     if endpoint:
         parsed = urlparse(endpoint)
         options.update(endpoint_override=parsed.netloc, scheme=parsed.scheme or "https")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         options["region"] = region
     return pafs.S3FileSystem(**options)
