@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.infra.services import load_job
 
 # Twenty people; seven of them appear twice, spelt differently (column "who" is the truth).
 PEOPLE = Path(__file__).parent / "data" / "people.csv"
 MAPPING = Path(__file__).parent / "data" / "people_mapping.yaml"
-
-
-def _job() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "resolve_entities_job", ROOT / "jobs" / "resolve_entities.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
@@ -32,7 +20,7 @@ def test_dedupes_an_unseen_csv_with_its_own_mapping(spark: SparkSession, tmp_pat
     people, mapping = PEOPLE, MAPPING
     out = tmp_path / "entities.csv"
 
-    code = _job().main(
+    code = load_job("resolve_entities.py").main(
         ["--env", "test", "--input", str(people), "--mapping", str(mapping), "--output", str(out)]
     )
 
@@ -56,7 +44,7 @@ def test_bad_mapping_is_a_usage_error(spark: SparkSession, tmp_path: Path) -> No
     people = PEOPLE
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("given_name: forename\nshoe_size: zip\n")
-    code = _job().main(
+    code = load_job("resolve_entities.py").main(
         [
             "--env",
             "test",

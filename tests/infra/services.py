@@ -34,11 +34,12 @@ INFRA = ROOT / "infra"
 FLOAT_DIGITS = 6
 
 
-def load_infra(relative: str) -> ModuleType:
-    """Imports ``infra/<relative>`` (a script) as a module."""
-    path = INFRA / relative
+def load_script(path: Path) -> ModuleType:
+    """Imports a script of the project (under ``infra/`` or ``jobs/``, not a package) as a
+    module, once per test run."""
+    relative = path.relative_to(ROOT)
     # By its path, not its stem: infra/mlflow/server.py and infra/s3/server.py are two modules.
-    name = "cardlake_infra_" + "_".join(Path(relative).with_suffix("").parts)
+    name = "cardlake_script_" + "_".join(relative.with_suffix("").parts)
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -47,6 +48,16 @@ def load_infra(relative: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_infra(relative: str) -> ModuleType:
+    """Imports ``infra/<relative>`` (a script) as a module."""
+    return load_script(INFRA / relative)
+
+
+def load_job(name: str) -> ModuleType:
+    """Imports ``jobs/<name>`` (a job's script) as a module."""
+    return load_script(ROOT / "jobs" / name)
 
 
 def free_port() -> int:

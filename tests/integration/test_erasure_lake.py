@@ -10,7 +10,6 @@ banking delivers however a clerk typed it: the scan looks for every spelling.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -31,6 +30,7 @@ from cardlake.governance.erasure import lake_tables
 from cardlake.silver.customers import PERSON_SOURCES
 from cardlake.synth import vocab as V
 from tests.governance.lake_scan import records_in_lake, values_in_lake
+from tests.infra.services import load_job
 from tests.lake_fixture import BuiltLake, copy_lake
 
 # Minutes, not seconds: the erasure rewrites the ~35 of 73 tables holding the person, the scans
@@ -48,16 +48,6 @@ REDELIVERED = (*PERSON_SOURCES, "service_interactions")
 NAME_VOCABULARIES = ("FIRST_NAMES_F", "FIRST_NAMES_M", "LAST_NAMES", "NICKNAMES")
 CLI_TIMEOUT_SECONDS = 1800
 NOTHING = {"names": 0, "birth": 0, "identifiers": 0, "record_ids": 0, "national_id": 0}
-
-
-def _job():
-    spec = importlib.util.spec_from_file_location(
-        "erase_person", PROJECT_ROOT / "jobs" / "erase_person.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _word(value: str) -> re.Pattern[str]:
@@ -367,7 +357,7 @@ def _erase_everywhere(spark: SparkSession, lake: BuiltLake) -> None:
     assert before["national_id"] > 0
     others_before = _others(spark, lake, person.customer_key)
 
-    code = _job().main(
+    code = load_job("erase_person.py").main(
         [
             "--env",
             lake.env,

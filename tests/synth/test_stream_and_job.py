@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 
 from cardlake.synth import SynthParams, stream
+from tests.infra.services import load_job
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = SynthParams(seed=3, n_customers=60)
-
-
-def _job() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "generate_data", ROOT / "jobs" / "generate_data.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_stream_writes_bounded_json_event_files(tmp_path: Path) -> None:
@@ -89,14 +78,14 @@ def conf_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_job_writes_one_month_and_exits_0(conf_dir: Path) -> None:
-    assert _job().main(["--env", "local", "--month", "2024-02"]) == 0
+    assert load_job("generate_data.py").main(["--env", "local", "--month", "2024-02"]) == 0
     months = {p.name for p in (conf_dir / "landing" / "crm_customers").iterdir()}
     assert months == {"2024-02"}
     assert (conf_dir / "truth" / "persons" / "part-0.parquet").is_file()
 
 
 def test_job_stream_writes_events_under_landing(conf_dir: Path) -> None:
-    assert _job().main(["--stream", "--rate", "0", "--max-events", "7"]) == 0
+    assert load_job("generate_data.py").main(["--stream", "--rate", "0", "--max-events", "7"]) == 0
     lines = [
         x for f in (conf_dir / "landing" / "events").iterdir() for x in f.read_text().splitlines()
     ]
@@ -115,5 +104,5 @@ def test_job_stream_writes_events_under_landing(conf_dir: Path) -> None:
     ],
 )
 def test_job_rejects_bad_arguments_with_exit_2(conf_dir: Path, argv: list[str]) -> None:
-    assert _job().main(argv) == 2
+    assert load_job("generate_data.py").main(argv) == 2
     assert not (conf_dir / "landing").exists()
