@@ -47,6 +47,17 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A job in processes of its own (the cluster's spark-submit) runs beside the other tests:
+    # the test that starts it first, the tests that wait for its result last.
+    def place(item: pytest.Item) -> int:
+        if item.get_closest_marker("starts_job"):
+            return 0
+        return 2 if item.get_closest_marker("waits_for_job") else 1
+
+    items.sort(key=place)  # stable: the order within each part is pytest's
+
+
 def delta_spark_missing() -> str:
     """Why the delta-spark engine is not loaded, as the session build recorded it."""
     status = connector_status()
