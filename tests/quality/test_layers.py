@@ -24,6 +24,7 @@ from cardlake.quality.layers import (
     _fk,
     _unique,
     check_tables,
+    checked_columns,
     raise_on_critical,
     run_suites,
     suites_for,
@@ -92,6 +93,41 @@ def test_keys_foreign_keys_and_cross_field_rules(spark: SparkSession, rs_tables:
         ("ExpectColumnValuesToBeInSet", False),
         ("ExpectCompoundColumnsToBeUnique", True),
     ]
+
+
+def test_a_suite_checks_only_the_columns_it_reads_with_the_same_results(spark: SparkSession):
+    from cardlake.quality.expectations import Check, Validator
+
+    df = spark.createDataFrame(
+        [
+            ("CK1", 10.0, "2025-01", "note a"),
+            ("CK1", -1.0, "2025-13", "note b"),  # a duplicate key, a negative, a bad month
+            (None, None, None, None),
+        ],
+        "customer_key string, amount double, month string, note string",
+    )
+    checks = [
+        Check("ExpectColumnValuesToBeUnique", {"column": "customer_key"}),
+        Check("ExpectColumnValuesToBeBetween", {"column": "amount", "min_value": 0}),
+        Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["customer_key", "month"]}),
+        Check("ExpectTableRowCountToEqual", {"value": 2}, critical=False),
+    ]
+
+    projected = checked_columns(df, checks)
+
+    assert projected.columns == ["customer_key", "amount", "month"]  # "note" is read by none
+    checker = Validator()
+    whole = checker.validate(df, "t_whole", checks)
+    part = checker.validate(projected, "t_part", checks)
+    assert [(r.success, r.observed) for r in part.results] == [
+        (r.success, r.observed) for r in whole.results
+    ]
+    assert [r.success for r in part.results] == [False, False, True, False]
+    assert '"observed_value": 3' in part.results[3].observed
+    table_level = [*checks, Check("ExpectTableColumnsToMatchSet", {"column_set": ["note"]})]
+    assert checked_columns(df, table_level).columns == df.columns
+    row_count_only = [Check("ExpectTableRowCountToEqual", {"value": 3})]
+    assert checked_columns(df, row_count_only).columns == df.columns
 
 
 def test_interactions_suite_passes_clean_data_and_fails_resolution_before_opening(
