@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import threading
+
 import mlflow
 import pytest
 
-from cardlake.ml import run_all
+from cardlake.ml import job, run_all
+from cardlake.threads import in_parallel
 from tests.ml import fakes
+
+
+def test_two_models_at_once_each_label_their_own_jobs(spark):
+    # Both threads set their model's name before either reads it: with one Properties object
+    # shared between the pool's threads (pyspark's default), both would read the later name.
+    both_set = threading.Barrier(2, timeout=60)
+    both_read = threading.Barrier(2, timeout=60)
+
+    def label(name: str) -> str | None:
+        with job.model_jobs(spark, name):
+            both_set.wait()
+            seen = spark.sparkContext.getLocalProperty(job.MODEL_PROPERTY)
+            both_read.wait()
+        return seen
+
+    assert in_parallel(label, ["fraud", "segmentation"], threads=2) == ["fraud", "segmentation"]
+    assert spark.sparkContext.getLocalProperty(job.MODEL_PROPERTY) is None
 
 
 @pytest.mark.slow

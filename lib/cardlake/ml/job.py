@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
@@ -34,6 +35,7 @@ RUNNERS: dict[str, ModelRunner] = {
     "propensity": propensity.run_propensity,
 }
 MODELS = tuple(RUNNERS)
+MODEL_PROPERTY = "cardlake.model"  # a Spark local property: the model a job trains
 # A model that reads a table another model writes starts once that model has finished:
 # propensity ranks campaign targets by the latest month's segments.
 AFTER: dict[str, str] = {"propensity": "segmentation"}
@@ -91,9 +93,10 @@ def run(
             raise JobFailed(f"ml {name} not run: {', '.join(sorted(failed))} failed")
         started = time.perf_counter()
         try:
-            result = RUNNERS[name](
-                tables.spark, settings.config, tables=tables, settings=ml, tracker=tracker
-            )
+            with model_jobs(tables.spark, name):
+                result = RUNNERS[name](
+                    tables.spark, settings.config, tables=tables, settings=ml, tracker=tracker
+                )
         except BaseException:
             failed.add(name)
             raise
@@ -108,6 +111,26 @@ def run(
     results = {name: trained[name] for name in RUNNERS if name in trained}
     check_tables(tables, settings.config, TABLES)
     return results
+
+
+@contextmanager
+def model_jobs(spark: SparkSession, name: str) -> Iterator[None]:
+    """The Spark jobs started inside (and in threads started inside) carry the model's name as
+    the local property :data:`MODEL_PROPERTY`, so an event log's jobs can be summed per model
+    (``bench/bench_ml.py``).
+
+    pyspark's ``inheritable_thread_target`` hands every thread of a pool one shared Java
+    ``Properties`` object: the thread takes a copy of its own first, else the model trained
+    beside it would relabel its jobs.
+    """
+    context = spark.sparkContext
+    jvm_context = context._jsc.sc()
+    jvm_context.setLocalProperties(jvm_context.getLocalProperties().clone())
+    context.setLocalProperty(MODEL_PROPERTY, name)
+    try:
+        yield
+    finally:
+        context.setLocalProperty(MODEL_PROPERTY, None)  # type: ignore[arg-type]
 
 
 def run_all(
