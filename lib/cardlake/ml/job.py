@@ -114,15 +114,19 @@ def run(
 
 
 @contextmanager
-def model_jobs(spark: SparkSession, name: str) -> Iterator[None]:
+def model_jobs(spark: SparkSession | None, name: str) -> Iterator[None]:
     """The Spark jobs started inside (and in threads started inside) carry the model's name as
     the local property :data:`MODEL_PROPERTY`, so an event log's jobs can be summed per model
     (``bench/bench_ml.py``).
 
     pyspark's ``inheritable_thread_target`` hands every thread of a pool one shared Java
     ``Properties`` object: the thread takes a copy of its own first, else the model trained
-    beside it would relabel its jobs.
+    beside it would relabel its jobs. Without a session (the stage run around fake models in
+    the tests) there is nothing to label.
     """
+    if spark is None:
+        yield
+        return
     context = spark.sparkContext
     jvm_context = context._jsc.sc()
     jvm_context.setLocalProperties(jvm_context.getLocalProperties().clone())
