@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cardlake.config import ConfigError
@@ -15,8 +17,19 @@ def test_shipped_settings_load_with_the_test_overlay():
     assert local.risk.bins["fraud_contacts_6m"].reason == "fraud history"
 
 
+# segmentation's k_min line, whatever its value (a count of 1 is checked, so that a changed
+# line fails here rather than leaving the file unchanged and the test vacuous)
+K_MIN_LINE = re.compile(r"^  k_min: \d+", flags=re.MULTILINE)
+
+
+def edited(replacement: str) -> str:
+    text, count = K_MIN_LINE.subn(replacement, ML_CONF.read_text(), count=1)
+    assert count == 1, "conf/ml.yaml has no segmentation k_min line"
+    return text
+
+
 def test_unknown_key_names_key_and_file(tmp_path):
-    text = ML_CONF.read_text().replace("  k_min: 3", "  k_minn: 4\n  k_min: 3", 1)
+    text = edited("  k_minn: 4\n  k_min: 4")
     path = tmp_path / "ml.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=r"ml\.yaml: segmentation\.k_minn: unknown key"):
@@ -25,6 +38,6 @@ def test_unknown_key_names_key_and_file(tmp_path):
 
 def test_wrong_type_is_refused(tmp_path):
     path = tmp_path / "ml.yaml"
-    path.write_text(ML_CONF.read_text().replace("  k_min: 3", "  k_min: three", 1))
+    path.write_text(edited("  k_min: three"))
     with pytest.raises(ConfigError, match=r"segmentation\.k_min: must be int"):
         load_ml_settings("local", path)
