@@ -35,6 +35,7 @@ from cardlake.ml.common import (
     with_time_split,
 )
 from cardlake.ml.settings import GbtGrid, LrGrid
+from cardlake.threads import in_parallel
 
 log = logging.getLogger("cardlake.ml")
 
@@ -95,6 +96,7 @@ class Candidate:
     fitted: Fitted
     scored: dict[str, DataFrame]
     curves: dict[str, metrics.Curve]
+    calibration: pd.DataFrame | None = None  # on the task's calibration part, if it has one
 
 
 @dataclass
@@ -159,15 +161,23 @@ def train_and_register(
     }
     calibration: dict[str, pd.DataFrame] = {}
     kept: dict[str, dict[str, DataFrame]] = {part: {} for part in task.keep_scored}
-    for kind in KINDS:
-        candidate = fit_candidate(task, kind, fit_df=fit_df, valid_df=valid_df, parts=parts)
+
+    def fit(kind: str) -> Candidate:
+        return fit_candidate(task, kind, fit_df=fit_df, valid_df=valid_df, parts=parts)
+
+    # Both kinds at once, as the grid points of one kind are: a fit is a chain of short Spark
+    # jobs and driver work that leaves a core idle. MLflow's active run belongs to this
+    # thread, so what the kinds log is logged here, in KINDS order, once both are fitted.
+    for candidate in in_parallel(fit, KINDS):
+        kind = candidate.kind
+        log_choice(candidate.fitted)
         fitted[kind] = candidate.fitted
         out[f"{kind}_training_seconds"] = candidate.fitted.seconds
         for part, curve in candidate.curves.items():
             curves[part][kind] = curve
             out.update({f"{kind}_{part}_{k}": v for k, v in task.part_metrics(curve).items()})
-        if task.calibration_part is not None:
-            calibration[kind] = metrics.calibration_table(candidate.scored[task.calibration_part])
+        if candidate.calibration is not None:
+            calibration[kind] = candidate.calibration
         if evaluate is not None:
             out.update(evaluate(candidate))
         for part, scored_df in candidate.scored.items():
@@ -208,7 +218,8 @@ def fit_candidate(
     valid_df: DataFrame,
     parts: Mapping[str, DataFrame],
 ) -> Candidate:
-    """One kind fitted on its grid, its chosen point logged, scored (cached) on every part."""
+    """One kind fitted on its grid, scored (cached) and measured on every part; nothing logged
+    (see :func:`log_choice`), so that kinds can be fitted in threads of their own."""
     grid = task.settings.lr_grid if kind == "lr" else task.settings.gbt_grid
     model = fit_classifier(
         kind,
@@ -222,11 +233,20 @@ def fit_candidate(
         weighted=task.weighted,
         select_on=task.select_on,
     )
-    tracking.log_params({f"{kind}.best.{k}": v for k, v in model.params.items()})
-    tracking.log_frame(pd.DataFrame(model.grid_results), f"{kind}_grid.csv")
     scored = {part: with_score(model.model, parts[part]).cache() for part in task.parts}
     curves = {part: metrics.score_curve(scored_df) for part, scored_df in scored.items()}
-    return Candidate(kind=kind, fitted=model, scored=scored, curves=curves)
+    calibration = (
+        metrics.calibration_table(scored[task.calibration_part])
+        if task.calibration_part is not None
+        else None
+    )
+    return Candidate(kind=kind, fitted=model, scored=scored, curves=curves, calibration=calibration)
+
+
+def log_choice(model: Fitted) -> None:
+    """The kind's chosen grid point as parameters, and its whole grid as a table."""
+    tracking.log_params({f"{model.kind}.best.{k}": v for k, v in model.params.items()})
+    tracking.log_frame(pd.DataFrame(model.grid_results), f"{model.kind}_grid.csv")
 
 
 def log_drivers(task: ModelTask, model: Fitted, fit_df: DataFrame) -> None:
