@@ -41,6 +41,7 @@ from cardlake.ml.common import (
 )
 from cardlake.ml.segmentation import clustering_pipeline
 from cardlake.ml.settings import EngagementSettings, MlSettings
+from cardlake.threads import in_parallel
 
 if TYPE_CHECKING:
     from cardlake.config import Config
@@ -107,12 +108,12 @@ def cluster_engagement(
         ``best``, the algorithm with the higher silhouette.
     """
     bounds: dict[str, tuple[float, float] | None] = dict.fromkeys(dimensions)  # raw units
-    evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster")
-    result: dict[str, Any] = {}
-    for algorithm in ("kmeans", "bisecting"):
+
+    def clustered(algorithm: str) -> dict[str, Any]:
         model = clustering_pipeline(
             bounds, log_dimensions, k=2, seed=seed, max_iter=max_iter, algorithm=algorithm
         ).fit(df)
+        evaluator = ClusteringEvaluator(featuresCol="features", predictionCol="cluster")
         silhouette = float(evaluator.evaluate(model.transform(df)))
         scaler: Any = model.stages[-2]  # a StandardScalerModel
         kmeans: Any = model.stages[-1]
@@ -120,7 +121,10 @@ def cluster_engagement(
         units = pd.DataFrame(centres, columns=list(dimensions))
         for d in log_dimensions:
             units[d] = np.expm1(units[d])
-        result[algorithm] = {"silhouette": silhouette, "centroids": units}
+        return {"silhouette": silhouette, "centroids": units}
+
+    algorithms = ("kmeans", "bisecting")  # two independent fits: at once, as grid points are
+    result: dict[str, Any] = dict(zip(algorithms, in_parallel(clustered, algorithms), strict=True))
     result["best"] = max(("kmeans", "bisecting"), key=lambda a: result[a]["silhouette"])
     return result
 

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -152,6 +153,49 @@ def training_rows(
     )
 
 
+@dataclass(frozen=True)
+class FitSpec:
+    """One clustering to fit: the algorithm (``kmeans`` or ``bisecting``), k and the seed."""
+
+    algorithm: str
+    k: int
+    seed: int
+
+
+def fit_clusterings(
+    df: DataFrame,
+    bounds: Mapping[str, tuple[float, float] | None],
+    log_features: Sequence[str],
+    specs: Sequence[FitSpec],
+    *,
+    max_iter: int,
+) -> list[PipelineModel]:
+    """Each spec's pipeline fitted on ``df``, two at a time (independent fits), in order."""
+
+    def fit(spec: FitSpec) -> PipelineModel:
+        return clustering_pipeline(
+            bounds,
+            log_features,
+            k=spec.k,
+            seed=spec.seed,
+            max_iter=max_iter,
+            algorithm=spec.algorithm,
+        ).fit(df)
+
+    return in_parallel(fit, list(specs))
+
+
+def restart_specs(*, k: int, seed: int, restarts: int) -> list[FitSpec]:
+    """K-means from ``restarts`` seeded starts: ``seed``, ``seed + 1``, ..."""
+    return [FitSpec("kmeans", k, seed + i) for i in range(max(1, restarts))]
+
+
+def lowest_cost(models: Sequence[PipelineModel]) -> tuple[PipelineModel, list[float]]:
+    """The fit with the lowest within-cluster cost (the first on a tie) and every fit's cost."""
+    costs = [float(_last(m).summary.trainingCost) for m in models]
+    return models[costs.index(min(costs))], costs
+
+
 def fit_restarts(
     df: DataFrame,
     bounds: Mapping[str, tuple[float, float] | None],
@@ -164,15 +208,8 @@ def fit_restarts(
 ) -> tuple[PipelineModel, list[float]]:
     """K-means from ``restarts`` seeded starts (``seed``, ``seed + 1``, ...); the fit with the
     lowest within-cluster cost (the first on a tie) and every fit's cost."""
-
-    def fit(i: int) -> PipelineModel:
-        return clustering_pipeline(bounds, log_features, k=k, seed=seed + i, max_iter=max_iter).fit(
-            df
-        )
-
-    models = in_parallel(fit, list(range(max(1, restarts))))
-    costs = [float(_last(m).summary.trainingCost) for m in models]
-    return models[costs.index(min(costs))], costs
+    specs = restart_specs(k=k, seed=seed, restarts=restarts)
+    return lowest_cost(fit_clusterings(df, bounds, log_features, specs, max_iter=max_iter))
 
 
 def capped(name: str) -> str:
@@ -385,22 +422,33 @@ def run_segmentation(
     ).cache()
     with tracker.run("segmentation", f"kmeans-k{s.k}-restarts") as run:
         log_inputs(s, seed=seed, versions=versions, bounds=bounds)
-        kmeans, costs = fit_restarts(
-            active,
-            bounds,
-            s.log_features,
-            k=s.k,
-            seed=seed,
-            restarts=s.restarts,
-            max_iter=s.max_iter,
+        # The restarts and the diagnostics' fits (K-means at the other k, bisecting K-means at
+        # k) are independent of one another: one batch, two at a time, so that no fit waits
+        # for another batch to drain. Then every model's silhouette on the sample, likewise.
+        restarts = restart_specs(k=s.k, seed=seed, restarts=s.restarts)
+        other_ks = [k for k in range(s.k_min, s.k_max + 1) if k != s.k]
+        diagnostic = [FitSpec("kmeans", k, seed) for k in other_ks]
+        diagnostic.append(FitSpec("bisecting", s.k, seed))
+        models = fit_clusterings(
+            active, bounds, s.log_features, [*restarts, *diagnostic], max_iter=s.max_iter
         )
+        kmeans, costs = lowest_cost(models[: len(restarts)])
+        by_k = dict(zip(other_ks, models[len(restarts) : -1], strict=True))
+        bisect = models[-1]
         tracking.log_frame(
-            pd.DataFrame({"seed": [seed + i for i in range(len(costs))], "cost": costs}),
+            pd.DataFrame({"seed": [spec.seed for spec in restarts], "cost": costs}),
             "restart_costs.csv",
         )
-        silhouette = silhouette_of(kmeans, sample)
-        log_silhouettes_by_k(active, sample, bounds, s, seed=seed, at_k=silhouette)
-        names, diagnostics = compare_with_bisecting(kmeans, active, sample, bounds, s, seed=seed)
+        scored = [kmeans, *by_k.values(), bisect]
+        found = in_parallel(lambda model: silhouette_of(model, sample), scored)
+        silhouette, bi_silhouette = found[0], found[-1]
+        silhouettes = dict(zip(by_k, found[1:-1], strict=True))
+        if s.k_min <= s.k <= s.k_max:
+            silhouettes[s.k] = silhouette
+        log_silhouettes_by_k({k: silhouettes[k] for k in sorted(silhouettes)})
+        names, diagnostics = compare_with_bisecting(
+            kmeans, bisect, active, s, bi_silhouette=bi_silhouette
+        )
         out = {
             "k": float(s.k),
             "silhouette_kmeans": silhouette,
@@ -461,27 +509,8 @@ def log_inputs(
     )
 
 
-def log_silhouettes_by_k(
-    active_df: DataFrame,
-    sample_df: DataFrame,
-    bounds: Mapping[str, tuple[float, float] | None],
-    s: SegmentationSettings,
-    *,
-    seed: int,
-    at_k: float,
-) -> None:
-    """A diagnostic: is the configured k near a natural grouping? (``at_k`` is its silhouette.)"""
-
-    def silhouette_at(k: int) -> float:
-        if k == s.k:
-            return at_k
-        model = clustering_pipeline(
-            bounds, s.log_features, k=k, seed=seed, max_iter=s.max_iter
-        ).fit(active_df)
-        return silhouette_of(model, sample_df)
-
-    ks = list(range(s.k_min, s.k_max + 1))
-    silhouettes = dict(zip(ks, in_parallel(silhouette_at, ks), strict=True))
+def log_silhouettes_by_k(silhouettes: Mapping[int, float]) -> None:
+    """A diagnostic: is the configured k near a natural grouping? (K-means silhouette by k.)"""
     tracking.log_metrics({f"silhouette_k{k}": v for k, v in silhouettes.items()})
     if silhouettes:
         plots.log_png(
@@ -497,19 +526,15 @@ def log_silhouettes_by_k(
 
 def compare_with_bisecting(
     kmeans: PipelineModel,
+    bisect: PipelineModel,
     active_df: DataFrame,
-    sample_df: DataFrame,
-    bounds: Mapping[str, tuple[float, float] | None],
     s: SegmentationSettings,
     *,
-    seed: int,
+    bi_silhouette: float,
 ) -> tuple[dict[int, str], dict[str, float]]:
     """Names the k-means clusters and logs their profiles beside bisecting K-means at the same
-    k; returns the names and the bisecting silhouette and agreement."""
-    bisect = clustering_pipeline(
-        bounds, s.log_features, k=s.k, seed=seed, max_iter=s.max_iter, algorithm="bisecting"
-    ).fit(active_df)
-    bi_silhouette = silhouette_of(bisect, sample_df)
+    k (``bisect``, whose silhouette is ``bi_silhouette``); returns the names and the bisecting
+    silhouette and agreement."""
     # Both clusterings of every row in one pass: the pairs give the agreement and the
     # k-means cluster sizes.
     km_scored = kmeans.transform(active_df).select(*s.features, F.col("cluster").alias("km"))
