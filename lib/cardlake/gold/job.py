@@ -23,6 +23,7 @@ from cardlake.months import window
 from cardlake.quality.layers import check_tables
 from cardlake.silver.schemas import SCHEMAS as SILVER_SCHEMAS
 from cardlake.tables import Idempotency, Tables, watermarks
+from cardlake.threads import in_parallel
 
 log = logging.getLogger("cardlake.gold")
 
@@ -284,7 +285,7 @@ def build_gold(
     outputs["kpi_country_monthly"] = kpis.kpi_country_monthly(feats)
     outputs["kpi_plan_monthly"] = kpis.kpi_plan_monthly(feats)
 
-    for name in MONTHLY_TABLES:
+    def write(name: str) -> None:
         df = outputs[name]
         if full:
             tables.overwrite(f"gold.{name}", df, partition_by=["month"])
@@ -292,6 +293,10 @@ def build_gold(
             tables.replace_partitions(
                 f"gold.{name}", df, partitions={"month": list(months)}, partition_by=["month"]
             )
+
+    # Two tables at a time: each write is a short job or two and a Delta commit (driver work
+    # that leaves a core idle); the tables are independent, their inputs computed already.
+    in_parallel(write, MONTHLY_TABLES)
     kind = "full" if full else "recomputed" if recompute else "incremental"
     log.info("gold built for %s (%s)", ", ".join(months), kind)
 
