@@ -39,14 +39,11 @@ MODEL_PROPERTY = "cardlake.model"  # a Spark local property: the model a job tra
 # A model that reads a table another model writes starts once that model has finished:
 # propensity ranks campaign targets by the latest month's segments.
 AFTER: dict[str, str] = {"propensity": "segmentation"}
-# The order the threads take the models in: the longest (fraud) first, segmentation beside it,
-# then engagement, propensity (segmentation is done by the time a thread takes it) and the
-# shortest, risk, last, so that two models are training until near the end. In RUNNERS order,
-# propensity (waiting for segmentation) was taken last and trained alone for its whole length;
-# with propensity third, risk trained alone at the end (make run 2026-12-06: fraud 67 s,
-# segmentation 53, propensity 51, engagement 40, risk 22: the stage 132 s, 118 s in this order
-# by those times). A waited-for model still comes before the model waiting for it.
-START_ORDER = ("fraud", "segmentation", "engagement", "propensity", "risk")
+# The order the threads take the models in: the longest (fraud) first, then the short chain of
+# segmentation and propensity beside it, so that two models are training until near the end.
+# In RUNNERS order, propensity (waiting for segmentation, ~2 minutes) was taken last and trained
+# alone for its whole length. A waited-for model still comes before the model waiting for it.
+START_ORDER = ("fraud", "segmentation", "propensity", "engagement", "risk")
 TABLES = (
     segmentation.SEGMENTS_TABLE,
     engagement.SCORES_TABLE,
