@@ -2,8 +2,8 @@
 
 A small fit or write is a chain of short Spark jobs with driver work between them (planning,
 Python, a Delta commit) that leaves cores idle; a second thread fills them. Each thread submits
-its own jobs to the one session and inherits its local properties. Results come back in the
-order of the items; the first failure is raised once all have finished.
+its own jobs to the one session and inherits a copy of its local properties. Results come back
+in the order of the items; the first failure is raised once all have finished.
 """
 
 from __future__ import annotations
@@ -76,7 +76,15 @@ def _inheriting(fn: Callable[[T], R]) -> Callable[[T], R]:
     # In a thread of our own (a model trained beside another) the JVM may have no active
     # session for it: the running one is then the session.
     session = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-    return cast("Callable[[T], R]", inheritable_thread_target(session)(fn))
+
+    def own_properties(item: T) -> R:
+        # pyspark hands every thread the caller's one Java Properties object: a property one
+        # thread sets (the ML stage's model name) would relabel the other's jobs. A copy each.
+        jvm = session.sparkContext._jsc.sc()
+        jvm.setLocalProperties(jvm.getLocalProperties().clone())
+        return fn(item)
+
+    return cast("Callable[[T], R]", inheritable_thread_target(session)(own_properties))
 
 
 def prefetched(

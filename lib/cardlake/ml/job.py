@@ -119,17 +119,14 @@ def model_jobs(spark: SparkSession | None, name: str) -> Iterator[None]:
     the local property :data:`MODEL_PROPERTY`, so an event log's jobs can be summed per model
     (``bench/bench_ml.py``).
 
-    pyspark's ``inheritable_thread_target`` hands every thread of a pool one shared Java
-    ``Properties`` object: the thread takes a copy of its own first, else the model trained
-    beside it would relabel its jobs. Without a session (the stage run around fake models in
-    the tests) there is nothing to label.
+    Models trained side by side each set it in their own copy of the properties
+    (:func:`cardlake.threads.in_parallel`). Without a session (the stage run around fake models
+    in the tests) there is nothing to label.
     """
     if spark is None:
         yield
         return
     context = spark.sparkContext
-    jvm_context = context._jsc.sc()
-    jvm_context.setLocalProperties(jvm_context.getLocalProperties().clone())
     context.setLocalProperty(MODEL_PROPERTY, name)
     try:
         yield
