@@ -4,8 +4,9 @@
         --truth-root /tmp/h1/data/truth [--fresh-registry] [--top 10] [-- --set ml.models_at_once=1]
     python bench/bench_ml.py --event-log FILE --run-log FILE      # an earlier run
 
-Runs ``cardlake run --only ml`` with the event log on (``--set spark.conf=...``, nothing in
-``conf/`` changes). ``--fresh-registry`` first deletes the lake's MLflow store (``_ops/mlflow.db``
+Runs ``cardlake run --only ml`` with the event log on (``profile_run.run_profiled``: a copy of
+``conf/`` with the event log's settings, the log under ``<lake>/_ops/eventlog``).
+``--fresh-registry`` first deletes the lake's MLflow store (``_ops/mlflow.db``
 and ``_ops/mlartifacts``), as in a ``make run`` from nothing, where every model is promoted and
 no champion is read back; without it each model meets the champion already registered there.
 
@@ -20,17 +21,14 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from profile_run import _events, _site
+from profile_run import _events, _site, run_profiled
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_PROPERTY = "cardlake.model"  # cardlake.ml.job.MODEL_PROPERTY
@@ -39,43 +37,12 @@ STAGE_DONE = re.compile(r"INFO cardlake\.pipeline: stage ml done in ([\d.]+)s")
 
 
 def run(lake_root: Path, extra: list[str], *, fresh_registry: bool) -> tuple[Path, Path]:
-    """Runs the ML stage with the event log on; returns (event log file, run log)."""
+    """Runs the ML stage with the event log on (:func:`profile_run.run_profiled`); returns
+    (event log file, run log)."""
     if fresh_registry:
         (lake_root / "_ops" / "mlflow.db").unlink(missing_ok=True)
         shutil.rmtree(lake_root / "_ops" / "mlartifacts", ignore_errors=True)
-    events = Path(tempfile.mkdtemp(prefix="cardlake-ml-events-"))
-    spark_conf = {
-        "spark.eventLog.enabled": "true",
-        "spark.eventLog.dir": events.as_uri(),
-        "spark.eventLog.compress": "false",
-        "spark.eventLog.rolling.enabled": "false",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "cardlake.cli",
-        "run",
-        "--env",
-        "local",
-        "--only",
-        "ml",
-        "--lake-root",
-        str(lake_root),
-        "--set",
-        f"spark.conf={json.dumps(spark_conf)}",
-        *extra,
-    ]
-    print("running:", " ".join(command), flush=True)
-    done = subprocess.run(command, cwd=ROOT, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"cardlake run exited {done.returncode}")
-    logs = sorted(
-        (lake_root / "_ops" / "logs").glob("*-run-*.log"), key=lambda p: p.stat().st_mtime
-    )
-    app = sorted(events.iterdir(), key=lambda p: p.stat().st_mtime)
-    if not logs or not app:
-        raise SystemExit(f"no run log under {lake_root} or event log under {events}")
-    return app[-1], logs[-1]
+    return run_profiled("local", lake_root, "ml", extra)
 
 
 def summarise(event_log: Path, run_log: Path, top: int) -> str:
