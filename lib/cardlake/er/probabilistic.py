@@ -11,8 +11,7 @@ that is entirely null is left out). Every parameter is estimated from the data e
 - u probabilities by seeded random sampling of record pairs;
 - m probabilities by expectation maximisation over two blocking passes, so every comparison
   is trained in at least one of them;
-- term-frequency adjustments on names, birth dates, city and postcode, each value counted
-  among other people's records (:func:`_other_people_frequencies`).
+- term-frequency adjustments on names, birth dates, city and postcode.
 
 Names are one comparison in which the given name decides (a shared surname is what relatives
 have, not evidence of one person), and birth dates have levels for the errors that turn one
@@ -605,7 +604,6 @@ def score_pairs(
         _with_parameters(creator.create_settings_dict(dialect), trained),
         settings,
         dialect=dialect,
-        frequencies=_other_people_frequencies(inputs, trained, settings=settings),
     )
     started = time.perf_counter()
     pairs_df = _predicted_pairs(spark, linker, settings, dialect=dialect)
@@ -659,14 +657,7 @@ def score_new_pairs(
     flagged["blocking_rules_to_generate_predictions"] = rules
     flagged["link_type"] = "dedupe_only"
     inputs = [with_blocking_keys(records_df.drop("xref_keys", "source_dataset"))]
-    linker = _linker(
-        spark,
-        inputs,
-        flagged,
-        settings,
-        dialect=dialect,
-        frequencies=_other_people_frequencies(inputs, model, settings=settings),
-    )
+    linker = _linker(spark, inputs, flagged, settings, dialect=dialect)
     return _predicted_pairs(spark, linker, settings, dialect=dialect)
 
 
@@ -718,11 +709,9 @@ def _linker(
     settings: ModelSettings,
     *,
     dialect: str,
-    frequencies: dict[str, DataFrame] | None = None,
 ) -> Any:
     """A Splink linker over ``inputs``: on Spark, or in DuckDB with the records brought to the
-    driver through Arrow; ``frequencies`` are term-frequency tables it uses instead of its own
-    (:func:`_other_people_frequencies`)."""
+    driver through Arrow."""
     from splink import DuckDBAPI, Linker, SparkAPI
 
     db_api: Any
@@ -732,15 +721,11 @@ def _linker(
     else:
         db_api = SparkAPI(spark_session=spark, break_lineage_method=settings.break_lineage_method)
         registered = [db_api.register(df) for df in inputs]
-    linker = Linker(
+    return Linker(
         registered if len(registered) > 1 else registered[0],
         settings_obj,
         log_level=logging.WARNING,
     )
-    for col, table in (frequencies or {}).items():
-        lookup = db_api.register(table.toArrow() if dialect == DUCKDB else table)
-        linker.table_management.register_term_frequency_lookup(lookup, col)
-    return linker
 
 
 def _train_in_duckdb(
@@ -875,54 +860,6 @@ def _with_prior_from_recall(
     prior = min(model["probability_two_random_records_match"] * settings.prior_recall / recall, 0.5)
     log.info("prior %.3g (deterministic rules' recall %.2f)", prior, recall)
     return {**model, "probability_two_random_records_match": prior}
-
-
-def _other_people_frequencies(
-    inputs: Sequence[DataFrame], model: dict[str, Any], *, settings: ModelSettings
-) -> dict[str, DataFrame]:
-    """Per term-frequency column: each value's frequency among other people's records.
-
-    A term-frequency level's Bayes factor is its m over the value's frequency, the chance that
-    a record of someone else holds the value. Splink counts every record holding it, the
-    pair's own among them, so a name that only one person has still counts two or more times
-    in a file of duplicates: in people_maker's sparse profile (2,000 people) a pair agreeing
-    on a full name no one else has scored 0.35 in a two-file link and 0.07-0.13 in a dedupe,
-    though 1,082 true pairs and 5 non-matches agreed on a full name (``bench_er_external
-    --explain-misses``). Here the count leaves out the record itself and the records of its
-    own person that hold the value as the model expects them: the prior gives how many other
-    records one person has, the column's share of non-null records how many hold it, and the
-    level's m how many of those agree. The frequency is never raised above Splink's, nor
-    lowered below the level's u among non-matches (sampled u less the matches' share, at
-    least one pair in the sampled ones).
-    """
-    union = inputs[0] if len(inputs) == 1 else inputs[0].unionByName(inputs[1])
-    sizes = [df.count() for df in inputs]
-    n = sum(sizes)
-    pairs = n * (n - 1) / 2 if len(inputs) == 1 else sizes[0] * sizes[1]
-    prior = model["probability_two_random_records_match"]
-    others = 2.0 * prior * pairs / max(n, 1)  # a record's own person's other records
-    least_u = 1.0 / max(min(settings.u_max_pairs, pairs), 1.0)
-    out: dict[str, DataFrame] = {}
-    for comparison in model["comparisons"]:
-        for level in comparison["comparison_levels"]:
-            col = level.get("tf_adjustment_column")
-            m, u = level.get("m_probability"), level.get("u_probability")
-            if not col or col in out or m is None or u is None:
-                continue
-            counts = union.where(F.col(col).isNotNull()).groupBy(col).count()
-            held = counts.agg(F.sum("count")).first()[0] or 0  # type: ignore[index]
-            if not held:
-                continue
-            own = 1.0 + others * (held / n) * m
-            floor = max(u - prior * m, least_u) / (1.0 - prior)
-            count = F.col("count")
-            out[col] = counts.select(
-                col,
-                F.least(count / held, F.greatest((count - own) / held, F.lit(floor))).alias(
-                    f"tf_{col}"
-                ),
-            ).localCheckpoint(eager=True)
-    return out
 
 
 def _with_parameters(target: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
