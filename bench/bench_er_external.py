@@ -160,7 +160,6 @@ def _explain_misses(
     from cardlake.er.probabilistic import (
         DUCKDB,
         _linker,
-        _other_people_frequencies,
         with_blocking_keys,
     )
 
@@ -228,15 +227,8 @@ def _explain_misses(
     model = dict(res.model)
     model["retain_intermediate_calculation_columns"] = True
     model["retain_matching_columns"] = True
-    # Built as the matcher builds its scoring linker, its term-frequency tables included.
-    linker = _linker(
-        spark,
-        parts,
-        model,
-        settings.model,
-        dialect=DUCKDB,
-        frequencies=_other_people_frequencies(parts, res.model, settings=settings.model),
-    )
+    # Built as the matcher builds its scoring linker.
+    linker = _linker(spark, parts, model, settings.model, dialect=DUCKDB)
     scored = linker.inference.predict().as_pandas_dataframe()
     key = scored[["uid_l", "uid_r"]].min(axis=1) + " " + scored[["uid_l", "uid_r"]].max(axis=1)
     probability = dict(zip(key, scored["match_probability"], strict=True))
