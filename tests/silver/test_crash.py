@@ -12,10 +12,8 @@ run passes them:
   watermark, the one record that tells the next run silver is built.
 
 Silver writes no quarantine. One uninterrupted run is spied on: every write (a commit on any
-table, the MLflow run, the gate) must have a boundary of its own before it, in its own thread
-(the tables rebuilt from the resolution are written two at a time, ``steps.TWO_AT_A_TIME``, in
-an order that varies within that block), and the run must pass exactly the listed boundaries,
-so a new write without one fails here. At each boundary
+table, the MLflow run, the gate) must have a boundary of its own before it and the run must
+pass exactly the listed boundaries, so a new write without one fails here. At each boundary
 the lake is copied: what a kill there leaves (every write before it committed, none after),
 as a real kill shows at one boundary (``before_er_records``: crosswalk and model written,
 records not), where a child process dies by ``os._exit`` and leaves what the copy holds.
@@ -40,18 +38,16 @@ contacts; silver's first build of them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import mlflow
 import pytest
@@ -61,10 +57,9 @@ from pyspark.sql import functions as F
 from cardlake.config import Settings, load_config
 from cardlake.pipeline import settings_for
 from cardlake.silver import job, resolution, steps
-from cardlake.silver.steps import CRASH_AT_ENV, CRASH_EXIT_CODE, STEPS, TWO_AT_A_TIME
+from cardlake.silver.steps import CRASH_AT_ENV, CRASH_EXIT_CODE, STEPS
 from cardlake.tables import Tables, watermarks
 from cardlake.tables.delta_rs import DeltaRsEngine
-from cardlake.tables.delta_rs.engine import STAGING_DIR
 from tests.lake_fixture import BuiltLake
 
 # Four silver runs and a child process: 12 minutes on two cores under load 17-20 (2026-12-05),
@@ -261,16 +256,10 @@ def _state_versions(tables: Tables) -> dict[str, int | None]:
     return {name: tables.version(name) if tables.exists(name) else None for name in STATE}
 
 
-class Event(NamedTuple):
-    kind: str  # "step", "write", "done" (a write returned or failed) or "read"
-    what: str  # the boundary, "overwrite silver.customers", the table read
-    thread: int  # silver writes tables two at a time (steps.TWO_AT_A_TIME)
-
-
 @dataclass(frozen=True)
 class Uninterrupted:
     state: dict[str, Any]
-    events: list[Event]  # in order, from every thread
+    events: list[tuple[str, str]]  # ("step", name), ("write", what), ("read", table) in order
     killed: Path  # <step>/lake: the lake as the run found it at each boundary
 
 
@@ -282,35 +271,30 @@ def _name(tables: Tables, path: str) -> str:
 def _spy(
     mp: pytest.MonkeyPatch,
     tables: Tables,
-    events: list[Event],
+    events: list[tuple[str, str]],
     at_step: Callable[[str], None] = lambda at: None,
 ) -> None:
-    """Notes each boundary passed, each write made and each table read, in order, with the
-    thread (list.append is atomic: two threads' events interleave as they happened)."""
+    """Notes each boundary passed, each write made and each table read, in order."""
 
     def step(at: str) -> None:
-        events.append(Event("step", at, threading.get_ident()))
+        events.append(("step", at))
         at_step(at)
 
     mp.setattr(steps, "step", step)
     engine = tables.engine
 
-    # What each thread is inside already: an engine's write calls its own methods.
-    inside = threading.local()
+    inside: list[str] = []  # what is noted already: an engine's write calls its own methods
 
     def noting(kind: str, what: str, real: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             where = _name(tables, args[0]) if args and isinstance(args[0], str) else ""
-            noted = not getattr(inside, "what", None)
-            if noted:
-                events.append(Event(kind, f"{what} {where}".strip(), threading.get_ident()))
-            inside.what = [*getattr(inside, "what", []), what]
+            if not inside:
+                events.append((kind, f"{what} {where}".strip()))
+            inside.append(what)
             try:
                 return real(*args, **kwargs)
             finally:
-                inside.what = inside.what[:-1]
-                if noted and kind == "write":
-                    events.append(Event("done", f"{what} {where}".strip(), threading.get_ident()))
+                inside.pop()
 
         return call
 
@@ -338,79 +322,37 @@ def uninterrupted(
     lake, killed = _lake(spark, small_bronze, root / "run"), root / "killed"
 
     def copy(at: str) -> None:
-        # At a boundary of TWO_AT_A_TIME the other thread may be writing a table meanwhile:
-        # its staging files come and go, and the copy may hold that table's commit without
-        # all of its files. Tests read only the state (not written two at a time) from those.
-        shutil.copytree(
-            lake.root / "lake",
-            killed / at / "lake",
-            ignore=shutil.ignore_patterns(STAGING_DIR, "*.tmp"),
-            copy_function=_copy_if_there,
-        )
+        shutil.copytree(lake.root / "lake", killed / at / "lake")
 
-    events: list[Event] = []
+    events: list[tuple[str, str]] = []
     with pytest.MonkeyPatch.context() as mp:
         _spy(mp, lake.tables, events, copy)
         _run(lake)
     return Uninterrupted(state=_state(lake.tables), events=events, killed=killed)
 
 
-def _copy_if_there(source: str, destination: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        shutil.copy2(source, destination)
-
-
-def _in_any_order(passed: list[str]) -> list[str]:
-    """The boundaries, those of tables written two at a time as one mark each."""
-    return ["two at a time" if at in TWO_AT_A_TIME else at for at in passed]
-
-
 def test_every_write_of_a_run_has_a_boundary_of_its_own_before_it(
     uninterrupted: Uninterrupted,
 ) -> None:
-    events = [e for e in uninterrupted.events if e.kind in ("step", "write")]
-    passed = [e.what for e in events if e.kind == "step"]
-    assert sorted(passed) == sorted(STEPS)
-    assert _in_any_order(passed) == _in_any_order(list(STEPS))
-    # In its own thread: a boundary another thread passed meanwhile is no boundary of this one.
-    for thread in {e.thread for e in events}:
-        mine = [e for e in events if e.thread == thread]
-        for before, event in zip([Event("start", "", thread), *mine], mine, strict=False):
-            if event.kind == "write":
-                assert before.kind == "step", (
-                    f"{event.what} follows {before.what} with no boundary between"
-                )
-    writes = [e.what for e in events if e.kind == "write"]
+    events = [e for e in uninterrupted.events if e[0] != "read"]
+    assert [name for kind, name in events if kind == "step"] == list(STEPS)
+    for before, (kind, what) in zip([("start", ""), *events], events, strict=False):
+        if kind == "write":
+            assert before[0] == "step", f"{what} follows {before[1]} with no boundary between"
+    writes = [what for kind, what in events if kind == "write"]
     assert writes[-1] == f"overwrite {watermarks.TABLE}"  # the watermark: once, and last
     assert sum(1 for what in writes if what.endswith(watermarks.TABLE)) == 1
 
 
-def test_the_tables_are_written_two_at_a_time_unresolved_activity_after_the_activity(
-    uninterrupted: Uninterrupted,
-) -> None:
-    events = uninterrupted.events
-    tables = {f"before_{e.what.split('.')[-1]}" for e in events if e.kind == "write"}
-    assert set(TWO_AT_A_TIME) <= tables  # each of them has a write (a first build writes all)
-    threads = {e.thread for e in events if e.kind == "step" and e.what in TWO_AT_A_TIME}
-    assert len(threads) == 2
-
-    def at(kind: str, table: str) -> int:
-        return events.index(next(e for e in events if e.kind == kind and e.what.endswith(table)))
-
-    # A run that dies between finds the months of the rows let in still listed there.
-    for first in ("silver.marketing_monthly", "silver.product_usage"):
-        assert at("done", first) < at("write", "silver.unresolved_activity")
-
-
-def _reads_bronze_and_the_state_alone(events: list[Event]) -> None:
+def _reads_bronze_and_the_state_alone(events: list[tuple[str, str]]) -> None:
     """What makes one run after a kill stand for every kill that leaves the same state."""
-    read = {e.what for e in events if e.kind == "read"}
+    read = {what for kind, what in events if kind == "read"}
     assert read - {f"bronze.{name}" for name in job.BRONZE_INPUTS} <= set(STATE)
 
 
 def test_a_first_build_reads_bronze_alone(uninterrupted: Uninterrupted) -> None:
     _reads_bronze_and_the_state_alone(uninterrupted.events)
-    assert {e.what for e in uninterrupted.events if e.kind == "read"} == {
+    assert {what for kind, what in uninterrupted.events if kind == "read"} == {
         f"bronze.{name}" for name in job.BRONZE_INPUTS
     }
 
@@ -431,11 +373,11 @@ def test_the_boundaries_are_grouped_by_the_state_a_kill_leaves(
             assert _silver_marks(tables) == []  # nothing tells the next run silver is built
 
 
-def _rewritten(events: list[Event]) -> set[str]:
+def _rewritten(events: list[tuple[str, str]]) -> set[str]:
     return {
-        e.what.split(" ", 1)[1]
-        for e in events
-        if e.kind == "write" and e.what.startswith("overwrite ")
+        what.split(" ", 1)[1]
+        for kind, what in events
+        if kind == "write" and what.startswith("overwrite ")
     }
 
 
@@ -445,7 +387,7 @@ def _converges(lake: Lake, uninterrupted: Uninterrupted, left: set[str]) -> None
     assert _silver_marks(lake.tables) == []
     plan = watermarks.plan(lake.tables, "silver", job.INPUTS, recipe=job.recipe(), months=())
     assert plan.mode == "full"
-    events: list[Event] = []
+    events: list[tuple[str, str]] = []
     with pytest.MonkeyPatch.context() as mp:
         _spy(mp, lake.tables, events)
         _run(lake)
@@ -453,7 +395,7 @@ def _converges(lake: Lake, uninterrupted: Uninterrupted, left: set[str]) -> None
     assert lake.tables.version(watermarks.TABLE) == WRITTEN  # once, by the run that finished
     assert left - set(STATE) <= _rewritten(events)
     _reads_bronze_and_the_state_alone(events)
-    assert "silver.crosswalk" in {e.what for e in events if e.kind == "read"}
+    assert "silver.crosswalk" in {what for kind, what in events if kind == "read"}
 
 
 def _silver_tables(tables: Tables) -> set[str]:

@@ -34,19 +34,11 @@ from cardlake.silver.resolution import (
 )
 from cardlake.silver.schemas import PARTITIONED_BY_MONTH, SCHEMAS
 from cardlake.tables import Tables, watermarks
-from cardlake.threads import in_parallel
 
 log = logging.getLogger("cardlake.silver")
 
 ER_METRICS_TABLE = "silver.er_metrics"
 UNRESOLVED_TABLE = "silver.unresolved_activity"
-# Rows move between these three (a held-back record's activity is let in or held back): a
-# monthly run rewrites the months of the rows that moved.
-MONTHS_MOVED = ("marketing_monthly", "product_usage", "unresolved_activity")
-WRITTEN_AFTER = {"unresolved_activity": ("marketing_monthly", "product_usage")}
-"""Tables written only once others are: a run that dies between the tables rows are let into
-and ``silver.unresolved_activity`` finds the months of those rows still listed there, and
-rewrites them. Not written when one of those failed."""
 TABLES = (
     *(f"silver.{name}" for name in SCHEMAS),
     KEY_EVENTS_TABLE,
@@ -251,7 +243,6 @@ def run(
     # config change.
     def write(name: str, df: DataFrame, *, months: list[str] | None = None) -> None:
         steps.step(f"before_{name}")
-        began = time.perf_counter()
         if name in PARTITIONED_BY_MONTH and month:
             months = months or [month]
             tables.replace_partitions(
@@ -266,61 +257,60 @@ def run(
                 df,
                 partition_by=["month"] if name in PARTITIONED_BY_MONTH else (),
             )
-        log.info("silver.%s written in %.1fs", name, time.perf_counter() - began)
 
     commit_resolution(
         spark, tables, resolved, month=run_month, write_crosswalk=lambda df: write("crosswalk", df)
     )
     candidates = customers.candidates(bronze, crosswalk).localCheckpoint(eager=True)
     snapshots = customers.golden_snapshots(candidates, months=months).localCheckpoint(eager=True)
+    write("customer_snapshots", snapshots)
     current = customers.current_customers(snapshots)
+    write("customers", current)
+
     fx = activity.fx_rates(bronze["fx_rates"])
+    write("fx_rates", fx)
+    write("merchants", activity.merchants(bronze["merchants"]))
     keys_current = crosswalk.filter("is_current")
-    outputs = {
-        "transactions": activity.transactions(
+    write(
+        "transactions",
+        activity.transactions(
             bronze["card_transactions"],
             instruments=_instruments(bronze, crosswalk),
             fx=fx,
             customers=current,
             chargebacks=bronze["chargebacks"],
         ),
-        "customer_snapshots": snapshots,
-        "product_usage": activity.product_usage(
-            bronze["product_usage"],
-            keys=keys_current.filter(F.col("source") == "product_usage"),
-            held_back=held_back,
-        ),
-        "marketing_monthly": activity.marketing_monthly(
+    )
+    write(
+        "interactions",
+        activity.interactions(bronze["service_interactions"], refs=_refs(person_keys, crosswalk)),
+    )
+    write(
+        "marketing_monthly",
+        activity.marketing_monthly(
             bronze["marketing_monthly"],
             keys=keys_current.filter(F.col("source") == "marketing_monthly"),
             held_back=held_back,
         ),
-        "customers": current,
-        "interactions": activity.interactions(
-            bronze["service_interactions"], refs=_refs(person_keys, crosswalk)
+        months=activity_months,
+    )
+    write(
+        "product_usage",
+        activity.product_usage(
+            bronze["product_usage"],
+            keys=keys_current.filter(F.col("source") == "product_usage"),
+            held_back=held_back,
         ),
-        "unresolved_activity": held_rows,
-        **activity.financial_children(
-            bronze["financial_records"],
-            keys=keys_current.filter(F.col("source") == "financial_records"),
-        ),
-        "fx_rates": fx,
-        "merchants": activity.merchants(bronze["merchants"]),
-    }
-    written: set[str] = set()
-
-    def write_output(name: str) -> None:
-        unwritten = [first for first in WRITTEN_AFTER.get(name, ()) if first not in written]
-        if unwritten:  # failed: the error raised is theirs
-            log.error("silver.%s not written: %s failed", name, ", ".join(unwritten))
-            return
-        write(name, outputs[name], months=activity_months if name in MONTHS_MOVED else None)
-        written.add(name)
-
-    # Two tables at a time: each write is a few short Spark jobs and a Delta commit, driver
-    # work between them that leaves a core idle; the tables are independent of each other
-    # (their inputs are bronze and the resolution), the largest first.
-    in_parallel(write_output, list(outputs), after=WRITTEN_AFTER)
+        months=activity_months,
+    )
+    # After the tables rows are let into: a run that dies between them finds the months of the
+    # rows it let in still listed here, and rewrites them.
+    write("unresolved_activity", held_rows, months=activity_months)
+    for name, frame in activity.financial_children(
+        bronze["financial_records"],
+        keys=keys_current.filter(F.col("source") == "financial_records"),
+    ).items():
+        write(name, frame)
 
     metrics = (
         evaluate_against_truth(

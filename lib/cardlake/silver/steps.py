@@ -1,8 +1,7 @@
 """The boundaries between silver's writes, where crash tests make a run die.
 
-:data:`STEPS` lists them in the order a run passes them (within :data:`TWO_AT_A_TIME`, the
-order it starts them); tests/silver/test_crash.py kills a run at each one and checks that every
-write of a run has its own boundary before it, in the thread that makes it.
+:data:`STEPS` lists them in the order a run passes them; tests/silver/test_crash.py kills a
+run at each one and checks that every write of a run has its own boundary before it.
 """
 
 from __future__ import annotations
@@ -10,26 +9,7 @@ from __future__ import annotations
 from cardlake.crashpoint import CRASH_EXIT_CODE, crash_point
 
 CRASH_AT_ENV = "CARDLAKE_SILVER_CRASH_AT"  # tests: die (os._exit) at this step of a run
-__all__ = ["CRASH_AT_ENV", "CRASH_EXIT_CODE", "STEPS", "TWO_AT_A_TIME", "step"]
-
-TWO_AT_A_TIME = (
-    "before_transactions",
-    "before_customer_snapshots",
-    "before_product_usage",
-    "before_marketing_monthly",
-    "before_customers",
-    "before_interactions",
-    "before_unresolved_activity",
-    "before_accounts",
-    "before_cards",
-    "before_debts",
-    "before_fx_rates",
-    "before_merchants",
-)
-"""The boundaries of the tables rewritten from the resolution and bronze, in the order run()
-starts their writes, two at a time: a run passes them in this order or nearly (which of two
-threads gets to its boundary first varies, and ``before_unresolved_activity`` waits for the
-writes of marketing_monthly and product_usage to end while the other thread goes on)."""
+__all__ = ["CRASH_AT_ENV", "CRASH_EXIT_CODE", "STEPS", "step"]
 
 STEPS = (
     # commit_resolution: the key events, the crosswalk (its boundary is job.run's ``write``),
@@ -38,7 +18,19 @@ STEPS = (
     "before_crosswalk",
     "before_er_model",
     "before_er_records",
-    *TWO_AT_A_TIME,
+    # the tables rewritten from the resolution and bronze, in the order run() writes them
+    "before_customer_snapshots",
+    "before_customers",
+    "before_fx_rates",
+    "before_merchants",
+    "before_transactions",
+    "before_interactions",
+    "before_marketing_monthly",
+    "before_product_usage",
+    "before_unresolved_activity",
+    "before_accounts",
+    "before_cards",
+    "before_debts",
     "before_er_metrics",
     "before_mlflow",
     "before_checks",
