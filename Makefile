@@ -33,6 +33,7 @@ setup: $(STAMP) java-check ## Create .venv from pyproject.toml (reused while unc
 
 java-check: $(STAMP)
 	@$(PY) -m cardlake.spark
+	@$(PY) -m cardlake.class_archive
 
 run: setup ## Run the whole pipeline end to end on the embedded default (local Spark, ./lake)
 	$(PY) jobs/run_pipeline.py --env $(ENV) $(MONTH_ARG)

@@ -27,6 +27,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cardlake import class_archive
+
 DEFAULT_STATE = Path(os.environ.get("CARDLAKE_CLUSTER_STATE", "/tmp/cardlake-cluster"))
 DEFAULT_MASTER_PORT = 7077
 START_TIMEOUT_S = 120.0
@@ -83,6 +85,9 @@ def _env() -> dict[str, str]:
         # The workers' Python for executors unless a submit says otherwise (spark.pyspark.python).
         PYSPARK_PYTHON=env.get("PYSPARK_PYTHON", sys.executable),
     )
+    # The master and workers load Spark's classes from the machine's archive, as drivers do.
+    if archive := class_archive.java_options():
+        env["SPARK_DAEMON_JAVA_OPTS"] = f"{env.get('SPARK_DAEMON_JAVA_OPTS', '')} {archive}".strip()
     return env
 
 

@@ -229,7 +229,9 @@ def profile_settings(cfg: Config) -> dict[str, str]:
     if packages:
         settings[PACKAGES_KEY] = packages
     settings.update(extra)
-    return settings
+    from cardlake.class_archive import with_archive  # a local driver maps the built archive
+
+    return with_archive(settings)
 
 
 def delta_coordinates(spark_version: str | None = None) -> str:

@@ -1,0 +1,219 @@
+"""A class-data-sharing archive for the driver JVM: Spark's classes loaded once per machine.
+
+Every fresh driver JVM (a ``cardlake`` command, a crash test's run, a notebook's kernel) loads
+and verifies some tens of thousands of Spark, Scala, Hadoop and Delta classes before its first
+query. The JDK can dump the classes one run loaded into an archive
+(``-XX:ArchiveClassesAtExit``) and map it into later JVMs (``-XX:SharedArchiveFile``), which
+then skip parsing and verifying them. ``python bench/bench_jvm_start.py`` measures the gain.
+
+The archive belongs to one JDK and one pyspark install: its name carries a digest of both, so
+another JDK or pyspark looks for (and builds) its own. ``make setup`` builds it once
+(``python -m cardlake.class_archive``, tens of seconds); sessions started without one run as
+before. The JVM checks the archive itself and ignores one that does not match its class path
+(``-Xshare:auto``, the default); its notes on that are silenced, not its errors.
+
+``CARDLAKE_CLASS_ARCHIVE=off`` turns it off; ``CARDLAKE_CLASS_ARCHIVE_DIR`` moves the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cardlake.spark import find_java
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cardlake.config import Config
+
+log = logging.getLogger(__name__)
+
+SWITCH_VAR = "CARDLAKE_CLASS_ARCHIVE"
+DIR_VAR = "CARDLAKE_CLASS_ARCHIVE_DIR"
+DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
+_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+BUILD_TIMEOUT_S = 900
+
+
+def enabled() -> bool:
+    return os.environ.get(SWITCH_VAR, "on").lower() not in ("off", "0", "false", "no")
+
+
+def archive_path() -> Path:
+    """Where this JDK's and this pyspark's archive is (or would be)."""
+    import pyspark
+
+    java = find_java()
+    jars = Path(pyspark.__file__).parent / "jars"
+    digest = hashlib.sha256()
+    for part in (os.path.realpath(java.executable), java.version, pyspark.__version__):
+        digest.update(part.encode() + b"\0")
+    for jar in sorted(jars.glob("*.jar")):
+        digest.update(f"{jar.name}:{jar.stat().st_size}".encode() + b"\0")
+    root = os.environ.get(DIR_VAR) or Path.home() / ".cache" / "cardlake" / "class-archive"
+    return Path(root) / f"spark-{pyspark.__version__}-{digest.hexdigest()[:16]}.jsa"
+
+
+def with_archive(settings: dict[str, str]) -> dict[str, str]:
+    """``settings`` with the archive among the driver's JVM options, when one is built.
+
+    Only a driver started on this machine (a ``local`` master) can map a file from this
+    machine's cache; a cluster's driver and executors start elsewhere.
+    """
+    if not settings.get("spark.master", "").startswith("local"):
+        return settings
+    options = java_options()
+    if not options:
+        return settings
+    current = settings.get(DRIVER_OPTIONS, "")
+    return {**settings, DRIVER_OPTIONS: f"{options} {current}".strip()}
+
+
+def java_options() -> str:
+    """The JVM options that map this machine's archive; "" when it is off or not built.
+
+    For JVMs started from the installed pyspark's class path on this machine: a local driver,
+    the standalone cluster's daemons (``infra/standalone/cluster.py``).
+    """
+    if not enabled():
+        return ""
+    try:
+        path = archive_path()
+    except Exception:  # no JVM found: build_session says so with its own message
+        return ""
+    # Checked here: a JVM given a missing archive also drops the JDK's own default one.
+    return f"-XX:SharedArchiveFile={path} {_QUIET}" if path.is_file() else ""
+
+
+def build(*, force: bool = False) -> Path | None:
+    """Builds the archive (unless one exists) by running :func:`_workload` in a child JVM.
+
+    Returns the archive's path, or None when the JVM did not write one (the reason is logged;
+    sessions then start without it).
+    """
+    path = archive_path()
+    if path.is_file() and not force:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    env = {**os.environ, SWITCH_VAR: "off", "_CARDLAKE_ARCHIVE_TO": str(partial)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cardlake.class_archive", "--workload"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(partial.with_suffix(".work"), ignore_errors=True)
+    if done.returncode != 0 or not partial.is_file() or partial.stat().st_size == 0:
+        partial.unlink(missing_ok=True)
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        log.warning("no class archive built (exit %d): %s", done.returncode, " | ".join(tail))
+        return None
+    os.replace(partial, path)  # readers never map a half-written archive
+    return path
+
+
+def _workload(out: str) -> None:
+    """What a typical run's driver loads: Delta writes, merges and reads, the file readers,
+    an Arrow-backed pandas function and an MLlib fit. Runs in the JVM that dumps the archive."""
+    import pandas as pd
+    from pyspark import SparkContext
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.sql import functions as F
+
+    from cardlake.config import load_config
+    from cardlake.spark import build_session
+
+    cfg = load_config("local")
+    options = f"-XX:ArchiveClassesAtExit={out} {_QUIET}"
+    cfg = _with_driver_options(cfg, options)
+    spark = build_session(cfg)
+    work = Path(out).with_suffix(".work")  # beside the archive; build() removes it
+    rows = spark.range(2000).select(
+        F.col("id"),
+        (F.col("id") % 7).cast("string").alias("k"),
+        (F.col("id") % 2).cast("double").alias("label"),
+        F.lit("2024-01").alias("month"),
+    )
+    for kind in ("csv", "json", "parquet"):
+        rows.write.mode("overwrite").option("header", "true").format(kind).save(f"{work}/{kind}")
+        spark.read.schema(rows.schema).option("header", "true").format(kind).load(
+            f"{work}/{kind}"
+        ).count()
+    table = f"{work}/delta"
+    try:
+        rows.write.format("delta").partitionBy("month").mode("overwrite").save(table)
+        rows.limit(10).write.format("delta").mode("append").save(table)
+        from delta.tables import DeltaTable
+
+        target = DeltaTable.forPath(spark, table)
+        target.alias("t").merge(rows.limit(50).alias("s"), "t.id = s.id").whenMatchedUpdateAll()
+        target.delete("id < 5")
+        spark.read.format("delta").load(table).groupBy("k").count().collect()
+    except Exception as exc:  # delta-rs sessions (no connector): the rest still counts
+        log.info("class archive workload without Delta: %s", exc)
+
+    def double(frames: Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
+        for frame in frames:
+            yield frame.assign(id=frame["id"] * 2)
+
+    rows.mapInPandas(double, rows.schema).count()
+    spark.createDataFrame(pd.DataFrame({"a": [1, 2]})).toPandas()
+    features = VectorAssembler(inputCols=["id"], outputCol="features").transform(rows)
+    LogisticRegression(maxIter=2).fit(features)
+    gateway = SparkContext._gateway
+    spark.stop()
+    proc = getattr(gateway, "proc", None)
+    if proc is not None and proc.stdin is not None:
+        proc.stdin.close()  # the gateway exits when its stdin closes; the JVM dumps on exit
+        proc.wait(timeout=BUILD_TIMEOUT_S)
+
+
+def _with_driver_options(cfg: Config, options: str) -> Config:
+    import dataclasses
+
+    conf = {**cfg.spark.conf, DRIVER_OPTIONS: options}
+    return dataclasses.replace(cfg, spark=dataclasses.replace(cfg.spark, conf=conf))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cardlake.class_archive``: build this machine's archive unless it exists."""
+    args = sys.argv[1:] if argv is None else argv
+    if "--workload" in args:
+        _workload(os.environ["_CARDLAKE_ARCHIVE_TO"])
+        return 0
+    if not enabled():
+        print(f"class archive: off ({SWITCH_VAR})")
+        return 0
+    started = time.perf_counter()
+    existed = archive_path().is_file() and "--force" not in args
+    if not existed:
+        print("class archive: building Spark's once for this machine (about a minute)", flush=True)
+    path = build(force="--force" in args)
+    if path is None:
+        print("class archive: not built; Spark starts without it (see the warning above)")
+    elif existed:
+        print(f"class archive: {path}")
+    else:
+        took = time.perf_counter() - started
+        print(f"class archive: built in {took:.0f}s ({path})")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The driver JVM's class archive: given to local drivers only, and valid for their class path."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from cardlake import class_archive
+from cardlake.config import load_config
+from cardlake.console import LOG_FILE_VAR
+from cardlake.spark import find_java, profile_settings
+from cardlake.stream.job import STREAM_JAVA_OPTIONS, StreamSettings, session_config
+
+OPTIONS = "spark.driver.extraJavaOptions"
+
+
+@pytest.fixture
+def archive_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(class_archive.DIR_VAR, str(tmp_path))
+    monkeypatch.setenv(class_archive.SWITCH_VAR, "on")
+    return tmp_path
+
+
+def test_a_local_driver_gets_the_archive_once_built_and_keeps_its_log_options(
+    archive_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(LOG_FILE_VAR, str(archive_dir / "run.log"))
+    assert "SharedArchiveFile" not in profile_settings(load_config("test"))[OPTIONS]  # not built
+    path = class_archive.archive_path()
+    assert path.parent == archive_dir
+    path.write_bytes(b"archive")
+    options = profile_settings(load_config("test"))[OPTIONS]
+    assert f"-XX:SharedArchiveFile={path}" in options.split()
+    assert f"-Dcardlake.log.file={archive_dir / 'run.log'}" in options.split()
+    monkeypatch.setenv(class_archive.SWITCH_VAR, "off")
+    assert "SharedArchiveFile" not in profile_settings(load_config("test"))[OPTIONS]
+
+
+def test_a_cluster_driver_never_gets_this_machines_archive(
+    archive_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class_archive.archive_path().write_bytes(b"archive")
+    monkeypatch.setenv("CARDLAKE_LAKE_ROOT", "hdfs://nn/lake")
+    cluster = profile_settings(load_config("cluster"))
+    assert "SharedArchiveFile" not in cluster.get(OPTIONS, "")
+    on_a_master = profile_settings(
+        load_config("test", overrides={"spark.master": "spark://127.0.0.1:7077"})
+    )
+    assert "SharedArchiveFile" not in on_a_master.get(OPTIONS, "")
+
+
+def test_the_streams_own_jvm_options_and_the_archive_both_reach_the_driver(
+    archive_dir: Path,
+) -> None:
+    path = class_archive.archive_path()
+    path.write_bytes(b"archive")
+    cfg = session_config(load_config("test"), StreamSettings())
+    options = profile_settings(cfg)[OPTIONS].split()
+    assert STREAM_JAVA_OPTIONS in options
+    assert f"-XX:SharedArchiveFile={path}" in options
+
+
+def test_the_archive_setup_built_maps_into_a_jvm_with_the_drivers_class_path(
+    spark: SparkSession,
+) -> None:
+    path = class_archive.archive_path()
+    assert path.is_file(), f"no class archive at {path}: `make setup` builds it"
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    class_path = jvm.java.lang.System.getProperty("java.class.path")
+    java = find_java().executable
+
+    def start(cp: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [java, f"-XX:SharedArchiveFile={path}", "-Xshare:on", "-cp", cp, "-version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    mapped = start(class_path)
+    assert mapped.returncode == 0, mapped.stderr
+    # -Xshare:on refuses an archive that does not fit the class path, so the check can fail:
+    elsewhere = start(str(path.parent))
+    assert elsewhere.returncode != 0 and "shared class paths mismatch" in elsewhere.stderr
+    # and the suite's own driver was started with it
+    arguments = list(
+        jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    )
+    assert f"-XX:SharedArchiveFile={path}" in arguments
