@@ -134,7 +134,8 @@ bench-synth: setup ## Generator time and peak memory for 10 million transactions
 clean-lake: ## Delete the local lake (./lake) and generated data (./data)
 	rm -rf lake data spark-warehouse metastore_db derby.log
 
-clean: clean-lake ## Also delete .venv and caches
+clean: clean-lake ## Also delete .venv, caches and this install's class archive
+	-@test -x $(PY) && $(PY) -c "from cardlake.class_archive import archive_path; archive_path().unlink(missing_ok=True)"
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # --- Fraud stream (issue 12): Kafka broker, the streaming job, its benchmark ---------------

@@ -6,11 +6,11 @@ query. The JDK can dump the classes one run loaded into an archive
 (``-XX:ArchiveClassesAtExit``) and map it into later JVMs (``-XX:SharedArchiveFile``), which
 then skip parsing and verifying them. ``python bench/bench_jvm_start.py`` measures the gain.
 
-The archive belongs to one JDK and one pyspark install: its name carries a digest of both, so
-another JDK or pyspark looks for (and builds) its own. ``make setup`` builds it once
-(``python -m cardlake.class_archive``, tens of seconds); sessions started without one run as
-before. The JVM checks the archive itself and ignores one that does not match its class path
-(``-Xshare:auto``, the default); its notes on that are silenced, not its errors.
+The archive belongs to one JDK and one pyspark install (its folder, version and jars): its name
+carries a digest of both, so another JDK or another install looks for (and builds) its own.
+``make setup`` builds it once (``python -m cardlake.class_archive``, about a minute); sessions
+started without one run as before. The JVM checks the archive itself and ignores one that does
+not match its class path (``-Xshare:auto``, the default); its notes on that are silenced.
 
 ``CARDLAKE_CLASS_ARCHIVE=off`` turns it off; ``CARDLAKE_CLASS_ARCHIVE_DIR`` moves the cache.
 """
@@ -55,7 +55,9 @@ def archive_path() -> Path:
     java = find_java()
     jars = Path(pyspark.__file__).parent / "jars"
     digest = hashlib.sha256()
-    for part in (os.path.realpath(java.executable), java.version, pyspark.__version__):
+    # The JVM checks an archive against the class path it was dumped with: another install
+    # of pyspark (another clone's .venv) needs its own.
+    for part in (os.path.realpath(java.executable), java.version, str(jars.resolve())):
         digest.update(part.encode() + b"\0")
     for jar in sorted(jars.glob("*.jar")):
         digest.update(f"{jar.name}:{jar.stat().st_size}".encode() + b"\0")
