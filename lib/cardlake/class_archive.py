@@ -17,6 +17,7 @@ not match its class path (``-Xshare:auto``, the default); its notes on that are 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -50,6 +51,14 @@ def enabled() -> bool:
 
 def archive_path() -> Path:
     """Where this JDK's and this pyspark's archive is (or would be)."""
+    root = os.environ.get(DIR_VAR) or str(Path.home() / ".cache" / "cardlake" / "class-archive")
+    # Every session's settings ask for it: worked out once per JDK a process may be pointed at.
+    return Path(root) / _archive_name(os.environ.get("JAVA_HOME"), shutil.which("java"))
+
+
+@functools.cache
+def _archive_name(java_home: str | None, java_on_path: str | None) -> str:
+    """The archive's file name; the arguments are what :func:`find_java` looks at."""
     import pyspark
 
     java = find_java()
@@ -61,8 +70,7 @@ def archive_path() -> Path:
         digest.update(part.encode() + b"\0")
     for jar in sorted(jars.glob("*.jar")):
         digest.update(f"{jar.name}:{jar.stat().st_size}".encode() + b"\0")
-    root = os.environ.get(DIR_VAR) or Path.home() / ".cache" / "cardlake" / "class-archive"
-    return Path(root) / f"spark-{pyspark.__version__}-{digest.hexdigest()[:16]}.jsa"
+    return f"spark-{pyspark.__version__}-{digest.hexdigest()[:16]}.jsa"
 
 
 def with_archive(settings: dict[str, str]) -> dict[str, str]:
