@@ -136,7 +136,7 @@ clean-lake: ## Delete the local lake (./lake) and generated data (./data)
 
 clean: clean-lake ## Also delete .venv, caches and this install's class archive
 	-@test -x $(PY) && $(PY) -c "from cardlake.class_archive import archive_path; archive_path().unlink(missing_ok=True)"
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(PACKED_ENV)
 
 # --- Fraud stream (issue 12): Kafka broker, the streaming job, its benchmark ---------------
 KAFKA_DIR ?= $(abspath lake)/_kafka
@@ -155,6 +155,10 @@ CLUSTER_WORKERS ?= 2
 WORKER_MEMORY ?= 2g
 SPARK_MASTER ?= spark://127.0.0.1:7077
 MLFLOW_PORT ?= 5000
+# shared: executors use this machine's .venv (same path on every node); packed: a venv-pack
+# archive of the project's dependencies travels with the job (built on first use).
+PYTHON_ENV ?= shared
+PACKED_ENV ?= $(HOME)/.cache/cardlake/executor-env.tar.gz
 MLFLOW_STORE ?= $(abspath lake)/_ops/mlflow-server
 .PHONY: cluster-up cluster-down run-cluster mlflow-server
 
@@ -169,6 +173,7 @@ run-cluster: setup ## spark-submit the pipeline to $(SPARK_MASTER): project whee
 	CARDLAKE_LAKE_ROOT=$${CARDLAKE_LAKE_ROOT:-$(abspath lake)} \
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-http://127.0.0.1:$(MLFLOW_PORT)} \
 	$(PY) infra/standalone/submit.py --master $(SPARK_MASTER) --executor-memory 1g \
+		--python-env $(PYTHON_ENV) $(if $(filter packed,$(PYTHON_ENV)),--packed-env $(PACKED_ENV)) \
 		jobs/run_pipeline.py --env cluster $(MONTH_ARG)
 
 mlflow-server: setup ## MLflow tracking server on 127.0.0.1:5000 (SQLite, proxied artefacts)

@@ -6,13 +6,17 @@
 What travels with the job:
 
 - **the project as a wheel**: built from ``pyproject.toml`` into ``--dist`` (``pip wheel
-  --no-deps``) and shipped with ``--py-files``, so executors import exactly the submitted code;
+  --no-deps``) and shipped with ``--py-files`` under a ``.zip`` name (PySpark puts only ``.zip``,
+  ``.egg`` and ``.jar`` files of ``--py-files`` on the executors' Python path, and a wheel is a
+  zip), so executors import exactly the submitted code, ahead of any installed copy;
 - **the Python environment**: ``shared`` (default here) points executors at an interpreter that
   exists at the same path on every node (``spark.pyspark.python``; Spark's documented option for
   a shared file system or identical node images: this machine's ``.venv``). ``packed`` ships a
-  relocatable environment built by ``venv-pack`` (``--packed-env env.tar.gz``) with ``--archives
+  relocatable environment (``--packed-env env.tar.gz``, built by :func:`pack_environment`:
+  the wheel and its dependencies in a fresh venv, packed by ``venv-pack``) with ``--archives
   env.tar.gz#environment`` and ``spark.pyspark.python=./environment/bin/python``, Spark's
-  documented recipe for nodes that have no Python packages of their own;
+  documented recipe for nodes that have no Python packages of their own (they need the same
+  base Python at the same path: a venv links to its interpreter);
 - **jars by Maven coordinates**: the Delta connector for this pyspark line
   (:func:`delta_package`) through ``--packages``; Splink's similarity UDF jar is not published to
   Maven Central, it ships inside the ``splink`` wheel and goes with ``--jars``;
@@ -32,8 +36,10 @@ import argparse
 import importlib.util
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +107,12 @@ def shared_executor_classpath(ivy: str) -> str:
 
 
 def build_wheel(dist: Path) -> Path:
-    """Builds the project's wheel (no dependencies) into ``dist``; returns its path."""
+    """Builds the project's wheel (no dependencies) into ``dist``; returns its path.
+
+    A copy under a ``.zip`` name stands beside it (:func:`importable`), for ``--py-files``.
+    """
     dist.mkdir(parents=True, exist_ok=True)
-    for old in dist.glob("cardlake-*.whl"):
+    for old in [*dist.glob("cardlake-*.whl"), *dist.glob("cardlake-*.zip")]:
         old.unlink()
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(ROOT)],
@@ -112,7 +121,34 @@ def build_wheel(dist: Path) -> Path:
     wheels = sorted(dist.glob("cardlake-*.whl"))
     if len(wheels) != 1:
         raise RuntimeError(f"expected one cardlake wheel in {dist}, found {wheels}")
+    shutil.copyfile(wheels[0], importable(wheels[0]))
     return wheels[0]
+
+
+def importable(wheel: Path) -> Path:
+    """The wheel's copy that ``--py-files`` puts on the executors' Python path (a ``.zip``)."""
+    return wheel.with_suffix(".zip")
+
+
+def pack_environment(wheel: Path, out: Path, *, dependencies: bool = True) -> Path:
+    """A relocatable Python environment for the executors: ``wheel`` (with its dependencies,
+    unless ``dependencies`` is false) installed into a fresh venv, packed by ``venv-pack``.
+
+    The venv links to this interpreter's base Python: every node needs that Python at the same
+    path (venv-pack's documented limit; a conda environment packed by conda-pack lifts it).
+    """
+    import venv_pack
+
+    with tempfile.TemporaryDirectory(prefix="cardlake-env-") as work:
+        env = Path(work) / "env"
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        pip += ["--disable-pip-version-check", *([] if dependencies else ["--no-deps"])]
+        subprocess.run([*pip, str(wheel)], check=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)
+        venv_pack.pack(prefix=str(env), output=str(out), verbose=False)
+    return out
 
 
 def submit_command(
@@ -166,20 +202,22 @@ def submit_command(
         "--jars",
         splink_jar(),
         "--py-files",
-        str(wheel),
+        str(importable(wheel)),
     ]
     if python_env == "packed":
         if packed_env is None:
-            raise ValueError("--python-env packed needs --packed-env <venv-pack archive>")
+            raise ValueError(
+                "--python-env packed needs --packed-env <archive from pack_environment>"
+            )
         command += ["--archives", f"{packed_env}#environment"]
         settings["spark.pyspark.python"] = "./environment/bin/python"
-        settings["spark.pyspark.driver.python"] = sys.executable
     elif python_env == "shared":
         settings["spark.pyspark.python"] = sys.executable
-        settings["spark.pyspark.driver.python"] = sys.executable
-        settings["spark.executor.extraClassPath"] = shared_executor_classpath(ivy_dir())
     else:
         raise ValueError(f"unknown --python-env {python_env!r}: shared or packed")
+    settings["spark.pyspark.driver.python"] = sys.executable
+    # Both: Python travels in the archive, the JVM's connector jars do not (see the function).
+    settings["spark.executor.extraClassPath"] = shared_executor_classpath(ivy_dir())
     for key, value in {**settings, **(conf or {})}.items():
         if value:
             command += ["--conf", f"{key}={value}"]
@@ -191,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", default=DEFAULT_MASTER)
     parser.add_argument("--dist", type=Path, default=DEFAULT_DIST, help="where the wheel is built")
     parser.add_argument("--python-env", choices=["shared", "packed"], default="shared")
-    parser.add_argument("--packed-env", type=Path, help="a venv-pack archive (packed mode)")
+    parser.add_argument("--packed-env", type=Path, help="the packed environment (packed mode)")
+    parser.add_argument(
+        "--repack", action="store_true", help="packed mode: rebuild --packed-env even if it exists"
+    )
     parser.add_argument("--executor-memory", default="512m")
     parser.add_argument("--executor-cores", type=int, default=1)
     parser.add_argument("--max-cores", type=int)
@@ -203,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = dict(item.split("=", 1) for item in args.conf)
     wheel = args.dist / "cardlake-0.0-py3-none-any.whl" if args.dry_run else build_wheel(args.dist)
+    packed = args.python_env == "packed" and args.packed_env is not None and not args.dry_run
+    if packed and (args.repack or not args.packed_env.is_file()):
+        # The project's code travels in the wheel at every submit; the environment holds its
+        # dependencies, so one built once serves until they change (then --repack).
+        print(f"packing the executors' Python environment into {args.packed_env}", file=sys.stderr)
+        pack_environment(wheel, args.packed_env)
     command = submit_command(
         args.job,
         args.job_args,

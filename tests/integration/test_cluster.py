@@ -20,6 +20,7 @@ minutes overlap the in-process tests' instead of adding to them.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -61,6 +62,9 @@ SMALL_DATA = {
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
     "spark.ui.enabled": "false",
 }
+
+
+PIPELINE_APP = "cardlake-run_pipeline"  # submit.py names an application after its job file
 
 
 @pytest.fixture(scope="session")
@@ -121,10 +125,18 @@ class ClusterRun:
 
 
 @pytest.fixture(scope="session")
+def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built once (with its ``.zip`` copy for ``--py-files``)."""
+    wheel: Path = load_infra("standalone/submit.py").build_wheel(tmp_path_factory.mktemp("dist"))
+    return wheel
+
+
+@pytest.fixture(scope="session")
 def cluster_submission(
     standalone_cluster: Any,
     built_lake: BuiltLake,
     spark: SparkSession,
+    project_wheel: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ClusterRun]:
     """Starts the pipeline on the cluster and returns at once: the job runs beside the rest of
@@ -142,12 +154,11 @@ def cluster_submission(
     conf = _cluster_conf_dir(work, built_lake, lake)
     if not FROM_LANDING:  # a copy: the built lake is shared and read-only
         shutil.copytree(built_lake.lake_root / "bronze", lake / "bronze")
-    wheel = submit.build_wheel(work / "dist")
     command = submit.submit_command(
         "jobs/run_pipeline.py",
         ["--env", "test", "--only", STAGES],
         master=standalone_cluster.master_url,
-        wheel=wheel,
+        wheel=project_wheel,
         executor_memory="512m",
         executor_cores=1,
         max_cores=2,
@@ -205,8 +216,8 @@ def test_submitted_job_ran_on_the_workers_with_the_shipped_wheel(
 ) -> None:
     cluster = load_infra("standalone/cluster.py")
     status = cluster.master_status(standalone_cluster.master_ui_port)
-    finished = status.get("completedapps", [])
-    assert len(finished) == 1, finished
+    finished = [a for a in status.get("completedapps", []) if a["name"] == PIPELINE_APP]
+    assert len(finished) == 1, status.get("completedapps")
     # Both workers ran an executor of the application (its work folder holds its stderr).
     app_id = finished[0]["id"]
     state_dir = Path(standalone_cluster.logs[0]).parent
@@ -240,3 +251,69 @@ def test_gold_on_the_cluster_equals_the_local_run(
         if ours != theirs:
             differing[name] = {"cluster": ours, "local": theirs}
     assert differing == {}
+
+
+@pytest.fixture(scope="session")
+def packed_env(project_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The project alone (no dependencies): enough for the probe, and seconds instead of minutes.
+    submit = load_infra("standalone/submit.py")
+    packed: Path = submit.pack_environment(
+        project_wheel, tmp_path_factory.mktemp("packed") / "env.tar.gz", dependencies=False
+    )
+    return packed
+
+
+def test_a_packed_environment_runs_its_own_python_wherever_it_is_unpacked(
+    packed_env: Path, tmp_path: Path
+) -> None:
+    # Unpacked as Spark unpacks --archives (tar), under a name chosen by the submit.
+    where = tmp_path / "elsewhere" / "environment"
+    where.mkdir(parents=True)
+    subprocess.run(["tar", "-xzf", str(packed_env), "-C", str(where)], check=True)
+    probe = "import sys, cardlake; print(sys.prefix); print(cardlake.__file__)"
+    out = subprocess.run(
+        [str(where / "bin" / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ["PATH"]},
+    ).stdout.split()
+    assert out[0] == str(where)
+    assert Path(out[1]).is_relative_to(where / "lib"), out[1]
+
+
+@pytest.mark.waits_for_job  # the cluster's two cores are the pipeline's until it ends
+def test_executors_run_the_packed_environment_and_import_the_shipped_wheel(
+    standalone_cluster: Any,
+    cluster_lake: Path,
+    project_wheel: Path,
+    packed_env: Path,
+    tmp_path: Path,
+) -> None:
+    submit = load_infra("standalone/submit.py")
+    command = submit.submit_command(
+        str(Path(__file__).with_name("cluster_probe.py")),
+        [str(tmp_path / "probe.json"), str(tmp_path / "table")],
+        master=standalone_cluster.master_url,
+        wheel=project_wheel,
+        python_env="packed",
+        packed_env=packed_env,
+        max_cores=2,
+        conf=SMALL_DATA,
+    )
+    log = tmp_path / "submit.log"
+    with log.open("w") as out:
+        done = subprocess.run(
+            command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, timeout=600, check=False
+        )
+    assert done.returncode == 0, log.read_text()[-3000:]
+    probe = json.loads((tmp_path / "probe.json").read_text())
+    state_dir = Path(standalone_cluster.logs[0]).parent
+    for prefix, cardlake_file in probe["executors"]:
+        # <state>/worker-N/<application>/<executor>/environment: the archive, not this .venv
+        assert Path(prefix).name == "environment", prefix
+        assert Path(prefix).is_relative_to(state_dir), prefix
+        # The wheel shipped with --py-files, ahead of the copy inside the environment
+        assert cardlake_file == f"./{submit.importable(project_wheel).name}/cardlake/__init__.py"
+    # ids 0..99 by id % 3: the sums of 0, 3, .., 99; 1, 4, .., 97; 2, 5, .., 98
+    assert probe["sums"] == {"0": 1683, "1": 1617, "2": 1650}
