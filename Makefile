@@ -135,7 +135,7 @@ clean-lake: ## Delete the local lake (./lake) and generated data (./data)
 	rm -rf lake data spark-warehouse metastore_db derby.log
 
 clean: clean-lake ## Also delete .venv, caches and this install's class archive
-	-@test -x $(PY) && $(PY) -c "from cardlake.class_archive import archive_path; archive_path().unlink(missing_ok=True)"
+	-@test -x $(PY) && $(PY) -c "from cardlake import class_archive; class_archive.remove()"
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(PACKED_ENV)
 
 # --- Fraud stream (issue 12): Kafka broker, the streaming job, its benchmark ---------------

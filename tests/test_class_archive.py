@@ -63,6 +63,33 @@ def test_the_streams_own_jvm_options_and_the_archive_both_reach_the_driver(
     assert f"-XX:SharedArchiveFile={path}" in options
 
 
+def test_archives_of_removed_installs_are_deleted_and_live_ones_kept(tmp_path: Path) -> None:
+    ours = tmp_path / "spark-4.1.4-0000.jsa"  # this install's, from before .for files
+    live_jars = tmp_path / "venv-a" / "jars"
+    live_jars.mkdir(parents=True)
+    live = tmp_path / "spark-4.1.4-aaaa.jsa"
+    removed_install = tmp_path / "spark-4.1.4-bbbb.jsa"
+    unknown = tmp_path / "spark-4.1.4-cccc.jsa"  # built before archives named their install
+    for archive in (ours, live, removed_install, unknown):
+        archive.write_bytes(b"archive")
+    live.with_suffix(".for").write_text(f"{live_jars}\n")
+    removed_install.with_suffix(".for").write_text(f"{tmp_path / 'venv-b' / 'jars'}\n")
+    other = tmp_path / "notes.txt"
+    other.write_text("not an archive")
+
+    gone = class_archive.remove_orphans(ours)
+
+    assert sorted(gone) == [removed_install, unknown]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "notes.txt",
+        "spark-4.1.4-0000.for",  # written now, naming this install's jars
+        "spark-4.1.4-0000.jsa",
+        "spark-4.1.4-aaaa.for",
+        "spark-4.1.4-aaaa.jsa",
+    ]
+    assert Path(ours.with_suffix(".for").read_text().strip()).is_dir()
+
+
 def test_the_archive_setup_built_maps_into_a_jvm_with_the_drivers_class_path(
     spark: SparkSession,
 ) -> None:

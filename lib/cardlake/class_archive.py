@@ -62,7 +62,7 @@ def _archive_name(java_home: str | None, java_on_path: str | None) -> str:
     import pyspark
 
     java = find_java()
-    jars = Path(pyspark.__file__).parent / "jars"
+    jars = _jars_folder()
     digest = hashlib.sha256()
     # The JVM checks an archive against the class path it was dumped with: another install
     # of pyspark (another clone's .venv) needs its own.
@@ -71,6 +71,30 @@ def _archive_name(java_home: str | None, java_on_path: str | None) -> str:
     for jar in sorted(jars.glob("*.jar")):
         digest.update(f"{jar.name}:{jar.stat().st_size}".encode() + b"\0")
     return f"spark-{pyspark.__version__}-{digest.hexdigest()[:16]}.jsa"
+
+
+def _jars_folder() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "jars"
+
+
+def remove_orphans(ours: Path) -> list[Path]:
+    """Deletes the archives beside ``ours`` whose pyspark install is gone (a deleted clone's
+    ``.venv``; 236 MB each): each archive's ``.for`` file names the jars folder it was dumped
+    from. Returns what it deleted. One without that file predates it and goes too (its
+    install's ``make setup`` builds it again in about a minute); ``ours`` always stays."""
+    if ours.is_file() and not ours.with_suffix(".for").is_file():
+        ours.with_suffix(".for").write_text(f"{_jars_folder().resolve()}\n")
+    gone = []
+    for archive in ours.parent.glob("spark-*.jsa"):
+        source = archive.with_suffix(".for")
+        if archive == ours or (source.is_file() and Path(source.read_text().strip()).is_dir()):
+            continue
+        archive.unlink(missing_ok=True)
+        source.unlink(missing_ok=True)
+        gone.append(archive)
+    return gone
 
 
 def with_archive(settings: dict[str, str]) -> dict[str, str]:
@@ -132,8 +156,22 @@ def build(*, force: bool = False) -> Path | None:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         log.warning("no class archive built (exit %d): %s", done.returncode, " | ".join(tail))
         return None
+    path.with_suffix(".for").write_text(f"{_jars_folder().resolve()}\n")
     os.replace(partial, path)  # readers never map a half-written archive
+    _remove_orphans_noting(path)
     return path
+
+
+def remove() -> None:
+    """Deletes this install's archive (``make clean``)."""
+    path = archive_path()
+    for file in (path, path.with_suffix(".for")):
+        file.unlink(missing_ok=True)
+
+
+def _remove_orphans_noting(ours: Path) -> None:
+    for orphan in remove_orphans(ours):
+        log.warning("class archive: removed %s (its pyspark install is gone)", orphan.name)
 
 
 def _workload(out: str) -> None:
@@ -217,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if path is None:
         print("class archive: not built; Spark starts without it (see the warning above)")
     elif existed:
+        _remove_orphans_noting(path)
         print(f"class archive: {path}")
     else:
         took = time.perf_counter() - started
