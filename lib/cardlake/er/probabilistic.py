@@ -32,7 +32,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -757,6 +758,60 @@ def _train_in_duckdb(
     return _train(linker, present, settings=settings)
 
 
+M_U_FLOOR = 1e-6
+"""The least m or u probability expectation maximisation may give a level: the one Splink
+itself gives a level EM never observes (its "level not observed" m and u read as 1e-6).
+Training reads at most ``max_training_records`` records (200,000 by default), in clusters of a
+few records, so an EM block holds well under a million matching pairs: an m below the floor
+stands for less than one matching pair in its level, which no data can tell from zero."""
+
+
+@contextmanager
+def _em_floored(floor: float = M_U_FLOOR) -> Iterator[None]:
+    """Splink's expectation maximisation with every level's new m and u kept at ``floor`` or
+    above.
+
+    Splink's maximisation step is the unsmoothed maximum-likelihood one: a level whose blocked
+    pairs all look like non-matches (an unusual agreement pattern, or one only namesakes
+    show) has its m multiplied by a tiny factor every iteration, and within Splink's
+    iterations it reaches zero or a subnormal number, which Splink 5 refuses (``ValueError``
+    below 1e-300) and so fails the whole run. Splink has no option for it: its
+    ``fix_m_probability`` fixes a level named before training, and EM's arguments fix every m
+    or none. The floor is applied every iteration, after Splink computes the proportions, so a
+    level that EM estimates as impossible among matches gets the m Splink gives a level it
+    never sees, and every other estimate is untouched (the floored level's m makes its
+    comparison's levels sum to at most ``floor`` more than one; Splink does not require them to
+    sum to one). Splink's module function is swapped for the duration and restored.
+    """
+    from splink.internals import expectation_maximisation as em
+
+    proportions = em.compute_proportions_for_new_parameters
+    raised: set[tuple[str, int]] = set()
+
+    def floored(df_params: Any) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = proportions(df_params)
+        for record in records:
+            if record["output_column_name"] == "_probability_two_random_records_match":
+                continue
+            for key in ("m_probability", "u_probability"):
+                value = record[key]
+                if value is None or value >= floor:
+                    continue
+                record[key] = floor
+                level = (record["output_column_name"], record["comparison_vector_value"])
+                # u is fixed in training (sampled), so EM's u proportions are discarded.
+                if key == "m_probability" and level not in raised:
+                    raised.add(level)
+                    log.info("%s level %d: m_probability %.3g raised to %g", *level, value, floor)
+        return records
+
+    em.compute_proportions_for_new_parameters = floored
+    try:
+        yield
+    finally:
+        em.compute_proportions_for_new_parameters = proportions
+
+
 def _train(linker: Any, present: set[str], *, settings: ModelSettings) -> dict[str, Any]:
     from splink import block_on
 
@@ -778,9 +833,10 @@ def _train(linker: Any, present: set[str], *, settings: ModelSettings) -> dict[s
     )
     lap("u by random sampling")
     for cols in _blocks(_TRAINING_BLOCKS, present)[:2]:
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            block_on(*cols), estimate_without_term_frequencies=True
-        )
+        with _em_floored():
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                block_on(*cols), estimate_without_term_frequencies=True
+            )
         lap(f"EM blocked on {cols}")
     model: dict[str, Any] = linker.misc.save_model_to_json()
     return model
