@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.er.people_maker: the data maker the tests use too
 
 from tests.er.people_maker import (  # noqa: E402
-    MAPPING,
     PROFILES,
     blocking_reach,
     make_dedupe_file,
     make_link_pair,
+    person_records,
     resolve_frames,
 )
 
@@ -125,17 +125,6 @@ def _run(
         _explain_misses(spark, frames, res, settings)
 
 
-_EVIDENCE = (
-    "given_name",
-    "surname",
-    "dob",
-    "email_canonical",
-    "phone",
-    "street",
-    "postcode",
-    "city",
-)
-"""Fields whose agreement --explain-misses counts; names also agree by Soundex (a typo)."""
 _SHORT = {"given_name": "given", "email_canonical": "email"}
 
 
@@ -144,10 +133,10 @@ def _explain_misses(
 ) -> None:
     """Prints what the true pairs left apart share, and how many non-matches share as much.
 
-    A missed pair's evidence is the set of fields both records hold and agree on (a name by
-    its exact value, or by its Soundex code when only that agrees). For each such set S the
-    non-matching pairs that agree on at least S are counted by grouping the records on S's
-    values: if there are many, no rule that reads only those fields can link the true pair
+    A missed pair's evidence is the set of compared fields both records hold and agree on (a
+    name by its exact value, or by its Soundex code when only that agrees). For each such set
+    S the non-matching pairs that agree on at least S are counted by grouping the records on
+    S's values: if there are many, no rule that reads only those fields can link the true pair
     without linking them too, whatever its weights. Beside it, the missed pairs' match
     probability under the trained model (``not blocked`` when no prediction rule reaches them).
     """
@@ -156,25 +145,17 @@ def _explain_misses(
 
     import pandas as pd
 
-    from cardlake.er import to_person_records
     from cardlake.er.probabilistic import (
-        DUCKDB,
-        _linker,
+        COMPARED,
+        pairs_with_levels,
+        present_columns,
         with_blocking_keys,
     )
 
-    parts = []
-    for i, pdf in enumerate(frames):
-        raw = spark.createDataFrame(pdf.astype(str))
-        records = to_person_records(raw, mapping=MAPPING, dataset=f"in{i}")
-        parts.append(with_blocking_keys(records.drop("xref_keys", "source_dataset")))
-    truth = pd.concat(
-        [
-            pd.DataFrame({"uid": f"in{i}|" + pdf["rid"], "person": pdf["person"]})
-            for i, pdf in enumerate(frames)
-        ]
-    )
-    recs = pd.concat([p.toPandas() for p in parts]).merge(truth, on="uid", how="inner")
+    records = person_records(spark, frames)
+    held = present_columns(records[0] if len(records) == 1 else records[0].unionByName(records[1]))
+    evidence_columns = [c for c in COMPARED if c in held]
+    recs = pd.concat([with_blocking_keys(r).toPandas() for r in records])
     recs = recs.merge(res.entities_df.select("uid", "entity_id").toPandas(), on="uid", how="left")
     recs["side"] = recs["uid"].str.split("|").str[0]
     link = len(frames) == 2
@@ -192,7 +173,7 @@ def _explain_misses(
     def evidence(a: str, b: str) -> tuple[str, ...]:
         ra, rb = by_uid.loc[a], by_uid.loc[b]
         out = []
-        for col in _EVIDENCE:
+        for col in evidence_columns:
             x, y = ra[col], rb[col]
             if pd.isna(x) or pd.isna(y):
                 continue
@@ -224,12 +205,9 @@ def _explain_misses(
                 same += int((sizes * (sizes - 1) // 2).sum())
         return same, total - same
 
-    model = dict(res.model)
-    model["retain_intermediate_calculation_columns"] = True
-    model["retain_matching_columns"] = True
-    # Built as the matcher builds its scoring linker.
-    linker = _linker(spark, parts, model, settings.model, dialect=DUCKDB)
-    scored = linker.inference.predict().as_pandas_dataframe()
+    scored = pairs_with_levels(
+        spark, [r.drop("person") for r in records], model=res.model, settings=settings.model
+    )
     key = scored[["uid_l", "uid_r"]].min(axis=1) + " " + scored[["uid_l", "uid_r"]].max(axis=1)
     probability = dict(zip(key, scored["match_probability"], strict=True))
     gammas = [c for c in scored.columns if c.startswith("gamma_")]

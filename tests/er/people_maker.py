@@ -355,6 +355,26 @@ def make_dedupe_file(n_people: int, *, profile: Profile, seed: int) -> pd.DataFr
     return _frame(rows, prefix="r", date_format="compact", rng=rng)
 
 
+def person_records(spark: Any, frames: list[pd.DataFrame]) -> list[Any]:
+    """Frames of this module as the matcher's person records, each with its truth.
+
+    Returns:
+        One DataFrame per frame: :func:`cardlake.er.to_person_records` of it (dataset
+        ``in<i>``, so uids are ``in<i>|<rid>``) and the frame's ``person`` column.
+    """
+    from pyspark.sql import functions as F
+
+    from cardlake.er import to_person_records
+
+    parts = []
+    for i, pdf in enumerate(frames):
+        raw = spark.createDataFrame(pdf.astype(str))
+        records = to_person_records(raw, mapping=MAPPING, dataset=f"in{i}")
+        truth = raw.select(F.concat(F.lit(f"in{i}|"), "rid").alias("uid"), "person")
+        parts.append(records.join(truth, on="uid", how="inner").select(*records.columns, "person"))
+    return parts
+
+
 def resolve_frames(
     spark: Any, frames: list[pd.DataFrame], *, settings: Any = None
 ) -> tuple[Any, Any]:
@@ -364,22 +384,16 @@ def resolve_frames(
     """
     from pyspark.sql import functions as F
 
-    from cardlake.er import evaluate_clusters, resolve_entities, to_person_records
+    from cardlake.er import evaluate_clusters, resolve_entities
 
-    records, truths = [], []
-    for i, pdf in enumerate(frames):
-        raw = spark.createDataFrame(pdf.astype(str))
-        records.append(to_person_records(raw, mapping=MAPPING, dataset=f"in{i}"))
-        truths.append(
-            raw.select(
-                F.concat(F.lit(f"in{i}|"), "rid").alias("record_id"),
-                F.col("person").alias("true_id"),
-            )
-        )
-    resolution = resolve_entities(spark, records, settings=settings)
+    parts = person_records(spark, frames)
+    resolution = resolve_entities(spark, [p.drop("person") for p in parts], settings=settings)
     predicted = resolution.entities_df.select(
         F.concat("source_dataset", F.lit("|"), "record_id").alias("record_id"), "entity_id"
     )
+    truths = [
+        p.select(F.col("uid").alias("record_id"), F.col("person").alias("true_id")) for p in parts
+    ]
     truth = truths[0] if len(truths) == 1 else truths[0].unionByName(truths[1])
     return evaluate_clusters(predicted, truth), resolution
 
@@ -394,19 +408,13 @@ def blocking_reach(spark: Any, frames: list[pd.DataFrame]) -> tuple[int, int, in
     """
     from pyspark.sql import functions as F
 
-    from cardlake.er import to_person_records
     from cardlake.er.probabilistic import (
         prediction_blocking_rules,
         present_columns,
         with_blocking_keys,
     )
 
-    parts = []
-    for i, pdf in enumerate(frames):
-        raw = spark.createDataFrame(pdf.astype(str))
-        records = to_person_records(raw, mapping=MAPPING, dataset=f"in{i}")
-        truth = raw.select(F.concat(F.lit(f"in{i}|"), "rid").alias("uid"), "person")
-        parts.append(records.join(truth, on="uid", how="inner"))
+    parts = person_records(spark, frames)
     union = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
     union = with_blocking_keys(union).localCheckpoint(eager=True)
     other = "l.uid < r.uid" if len(frames) == 1 else "l.source_dataset < r.source_dataset"

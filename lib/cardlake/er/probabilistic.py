@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -46,7 +47,7 @@ SPLINK_UDFS = ("jaro_winkler", "damerau_levenshtein")
 MIN_PRIOR_RECALL = 0.05
 """The least recall the prior's deterministic rules are taken to have (see
 :func:`_with_prior_from_recall`): below it the estimate rests on too few pairs."""
-_COMPARED = (
+COMPARED = (
     "given_name",
     "surname",
     "dob",
@@ -59,6 +60,7 @@ _COMPARED = (
     "state",
     "national_id",
 )
+"""The person-record columns the model can compare (:func:`present_columns` keeps those held)."""
 
 
 def splink_spark_conf() -> dict[str, str]:
@@ -112,9 +114,9 @@ class ScoredPairs:
 def present_columns(records_df: DataFrame) -> set[str]:
     """The compared columns that hold a value in at least one record: the comparisons and
     blocking rules (:func:`prediction_blocking_rules`) are chosen from them."""
-    counts = records_df.select(*[F.count(F.col(c)).alias(c) for c in _COMPARED]).first()
+    counts = records_df.select(*[F.count(F.col(c)).alias(c) for c in COMPARED]).first()
     assert counts is not None
-    return {c for c in _COMPARED if counts[c]}
+    return {c for c in COMPARED if counts[c]}
 
 
 def _jar_loaded(spark: SparkSession) -> bool:
@@ -660,6 +662,43 @@ def score_new_pairs(
     inputs = [with_blocking_keys(records_df.drop("xref_keys", "source_dataset"))]
     linker = _linker(spark, inputs, flagged, settings, dialect=dialect)
     return _predicted_pairs(spark, linker, settings, dialect=dialect)
+
+
+def pairs_with_levels(
+    spark: SparkSession,
+    records: Sequence[DataFrame],
+    *,
+    model: dict[str, Any],
+    settings: ModelSettings,
+) -> pd.DataFrame:
+    """Every blocked pair of ``records`` scored by a trained model, with the level each
+    comparison put it in: what a person reads to see why a pair was linked or left apart.
+
+    Scored in DuckDB, like :func:`score_pairs` on one machine, and returned to the driver: for
+    files that fit there (a benchmark's, a test's), not for a whole lake.
+
+    Args:
+        spark: the session the records belong to.
+        records: the person records :func:`score_pairs` was given (one file, or two to link).
+        model: the Splink model it saved (``ScoredPairs.model``).
+        settings: the lineage-break method.
+
+    Returns:
+        ``uid_l``, ``uid_r``, ``match_probability`` and one ``gamma_<comparison>`` column per
+        comparison (its level's comparison vector value, -1 where a side is missing).
+    """
+    retained = {
+        **model,
+        "retain_intermediate_calculation_columns": True,
+        "retain_matching_columns": True,
+    }
+    inputs = [with_blocking_keys(df.drop("xref_keys", "source_dataset")) for df in records]
+    linker = _linker(spark, inputs, retained, settings, dialect=DUCKDB)
+    predictions = linker.inference.predict()
+    scored = predictions.as_pandas_dataframe()
+    predictions.drop_table_from_database_and_remove_from_cache()
+    gammas = [c for c in scored.columns if c.startswith("gamma_")]
+    return scored[["uid_l", "uid_r", "match_probability", *gammas]]
 
 
 SPARK, DUCKDB = "spark", "duckdb"
