@@ -64,7 +64,9 @@ SMALL_DATA = {
 }
 
 
-PIPELINE_APP = "cardlake-run_pipeline"  # submit.py names an application after its job file
+# The pipeline's session names its application (spark.app_name in conf/base.yaml) over the
+# name submit.py gives; the probe job below keeps submit's (cardlake-cluster_probe).
+PIPELINE_APP = load_config("test").spark.app_name
 
 
 @pytest.fixture(scope="session")
