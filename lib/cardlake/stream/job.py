@@ -118,8 +118,9 @@ MAX_LITERAL_IDS = 10_000
 # for it. It emits nothing here (the velocity state's timeouts forget, they output no row), so
 # that forgetting now happens in the next batch with input. 600-event batches from the file
 # source, each followed by a quiet spell, two alternating pairs at load 6-11: 12.0 and 11.0
-# CPU-s a batch with the extra batch, 9.6 and 9.2 without; bench_stream at 0.5 events/s, one
-# pair at load 7: p50 21.5 -> 11.4 s. At 100-500 events/s input is always waiting: no change.
+# CPU-s a batch with the extra batch, 9.6 and 9.2 without. bench_stream --rates 0.5, two pairs
+# at load 3-8: p50 21.5 -> 11.4 s and 7.0 -> 6.6 s, within the spread; at 0.5-500 events/s
+# input is nearly always waiting when a batch ends, so the bench's latency hardly moves.
 STREAM_SPARK_CONF = {
     "spark.databricks.delta.setTransactionsInCrc.writeOnCommit": "true",
     "spark.databricks.delta.properties.defaults.checkpointInterval": "100",
