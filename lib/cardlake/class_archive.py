@@ -79,16 +79,25 @@ def _jars_folder() -> Path:
     return Path(pyspark.__file__).parent / "jars"
 
 
+def _install_file(archive: Path) -> Path:
+    """The file beside ``archive`` naming the pyspark jars folder it was dumped from."""
+    return archive.with_suffix(".for")
+
+
+def _name_install(archive: Path) -> None:
+    _install_file(archive).write_text(f"{_jars_folder().resolve()}\n")
+
+
 def remove_orphans(ours: Path) -> list[Path]:
     """Deletes the archives beside ``ours`` whose pyspark install is gone (a deleted clone's
     ``.venv``; 236 MB each): each archive's ``.for`` file names the jars folder it was dumped
     from. Returns what it deleted. One without that file predates it and goes too (its
     install's ``make setup`` builds it again in about a minute); ``ours`` always stays."""
-    if ours.is_file() and not ours.with_suffix(".for").is_file():
-        ours.with_suffix(".for").write_text(f"{_jars_folder().resolve()}\n")
+    if ours.is_file() and not _install_file(ours).is_file():
+        _name_install(ours)
     gone = []
     for archive in ours.parent.glob("spark-*.jsa"):
-        source = archive.with_suffix(".for")
+        source = _install_file(archive)
         if archive == ours or (source.is_file() and Path(source.read_text().strip()).is_dir()):
             continue
         archive.unlink(missing_ok=True)
@@ -156,7 +165,7 @@ def build(*, force: bool = False) -> Path | None:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         log.warning("no class archive built (exit %d): %s", done.returncode, " | ".join(tail))
         return None
-    path.with_suffix(".for").write_text(f"{_jars_folder().resolve()}\n")
+    _name_install(path)
     os.replace(partial, path)  # readers never map a half-written archive
     _remove_orphans_noting(path)
     return path
@@ -165,7 +174,7 @@ def build(*, force: bool = False) -> Path | None:
 def remove() -> None:
     """Deletes this install's archive (``make clean``)."""
     path = archive_path()
-    for file in (path, path.with_suffix(".for")):
+    for file in (path, _install_file(path)):
         file.unlink(missing_ok=True)
 
 
