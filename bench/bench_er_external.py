@@ -21,6 +21,7 @@ import argparse
 import logging
 import sys
 import time
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,7 @@ def _explain_misses(
     from itertools import combinations
 
     import pandas as pd
+    from pyspark.sql import DataFrame
 
     from cardlake.er.probabilistic import (
         COMPARED,
@@ -153,7 +155,7 @@ def _explain_misses(
     )
 
     records = person_records(spark, frames)
-    held = present_columns(records[0] if len(records) == 1 else records[0].unionByName(records[1]))
+    held = present_columns(reduce(DataFrame.unionByName, records))
     evidence_columns = [c for c in COMPARED if c in held]
     recs = pd.concat([with_blocking_keys(r).toPandas() for r in records])
     recs = recs.merge(res.entities_df.select("uid", "entity_id").toPandas(), on="uid", how="left")

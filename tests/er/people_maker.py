@@ -26,6 +26,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import reduce
 from typing import Any
 
 import pandas as pd
@@ -382,6 +383,7 @@ def resolve_frames(
 
     Returns ``(ClusterMetrics, Resolution)``; records are ``in<i>|<rid>``.
     """
+    from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
     from cardlake.er import evaluate_clusters, resolve_entities
@@ -394,7 +396,7 @@ def resolve_frames(
     truths = [
         p.select(F.col("uid").alias("record_id"), F.col("person").alias("true_id")) for p in parts
     ]
-    truth = truths[0] if len(truths) == 1 else truths[0].unionByName(truths[1])
+    truth = reduce(DataFrame.unionByName, truths)
     return evaluate_clusters(predicted, truth), resolution
 
 
@@ -406,6 +408,7 @@ def blocking_reach(spark: Any, frames: list[pd.DataFrame]) -> tuple[int, int, in
         reaches is never scored, so the last over the second bounds the pairwise recall of
         the direct links (clusters may still join it through a third record).
     """
+    from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
     from cardlake.er.probabilistic import (
@@ -415,7 +418,7 @@ def blocking_reach(spark: Any, frames: list[pd.DataFrame]) -> tuple[int, int, in
     )
 
     parts = person_records(spark, frames)
-    union = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+    union = reduce(DataFrame.unionByName, parts)
     union = with_blocking_keys(union).localCheckpoint(eager=True)
     other = "l.uid < r.uid" if len(frames) == 1 else "l.source_dataset < r.source_dataset"
     left, right = union.alias("l"), union.alias("r")

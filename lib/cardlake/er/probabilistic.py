@@ -31,10 +31,12 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import pandas as pd
@@ -571,7 +573,7 @@ def score_pairs(
 
     if len(records) not in (1, 2):
         raise ValueError(f"expected one or two inputs, got {len(records)}")
-    union = records[0] if len(records) == 1 else records[0].unionByName(records[1])
+    union = reduce(DataFrame.unionByName, records)
     present = present_columns(union)
     fuzzy = _jar_loaded(spark)
     if not fuzzy:
@@ -805,6 +807,9 @@ few records, so an EM block holds well under a million matching pairs: an m belo
 stands for less than one matching pair in its level, which no data can tell from zero."""
 
 
+_EM_SWAP = threading.Lock()
+
+
 @contextmanager
 def _em_floored(floor: float = M_U_FLOOR) -> Iterator[None]:
     """Splink's expectation maximisation with every level's new m and u kept at ``floor`` or
@@ -820,35 +825,40 @@ def _em_floored(floor: float = M_U_FLOOR) -> Iterator[None]:
     level that EM estimates as impossible among matches gets the m Splink gives a level it
     never sees, and every other estimate is untouched (the floored level's m makes its
     comparison's levels sum to at most ``floor`` more than one; Splink does not require them to
-    sum to one). Splink's module function is swapped for the duration and restored.
+    sum to one). Splink's module function is swapped for the duration and restored, under a
+    lock: two trainings in one process's threads take turns rather than restore each other's
+    swap.
     """
     from splink.internals import expectation_maximisation as em
 
-    proportions = em.compute_proportions_for_new_parameters
-    raised: set[tuple[str, int]] = set()
+    with _EM_SWAP:
+        proportions = em.compute_proportions_for_new_parameters
+        raised: set[tuple[str, int]] = set()
 
-    def floored(df_params: Any) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = proportions(df_params)
-        for record in records:
-            if record["output_column_name"] == "_probability_two_random_records_match":
-                continue
-            for key in ("m_probability", "u_probability"):
-                value = record[key]
-                if value is None or value >= floor:
+        def floored(df_params: Any) -> list[dict[str, Any]]:
+            records: list[dict[str, Any]] = proportions(df_params)
+            for record in records:
+                if record["output_column_name"] == "_probability_two_random_records_match":
                     continue
-                record[key] = floor
-                level = (record["output_column_name"], record["comparison_vector_value"])
-                # u is fixed in training (sampled), so EM's u proportions are discarded.
-                if key == "m_probability" and level not in raised:
-                    raised.add(level)
-                    log.info("%s level %d: m_probability %.3g raised to %g", *level, value, floor)
-        return records
+                for key in ("m_probability", "u_probability"):
+                    value = record[key]
+                    if value is None or value >= floor:
+                        continue
+                    record[key] = floor
+                    level = (record["output_column_name"], record["comparison_vector_value"])
+                    # u is fixed in training (sampled), so EM's u proportions are discarded.
+                    if key == "m_probability" and level not in raised:
+                        raised.add(level)
+                        log.info(
+                            "%s level %d: m_probability %.3g raised to %g", *level, value, floor
+                        )
+            return records
 
-    em.compute_proportions_for_new_parameters = floored
-    try:
-        yield
-    finally:
-        em.compute_proportions_for_new_parameters = proportions
+        em.compute_proportions_for_new_parameters = floored
+        try:
+            yield
+        finally:
+            em.compute_proportions_for_new_parameters = proportions
 
 
 def _train(linker: Any, present: set[str], *, settings: ModelSettings) -> dict[str, Any]:

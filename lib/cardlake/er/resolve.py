@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -115,7 +116,7 @@ def resolve_entities(
     """
     settings = settings or ResolverSettings()
     link_only = len(records) == 2
-    union = records[0] if len(records) == 1 else records[0].unionByName(records[1])
+    union = reduce(DataFrame.unionByName, records)
     union = union.localCheckpoint(eager=True)
     inputs = (
         [union]
