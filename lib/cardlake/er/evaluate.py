@@ -71,38 +71,51 @@ def evaluate_clusters(
         predicted pairs precision is 1, with no true pairs recall is 1) and B-cubed precision,
         recall and F1 (per record, averaged over records).
     """
-    predicted = predicted_df.select(id_col, entity_col)
-    truth = truth_df.select(id_col, true_col)
-    missing = truth.join(predicted, on=id_col, how="left_anti")
-    unknown = predicted.join(truth, on=id_col, how="left_anti").count()
-    missing_records = missing.count()
-    # A missing record is a cluster of its own: a label (NUL-prefixed) no predicted entity has.
-    joined = predicted.join(truth, on=id_col, how="inner").unionByName(
-        missing.select(
-            id_col, F.concat(F.lit("\u0000missing:"), F.col(id_col)).alias(entity_col), true_col
-        )
+    # One outer join says which side knows each record; checkpointed, the groupings below
+    # read it instead of recomputing both inputs (in silver, bronze and the truth files) for
+    # each figure, as five separate jobs did.
+    sides = (
+        predicted_df.select(id_col, entity_col, F.lit(True).alias("_predicted"))
+        .join(truth_df.select(id_col, true_col, F.lit(True).alias("_true")), on=id_col, how="full")
+        .localCheckpoint(eager=True)
     )
-    cells = joined.groupBy(entity_col, true_col).agg(F.count(F.lit(1)).alias("n_cell"))
-    pred_sizes = joined.groupBy(entity_col).agg(F.count(F.lit(1)).alias("n_pred"))
-    true_sizes = joined.groupBy(true_col).agg(F.count(F.lit(1)).alias("n_true"))
+    # A missing record is a cluster of its own: a label (NUL-prefixed) no predicted entity has.
+    joined = sides.where(F.col("_true").isNotNull()).select(
+        F.coalesce(F.col(entity_col), F.concat(F.lit("\u0000missing:"), F.col(id_col))).alias(
+            entity_col
+        ),
+        true_col,
+        F.col("_predicted").isNull().cast("long").alias("_missing"),
+    )
+    cells = joined.groupBy(entity_col, true_col).agg(
+        F.count(F.lit(1)).alias("n_cell"), F.sum("_missing").alias("n_missing")
+    )
+    pred_sizes = cells.groupBy(entity_col).agg(F.sum("n_cell").alias("n_pred"))
+    true_sizes = cells.groupBy(true_col).agg(F.sum("n_cell").alias("n_true"))
+    # A cluster of n holds n(n-1)/2 pairs, and its cells' records sum to n: the sum over its
+    # cells of n_cell(n-1) is twice its pairs, so both sides' pair counts come from the cells.
     cell_stats = (
         cells.join(pred_sizes, on=entity_col, how="inner")
         .join(true_sizes, on=true_col, how="inner")
         .agg(
             F.sum(_pairs(F.col("n_cell"))).alias("correct"),
+            F.sum(F.col("n_cell") * (F.col("n_pred") - 1)).alias("pred_twice"),
+            F.sum(F.col("n_cell") * (F.col("n_true") - 1)).alias("true_twice"),
             # B-cubed: each of the n_cell records in a cell has precision n_cell / n_pred.
             F.sum(F.col("n_cell") * F.col("n_cell") / F.col("n_pred")).alias("b3_p"),
             F.sum(F.col("n_cell") * F.col("n_cell") / F.col("n_true")).alias("b3_r"),
             F.sum("n_cell").alias("records"),
+            F.sum("n_missing").alias("missing"),
         )
         .first()
     )
-    pred_pairs = pred_sizes.agg(F.sum(_pairs(F.col("n_pred")))).first()
-    true_pairs = true_sizes.agg(F.sum(_pairs(F.col("n_true")))).first()
-    assert cell_stats is not None and pred_pairs is not None and true_pairs is not None
+    unknown = sides.where(F.col("_true").isNull()).count()
+    assert cell_stats is not None
     records = int(cell_stats["records"] or 0)
+    missing_records = int(cell_stats["missing"] or 0)
     correct = int(cell_stats["correct"] or 0)
-    n_pred, n_true = int(pred_pairs[0] or 0), int(true_pairs[0] or 0)
+    n_pred = int(cell_stats["pred_twice"] or 0) // 2
+    n_true = int(cell_stats["true_twice"] or 0) // 2
     precision = correct / n_pred if n_pred else 1.0
     recall = correct / n_true if n_true else 1.0
     b3_p = float(cell_stats["b3_p"] or 0) / records if records else 1.0
