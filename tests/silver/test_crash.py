@@ -44,7 +44,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,7 +303,17 @@ def _spy(
         mp.setattr(engine, method, noting("write", method, getattr(engine, method)))
     mp.setattr(engine, "read", noting("read", "", engine.read))
     mp.setattr(job, "_log_to_mlflow", noting("write", "mlflow", job._log_to_mlflow))
-    mp.setattr(job, "check_tables", noting("write", "checks", job.check_tables))
+    real_gate = job.quality_gate
+
+    @contextmanager
+    def gate(*args: Any, **kwargs: Any) -> Iterator[None]:
+        # The gate checks tables as they land and writes its results on the way out.
+        with real_gate(*args, **kwargs):
+            yield
+            if not inside:
+                events.append(("write", "checks"))
+
+    mp.setattr(job, "quality_gate", gate)
 
 
 def _run(lake: Lake) -> object:
