@@ -59,10 +59,10 @@ def in_parallel(
                 finished[item].set()
 
     with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        return list(pool.map(inheriting(task), items))
+        return list(pool.map(_inheriting(task), items))
 
 
-def inheriting(fn: Callable[[T], R]) -> Callable[[T], R]:
+def _inheriting(fn: Callable[[T], R]) -> Callable[[T], R]:
     """``fn`` run in another thread with the caller's Spark local properties and session tags."""
     from py4j.clientserver import ClientServer
     from pyspark import SparkContext
@@ -102,7 +102,7 @@ def prefetched(
         for item in items:
             yield item, fn(item)
         return
-    task = inheriting(fn)
+    task = _inheriting(fn)
     with ThreadPoolExecutor(max_workers=threads) as pool:
         futures: dict[int, Future[R]] = {}
 

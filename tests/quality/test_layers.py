@@ -25,7 +25,6 @@ from cardlake.quality.layers import (
     _unique,
     check_tables,
     checked_columns,
-    quality_gate,
     raise_on_critical,
     run_suites,
     suites_for,
@@ -273,90 +272,6 @@ def test_a_stage_gate_fails_on_a_critical_failure_unless_stage_checks_are_off(
     with pytest.raises(DataQualityError, match=r"silver\.interactions"):
         check_tables(rs_tables, on, ["silver.interactions"])
     assert rs_tables.read(DQ_RESULTS).where("NOT success").count() >= 1
-
-
-GATED = ["silver.customers", "silver.interactions"]
-CUSTOMERS = (
-    "customer_key string, status string, date_of_birth date, join_date date, credit_score int, "
-    "debt_outstanding_usd double, closed_month string"
-)
-
-
-def _gate_config(cfg: Config, tables: Tables) -> Config:
-    return dataclasses.replace(
-        cfg,
-        quality=QualityConfig(stage_checks=True),
-        paths=dataclasses.replace(cfg.paths, lake_root=tables.lake_root),
-    )
-
-
-def _customers(spark: SparkSession, *keys: str):
-    d = dt.date
-    return spark.createDataFrame(
-        [(k, "active", d(1980, 1, 1), d(2020, 1, 1), 700, 0.0, None) for k in keys], CUSTOMERS
-    )
-
-
-def _interaction(spark: SparkSession, customer_key: str):
-    ts = dt.datetime
-    return spark.createDataFrame(
-        [("I1", customer_key, ts(2025, 6, 1, 8), ts(2025, 6, 1, 9), 1.0, "2025-06")],
-        "interaction_id string, customer_key string, opened_at timestamp, "
-        "resolved_at timestamp, resolution_hours double, month string",
-    )
-
-
-def test_a_gate_checks_tables_as_they_land_and_a_child_against_its_parents_last_rows(
-    spark: SparkSession, rs_tables: Tables, cfg: Config, monkeypatch: pytest.MonkeyPatch
-):
-    import threading
-
-    from cardlake.quality import layers
-
-    checked: list[str] = []
-    first = threading.Event()
-    real = layers._validated
-
-    def validated(tables, checker, suite):  # type: ignore[no-untyped-def]
-        outcome = real(tables, checker, suite)
-        checked.append(suite.table)
-        first.set()
-        return outcome
-
-    monkeypatch.setattr(layers, "_validated", validated)
-    with quality_gate(rs_tables, _gate_config(cfg, rs_tables), GATED):
-        # The child before its parent: nothing can be checked yet.
-        rs_tables.overwrite("silver.interactions", _interaction(spark, "CK2"))
-        rs_tables.overwrite("silver.customers", _customers(spark, "CK1"))
-        # Both landed: checked while the block goes on (CK2 is nobody yet) ...
-        assert first.wait(timeout=120), "no suite was checked before the block ended"
-        # ... and the parent written again: the child is checked again, and that check counts.
-        rs_tables.overwrite("silver.customers", _customers(spark, "CK1", "CK2"))
-    assert set(checked) == set(GATED)
-    results = rs_tables.read(DQ_RESULTS).collect()
-    assert {r["suite_name"] for r in results} == set(GATED)
-    # One outcome per suite is recorded, the last: the child's key found in its parent's
-    # second version (checked against the first, CK2 was nobody).
-    customer_fk = [r for r in results if "_fk_customer" in (r["kwargs"] or "")]
-    assert [r["success"] for r in customer_fk] == [True]
-    assert all(r["success"] for r in results if r["critical"])
-
-
-def test_a_gate_fails_on_a_childs_missing_parent_and_records_nothing_when_the_stage_fails(
-    spark: SparkSession, rs_tables: Tables, cfg: Config
-):
-    on = _gate_config(cfg, rs_tables)
-    with pytest.raises(RuntimeError, match="the stage failed"):
-        with quality_gate(rs_tables, on, GATED):
-            rs_tables.overwrite("silver.customers", _customers(spark, "CK1"))
-            raise RuntimeError("the stage failed")
-    assert not rs_tables.exists(DQ_RESULTS)
-
-    with pytest.raises(DataQualityError, match=r"silver\.interactions"):
-        with quality_gate(rs_tables, on, GATED):
-            rs_tables.overwrite("silver.interactions", _interaction(spark, "CK2"))
-    failed = rs_tables.read(DQ_RESULTS).where("NOT success AND critical").collect()
-    assert {r["suite_name"] for r in failed} == {"silver.interactions"}
 
 
 def pipeline_tables() -> set[str]:

@@ -10,8 +10,7 @@ Both give the same tables (tests/gold/test_build.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -21,7 +20,7 @@ from cardlake.errors import JobFailed
 from cardlake.gold import dims, facts, features, kpis
 from cardlake.gold.config import GoldConfig
 from cardlake.months import window
-from cardlake.quality.layers import quality_gate
+from cardlake.quality.layers import check_tables
 from cardlake.silver.schemas import SCHEMAS as SILVER_SCHEMAS
 from cardlake.tables import Idempotency, Tables, watermarks
 from cardlake.threads import in_parallel
@@ -325,36 +324,24 @@ def run(tables: Tables, settings: Settings, *, month: str | None, full: bool = F
     """
     gcfg = settings.of(GoldConfig)
     if month is not None:
-        with quality_gate(tables, settings.config, TABLES):
-            build_gold(tables, gcfg, months=[month], full=False)
+        build_gold(tables, gcfg, months=[month], full=False)
+        check_tables(tables, settings.config, TABLES)
         return f"month {month}"
     months = silver_months(tables)
     if not months:
         log.info("silver.transactions has no months yet; nothing to build")
         return "no months in silver yet"
-    plan = refresh(
-        tables,
-        gcfg,
-        months=months,
-        full=full,
-        around_build=lambda: quality_gate(tables, settings.config, TABLES),
-    )
+    plan = refresh(tables, gcfg, months=months, full=full)
+    if plan.mode != "skip":
+        check_tables(tables, settings.config, TABLES)
     watermarks.record(tables, plan)  # only once the tables passed their checks
     return _summary(plan, len(months))
 
 
 def refresh(
-    tables: Tables,
-    gcfg: GoldConfig,
-    *,
-    months: Sequence[str],
-    full: bool = False,
-    around_build: Callable[[], AbstractContextManager[None]] = nullcontext,
+    tables: Tables, gcfg: GoldConfig, *, months: Sequence[str], full: bool = False
 ) -> watermarks.Plan:
     """Builds what the commit log of gold's inputs says changed among ``months``.
-
-    ``around_build``: the context a build runs in (the stage's quality gate); none is entered
-    when nothing is built.
 
     Returns the plan it followed; the caller records it (:func:`watermarks.record`) once the
     tables are checked, so a failed build is planned again.
@@ -364,11 +351,9 @@ def refresh(
     )
     log.info("gold plan: %s (%s)", plan.mode, plan.reason)
     if plan.mode == "full":
-        with around_build():
-            build_gold(tables, gcfg, months=months, full=True)
+        build_gold(tables, gcfg, months=months, full=True)
     elif plan.mode == "months":
-        with around_build():
-            build_gold(tables, gcfg, months=plan.months, full=False, recompute=True)
+        build_gold(tables, gcfg, months=plan.months, full=False, recompute=True)
     return plan
 
 

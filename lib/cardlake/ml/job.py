@@ -20,7 +20,7 @@ from cardlake.config import Config, ConfigError, Settings
 from cardlake.errors import JobFailed
 from cardlake.ml import engagement, experiment, fraud, propensity, risk, segmentation, tracking
 from cardlake.ml.settings import MlSettings
-from cardlake.quality.layers import quality_gate
+from cardlake.quality.layers import check_tables
 from cardlake.tables import Tables
 from cardlake.threads import in_parallel
 
@@ -106,11 +106,11 @@ def run(
 
     # The first failure comes back in START_ORDER; results are given in RUNNERS order.
     after = {name: [AFTER[name]] for name in chosen if AFTER.get(name) in chosen}
-    # A model's tables are checked as they land, beside the models still training.
-    with quality_gate(tables, settings.config, TABLES):
-        done = in_parallel(train, chosen, threads=ml.models_at_once, after=after)
+    done = in_parallel(train, chosen, threads=ml.models_at_once, after=after)
     trained = dict(zip(chosen, done, strict=True))
-    return {name: trained[name] for name in RUNNERS if name in trained}
+    results = {name: trained[name] for name in RUNNERS if name in trained}
+    check_tables(tables, settings.config, TABLES)
+    return results
 
 
 @contextmanager

@@ -4,9 +4,8 @@ per expectation, ``suite_name`` the table's name), Data Docs beside bronze's in
 ``<lake>/_ops/data_docs``.
 
 Every silver and gold table the pipeline writes has a suite in :data:`SUITES`; each stage
-validates the tables it writes (:func:`quality_gate`, each as it lands; :func:`check_tables`
-after the fact) and fails with :class:`DataQualityError` when a critical expectation fails,
-after recording every result, as bronze does.
+validates the tables it wrote (:func:`check_tables`) and fails with :class:`DataQualityError`
+when a critical expectation fails, after recording every result, as bronze does.
 
 Foreign keys and cross-field rules are checked the GE way on a derived frame: each row carries
 ``_fk_<name>`` (its key is found in the parent, or is NULL where NULL is allowed) or
@@ -20,11 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,10 +34,9 @@ from cardlake.quality.expectations import (
     Check,
     Collected,
     ValidationOutcome,
-    Validator,
     validator,
 )
-from cardlake.threads import inheriting, prefetched
+from cardlake.threads import prefetched
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -978,100 +973,6 @@ def raise_on_critical(outcomes: Sequence[ValidationOutcome]) -> None:
         log.warning(
             "data quality: %d non-critical expectation(s) failed (see %s)", warnings, DQ_RESULTS
         )
-
-
-@contextmanager
-def quality_gate(tables: Tables, cfg: Config, names: Sequence[str]) -> Iterator[None]:
-    """:func:`check_tables` for the stage run inside, each table checked as soon as it lands.
-
-    A stage writes its tables one after another, each write a short Spark job and a commit
-    that leave a core idle; checked at the end, the suites' reads and GE's work came after
-    all of them (13-16 s of silver and of gold in make run). Here a suite is validated in a
-    background thread once its table and the parents its foreign keys name (those among
-    ``names``) have been written, while the stage goes on with the next; a table or parent
-    written again later is checked again, and only the last check counts. On the way out,
-    the suites not checked yet are (tables the run did not write but that exist), the stage
-    waits for every check, records the results in ``_ops.dq_results``, renders Data Docs and
-    fails on a critical failure, as :func:`check_tables` does: the next stage never reads a
-    table that failed. When the stage itself fails, queued checks are dropped and nothing is
-    recorded.
-
-    Raises:
-        DataQualityError: a critical expectation failed (exit code 1), on the way out.
-    """
-    if not cfg.quality.stage_checks:
-        log.info("quality.stage_checks is off: %d table(s) not validated", len(names))
-        yield
-        return
-    suites = suites_for(names)
-    stage = set(names)
-    checker = validator(data_docs_dir=docs_dir(cfg), pandas_max_rows=cfg.quality.pandas_max_rows)
-
-    def validated(suite: Suite) -> ValidationOutcome | None:
-        return _validated(tables, checker, suite)
-
-    check = inheriting(validated)
-    written: set[str] = set()
-    latest: dict[str, Future[ValidationOutcome | None]] = {}
-    lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-
-        def start(suite: Suite) -> None:  # under the lock
-            superseded = latest.get(suite.table)
-            if superseded is not None:
-                superseded.cancel()
-            latest[suite.table] = pool.submit(check, suite)
-
-        def on_write(name: str) -> None:
-            if name not in stage:
-                return
-            with lock:
-                written.add(name)
-                for suite in suites:
-                    needed = {suite.table, *(fk.parent for fk in suite.foreign_keys)} & stage
-                    if name in needed and needed <= written:
-                        start(suite)
-
-        try:
-            with tables.watching(on_write):
-                yield
-        except BaseException:
-            with lock:
-                for future in latest.values():
-                    future.cancel()
-            raise
-        with lock:
-            for suite in suites:
-                if suite.table not in latest:
-                    start(suite)
-    outcomes: list[ValidationOutcome] = []
-    try:
-        for suite in suites:
-            outcome = latest[suite.table].result()
-            if outcome is not None:
-                outcomes.append(outcome)
-    finally:
-        checker.build_docs()
-        record(tables, outcomes, batch_prefix="layers")
-    raise_on_critical(outcomes)
-
-
-def _validated(tables: Tables, checker: Validator, suite: Suite) -> ValidationOutcome | None:
-    """``suite`` validated now; None (logged) when its table or a parent does not exist."""
-    if not tables.exists(suite.table) or not all(
-        tables.exists(fk.parent) for fk in suite.foreign_keys
-    ):
-        log.info("%s: not validated (the table or a parent does not exist)", suite.table)
-        return None
-    expectations = suite.expectations()
-    df = checked_columns(
-        with_rules(
-            with_foreign_keys(tables.read(suite.table), suite.foreign_keys, tables.read),
-            suite.rules,
-        ),
-        expectations,
-    )
-    return checker.validate(df, suite.table, expectations)
 
 
 def check_tables(tables: Tables, cfg: Config, names: Sequence[str]) -> list[ValidationOutcome]:

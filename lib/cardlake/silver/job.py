@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.config import Settings
-from cardlake.quality.layers import quality_gate
+from cardlake.quality.layers import check_tables
 from cardlake.silver import activity, customers, steps
 from cardlake.silver.resolution import (
     ER_MODEL_TABLE,
@@ -258,112 +258,102 @@ def run(
                 partition_by=["month"] if name in PARTITIONED_BY_MONTH else (),
             )
 
-    # Each table's suite runs as soon as it lands (and its parents), beside the next writes;
-    # the block's end waits for them and fails on a critical expectation.
-    with quality_gate(tables, cfg, TABLES):
-        commit_resolution(
+    commit_resolution(
+        spark, tables, resolved, month=run_month, write_crosswalk=lambda df: write("crosswalk", df)
+    )
+    candidates = customers.candidates(bronze, crosswalk).localCheckpoint(eager=True)
+    snapshots = customers.golden_snapshots(candidates, months=months).localCheckpoint(eager=True)
+    write("customer_snapshots", snapshots)
+    current = customers.current_customers(snapshots)
+    write("customers", current)
+
+    fx = activity.fx_rates(bronze["fx_rates"])
+    write("fx_rates", fx)
+    write("merchants", activity.merchants(bronze["merchants"]))
+    keys_current = crosswalk.filter("is_current")
+    write(
+        "transactions",
+        activity.transactions(
+            bronze["card_transactions"],
+            instruments=_instruments(bronze, crosswalk),
+            fx=fx,
+            customers=current,
+            chargebacks=bronze["chargebacks"],
+        ),
+    )
+    write(
+        "interactions",
+        activity.interactions(bronze["service_interactions"], refs=_refs(person_keys, crosswalk)),
+    )
+    write(
+        "marketing_monthly",
+        activity.marketing_monthly(
+            bronze["marketing_monthly"],
+            keys=keys_current.filter(F.col("source") == "marketing_monthly"),
+            held_back=held_back,
+        ),
+        months=activity_months,
+    )
+    write(
+        "product_usage",
+        activity.product_usage(
+            bronze["product_usage"],
+            keys=keys_current.filter(F.col("source") == "product_usage"),
+            held_back=held_back,
+        ),
+        months=activity_months,
+    )
+    # After the tables rows are let into: a run that dies between them finds the months of the
+    # rows it let in still listed here, and rewrites them.
+    write("unresolved_activity", held_rows, months=activity_months)
+    for name, frame in activity.financial_children(
+        bronze["financial_records"],
+        keys=keys_current.filter(F.col("source") == "financial_records"),
+    ).items():
+        write(name, frame)
+
+    metrics = (
+        evaluate_against_truth(
             spark,
-            tables,
-            resolved,
-            month=run_month,
-            write_crosswalk=lambda df: write("crosswalk", df),
+            crosswalk,
+            cfg.paths.truth_root,
+            delivered=delivered_records(bronze),
+            held_back=held_back,
         )
-        candidates = customers.candidates(bronze, crosswalk).localCheckpoint(eager=True)
-        snapshots = customers.golden_snapshots(candidates, months=months).localCheckpoint(
-            eager=True
+        or {}
+    )
+    if metrics:
+        log.info(
+            "entity resolution vs truth: pairwise P %.4f R %.4f F1 %.4f, B-cubed F1 %.4f",
+            metrics["pairwise_precision"],
+            metrics["pairwise_recall"],
+            metrics["pairwise_f1"],
+            metrics["bcubed_f1"],
         )
-        write("customer_snapshots", snapshots)
-        current = customers.current_customers(snapshots)
-        write("customers", current)
-
-        fx = activity.fx_rates(bronze["fx_rates"])
-        write("fx_rates", fx)
-        write("merchants", activity.merchants(bronze["merchants"]))
-        keys_current = crosswalk.filter("is_current")
-        write(
-            "transactions",
-            activity.transactions(
-                bronze["card_transactions"],
-                instruments=_instruments(bronze, crosswalk),
-                fx=fx,
-                customers=current,
-                chargebacks=bronze["chargebacks"],
-            ),
+    held = {
+        "held_back_records": float(held_back.count()),
+        "held_back_rows": float(held_rows.count()),
+    }
+    if held["held_back_records"]:
+        log.warning(
+            "held back %d person record(s) linked to no customer source, %d activity row(s) "
+            "(silver.unresolved_activity)",
+            held["held_back_records"],
+            held["held_back_rows"],
         )
-        write(
-            "interactions",
-            activity.interactions(
-                bronze["service_interactions"], refs=_refs(person_keys, crosswalk)
-            ),
-        )
-        write(
-            "marketing_monthly",
-            activity.marketing_monthly(
-                bronze["marketing_monthly"],
-                keys=keys_current.filter(F.col("source") == "marketing_monthly"),
-                held_back=held_back,
-            ),
-            months=activity_months,
-        )
-        write(
-            "product_usage",
-            activity.product_usage(
-                bronze["product_usage"],
-                keys=keys_current.filter(F.col("source") == "product_usage"),
-                held_back=held_back,
-            ),
-            months=activity_months,
-        )
-        # After the tables rows are let into: a run that dies between them finds the months of the
-        # rows it let in still listed here, and rewrites them.
-        write("unresolved_activity", held_rows, months=activity_months)
-        for name, frame in activity.financial_children(
-            bronze["financial_records"],
-            keys=keys_current.filter(F.col("source") == "financial_records"),
-        ).items():
-            write(name, frame)
-
-        metrics = (
-            evaluate_against_truth(
-                spark,
-                crosswalk,
-                cfg.paths.truth_root,
-                delivered=delivered_records(bronze),
-                held_back=held_back,
-            )
-            or {}
-        )
-        if metrics:
-            log.info(
-                "entity resolution vs truth: pairwise P %.4f R %.4f F1 %.4f, B-cubed F1 %.4f",
-                metrics["pairwise_precision"],
-                metrics["pairwise_recall"],
-                metrics["pairwise_f1"],
-                metrics["bcubed_f1"],
-            )
-        held = {
-            "held_back_records": float(held_back.count()),
-            "held_back_rows": float(held_rows.count()),
-        }
-        if held["held_back_records"]:
-            log.warning(
-                "held back %d person record(s) linked to no customer source, %d activity row(s) "
-                "(silver.unresolved_activity)",
-                held["held_back_records"],
-                held["held_back_rows"],
-            )
-        figures = {**metrics, **_run_figures(resolved), **held}
-        row = spark.createDataFrame(
-            [(run_month, k, float(v)) for k, v in sorted(figures.items())],
-            "month string, metric string, value double",
-        )
-        steps.step("before_er_metrics")
-        tables.replace_partitions(
-            ER_METRICS_TABLE, row, partitions={"month": run_month}, partition_by=["month"]
-        )
-        steps.step("before_mlflow")
-        _log_to_mlflow(settings, resolved, figures, month=run_month)
-        steps.step("before_checks")
+    figures = {**metrics, **_run_figures(resolved), **held}
+    row = spark.createDataFrame(
+        [(run_month, k, float(v)) for k, v in sorted(figures.items())],
+        "month string, metric string, value double",
+    )
+    steps.step("before_er_metrics")
+    tables.replace_partitions(
+        ER_METRICS_TABLE, row, partitions={"month": run_month}, partition_by=["month"]
+    )
+    steps.step("before_mlflow")
+    _log_to_mlflow(settings, resolved, figures, month=run_month)
+    steps.step("before_checks")
+    check_tables(tables, cfg, TABLES)
     steps.step("before_watermark")
     if plan is not None:
         watermarks.record(tables, plan)

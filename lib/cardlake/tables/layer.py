@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -118,8 +116,6 @@ class Tables:
         self._vacuum_retention_hours = vacuum_retention_hours
         self._register_sql = register_sql
         self._policy = policy
-        self._watchers: list[Callable[[str], None]] = []
-        self._watchers_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, spark: SparkSession, cfg: Config) -> Tables:
@@ -152,25 +148,6 @@ class Tables:
             catalog.register_table(
                 self.spark, layer=layer, name=table, path=self.path(name), engine=self.engine.name
             )
-
-    @contextmanager
-    def watching(self, on_write: Callable[[str], None]) -> Iterator[None]:
-        """Within: ``on_write(name)`` is called after every committed data change of a table
-        through this object (append, overwrite, replace_partitions, merge, delete, rewrite_rows),
-        in the writing thread. A stage's quality gate checks its tables as they land this way."""
-        with self._watchers_lock:
-            self._watchers.append(on_write)
-        try:
-            yield
-        finally:
-            with self._watchers_lock:
-                self._watchers.remove(on_write)
-
-    def _wrote(self, name: str) -> None:
-        with self._watchers_lock:
-            watchers = list(self._watchers)
-        for on_write in watchers:
-            on_write(name)
 
     # -- metadata ---------------------------------------------------------------------------
 
@@ -293,7 +270,6 @@ class Tables:
             properties=properties,
         )
         self._registered(name, not existed or schema_mode == "merge")
-        self._wrote(name)
         return result
 
     def overwrite(
@@ -316,7 +292,6 @@ class Tables:
             properties=properties,
         )
         self._registered(name, not existed or schema_mode == "merge")
-        self._wrote(name)
         return result
 
     def replace_partitions(
@@ -348,7 +323,6 @@ class Tables:
             properties=properties,
         )
         self._registered(name, not existed or schema_mode == "merge")
-        self._wrote(name)
         return result
 
     def merge(
@@ -362,7 +336,7 @@ class Tables:
         update_condition: str | None = None,
     ) -> WriteResult:
         """Upserts ``source`` on ``keys``, matching keys null-safely (``<=>``)."""
-        result = self.engine.merge(
+        return self.engine.merge(
             self.path(name),
             source,
             keys=keys,
@@ -370,14 +344,10 @@ class Tables:
             when_not_matched=when_not_matched,
             update_condition=update_condition,
         )
-        self._wrote(name)
-        return result
 
     def delete(self, name: str, predicate: str) -> WriteResult:
         """Deletes the rows where the SQL ``predicate`` holds."""
-        result = self.engine.delete(self.path(name), predicate)
-        self._wrote(name)
-        return result
+        return self.engine.delete(self.path(name), predicate)
 
     def rewrite_rows(
         self,
@@ -404,15 +374,13 @@ class Tables:
             assignments: column to its new value's SQL expression, in the rows updated.
             parameters: values the conditions and expressions read as ``p.<name>``.
         """
-        result = self.engine.rewrite_rows(
+        return self.engine.rewrite_rows(
             self.path(name),
             delete_where=delete_where,
             update_where=update_where,
             assignments=assignments,
             parameters=parameters,
         )
-        self._wrote(name)
-        return result
 
     def changes_since(self, name: str, version: int) -> Changes:
         """What changed in ``name`` after ``version``, from the commit log (both engines).
