@@ -290,24 +290,17 @@ def candidates(bronze: dict[str, DataFrame], crosswalk_df: DataFrame) -> DataFra
                 for attribute, value in attributes.items()
             ]
         )
+        per_record = keyed.select(
+            "customer_key",
+            offered.alias("_offered"),
+            F.lit(source).alias("source"),
+            F.col(key).alias("record_id"),
+            F.lit(TRUST[source]).alias("trust"),
+            F.col("ingest_month").alias("seen_month"),
+            seen_at.alias("seen_at"),
+        )
         rows.append(
-            keyed.select(
-                "customer_key",
-                offered.alias("_offered"),
-                F.lit(source).alias("source"),
-                F.col(key).alias("record_id"),
-                F.lit(TRUST[source]).alias("trust"),
-                F.col("ingest_month").alias("seen_month"),
-                seen_at.alias("seen_at"),
-            ).select(
-                "customer_key",
-                F.inline("_offered"),
-                "source",
-                "record_id",
-                "trust",
-                "seen_month",
-                "seen_at",
-            )
+            per_record.select("customer_key", F.inline("_offered"), *per_record.columns[2:])
         )
 
     def tidy_name(col: Column) -> Column:
