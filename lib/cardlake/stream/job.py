@@ -134,7 +134,10 @@ STREAM_SPARK_CONF = {
 # events/s for 30 s, two cores at load 12, the job's CPU after warm-up: 49 s without, 41 s with
 # (given through JAVA_TOOL_OPTIONS; one run each). -XX:+UseParallelGC besides, side by side with
 # this at load 10 to 15: 38 s against 40 s, inside the spread of repeated runs (38 to 46 s).
-STREAM_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+# C1 alone shrinks the JVM's default code cache from 240 MB to 48 MB, which a long stream with
+# Kafka's and Delta's classes filled (2026-12-06, `make test`: "Out of space in CodeCache for
+# adapters", the job died): the cache keeps the default size.
+STREAM_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 _DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 
 
