@@ -171,7 +171,7 @@ def to_person_records(
         S.parsed_date(role("date_of_birth")).alias("dob_date"),
         S.normalised_email(role("email")).alias("email"),
         S.canonical_email(role("email")).alias("email_canonical"),
-        S.e164_phone(role("phone"), country, default_region=default_region).alias("phone"),
+        role("phone").alias("phone_as_written"),
         F.coalesce(
             S.street_number(role("street_number")), S.street_number(role("address_1"))
         ).alias("street_number"),
@@ -184,6 +184,8 @@ def to_person_records(
         xref.alias("xref_keys"),
     ).where(F.col("record_id").isNotNull() & (F.col("record_id") != ""))
     given = S.formal_given_name(F.col("given_raw"))  # given_raw is normalised already
+    # The phone's region is the country found above: its map literal once in the plan, not twice.
+    phone = S.e164_phone(F.col("phone_as_written"), F.col("country"), default_region=default_region)
     return staged.select(
         F.concat(F.lit(f"{dataset}|"), F.col("record_id")).alias("uid"),
         "record_id",
@@ -197,7 +199,7 @@ def to_person_records(
         F.date_format("dob_date", "yyyy-MM-dd").alias("dob"),
         "email",
         "email_canonical",
-        "phone",
+        phone.alias("phone"),
         "street_number",
         "street",
         "city",
