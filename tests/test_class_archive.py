@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
+import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
@@ -71,16 +73,20 @@ def test_archives_of_removed_installs_are_deleted_and_live_ones_kept(tmp_path: P
     live = tmp_path / "spark-4.1.4-aaaa.jsa"
     removed_install = tmp_path / "spark-4.1.4-bbbb.jsa"
     unknown = tmp_path / "spark-4.1.4-cccc.jsa"  # built before archives named their install
-    for archive in (ours, live, removed_install, unknown):
+    # This install's jars before they were installed again at the same path (new times).
+    superseded = tmp_path / "spark-4.1.4-dddd.jsa"
+    for archive in (ours, live, removed_install, unknown, superseded):
         archive.write_bytes(b"archive")
     live.with_suffix(".for").write_text(f"{live_jars}\n")
+    jars = Path(pyspark.__file__).parent / "jars"
+    superseded.with_suffix(".for").write_text(f"{jars.resolve()}\n")
     removed_install.with_suffix(".for").write_text(f"{tmp_path / 'venv-b' / 'jars'}\n")
     other = tmp_path / "notes.txt"
     other.write_text("not an archive")
 
     gone = class_archive.remove_orphans(ours)
 
-    assert sorted(gone) == [removed_install, unknown]
+    assert sorted(gone) == [removed_install, unknown, superseded]
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
         "notes.txt",
         "spark-4.1.4-0000.for",  # written now, naming this install's jars
@@ -89,6 +95,25 @@ def test_archives_of_removed_installs_are_deleted_and_live_ones_kept(tmp_path: P
         "spark-4.1.4-aaaa.jsa",
     ]
     assert Path(ours.with_suffix(".for").read_text().strip()).is_dir()
+
+
+def test_jars_installed_again_at_the_same_path_need_an_archive_of_their_own(
+    archive_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "spark-core.jar").write_bytes(b"jar")
+    monkeypatch.setattr(class_archive, "_jars_folder", lambda: jars)
+    class_archive._archive_name.cache_clear()
+    try:
+        first = class_archive.archive_path()
+        class_archive._archive_name.cache_clear()
+        assert class_archive.archive_path() == first  # nothing changed, the same archive
+        os.utime(jars / "spark-core.jar", ns=(0, 1_000_000_000))  # the same jar, a new time
+        class_archive._archive_name.cache_clear()
+        assert class_archive.archive_path() != first
+    finally:
+        class_archive._archive_name.cache_clear()
 
 
 def test_the_archive_setup_built_maps_into_a_jvm_with_the_drivers_class_path(

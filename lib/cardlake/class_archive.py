@@ -68,8 +68,12 @@ def _archive_name(java_home: str | None, java_on_path: str | None) -> str:
     # of pyspark (another clone's .venv) needs its own.
     for part in (os.path.realpath(java.executable), java.version, str(jars.resolve())):
         digest.update(part.encode() + b"\0")
+    # It also checks each jar's size and modification time: a .venv made again at the same
+    # path (`make clean`, `make setup`) holds the same jars with new times, and its JVM would
+    # refuse the old archive ("A jar file is not the one used while building").
     for jar in sorted(jars.glob("*.jar")):
-        digest.update(f"{jar.name}:{jar.stat().st_size}".encode() + b"\0")
+        stat = jar.stat()
+        digest.update(f"{jar.name}:{stat.st_size}:{stat.st_mtime_ns}".encode() + b"\0")
     return f"spark-{pyspark.__version__}-{digest.hexdigest()[:16]}.jsa"
 
 
@@ -90,15 +94,18 @@ def _name_install(archive: Path) -> None:
 
 def remove_orphans(ours: Path) -> list[Path]:
     """Deletes the archives beside ``ours`` whose pyspark install is gone (a deleted clone's
-    ``.venv``; 236 MB each): each archive's ``.for`` file names the jars folder it was dumped
-    from. Returns what it deleted. One without that file predates it and goes too (its
-    install's ``make setup`` builds it again in about a minute); ``ours`` always stays."""
+    ``.venv``; 236 MB each) or is ours, installed again since: each archive's ``.for`` file
+    names the jars folder it was dumped from. Returns what it deleted. One without that file
+    predates it and goes too (its install's ``make setup`` builds it again in about a minute);
+    ``ours`` always stays."""
     if ours.is_file() and not _install_file(ours).is_file():
         _name_install(ours)
+    ours_from = str(_jars_folder().resolve())
     gone = []
     for archive in ours.parent.glob("spark-*.jsa"):
         source = _install_file(archive)
-        if archive == ours or (source.is_file() and Path(source.read_text().strip()).is_dir()):
+        dumped_from = source.read_text().strip() if source.is_file() else ""
+        if archive == ours or (dumped_from not in ("", ours_from) and Path(dumped_from).is_dir()):
             continue
         archive.unlink(missing_ok=True)
         source.unlink(missing_ok=True)
@@ -180,7 +187,7 @@ def remove() -> None:
 
 def _remove_orphans_noting(ours: Path) -> None:
     for orphan in remove_orphans(ours):
-        log.warning("class archive: removed %s (its pyspark install is gone)", orphan.name)
+        log.warning("class archive: removed %s (its pyspark install is gone or new)", orphan.name)
 
 
 def _workload(out: str) -> None:
