@@ -6,7 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
@@ -78,8 +77,7 @@ def test_archives_of_removed_installs_are_deleted_and_live_ones_kept(tmp_path: P
     for archive in (ours, live, removed_install, unknown, superseded):
         archive.write_bytes(b"archive")
     live.with_suffix(".for").write_text(f"{live_jars}\n")
-    jars = Path(pyspark.__file__).parent / "jars"
-    superseded.with_suffix(".for").write_text(f"{jars.resolve()}\n")
+    superseded.with_suffix(".for").write_text(f"{class_archive._jars_folder().resolve()}\n")
     removed_install.with_suffix(".for").write_text(f"{tmp_path / 'venv-b' / 'jars'}\n")
     other = tmp_path / "notes.txt"
     other.write_text("not an archive")
