@@ -13,7 +13,7 @@ MONTH ?=
 MONTH_ARG := $(if $(MONTH),--month $(MONTH),)
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-heavy check lint format typecheck generate bronze silver gold ml sql sql-server \
+.PHONY: help setup run test test-services test-heavy check lint format typecheck generate bronze silver gold ml sql sql-server \
         mlflow-ui train-segmentation train-engagement train-fraud train-risk train-propensity bench-tables \
         bench-bronze bench-bronze-1gb bench-er bench-gold bench-synth clean clean-lake java-check
 
@@ -22,11 +22,11 @@ help: ## List every target with a one-line description
 	@echo ""
 	@echo "  Variables: ENV=local|test|cluster  MONTH=YYYY-MM  PYTEST_ARGS=...  TEST_WORKERS=0"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "cardlake: $(PYTHON) not found; install Python 3.11+"; exit 3; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP) java-check ## Create .venv from pyproject.toml (reused while unchanged) and check Java
@@ -44,7 +44,16 @@ run: setup ## Run the whole pipeline end to end on the embedded default (local S
 TEST_WORKERS ?= 0
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
-test: setup dashboard-assets ## Run the test suite (TEST_WORKERS=N: on N workers; delta-spark tests skip with a reason where its jars can't load)
+# What the real-service tests need on a fresh machine (Debian's slapd, Chromium and poppler,
+# Kafka's jars, the dashboard's Plotly bundle): each .ci/setup.d script installs its part when
+# missing and does nothing otherwise. A part that cannot be installed (no root or sudo, no
+# registry) is named in one line; its tests then skip, saying what is missing.
+test-services: ## Install what the broker, directory and browser tests need (.ci/setup.d, idempotent)
+	@for step in .ci/setup.d/*.sh; do \
+		bash "$$step" || echo "test-services: $$step failed; the tests that need it will skip"; \
+	done
+
+test: setup test-services dashboard-assets ## Run the test suite (TEST_WORKERS=N: on N workers; delta-spark tests skip with a reason where its jars can't load)
 	$(PY) -m pytest -m "not heavy" --durations=25 $(XDIST) $(PYTEST_ARGS)
 
 test-heavy: setup ## The tests marked heavy: ER on a whole world, the contract on S3, gold races on delta-rs, the analysts' figures on the default data
@@ -202,7 +211,7 @@ NOTEBOOK_PORT ?= 8888
 .PHONY: notebooks
 
 notebooks: setup ## Jupyter on 127.0.0.1:8888 with the project's environment as the kernel
-	@test -x $(VENV)/bin/jupyter-lab || $(PY) -m pip install --quiet -e '.[dev,notebooks]'
+	@test -x $(VENV)/bin/jupyter-lab || $(PY) -m pip install --quiet -c constraints.txt -e '.[dev,notebooks]'
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --port $(NOTEBOOK_PORT) --no-browser \
 		--notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 

@@ -34,8 +34,11 @@ from cardlake.tables.catalog import SQL_LAYERS
 from cardlake.tables.delta_rs import DeltaRsEngine
 from tests.gold import conftest as silver_rows
 from tests.gold.test_build import GOLD
+from tests.integration.test_sql_directory import needs_ldap
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Every test logs in through the directory (slapd): on a machine without it they skip, saying so,
+# before the module builds its lake.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, needs_ldap]
 
 BEELINE = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "pyspark" / "bin" / "beeline"
 START_TIMEOUT_S, QUERY_TIMEOUT_S, STOP_TIMEOUT_S = 480, 240, 60
