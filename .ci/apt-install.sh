@@ -4,7 +4,7 @@
 set -euo pipefail
 [ $# -eq 0 ] && exit 0
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+[ "$(id -u)" -eq 0 ] || SUDO="sudo -n"  # never a password prompt: fail and say so
 export DEBIAN_FRONTEND=noninteractive
 log=$(mktemp "${TMPDIR:-/tmp}/cardlake-apt-XXXXXX.log")
 echo "apt: installing $* (log: $log)"

@@ -12,7 +12,7 @@ if [ -f "$libs/kafka_2.13-$version.jar" ]; then
 fi
 if ! command -v mvn >/dev/null 2>&1; then
     SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -q
     $SUDO apt-get install -y -q --no-install-recommends maven
