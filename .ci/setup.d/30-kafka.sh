@@ -10,13 +10,7 @@ if [ -f "$libs/kafka_2.13-$version.jar" ]; then
     echo "30-kafka: Kafka $version jars already in $libs"
     exit 0
 fi
-if ! command -v mvn >/dev/null 2>&1; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -q
-    $SUDO apt-get install -y -q --no-install-recommends maven
-fi
+command -v mvn >/dev/null 2>&1 || bash .ci/apt-install.sh maven
 staging=$(mktemp -d "$(dirname "$libs")/libs-XXXXXX" 2>/dev/null || { mkdir -p "$(dirname "$libs")"; mktemp -d "$(dirname "$libs")/libs-XXXXXX"; })
 mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies \
     -DoutputDirectory="$staging" -DincludeScope=runtime

@@ -144,8 +144,9 @@ def pack_environment(wheel: Path, out: Path, *, dependencies: bool = True) -> Pa
         subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
         pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         pip += ["--disable-pip-version-check", *([] if dependencies else ["--no-deps"])]
-        if (ROOT / "constraints.txt").exists():  # the versions the driver's .venv was tested with
-            pip += ["-c", str(ROOT / "constraints.txt")]
+        constraints = ROOT / "constraints.txt"  # the versions the driver's .venv was tested with
+        if constraints.exists():
+            pip += ["-c", str(constraints)]
         subprocess.run([*pip, str(wheel)], check=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.unlink(missing_ok=True)
