@@ -42,6 +42,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
 from cardlake.config import is_object_store, local_path
+from cardlake.tables.base import TableError
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -205,14 +206,42 @@ def _reads_delta_natively(spark: SparkSession) -> bool:
     return catalog_class == DELTA_CATALOG and delta_spark_loaded(spark)
 
 
-def register_table(spark: SparkSession, *, layer: str, name: str, path: str, engine: str) -> None:
-    """Makes ``layer.name`` queryable in Spark SQL (idempotent)."""
+def register_table(
+    spark: SparkSession,
+    *,
+    layer: str,
+    name: str,
+    path: str,
+    engine: str,
+    registered: dict[str, tuple[str, str]] | None = None,
+) -> None:
+    """Makes ``layer.name`` queryable in Spark SQL at ``path`` (idempotent).
+
+    A name the catalog already holds for another lake's table (a notebook or test that opened
+    another lake in the same session) is pointed at ``path``: the old entry, an external table,
+    is dropped (its files stay). ``registered``: the layer's entries as
+    :func:`catalog_entries` gives them, when the caller has them already.
+    """
     if layer not in SQL_LAYERS:
         return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
     if engine == "delta-spark" or _reads_delta_natively(spark):
         # Whichever engine commits, a session with Delta's catalog reads the table natively
         # (and Delta's catalog does not take Python data-source tables).
+        if registered is None:
+            registered = catalog_entries(spark, layer, name)
+        entry = registered.get(name)
+        if entry is not None:
+            kind, location = entry
+            if _same_location(location, path):
+                return
+            if kind != "EXTERNAL":
+                what = {"MANAGED": "managed table", "VIEW": "view"}.get(kind, "table")
+                raise TableError(
+                    f"{layer}.{name}: the SQL catalog holds a {what} of that name, not this "
+                    f"lake's table; not replacing it with {path} (drop it first)"
+                )
+            spark.sql(f"DROP TABLE `{layer}`.`{name}`")  # external: the catalog entry only
         spark.sql(
             f"CREATE TABLE IF NOT EXISTS `{layer}`.`{name}` USING delta LOCATION '{_quote(path)}'"
         )
@@ -221,6 +250,37 @@ def register_table(spark: SparkSession, *, layer: str, name: str, path: str, eng
     spark.dataSource.register(source)
     spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{name}`")  # picks up an evolved schema
     spark.sql(f"CREATE TABLE `{layer}`.`{name}` USING {source.name()}")
+
+
+def catalog_entries(
+    spark: SparkSession, layer: str, pattern: str = "*"
+) -> dict[str, tuple[str, str]]:
+    """``name -> (type, location)`` of the catalog's tables in ``layer`` matching ``pattern``
+    (``EXTERNAL``, ``file:/...``), read from the catalog alone (no table is opened)."""
+    if not spark.catalog.databaseExists(layer):
+        return {}
+    found = {}
+    listed = spark.sql(f"SHOW TABLE EXTENDED IN `{layer}` LIKE '{pattern}'").collect()
+    for row in listed:
+        if row["isTemporary"]:
+            continue
+        fields = dict(
+            line.split(": ", 1) for line in row["information"].splitlines() if ": " in line
+        )
+        found[row["tableName"]] = (fields.get("Type", ""), fields.get("Location", ""))
+    return found
+
+
+def _same_location(location: str, path: str) -> bool:
+    return _plain(location) == _plain(path)
+
+
+def _plain(where: str) -> str:
+    # The catalog writes a local folder as a file: URI ("file:/tmp/lake/gold/x").
+    for scheme in ("file://", "file:"):
+        if where.startswith(scheme) and where[len(scheme) :].startswith("/"):
+            return where[len(scheme) :].rstrip("/")
+    return where.rstrip("/")
 
 
 def _has_commit(path: str) -> bool:
@@ -243,8 +303,12 @@ def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[s
     names = []
     for layer in SQL_LAYERS:
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
+    native = engine == "delta-spark" or _reads_delta_natively(spark)
+    entries = {layer: catalog_entries(spark, layer) if native else {} for layer in SQL_LAYERS}
     for layer, name, path in committed_tables(lake_root, spark=spark):
-        register_table(spark, layer=layer, name=name, path=path, engine=engine)
+        register_table(
+            spark, layer=layer, name=name, path=path, engine=engine, registered=entries[layer]
+        )
         names.append(f"{layer}.{name}")
     return names
 
