@@ -70,6 +70,11 @@ IVY_KEY = "spark.jars.ivy"
 
 log = logging.getLogger(__name__)
 
+# Delta's VACUUM lists a table's folders in a Spark job of this many tasks (Spark's default
+# 10,000, for clusters listing object stores): on two local cores a table of two files took 28-40 s
+# to vacuum, 2.7-5 s with 1, 8 or 64 tasks (2026-12-07, /tmp script: a 2-partition table, one
+# overwrite, vacuum(0) twice). Also caps Spark's own listing jobs (over the threshold below).
+_FEW_LISTING_TASKS = {"spark.sql.sources.parallelPartitionDiscovery.parallelism": "8"}
 # Small data on a small machine: the embedded default (2,000 customers, 18 months) and the
 # tests. A run there is hundreds of small queries and Delta commits, so fixed costs per query
 # dominate: few shuffle partitions, no adaptive re-planning, no whole-stage code generation
@@ -88,6 +93,7 @@ _SMALL_DATA = {
     # Listing a month of daily landing files (a thousand paths) is quicker in the driver than
     # as a Spark job, which Spark starts from 32 paths on.
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
+    **_FEW_LISTING_TASKS,
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
 }
@@ -106,6 +112,7 @@ _PROFILES: dict[str, dict[str, str]] = {
         "spark.databricks.delta.snapshotPartitions": "8",
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        **_FEW_LISTING_TASKS,
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     },
@@ -370,6 +377,24 @@ def build_session(cfg: Config) -> SparkSession:
         )
     _status = ConnectorStatus(requested, loaded, coordinates, reason)
     return spark
+
+
+def build_logged_session(
+    cfg: Config, *, command: str, console_level: int = logging.WARNING
+) -> SparkSession:
+    """:func:`build_session` for a command-line script (``bench/``) whose console is for its own
+    lines: Python's logging and the JVM's output (Ivy's resolution report, log4j) go to a log
+    file under ``$TMPDIR/cardlake-logs`` (named once on stdout), as a ``cardlake`` run's go to
+    its lake's log (:mod:`cardlake.console`)."""
+    import tempfile
+
+    from cardlake.console import jvm_output_to_log, log_file_for, say, setup_logging
+
+    log_file = log_file_for(Path(tempfile.gettempdir()) / "cardlake-logs", command)
+    setup_logging(log_file, console_level=console_level)
+    say(f"{command}: Spark's and the libraries' logs go to {log_file}")
+    with jvm_output_to_log():
+        return build_session(cfg)
 
 
 def _start(cfg: Config, settings: dict[str, str]) -> SparkSession:

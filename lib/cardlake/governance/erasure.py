@@ -330,8 +330,9 @@ def purge_history(path: str) -> int:
 
     Old commits keep the removed files' statistics (min/max values) and their paths; after this,
     the table has no version before its latest, so nothing can travel back to the person. The
-    vacuum is delta-rs's, in-process: delta-spark's took ~44 s a table on a loaded two-core
-    machine (Spark jobs listing and deleting, two commits), the rest of a table's erasure ~15 s.
+    vacuum is delta-rs's, in-process, with ``full=True`` (files no log entry names either):
+    delta-spark's took ~44 s a table on a loaded two-core machine, most of it a listing job of
+    Spark's default 10,000 tasks (the local profiles now cap it at 8: ~3 s, ``cardlake.spark``).
     """
     from deltalake import DeltaTable
 
