@@ -40,7 +40,7 @@ from pyspark.sql.types import StructType
 from cardlake.bronze import CONTRACTS, discover, ingest_source, load_bronze_config
 from cardlake.config import load_config
 from cardlake.quality import Validator
-from cardlake.spark import build_session
+from cardlake.spark import build_logged_session
 from cardlake.tables import Tables
 from cardlake.tables.delta_rs import DeltaRsEngine
 
@@ -131,7 +131,7 @@ def main() -> None:
         landing = build_landing(landing, work, args.size_gb, args.formats)
         print(f"landing {landing} ready in {time.perf_counter() - t0:.0f}s", flush=True)
     settings = load_bronze_config(args.env)
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-bronze")
     spark.range(1).write.format("noop").mode("overwrite").save()  # the first job's start-up
     checker = Validator()  # one per run, as the pipeline's; its start-up is not bronze's
     lines = []

@@ -17,7 +17,7 @@ import time
 from cardlake.bronze import ingest as I
 from cardlake.bronze.contracts import CONTRACTS
 from cardlake.config import load_config
-from cardlake.spark import build_session
+from cardlake.spark import build_logged_session
 from cardlake.tables import Tables
 
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     cfg = load_config(args.env)
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-bronze-scans")
     tables = Tables.from_config(spark, cfg)
     recorded = I.Recorded.read(tables)
     targets = [

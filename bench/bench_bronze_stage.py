@@ -24,7 +24,7 @@ from cardlake.bronze import ingest
 from cardlake.bronze.stage import run as run_bronze
 from cardlake.config import load_config
 from cardlake.pipeline import settings_for
-from cardlake.spark import build_session
+from cardlake.spark import build_logged_session
 from cardlake.tables import Tables
 
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["paths.landing_root"] = args.landing
     cfg = load_config("local", overrides=overrides)
     started = time.perf_counter()
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-bronze-stage")
     print(f"profile {args.profile}: session in {time.perf_counter() - started:.1f}s")
     spent: collections.Counter[str] = collections.Counter()
 

@@ -115,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_gold import synthesise
     from cardlake.config import load_config
-    from cardlake.spark import build_session
+    from cardlake.spark import build_logged_session
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_cluster_"))
     data = work / "data"
     if not (data / "transactions").exists():
-        spark = build_session(load_config("local", overrides={"tables.engine": "delta-rs"}))
+        spark = build_logged_session(
+            load_config("local", overrides={"tables.engine": "delta-rs"}), command="bench-cluster"
+        )
         started = time.perf_counter()
         synthesise(spark, args.transactions, data)
         spark.stop()

@@ -380,13 +380,13 @@ def compare_spark(lake_root: str) -> tuple[float, float]:
     from pyspark.sql import functions as F
 
     from cardlake.config import load_config
-    from cardlake.spark import build_session
+    from cardlake.spark import build_logged_session
     from cardlake.tables import Tables
 
     cfg = load_config(
         "local", overrides={"paths.lake_root": lake_root, "spark.driver_memory": "2g"}
     )
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-dashboard")
     tables = Tables.from_config(spark, cfg)
     started = time.perf_counter()
     kpis = tables.read("gold.kpi_monthly").toPandas()

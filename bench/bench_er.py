@@ -42,7 +42,7 @@ from cardlake.er import (
     splink_spark_conf,
     to_person_records,
 )
-from cardlake.spark import build_session
+from cardlake.spark import build_logged_session
 from cardlake.synth import SynthParams, generate
 from synth_adapter import SYNTH_MAPPING, write_synth_person_records  # bench/, beside this file
 
@@ -137,9 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="keep the data here (default: temp, removed)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("py4j", "splink"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     n_customers = max(10, math.ceil(args.records / RECORDS_PER_CUSTOMER))
     # Transactions do not feed the matcher; few of them keep generation quick.
@@ -150,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(
         "local", overrides={"spark.conf": splink_spark_conf(), "spark.profile": "large"}
     )
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-er", console_level=logging.INFO)
     try:
         t0 = time.perf_counter()
         generate(landing_root=out / "landing", truth_root=out / "truth", params=params)

@@ -43,7 +43,7 @@ from cardlake.er import (  # noqa: E402
     ResolverSettings,
     splink_spark_conf,
 )
-from cardlake.spark import build_session  # noqa: E402
+from cardlake.spark import build_logged_session  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,11 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         help="for the true pairs left apart: what they share, and how many non-matches share it",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("py4j", "splink"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     cfg = load_config("local", overrides={"spark.conf": splink_spark_conf()})
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-er-external", console_level=logging.INFO)
     settings = ResolverSettings(model=ModelSettings())
     try:
         for seed in args.seed:

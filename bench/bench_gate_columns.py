@@ -15,7 +15,7 @@ import time
 
 from cardlake.config import load_config
 from cardlake.quality import layers
-from cardlake.spark import build_session
+from cardlake.spark import build_logged_session
 from cardlake.tables import Tables
 
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     cfg = load_config("local", overrides={"paths.lake_root": args.lake_root})
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-gate-columns")
     tables = Tables.from_config(spark, cfg)
     suites = [s for s in layers.SUITES if s.table.split(".")[0] in {"silver", "gold"}]
     projected = layers.checked_columns

@@ -31,7 +31,7 @@ from cardlake.gold.config import load_gold_config
 from cardlake.gold.features import customer_monthly_features
 from cardlake.months import shift
 from cardlake.silver.schemas import INTERACTIONS, MARKETING_MONTHLY
-from cardlake.spark import build_session
+from cardlake.spark import build_logged_session
 
 SEED = 20240101
 START, N_MONTHS, TX_PER_CUSTOMER_MONTH = "2024-01", 12, 8
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_gold_"))
     cfg = load_config("local", overrides={"spark.profile": "large"})  # millions of rows
     gcfg = load_gold_config("local")
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-gold")
     try:
         t0 = time.perf_counter()
         months = synthesise(spark, args.transactions, work)

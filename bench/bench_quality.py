@@ -22,7 +22,7 @@ import time
 from cardlake.config import load_config
 from cardlake.quality import layers
 from cardlake.quality.expectations import ValidationOutcome, Validator
-from cardlake.spark import build_session
+from cardlake.spark import build_logged_session
 from cardlake.tables import Tables
 from cardlake.threads import prefetched
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-only", action="store_true", help="skip the engine comparison")
     args = parser.parse_args(argv)
     cfg = load_config("local", overrides={"paths.lake_root": args.lake_root})
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-quality")
     tables = Tables.from_config(spark, cfg)
     frames = [
         (

@@ -18,7 +18,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from cardlake.config import load_config
-from cardlake.spark import build_session
+from cardlake.spark import build_logged_session
 
 SETTINGS = (
     ("spark default: 200 partitions, AQE on", "200", "true"),
@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=3_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    spark = build_session(load_config("local", overrides={"spark.profile": "large"}))
+    spark = build_logged_session(
+        load_config("local", overrides={"spark.profile": "large"}), command="bench-session-profile"
+    )
     tx = (
         spark.range(args.rows)
         .withColumn("customer_id", (F.col("id") * 7919) % 20_000)

@@ -37,7 +37,7 @@ from pyspark.sql import functions as F
 from cardlake.config import PROJECT_ROOT, load_config
 from cardlake.governance.directory import Directory, DirectoryUser, free_port
 from cardlake.months import shift
-from cardlake.spark import build_session, delta_spark_loaded
+from cardlake.spark import build_logged_session, delta_spark_loaded
 from cardlake.tables import Tables
 
 SEED = 20240101
@@ -122,7 +122,7 @@ def build_lake(root: Path, transactions: int) -> tuple[Path, Path]:
     parquet = root / "parquet" / "fact_transactions"
     lake = root / "lake"
     cfg = load_config("local", overrides={"paths.lake_root": str(lake), "spark.profile": "large"})
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-sql")
     try:
         started = time.perf_counter()
         synthesise(spark, transactions, parquet)

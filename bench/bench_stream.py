@@ -47,11 +47,11 @@ sys.path.insert(0, str(ROOT / "lib"))
 def _build_lake(root: Path, key: bytes) -> None:
     from tests.stream.mini_lake import build_mini_lake, mini_config
 
-    from cardlake.spark import build_session
+    from cardlake.spark import build_logged_session
 
     if (root / "lake" / "silver" / "transactions").is_dir():
         return
-    spark = build_session(mini_config(root))
+    spark = build_logged_session(mini_config(root), command="bench-stream")
     build_mini_lake(spark, root, token_key=key)
     spark.stop()
 

@@ -35,7 +35,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cardlake.config import load_config
-from cardlake.spark import build_session, delta_spark_loaded
+from cardlake.spark import build_logged_session, delta_spark_loaded
 from cardlake.tables import Tables, catalog
 from cardlake.tables.delta_rs import DeltaRsEngine
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             "spark.profile": "large",
         },
     )
-    spark = build_session(cfg)
+    spark = build_logged_session(cfg, command="bench-tables")
     df = _data(spark, args.rows, args.months).cache()
     df.count()
     source = _merge_source(df, args.rows).cache()
