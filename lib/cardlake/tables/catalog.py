@@ -206,6 +206,11 @@ def _reads_delta_natively(spark: SparkSession) -> bool:
     return catalog_class == DELTA_CATALOG and delta_spark_loaded(spark)
 
 
+def _registers_delta(spark: SparkSession, engine: str) -> bool:
+    """Whether tables go into the catalog ``USING delta`` (else through the Python source)."""
+    return engine == "delta-spark" or _reads_delta_natively(spark)
+
+
 def register_table(
     spark: SparkSession,
     *,
@@ -225,7 +230,7 @@ def register_table(
     if layer not in SQL_LAYERS:
         return
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
-    if engine == "delta-spark" or _reads_delta_natively(spark):
+    if _registers_delta(spark, engine):
         # Whichever engine commits, a session with Delta's catalog reads the table natively
         # (and Delta's catalog does not take Python data-source tables).
         if registered is None:
@@ -303,7 +308,7 @@ def register_lake(spark: SparkSession, *, lake_root: str, engine: str) -> list[s
     names = []
     for layer in SQL_LAYERS:
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
-    native = engine == "delta-spark" or _reads_delta_natively(spark)
+    native = _registers_delta(spark, engine)
     entries = {layer: catalog_entries(spark, layer) if native else {} for layer in SQL_LAYERS}
     for layer, name, path in committed_tables(lake_root, spark=spark):
         register_table(
