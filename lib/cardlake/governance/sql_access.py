@@ -383,5 +383,9 @@ def _masked_columns(
 
 
 def _view(spark: SparkSession, name: str, select: str) -> None:
+    # An existing view is re-pointed by ALTER VIEW ... AS, one catalog update. Spark's CREATE OR
+    # REPLACE VIEW drops the view and creates it again, and a query analysed between the two
+    # (a SQL client while refresh re-links a table) failed with TABLE_OR_VIEW_NOT_FOUND.
     schema, _, table = name.partition(".")
-    spark.sql(f"CREATE OR REPLACE VIEW {quote(schema)}.{quote(table)} AS {select}")
+    view = f"{quote(schema)}.{quote(table)}"
+    spark.sql(f"{'ALTER' if spark.catalog.tableExists(view) else 'CREATE'} VIEW {view} AS {select}")
