@@ -185,7 +185,7 @@ def _lr(params: dict[str, Any], weighted: bool) -> LogisticRegression:
     return LogisticRegression(
         featuresCol="features",
         labelCol=LABEL,
-        maxIter=100,
+        maxIter=params["max_iter"],
         regParam=params["reg_param"],
         elasticNetParam=params["elastic_net"],
         standardization=False,

@@ -289,7 +289,7 @@ def fit_scorecard(train_df: DataFrame, s: RiskSettings, *, seed: int) -> tuple[p
     lr = LogisticRegression(
         featuresCol="features",
         labelCol=LABEL,
-        maxIter=100,
+        maxIter=s.lr_grid.max_iter[0],
         regParam=s.lr_grid.reg_param[0],
         standardization=False,
     ).fit(assembled)

@@ -21,6 +21,7 @@ ML_CONF = PROJECT_ROOT / "conf" / "ml.yaml"  # the shipped file (CARDLAKE_CONF_D
 class LrGrid:
     reg_param: tuple[float, ...] = (0.01,)
     elastic_net: tuple[float, ...] = (0.0,)
+    max_iter: tuple[int, ...] = (100,)  # L-BFGS iterations at most (Spark's default 100)
 
 
 @dataclass(frozen=True)
