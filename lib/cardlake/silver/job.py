@@ -243,6 +243,11 @@ def run(
     # config change.
     def write(name: str, df: DataFrame, *, months: list[str] | None = None) -> None:
         steps.step(f"before_{name}")
+        began = time.perf_counter()
+        _write(name, df, months=months)
+        log.info("silver.%s written in %.1fs", name, time.perf_counter() - began)
+
+    def _write(name: str, df: DataFrame, *, months: list[str] | None = None) -> None:
         if name in PARTITIONED_BY_MONTH and month:
             months = months or [month]
             tables.replace_partitions(
