@@ -64,13 +64,15 @@ def test_small_amount_cut_off_needs_amounts(spark):
 
 
 def test_merchant_reports_count_only_reports_filed_before(spark):
-    merchant_of = {1: "M000001", 2: "M000001", 3: "M000001"}
+    merchant_of = {1: "M000001", 2: "M000001", 3: "M000001", 4: "M000002"}
     rows = [
         _tx(
             1, 1, datetime(2024, 3, 1, 9), 50.0, "POS", "GB", False, datetime(2024, 3, 5, 12), False
         ),
         _tx(2, 2, datetime(2024, 3, 5, 9), 50.0, "POS", "GB", False, None, False),
         _tx(3, 3, datetime(2024, 3, 6, 9), 50.0, "POS", "GB", False, None, False),
+        # another merchant on the same day as transaction 3: M000001's report is not its own
+        _tx(4, 4, datetime(2024, 3, 6, 10), 50.0, "POS", "GB", False, None, False),
     ]
     rows = [(*r[:10], merchant_of[i + 1], *r[11:]) for i, r in enumerate(rows)]
     got = {
@@ -80,7 +82,12 @@ def test_merchant_reports_count_only_reports_filed_before(spark):
         ).collect()
     }
     # the report is filed on 5 March: the same day's transaction cannot know it yet
-    assert got == {"TX000000000001": 0.0, "TX000000000002": 0.0, "TX000000000003": 1.0}
+    assert got == {
+        "TX000000000001": 0.0,
+        "TX000000000002": 0.0,
+        "TX000000000003": 1.0,
+        "TX000000000004": 0.0,
+    }
 
 
 def test_reasons_in_order_and_capped(spark):

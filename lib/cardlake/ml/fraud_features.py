@@ -187,18 +187,21 @@ def merchant_reports(
 ) -> DataFrame:
     """Per merchant and day: fraud reports filed on that merchant in the ``days`` before."""
     source = tx_df if reports_df is None else reports_df
+    # The reports' merchant under a name of its own: both sides usually come from tx_df, and
+    # the same column on both sides of a join is a trivially true condition Spark must guess at.
     reports = source.where(F.col("fraud_reported_at").isNotNull()).select(
-        "merchant_id", F.to_date("fraud_reported_at").alias("report_day")
+        F.col("merchant_id").alias("reported_merchant"),
+        F.to_date("fraud_reported_at").alias("report_day"),
     )
     days_seen = tx_df.select("merchant_id", "txn_date").distinct()  # the lookup grid itself
     joined = days_seen.join(
         reports,
-        on=(days_seen["merchant_id"] == reports["merchant_id"])
-        & (reports["report_day"] < days_seen["txn_date"])
-        & (reports["report_day"] >= F.date_sub(days_seen["txn_date"], days)),
+        on=(F.col("merchant_id") == F.col("reported_merchant"))
+        & (F.col("report_day") < F.col("txn_date"))
+        & (F.col("report_day") >= F.date_sub(F.col("txn_date"), days)),
         how="inner",
     )
-    return joined.groupBy(days_seen["merchant_id"], days_seen["txn_date"]).agg(
+    return joined.groupBy("merchant_id", "txn_date").agg(
         F.count(F.lit(1)).cast("double").alias("merchant_reports_30d")
     )
 
