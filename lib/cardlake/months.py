@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# No capturing group: Great Expectations' pandas engine passes the pattern to str.contains,
+# which warns on every validated column when the pattern captures.
+MONTH_PATTERN = re.compile(r"^[0-9]{4}-(?:0[1-9]|1[0-2])$")
 
 
 def is_month(value: str) -> bool:

@@ -29,6 +29,7 @@ from pyspark.sql import types as T
 
 from cardlake.config import is_object_store, local_path
 from cardlake.errors import JobFailed
+from cardlake.months import MONTH_PATTERN
 from cardlake.quality.expectations import (
     DEFAULT_PANDAS_MAX_ROWS,
     Check,
@@ -60,7 +61,6 @@ DQ_SCHEMA = T.StructType(
         T.StructField("batch_id", T.StringType()),
     ]
 )
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 OPEN_END = "DATE'9999-12-31'"  # effective_to of a type-2 row still in force
 
 
@@ -171,7 +171,9 @@ def _in_set(column: str, values: Sequence[str]) -> Check:
 
 
 def _month(column: str = "month") -> Check:
-    return Check("ExpectColumnValuesToMatchRegex", {"column": column, "regex": MONTH_PATTERN})
+    return Check(
+        "ExpectColumnValuesToMatchRegex", {"column": column, "regex": MONTH_PATTERN.pattern}
+    )
 
 
 def _rule(name: str, condition: str, *, critical: bool = True) -> Rule:
