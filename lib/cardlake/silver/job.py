@@ -244,10 +244,6 @@ def run(
     def write(name: str, df: DataFrame, *, months: list[str] | None = None) -> None:
         steps.step(f"before_{name}")
         began = time.perf_counter()
-        _write(name, df, months=months)
-        log.info("silver.%s written in %.1fs", name, time.perf_counter() - began)
-
-    def _write(name: str, df: DataFrame, *, months: list[str] | None = None) -> None:
         if name in PARTITIONED_BY_MONTH and month:
             months = months or [month]
             tables.replace_partitions(
@@ -262,6 +258,7 @@ def run(
                 df,
                 partition_by=["month"] if name in PARTITIONED_BY_MONTH else (),
             )
+        log.info("silver.%s written in %.1fs", name, time.perf_counter() - began)
 
     commit_resolution(
         spark, tables, resolved, month=run_month, write_crosswalk=lambda df: write("crosswalk", df)
