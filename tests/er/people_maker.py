@@ -22,6 +22,7 @@ different formats. ``person`` is the truth and is not in the mapping.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +115,9 @@ class Profile:
     share a name (and, e-mail user names being built from names, a similar mailbox)."""
     default_birth: float = 0.0
     """Share of people whose birth date is one default date (a system's minimum-age clamp)."""
+    family_mail: float = 0.0
+    """Share of households whose two members give one family mailbox (otherwise every
+    mailbox has one owner)."""
 
 
 PROFILES = {
@@ -138,6 +142,9 @@ PROFILES = {
     ),
 }
 """Named noise profiles; tests and the bench run every one with the same matcher settings."""
+# The heavy profile where a third of the households give one family mailbox (a joint
+# account's): a mailbox that is proof of one person elsewhere is shared by two here.
+PROFILES["families"] = dataclasses.replace(PROFILES["heavy"], name="families", family_mail=0.3)
 
 
 def _typo(rng: random.Random, text: str) -> str:
@@ -184,10 +191,19 @@ def _person(rng: random.Random, fakers: dict[str, Any], locale: str) -> dict[str
     }
 
 
-def _mail(rng: random.Random, first: str, last: str) -> str:
+def _mail(rng: random.Random, first: str, last: str, *, digits: bool = False) -> str:
     user = f"{first.split()[0]}{rng.choice(['.', '_', ''])}{last}".lower().replace(" ", "")
-    user = user + (str(rng.randrange(10, 99)) if rng.random() < 0.5 else "")
+    if digits:  # the name is taken at that provider: a number, as people then choose
+        user = user + str(rng.randrange(10, 9999))
+    else:
+        user = user + (str(rng.randrange(10, 99)) if rng.random() < 0.5 else "")
     return f"{user}@{rng.choice(_MAIL_DOMAINS)}"
+
+
+def mailbox(mail: str) -> str:
+    """The mailbox an address reaches: Gmail ignores dots in the user name."""
+    user, _, domain = mail.partition("@")
+    return f"{user.replace('.', '')}@{domain}" if domain == "gmail.com" else mail
 
 
 def _address(fake: object) -> dict[str, str]:
@@ -217,8 +233,11 @@ def _faker(locale: str, seed: int) -> Any:
     return fake
 
 
-def _people(n: int, *, seed: int, profile: Profile) -> list[dict[str, str]]:
+def make_people(n: int, *, seed: int, profile: Profile) -> list[dict[str, str]]:
     rng = random.Random(seed)
+    taken: set[str] = set()
+    family = random.Random(seed * 7919 + 1)  # its own draws: the other fields stay as they were
+    partner: dict[int, int] = {}  # a household member giving the family mailbox -> the first
     fakers = {locale: _faker(locale, seed * 31 + i) for i, locale in enumerate(LOCALES)}
     locales, weights = list(LOCALES), list(LOCALES.values())
     out: list[dict[str, str]] = []
@@ -229,15 +248,26 @@ def _people(n: int, *, seed: int, profile: Profile) -> list[dict[str, str]]:
         if len(out) < n and rng.random() < profile.household_share:
             other = _person(rng, fakers, locale)
             other.update({k: person[k] for k in ("last", "addr", "town", "zip", "tel")})
+            if family.random() < profile.family_mail:
+                partner[len(out)] = len(out) - 1
             out.append(other)
     if profile.name_pool:
-        pool = _people(profile.name_pool, seed=seed + 1, profile=PROFILES["light"])
+        pool = make_people(profile.name_pool, seed=seed + 1, profile=PROFILES["light"])
         for person in out:
             named = rng.choice(pool)
             person["first"], person["last"] = named["first"], named["last"]
-            person["mail"] = _mail(rng, person["first"], person["last"])
             if rng.random() < profile.default_birth:
                 person["born"] = BORN_TO.isoformat()
+    for i, person in enumerate(out):  # a mailbox has one owner, as every provider makes sure
+        if i in partner:
+            continue
+        if profile.name_pool or mailbox(person["mail"]) in taken:
+            person["mail"] = _mail(rng, person["first"], person["last"])
+        while mailbox(person["mail"]) in taken:
+            person["mail"] = _mail(rng, person["first"], person["last"], digits=True)
+        taken.add(mailbox(person["mail"]))
+    for member, first in partner.items():  # ... or a family's, given by both
+        out[member]["mail"] = out[first]["mail"]
     for i, person in enumerate(out):
         person["person"] = f"P{i:06d}"
     return out
@@ -318,7 +348,7 @@ def make_link_pair(n: int, *, profile: Profile, seed: int) -> tuple[pd.DataFrame
         ``(a, b)``; every ``person`` is once in each, so each record has one true link.
     """
     rng = random.Random(seed + 1)
-    people = _people(n, seed=seed, profile=profile)
+    people = make_people(n, seed=seed, profile=profile)
     moved = _address_maker(seed)
     clean = Profile(
         "a",
@@ -347,7 +377,7 @@ def make_dedupe_file(n_people: int, *, profile: Profile, seed: int) -> pd.DataFr
     Cluster sizes 1..5 with weights 40/25/15/12/8 percent.
     """
     rng = random.Random(seed + 2)
-    people = _people(n_people, seed=seed, profile=profile)
+    people = make_people(n_people, seed=seed, profile=profile)
     moved = _address_maker(seed)
     rows: list[dict[str, str]] = []
     for p in people:

@@ -19,8 +19,10 @@ from tests.er.people_maker import (
     MAPPING,
     PROFILES,
     blocking_reach,
+    mailbox,
     make_dedupe_file,
     make_link_pair,
+    make_people,
     resolve_frames,
 )
 
@@ -45,6 +47,37 @@ def test_the_maker_is_seeded_and_pairs_every_person_once() -> None:
     dedupe = make_dedupe_file(200, profile=PROFILES["light"], seed=3)
     sizes = dedupe.groupby("person").size()
     assert (sizes.nunique(), sizes.min(), sizes.max()) == (5, 1, 5)
+
+
+def _mailboxes(profile: str) -> pd.DataFrame:
+    # Each person's own mailbox (the one most of their records give), Gmail's dots dropped.
+    people = make_people(600, seed=3, profile=PROFILES[profile])
+    return pd.DataFrame(
+        {
+            "person": [p["person"] for p in people],
+            "last": [p["last"] for p in people],
+            "addr": [p["addr"] for p in people],
+            "mailbox": [mailbox(p["mail"]) for p in people],
+        }
+    )
+
+
+@pytest.mark.parametrize("profile", ["heavy", "namesakes"])
+def test_a_mailbox_has_one_owner(profile: str) -> None:
+    # Even among namesakes (8 names over 600 people): a provider gives an address once.
+    owners = _mailboxes(profile).groupby("mailbox").person.nunique()
+    assert owners.max() == 1
+
+
+def test_a_family_mailbox_is_shared_by_two_people_of_one_household() -> None:
+    mailboxes = _mailboxes("families")
+    shared = mailboxes.groupby("mailbox").filter(lambda g: g.person.nunique() > 1)
+    per_box = shared.groupby("mailbox").agg(
+        people=("person", "nunique"), surnames=("last", "nunique"), homes=("addr", "nunique")
+    )
+    assert len(per_box) >= 10  # the profile draws them (a third of ~100 households)
+    assert (per_box.people == 2).all() and (per_box.surnames == 1).all()
+    assert (per_box.homes == 1).all()
 
 
 def test_the_threshold_is_the_configured_match_probability() -> None:

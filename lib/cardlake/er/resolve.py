@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from cardlake.er.conflicts import birth_dates_apart
 from cardlake.er.deterministic import deterministic_edges
 from cardlake.er.graph import DEFAULT_MAX_ITERATIONS, connected_components, split_conflicting
 from cardlake.er.probabilistic import (
@@ -32,16 +33,6 @@ log = logging.getLogger(__name__)
 
 DETERMINISTIC = "deterministic"
 PROBABILISTIC = "probabilistic"
-# Two birth dates are one person's when, day and month read either way round (a source that
-# writes dd/MM and one that writes MM/dd), they are at most this many edits apart: a wrong
-# digit in one record and two transposed ones in the other.
-DOB_TYPO_EDITS = 3
-
-
-def birth_dates_apart(a: Column, b: Column) -> Column:
-    """True when two ``yyyy-MM-dd`` birth dates cannot be one person's (see the constant)."""
-    b_swapped = F.concat_ws("-", F.substring(b, 1, 4), F.substring(b, 9, 2), F.substring(b, 6, 2))
-    return (F.levenshtein(a, b) > DOB_TYPO_EDITS) & (F.levenshtein(a, b_swapped) > DOB_TYPO_EDITS)
 
 
 def without_bridges(

@@ -1,0 +1,51 @@
+"""What makes two person records two people, whatever else they share.
+
+One definition for the matcher's two uses: a shared mailbox is no proof of one person when the
+records conflict (:mod:`cardlake.er.deterministic`), and a cluster is split where links bridged
+records whose birth dates conflict (:mod:`cardlake.er.resolve`).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+# Two birth dates are one person's when, day and month read either way round (a source that
+# writes dd/MM and one that writes MM/dd), they are at most this many edits apart: a wrong
+# digit in one record and two transposed ones in the other.
+DOB_TYPO_EDITS = 3
+# Two first given names are one person's when at most this many edits apart (typos), or one
+# starts the other (an initial, a short form).
+GIVEN_NAME_TYPO_EDITS = 2
+
+
+def birth_dates_apart(a: Column, b: Column) -> Column:
+    """True when two ``yyyy-MM-dd`` birth dates cannot be one person's (see the constant);
+    null when either is unknown."""
+    b_swapped = F.concat_ws("-", F.substring(b, 1, 4), F.substring(b, 9, 2), F.substring(b, 6, 2))
+    return (F.levenshtein(a, b) > DOB_TYPO_EDITS) & (F.levenshtein(a, b_swapped) > DOB_TYPO_EDITS)
+
+
+def given_names_apart(
+    given_a: Column, surname_a: Column, given_b: Column, surname_b: Column
+) -> Column:
+    """True when two records' first given names are plainly two names: more than
+    ``GIVEN_NAME_TYPO_EDITS`` apart, neither the start of the other, and not given name and
+    surname swapped. Null when either given name is unknown. A nickname (Bob for Robert) is
+    another name here: it only sends a shared mailbox's pair to the probabilistic pass."""
+    a = F.nullif(F.split(given_a, " ").getItem(0), F.lit(""))
+    b = F.nullif(F.split(given_b, " ").getItem(0), F.lit(""))
+    swapped = F.coalesce(given_a == surname_b, F.lit(False)) | F.coalesce(
+        given_b == surname_a, F.lit(False)
+    )
+    return (
+        (F.levenshtein(a, b) > GIVEN_NAME_TYPO_EDITS)
+        & ~a.startswith(b)
+        & ~b.startswith(a)
+        & ~swapped
+    )
+
+
+def known(condition: Column) -> Column:
+    """``condition``, with unknown (a value missing) taken as no conflict."""
+    return F.coalesce(condition, F.lit(False))
