@@ -48,7 +48,7 @@ def _edges(spark: SparkSession, rows: list[tuple[object, ...]]) -> set[tuple[str
 def test_a_shared_mailbox_links_unless_the_birth_dates_contradict(
     spark: SparkSession, other_dob: str | None, linked: bool
 ) -> None:
-    rows = [
+    rows: list[tuple[object, ...]] = [
         ("a|1", "a", [], None, "family@mail.test", "1980-04-12", "anna", "berg"),
         ("b|1", "b", [], None, "family@mail.test", other_dob, "anna", "berg"),
     ]
@@ -60,7 +60,7 @@ def test_a_cross_reference_or_national_id_links_whatever_the_birth_dates(
 ) -> None:
     # Keys another system or the state issued to one person are proof; a birth date that
     # disagrees with them is a data error the probabilistic pass cannot overrule either.
-    rows = [
+    rows: list[tuple[object, ...]] = [
         ("a|1", "a", ["crm:7"], None, None, "1980-04-12", "anna", "berg"),
         ("b|1", "b", ["crm:7"], None, None, "1955-01-01", "jonas", "berg"),
         ("a|2", "a", [], "N123", None, "1970-01-01", "eva", "lind"),
@@ -74,7 +74,7 @@ def test_the_mailbox_still_links_the_records_that_agree_with_its_first_holder(
 ) -> None:
     # Three records of one family mailbox: the husband twice, his wife once. The husband's
     # records link; the wife's is left to the probabilistic pass.
-    rows = [
+    rows: list[tuple[object, ...]] = [
         ("a|1", "a", [], None, "family@mail.test", "1980-04-12", "jonas", "berg"),
         ("b|1", "b", [], None, "family@mail.test", "1980-04-12", "jonas", "berg"),
         ("b|2", "b", [], None, "family@mail.test", "1983-09-30", "anna", "berg"),
@@ -99,7 +99,7 @@ def test_the_mailbox_still_links_the_records_that_agree_with_its_first_holder(
 def test_a_shared_mailbox_links_unless_the_given_names_are_two_names(
     spark: SparkSession, other_given: str | None, other_surname: str, linked: bool
 ) -> None:
-    rows = [
+    rows: list[tuple[object, ...]] = [
         ("a|1", "a", [], None, "family@mail.test", "1980-04-12", "jonas", "berg"),
         ("b|1", "b", [], None, "family@mail.test", None, other_given, other_surname),
     ]
