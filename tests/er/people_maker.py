@@ -11,6 +11,9 @@ noise model of their own:
 - people who moved (a new address), changed phone, or use another mailbox;
 - each optional field missing at a configured rate.
 
+A mailbox has one owner, as every provider makes sure (namesakes' user names get a number), but
+for a family mailbox two people of a household give (the ``families`` profile).
+
 Two shapes, both seeded:
 
 - :func:`make_link_pair`: two files, every person once in each (one true link per record);

@@ -54,6 +54,9 @@ def deterministic_edges(records_df: DataFrame, *, link_only: bool = False) -> Da
 
     A key held by n records gives n - 1 edges (a star on the smallest uid), not n² pairs, so a
     popular key cannot blow up the edge list; connected components turns stars into clusters.
+    A mailbox's record that conflicts with the anchor (a spouse's) gets no edge, even where it
+    agrees with another record of the mailbox (the spouse's other record): the probabilistic
+    pass links those two.
 
     Args:
         records_df: person records (:data:`cardlake.er.records.PERSON_RECORD_COLUMNS`).
