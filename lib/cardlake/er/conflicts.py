@@ -35,9 +35,7 @@ def given_names_apart(
     another name here: it only sends a shared mailbox's pair to the probabilistic pass."""
     a = F.nullif(F.split(given_a, " ").getItem(0), F.lit(""))
     b = F.nullif(F.split(given_b, " ").getItem(0), F.lit(""))
-    swapped = F.coalesce(given_a == surname_b, F.lit(False)) | F.coalesce(
-        given_b == surname_a, F.lit(False)
-    )
+    swapped = known(given_a == surname_b) | known(given_b == surname_a)
     return (
         (F.levenshtein(a, b) > GIVEN_NAME_TYPO_EDITS)
         & ~a.startswith(b)

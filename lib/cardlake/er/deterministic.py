@@ -66,7 +66,7 @@ def deterministic_edges(records_df: DataFrame, *, link_only: bool = False) -> Da
     groups = (
         keys.groupBy("key")
         .agg(
-            F.min_by("uid", "uid").alias("anchor"),
+            F.min("uid").alias("anchor"),
             *[F.min_by(c, "uid").alias(f"anchor_{c}") for c in _CHECKED],
             F.countDistinct("source_dataset").alias("n_datasets"),
             F.count(F.lit(1)).alias("n_records"),
