@@ -13,6 +13,10 @@ that is entirely null is left out). Every parameter is estimated from the data e
   is trained in at least one of them;
 - term-frequency adjustments on names, birth dates, city and postcode.
 
+The pairs scored are those a block reaches (:func:`prediction_blocking_rules`): a value held
+by more than :data:`MAX_KEY_BLOCK_RECORDS` records blocks nothing (a default, not an identity),
+and the blocks led by a name alone keep only pairs whose birth dates may be one person's.
+
 Names are one comparison in which the given name decides (a shared surname is what relatives
 have, not evidence of one person), and birth dates have levels for the errors that turn one
 date into another (day and month swapped, one digit off), not for nearness in time.
