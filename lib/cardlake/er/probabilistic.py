@@ -481,16 +481,15 @@ _PREDICT_BLOCKS: tuple[tuple[str, ...], ...] = (
     # the blocks can reach from 0.990 and 0.979 to 0.995 and 0.994 (seeds 7 and 11).
     ("street", _first_letter("given_name")),
     (_first_letter("given_name"), _first_letter("surname"), "postcode"),
-    # When most other fields are missing, the names are all two records share: 82 of the 159
-    # true pairs no block above reached in people_maker's sparse profile (500 people, seed 7)
-    # had nothing else held on both sides, and most of the rest a town at most. One name the
-    # same and the other's initial, both names' Soundex, or a town and both initials reach
-    # them; each block is a name's namesakes split by a letter or a code, so it grows like the
-    # name blocks above (candidate pairs 1.3 times as many on the sparse and heavy profiles,
-    # 1.8 times on the generator's default world, every true pair of which was reached before).
-    # They are the name blocks of _NAME_LED_BLOCKS below, kept to pairs whose birth dates may be
-    # one person's.
 )
+# When most other fields are missing, the names are all two records share: 82 of the 159 true
+# pairs no block above reached in people_maker's sparse profile (500 people, seed 7) had
+# nothing else held on both sides, and most of the rest a town at most. One name the same and
+# the other's initial, both names' Soundex, or a town and both initials reach them; each block
+# is a name's namesakes split by a letter or a code, so it grows like the name blocks above
+# (candidate pairs 1.3 times as many on the sparse and heavy profiles, 1.8 times on the
+# generator's default world, every true pair of which was reached before). They are kept to
+# pairs whose birth dates may be one person's (_BIRTH_DATES_MAY_AGREE below).
 _NAME_LED_BLOCKS: tuple[tuple[str, ...], ...] = (
     ("given_name", _first_letter("surname")),
     ("surname", _first_letter("given_name")),
@@ -537,27 +536,7 @@ def with_blocking_keys(
     more than ``max_key_block_records`` of its records hold the record's value (one Spark job).
     """
     keys = [c for c in KEY_BLOCKS if c in records_df.columns]
-    common: dict[str, list[str]] = {c: [] for c in keys}
-    if keys:
-        held = records_df.select(
-            F.explode(
-                F.array(
-                    *[
-                        F.struct(F.lit(c).alias("key"), F.col(c).cast("string").alias("value"))
-                        for c in keys
-                    ]
-                )
-            ).alias("held")
-        ).select("held.*")
-        for row in (
-            held.where(F.col("value").isNotNull())
-            .groupBy("key", "value")
-            .count()
-            .where(F.col("count") > max_key_block_records)
-            .select("key", "value")
-            .collect()
-        ):
-            common[row["key"]].append(row["value"])
+    common = _over_held_values(records_df, keys, limit=max_key_block_records)
     for key, values in common.items():
         if values:  # the values stay in the plan, never in a log or the saved model
             log.info("%s: %d value(s) held too widely to block on", key, len(values))
@@ -571,6 +550,29 @@ def with_blocking_keys(
             for c, values in common.items()
         ],
     )
+
+
+def _over_held_values(
+    records_df: DataFrame, keys: Sequence[str], *, limit: int
+) -> dict[str, list[str]]:
+    """Per column of ``keys``, the values (as strings) more than ``limit`` records hold: one
+    aggregate over every key at once, whose answer is at most ``len(keys) * rows / limit``."""
+    common: dict[str, list[str]] = {c: [] for c in keys}
+    if not keys:
+        return common
+    pairs = F.array(
+        *[F.struct(F.lit(c).alias("key"), F.col(c).cast("string").alias("value")) for c in keys]
+    )
+    over = (
+        records_df.select(F.inline(pairs))
+        .where(F.col("value").isNotNull())
+        .groupBy("key", "value")
+        .count()
+        .where(F.col("count") > limit)
+    )
+    for row in over.select("key", "value").collect():
+        common[row["key"]].append(row["value"])
+    return common
 
 
 def _block(cols: tuple[str, ...]) -> Any:
