@@ -154,7 +154,7 @@ def _explain_misses(
     records = person_records(spark, frames)
     held = present_columns(reduce(DataFrame.unionByName, records))
     evidence_columns = [c for c in COMPARED if c in held]
-    recs = pd.concat([with_blocking_keys(r).toPandas() for r in records])
+    recs = pd.concat([r.toPandas() for r in with_blocking_keys(records)])
     recs = recs.merge(res.entities_df.select("uid", "entity_id").toPandas(), on="uid", how="left")
     recs["side"] = recs["uid"].str.split("|").str[0]
     link = len(frames) == 2

@@ -121,6 +121,9 @@ class Profile:
     family_mail: float = 0.0
     """Share of households whose two members give one family mailbox (otherwise every
     mailbox has one owner)."""
+    placeholder: float = 0.0
+    """Per record: a source's filler for a contact it did not take, the same for every such
+    record: :data:`PLACEHOLDER_MAIL` and :data:`PLACEHOLDER_TEL` in place of the person's."""
 
 
 PROFILES = {
@@ -148,6 +151,13 @@ PROFILES = {
 # The heavy profile where a third of the households give one family mailbox (a joint
 # account's): a mailbox that is proof of one person elsewhere is shared by two here.
 PROFILES["families"] = dataclasses.replace(PROFILES["heavy"], name="families", family_mail=0.3)
+# The light profile where a quarter of the records carry one source's fillers for the e-mail and
+# the phone: one mailbox and one number held by hundreds of people.
+PROFILES["placeholders"] = dataclasses.replace(
+    PROFILES["light"], name="placeholders", placeholder=0.25
+)
+PLACEHOLDER_MAIL = "no.email@example.com"
+PLACEHOLDER_TEL = "+44 20 7946 0000"
 
 
 def _typo(rng: random.Random, text: str) -> str:
@@ -319,6 +329,8 @@ def _noisy(
     for key in ("born", "mail", "tel", "addr", "town", "zip"):
         if rng.random() < profile.missing:
             rec[key] = ""
+    if profile.placeholder and rng.random() < profile.placeholder:  # no draw in other profiles
+        rec["mail"], rec["tel"] = PLACEHOLDER_MAIL, PLACEHOLDER_TEL
     return rec
 
 
@@ -452,7 +464,7 @@ def blocking_reach(spark: Any, frames: list[pd.DataFrame]) -> tuple[int, int, in
 
     parts = person_records(spark, frames)
     union = reduce(DataFrame.unionByName, parts)
-    union = with_blocking_keys(union).localCheckpoint(eager=True)
+    union = with_blocking_keys([union])[0].localCheckpoint(eager=True)
     other = "l.uid < r.uid" if len(frames) == 1 else "l.source_dataset < r.source_dataset"
     left, right = union.alias("l"), union.alias("r")
 

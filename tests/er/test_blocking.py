@@ -85,9 +85,8 @@ SHARED_DATE = [
 def test_a_value_held_by_too_many_records_blocks_nothing(
     spark: SparkSession, limit: int, expected: set[tuple[str, str]]
 ) -> None:
-    records = with_blocking_keys(
-        _records(spark, SHARED_DATE), max_key_block_records=limit
-    ).localCheckpoint(eager=True)
+    [records] = with_blocking_keys([_records(spark, SHARED_DATE)], max_key_block_records=limit)
+    records = records.localCheckpoint(eager=True)
     assert _both(records, PRESENT) == expected
     # The flag is per record and names no value: the other key columns are all false.
     flags = {r.uid: (r.dob_too_common, r.email_canonical_too_common) for r in records.collect()}
@@ -106,7 +105,7 @@ def test_name_led_blocks_keep_pairs_whose_birth_dates_may_be_one_persons(
         ("p4", "thomas", "sharp", "1962-11-30", None),  # no part of any other's date
         ("p5", "thomas", "stone", None, None),  # no date: the names are all there is
     ]
-    records = with_blocking_keys(_records(spark, rows)).localCheckpoint(eager=True)
+    records = with_blocking_keys([_records(spark, rows)])[0].localCheckpoint(eager=True)
     assert _both(records, PRESENT) == {
         ("p1", "p2"),
         ("p1", "p3"),
@@ -116,5 +115,40 @@ def test_name_led_blocks_keep_pairs_whose_birth_dates_may_be_one_persons(
         ("p4", "p5"),
     }
     # Without birth dates among the columns held, the name-led blocks pair every one of them.
-    undated = with_blocking_keys(_records(spark, [(*r[:3], None, None) for r in rows]))
+    [undated] = with_blocking_keys([_records(spark, [(*r[:3], None, None) for r in rows])])
     assert len(_both(undated.localCheckpoint(eager=True), {"given_name", "surname"})) == 10
+
+
+def test_an_identifier_many_records_hold_is_compared_as_missing(spark: SparkSession) -> None:
+    # One mailbox on three records of two files (a "no e-mail" filler), another on two, and one
+    # birth date on three. Over an identifier limit of two, counted over both files, the
+    # filler is taken out of every record that holds it; the birth date, no identifier, stays.
+    first = [
+        ("f1", "anna", "brown", "1990-05-05", "none@example.com"),
+        ("f2", "bruno", "costa", "1990-05-05", "none@example.com"),
+        ("f3", "chloe", "dunne", None, "chloe@mail.test"),
+    ]
+    second = [
+        ("s1", "dmitri", "evans", "1990-05-05", "none@example.com"),
+        ("s2", "chloe", "dunne", None, "chloe@mail.test"),
+    ]
+    out = with_blocking_keys(
+        [_records(spark, first), _records(spark, second)], max_records_per_identifier=2
+    )
+    rows = {r.uid: r for df in out for r in df.collect()}
+    assert {uid: r.email_canonical for uid, r in rows.items()} == {
+        "f1": None,
+        "f2": None,
+        "f3": "chloe@mail.test",
+        "s1": None,
+        "s2": "chloe@mail.test",
+    }
+    assert {uid: r.email_canonical_too_common for uid, r in rows.items()} == {
+        "f1": True,
+        "f2": True,
+        "f3": False,
+        "s1": True,
+        "s2": False,
+    }
+    assert {r.dob for r in rows.values()} == {"1990-05-05", None}
+    assert not any(r.dob_too_common for r in rows.values())

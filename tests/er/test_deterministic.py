@@ -104,3 +104,29 @@ def test_a_shared_mailbox_links_unless_the_given_names_are_two_names(
         ("b|1", "b", [], None, "family@mail.test", None, other_given, other_surname),
     ]
     assert _edges(spark, rows) == ({("a|1", "b|1")} if linked else set())
+
+
+@pytest.mark.parametrize(("max_records", "linked"), [(4, True), (3, False)])
+def test_a_key_held_by_more_records_than_a_person_has_links_nobody(
+    spark: SparkSession, max_records: int, linked: bool
+) -> None:
+    # Four records on one national id and one cross-reference key, a source's fillers: over
+    # a limit of three they link nobody; at four, as any shared key, everyone. The mailbox
+    # two of them share links those two whatever the limit.
+    rows: list[tuple[object, ...]] = [
+        (f"{side}|{i}", side, ["crm:0"], "000000000", mail, None, given, "berg")
+        for side, i, given, mail in [
+            ("a", 1, "anna", "anna@mail.test"),
+            ("b", 1, "anna", "anna@mail.test"),
+            ("a", 2, "jonas", None),
+            ("b", 2, "maria", None),
+        ]
+    ]
+    filler_edges = {("a|1", "a|2"), ("a|1", "b|1"), ("a|1", "b|2")}
+    found = {
+        (r.uid_l, r.uid_r)
+        for r in deterministic_edges(
+            spark.createDataFrame(rows, SCHEMA), max_records=max_records
+        ).collect()
+    }
+    assert found == (filler_edges if linked else {("a|1", "b|1")})

@@ -13,9 +13,11 @@ that is entirely null is left out). Every parameter is estimated from the data e
   is trained in at least one of them;
 - term-frequency adjustments on names, birth dates, city and postcode.
 
-The pairs scored are those a block reaches (:func:`prediction_blocking_rules`): a value held
-by more than :data:`MAX_KEY_BLOCK_RECORDS` records blocks nothing (a default, not an identity),
-and the blocks led by a name alone keep only pairs whose birth dates may be one person's.
+The pairs scored are those a block reaches (:func:`prediction_blocking_rules`): an identifier
+held by more than :data:`~cardlake.er.conflicts.MAX_RECORDS_PER_IDENTIFIER` records is a filler,
+compared as missing; a birth date held by more than :data:`MAX_KEY_BLOCK_RECORDS` blocks
+nothing; and the blocks led by a name alone keep only pairs whose birth dates may be one
+person's.
 
 Names are one comparison in which the given name decides (a shared surname is what relatives
 have, not evidence of one person), and birth dates have levels for the errors that turn one
@@ -46,6 +48,8 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from cardlake.er.conflicts import MAX_RECORDS_PER_IDENTIFIER
 
 log = logging.getLogger(__name__)
 
@@ -516,68 +520,94 @@ _BIRTH_DATES_MAY_AGREE = (
 )
 
 
-# A block on one identifier holds the records that share its value: a person's few, or a
-# family's. A value far more records hold is a placeholder or a default, not an identity: a
-# "no e-mail" address, a switchboard's number, a birth date a source fills in when it has none
-# (the generator's world clips every age under 18 to one date: 3,654 of bench_er's 100,814
-# records, 6.7 million of its 17 million candidate pairs). Such a value blocks nothing; the
-# pairs it would have joined are still reached by the other blocks, and the value is still
-# compared wherever they meet. A block of 1,000 records is half a million pairs.
+# A block on one value holds the records that share it: a person's few, or a family's. An
+# identifier far more records hold is a filler, not an identity (MAX_RECORDS_PER_IDENTIFIER):
+# it is compared as missing, so it neither blocks nor counts as evidence, nor estimates the
+# prior. A birth date many records hold may still be each one's own (the generator's world
+# clips every age under 18 to one date: 3,654 of bench_er's 100,814 records, 6.7 million of its
+# 17 million candidate pairs): past MAX_KEY_BLOCK_RECORDS it blocks nothing, but it is still
+# compared wherever the other blocks meet. A block of 1,000 records is half a million pairs.
+# Every key block's rule names its flag (an identifier's: the value was taken out), as the
+# models saved before identifiers were taken out do.
+IDENTIFIERS = ("email_canonical", "phone", "national_id")
 KEY_BLOCKS = ("email_canonical", "phone", "dob", "national_id")
 MAX_KEY_BLOCK_RECORDS = 1000
 _TOO_COMMON = "{}_too_common"
 
 
 def with_blocking_keys(
-    records_df: DataFrame, *, max_key_block_records: int = MAX_KEY_BLOCK_RECORDS
-) -> DataFrame:
-    """``records_df`` with the blocking keys of :data:`SOUNDS` (null where the name is) and,
-    for each column of :data:`KEY_BLOCKS` it has, a flag ``<column>_too_common``: true where
-    more than ``max_key_block_records`` of its records hold the record's value (one Spark job).
+    records: Sequence[DataFrame],
+    *,
+    max_key_block_records: int = MAX_KEY_BLOCK_RECORDS,
+    max_records_per_identifier: int = MAX_RECORDS_PER_IDENTIFIER,
+) -> list[DataFrame]:
+    """Each of ``records`` with the blocking keys of :data:`SOUNDS` (null where the name is),
+    its :data:`IDENTIFIERS` null where more than ``max_records_per_identifier`` records of all
+    of ``records`` hold the value, and for each column of :data:`KEY_BLOCKS` it has a flag
+    ``<column>_too_common``: true where the value is over its limit (an identifier's, else
+    ``max_key_block_records``). One Spark job.
     """
-    keys = [c for c in KEY_BLOCKS if c in records_df.columns]
-    common = _over_held_values(records_df, keys, limit=max_key_block_records)
+    columns = set(records[0].columns)
+    limits = {
+        c: max_records_per_identifier if c in IDENTIFIERS else max_key_block_records
+        for c in KEY_BLOCKS
+        if c in columns
+    }
+    common = _over_held_values(reduce(DataFrame.unionByName, records), limits)
     for key, values in common.items():
         if values:  # the values stay in the plan, never in a log or the saved model
-            log.info("%s: %d value(s) held too widely to block on", key, len(values))
-    return records_df.select(
-        "*",
-        *[F.soundex(F.col(name)).alias(key) for key, name in SOUNDS.items()],
-        *[
-            F.coalesce(F.col(c).cast("string").isin(values), F.lit(False)).alias(
-                _TOO_COMMON.format(c)
+            log.info(
+                "%s: %d value(s) on more than %d records: %s",
+                key,
+                len(values),
+                limits[key],
+                "compared as missing" if key in IDENTIFIERS else "no block",
             )
-            for c, values in common.items()
-        ],
-    )
+
+    def held(col: str) -> Any:
+        return F.coalesce(F.col(col).cast("string").isin(common[col]), F.lit(False))
+
+    def column(col: str) -> Any:
+        if col in IDENTIFIERS and common.get(col):
+            return F.when(~held(col), F.col(col)).alias(col)
+        return F.col(col)
+
+    return [
+        df.select(
+            *[column(c) for c in df.columns],
+            *[F.soundex(F.col(name)).alias(key) for key, name in SOUNDS.items()],
+            *[held(c).alias(_TOO_COMMON.format(c)) for c in common],
+        )
+        for df in records
+    ]
 
 
-def _over_held_values(
-    records_df: DataFrame, keys: Sequence[str], *, limit: int
-) -> dict[str, list[str]]:
-    """Per column of ``keys``, the values (as strings) more than ``limit`` records hold: one
-    aggregate over every key at once, whose answer is at most ``len(keys) * rows / limit``."""
-    common: dict[str, list[str]] = {c: [] for c in keys}
-    if not keys:
+def _over_held_values(records_df: DataFrame, limits: dict[str, int]) -> dict[str, list[str]]:
+    """Per column of ``limits``, the values (as strings) more records hold than its limit: one
+    aggregate over every column at once, whose answer is at most ``rows / limit`` values a
+    column."""
+    common: dict[str, list[str]] = {c: [] for c in limits}
+    if not limits:
         return common
     pairs = F.array(
-        *[F.struct(F.lit(c).alias("key"), F.col(c).cast("string").alias("value")) for c in keys]
+        *[F.struct(F.lit(c).alias("key"), F.col(c).cast("string").alias("value")) for c in limits]
     )
     over = (
         records_df.select(F.inline(pairs))
         .where(F.col("value").isNotNull())
         .groupBy("key", "value")
         .count()
-        .where(F.col("count") > limit)
+        .where(F.col("count") > min(limits.values()))
     )
-    for row in over.select("key", "value").collect():
-        common[row["key"]].append(row["value"])
+    for row in over.select("key", "value", "count").collect():
+        if row["count"] > limits[row["key"]]:
+            common[row["key"]].append(row["value"])
     return common
 
 
 def _block(cols: tuple[str, ...]) -> Any:
-    """The Splink rule of one block: a block on one identifier of :data:`KEY_BLOCKS` leaves
-    out the values :func:`with_blocking_keys` flagged; any other block is Splink's own."""
+    """The Splink rule of one block: a block on one column of :data:`KEY_BLOCKS` leaves out
+    the values :func:`with_blocking_keys` flagged; any other block is Splink's own."""
     from splink import block_on
     from splink.blocking_rule_library import CustomRule
 
@@ -680,7 +710,7 @@ def score_pairs(
         max_iterations=settings.em_max_iterations,
         additional_columns_to_retain=[],
     )
-    inputs = [with_blocking_keys(df.drop("xref_keys", "source_dataset")) for df in records]
+    inputs = with_blocking_keys([df.drop("xref_keys", "source_dataset") for df in records])
     if settings.training_backend == "duckdb":
         trained = _train_in_duckdb(inputs, creator, present, settings=settings)
     else:
@@ -747,7 +777,7 @@ def score_new_pairs(
         )
     flagged["blocking_rules_to_generate_predictions"] = rules
     flagged["link_type"] = "dedupe_only"
-    inputs = [with_blocking_keys(records_df.drop("xref_keys", "source_dataset"))]
+    inputs = with_blocking_keys([records_df.drop("xref_keys", "source_dataset")])
     linker = _linker(spark, inputs, flagged, settings, dialect=dialect)
     return _predicted_pairs(spark, linker, settings, dialect=dialect)
 
@@ -780,7 +810,7 @@ def pairs_with_levels(
         "retain_intermediate_calculation_columns": True,
         "retain_matching_columns": True,
     }
-    inputs = [with_blocking_keys(df.drop("xref_keys", "source_dataset")) for df in records]
+    inputs = with_blocking_keys([df.drop("xref_keys", "source_dataset") for df in records])
     linker = _linker(spark, inputs, retained, settings, dialect=DUCKDB)
     predictions = linker.inference.predict()
     scored = predictions.as_pandas_dataframe()
