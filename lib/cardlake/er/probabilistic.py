@@ -513,7 +513,11 @@ _SWAPPED_NAME_BLOCKS = (
 # these blocks keep the pairs whose birth dates share the year or the month and day: a digit
 # wrong in one part, or day and month swapped (the levels of the birth-date comparison), as
 # the records a name block exists for, with nothing else in common, have. Prediction 6.7 s,
-# the same pairs above the candidate floor but one (bench_er, 2026-12-07).
+# the same pairs above the candidate floor but one (bench_er, 2026-12-07). Narrower on purpose
+# than the test for two people (conflicts.birth_dates_apart: more than three edits apart both
+# ways), which a cluster must fail before it is cut: two random dates of one decade are often
+# within three edits, so that test here would keep most namesakes; and where this one drops a
+# pair with errors in two parts, any other shared field still blocks it.
 _BIRTH_DATES_MAY_AGREE = (
     "(l.dob IS NULL OR r.dob IS NULL OR substr(l.dob, 1, 4) = substr(r.dob, 1, 4) "
     "OR substr(l.dob, 6, 5) = substr(r.dob, 6, 5))"
