@@ -1,4 +1,5 @@
-"""Which level of the name and birth-date comparisons a hand-written pair of records falls in.
+"""Which level of the name, birth-date and e-mail comparisons a hand-written pair of records
+falls in.
 
 The levels are what the model can tell apart, so they are checked on pairs whose right level
 is known: two members of one household (same surname, other given name, birth dates a year
@@ -16,7 +17,12 @@ import duckdb
 import pytest
 from pyspark.sql import SparkSession
 
-from cardlake.er.probabilistic import _birth_date_comparison, _jar_loaded, _name_comparison
+from cardlake.er.probabilistic import (
+    _birth_date_comparison,
+    _email_comparison,
+    _jar_loaded,
+    _name_comparison,
+)
 
 NAME_PAIRS = [
     # (given_l, surname_l, given_r, surname_r, expected level)
@@ -54,6 +60,37 @@ DOB_PAIRS = [
     (None, "1985-03-07", "null"),
 ]
 
+FAMILY = "berg.family@mail.test"
+EMAIL_PAIRS = [
+    # (given_l, surname_l, mailbox_l, given_r, surname_r, mailbox_r, expected level); "null"
+    # is a neutral level: it counts neither way.
+    ("anna", "berg", FAMILY, "jonas", "berg", FAMILY, "null"),  # a couple's one mailbox
+    ("anna", "berg", FAMILY, "anna", "berg", FAMILY, "same address"),
+    ("anna", "berg", FAMILY, "anan", "berg", FAMILY, "same address"),  # a typo
+    ("anna", "berg", FAMILY, "a", "berg", FAMILY, "same address"),  # an initial
+    ("anna", "berg", FAMILY, "berg", "anna", FAMILY, "same address"),  # names swapped
+    (None, "berg", FAMILY, "jonas", "berg", FAMILY, "same address"),  # nothing to tell apart
+    (
+        "anna",
+        "berg",
+        "anna.berg@mail.test",
+        "anna",
+        "berg",
+        "anna.berg@other.test",
+        "same user name, other domain",
+    ),
+    (
+        "anna",
+        "berg",
+        "anna.berg@mail.test",
+        "jonas",
+        "berg",
+        "jonas.berg@mail.test",
+        "different addresses",
+    ),
+    ("anna", "berg", None, "anna", "berg", FAMILY, "null"),
+]
+
 
 def _case_sql(comparison: Any, dialect: str) -> str:
     """The comparison's levels as one CASE expression returning the level's label."""
@@ -81,6 +118,17 @@ def _name_rows() -> list[dict[str, str | None]]:
             "name_concat_r": concat(gr, sr),
         }
         for gl, sl, gr, sr, _ in NAME_PAIRS
+    ]
+
+
+def _email_rows() -> list[dict[str, str | None]]:
+    columns = ("given_name", "surname", "email_canonical")
+    return [
+        {
+            **{f"{c}_l": v for c, v in zip(columns, pair[:3], strict=True)},
+            **{f"{c}_r": v for c, v in zip(columns, pair[3:6], strict=True)},
+        }
+        for pair in EMAIL_PAIRS
     ]
 
 
@@ -130,3 +178,24 @@ def test_name_and_birth_date_levels_in_spark(spark: SparkSession) -> None:
     )
     assert names == [p[-1] for p in NAME_PAIRS]
     assert dobs == [p[-1] for p in DOB_PAIRS]
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "spark"])
+def test_a_shared_mailbox_of_two_given_names_is_neutral(spark: SparkSession, dialect: str) -> None:
+    def levels(present: set[str], rows: list[dict[str, str | None]]) -> list[str]:
+        case_sql = _case_sql(_email_comparison(present, fuzzy=True), dialect)
+        if dialect == "duckdb":
+            return _levels_in_duckdb(rows, case_sql)
+        return _levels_in_spark(spark, rows, case_sql)
+
+    assert levels({"given_name", "surname"}, _email_rows()) == [p[-1] for p in EMAIL_PAIRS]
+    # Without names to tell two people apart, a shared mailbox is the same address.
+    couple = _email_rows()[:1]
+    assert levels({"email_canonical"}, couple) == ["same address"]
+    # Where birth dates are held, two given names on one birth date are a nickname (Bob for
+    # Robert): the mailbox counts. Two dates, or one missing, leave it neutral.
+    dated = [
+        {**couple[0], "dob_l": "1980-04-12", "dob_r": right}
+        for right in ("1980-04-12", "1983-09-30", None)
+    ]
+    assert levels({"given_name", "surname", "dob"}, dated) == ["same address", "null", "null"]

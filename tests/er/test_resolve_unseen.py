@@ -114,6 +114,18 @@ def test_dedupes_an_unseen_file(spark: SparkSession) -> None:
 
 
 @pytest.mark.slow
+def test_a_couple_on_one_family_mailbox_stays_two_people(spark: SparkSession) -> None:
+    # The heavy profile where a third of the households give one family mailbox. Before a
+    # mailbox of two given names counted for nothing, its weight linked the couple: here
+    # precision 0.958, F1 0.9755 (622 pairs for 600 true); measured after, 0.9868 and 0.9900
+    # (604). The goal of issue 17 (0.995 on a link) is not met on this profile at every seed.
+    frames = list(make_link_pair(PEOPLE, profile=PROFILES["families"], seed=SEED))
+    metrics = _resolve(spark, frames)
+    assert metrics.pairwise_precision >= 0.98, metrics
+    assert metrics.pairwise_f1 >= 0.985, metrics
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["link", "dedupe"])
 def test_a_placeholder_mailbox_or_phone_links_nobody(spark: SparkSession, shape: str) -> None:
     # A quarter of the records carry one source's fillers instead of their own e-mail and

@@ -36,21 +36,28 @@ def birth_dates_apart(a: Column, b: Column) -> Column:
     return (F.levenshtein(a, b) > DOB_TYPO_EDITS) & (F.levenshtein(a, b_swapped) > DOB_TYPO_EDITS)
 
 
-def given_names_apart(
-    given_a: Column, surname_a: Column, given_b: Column, surname_b: Column
-) -> Column:
+def given_names_apart(given_a: str, surname_a: str, given_b: str, surname_b: str) -> Column:
     """True when two records' first given names are plainly two names: more than
     ``GIVEN_NAME_TYPO_EDITS`` apart, neither the start of the other, and not given name and
     surname swapped. Null when either given name is unknown. A nickname (Bob for Robert) is
-    another name here: it only sends a shared mailbox's pair to the probabilistic pass."""
-    a = F.nullif(F.split(given_a, " ").getItem(0), F.lit(""))
-    b = F.nullif(F.split(given_b, " ").getItem(0), F.lit(""))
-    swapped = known(given_a == surname_b) | known(given_b == surname_a)
+    another name here: it only sends a shared mailbox's pair to the probabilistic pass, where
+    the mailbox then counts for nothing (:func:`given_names_apart_sql`). Arguments name
+    columns."""
+    return F.expr(given_names_apart_sql(given_a, surname_a, given_b, surname_b))
+
+
+def given_names_apart_sql(given_a: str, surname_a: str, given_b: str, surname_b: str) -> str:
+    """:func:`given_names_apart` as SQL that Spark and DuckDB read alike (Splink's comparison
+    levels are SQL), on the columns named."""
+    a = f"nullif(split_part({given_a}, ' ', 1), '')"
+    b = f"nullif(split_part({given_b}, ' ', 1), '')"
+    swapped = (
+        f"(coalesce({given_a} = {surname_b}, false) OR coalesce({given_b} = {surname_a}, false))"
+    )
     return (
-        (F.levenshtein(a, b) > GIVEN_NAME_TYPO_EDITS)
-        & ~a.startswith(b)
-        & ~b.startswith(a)
-        & ~swapped
+        f"(levenshtein({a}, {b}) > {GIVEN_NAME_TYPO_EDITS} "
+        f"AND substr({a}, 1, length({b})) <> {b} AND substr({b}, 1, length({a})) <> {a} "
+        f"AND NOT {swapped})"
     )
 
 

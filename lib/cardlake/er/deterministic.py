@@ -46,12 +46,7 @@ def strong_keys(records_df: DataFrame) -> DataFrame:
 def _conflicts_with_anchor() -> Column:
     # A record against its key's anchor (the columns of :func:`deterministic_edges`).
     return known(birth_dates_apart(F.col("dob"), F.col("anchor_dob"))) | known(
-        given_names_apart(
-            F.col("given_name"),
-            F.col("surname"),
-            F.col("anchor_given_name"),
-            F.col("anchor_surname"),
-        )
+        given_names_apart("given_name", "surname", "anchor_given_name", "anchor_surname")
     )
 
 
