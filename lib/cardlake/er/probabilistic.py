@@ -329,9 +329,11 @@ def _email_comparison(present: set[str], *, fuzzy: bool) -> Any:
     on which the "same address" level's u is estimated, almost never share one: its Bayes
     factor outweighed two given names and two birth dates (people_maker's families profile:
     265 direct false links at 0.95 and above, each a couple on one mailbox and one address).
-    A shared mailbox whose records name two people (:func:`cardlake.er.conflicts.
-    given_names_apart_sql`, the test the deterministic pass applies) is neutral: the rest of
-    the two records decides, as it does for the deterministic pass's pairs it leaves here.
+    A shared mailbox whose records name two people is neutral: two given names by the test the
+    deterministic pass applies (``given_names_apart_sql`` in :mod:`cardlake.er.conflicts`) and,
+    where birth dates are held, not one date (one birth date beside two given names is a
+    nickname). The rest of the two records decides, as for the pairs the deterministic pass
+    leaves here. Without names, a shared mailbox is the same address.
     """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
