@@ -69,6 +69,7 @@ EMAIL_PAIRS = [
     ("anna", "berg", FAMILY, "anan", "berg", FAMILY, "same address"),  # a typo
     ("anna", "berg", FAMILY, "a", "berg", FAMILY, "same address"),  # an initial
     ("anna", "berg", FAMILY, "berg", "anna", FAMILY, "same address"),  # names swapped
+    ("anna", "berg", FAMILY, "berg", "jonas", FAMILY, "null"),  # her husband's, swapped
     (None, "berg", FAMILY, "jonas", "berg", FAMILY, "same address"),  # nothing to tell apart
     (
         "anna",

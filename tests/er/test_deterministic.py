@@ -91,6 +91,9 @@ def test_the_mailbox_still_links_the_records_that_agree_with_its_first_holder(
         ("jon", "berg", True),  # a short form
         ("jonas peter", "berg", True),  # a second given name
         ("berg", "jonas", True),  # given name and surname swapped
+        ("berg", "jnoas", True),  # swapped, with a typo
+        ("berg", None, True),  # the surname in the given name's place, no more known
+        ("berg", "anna", False),  # his wife's record with her names swapped
         (None, "berg", True),  # no given name to compare
         ("anna", "berg", False),  # his wife, birth date unknown on one side
         ("maria", "berg", False),

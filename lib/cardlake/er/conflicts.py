@@ -38,26 +38,43 @@ def birth_dates_apart(a: Column, b: Column) -> Column:
 
 def given_names_apart(given_a: str, surname_a: str, given_b: str, surname_b: str) -> Column:
     """True when two records' first given names are plainly two names: more than
-    ``GIVEN_NAME_TYPO_EDITS`` apart, neither the start of the other, and not given name and
-    surname swapped. Null when either given name is unknown. A nickname (Bob for Robert) is
-    another name here: it only sends a shared mailbox's pair to the probabilistic pass, where
-    the mailbox then counts for nothing (:func:`given_names_apart_sql`). Arguments name
-    columns."""
+    ``GIVEN_NAME_TYPO_EDITS`` apart, neither the start of the other, and not both names
+    swapped. Null when either given name is unknown. A nickname (Bob for Robert) is another
+    name here: it only sends a shared mailbox's pair to the probabilistic pass, where the
+    mailbox then counts for nothing (:func:`given_names_apart_sql`). Arguments name columns."""
     return F.expr(given_names_apart_sql(given_a, surname_a, given_b, surname_b))
 
 
 def given_names_apart_sql(given_a: str, surname_a: str, given_b: str, surname_b: str) -> str:
     """:func:`given_names_apart` as SQL that Spark and DuckDB read alike (Splink's comparison
-    levels are SQL), on the columns named."""
-    a = f"nullif(split_part({given_a}, ' ', 1), '')"
-    b = f"nullif(split_part({given_b}, ' ', 1), '')"
-    swapped = (
-        f"(coalesce({given_a} = {surname_b}, false) OR coalesce({given_b} = {surname_a}, false))"
-    )
+    levels are SQL), on the columns named.
+
+    Names swapped means both names swapped: one record's given name is the other's surname,
+    and its surname is the other's given name, with a typo at most (or unknown). A surname
+    alone in the given name's place is what a family member's record with swapped names looks
+    like beside another member's (Stokes Joyce against Naomi Stokes): two people.
+    """
+
+    def first(given: str) -> str:
+        return f"nullif(split_part({given}, ' ', 1), '')"
+
+    def close(x: str, y: str) -> str:  # a typo apart, or one the start of the other
+        return (
+            f"(levenshtein({x}, {y}) <= {GIVEN_NAME_TYPO_EDITS} "
+            f"OR substr({x}, 1, length({y})) = {y} OR substr({y}, 1, length({x})) = {x})"
+        )
+
+    def swapped(given: str, surname: str, other_given: str, other_surname: str) -> str:
+        return (
+            f"coalesce({given} = {other_surname} "
+            f"AND coalesce({close(first(other_given), surname)}, true), false)"
+        )
+
+    a, b = first(given_a), first(given_b)
     return (
-        f"(levenshtein({a}, {b}) > {GIVEN_NAME_TYPO_EDITS} "
-        f"AND substr({a}, 1, length({b})) <> {b} AND substr({b}, 1, length({a})) <> {a} "
-        f"AND NOT {swapped})"
+        f"(NOT {close(a, b)} "
+        f"AND NOT {swapped(given_a, surname_a, given_b, surname_b)} "
+        f"AND NOT {swapped(given_b, surname_b, given_a, surname_a)})"
     )
 
 
