@@ -78,6 +78,25 @@ def given_names_apart_sql(given_a: str, surname_a: str, given_b: str, surname_b:
     )
 
 
+def two_people_on_one_mailbox_sql(*, with_dob: bool) -> str:
+    """SQL on a Splink pair (``_l`` / ``_r`` columns) true when the two records share a mailbox
+    but name two people: two given names (:func:`given_names_apart_sql`) and, ``with_dob``
+    (birth dates held), not one birth date. One birth date beside two given names is a
+    nickname, one person's. The matcher's e-mail comparison holds such a pair as neutral: a
+    family's joint mailbox is no evidence either way.
+
+    Narrower than the deterministic pass's test (birth dates *or* given names apart): there a
+    doubt sends the pair to the model; here the model's other fields still decide.
+    """
+    two_people = (
+        "email_canonical_l = email_canonical_r AND "
+        + given_names_apart_sql("given_name_l", "surname_l", "given_name_r", "surname_r")
+    )
+    if with_dob:
+        two_people += " AND NOT coalesce(dob_l = dob_r, false)"
+    return two_people
+
+
 def known(condition: Column) -> Column:
     """``condition``, with unknown (a value missing) taken as no conflict."""
     return F.coalesce(condition, F.lit(False))

@@ -49,7 +49,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cardlake.er.conflicts import MAX_RECORDS_PER_IDENTIFIER, given_names_apart_sql
+from cardlake.er.conflicts import MAX_RECORDS_PER_IDENTIFIER, two_people_on_one_mailbox_sql
 
 log = logging.getLogger(__name__)
 
@@ -329,11 +329,11 @@ def _email_comparison(present: set[str], *, fuzzy: bool) -> Any:
     on which the "same address" level's u is estimated, almost never share one: its Bayes
     factor outweighed two given names and two birth dates (people_maker's families profile:
     265 direct false links at 0.95 and above, each a couple on one mailbox and one address).
-    A shared mailbox whose records name two people is neutral: two given names by the test the
-    deterministic pass applies (``given_names_apart_sql`` in :mod:`cardlake.er.conflicts`) and,
-    where birth dates are held, not one date (one birth date beside two given names is a
-    nickname). The rest of the two records decides, as for the pairs the deterministic pass
-    leaves here. Without names, a shared mailbox is the same address.
+    A shared mailbox whose records name two people is neutral
+    (:func:`cardlake.er.conflicts.two_people_on_one_mailbox_sql`: two given names by the test
+    the deterministic pass applies and, where birth dates are held, not one date). The rest of
+    the two records decides, as for the pairs the deterministic pass leaves here. Without
+    names, a shared mailbox is the same address.
     """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
@@ -349,11 +349,9 @@ def _email_comparison(present: set[str], *, fuzzy: bool) -> Any:
     )
     levels: list[Any] = [cll.NullLevel("email_canonical")]
     if {"given_name", "surname"} <= present:
-        two_people = given_names_apart_sql("given_name_l", "surname_l", "given_name_r", "surname_r")
-        if "dob" in present:  # one birth date beside two given names: a nickname, one person
-            two_people += " AND NOT coalesce(dob_l = dob_r, false)"
+        two_people = two_people_on_one_mailbox_sql(with_dob="dob" in present)
         levels.append(
-            cll.CustomLevel(f"email_canonical_l = email_canonical_r AND {two_people}").configure(
+            cll.CustomLevel(two_people).configure(
                 is_null_level=True, label_for_charts="same address, two given names"
             )
         )
