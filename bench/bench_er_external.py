@@ -143,7 +143,9 @@ def _explain_misses(
 
     import pandas as pd
     from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
 
+    from cardlake.er.conflicts import without_fillers
     from cardlake.er.probabilistic import (
         COMPARED,
         pairs_with_levels,
@@ -151,8 +153,12 @@ def _explain_misses(
         with_blocking_keys,
     )
 
-    records = person_records(spark, frames)
-    held = present_columns(reduce(DataFrame.unionByName, records))
+    # The records as resolve_entities has them: fillers counted over every file, taken out.
+    union = without_fillers(reduce(DataFrame.unionByName, person_records(spark, frames)))
+    union = union.localCheckpoint(eager=True)
+    labels = [r["source_dataset"] for r in union.select("source_dataset").distinct().collect()]
+    records = [union.where(F.col("source_dataset") == label) for label in sorted(labels)]
+    held = present_columns(union)
     evidence_columns = [c for c in COMPARED if c in held]
     recs = pd.concat([r.toPandas() for r in with_blocking_keys(records)])
     recs = recs.merge(res.entities_df.select("uid", "entity_id").toPandas(), on="uid", how="left")

@@ -456,6 +456,7 @@ def blocking_reach(spark: Any, frames: list[pd.DataFrame]) -> tuple[int, int, in
     from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
+    from cardlake.er.conflicts import without_fillers
     from cardlake.er.probabilistic import (
         prediction_blocking_rules,
         present_columns,
@@ -463,7 +464,7 @@ def blocking_reach(spark: Any, frames: list[pd.DataFrame]) -> tuple[int, int, in
     )
 
     parts = person_records(spark, frames)
-    union = reduce(DataFrame.unionByName, parts)
+    union = without_fillers(reduce(DataFrame.unionByName, parts))  # as resolve_entities has them
     union = with_blocking_keys([union])[0].localCheckpoint(eager=True)
     other = "l.uid < r.uid" if len(frames) == 1 else "l.source_dataset < r.source_dataset"
     left, right = union.alias("l"), union.alias("r")

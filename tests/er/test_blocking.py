@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from cardlake.er.conflicts import without_fillers
 from cardlake.er.probabilistic import prediction_blocking_rules, with_blocking_keys
 
 COLUMNS = ("uid", "given_name", "surname", "dob", "email_canonical")
@@ -119,10 +120,11 @@ def test_name_led_blocks_keep_pairs_whose_birth_dates_may_be_one_persons(
     assert len(_both(undated.localCheckpoint(eager=True), {"given_name", "surname"})) == 10
 
 
-def test_an_identifier_many_records_hold_is_compared_as_missing(spark: SparkSession) -> None:
+def test_an_identifier_many_records_hold_is_taken_out_before_blocking(spark: SparkSession) -> None:
     # One mailbox on three records of two files (a "no e-mail" filler), another on two, and one
     # birth date on three. Over an identifier limit of two, counted over both files, the
-    # filler is taken out of every record that holds it; the birth date, no identifier, stays.
+    # filler is taken out of every record that holds it and blocks nobody; the birth date, no
+    # identifier, stays and still blocks (its limit is the key blocks' 1,000).
     first = [
         ("f1", "anna", "brown", "1990-05-05", "none@example.com"),
         ("f2", "bruno", "costa", "1990-05-05", "none@example.com"),
@@ -132,10 +134,9 @@ def test_an_identifier_many_records_hold_is_compared_as_missing(spark: SparkSess
         ("s1", "dmitri", "evans", "1990-05-05", "none@example.com"),
         ("s2", "chloe", "dunne", None, "chloe@mail.test"),
     ]
-    out = with_blocking_keys(
-        [_records(spark, first), _records(spark, second)], max_records_per_identifier=2
-    )
-    rows = {r.uid: r for df in out for r in df.collect()}
+    union = _records(spark, first).unionByName(_records(spark, second))
+    [records] = with_blocking_keys([without_fillers(union, max_records=2)])
+    rows = {r.uid: r for r in records.collect()}
     assert {uid: r.email_canonical for uid, r in rows.items()} == {
         "f1": None,
         "f2": None,
@@ -143,12 +144,19 @@ def test_an_identifier_many_records_hold_is_compared_as_missing(spark: SparkSess
         "s1": None,
         "s2": "chloe@mail.test",
     }
-    assert {uid: r.email_canonical_too_common for uid, r in rows.items()} == {
-        "f1": True,
-        "f2": True,
-        "f3": False,
-        "s1": True,
-        "s2": False,
-    }
     assert {r.dob for r in rows.values()} == {"1990-05-05", None}
-    assert not any(r.dob_too_common for r in rows.values())
+    assert not any(r.dob_too_common or r.email_canonical_too_common for r in rows.values())
+    email_block = [
+        rule.get_blocking_rule("spark").blocking_rule_sql
+        for rule in prediction_blocking_rules({"email_canonical"})
+    ]
+    left, right = records.alias("l"), records.alias("r")
+    paired = {
+        (r.a, r.b)
+        for sql in email_block
+        for r in left.crossJoin(right)
+        .where(f"({sql}) AND l.uid < r.uid")
+        .selectExpr("l.uid AS a", "r.uid AS b")
+        .collect()
+    }
+    assert paired == {("f3", "s2")}

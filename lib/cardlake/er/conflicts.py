@@ -3,13 +3,21 @@
 One definition for the matcher's two uses: a shared mailbox is no proof of one person when the
 records conflict (:mod:`cardlake.er.deterministic`), and a cluster is split where links bridged
 records whose birth dates conflict (:mod:`cardlake.er.resolve`). And what makes a shared
-identifier no identity at all: :data:`MAX_RECORDS_PER_IDENTIFIER`.
+identifier no identity at all (:data:`MAX_RECORDS_PER_IDENTIFIER`): :func:`without_fillers`
+takes such values out of the records before either pass sees them.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column
+import logging
+from collections.abc import Mapping
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType
+
+log = logging.getLogger("cardlake.er")
 
 # Two birth dates are one person's when, day and month read either way round (a source that
 # writes dd/MM and one that writes MM/dd), they are at most this many edits apart: a wrong
@@ -27,6 +35,75 @@ GIVEN_NAME_TYPO_EDITS = 2
 # mailbox is a few people's. A filler held by fewer records still passes this test; the
 # conflicts below stop most of what it would join.
 MAX_RECORDS_PER_IDENTIFIER = 100
+# The identifiers a filler is taken out of: one value a record, and a list of keys.
+IDENTIFIERS = ("email_canonical", "phone", "national_id")
+XREF_KEYS = "xref_keys"
+
+
+def without_fillers(
+    records_df: DataFrame, *, max_records: int = MAX_RECORDS_PER_IDENTIFIER
+) -> DataFrame:
+    """``records_df`` with every identifier more than ``max_records`` of its records hold taken
+    out: such a mailbox, phone or national id becomes null, such a cross-reference key leaves
+    ``xref_keys``. The matcher's one treatment of fillers: the deterministic pass, the blocks,
+    the prior and the model all see the records without them. The values stay in the plan,
+    never in a log (counts only). Columns absent from ``records_df`` are skipped."""
+    present = [c for c in (*IDENTIFIERS, XREF_KEYS) if c in records_df.columns]
+    held = {
+        c: v
+        for c, v in over_held_values(records_df, dict.fromkeys(present, max_records)).items()
+        if v
+    }
+    for key, found in sorted(held.items()):
+        log.info(
+            "%s: %d value(s) on more than %d records: fillers, taken out",
+            key,
+            len(found),
+            max_records,
+        )
+
+    def column(name: str) -> Column:
+        if name not in held:
+            return F.col(name)
+        if name == XREF_KEYS:
+            fillers = F.array(*[F.lit(v) for v in held[name]])
+            return F.filter(F.col(name), lambda k: ~F.array_contains(fillers, k)).alias(name)
+        return F.when(~F.col(name).cast("string").isin(held[name]), F.col(name)).alias(name)
+
+    return records_df.select(*[column(c) for c in records_df.columns]) if held else records_df
+
+
+def over_held_values(records_df: DataFrame, limits: Mapping[str, int]) -> dict[str, list[str]]:
+    """Per column of ``limits``, the values (as strings) more records hold than its limit (a
+    list column's elements, each counted once a record). One aggregate over every column at
+    once, whose answer is at most ``rows / limit`` values a column."""
+    common: dict[str, list[str]] = {c: [] for c in limits}
+    if not limits:
+        return common
+    lists = [c for c in limits if isinstance(records_df.schema[c].dataType, ArrayType)]
+    parts = [
+        records_df.select(
+            F.lit(c).alias("key"),
+            F.explode(F.array_distinct(F.col(c).cast("array<string>"))).alias("value"),
+        )
+        for c in lists
+    ]
+    if scalars := [c for c in limits if c not in lists]:
+        pairs = [
+            F.struct(F.lit(c).alias("key"), F.col(c).cast("string").alias("value")) for c in scalars
+        ]
+        parts.append(records_df.select(F.inline(F.array(*pairs))))
+    over = (
+        reduce(DataFrame.unionByName, parts)
+        .where(F.col("value").isNotNull())
+        .groupBy("key", "value")
+        .count()
+        .where(F.col("count") > min(limits.values()))
+    )
+    for row in over.collect():
+        if row["count"] > limits[row["key"]]:
+            common[row["key"]].append(row["value"])
+    return common
 
 
 def birth_dates_apart(a: Column, b: Column) -> Column:
@@ -88,9 +165,8 @@ def two_people_on_one_mailbox_sql(*, with_dob: bool) -> str:
     Narrower than the deterministic pass's test (birth dates *or* given names apart): there a
     doubt sends the pair to the model; here the model's other fields still decide.
     """
-    two_people = (
-        "email_canonical_l = email_canonical_r AND "
-        + given_names_apart_sql("given_name_l", "surname_l", "given_name_r", "surname_r")
+    two_people = "email_canonical_l = email_canonical_r AND " + given_names_apart_sql(
+        "given_name_l", "surname_l", "given_name_r", "surname_r"
     )
     if with_dob:
         two_people += " AND NOT coalesce(dob_l = dob_r, false)"

@@ -7,7 +7,8 @@ evidence for the probabilistic pass, not proof. A mailbox is one account but not
 person (a couple's family mailbox): two records sharing one whose birth dates or given names
 are two people's (:mod:`cardlake.er.conflicts`) are not linked here; the probabilistic pass
 weighs that pair with the rest of the two records. An identifier held by more than
-:data:`~cardlake.er.conflicts.MAX_RECORDS_PER_IDENTIFIER` records is a filler and links nobody.
+:data:`~cardlake.er.conflicts.MAX_RECORDS_PER_IDENTIFIER` records is a filler and links nobody:
+the records come here without it (:func:`cardlake.er.conflicts.without_fillers`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from cardlake.er.conflicts import (
-    MAX_RECORDS_PER_IDENTIFIER,
-    birth_dates_apart,
-    given_names_apart,
-    known,
-)
+from cardlake.er.conflicts import birth_dates_apart, given_names_apart, known
 
 STRONG_IDENTIFIERS = ("xref_keys", "national_id", "email_canonical")
 MAILBOX = "e:"  # the kind prefix of an e-mail key
@@ -54,7 +50,6 @@ def deterministic_edges(
     records_df: DataFrame,
     *,
     link_only: bool = False,
-    max_records: int = MAX_RECORDS_PER_IDENTIFIER,
 ) -> DataFrame:
     """Edges ``(uid_l, uid_r)`` joining every record to the first record sharing a key.
 
@@ -65,9 +60,9 @@ def deterministic_edges(
     pass links those two.
 
     Args:
-        records_df: person records (:data:`cardlake.er.records.PERSON_RECORD_COLUMNS`).
+        records_df: person records (:data:`cardlake.er.records.PERSON_RECORD_COLUMNS`),
+            without fillers (:func:`cardlake.er.conflicts.without_fillers`).
         link_only: use only keys held by records of more than one input dataset.
-        max_records: a key held by more records than this is a filler: no edges.
     """
     keys = strong_keys(records_df)
     groups = (
@@ -78,7 +73,7 @@ def deterministic_edges(
             F.countDistinct("source_dataset").alias("n_datasets"),
             F.count(F.lit(1)).alias("n_records"),
         )
-        .where((F.col("n_records") > 1) & (F.col("n_records") <= max_records))
+        .where(F.col("n_records") > 1)
     )
     if link_only:
         groups = groups.where(F.col("n_datasets") > 1)

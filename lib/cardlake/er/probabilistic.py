@@ -13,11 +13,12 @@ that is entirely null is left out). Every parameter is estimated from the data e
   is trained in at least one of them;
 - term-frequency adjustments on names, birth dates, city and postcode.
 
-The pairs scored are those a block reaches (:func:`prediction_blocking_rules`): an identifier
-held by more than :data:`~cardlake.er.conflicts.MAX_RECORDS_PER_IDENTIFIER` records is a filler,
-compared as missing; a birth date held by more than :data:`MAX_KEY_BLOCK_RECORDS` blocks
-nothing; and the blocks led by a name alone keep only pairs whose birth dates may be one
-person's.
+The pairs scored are those a block reaches (:func:`prediction_blocking_rules`) among records
+without fillers (an identifier held by more than
+:data:`~cardlake.er.conflicts.MAX_RECORDS_PER_IDENTIFIER` records, taken out by
+:func:`cardlake.er.conflicts.without_fillers` before either pass); a birth date held by more
+than :data:`MAX_KEY_BLOCK_RECORDS` records blocks nothing; and the blocks led by a name alone
+keep only pairs whose birth dates may be one person's.
 
 Names are one comparison in which the given name decides (a shared surname is what relatives
 have, not evidence of one person), and birth dates have levels for the errors that turn one
@@ -49,7 +50,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cardlake.er.conflicts import MAX_RECORDS_PER_IDENTIFIER, two_people_on_one_mailbox_sql
+from cardlake.er.conflicts import over_held_values, two_people_on_one_mailbox_sql
 
 log = logging.getLogger(__name__)
 
@@ -542,88 +543,46 @@ _BIRTH_DATES_MAY_AGREE = (
 
 
 # A block on one value holds the records that share it: a person's few, or a family's. An
-# identifier far more records hold is a filler, not an identity (MAX_RECORDS_PER_IDENTIFIER):
-# it is compared as missing, so it neither blocks nor counts as evidence, nor estimates the
-# prior. A birth date many records hold may still be each one's own (the generator's world
-# clips every age under 18 to one date: 3,654 of bench_er's 100,814 records, 6.7 million of its
+# identifier far more records hold is a filler, not an identity: the records come here without
+# it (conflicts.without_fillers), so it neither blocks nor counts as evidence, nor estimates the
+# prior. A value many records hold may still be each one's own (the generator's world clips
+# every age under 18 to one birth date: 3,654 of bench_er's 100,814 records, 6.7 million of its
 # 17 million candidate pairs): past MAX_KEY_BLOCK_RECORDS it blocks nothing, but it is still
 # compared wherever the other blocks meet. A block of 1,000 records is half a million pairs.
-# Every key block's rule names its flag (an identifier's: the value was taken out), as the
-# models saved before identifiers were taken out do.
-IDENTIFIERS = ("email_canonical", "phone", "national_id")
+# Every key block's rule names its flag, as the models saved before do.
 KEY_BLOCKS = ("email_canonical", "phone", "dob", "national_id")
 MAX_KEY_BLOCK_RECORDS = 1000
 _TOO_COMMON = "{}_too_common"
 
 
 def with_blocking_keys(
-    records: Sequence[DataFrame],
-    *,
-    max_key_block_records: int = MAX_KEY_BLOCK_RECORDS,
-    max_records_per_identifier: int = MAX_RECORDS_PER_IDENTIFIER,
+    records: Sequence[DataFrame], *, max_key_block_records: int = MAX_KEY_BLOCK_RECORDS
 ) -> list[DataFrame]:
-    """Each of ``records`` with the blocking keys of :data:`SOUNDS` (null where the name is),
-    its :data:`IDENTIFIERS` null where more than ``max_records_per_identifier`` records of all
-    of ``records`` hold the value, and for each column of :data:`KEY_BLOCKS` it has a flag
-    ``<column>_too_common``: true where the value is over its limit (an identifier's, else
-    ``max_key_block_records``). One Spark job.
+    """Each of ``records`` with the blocking keys of :data:`SOUNDS` (null where the name is)
+    and, for each column of :data:`KEY_BLOCKS` it has, a flag ``<column>_too_common``: true
+    where more than ``max_key_block_records`` records of all of ``records`` hold the value.
+    One Spark job.
     """
     columns = set(records[0].columns)
-    limits = {
-        c: max_records_per_identifier if c in IDENTIFIERS else max_key_block_records
-        for c in KEY_BLOCKS
-        if c in columns
-    }
-    common = _over_held_values(reduce(DataFrame.unionByName, records), limits)
+    limits = {c: max_key_block_records for c in KEY_BLOCKS if c in columns}
+    common = over_held_values(reduce(DataFrame.unionByName, records), limits)
     for key, values in common.items():
         if values:  # the values stay in the plan, never in a log or the saved model
             log.info(
-                "%s: %d value(s) on more than %d records: %s",
-                key,
-                len(values),
-                limits[key],
-                "compared as missing" if key in IDENTIFIERS else "no block",
+                "%s: %d value(s) on more than %d records: no block", key, len(values), limits[key]
             )
 
     def held(col: str) -> Any:
         return F.coalesce(F.col(col).cast("string").isin(common[col]), F.lit(False))
 
-    def column(col: str) -> Any:
-        if col in IDENTIFIERS and common.get(col):
-            return F.when(~held(col), F.col(col)).alias(col)
-        return F.col(col)
-
     return [
         df.select(
-            *[column(c) for c in df.columns],
+            *df.columns,
             *[F.soundex(F.col(name)).alias(key) for key, name in SOUNDS.items()],
             *[held(c).alias(_TOO_COMMON.format(c)) for c in common],
         )
         for df in records
     ]
-
-
-def _over_held_values(records_df: DataFrame, limits: dict[str, int]) -> dict[str, list[str]]:
-    """Per column of ``limits``, the values (as strings) more records hold than its limit: one
-    aggregate over every column at once, whose answer is at most ``rows / limit`` values a
-    column."""
-    common: dict[str, list[str]] = {c: [] for c in limits}
-    if not limits:
-        return common
-    pairs = F.array(
-        *[F.struct(F.lit(c).alias("key"), F.col(c).cast("string").alias("value")) for c in limits]
-    )
-    over = (
-        records_df.select(F.inline(pairs))
-        .where(F.col("value").isNotNull())
-        .groupBy("key", "value")
-        .count()
-        .where(F.col("count") > min(limits.values()))
-    )
-    for row in over.select("key", "value", "count").collect():
-        if row["count"] > limits[row["key"]]:
-            common[row["key"]].append(row["value"])
-    return common
 
 
 def _block(cols: tuple[str, ...]) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cardlake.er.conflicts import birth_dates_apart
+from cardlake.er.conflicts import birth_dates_apart, without_fillers
 from cardlake.er.deterministic import deterministic_edges
 from cardlake.er.graph import DEFAULT_MAX_ITERATIONS, connected_components, split_conflicting
 from cardlake.er.probabilistic import (
@@ -107,8 +107,7 @@ def resolve_entities(
     """
     settings = settings or ResolverSettings()
     link_only = len(records) == 2
-    union = reduce(DataFrame.unionByName, records)
-    union = union.localCheckpoint(eager=True)
+    union = without_fillers(reduce(DataFrame.unionByName, records)).localCheckpoint(eager=True)
     inputs = (
         [union]
         if not link_only
@@ -192,6 +191,8 @@ def match_new_records(
         ``(uid_l, uid_r, match_probability, method)``, every edge touching a new record.
     """
     settings = settings or ModelSettings()
+    # Fillers counted over every record, known and new, as the full pass counts them.
+    records_df = without_fillers(records_df).localCheckpoint(eager=True)
     new_uids = records_df.where(F.col(NEW_FLAG)).select("uid")
 
     def touching_new(edges: DataFrame) -> DataFrame:
