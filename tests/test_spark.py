@@ -15,6 +15,8 @@ from pyspark.sql import SparkSession
 from cardlake.config import load_config
 from cardlake.spark import JavaError, find_java, profile_settings
 
+OPTIONS = "spark.driver.extraJavaOptions"
+
 
 def fake_java(tmp_path: Path, version_line: str) -> Path:
     home = tmp_path / "jdk"
@@ -105,6 +107,25 @@ def test_packages_from_spark_conf_come_beside_the_connector() -> None:
     )
     packages = profile_settings(cfg)["spark.jars.packages"].split(",")
     assert packages == ["io.delta:delta-spark_4.1_2.13:4.4.0", "org.example:extra_2.13:1.0"]
+
+
+def test_a_local_driver_gets_a_bigger_code_cache_and_the_configs_own_options_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for profile in ("local", "large", "test"):
+        cfg = load_config("test", overrides={"spark.profile": profile})
+        assert "-XX:ReservedCodeCacheSize=512m" in profile_settings(cfg)[OPTIONS].split()
+    # The config's own driver options are kept beside it, after it: the JVM takes the last.
+    mine = "-XX:ReservedCodeCacheSize=300m -Dmine=1"
+    cfg = load_config("test", overrides={"spark.conf": {OPTIONS: mine}})
+    options = profile_settings(cfg)[OPTIONS].split()
+    assert options.index("-XX:ReservedCodeCacheSize=512m") < options.index(
+        "-XX:ReservedCodeCacheSize=300m"
+    )
+    assert "-Dmine=1" in options
+    # A cluster's driver is started by spark-submit there, with the cluster's options.
+    monkeypatch.setenv("CARDLAKE_LAKE_ROOT", "hdfs://nn/lake")
+    assert "ReservedCodeCacheSize" not in profile_settings(load_config("cluster")).get(OPTIONS, "")
 
 
 def test_the_pinned_coordinates_match_the_installed_pyspark_and_delta_spark() -> None:
