@@ -126,10 +126,11 @@ _PROFILES: dict[str, dict[str, str]] = {
 # machine. A `make run` compiles ~100,000 methods (Spark's planner, Delta, MLlib and the
 # classes Spark generates per query), and the JVM's default 240 MB (half of it for code still
 # being profiled) had that half full 90 s into the run and near full to its end (JFR's
-# jdk.CodeCacheStatistics, 2026-12-07: 3.3 MB of 117 MB free). At 512 MB it keeps 170 MB free;
-# `make run` on this two-core machine, pipeline 451.5 and 457.1 s -> 420.1 s (with JFR on,
-# 475.7 -> 444.0 s; JIT compile time 438 -> 410 s). Reserved address space, filled only as
-# code is compiled.
+# jdk.CodeCacheStatistics, 2026-12-07: 3.3 MB of 117 MB free). At 512 MB it keeps 170 MB free
+# and the JIT's compile time was 438 -> 410 s; `make run`'s wall time moved inside this
+# two-core machine's noise (pipeline 451.5 and 457.1 s without, 420.1 and 477.1 s with). Kept
+# because a full segment makes the JVM flush and compile again, worst in the longest JVMs (a
+# test session lives 40 minutes). Reserved address space, filled only as code is compiled.
 _DRIVER_JAVA_OPTIONS = "-XX:ReservedCodeCacheSize=512m"
 _LOCAL_DRIVER_PROFILES = ("local", "large", "test")
 DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
