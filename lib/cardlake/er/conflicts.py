@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType
 
-log = logging.getLogger("cardlake.er")
+log = logging.getLogger(__name__)
 
 # Two birth dates are one person's when, day and month read either way round (a source that
 # writes dd/MM and one that writes MM/dd), they are at most this many edits apart: a wrong
