@@ -54,14 +54,20 @@ def test_a_cluster_driver_never_gets_this_machines_archive(
 
 
 def test_the_streams_own_jvm_options_and_the_archive_both_reach_the_driver(
-    archive_dir: Path,
+    archive_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(LOG_FILE_VAR, str(archive_dir / "run.log"))
     path = class_archive.archive_path()
     path.write_bytes(b"archive")
     cfg = session_config(load_config("test"), StreamSettings())
     options = profile_settings(cfg)[OPTIONS].split()
     assert set(STREAM_JAVA_OPTIONS.split()) <= set(options)
     assert "-XX:ReservedCodeCacheSize=240m" in options  # C1 alone would leave it 48 MB
+    # The stream's cache size comes after the profile's, so the JVM takes the stream's.
+    assert options.index("-XX:ReservedCodeCacheSize=240m") > options.index(
+        "-XX:ReservedCodeCacheSize=512m"
+    )
+    assert options.count(f"-Dcardlake.log.file={archive_dir / 'run.log'}") == 1
     assert f"-XX:SharedArchiveFile={path}" in options
 
 

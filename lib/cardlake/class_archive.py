@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cardlake.spark import find_java
+from cardlake.spark import DRIVER_OPTIONS, find_java
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 SWITCH_VAR = "CARDLAKE_CLASS_ARCHIVE"
 DIR_VAR = "CARDLAKE_CLASS_ARCHIVE_DIR"
-DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
 _QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 BUILD_TIMEOUT_S = 900
 

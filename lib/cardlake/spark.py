@@ -131,9 +131,9 @@ _PROFILES: dict[str, dict[str, str]] = {
 # two-core machine's noise (pipeline 451.5 and 457.1 s without, 420.1 and 477.1 s with). Kept
 # because a full segment makes the JVM flush and compile again, worst in the longest JVMs (a
 # test session lives 40 minutes). Reserved address space, filled only as code is compiled.
-_DRIVER_JAVA_OPTIONS = "-XX:ReservedCodeCacheSize=512m"
+_LOCAL_DRIVER_JAVA_OPTIONS = "-XX:ReservedCodeCacheSize=512m"
 _LOCAL_DRIVER_PROFILES = ("local", "large", "test")
-DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
+DRIVER_OPTIONS = "spark.driver.extraJavaOptions"  # one setting holds all the driver's options
 
 # Every profile: the same instants everywhere, Parquet that any Delta reader understands.
 _COMMON = {
@@ -239,7 +239,7 @@ def profile_settings(cfg: Config) -> dict[str, str]:
     extra = {k: str(v) for k, v in cfg.spark.conf.items()}
     # The driver's JVM options add up, the config's last (a later option wins in the JVM).
     driver_options = [
-        _DRIVER_JAVA_OPTIONS if cfg.spark.profile in _LOCAL_DRIVER_PROFILES else "",
+        _LOCAL_DRIVER_JAVA_OPTIONS if cfg.spark.profile in _LOCAL_DRIVER_PROFILES else "",
         jvm_log_settings().get(DRIVER_OPTIONS, ""),
         extra.pop(DRIVER_OPTIONS, ""),
     ]

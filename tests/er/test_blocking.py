@@ -146,17 +146,4 @@ def test_an_identifier_many_records_hold_is_taken_out_before_blocking(spark: Spa
     }
     assert {r.dob for r in rows.values()} == {"1990-05-05", None}
     assert not any(r.dob_too_common or r.email_canonical_too_common for r in rows.values())
-    email_block = [
-        rule.get_blocking_rule("spark").blocking_rule_sql
-        for rule in prediction_blocking_rules({"email_canonical"})
-    ]
-    left, right = records.alias("l"), records.alias("r")
-    paired = {
-        (r.a, r.b)
-        for sql in email_block
-        for r in left.crossJoin(right)
-        .where(f"({sql}) AND l.uid < r.uid")
-        .selectExpr("l.uid AS a", "r.uid AS b")
-        .collect()
-    }
-    assert paired == {("f3", "s2")}
+    assert _pairs_spark(records, {"email_canonical"}) == {("f3", "s2")}

@@ -43,6 +43,7 @@ from pyspark.sql import functions as F
 
 from cardlake.config import Config, is_object_store, local_path
 from cardlake.errors import JobFailed
+from cardlake.spark import DRIVER_OPTIONS
 from cardlake.stream import events as E
 from cardlake.stream.velocity import (
     OUTPUT_SCHEMA,
@@ -138,7 +139,6 @@ STREAM_SPARK_CONF = {
 # Kafka's and Delta's classes filled (2026-12-06, `make test`: "Out of space in CodeCache for
 # adapters", the job died): the cache keeps the default size.
 STREAM_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
-_DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 
 
 @dataclass(frozen=True)
@@ -206,17 +206,11 @@ def session_config(cfg: Config, settings: StreamSettings) -> Config:
     """``cfg`` with the stream's session settings (:data:`STREAM_SPARK_CONF`, under any
     ``spark.conf`` of the config), the driver's :data:`STREAM_JAVA_OPTIONS` and Spark's Kafka
     source among the packages (Kafka only)."""
-    from cardlake.console import jvm_log_settings
-
     conf = {**STREAM_SPARK_CONF, **cfg.spark.conf}
-    # One setting holds all the driver's options: the run's log file's (which the config's
-    # would replace), the config's, the stream's.
-    options = [
-        jvm_log_settings().get(_DRIVER_JAVA_OPTIONS, ""),
-        str(cfg.spark.conf.get(_DRIVER_JAVA_OPTIONS, "")),
-        STREAM_JAVA_OPTIONS,
-    ]
-    conf[_DRIVER_JAVA_OPTIONS] = " ".join(o for o in options if o)
+    # After the config's own driver options: profile_settings puts the profile's and the run
+    # log's before them, and the JVM takes the last of an option.
+    options = [str(cfg.spark.conf.get(DRIVER_OPTIONS, "")), STREAM_JAVA_OPTIONS]
+    conf[DRIVER_OPTIONS] = " ".join(o for o in options if o)
     if settings.source == "kafka":
         wanted = [p for p in str(conf.get("spark.jars.packages", "")).split(",") if p]
         conf["spark.jars.packages"] = ",".join(dict.fromkeys([*wanted, KAFKA_PACKAGE]))
